@@ -1,0 +1,655 @@
+//! C2SP tlog-tiles addressing (<https://c2sp.org/tlog-tiles>).
+//!
+//! A tile at level `L` holds up to 256 consecutive hashes of tree level
+//! `8·L`; the seven levels between two tile rows are recomputed from the row
+//! below. This module maps tree nodes to tiles, encodes and parses tile and
+//! entry-bundle paths, computes which tiles a proof needs, and adapts a tile
+//! source into a [`HashReader`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::hash::{HASH_SIZE, Hash};
+use crate::proof::HashReader;
+use crate::tree::{LeafRange, NodeId, consistency_ranges, inclusion_ranges, perfect_subtree_hash};
+
+/// Tree levels covered by one tile row.
+pub const TILE_HEIGHT: u8 = 8;
+/// Hashes in a full tile.
+pub const TILE_WIDTH: u16 = 256;
+/// Highest tile level the path grammar allows.
+pub const MAX_TILE_LEVEL: u8 = 63;
+
+/// A tile of the hash tree: `width` hashes of tree level `8·level`, starting
+/// at hash `index·256` of that level. `width < 256` marks a partial tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TileId {
+    pub level: u8,
+    pub index: u64,
+    pub width: u16,
+}
+
+/// Where one node's hash lives: a tile, and the run of `count` row hashes
+/// starting at `offset` whose perfect-subtree hash is the node's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileSlot {
+    pub tile: TileId,
+    pub offset: u16,
+    pub count: u16,
+}
+
+/// A parsed path under a tiled log's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TilePath {
+    /// `tile/<L>/<N>[.p/<W>]`
+    Hashes(TileId),
+    /// `tile/entries/<N>[.p/<W>]`: an entry bundle; `width` entries.
+    Entries { index: u64, width: u16 },
+}
+
+/// Why a tile path was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TilePathError {
+    /// Does not start with `tile/`.
+    NotATilePath,
+    /// Level is not a canonical decimal in `0..=63`.
+    BadLevel,
+    /// An index element is not `xNNN` (all but last) or `NNN` (last).
+    BadIndex,
+    /// The index has a redundant leading `x000` element or overflows u64.
+    NonCanonicalIndex,
+    /// Width is not a canonical decimal in `1..=255`.
+    BadWidth,
+    /// Something follows the width, or the path is otherwise malformed.
+    TrailingData,
+}
+
+impl fmt::Display for TilePathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TilePathError::NotATilePath => "path does not start with tile/",
+            TilePathError::BadLevel => {
+                "tile level must be a decimal from 0 to 63 without leading zeros"
+            }
+            TilePathError::BadIndex => {
+                "tile index must be 3-digit path elements, all but the last prefixed with x"
+            }
+            TilePathError::NonCanonicalIndex => "tile index is not canonically encoded",
+            TilePathError::BadWidth => {
+                "partial tile width must be a decimal from 1 to 255 without leading zeros"
+            }
+            TilePathError::TrailingData => "unexpected data after the tile path",
+        })
+    }
+}
+
+impl std::error::Error for TilePathError {}
+
+impl TileId {
+    /// Whether fewer than 256 hashes are present.
+    pub fn is_partial(&self) -> bool {
+        self.width < TILE_WIDTH
+    }
+
+    /// The tile's path, e.g. `tile/0/x001/x234/067.p/8`.
+    pub fn path(&self) -> String {
+        format!(
+            "tile/{}/{}",
+            self.level,
+            encode_index_width(self.index, self.width)
+        )
+    }
+
+    /// Size in bytes of the tile's contents.
+    pub fn byte_len(&self) -> usize {
+        self.width as usize * HASH_SIZE
+    }
+
+    /// The tile at `level` holding row hash `row_index`, as wide as a tree of
+    /// `tree_size` leaves makes it. `None` if that hash is not complete yet.
+    pub fn containing(level: u8, row_index: u64, tree_size: u64) -> Option<TileId> {
+        let index = row_index / TILE_WIDTH as u64;
+        let width = tile_width(level, index, tree_size)?;
+        ((row_index % TILE_WIDTH as u64) < width as u64).then_some(TileId {
+            level,
+            index,
+            width,
+        })
+    }
+}
+
+/// Width of tile `(level, index)` in a tree of `tree_size` leaves, or `None`
+/// if the tile is empty (and so must not exist).
+pub fn tile_width(level: u8, index: u64, tree_size: u64) -> Option<u16> {
+    let shift = u32::from(level) * u32::from(TILE_HEIGHT);
+    let row_len = tree_size.checked_shr(shift).unwrap_or(0);
+    let start = index.checked_mul(TILE_WIDTH as u64)?;
+    let avail = row_len.checked_sub(start).filter(|&w| w > 0)?;
+    Some(avail.min(TILE_WIDTH as u64) as u16)
+}
+
+/// Path of an entry bundle, e.g. `tile/entries/x001/234.p/17`.
+pub fn entries_path(index: u64, width: u16) -> String {
+    format!("tile/entries/{}", encode_index_width(index, width))
+}
+
+/// Encodes a tile index as 3-digit path elements, all but the last prefixed
+/// with `x` (1234067 → `x001/x234/067`).
+pub fn encode_index(index: u64) -> String {
+    let digits = index.to_string();
+    let pad = (3 - digits.len() % 3) % 3;
+    let padded = format!("{}{digits}", "0".repeat(pad));
+    let groups: Vec<&str> = padded
+        .as_bytes()
+        .chunks(3)
+        .map(|c| std::str::from_utf8(c).unwrap_or("000"))
+        .collect();
+    let (last, init) = groups
+        .split_last()
+        .map_or(("000", &[][..]), |(l, i)| (*l, i));
+    let mut out = String::with_capacity(padded.len() + groups.len() * 2);
+    for g in init {
+        out.push('x');
+        out.push_str(g);
+        out.push('/');
+    }
+    out.push_str(last);
+    out
+}
+
+fn encode_index_width(index: u64, width: u16) -> String {
+    if width < TILE_WIDTH {
+        format!("{}.p/{width}", encode_index(index))
+    } else {
+        encode_index(index)
+    }
+}
+
+/// Parses a path relative to a log prefix: `tile/<L>/<N>[.p/<W>]` or
+/// `tile/entries/<N>[.p/<W>]`.
+pub fn parse_tile_path(path: &str) -> Result<TilePath, TilePathError> {
+    let rest = path
+        .strip_prefix("tile/")
+        .ok_or(TilePathError::NotATilePath)?;
+    let (kind, rest) = rest.split_once('/').ok_or(TilePathError::NotATilePath)?;
+    let (index, width) = parse_index_width(rest)?;
+    if kind == "entries" {
+        return Ok(TilePath::Entries { index, width });
+    }
+    let level = parse_canonical_decimal(kind)
+        .filter(|&l| l <= MAX_TILE_LEVEL as u64)
+        .ok_or(TilePathError::BadLevel)? as u8;
+    Ok(TilePath::Hashes(TileId {
+        level,
+        index,
+        width,
+    }))
+}
+
+fn parse_canonical_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_three_digits(s: &str) -> Result<u64, TilePathError> {
+    if s.len() != 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TilePathError::BadIndex);
+    }
+    s.parse().map_err(|_| TilePathError::BadIndex)
+}
+
+fn parse_index_width(s: &str) -> Result<(u64, u16), TilePathError> {
+    let mut index: u64 = 0;
+    let mut parts = s.split('/');
+    let mut first = true;
+    loop {
+        let part = parts.next().ok_or(TilePathError::BadIndex)?;
+        if let Some(group) = part.strip_prefix('x') {
+            let g = parse_three_digits(group)?;
+            if first && g == 0 {
+                return Err(TilePathError::NonCanonicalIndex);
+            }
+            index = push_group(index, g)?;
+            first = false;
+            continue;
+        }
+        let (last, partial) = match part.strip_suffix(".p") {
+            Some(l) => (l, true),
+            None => (part, false),
+        };
+        index = push_group(index, parse_three_digits(last)?)?;
+        let width = if partial {
+            let w = parts.next().ok_or(TilePathError::BadWidth)?;
+            parse_canonical_decimal(w)
+                .filter(|w| (1..TILE_WIDTH as u64).contains(w))
+                .ok_or(TilePathError::BadWidth)? as u16
+        } else {
+            TILE_WIDTH
+        };
+        if parts.next().is_some() {
+            return Err(TilePathError::TrailingData);
+        }
+        return Ok((index, width));
+    }
+}
+
+fn push_group(index: u64, group: u64) -> Result<u64, TilePathError> {
+    index
+        .checked_mul(1000)
+        .and_then(|i| i.checked_add(group))
+        .ok_or(TilePathError::NonCanonicalIndex)
+}
+
+/// The tile and slot holding `node`'s hash in a tree of `tree_size` leaves,
+/// or `None` if the node is not complete at that size.
+pub fn tile_for_node(node: NodeId, tree_size: u64) -> Option<TileSlot> {
+    if !node.is_complete_in(tree_size) {
+        return None;
+    }
+    let level = node.level / TILE_HEIGHT;
+    let sub = node.level % TILE_HEIGHT;
+    let row_start = node.index << sub;
+    let tile = TileId::containing(level, row_start, tree_size)?;
+    Some(TileSlot {
+        tile,
+        offset: (row_start % TILE_WIDTH as u64) as u16,
+        count: 1 << sub,
+    })
+}
+
+/// The distinct tiles needed to read `nodes` at `tree_size`, sorted.
+/// Nodes not complete at that size are skipped.
+pub fn tiles_for_nodes(nodes: &[NodeId], tree_size: u64) -> Vec<TileId> {
+    let mut tiles: Vec<TileId> = nodes
+        .iter()
+        .filter_map(|&n| tile_for_node(n, tree_size))
+        .map(|s| s.tile)
+        .collect();
+    tiles.sort_unstable();
+    tiles.dedup();
+    tiles
+}
+
+fn nodes_of(ranges: &[LeafRange]) -> Vec<NodeId> {
+    ranges.iter().flat_map(|r| r.nodes()).collect()
+}
+
+/// Tiles a client fetches to build the inclusion proof of `index` at `size`.
+pub fn inclusion_proof_tiles(index: u64, size: u64) -> Vec<TileId> {
+    if index >= size {
+        return Vec::new();
+    }
+    let mut nodes = nodes_of(&inclusion_ranges(index, size));
+    nodes.push(NodeId::new(0, index));
+    tiles_for_nodes(&nodes, size)
+}
+
+/// Tiles a client fetches to build the consistency proof from `old` to `new`.
+pub fn consistency_proof_tiles(old: u64, new: u64) -> Vec<TileId> {
+    if old == 0 || old > new {
+        return Vec::new();
+    }
+    tiles_for_nodes(&nodes_of(&consistency_ranges(old, new)), new)
+}
+
+/// Why tile contents could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TileDataError {
+    /// The contents are not `width × 32` bytes.
+    WrongLength {
+        tile: TileId,
+        expected: usize,
+        got: usize,
+    },
+    /// The slot lies outside the tile.
+    SlotOutOfRange(TileSlot),
+}
+
+impl fmt::Display for TileDataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TileDataError::WrongLength {
+                tile,
+                expected,
+                got,
+            } => {
+                write!(f, "{} has {got} bytes, expected {expected}", tile.path())
+            }
+            TileDataError::SlotOutOfRange(s) => write!(
+                f,
+                "slot {}+{} lies outside {}",
+                s.offset,
+                s.count,
+                s.tile.path()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TileDataError {}
+
+/// Computes a node's hash from the contents of the tile its slot names.
+pub fn hash_from_tile(tile_data: &[u8], slot: TileSlot) -> Result<Hash, TileDataError> {
+    let expected = slot.tile.byte_len();
+    if tile_data.len() != expected {
+        return Err(TileDataError::WrongLength {
+            tile: slot.tile,
+            expected,
+            got: tile_data.len(),
+        });
+    }
+    let begin = slot.offset as usize * HASH_SIZE;
+    let end = begin + slot.count as usize * HASH_SIZE;
+    let run = tile_data
+        .get(begin..end)
+        .ok_or(TileDataError::SlotOutOfRange(slot))?;
+    let row: Vec<Hash> = run
+        .chunks_exact(HASH_SIZE)
+        .map(|c| {
+            let mut h = [0u8; HASH_SIZE];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect();
+    perfect_subtree_hash(&row).ok_or(TileDataError::SlotOutOfRange(slot))
+}
+
+/// A source of tile contents (a store, an HTTP client, a directory).
+pub trait TileReader {
+    type Error;
+
+    /// Returns the contents of each tile, in order.
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, Self::Error>;
+}
+
+/// Error of a [`TiledHashReader`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum TiledReadError<E> {
+    /// A requested node is not complete at the reader's tree size.
+    NodeNotInTree(NodeId),
+    /// The tile source returned the wrong number of tiles.
+    ShortRead,
+    /// The tile contents were unusable.
+    Data(TileDataError),
+    /// The tile source failed.
+    Source(E),
+}
+
+impl<E: fmt::Display> fmt::Display for TiledReadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TiledReadError::NodeNotInTree(n) => write!(f, "node {n:?} is not in the tree"),
+            TiledReadError::ShortRead => write!(f, "tile source returned too few tiles"),
+            TiledReadError::Data(e) => write!(f, "{e}"),
+            TiledReadError::Source(e) => write!(f, "reading tiles: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for TiledReadError<E> {}
+
+/// Serves node hashes for a tree of `tree_size` leaves from tiles, reading
+/// each needed tile once per batch.
+pub struct TiledHashReader<R> {
+    pub tiles: R,
+    pub tree_size: u64,
+}
+
+impl<R: TileReader> HashReader for TiledHashReader<R> {
+    type Error = TiledReadError<R::Error>;
+
+    fn read_hashes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, Self::Error> {
+        let slots: Vec<TileSlot> = nodes
+            .iter()
+            .map(|&n| tile_for_node(n, self.tree_size).ok_or(TiledReadError::NodeNotInTree(n)))
+            .collect::<Result<_, _>>()?;
+        let mut wanted: Vec<TileId> = slots.iter().map(|s| s.tile).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let data = self
+            .tiles
+            .read_tiles(&wanted)
+            .map_err(TiledReadError::Source)?;
+        if data.len() != wanted.len() {
+            return Err(TiledReadError::ShortRead);
+        }
+        let by_tile: BTreeMap<TileId, Vec<u8>> = wanted.into_iter().zip(data).collect();
+        slots
+            .iter()
+            .map(|s| {
+                let tile = by_tile.get(&s.tile).ok_or(TiledReadError::ShortRead)?;
+                hash_from_tile(tile, *s).map_err(TiledReadError::Data)
+            })
+            .collect()
+    }
+}
+
+/// Why an entry bundle was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BundleError {
+    /// An entry is longer than the 65,535 bytes a uint16 length allows.
+    EntryTooLong(usize),
+    /// The bundle ends inside a length prefix or an entry.
+    Truncated,
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::EntryTooLong(n) => write!(f, "entry of {n} bytes exceeds 65535"),
+            BundleError::Truncated => write!(f, "entry bundle is truncated"),
+        }
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+/// Encodes entries as a bundle: each a big-endian uint16 length, then bytes.
+pub fn encode_entry_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Result<Vec<u8>, BundleError> {
+    let total: usize = entries.iter().map(|e| 2 + e.as_ref().len()).sum();
+    let mut out = Vec::with_capacity(total);
+    for e in entries {
+        let e = e.as_ref();
+        let len = u16::try_from(e.len()).map_err(|_| BundleError::EntryTooLong(e.len()))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(e);
+    }
+    Ok(out)
+}
+
+/// Splits an entry bundle into its entries.
+pub fn parse_entry_bundle(mut data: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let (len, rest) = data
+            .split_first_chunk::<2>()
+            .ok_or(BundleError::Truncated)?;
+        let len = u16::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(BundleError::Truncated);
+        }
+        let (entry, rest) = rest.split_at(len);
+        out.push(entry);
+        data = rest;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_encoding_matches_spec_example() {
+        assert_eq!(encode_index(1234067), "x001/x234/067");
+        assert_eq!(encode_index(0), "000");
+        assert_eq!(encode_index(999), "999");
+        assert_eq!(encode_index(1000), "x001/000");
+        assert_eq!(encode_index(u64::MAX), "x018/x446/x744/x073/x709/x551/615");
+    }
+
+    #[test]
+    fn paths_round_trip() {
+        let t = TileId {
+            level: 1,
+            index: 1234067,
+            width: 17,
+        };
+        assert_eq!(t.path(), "tile/1/x001/x234/067.p/17");
+        assert_eq!(parse_tile_path(&t.path()), Ok(TilePath::Hashes(t)));
+        let full = TileId {
+            level: 0,
+            index: 5,
+            width: 256,
+        };
+        assert_eq!(full.path(), "tile/0/005");
+        assert_eq!(parse_tile_path("tile/0/005"), Ok(TilePath::Hashes(full)));
+        assert_eq!(entries_path(1000, 3), "tile/entries/x001/000.p/3");
+        assert_eq!(
+            parse_tile_path("tile/entries/x001/000.p/3"),
+            Ok(TilePath::Entries {
+                index: 1000,
+                width: 3
+            })
+        );
+        for i in [0, 1, 999, 1000, 123_456_789, u64::MAX] {
+            let p = TileId {
+                level: 63,
+                index: i,
+                width: 256,
+            }
+            .path();
+            assert_eq!(
+                parse_tile_path(&p),
+                Ok(TilePath::Hashes(TileId {
+                    level: 63,
+                    index: i,
+                    width: 256
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_rejected() {
+        use TilePathError::*;
+        let cases = [
+            ("tiles/0/000", NotATilePath),
+            ("tile/", NotATilePath),
+            ("tile/00/000", BadLevel),
+            ("tile/64/000", BadLevel),
+            ("tile/-1/000", BadLevel),
+            ("tile/0/00", BadIndex),
+            ("tile/0/0000", BadIndex),
+            ("tile/0/x01/000", BadIndex),
+            ("tile/0/001/000", TrailingData),
+            ("tile/0/x000/001", NonCanonicalIndex),
+            (
+                "tile/0/x999/x999/x999/x999/x999/x999/999",
+                NonCanonicalIndex,
+            ),
+            ("tile/0/000.p/0", BadWidth),
+            ("tile/0/000.p/256", BadWidth),
+            ("tile/0/000.p/07", BadWidth),
+            ("tile/0/000.p", BadWidth),
+            ("tile/0/000/", TrailingData),
+            ("tile/0/000.p/5/6", TrailingData),
+            ("tile/0/x001", BadIndex),
+        ];
+        for (p, want) in cases {
+            assert_eq!(parse_tile_path(p), Err(want), "{p}");
+        }
+    }
+
+    #[test]
+    fn widths_follow_spec_example() {
+        // A tree of size 70,000: 273 full level-0 tiles, one of width 112,
+        // one full level-1 tile, one of width 17, one level-2 tile of width 1.
+        assert_eq!(tile_width(0, 272, 70_000), Some(256));
+        assert_eq!(tile_width(0, 273, 70_000), Some(112));
+        assert_eq!(tile_width(0, 274, 70_000), None);
+        assert_eq!(tile_width(1, 0, 70_000), Some(256));
+        assert_eq!(tile_width(1, 1, 70_000), Some(17));
+        assert_eq!(tile_width(2, 0, 70_000), Some(1));
+        assert_eq!(tile_width(3, 0, 70_000), None);
+        // Size 256: a full level-0 tile and a level-1 tile of width 1.
+        assert_eq!(tile_width(0, 0, 256), Some(256));
+        assert_eq!(tile_width(1, 0, 256), Some(1));
+        assert_eq!(tile_width(7, 0, u64::MAX), Some(255));
+        assert_eq!(tile_width(8, 0, u64::MAX), None);
+    }
+
+    #[test]
+    fn nodes_map_to_slots() {
+        // Level-3 node 40 covers row-0 hashes 320..328: tile 0/1, offset 64.
+        let s = tile_for_node(NodeId::new(3, 40), 1000).unwrap();
+        assert_eq!(
+            s.tile,
+            TileId {
+                level: 0,
+                index: 1,
+                width: 256
+            }
+        );
+        assert_eq!((s.offset, s.count), (64, 8));
+        // Level-9 node 0 covers level-8 hashes 0..2: tile 1/0, partial at 1000 leaves.
+        let s = tile_for_node(NodeId::new(9, 0), 1000).unwrap();
+        assert_eq!(
+            s.tile,
+            TileId {
+                level: 1,
+                index: 0,
+                width: 3
+            }
+        );
+        assert_eq!((s.offset, s.count), (0, 2));
+        assert!(tile_for_node(NodeId::new(9, 1), 1000).is_none());
+        assert!(tile_for_node(NodeId::new(0, 1000), 1000).is_none());
+    }
+
+    #[test]
+    fn bundles_round_trip_and_reject_truncation() {
+        let entries: Vec<&[u8]> = vec![b"", b"a", &[7u8; 300]];
+        let b = encode_entry_bundle(&entries).unwrap();
+        assert_eq!(parse_entry_bundle(&b).unwrap(), entries);
+        assert_eq!(
+            parse_entry_bundle(&b[..b.len() - 1]),
+            Err(BundleError::Truncated)
+        );
+        assert_eq!(parse_entry_bundle(&[0]), Err(BundleError::Truncated));
+        assert_eq!(
+            encode_entry_bundle(&[vec![0u8; 65_536]]),
+            Err(BundleError::EntryTooLong(65_536))
+        );
+    }
+
+    #[test]
+    fn hash_from_tile_checks_lengths() {
+        let tile = TileId {
+            level: 0,
+            index: 0,
+            width: 2,
+        };
+        let slot = TileSlot {
+            tile,
+            offset: 0,
+            count: 2,
+        };
+        assert!(matches!(
+            hash_from_tile(&[0; 63], slot),
+            Err(TileDataError::WrongLength { .. })
+        ));
+        let bad = TileSlot {
+            tile,
+            offset: 1,
+            count: 2,
+        };
+        assert_eq!(
+            hash_from_tile(&[0; 64], bad),
+            Err(TileDataError::SlotOutOfRange(bad))
+        );
+    }
+}

@@ -35,3 +35,8 @@ pub use verify::{
     VerifyError, consistency_proof_len, inclusion_proof_len, root_from_inclusion_proof,
     verify_consistency, verify_inclusion,
 };
+
+/// Keeps the README's example compiling and correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

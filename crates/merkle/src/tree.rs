@@ -52,9 +52,10 @@ pub struct LeafRange {
 impl LeafRange {
     /// The perfect subtrees covering this range, left to right.
     pub fn nodes(self) -> Vec<NodeId> {
-        let mut out = Vec::with_capacity((self.end - self.begin).count_ones() as usize);
+        let mut out = Vec::with_capacity(self.end.saturating_sub(self.begin).count_ones() as usize);
         let mut pos = self.begin;
-        let mut len = self.end - self.begin;
+        // An inverted range is empty rather than a wrap-around.
+        let mut len = self.end.saturating_sub(self.begin);
         while len > 0 {
             let level = 63 - len.leading_zeros();
             out.push(NodeId::new(level as u8, pos >> level));
@@ -99,9 +100,12 @@ pub fn inclusion_ranges(index: u64, size: u64) -> Vec<LeafRange> {
 
 /// Leaf ranges whose hashes form the consistency proof from `old_size` to
 /// `new_size`, in proof order: RFC 6962 §2.1.2 `PROOF(m, D[n])`.
-/// The caller checks `0 < old_size <= new_size`.
+/// Empty unless `0 < old_size < new_size`.
 pub fn consistency_ranges(old_size: u64, new_size: u64) -> Vec<LeafRange> {
     let mut out = Vec::new();
+    if old_size == 0 || old_size >= new_size {
+        return out;
+    }
     let (mut lo, mut hi) = (0u64, new_size);
     // `complete` is SUBPROOF's flag b: true while the old tree is still a
     // left-edge subtree whose hash the verifier already knows.
@@ -231,6 +235,10 @@ mod tests {
             ]
         );
         assert!(consistency_ranges(5, 5).is_empty());
+        assert!(consistency_ranges(0, 5).is_empty());
+        assert!(consistency_ranges(6, 5).is_empty());
+        assert!(LeafRange { begin: 9, end: 3 }.nodes().is_empty());
+        assert!(inclusion_ranges(0, 0).is_empty());
     }
 
     #[test]

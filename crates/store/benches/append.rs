@@ -1,0 +1,481 @@
+//! Durable append throughput of `SqliteStore`, against a raw-SQLite baseline
+//! writing the same rows into the same tables in the same run.
+//!
+//! Workload: 1 KiB inline payloads, two labels each, ~300-byte JSON leaf
+//! data, 32-byte sha256 and dedup keys, UUIDv7-shaped ids, and the tiles a
+//! sequencer writes per batch (built with `CompactRange` beforehand; hashing
+//! is the sequencer's cost, not the store's). Every batch is one durable
+//! transaction (WAL, `synchronous=FULL`) into a fresh database.
+//!
+//! The baseline opens the same file layout (schema created by
+//! `SqliteStore::open`, then closed), applies the same PRAGMAs and inserts
+//! the same records and labels with prepared statements, one transaction
+//! per batch, with no checks, no tree size and no tiles. (It writes the
+//! same `records.labels` JSON column, so the rows are byte-identical.)
+//!
+//! Environment: `EVAULT_BENCH_RECORDS` (default 200000),
+//! `EVAULT_BENCH_BATCHES` (default `1000,10000`), `EVAULT_BENCH_ROUNDS`
+//! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
+//! temporary databases go; default the system temp dir),
+//! `EVAULT_BENCH_ONLY=evault` (the store alone, for profiling),
+//! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
+//! each run, to measure a store that already holds data; B-tree indexes on
+//! random keys, like the dedup key, get slower as they grow).
+//!
+//! Machine-readable lines start with `RESULT` for bench/store.sh.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::TileBuilder;
+use evault_merkle::tiles::TileId;
+use evault_merkle::{Hash, leaf_hash};
+use evault_store::{AppendBatch, EvidenceRow, Payload, SqliteStore, Store};
+use rusqlite::{Connection, params};
+
+const PAYLOAD_SIZE: usize = 1024;
+const T0: i64 = 1_760_000_000_000;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64*: deterministic bytes that do not compress.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    fn hash(&mut self) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        self.fill(&mut h);
+        h
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Records `start..start + n`; `seed` makes keys and payloads distinct
+/// between calls.
+fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd));
+    (start..start + n)
+        .map(|i| {
+            let ingested_at_ms = T0 + (i / 50) as i64;
+            let id = common::uuid(ingested_at_ms as u64, rng.next());
+            let mut payload = vec![0u8; PAYLOAD_SIZE];
+            rng.fill(&mut payload);
+            let sha256 = rng.hash();
+            let dedup_key = rng.hash();
+            let mut labels = BTreeMap::new();
+            labels.insert("case".to_owned(), format!("case-{:05}", i % 5000));
+            labels.insert("source".to_owned(), format!("scanner-{}", i % 7));
+            let content_type = if i % 3 == 0 {
+                "application/pdf"
+            } else {
+                "application/json"
+            };
+            // Canonical-JSON-shaped metadata, ~300 bytes.
+            let leaf_data = format!(
+                concat!(
+                    "{{\"content_type\":\"{}\",\"id\":\"{}\",\"ingested_at_ms\":{},",
+                    "\"ingested_by\":\"svc-ingest@example.com\",\"labels\":{{\"case\":\"{}\",",
+                    "\"source\":\"{}\"}},\"sha256\":\"{}\",\"size\":{},\"v\":1}}"
+                ),
+                content_type,
+                id,
+                ingested_at_ms,
+                labels["case"],
+                labels["source"],
+                hex(&sha256),
+                PAYLOAD_SIZE
+            )
+            .into_bytes();
+            EvidenceRow {
+                leaf_index: i,
+                id,
+                content_type: content_type.to_owned(),
+                sha256,
+                size: PAYLOAD_SIZE as u64,
+                labels,
+                ingested_at_ms,
+                ingested_by: "svc-ingest@example.com".to_owned(),
+                idempotency_key: (i % 4 == 0).then(|| format!("req-{i:010}")),
+                dedup_key,
+                leaf_data,
+                payload: Payload::Inline(payload),
+            }
+        })
+        .collect()
+}
+
+type Tiles = Vec<(TileId, Vec<u8>)>;
+
+/// The tiles a sequencer writes with each batch of `batch` records, from
+/// the tree state `tb`.
+fn plan_tiles(mut tb: TileBuilder, rows: &[EvidenceRow], batch: usize) -> Vec<Tiles> {
+    rows.chunks(batch)
+        .map(|chunk| {
+            let leaves: Vec<Hash> = chunk.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+            tb.push(&leaves)
+        })
+        .collect()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    match std::env::var_os("EVAULT_BENCH_DIR") {
+        Some(d) => {
+            std::fs::create_dir_all(&d).ok();
+            tempfile::tempdir_in(d).expect("temp dir")
+        }
+        None => tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+/// Records appended (untimed) before the timed run, to measure a store that
+/// already holds data: `EVAULT_BENCH_PRELOAD` records in chunks of 50,000.
+struct Preload {
+    chunks: Vec<(u64, u64)>,
+    tiles: Vec<Tiles>,
+    /// Tree state after the preload, for planning the timed batches.
+    builder: TileBuilder,
+}
+
+const PRELOAD_CHUNK: u64 = 50_000;
+const PRELOAD_SEED: u64 = 1;
+
+impl Preload {
+    fn new(count: u64) -> Self {
+        let mut builder = TileBuilder::new();
+        let mut chunks = Vec::new();
+        let mut tiles = Vec::new();
+        let mut start = 0;
+        while start < count {
+            let n = PRELOAD_CHUNK.min(count - start);
+            let rows = make_rows(start, n, PRELOAD_SEED + start);
+            let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+            tiles.push(builder.push(&leaves));
+            chunks.push((start, n));
+            start += n;
+        }
+        Preload {
+            chunks,
+            tiles,
+            builder,
+        }
+    }
+
+    fn rows(&self) -> impl Iterator<Item = Vec<EvidenceRow>> + '_ {
+        self.chunks
+            .iter()
+            .map(|&(start, n)| make_rows(start, n, PRELOAD_SEED + start))
+    }
+}
+
+/// Bytes this process has passed to write(2)-family calls (Linux), to show
+/// how much SQLite writes (WAL frames, checkpoints) per record.
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One timed run: how long, and how many bytes were written meanwhile.
+struct Run {
+    took: Duration,
+    written: Option<u64>,
+}
+
+fn run_store(pre: &Preload, rows: &[EvidenceRow], batch: usize, tiles: &[Tiles]) -> Run {
+    let dir = bench_dir();
+    let path = dir.path().join("evault.db");
+    let store = SqliteStore::open(&path).expect("open");
+    for (chunk, t) in pre.rows().zip(&pre.tiles) {
+        store
+            .append(&AppendBatch {
+                old_size: chunk[0].leaf_index,
+                records: &chunk,
+                tiles: t,
+            })
+            .expect("preload");
+    }
+    let w0 = written_bytes();
+    let start = Instant::now();
+    for (chunk, t) in rows.chunks(batch).zip(tiles) {
+        store
+            .append(&AppendBatch {
+                old_size: chunk[0].leaf_index,
+                records: chunk,
+                tiles: t,
+            })
+            .expect("append");
+    }
+    let took = start.elapsed();
+    let written = written_bytes().zip(w0).map(|(a, b)| a - b);
+    assert_eq!(
+        store.tree_size().expect("size"),
+        rows.last().map_or(0, |r| r.leaf_index + 1)
+    );
+    Run { took, written }
+}
+
+fn raw_connection(path: &Path) -> Connection {
+    // Same schema and file settings as the store...
+    drop(SqliteStore::open(path).expect("open"));
+    // ...and the same per-connection PRAGMAs.
+    let conn = Connection::open(path).expect("raw open");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .expect("wal");
+    assert_eq!(mode, "wal");
+    conn.execute_batch(SqliteStore::WRITER_PRAGMAS)
+        .expect("pragmas");
+    conn
+}
+
+/// Inserts `chunk` in one transaction, as plainly as SQLite allows.
+fn raw_insert(conn: &mut Connection, chunk: &[EvidenceRow]) {
+    let tx = conn.transaction().expect("begin");
+    {
+        let mut rec = tx
+            .prepare_cached(
+                "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
+                 ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, \
+                 labels) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .expect("prepare");
+        let mut lab = tx
+            .prepare_cached(
+                "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)",
+            )
+            .expect("prepare");
+        let mut labels = String::with_capacity(256);
+        for r in chunk {
+            labels_json(&r.labels, &mut labels);
+            let payload = match &r.payload {
+                Payload::Inline(p) => Some(p.as_slice()),
+                Payload::External => None,
+            };
+            rec.execute(params![
+                r.leaf_index as i64,
+                r.id,
+                r.content_type,
+                r.sha256.as_slice(),
+                r.size as i64,
+                r.ingested_at_ms,
+                r.ingested_by,
+                r.idempotency_key,
+                r.dedup_key.as_slice(),
+                r.leaf_data,
+                payload,
+                labels,
+            ])
+            .expect("insert");
+            for (k, v) in &r.labels {
+                lab.execute(params![k, v, r.leaf_index as i64])
+                    .expect("label");
+            }
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+fn run_raw(pre: &Preload, rows: &[EvidenceRow], batch: usize) -> Run {
+    let dir = bench_dir();
+    let path: PathBuf = dir.path().join("raw.db");
+    let mut conn = raw_connection(&path);
+    for chunk in pre.rows() {
+        raw_insert(&mut conn, &chunk);
+    }
+    let w0 = written_bytes();
+    let start = Instant::now();
+    for chunk in rows.chunks(batch) {
+        raw_insert(&mut conn, chunk);
+    }
+    let took = start.elapsed();
+    let written = written_bytes().zip(w0).map(|(a, b)| a - b);
+    Run { took, written }
+}
+
+/// The `records.labels` JSON object. The benchmark's labels need no
+/// escaping, so plain formatting gives the store's bytes (checked by
+/// `check_same_rows`).
+fn labels_json(labels: &BTreeMap<String, String>, out: &mut String) {
+    use std::fmt::Write as _;
+    out.clear();
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        let sep = if i > 0 { "," } else { "" };
+        let _ = write!(out, "{sep}\"{k}\":\"{v}\"");
+    }
+    out.push('}');
+}
+
+/// Checks that the baseline writes byte-identical rows: appends a few
+/// records through the store and compares what the raw path would write.
+fn check_same_rows() {
+    let dir = bench_dir();
+    let path = dir.path().join("check.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let few = &make_rows(0, 10, 0);
+    let tiles = plan_tiles(TileBuilder::new(), few, few.len());
+    store
+        .append(&AppendBatch {
+            old_size: 0,
+            records: few,
+            tiles: &tiles[0],
+        })
+        .expect("append");
+    drop(store);
+    let conn = Connection::open(&path).expect("open");
+    let mut buf = String::new();
+    for r in few {
+        let stored: String = conn
+            .query_row(
+                "SELECT labels FROM records WHERE leaf_index = ?1",
+                [r.leaf_index as i64],
+                |row| row.get(0),
+            )
+            .expect("row");
+        labels_json(&r.labels, &mut buf);
+        assert_eq!(stored, buf, "baseline labels differ from the store's");
+    }
+}
+
+fn rate(n: usize, run: &Run) -> f64 {
+    n as f64 / run.took.as_secs_f64()
+}
+
+fn mib(run: &Run) -> String {
+    run.written
+        .map_or_else(|| "?".into(), |b| format!("{:.0}", b as f64 / 1048576.0))
+}
+
+fn main() {
+    let n = env_u64("EVAULT_BENCH_RECORDS", 200_000) as usize;
+    let rounds = env_u64("EVAULT_BENCH_ROUNDS", 2).max(1);
+    let batches: Vec<usize> = std::env::var("EVAULT_BENCH_BATCHES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|&b| b > 0)
+        .collect();
+
+    // For profiling: EVAULT_BENCH_ONLY=evault runs the store alone.
+    let only = std::env::var("EVAULT_BENCH_ONLY").ok();
+    let preload = env_u64("EVAULT_BENCH_PRELOAD", 0);
+    let t = Instant::now();
+    let pre = Preload::new(preload);
+    let rows = make_rows(preload, n as u64, 0);
+    let avg_leaf = rows.iter().map(|r| r.leaf_data.len()).sum::<usize>() / n.max(1);
+    let row_bytes: usize = rows
+        .iter()
+        .map(|r| {
+            r.leaf_data.len()
+                + PAYLOAD_SIZE
+                + r.id.len()
+                + 64
+                + r.labels
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    eprintln!(
+        "row data: {:.0} MiB (payload, leaf data, id, hashes, labels)",
+        row_bytes as f64 / 1048576.0
+    );
+    eprintln!(
+        "generated {n} records ({PAYLOAD_SIZE} B payload, {avg_leaf} B leaf data, 2 labels) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    if preload > 0 {
+        eprintln!("each run first appends {preload} records (untimed)");
+    }
+    check_same_rows();
+
+    let mut table = Vec::new();
+    for &batch in &batches {
+        let tiles = plan_tiles(pre.builder.clone(), &rows, batch);
+        let tile_writes: usize = tiles.iter().map(Vec::len).sum();
+        let (mut best_store, mut best_raw) = (0f64, 0f64);
+        for round in 1..=rounds {
+            // Alternate the order so neither side always runs on a page
+            // cache still flushing the other's files.
+            if only.as_deref() == Some("evault") {
+                let s = run_store(&pre, &rows, batch, &tiles);
+                eprintln!(
+                    "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written)",
+                    rate(n, &s),
+                    mib(&s)
+                );
+                continue;
+            }
+            let (s, r) = if round % 2 == 1 {
+                let r = run_raw(&pre, &rows, batch);
+                (run_store(&pre, &rows, batch, &tiles), r)
+            } else {
+                let s = run_store(&pre, &rows, batch, &tiles);
+                (s, run_raw(&pre, &rows, batch))
+            };
+            eprintln!(
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), raw {:>8.0} rec/s ({} MiB written)",
+                rate(n, &s),
+                mib(&s),
+                rate(n, &r),
+                mib(&r),
+            );
+            let (s, r) = (rate(n, &s), rate(n, &r));
+            best_store = best_store.max(s);
+            best_raw = best_raw.max(r);
+        }
+        println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
+        println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
+        table.push((batch, best_store, best_raw));
+    }
+
+    println!();
+    println!(
+        "durable append, {n} records of {PAYLOAD_SIZE} B into a {}, best of {rounds} round(s)",
+        if preload > 0 {
+            format!("store already holding {preload} records")
+        } else {
+            "fresh store".to_owned()
+        }
+    );
+    println!(
+        "| {:>8} | {:>16} | {:>16} | {:>10} |",
+        "batch", "evault rec/s", "raw SQLite rec/s", "evault/raw"
+    );
+    println!("|{:-<10}|{:-<18}|{:-<18}|{:-<12}|", "", "", "", "");
+    for (batch, s, r) in table {
+        println!(
+            "| {batch:>8} | {s:>16.0} | {r:>16.0} | {:>9.1}% |",
+            100.0 * s / r
+        );
+    }
+}

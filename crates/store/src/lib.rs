@@ -1,0 +1,186 @@
+//! Storage for evault behind one narrow trait, [`Store`].
+//!
+//! The store keeps what the vault decides: evidence rows, the Merkle tree as
+//! C2SP tlog-tiles (256-wide, partial tiles replaced as they grow), signed
+//! checkpoints and a little metadata. It does no Merkle math beyond storing
+//! and slicing the tiles it is given, and it never acknowledges anything: a
+//! call that returns `Ok` has been durably committed.
+//!
+//! Drivers: [`SqliteStore`] (embedded default, WAL, `synchronous=FULL`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use evault_merkle::tiles::TileId;
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// One evidence record as stored. The vault builds it; the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceRow {
+    /// Position in the log; the store checks these are consecutive.
+    pub leaf_index: u64,
+    /// UUIDv7, canonical lower-case hyphenated text.
+    pub id: String,
+    pub content_type: String,
+    /// SHA-256 of the payload bytes.
+    pub sha256: [u8; 32],
+    /// Payload size in bytes.
+    pub size: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Milliseconds since the Unix epoch.
+    pub ingested_at_ms: i64,
+    pub ingested_by: String,
+    pub idempotency_key: Option<String>,
+    /// Identity for deduplication (payload, content type, labels), computed
+    /// by the vault; unique in the store.
+    pub dedup_key: [u8; 32],
+    /// The exact bytes whose RFC 6962 leaf hash is in the tree.
+    pub leaf_data: Vec<u8>,
+    pub payload: Payload,
+}
+
+/// Where a record's payload lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Kept in the store with the record.
+    Inline(Vec<u8>),
+    /// Kept by the vault in its content-addressed blob directory.
+    External,
+}
+
+/// A batch to append in one durable transaction.
+#[derive(Clone, Debug)]
+pub struct AppendBatch<'a> {
+    /// Tree size the batch extends. If the store holds a different size the
+    /// append fails with [`StoreError::SizeConflict`] and nothing is written:
+    /// this is what keeps two writers from forking the log.
+    pub old_size: u64,
+    /// Records with `leaf_index` `old_size`, `old_size + 1`, ...
+    pub records: &'a [EvidenceRow],
+    /// Full contents of every tile the batch touched, at the new size.
+    pub tiles: &'a [(TileId, Vec<u8>)],
+}
+
+/// Filters for [`Store::list`]. All present filters must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub labels: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    /// Inclusive lower bound on `ingested_at_ms`.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on `ingested_at_ms`.
+    pub until_ms: Option<i64>,
+    /// Return records with `leaf_index` greater than this (from a previous
+    /// page's `next`).
+    pub after_index: Option<u64>,
+    pub limit: u32,
+}
+
+/// One page of results; `next` is the cursor for the following page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<u64>,
+}
+
+/// A stored signed checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    /// The signed note text, exactly as served.
+    pub note: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The batch's `old_size` is not the stored tree size.
+    SizeConflict { expected: u64, stored: u64 },
+    /// A record's `leaf_index` does not follow the previous one.
+    NonConsecutiveIndex { expected: u64, got: u64 },
+    /// A record with this id or dedup key exists already.
+    Duplicate(String),
+    /// A tile was asked for at a width the store does not hold (yet).
+    TileUnavailable(TileId),
+    /// The schema in the database is newer than this binary understands.
+    SchemaTooNew { found: u32, supported: u32 },
+    /// Stored data is not what it must be (corruption, manual edits).
+    Corrupt(String),
+    /// The database failed.
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::SizeConflict { expected, stored } => write!(
+                f,
+                "append expected tree size {expected} but the store holds {stored}"
+            ),
+            StoreError::NonConsecutiveIndex { expected, got } => {
+                write!(f, "record has leaf index {got}, expected {expected}")
+            }
+            StoreError::Duplicate(what) => write!(f, "duplicate {what}"),
+            StoreError::TileUnavailable(t) => write!(f, "tile {} is not available", t.path()),
+            StoreError::SchemaTooNew { found, supported } => write!(
+                f,
+                "database schema version {found} is newer than this binary supports ({supported})"
+            ),
+            StoreError::Corrupt(why) => write!(f, "store is inconsistent: {why}"),
+            StoreError::Backend(e) => write!(f, "storage backend: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Backend(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The one storage interface of the vault. Blocking: callers on an async
+/// runtime run it on a blocking thread. Implementations are safe to share
+/// between threads; appends are serialised by the vault's single sequencer,
+/// and `old_size` makes any second writer fail rather than fork.
+pub trait Store: Send + Sync {
+    /// Current tree size (number of records).
+    fn tree_size(&self) -> Result<u64>;
+
+    /// Appends records and their tiles, and advances the tree size, in one
+    /// durable transaction. Returns only after the commit is durable.
+    fn append(&self, batch: &AppendBatch<'_>) -> Result<()>;
+
+    /// Contents of each tile, exactly `width × 32` bytes, in order. A tile
+    /// at width `w` is a prefix of every later version of it.
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
+
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
+    fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>>;
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
+
+    /// Leaf data of records `[start, end)`, for entry bundles.
+    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>>;
+
+    /// Records matching `query`, in leaf order, at most `query.limit`.
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>>;
+
+    /// Stores a checkpoint; storing the same size twice keeps the first.
+    fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<()>;
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>>;
+    fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>>;
+    /// Checkpoints with size greater than `after`, ascending.
+    fn list_checkpoints(&self, after: Option<u64>, limit: u32) -> Result<Vec<StoredCheckpoint>>;
+
+    /// Small persistent settings (log origin, key ids).
+    fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+}

@@ -1,0 +1,867 @@
+//! The embedded SQLite driver.
+//!
+//! One database file in WAL mode with `synchronous=FULL`: a call that
+//! returns `Ok` has been committed and fsynced. One writer connection
+//! (behind a mutex; appends are serialised anyway) and a small pool of
+//! reader connections, so proof and record reads run concurrently with a
+//! commit in progress. See the crate README for the schema.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use evault_merkle::tiles::{TILE_WIDTH, TileId, tile_width};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, ffi};
+
+use crate::{
+    AppendBatch, EvidenceRow, ListQuery, Page, Payload, Result, Store, StoreError, StoredCheckpoint,
+};
+
+mod labels;
+mod schema;
+
+/// Reader connections in the pool.
+const READERS: usize = 4;
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Database page size for new files.
+const PAGE_SIZE: i64 = 16384;
+/// Largest page of [`Store::list`] and [`Store::list_checkpoints`].
+const MAX_PAGE: u32 = 1000;
+/// Bytes of one hash in a tile.
+const HASH_BYTES: usize = 32;
+
+/// Settings of the writer connection, applied on every open (after
+/// `journal_mode=WAL`, which is persistent and checked separately).
+///
+/// - `synchronous=FULL`: every commit fsyncs the WAL; `Ok` means durable.
+/// - `foreign_keys=ON`: labels must belong to a record.
+/// - `cache_size` 64 MiB: the unique indexes (random dedup keys) stay hot.
+/// - `wal_autocheckpoint` 4096 pages (64 MiB at 16 KiB pages): fewer,
+///   larger checkpoints; index pages rewritten by consecutive batches are
+///   copied back once.
+/// - `journal_size_limit` 64 MiB: the WAL file is truncated after a
+///   checkpoint instead of staying at its high-water mark.
+const WRITER_PRAGMAS: &str = "
+    PRAGMA synchronous = FULL;
+    PRAGMA foreign_keys = ON;
+    PRAGMA cache_size = -65536;
+    PRAGMA temp_store = MEMORY;
+    PRAGMA wal_autocheckpoint = 4096;
+    PRAGMA journal_size_limit = 67108864;
+";
+
+/// Settings of reader connections: never write, modest cache each.
+const READER_PRAGMAS: &str = "
+    PRAGMA foreign_keys = ON;
+    PRAGMA query_only = ON;
+    PRAGMA cache_size = -16384;
+    PRAGMA temp_store = MEMORY;
+";
+
+const RECORD_COLUMNS: &str = "leaf_index, id, content_type, sha256, size, ingested_at_ms, \
+     ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels";
+
+const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
+     ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+const INSERT_LABEL: &str = "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)";
+
+/// Replaces a tile only by a version that extends it: as wide or wider, and
+/// with the stored contents as prefix. Anything else changes no row.
+const UPSERT_TILE: &str = "INSERT INTO tiles (level, idx, data) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data \
+     WHERE length(excluded.data) >= length(tiles.data) \
+     AND substr(excluded.data, 1, length(tiles.data)) = tiles.data";
+
+const SELECT_SIZE: &str = "SELECT size FROM tree_state WHERE id = 0";
+
+/// A request the store cannot honour: a value SQLite cannot hold, a
+/// malformed batch, a range outside the tree. Reported as
+/// [`StoreError::Backend`]; nothing is written.
+#[derive(Debug)]
+pub struct InvalidRequest(pub String);
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid request: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+fn invalid(why: impl Into<String>) -> StoreError {
+    StoreError::Backend(Box::new(InvalidRequest(why.into())))
+}
+
+fn corrupt(why: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(why.into())
+}
+
+/// Maps rusqlite errors to [`StoreError::Backend`].
+pub(crate) trait DbResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> DbResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+}
+
+/// A u64 as SQLite INTEGER, refusing values above `i64::MAX`.
+fn to_i64(value: u64, what: &str) -> Result<i64> {
+    i64::try_from(value)
+        .map_err(|_| invalid(format!("{what} {value} exceeds the largest SQLite integer")))
+}
+
+/// A stored INTEGER as u64; negative is corruption.
+fn to_u64(value: i64, what: &str) -> Result<u64> {
+    u64::try_from(value).map_err(|_| corrupt(format!("{what} is negative ({value})")))
+}
+
+/// The embedded SQLite store. Cheap to share: `Send + Sync`, put it in an
+/// `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path`, applies pending
+    /// migrations, and restricts the file and its `-wal`/`-shm` companions
+    /// to mode 0600. A missing parent directory is created with mode 0700.
+    pub fn open(path: &Path) -> Result<Self> {
+        create_private_file(path)?;
+
+        // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI.
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db()?;
+        writer.busy_timeout(BUSY_TIMEOUT).db()?;
+        // Refuse a newer schema before changing anything in the file.
+        schema::check_not_too_new(schema::version(&writer)?)?;
+        // 16 KiB pages: a 1.5 KB record row wastes a third of a 4 KiB page
+        // but a few percent of a 16 KiB one, and an 8 KiB tile fits in one
+        // page without overflow. Only takes effect when the file is new
+        // (before WAL is enabled); harmless otherwise.
+        writer.pragma_update(None, "page_size", PAGE_SIZE).db()?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(invalid(format!(
+                "{} cannot use write-ahead logging (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        writer.execute_batch(WRITER_PRAGMAS).db()?;
+        writer.set_prepared_statement_cache_capacity(32);
+        schema::migrate(&mut writer)?;
+        restrict_companions(path)?;
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open_reader(path)?);
+        }
+        // Opening readers can create the -shm file; restrict it too.
+        restrict_companions(path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: ReaderPool::new(readers),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version this binary writes (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: u32 = schema::SCHEMA_VERSION;
+
+    /// The writer's per-connection PRAGMAs, for the benchmark's raw-SQLite
+    /// baseline (which must run under the same settings). Not an API.
+    #[doc(hidden)]
+    pub const WRITER_PRAGMAS: &'static str = WRITER_PRAGMAS;
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open:
+        // rusqlite's Transaction rolls back on drop, also on unwind.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn create_private_file(path: &Path) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| {
+        StoreError::Backend(Box::new(std::io::Error::new(
+            e.kind(),
+            format!("{what} {}: {e}", path.display()),
+        )))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| io("creating the directory of", e))?;
+        }
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("creating", e))?;
+    // The mode above is filtered by the umask and ignored for an existing
+    // file; set it explicitly.
+    fs::set_permissions(path, Permissions::from_mode(0o600)).map_err(|e| io("restricting", e))
+}
+
+/// Sets mode 0600 on the `-wal` and `-shm` files where they exist.
+fn restrict_companions(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let mut name: OsString = path.as_os_str().to_owned();
+        name.push(suffix);
+        let companion = PathBuf::from(name);
+        match fs::set_permissions(&companion, Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Backend(Box::new(std::io::Error::new(
+                    e.kind(),
+                    format!("restricting {}: {e}", companion.display()),
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.execute_batch(READER_PRAGMAS).db()?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// A fixed set of reader connections, checked out one per call.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    returned: Condvar,
+}
+
+struct Reader<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl ReaderPool {
+    fn new(conns: Vec<Connection>) -> Self {
+        ReaderPool {
+            idle: Mutex::new(conns),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// Takes an idle reader, waiting for one if all are busy.
+    fn get(&self) -> Reader<'_> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Reader {
+                    pool: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Always Some until drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push(conn);
+            drop(idle);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+fn read_size(conn: &Connection) -> Result<u64> {
+    let size: Option<i64> = conn
+        .prepare_cached(SELECT_SIZE)
+        .db()?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .db()?;
+    let size = size.ok_or_else(|| corrupt("the tree size row is missing"))?;
+    to_u64(size, "tree size")
+}
+
+// --- decoding rows, checking every value read -------------------------------
+
+fn col_i64(row: &Row<'_>, idx: usize, what: &str) -> Result<i64> {
+    match row.get_ref(idx).db()? {
+        ValueRef::Integer(v) => Ok(v),
+        other => Err(corrupt(format!(
+            "{what} is {}, expected an integer",
+            other.data_type()
+        ))),
+    }
+}
+
+fn col_text(row: &Row<'_>, idx: usize, what: &str) -> Result<String> {
+    match row.get_ref(idx).db()? {
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .map(str::to_owned)
+            .map_err(|_| corrupt(format!("{what} is not valid UTF-8"))),
+        other => Err(corrupt(format!(
+            "{what} is {}, expected text",
+            other.data_type()
+        ))),
+    }
+}
+
+fn col_opt_text(row: &Row<'_>, idx: usize, what: &str) -> Result<Option<String>> {
+    match row.get_ref(idx).db()? {
+        ValueRef::Null => Ok(None),
+        _ => col_text(row, idx, what).map(Some),
+    }
+}
+
+fn col_blob<'r>(row: &'r Row<'_>, idx: usize, what: &str) -> Result<&'r [u8]> {
+    match row.get_ref(idx).db()? {
+        ValueRef::Blob(b) => Ok(b),
+        other => Err(corrupt(format!(
+            "{what} is {}, expected a blob",
+            other.data_type()
+        ))),
+    }
+}
+
+fn col_hash(row: &Row<'_>, idx: usize, what: &str) -> Result<[u8; 32]> {
+    let b = col_blob(row, idx, what)?;
+    b.try_into()
+        .map_err(|_| corrupt(format!("{what} has {} bytes, expected 32", b.len())))
+}
+
+/// Decodes a row of [`RECORD_COLUMNS`].
+fn decode_record(row: &Row<'_>) -> Result<EvidenceRow> {
+    let leaf_index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
+    let at = |what: &str| format!("{what} of record {leaf_index}");
+    let payload = match row.get_ref(10).db()? {
+        ValueRef::Null => Payload::External,
+        ValueRef::Blob(b) => Payload::Inline(b.to_vec()),
+        other => {
+            return Err(corrupt(format!(
+                "{} is {}, expected a blob or NULL",
+                at("payload"),
+                other.data_type()
+            )));
+        }
+    };
+    Ok(EvidenceRow {
+        leaf_index,
+        id: col_text(row, 1, &at("id"))?,
+        content_type: col_text(row, 2, &at("content_type"))?,
+        sha256: col_hash(row, 3, &at("sha256"))?,
+        size: to_u64(col_i64(row, 4, &at("size"))?, &at("size"))?,
+        labels: labels::decode(&col_text(row, 11, &at("labels"))?)
+            .map_err(|why| corrupt(format!("{why} of record {leaf_index}")))?,
+        ingested_at_ms: col_i64(row, 5, &at("ingested_at_ms"))?,
+        ingested_by: col_text(row, 6, &at("ingested_by"))?,
+        idempotency_key: col_opt_text(row, 7, &at("idempotency_key"))?,
+        dedup_key: col_hash(row, 8, &at("dedup_key"))?,
+        leaf_data: col_blob(row, 9, &at("leaf_data"))?.to_vec(),
+        payload,
+    })
+}
+
+/// Runs a single-record query over [`RECORD_COLUMNS`].
+fn query_one_record(
+    conn: &Connection,
+    where_clause: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<EvidenceRow>> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE {where_clause}");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    rows.next().db()?.map(decode_record).transpose()
+}
+
+fn decode_checkpoint(row: &Row<'_>) -> Result<StoredCheckpoint> {
+    let size = to_u64(col_i64(row, 0, "checkpoint size")?, "checkpoint size")?;
+    Ok(StoredCheckpoint {
+        size,
+        note: col_text(row, 1, &format!("note of checkpoint {size}"))?,
+        created_at_ms: col_i64(row, 2, &format!("created_at_ms of checkpoint {size}"))?,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns a failed record insert into the error the caller can act on.
+fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
+    let constraint = match &e {
+        rusqlite::Error::SqliteFailure(err, msg)
+            if err.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || err.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            msg.as_deref()
+                .and_then(|m| m.split_once("constraint failed: "))
+                .map(|(_, cols)| cols.to_owned())
+        }
+        _ => None,
+    };
+    match constraint.as_deref() {
+        Some("records.id") => StoreError::Duplicate(format!("record id {}", rec.id)),
+        Some("records.dedup_key") => {
+            StoreError::Duplicate(format!("dedup key {}", hex(&rec.dedup_key)))
+        }
+        Some("records.ingested_by, records.idempotency_key") => StoreError::Duplicate(format!(
+            "idempotency key {:?} of {}",
+            rec.idempotency_key.as_deref().unwrap_or_default(),
+            rec.ingested_by
+        )),
+        Some("records.leaf_index") => corrupt(format!(
+            "a record with leaf index {} exists beyond the tree size",
+            rec.leaf_index
+        )),
+        Some(other) if other.starts_with("record_labels.") => corrupt(format!(
+            "labels of leaf index {} exist beyond the tree size",
+            rec.leaf_index
+        )),
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+impl Store for SqliteStore {
+    fn tree_size(&self) -> Result<u64> {
+        read_size(&self.readers.get())
+    }
+
+    fn append(&self, batch: &AppendBatch<'_>) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let stored = read_size(&tx)?;
+        if stored != batch.old_size {
+            return Err(StoreError::SizeConflict {
+                expected: batch.old_size,
+                stored,
+            });
+        }
+        let count = u64::try_from(batch.records.len())
+            .map_err(|_| invalid("batch has too many records"))?;
+        let new_size = batch
+            .old_size
+            .checked_add(count)
+            .ok_or_else(|| invalid("batch overflows the tree size"))?;
+        let new_size_i64 = to_i64(new_size, "tree size")?;
+
+        {
+            let mut insert_record = tx.prepare_cached(INSERT_RECORD).db()?;
+            let mut insert_label = tx.prepare_cached(INSERT_LABEL).db()?;
+            let mut labels_json = String::with_capacity(256);
+            for (expected, rec) in (batch.old_size..).zip(batch.records) {
+                if rec.leaf_index != expected {
+                    return Err(StoreError::NonConsecutiveIndex {
+                        expected,
+                        got: rec.leaf_index,
+                    });
+                }
+                // Below new_size, which fits in i64.
+                let index = expected as i64;
+                let payload = match &rec.payload {
+                    Payload::Inline(bytes) => Some(bytes.as_slice()),
+                    Payload::External => None,
+                };
+                labels::encode(&rec.labels, &mut labels_json);
+                insert_record
+                    .execute(rusqlite::params![
+                        index,
+                        rec.id,
+                        rec.content_type,
+                        rec.sha256.as_slice(),
+                        to_i64(rec.size, "payload size")?,
+                        rec.ingested_at_ms,
+                        rec.ingested_by,
+                        rec.idempotency_key,
+                        rec.dedup_key.as_slice(),
+                        rec.leaf_data,
+                        payload,
+                        labels_json,
+                    ])
+                    .map_err(|e| record_insert_error(e, rec))?;
+                for (key, value) in &rec.labels {
+                    insert_label
+                        .execute(rusqlite::params![key, value, index])
+                        .map_err(|e| record_insert_error(e, rec))?;
+                }
+            }
+        }
+
+        {
+            let mut upsert = tx.prepare_cached(UPSERT_TILE).db()?;
+            for (tile, data) in batch.tiles {
+                if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
+                    return Err(invalid(format!(
+                        "tile {} does not have the width of a tree of size {new_size}",
+                        tile.path()
+                    )));
+                }
+                if data.len() != tile.byte_len() {
+                    return Err(invalid(format!(
+                        "tile {} has {} bytes, expected {}",
+                        tile.path(),
+                        data.len(),
+                        tile.byte_len()
+                    )));
+                }
+                let changed = upsert
+                    .execute(rusqlite::params![
+                        i64::from(tile.level),
+                        to_i64(tile.index, "tile index")?,
+                        data
+                    ])
+                    .db()?;
+                if changed == 0 {
+                    return Err(invalid(format!(
+                        "tile {} does not extend the stored tile",
+                        tile.path()
+                    )));
+                }
+            }
+        }
+
+        if count > 0 {
+            tx.prepare_cached("UPDATE tree_state SET size = ?1 WHERE id = 0")
+                .db()?
+                .execute([new_size_i64])
+                .db()?;
+        }
+        tx.commit().db()
+    }
+
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let conn = self.readers.get();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT length(data), substr(data, 1, ?3) FROM tiles WHERE level = ?1 AND idx = ?2",
+            )
+            .db()?;
+        let mut out = Vec::with_capacity(tiles.len());
+        for &tile in tiles {
+            let Ok(index) = i64::try_from(tile.index) else {
+                return Err(StoreError::TileUnavailable(tile));
+            };
+            if tile.width == 0 || tile.width > TILE_WIDTH {
+                return Err(StoreError::TileUnavailable(tile));
+            }
+            let want = tile.byte_len();
+            let mut rows = stmt
+                .query(rusqlite::params![i64::from(tile.level), index, want as i64])
+                .db()?;
+            let Some(row) = rows.next().db()? else {
+                return Err(StoreError::TileUnavailable(tile));
+            };
+            let stored = col_i64(row, 0, "tile length")?;
+            if stored < 0
+                || stored as usize % HASH_BYTES != 0
+                || stored as usize > TILE_WIDTH as usize * HASH_BYTES
+            {
+                return Err(corrupt(format!(
+                    "stored tile {}/{} has {stored} bytes",
+                    tile.level, tile.index
+                )));
+            }
+            if (stored as usize) < want {
+                return Err(StoreError::TileUnavailable(tile));
+            }
+            let data = col_blob(row, 1, "tile data")?;
+            if data.len() != want {
+                return Err(corrupt(format!(
+                    "stored tile {}/{} returned {} bytes, expected {want}",
+                    tile.level,
+                    tile.index,
+                    data.len()
+                )));
+            }
+            out.push(data.to_vec());
+        }
+        Ok(out)
+    }
+
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {
+        query_one_record(&self.readers.get(), "id = ?1", [id])
+    }
+
+    fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>> {
+        // No record can sit above i64::MAX.
+        let Ok(index) = i64::try_from(leaf_index) else {
+            return Ok(None);
+        };
+        query_one_record(&self.readers.get(), "leaf_index = ?1", [index])
+    }
+
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
+        query_one_record(
+            &self.readers.get(),
+            "dedup_key = ?1",
+            [dedup_key.as_slice()],
+        )
+    }
+
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
+        query_one_record(
+            &self.readers.get(),
+            "ingested_by = ?1 AND idempotency_key = ?2",
+            [principal, key],
+        )
+    }
+
+    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        if start > end {
+            return Err(invalid(format!("leaf range {start}..{end} is reversed")));
+        }
+        let conn = self.readers.get();
+        let tx = conn.unchecked_transaction().db()?;
+        let size = read_size(&tx)?;
+        if end > size {
+            return Err(invalid(format!(
+                "leaf range {start}..{end} extends past the tree size {size}"
+            )));
+        }
+        if start == end {
+            return Ok(Vec::new());
+        }
+        // Both below size, which came from an i64.
+        let (lo, hi) = (start as i64, end as i64);
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT leaf_index, leaf_data FROM records \
+                 WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
+            )
+            .db()?;
+        let mut rows = stmt.query([lo, hi]).db()?;
+        let mut out = Vec::with_capacity((end - start).min(4096) as usize);
+        let mut expected = start;
+        while let Some(row) = rows.next().db()? {
+            let index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
+            if index != expected {
+                return Err(corrupt(format!(
+                    "record {expected} is missing below tree size {size}"
+                )));
+            }
+            out.push(col_blob(row, 1, &format!("leaf_data of record {index}"))?.to_vec());
+            expected += 1;
+        }
+        if expected != end {
+            return Err(corrupt(format!(
+                "record {expected} is missing below tree size {size}"
+            )));
+        }
+        Ok(out)
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let after = match query.after_index {
+            None => None,
+            Some(a) => match i64::try_from(a) {
+                Ok(a) => Some(a),
+                // Nothing lies past i64::MAX.
+                Err(_) => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+            },
+        };
+
+        let mut sql = format!("SELECT r.{}", RECORD_COLUMNS.replace(", ", ", r."));
+        let mut params: Vec<Value> = Vec::new();
+        // A label filter drives the scan through record_labels, whose
+        // primary key yields matches in leaf order; further labels are one
+        // primary-key probe per candidate.
+        let order = if let Some(((key, value), rest)) = query.labels.split_first() {
+            sql.push_str(
+                " FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
+                 WHERE l0.key = ? AND l0.value = ?",
+            );
+            params.push(Value::Text(key.clone()));
+            params.push(Value::Text(value.clone()));
+            for (key, value) in rest {
+                sql.push_str(
+                    " AND EXISTS (SELECT 1 FROM record_labels l \
+                     WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
+                );
+                params.push(Value::Text(key.clone()));
+                params.push(Value::Text(value.clone()));
+            }
+            "l0.leaf_index"
+        } else {
+            sql.push_str(" FROM records r WHERE 1");
+            "r.leaf_index"
+        };
+        if let Some(after) = after {
+            sql.push_str(&format!(" AND {order} > ?"));
+            params.push(Value::Integer(after));
+        }
+        if let Some(ct) = &query.content_type {
+            sql.push_str(" AND r.content_type = ?");
+            params.push(Value::Text(ct.clone()));
+        }
+        if let Some(since) = query.since_ms {
+            sql.push_str(" AND r.ingested_at_ms >= ?");
+            params.push(Value::Integer(since));
+        }
+        if let Some(until) = query.until_ms {
+            sql.push_str(" AND r.ingested_at_ms < ?");
+            params.push(Value::Integer(until));
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
+        params.push(Value::Integer(i64::from(limit)));
+
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
+        let mut items = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            items.push(decode_record(row)?);
+        }
+        let next = if items.len() == limit as usize {
+            items.last().map(|r| r.leaf_index)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<()> {
+        let size = to_i64(checkpoint.size, "checkpoint size")?;
+        let conn = self.writer();
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO checkpoints (size, note, created_at_ms) VALUES (?1, ?2, ?3)",
+        )
+        .db()?
+        .execute(rusqlite::params![
+            size,
+            checkpoint.note,
+            checkpoint.created_at_ms
+        ])
+        .db()?;
+        Ok(())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+        let conn = self.readers.get();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT size, note, created_at_ms FROM checkpoints ORDER BY size DESC LIMIT 1",
+            )
+            .db()?;
+        let mut rows = stmt.query([]).db()?;
+        rows.next().db()?.map(decode_checkpoint).transpose()
+    }
+
+    fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>> {
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(None);
+        };
+        let conn = self.readers.get();
+        let mut stmt = conn
+            .prepare_cached("SELECT size, note, created_at_ms FROM checkpoints WHERE size = ?1")
+            .db()?;
+        let mut rows = stmt.query([size]).db()?;
+        rows.next().db()?.map(decode_checkpoint).transpose()
+    }
+
+    fn list_checkpoints(&self, after: Option<u64>, limit: u32) -> Result<Vec<StoredCheckpoint>> {
+        let after = match after.map(i64::try_from) {
+            None => -1,
+            Some(Ok(a)) => a,
+            Some(Err(_)) => return Ok(Vec::new()),
+        };
+        let limit = limit.clamp(1, MAX_PAGE);
+        let conn = self.readers.get();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT size, note, created_at_ms FROM checkpoints \
+                 WHERE size > ?1 ORDER BY size LIMIT ?2",
+            )
+            .db()?;
+        let mut rows = stmt.query([after, i64::from(limit)]).db()?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            out.push(decode_checkpoint(row)?);
+        }
+        Ok(out)
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let conn = self.readers.get();
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .db()?;
+        let mut rows = stmt.query([key]).db()?;
+        match rows.next().db()? {
+            Some(row) => col_text(row, 0, &format!("meta value {key:?}")).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let conn = self.writer();
+        conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .db()?
+        .execute([key, value])
+        .db()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! Versioned schema: ordered, embedded SQL migrations, the version kept in
+//! `PRAGMA user_version`.
+//!
+//! Migration `i` (0-based) takes the schema from version `i` to `i + 1`.
+//! Migrations only ever get appended; a released one is never edited.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::DbResult;
+use crate::{Result, StoreError};
+
+/// The migrations, in order. `MIGRATIONS.len()` is the schema version this
+/// binary writes.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The schema version this binary understands.
+pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn version(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .db()?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v} is invalid")))
+}
+
+/// Fails with [`StoreError::SchemaTooNew`] if the database is newer than
+/// this binary.
+pub(crate) fn check_not_too_new(found: u32) -> Result<()> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] in one immediate transaction:
+/// either every pending migration is applied and the version advanced, or
+/// nothing changes.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    // Re-read under the write lock: another process may have migrated.
+    let found = version(&tx)?;
+    check_not_too_new(found)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql).db()?;
+    }
+    tx.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION))
+        .db()?;
+    tx.commit().db()
+}

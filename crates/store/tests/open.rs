@@ -1,0 +1,221 @@
+//! Opening: persistence across reopen, schema versions, file permissions,
+//! concurrent readers and writer.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{StoreTiles, TileBuilder, append_rows, fresh, row, rows};
+use evault_merkle::tiles::TiledHashReader;
+use evault_merkle::{leaf_hash, root};
+use evault_store::{ListQuery, SqliteStore, Store, StoreError, StoredCheckpoint};
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+#[test]
+fn everything_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let mut tb = TileBuilder::new();
+    let all = rows(0..700);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        append_rows(&store, &mut tb, &all[..300]);
+        append_rows(&store, &mut tb, &all[300..]);
+        store
+            .put_checkpoint(&StoredCheckpoint {
+                size: 700,
+                note: "note".into(),
+                created_at_ms: 5,
+            })
+            .unwrap();
+        store.set_meta("origin", "example.com/log").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.tree_size().unwrap(), 700);
+    for i in [0, 1, 299, 300, 699] {
+        assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));
+    }
+    assert_eq!(
+        store.latest_checkpoint().unwrap().map(|c| c.size),
+        Some(700)
+    );
+    assert_eq!(
+        store.get_meta("origin").unwrap().as_deref(),
+        Some("example.com/log")
+    );
+    let reader = TiledHashReader {
+        tiles: StoreTiles(&store),
+        tree_size: 700,
+    };
+    assert_eq!(root(&reader, 700).unwrap(), tb.root());
+    // And appending continues where it left off.
+    append_rows(&store, &mut tb, &rows(700..710));
+    assert_eq!(store.tree_size().unwrap(), 710);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.tree_size().unwrap(), 710);
+    assert_eq!(store.leaf_data_range(0, 710).unwrap().len(), 710);
+}
+
+#[test]
+fn schema_version_is_recorded_and_a_newer_one_is_refused() {
+    let (_dir, path, store) = fresh();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SqliteStore::SCHEMA_VERSION);
+    assert!(v >= 1);
+    // Reopening at the same version is fine.
+    SqliteStore::open(&path).unwrap();
+
+    conn.pragma_update(None, "user_version", v + 1).unwrap();
+    match SqliteStore::open(&path) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (v + 1, v));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    // Nothing was changed by the refused open.
+    let after: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(after, v + 1);
+}
+
+#[test]
+fn files_are_private_and_parent_dirs_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/vault.db");
+    let store = SqliteStore::open(&path).unwrap();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..3));
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    for suffix in ["-wal", "-shm"] {
+        let c = companion(&path, suffix);
+        assert!(c.exists(), "{} exists in WAL mode", c.display());
+        assert_eq!(mode(&c), 0o600, "{}", c.display());
+    }
+    drop(store);
+
+    // An existing, too-open file is tightened on open.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(store.tree_size().unwrap(), 3);
+    assert_eq!(store.path(), path.as_path());
+
+    // WAL mode really is on, and persistent.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let jm: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(jm, "wal");
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 16384);
+}
+
+#[test]
+fn open_fails_cleanly_on_a_non_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+/// Readers keep answering (with consistent data) while the writer appends.
+#[test]
+fn readers_run_alongside_the_writer() {
+    let (_dir, _path, store) = fresh();
+    let store = Arc::new(store);
+    let mut tb = TileBuilder::new();
+    append_rows(&store, &mut tb, &rows(0..10));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for t in 0..6u64 {
+        let store = Arc::clone(&store);
+        let done = Arc::clone(&done);
+        handles.push(std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut last_size = 0;
+            while !done.load(Ordering::Relaxed) || reads < 20 {
+                let size = store.tree_size().unwrap();
+                assert!(size >= last_size, "tree size went backwards");
+                last_size = size;
+                let i = (reads * 7 + t) % size;
+                assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));
+                let data = store.leaf_data_range(0, size).unwrap();
+                assert_eq!(data.len() as u64, size);
+                assert_eq!(leaf_hash(&data[i as usize]), leaf_hash(&row(i).leaf_data));
+                let page = store
+                    .list(&ListQuery {
+                        limit: 5,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert_eq!(page.items.len(), 5);
+                let reader = TiledHashReader {
+                    tiles: StoreTiles(&store),
+                    tree_size: size,
+                };
+                root(&reader, size).unwrap();
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    for start in (10..1010).step_by(50) {
+        append_rows(&store, &mut tb, &rows(start..start + 50));
+    }
+    done.store(true, Ordering::Relaxed);
+    for h in handles {
+        assert!(h.join().unwrap() >= 20);
+    }
+    assert_eq!(store.tree_size().unwrap(), 1010);
+}
+
+/// Two stores on one file (two processes, in effect) cannot fork the log:
+/// the second writer's stale old_size is refused.
+#[test]
+fn second_writer_gets_a_size_conflict() {
+    let (_dir, path, a) = fresh();
+    let b = SqliteStore::open(&path).unwrap();
+    let mut tb = TileBuilder::new();
+    let mut stale = tb.clone();
+    append_rows(&a, &mut tb, &rows(0..5));
+    let recs = rows(0..5);
+    let leaves: Vec<_> = recs.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+    let tiles = stale.push(&leaves);
+    let err = b
+        .append(&evault_store::AppendBatch {
+            old_size: 0,
+            records: &recs,
+            tiles: &tiles,
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::SizeConflict {
+            expected: 0,
+            stored: 5
+        }
+    ));
+    assert_eq!(b.tree_size().unwrap(), 5);
+}

@@ -1,0 +1,164 @@
+//! A proof bundle: everything an auditor needs to check, offline, that a
+//! record is in the log the vault's key signed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use evault_merkle::verify_inclusion;
+use evault_note::{Checkpoint, OpenError, Verifiers, open};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::evidence::Evidence;
+use crate::tlog_proof::TlogProof;
+
+/// A record, its inclusion proof and the signed checkpoint it leads to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofBundle {
+    pub record: Evidence,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Base64 hashes, leaf's sibling first (RFC 6962 audit path).
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint note, verbatim.
+    pub checkpoint: String,
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub origin: String,
+    pub tree_size: u64,
+    pub leaf_index: u64,
+    /// Names of the keys whose signatures verified.
+    pub signed_by: Vec<String>,
+}
+
+/// Why a bundle did not verify. Each variant is a distinct failure an
+/// auditor must be told about.
+#[derive(Debug)]
+pub enum BundleError {
+    Signature(OpenError),
+    Checkpoint(evault_note::CheckpointError),
+    WrongOrigin { expected: String, found: String },
+    SizeMismatch { bundle: u64, checkpoint: u64 },
+    IndexMismatch { bundle: u64, record: u64 },
+    BadProofEncoding(usize),
+    Inclusion(evault_merkle::VerifyError),
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleError::Signature(e) => write!(f, "checkpoint signature: {e}"),
+            BundleError::Checkpoint(e) => write!(f, "checkpoint body: {e}"),
+            BundleError::WrongOrigin { expected, found } => {
+                write!(f, "checkpoint origin is {found:?}, expected {expected:?}")
+            }
+            BundleError::SizeMismatch { bundle, checkpoint } => write!(
+                f,
+                "bundle claims tree size {bundle} but the checkpoint is for {checkpoint}"
+            ),
+            BundleError::IndexMismatch { bundle, record } => {
+                write!(
+                    f,
+                    "bundle leaf index {bundle} differs from the record's {record}"
+                )
+            }
+            BundleError::BadProofEncoding(i) => {
+                write!(f, "inclusion proof element {i} is not base64")
+            }
+            BundleError::Inclusion(e) => write!(f, "inclusion proof: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+/// Verifies a checkpoint note's signature and parses its body.
+pub fn open_checkpoint(
+    note: &str,
+    verifiers: &Verifiers,
+    origin: Option<&str>,
+) -> Result<(Checkpoint, Vec<String>), BundleError> {
+    let opened = open(note.as_bytes(), verifiers).map_err(BundleError::Signature)?;
+    let cp = Checkpoint::parse(&opened.text).map_err(BundleError::Checkpoint)?;
+    if let Some(expected) = origin {
+        if cp.origin != expected {
+            return Err(BundleError::WrongOrigin {
+                expected: expected.to_string(),
+                found: cp.origin,
+            });
+        }
+    }
+    Ok((cp, opened.verified.into_iter().map(|s| s.name).collect()))
+}
+
+impl ProofBundle {
+    /// Checks the checkpoint signature, recomputes the leaf from the record,
+    /// and verifies the inclusion proof against the checkpoint's root.
+    pub fn verify(
+        &self,
+        verifiers: &Verifiers,
+        origin: Option<&str>,
+    ) -> Result<Verified, BundleError> {
+        let (cp, signed_by) = open_checkpoint(&self.checkpoint, verifiers, origin)?;
+        if cp.size != self.tree_size {
+            return Err(BundleError::SizeMismatch {
+                bundle: self.tree_size,
+                checkpoint: cp.size,
+            });
+        }
+        if self.record.leaf_index != self.leaf_index {
+            return Err(BundleError::IndexMismatch {
+                bundle: self.leaf_index,
+                record: self.record.leaf_index,
+            });
+        }
+        let proof = self
+            .inclusion_proof
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                STANDARD
+                    .decode(p)
+                    .map_err(|_| BundleError::BadProofEncoding(i))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        verify_inclusion(
+            &self.record.leaf_hash(),
+            self.leaf_index,
+            cp.size,
+            &proof,
+            &cp.root_hash,
+        )
+        .map_err(BundleError::Inclusion)?;
+        Ok(Verified {
+            origin: cp.origin,
+            tree_size: cp.size,
+            leaf_index: self.leaf_index,
+            signed_by,
+        })
+    }
+
+    /// The same proof in C2SP tlog-proof text (the record travels separately).
+    pub fn to_tlog_proof(&self) -> Result<TlogProof, BundleError> {
+        let proof = self
+            .inclusion_proof
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                STANDARD
+                    .decode(p)
+                    .ok()
+                    .and_then(|b| evault_merkle::hash_from_slice(&b))
+                    .ok_or(BundleError::BadProofEncoding(i))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TlogProof {
+            extra: None,
+            index: self.leaf_index,
+            proof,
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
+}

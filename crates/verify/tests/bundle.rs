@@ -1,0 +1,134 @@
+//! A bundle made the way the vault makes one verifies offline; any change to
+//! the record, the proof, the checkpoint or the key is caught.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use evault_merkle::MemoryTree;
+use evault_note::{Checkpoint, Ed25519Signer, Verifiers, sign};
+use evault_verify::{BundleError, Evidence, ProofBundle, TlogProof};
+
+const ORIGIN: &str = "vault.example/log";
+
+fn record(i: u64) -> Evidence {
+    Evidence {
+        id: format!("01936f0e-8f3a-7cc2-9b1e-{i:012x}"),
+        leaf_index: i,
+        content_type: "application/json".into(),
+        sha256: format!("{:064x}", i),
+        size: 10 + i,
+        labels: BTreeMap::from([("build".to_string(), i.to_string())]),
+        ingested_at: "2026-11-23T11:30:00.123Z".into(),
+        ingested_by: "sa:ci".into(),
+        idempotency_key: None,
+    }
+}
+
+fn setup() -> (ProofBundle, Verifiers, Ed25519Signer) {
+    let signer = Ed25519Signer::from_seed(ORIGIN, &[9; 32]).unwrap();
+    let verifiers = Verifiers::new().with(signer.verifier()).unwrap();
+    let mut tree = MemoryTree::new();
+    for i in 0..37 {
+        tree.push(record(i).leaf_hash());
+    }
+    let cp = Checkpoint::new(ORIGIN, 37, tree.root());
+    let note = sign(&cp.to_text(), &[&signer]).unwrap();
+    let idx = 21;
+    let bundle = ProofBundle {
+        record: record(idx),
+        leaf_index: idx,
+        tree_size: 37,
+        inclusion_proof: tree
+            .inclusion_proof(idx, 37)
+            .unwrap()
+            .iter()
+            .map(|h| STANDARD.encode(h))
+            .collect(),
+        checkpoint: note,
+    };
+    (bundle, verifiers, signer)
+}
+
+#[test]
+fn genuine_bundle_verifies() {
+    let (bundle, verifiers, _) = setup();
+    let v = bundle.verify(&verifiers, Some(ORIGIN)).unwrap();
+    assert_eq!((v.tree_size, v.leaf_index), (37, 21));
+    assert_eq!(v.signed_by, vec![ORIGIN.to_string()]);
+    // Round trip through JSON as the CLI writes it.
+    let json = serde_json::to_string(&bundle).unwrap();
+    let back: ProofBundle = serde_json::from_str(&json).unwrap();
+    assert!(back.verify(&verifiers, None).is_ok());
+    // And through C2SP tlog-proof text.
+    let text = bundle.to_tlog_proof().unwrap().to_text();
+    let parsed = TlogProof::parse(&text).unwrap();
+    assert_eq!(parsed.index, 21);
+    assert_eq!(parsed.checkpoint, bundle.checkpoint);
+}
+
+#[test]
+fn every_tampering_is_caught() {
+    let (bundle, verifiers, _) = setup();
+
+    let mut b = bundle.clone();
+    b.record.labels.insert("build".into(), "evil".into());
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::Inclusion(_))
+    ));
+
+    let mut b = bundle.clone();
+    b.record.size += 1;
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::Inclusion(_))
+    ));
+
+    let mut b = bundle.clone();
+    b.inclusion_proof.swap(0, 1);
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::Inclusion(_))
+    ));
+
+    let mut b = bundle.clone();
+    b.inclusion_proof[0] = "not base64!".into();
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::BadProofEncoding(0))
+    ));
+
+    let mut b = bundle.clone();
+    b.tree_size = 36;
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::SizeMismatch { .. })
+    ));
+
+    let mut b = bundle.clone();
+    b.leaf_index = 20;
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::IndexMismatch { .. })
+    ));
+
+    let mut b = bundle.clone();
+    b.checkpoint = b.checkpoint.replacen("37\n", "38\n", 1);
+    assert!(matches!(
+        b.verify(&verifiers, None),
+        Err(BundleError::Signature(_))
+    ));
+
+    assert!(matches!(
+        bundle.verify(&verifiers, Some("other.example/log")),
+        Err(BundleError::WrongOrigin { .. })
+    ));
+
+    let stranger = Ed25519Signer::from_seed(ORIGIN, &[1; 32]).unwrap();
+    let wrong_key = Verifiers::new().with(stranger.verifier()).unwrap();
+    assert!(matches!(
+        bundle.verify(&wrong_key, None),
+        Err(BundleError::Signature(_))
+    ));
+}

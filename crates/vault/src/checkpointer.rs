@@ -1,0 +1,81 @@
+//! Signs a C2SP checkpoint for the new tree size, at most every
+//! `checkpoint_interval`, whenever the tree grew. Every checkpoint is kept.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use evault_note::{Checkpoint, Ed25519Signer, sign};
+use evault_store::{Store, StoredCheckpoint};
+use tokio::sync::watch;
+
+use crate::error::{Result, VaultError};
+use crate::sequencer::TreeHead;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Signs and stores the checkpoint for `head`.
+pub(crate) fn make_checkpoint(
+    store: &dyn Store,
+    signer: &Ed25519Signer,
+    origin: &str,
+    head: TreeHead,
+) -> Result<StoredCheckpoint> {
+    let body = Checkpoint::new(origin, head.size, head.root).to_text();
+    let note = sign(&body, &[signer]).map_err(|e| VaultError::Signing(e.to_string()))?;
+    let cp = StoredCheckpoint {
+        size: head.size,
+        note,
+        created_at_ms: now_ms(),
+    };
+    store.put_checkpoint(&cp)?;
+    Ok(cp)
+}
+
+pub(crate) struct Checkpointer {
+    pub store: Arc<dyn Store>,
+    pub signer: Arc<Ed25519Signer>,
+    pub origin: String,
+    pub interval: Duration,
+    pub published: watch::Sender<u64>,
+}
+
+impl Checkpointer {
+    /// Runs until the sequencer stops (its head channel closes).
+    pub async fn run(self, mut heads: watch::Receiver<TreeHead>) {
+        let mut last = *self.published.borrow();
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Sleep until the tree grows past the last checkpoint (a failed
+            // attempt retries on the next tick), then at most once per interval.
+            if heads.borrow().size <= last && heads.changed().await.is_err() {
+                return;
+            }
+            tick.tick().await;
+            let head = *heads.borrow_and_update();
+            if head.size <= last {
+                continue;
+            }
+            let store = self.store.clone();
+            let signer = self.signer.clone();
+            let origin = self.origin.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                make_checkpoint(&*store, &signer, &origin, head)
+            })
+            .await;
+            match made {
+                Ok(Ok(cp)) => {
+                    last = cp.size;
+                    let _ = self.published.send(cp.size);
+                }
+                Ok(Err(e)) => tracing::error!("checkpoint at size {}: {e}", head.size),
+                Err(e) => tracing::error!("checkpoint task failed: {e}"),
+            }
+        }
+    }
+}

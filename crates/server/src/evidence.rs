@@ -1,0 +1,605 @@
+//! `/api/v1/evidence`: submit, read, list and prove records.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use evault_store::ListQuery;
+use evault_vault::{PayloadData, PutRequest, StagedPayload, Upload, VaultError, ingest};
+use evault_verify::{Evidence, ProofBundle};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Deserializer, Serialize};
+use tokio::io::AsyncReadExt;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::docs::{EvidenceDoc, ProofBundleDoc};
+use crate::params::{
+    CursorKind, PathParam, QueryParams, add_label, decode_cursor, encode_cursor, header_text,
+    parse_limit, parse_number, parse_rfc3339_ms,
+};
+use crate::problem::{Problem, ProblemBody};
+
+/// Media type of the JSON envelope; any other `Content-Type` is a raw payload.
+pub const ENVELOPE_TYPE: &str = "application/vnd.evault.evidence+json";
+/// One label per header line: `key=value`.
+pub const LABEL_HEADER: &str = "x-evault-label";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Set on a reply that repeats an earlier one for the same idempotency key.
+pub const REPLAYED_HEADER: &str = "x-evault-replayed";
+
+/// After rejecting a request, read (and drop) at most this much of the rest
+/// of its body, so that the client, still sending, sees the reply instead
+/// of a reset connection.
+const DRAIN_MAX: u64 = 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// Chunk size when reading payload files and feeding decoded envelopes.
+const CHUNK: usize = 64 * 1024;
+
+/// A submission as a JSON document, for clients that cannot send raw bodies.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"content_type": "application/json",
+    "payload_base64": "eyJ0ZXN0cyI6NDJ9", "labels": {"pipeline": "release"}}))]
+pub struct EvidenceEnvelope {
+    /// The record's content type (`type/subtype[; params]`).
+    pub content_type: String,
+    /// The payload, standard base64 with padding (RFC 4648 §4).
+    pub payload_base64: String,
+    /// Labels; keys `[A-Za-z0-9._/-]{1,64}`, values up to 256 bytes.
+    #[serde(default, deserialize_with = "unique_map")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A JSON object of strings whose keys must be distinct.
+fn unique_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of string labels")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, String>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("label {k:?} given twice")));
+                }
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+/// Reply to a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PutResponse {
+    #[schema(value_type = EvidenceDoc)]
+    pub record: Evidence,
+    /// True when an identical record (same payload, content type and
+    /// labels) was already in the log; `record` is that record.
+    pub duplicate: bool,
+}
+
+/// One page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidencePage {
+    #[schema(value_type = Vec<EvidenceDoc>)]
+    pub items: Vec<Evidence>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Submit evidence.
+///
+/// **Raw** (default): the body is the payload, streamed to disk as it
+/// arrives; `Content-Type` becomes the record's content type; labels come
+/// from `X-Evault-Label: key=value` headers (one label per header line,
+/// the value is everything after the first `=`, UTF-8) and/or `label=key=value`
+/// query parameters.
+///
+/// **Envelope**: when `Content-Type` is `application/vnd.evault.evidence+json`
+/// the body is an `EvidenceEnvelope` and labels must be inside it (label
+/// headers or query parameters are then rejected). The envelope is held in
+/// memory, so its size is capped separately; send large payloads raw.
+///
+/// `Content-Encoding` other than `identity` is refused (415). A retry with
+/// the same `Idempotency-Key` (same principal) gets the first reply again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/evidence",
+    tag = "evidence",
+    params(
+        ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable"),
+        ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key returns the first reply"),
+    ),
+    request_body(
+        description = "The payload (any media type), or an envelope",
+        content(
+            ("*/*"),
+            (EvidenceEnvelope = "application/vnd.evault.evidence+json"),
+        )
+    ),
+    responses(
+        (status = 201, description = "Logged as a new record (also the replay of such a reply)", body = PutResponse,
+            headers(("Location" = String, description = "URL of the record"))),
+        (status = 200, description = "An identical record exists; it is returned with `duplicate: true`", body = PutResponse),
+        (status = 400, description = "Malformed request, labels, content type or envelope", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Payload larger than the vault's upload limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "A `Content-Encoding` other than identity", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The vault is shutting down", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_evidence(State(st): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let result = match Submission::from_request(&st, &parts.headers, parts.uri.query()) {
+        Ok(sub) => sub.run(&st, body).await,
+        Err(p) => {
+            // A client that sent `Expect: 100-continue` has not sent the body
+            // and will not: nothing to drain.
+            let expects_continue = parts
+                .headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !expects_continue {
+                drain(body).await;
+            }
+            Err(p)
+        }
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What the request head says, checked before a byte of the body is read.
+struct Submission {
+    envelope: bool,
+    /// Raw mode: the record's content type.
+    content_type: Option<String>,
+    labels: BTreeMap<String, String>,
+    idempotency_key: Option<String>,
+    declared_len: Option<u64>,
+}
+
+impl Submission {
+    fn from_request(
+        st: &AppState,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Self, Problem> {
+        if let Some(enc) = header_text(headers, header::CONTENT_ENCODING.as_str())? {
+            if !enc
+                .split(',')
+                .all(|e| e.trim().eq_ignore_ascii_case("identity"))
+            {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "Content-Encoding {enc:?} is not supported; send the payload unencoded"
+                    ),
+                ));
+            }
+        }
+        let content_type = header_text(headers, header::CONTENT_TYPE.as_str())?
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "Content-Type is required: it becomes the record's content type (or use \
+                     application/vnd.evault.evidence+json for a JSON envelope)",
+                )
+            })?;
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let envelope = essence.eq_ignore_ascii_case(ENVELOPE_TYPE);
+
+        let mut q = QueryParams::parse(query.unwrap_or(""))?;
+        let query_labels = q.take_all("label");
+        q.finish()?;
+        let mut labels = BTreeMap::new();
+        for l in &query_labels {
+            add_label(&mut labels, l, "query parameter label")?;
+        }
+        for value in headers.get_all(LABEL_HEADER) {
+            let text = std::str::from_utf8(value.as_bytes())
+                .map_err(|_| Problem::bad_request("header X-Evault-Label is not UTF-8 text"))?;
+            add_label(&mut labels, text.trim(), "header X-Evault-Label")?;
+        }
+        if envelope && !labels.is_empty() {
+            return Err(Problem::bad_request(
+                "with a JSON envelope, labels go in its \"labels\" member, not in headers or the query",
+            ));
+        }
+        // The vault checks the key's syntax (1 to 128 visible ASCII characters).
+        let idempotency_key = header_text(headers, IDEMPOTENCY_HEADER)?.map(str::to_string);
+        // The vault validates again in `put`; checking here first spares
+        // streaming a whole body only to refuse its labels.
+        if !envelope {
+            ingest::validate_content_type(content_type)?;
+            ingest::validate_labels(&labels)?;
+        }
+        if let Some(k) = &idempotency_key {
+            ingest::validate_idempotency_key(k)?;
+        }
+        let declared_len = match header_text(headers, header::CONTENT_LENGTH.as_str())? {
+            Some(v) => Some(parse_number("Content-Length", v)?),
+            None => None,
+        };
+        let limit = if envelope {
+            st.envelope_limit()
+        } else {
+            st.vault.config().max_upload
+        };
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(too_large(envelope, limit));
+        }
+        Ok(Submission {
+            envelope,
+            content_type: (!envelope).then(|| content_type.to_string()),
+            labels,
+            idempotency_key,
+            declared_len,
+        })
+    }
+
+    async fn run(self, st: &AppState, body: Body) -> Result<Response, Problem> {
+        let (content_type, labels, payload) = if self.envelope {
+            let env = read_envelope(st, body, self.declared_len).await?;
+            let payload = decode_envelope_payload(st, &env.payload_base64).await?;
+            (env.content_type, env.labels, payload)
+        } else {
+            let ct = self.content_type.unwrap_or_default();
+            (ct, self.labels, stream_raw(st, body).await?)
+        };
+        let outcome = st
+            .vault
+            .put(PutRequest {
+                content_type,
+                labels,
+                payload,
+                principal: st.opts.principal_for_unauthenticated.clone(),
+                idempotency_key: self.idempotency_key,
+            })
+            .await?;
+        // A replay repeats the first reply: that one created the record (a
+        // request whose record was a duplicate stored no idempotency key).
+        let status = if outcome.duplicate {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        let location = format!("/api/v1/evidence/{}", outcome.record.id);
+        let mut resp = (
+            status,
+            Json(PutResponse {
+                record: outcome.record,
+                duplicate: outcome.duplicate,
+            }),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        if outcome.replayed {
+            resp.headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        Ok(resp)
+    }
+}
+
+fn too_large(envelope: bool, limit: u64) -> Problem {
+    let detail = if envelope {
+        format!("JSON envelope exceeds {limit} bytes; send large payloads as a raw body")
+    } else {
+        format!("payload exceeds the limit of {limit} bytes")
+    };
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
+}
+
+/// Streams a raw body into the vault's upload, chunk by chunk.
+async fn stream_raw(st: &AppState, mut body: Body) -> Result<StagedPayload, Problem> {
+    let mut upload: Upload = st.vault.upload();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| body_error(&e))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if let Err(e) = upload.write(&data).await {
+            drop(upload);
+            if matches!(e, VaultError::TooLarge { .. }) {
+                drain(body).await;
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(upload.finish().await?)
+}
+
+fn body_error(e: &axum::Error) -> Problem {
+    Problem::bad_request(format!("reading the request body failed: {e}"))
+}
+
+/// Reads the envelope, at most the envelope limit, and parses it.
+async fn read_envelope(
+    st: &AppState,
+    mut body: Body,
+    declared: Option<u64>,
+) -> Result<EvidenceEnvelope, Problem> {
+    let limit = st.envelope_limit();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| body_error(&e))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if (buf.len() + data.len()) as u64 > limit {
+            drain(body).await;
+            return Err(too_large(true, limit));
+        }
+        buf.extend_from_slice(&data);
+    }
+    serde_json::from_slice(&buf)
+        .map_err(|e| Problem::bad_request(format!("malformed evidence envelope: {e}")))
+}
+
+/// Decodes the envelope's base64 payload into the vault's upload.
+async fn decode_envelope_payload(st: &AppState, b64: &str) -> Result<StagedPayload, Problem> {
+    let bytes = STANDARD.decode(b64).map_err(|e| {
+        Problem::bad_request(format!("payload_base64 is not standard padded base64: {e}"))
+    })?;
+    let mut upload = st.vault.upload();
+    for chunk in bytes.chunks(CHUNK) {
+        upload.write(chunk).await?;
+    }
+    Ok(upload.finish().await?)
+}
+
+/// Reads and discards what is left of a body, within bounds.
+async fn drain(mut body: Body) {
+    let read = async {
+        let mut total = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(d) = frame.into_data() {
+                total += d.len() as u64;
+                if total > DRAIN_MAX {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
+}
+
+/// Get a record.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence/{id}",
+    tag = "evidence",
+    params(("id" = String, Path, description = "Record id (UUIDv7)")),
+    responses(
+        (status = 200, description = "The record", body = EvidenceDoc),
+        (status = 404, description = "No such record", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_evidence(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+) -> Result<Json<Evidence>, Problem> {
+    Ok(Json(st.vault.get(&id).await?))
+}
+
+/// Download a record's payload.
+///
+/// Served with the record's content type as an attachment, with
+/// `X-Content-Type-Options: nosniff` and a sandboxing CSP, so a payload is
+/// never rendered as part of this origin. `ETag` is the payload's SHA-256.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence/{id}/payload",
+    tag = "evidence",
+    params(("id" = String, Path, description = "Record id (UUIDv7)")),
+    responses(
+        (status = 200, description = "The payload bytes, exactly as submitted, with the record's content type", content(("*/*"))),
+        (status = 404, description = "No such record, or its payload is gone", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_payload(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+) -> Result<Response, Problem> {
+    let (record, data) = st.vault.payload(&id).await?;
+    let (body, len) = match data {
+        PayloadData::Inline(bytes) => {
+            let len = bytes.len() as u64;
+            (Body::from(bytes), len)
+        }
+        PayloadData::File(path) => {
+            let file = tokio::fs::File::open(&path).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Problem::not_found(format!("payload of evidence {id} not found"))
+                } else {
+                    Problem::from(VaultError::Io(e))
+                }
+            })?;
+            let len = file.metadata().await.map_err(VaultError::Io)?.len();
+            (Body::from_stream(file_stream(file)), len)
+        }
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    let ct = HeaderValue::from_str(&record.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, ct);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        record.id.replace(['"', '\\'], "_")
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.sha256)) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+fn file_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::try_unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; CHUNK];
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), f)))
+    })
+}
+
+/// List records, oldest first.
+///
+/// All given filters must match. `label` is `key:value` (or `key=value`)
+/// and may repeat (all must match); `since` (inclusive) and `until`
+/// (exclusive) are RFC 3339 date-times compared with `ingested_at`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence",
+    tag = "evidence",
+    params(
+        ("label" = Option<Vec<String>>, Query, description = "`key:value`; repeatable, all must match"),
+        ("content_type" = Option<String>, Query, description = "Exact content type"),
+        ("since" = Option<String>, Query, description = "RFC 3339; records ingested at or after"),
+        ("until" = Option<String>, Query, description = "RFC 3339; records ingested before"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "One page of records", body = EvidencePage),
+        (status = 400, description = "Bad filter, cursor or limit", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_evidence(
+    State(st): State<AppState>,
+    mut q: QueryParams,
+) -> Result<Json<EvidencePage>, Problem> {
+    let mut labels = BTreeMap::new();
+    for l in q.take_all("label") {
+        add_label(&mut labels, &l, "query parameter label")?;
+    }
+    let content_type = q.take_one("content_type")?;
+    let time = |name: &str, v: Option<String>| -> Result<Option<i64>, Problem> {
+        v.map(|s| {
+            parse_rfc3339_ms(&s).ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "{name} must be an RFC 3339 date-time such as 2026-11-23T11:30:00Z"
+                ))
+            })
+        })
+        .transpose()
+    };
+    let since_ms = time("since", q.take_one("since")?)?;
+    let until_ms = time("until", q.take_one("until")?)?;
+    let after_index = q
+        .take_one("cursor")?
+        .map(|c| decode_cursor(CursorKind::Evidence, &c))
+        .transpose()?;
+    let limit = parse_limit(&mut q)?;
+    q.finish()?;
+    let page = st
+        .vault
+        .list(ListQuery {
+            labels: labels.into_iter().collect(),
+            content_type,
+            since_ms,
+            until_ms,
+            after_index,
+            limit,
+        })
+        .await?;
+    Ok(Json(EvidencePage {
+        items: page.items,
+        next_cursor: page.next.map(|n| encode_cursor(CursorKind::Evidence, n)),
+    }))
+}
+
+/// Inclusion proof of a record.
+///
+/// Against the checkpoint of size `tree_size` (default: the latest). JSON
+/// proof bundle by default; `format=tlog-proof` gives C2SP tlog-proof text.
+/// A record newer than the latest checkpoint is 404 until the next one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence/{id}/proof",
+    tag = "evidence",
+    params(
+        ("id" = String, Path, description = "Record id (UUIDv7)"),
+        ("tree_size" = Option<u64>, Query, description = "Size of a signed checkpoint (default: the latest)"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `tlog-proof`"),
+    ),
+    responses(
+        (status = 200, description = "The proof", content(
+            (ProofBundleDoc = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 400, description = "Bad tree_size or format", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such record or checkpoint, or the record is not in it yet", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_proof(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+    mut q: QueryParams,
+) -> Result<Response, Problem> {
+    let tree_size = q.take_number("tree_size")?;
+    let tlog = match q.take_one("format")?.as_deref() {
+        None | Some("json") => false,
+        Some("tlog-proof") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(format!(
+                "format {other:?}: expected json or tlog-proof"
+            )));
+        }
+    };
+    q.finish()?;
+    if let Some(n) = tree_size {
+        let latest = st.vault.checkpoint_size();
+        if n > latest {
+            return Err(Problem::not_found(format!(
+                "checkpoint of size {n} not found (the latest is {latest})"
+            )));
+        }
+    }
+    let bundle: ProofBundle = st.vault.inclusion(&id, tree_size).await?;
+    if tlog {
+        let proof = bundle
+            .to_tlog_proof()
+            .map_err(|e| Problem::from(VaultError::Inconsistent(e.to_string())))?;
+        Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            proof.to_text(),
+        )
+            .into_response())
+    } else {
+        Ok(Json(bundle).into_response())
+    }
+}

@@ -1,0 +1,326 @@
+//! A real server on a random port over a real vault in a temp dir, and a
+//! deliberately dumb HTTP/1.1 client that can send anything (raw bytes in
+//! headers, bad escapes, hand-made chunked bodies).
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use evault_server::{ServeError, ServerOptions, TlsConfig};
+use evault_vault::{Vault, VaultConfig};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub const ORIGIN: &str = "test.example/server";
+
+pub struct TestServer {
+    pub rt: tokio::runtime::Runtime,
+    pub vault: Vault,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    shutdown: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {}, false)
+    }
+
+    pub fn start_with(configure: impl FnOnce(&mut VaultConfig), tls: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = VaultConfig::new(dir.path().join("data"));
+        config.origin = Some(ORIGIN.into());
+        config.checkpoint_interval = Duration::from_millis(20);
+        config.inline_max = 1024;
+        configure(&mut config);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let vault = rt.block_on(Vault::open(config)).unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls_config = tls.then(|| TlsConfig {
+            cert: fixture("cert.pem"),
+            key: fixture("key.pem"),
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let opts = ServerOptions {
+            principal_for_unauthenticated: "test:anon".into(),
+            ..Default::default()
+        };
+        let done = rt.spawn(evault_server::serve(
+            vault.clone(),
+            opts,
+            listener,
+            tls_config,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        TestServer {
+            rt,
+            vault,
+            addr,
+            tls,
+            shutdown: Some(tx),
+            done: Some(done),
+            dir,
+        }
+    }
+
+    /// Stops the server and returns what `serve` returned.
+    pub fn stop(&mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let done = self.done.take().expect("stopped once");
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), done).await })
+            .expect("graceful shutdown within 10 s")
+            .expect("serve task")
+    }
+
+    pub fn wait_for_checkpoint(&self, size: u64) -> u64 {
+        self.rt
+            .block_on(
+                self.vault
+                    .wait_for_checkpoint(size, Duration::from_secs(10)),
+            )
+            .unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &[u8])]) -> Resp {
+        self.request("GET", path, headers, b"")
+    }
+
+    /// Sends one request on a new connection. `Content-Length` is added
+    /// unless the headers set it or `Transfer-Encoding`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Resp {
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+                .into_bytes();
+        let mut framed = false;
+        for (k, v) in headers {
+            framed |= k.eq_ignore_ascii_case("content-length")
+                || k.eq_ignore_ascii_case("transfer-encoding");
+            req.extend_from_slice(k.as_bytes());
+            req.extend_from_slice(b": ");
+            req.extend_from_slice(v);
+            req.extend_from_slice(b"\r\n");
+        }
+        if !framed && (!body.is_empty() || method == "POST") {
+            req.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        req.extend_from_slice(body);
+        let tcp = TcpStream::connect(self.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        if self.tls {
+            let conn =
+                rustls::ClientConnection::new(tls_client_config(), "localhost".try_into().unwrap())
+                    .unwrap();
+            exchange(rustls::StreamOwned::new(conn, tcp), &req)
+        } else {
+            exchange(tcp, &req)
+        }
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Resp {
+        self.request("POST", path, headers, body)
+    }
+
+    /// Tree size and record count, as the API reports them.
+    pub fn census(&self) -> (u64, usize) {
+        let size = self.get("/api/v1/log").json()["tree_size"]
+            .as_u64()
+            .unwrap();
+        let mut count = 0;
+        let mut path = "/api/v1/evidence?limit=1000".to_string();
+        loop {
+            let page = self.get(&path).ok_json();
+            count += page["items"].as_array().unwrap().len();
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v1/evidence?limit=1000&cursor={c}"),
+                None => return (size, count),
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+fn tls_client_config() -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(fixture("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+fn exchange<S: Read + Write>(mut stream: S, request: &[u8]) -> Resp {
+    // The server may answer (and close) before taking the whole body; what
+    // was written is then irrelevant, the reply is what counts.
+    let _ = stream.write_all(request).and_then(|_| stream.flush());
+    let mut raw = Vec::new();
+    // A reset or a TLS close without close_notify after the reply is fine.
+    let _ = stream.read_to_end(&mut raw);
+    Resp::parse(&raw)
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    fn parse(raw: &[u8]) -> Resp {
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no complete response head in {:?}",
+                    String::from_utf8_lossy(raw)
+                )
+            });
+        let head = String::from_utf8_lossy(&raw[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, Vec<u8>)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().as_bytes().to_vec()))
+            .collect();
+        let rest = &raw[end + 4..];
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case(b"chunked"));
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
+        let resp = Resp {
+            status,
+            headers,
+            body,
+        };
+        if let Some(n) = resp.header("content-length") {
+            assert_eq!(resp.body.len(), n.parse::<usize>().unwrap(), "body length");
+        }
+        resp
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).to_string())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The JSON body of a 200.
+    pub fn ok_json(&self) -> Value {
+        assert_eq!(
+            self.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// A chunked body made of `chunks`.
+pub fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in chunks {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Verifiers for the log key the server reports.
+pub fn verifiers(server: &TestServer) -> evault_note::Verifiers {
+    let log = server.get("/api/v1/log").ok_json();
+    let key =
+        evault_note::Ed25519Verifier::from_verifier_key(log["verifier_key"].as_str().unwrap())
+            .unwrap();
+    evault_note::Verifiers::new().with(key).unwrap()
+}

@@ -1,0 +1,60 @@
+//! Configuration: flags first, then `EVAULT_*` environment variables (both
+//! handled by clap), then an optional TOML file, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8470";
+pub const DEFAULT_DATA_DIR: &str = "./evault-data";
+
+/// The TOML file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub origin: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub checkpoint_interval: Option<String>,
+    pub max_upload: Option<u64>,
+    pub inline_max: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub max_delay: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path` if given; a missing explicit file is an error.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// Parses a duration like `500ms` or `2s`.
+pub fn parse_duration(what: &str, s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{what} {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_unknown_keys() {
+        let c: FileConfig = toml::from_str("data_dir = \"/x\"\nlisten = \"0.0.0.0:1\"").unwrap();
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/x")));
+        assert!(toml::from_str::<FileConfig>("dta_dir = \"/x\"").is_err());
+        assert_eq!(parse_duration("t", "250ms").unwrap().as_millis(), 250);
+        assert!(parse_duration("t", "soon").is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! Starting a real `evault serve` child and talking to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `evault serve` on a free port and waits until it answers.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_evault"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args([
+                "--origin",
+                "test.example/crash",
+                "--checkpoint-interval",
+                "50ms",
+            ])
+            .args(extra)
+            .env("EVAULT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn evault serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut url = None;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.strip_prefix("evault: serving ") {
+                        url = rest.split_whitespace().next().map(str::to_string);
+                        break;
+                    }
+                    seen.push(line);
+                }
+                _ => break,
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("evault serve did not start: {seen:?}"));
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server { child, url }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    let mut resp = agent
+        .get(url)
+        .header("Accept", "application/json")
+        .call()
+        .expect("GET");
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().expect("body");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+pub fn get_text(agent: &ureq::Agent, url: &str) -> (u16, String) {
+    let mut resp = agent.get(url).call().expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().expect("body"))
+}

@@ -1,0 +1,176 @@
+//! Crash safety: a child `evault serve` under concurrent ingest is killed
+//! with SIGKILL several times. After every restart each acknowledged record
+//! is present with a valid proof, and every checkpoint is consistent with
+//! every earlier one. Bounded: a few seconds of load per round.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::{Server, agent, get_json, get_text};
+use evault_merkle::verify_consistency;
+use evault_note::{Ed25519Verifier, Verifiers};
+use evault_verify::{ProofBundle, open_checkpoint};
+
+const ROUNDS: usize = 4;
+const CLIENTS: usize = 8;
+
+fn ingest_until_stopped(
+    url: String,
+    client: usize,
+    round: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
+    let agent = agent();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let body = format!("round {round} client {client} record {i}");
+        i += 1;
+        let resp = agent
+            .post(format!("{url}/api/v1/evidence"))
+            .header("Content-Type", "text/plain")
+            .header("X-Evault-Label", format!("round={round}"))
+            .send(body.as_bytes());
+        let Ok(mut resp) = resp else { return }; // the server died mid-request
+        if resp.status().as_u16() != 201 {
+            return;
+        }
+        let Ok(text) = resp.body_mut().read_to_string() else {
+            return;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).expect("201 body is JSON");
+        let id = v["record"]["id"].as_str().expect("record id").to_string();
+        acked.lock().unwrap().push(id);
+    }
+}
+
+#[test]
+fn sigkill_under_load_loses_nothing_and_never_forks() {
+    let dir = tempfile::tempdir().unwrap();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut checked_checkpoints = 0usize;
+
+    for round in 0..=ROUNDS {
+        let server = Server::start(dir.path(), &[]);
+        let http = agent();
+        let (_, log) = get_json(&http, &format!("{}/api/v1/log", server.url));
+        let key =
+            Ed25519Verifier::from_verifier_key(log["verifier_key"].as_str().unwrap()).unwrap();
+        let verifiers = Verifiers::new().with(key).unwrap();
+
+        // Everything acknowledged before any earlier kill is here, provable.
+        let ids = acked.lock().unwrap().clone();
+        let tree_size = log["tree_size"].as_u64().unwrap();
+        assert!(
+            tree_size >= ids.len() as u64,
+            "tree lost records: {tree_size} < {}",
+            ids.len()
+        );
+        for id in &ids {
+            let (status, _) = get_json(&http, &format!("{}/api/v1/evidence/{id}", server.url));
+            assert_eq!(
+                status, 200,
+                "acknowledged record {id} is missing after a crash"
+            );
+            let mut bundle = None;
+            for _ in 0..100 {
+                let (s, v) = get_json(&http, &format!("{}/api/v1/evidence/{id}/proof", server.url));
+                if s == 200 {
+                    bundle = Some(serde_json::from_value::<ProofBundle>(v).unwrap());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let bundle = bundle.unwrap_or_else(|| panic!("no proof for {id}"));
+            bundle
+                .verify(&verifiers, Some("test.example/crash"))
+                .unwrap();
+        }
+
+        // Every checkpoint is consistent with every earlier one.
+        let mut notes = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (_, page) = get_json(
+                &http,
+                &format!("{}/api/v1/checkpoints?limit=1000{cursor}", server.url),
+            );
+            for c in page["items"].as_array().unwrap() {
+                notes.push(c["note"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(n) => cursor = format!("&cursor={n}"),
+                None => break,
+            }
+        }
+        let cps: Vec<_> = notes
+            .iter()
+            .map(|n| open_checkpoint(n, &verifiers, None).unwrap().0)
+            .collect();
+        for w in cps.windows(2) {
+            assert!(w[0].size < w[1].size, "checkpoints must grow");
+        }
+        for (j, new) in cps
+            .iter()
+            .enumerate()
+            .skip(checked_checkpoints.saturating_sub(1))
+        {
+            // Every tree extends the empty one; RFC 9162 proves from size 1.
+            for old in cps[..j].iter().filter(|c| c.size > 0) {
+                let (s, p) = get_json(
+                    &http,
+                    &format!(
+                        "{}/api/v1/tree/consistency?from={}&to={}",
+                        server.url, old.size, new.size
+                    ),
+                );
+                assert_eq!(s, 200, "consistency {}..{}", old.size, new.size);
+                let proof: Vec<Vec<u8>> = p["proof"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| STANDARD.decode(h.as_str().unwrap()).unwrap())
+                    .collect();
+                verify_consistency(old.size, new.size, &proof, &old.root_hash, &new.root_hash)
+                    .unwrap_or_else(|e| panic!("fork between {} and {}: {e}", old.size, new.size));
+            }
+        }
+        checked_checkpoints = cps.len();
+        let (_, latest) = get_text(&http, &format!("{}/tlog/checkpoint", server.url));
+        assert!(latest.starts_with("test.example/crash\n"));
+
+        if round == ROUNDS {
+            assert!(
+                ids.len() > 100,
+                "the load produced too few acknowledgements: {}",
+                ids.len()
+            );
+            eprintln!(
+                "crash test: {} acknowledged records, {} checkpoints, {ROUNDS} kills",
+                ids.len(),
+                cps.len()
+            );
+            break;
+        }
+
+        // Load, then SIGKILL at a moment that varies per round.
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (url, stop, acked) = (server.url.clone(), stop.clone(), acked.clone());
+                std::thread::spawn(move || ingest_until_stopped(url, c, round, stop, acked))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(400 + 250 * round as u64));
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+}

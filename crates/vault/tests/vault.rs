@@ -110,7 +110,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
         let v = v.clone();
         tasks.push(tokio::spawn(async move {
             let mut idx = Vec::new();
-            for i in 0..125 {
+            for i in 0..625 {
                 let body = format!("client {c} record {i}");
                 idx.push(
                     put(&v, body.as_bytes(), &[("client", &c.to_string())], None)
@@ -118,7 +118,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
                         .record
                         .leaf_index,
                 );
-                if i % 40 == 0 {
+                if i % 100 == 0 {
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
             }
@@ -130,8 +130,8 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
         all.extend(t.await.unwrap());
     }
     all.sort_unstable();
-    assert_eq!(all, (0..2000).collect::<Vec<u64>>());
-    v.wait_for_checkpoint(2000, Duration::from_secs(10))
+    assert_eq!(all, (0..10_000).collect::<Vec<u64>>());
+    v.wait_for_checkpoint(10_000, Duration::from_secs(10))
         .await
         .unwrap();
 
@@ -150,12 +150,23 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     assert_eq!(opened[0].size, 0);
     assert_eq!(opened[0].root_hash, evault_merkle::EMPTY_ROOT);
     let opened: Vec<Checkpoint> = opened.into_iter().filter(|c| c.size > 0).collect();
+    assert!(
+        opened.len() >= 5,
+        "want several non-empty checkpoints, got {}",
+        opened.len()
+    );
+    let mut pairs = 0;
     for (i, a) in opened.iter().enumerate() {
         for b in &opened[i..] {
             let p = v.consistency(a.size, b.size).await.unwrap();
             verify_consistency(a.size, b.size, &p.proof, &a.root_hash, &b.root_hash).unwrap();
+            pairs += 1;
         }
     }
+    eprintln!(
+        "{} checkpoints, {pairs} consistency pairs verified",
+        opened.len()
+    );
     // Label listing sees exactly one client's records, paged.
     let mut q = evault_store::ListQuery {
         labels: vec![("client".into(), "3".into())],
@@ -172,7 +183,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
             None => break,
         }
     }
-    assert_eq!(seen, 125);
+    assert_eq!(seen, 625);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

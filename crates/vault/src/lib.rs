@@ -116,6 +116,8 @@ pub struct ConsistencyProof {
 }
 
 struct Inner {
+    /// Held for the vault's lifetime: one process per data directory.
+    _lock: std::fs::File,
     store: Arc<dyn Store>,
     blobs: BlobDir,
     origin: String,
@@ -150,6 +152,7 @@ impl Vault {
     /// and the latest checkpoint agree, and refuses to start if they do not.
     pub async fn with_store(config: VaultConfig, store: Arc<dyn Store>) -> Result<Vault> {
         create_private_dir(&config.data_dir)?;
+        let lock = lock_data_dir(&config.data_dir)?;
         let blobs = BlobDir::open(&config.data_dir)?;
         let cfg = config.clone();
         let st = store.clone();
@@ -181,6 +184,7 @@ impl Vault {
 
         Ok(Vault {
             inner: Arc::new(Inner {
+                _lock: lock,
                 store,
                 blobs,
                 origin,
@@ -497,6 +501,27 @@ impl Vault {
                 "no checkpoint of size {size} within {timeout:?}"
             ))),
         }
+    }
+}
+
+/// Takes an exclusive lock on `<data dir>/LOCK`, released when the process
+/// exits however it exits (it is an OS file lock, not a marker file).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(VaultError::Unavailable(format!(
+            "data directory {} is in use by another evault process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

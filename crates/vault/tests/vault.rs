@@ -224,6 +224,14 @@ async fn restart_keeps_everything_and_continues_the_same_log() {
     let p = v.consistency(c1.size, c2.size).await.unwrap();
     verify_consistency(c1.size, c2.size, &p.proof, &c1.root_hash, &c2.root_hash).unwrap();
 
+    // A second vault on a data directory in use is refused.
+    assert!(matches!(
+        Vault::open(config(dir.path())).await,
+        Err(VaultError::Unavailable(_))
+    ));
+    drop(v);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
     // Another origin for the same data directory is refused.
     let mut other = config(dir.path());
     other.origin = Some("elsewhere.example/log".into());

@@ -178,18 +178,15 @@ impl Submission {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Self, Problem> {
-        if let Some(enc) = header_text(headers, header::CONTENT_ENCODING.as_str())? {
-            if !enc
+        if let Some(enc) = header_text(headers, header::CONTENT_ENCODING.as_str())?
+            && !enc
                 .split(',')
                 .all(|e| e.trim().eq_ignore_ascii_case("identity"))
-            {
-                return Err(Problem::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!(
-                        "Content-Encoding {enc:?} is not supported; send the payload unencoded"
-                    ),
-                ));
-            }
+        {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {enc:?} is not supported; send the payload unencoded"),
+            ));
         }
         let content_type = header_text(headers, header::CONTENT_TYPE.as_str())?
             .filter(|c| !c.is_empty())

@@ -219,14 +219,14 @@ fn create_private_file(path: &Path) -> Result<()> {
             format!("{what} {}: {e}", path.display()),
         )))
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(|e| io("creating the directory of", e))?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| io("creating the directory of", e))?;
     }
     OpenOptions::new()
         .create(true)
@@ -608,7 +608,7 @@ impl Store for SqliteStore {
             };
             let stored = col_i64(row, 0, "tile length")?;
             if stored < 0
-                || stored as usize % HASH_BYTES != 0
+                || !(stored as usize).is_multiple_of(HASH_BYTES)
                 || stored as usize > TILE_WIDTH as usize * HASH_BYTES
             {
                 return Err(corrupt(format!(

@@ -107,7 +107,7 @@ impl TreeState {
         let mut out = Vec::new();
         let tiles = &mut self.tiles.current;
         self.frontier.extend(leaves, |id: NodeId, hash: &Hash| {
-            if id.level % TILE_HEIGHT != 0 {
+            if !id.level.is_multiple_of(TILE_HEIGHT) {
                 return;
             }
             let level = id.level / TILE_HEIGHT;
@@ -136,18 +136,18 @@ impl TreeState {
             }
         });
         for (level, index) in touched {
-            if let Some((cur_index, data)) = tiles.get(level as usize) {
-                if *cur_index == index {
-                    let width = (data.len() / HASH_SIZE) as u16;
-                    out.push((
-                        TileId {
-                            level,
-                            index,
-                            width,
-                        },
-                        data.clone(),
-                    ));
-                }
+            if let Some((cur_index, data)) = tiles.get(level as usize)
+                && *cur_index == index
+            {
+                let width = (data.len() / HASH_SIZE) as u16;
+                out.push((
+                    TileId {
+                        level,
+                        index,
+                        width,
+                    },
+                    data.clone(),
+                ));
             }
         }
         out
@@ -231,10 +231,10 @@ fn commit(store: &dyn Store, state: TreeState, batch: Vec<Pending>) -> (TreeStat
     let mut by_idem: HashMap<(String, String), usize> = HashMap::new();
 
     let lookup = |p: &Pending| -> Result<Option<Appended>> {
-        if let Some(key) = &p.row.idempotency_key {
-            if let Some(r) = store.record_by_idempotency_key(&p.row.ingested_by, key)? {
-                return Ok(Some(Appended::Replayed(r)));
-            }
+        if let Some(key) = &p.row.idempotency_key
+            && let Some(r) = store.record_by_idempotency_key(&p.row.ingested_by, key)?
+        {
+            return Ok(Some(Appended::Replayed(r)));
         }
         Ok(store
             .record_by_dedup_key(&p.row.dedup_key)?

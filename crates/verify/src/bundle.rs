@@ -82,13 +82,13 @@ pub fn open_checkpoint(
 ) -> Result<(Checkpoint, Vec<String>), BundleError> {
     let opened = open(note.as_bytes(), verifiers).map_err(BundleError::Signature)?;
     let cp = Checkpoint::parse(&opened.text).map_err(BundleError::Checkpoint)?;
-    if let Some(expected) = origin {
-        if cp.origin != expected {
-            return Err(BundleError::WrongOrigin {
-                expected: expected.to_string(),
-                found: cp.origin,
-            });
-        }
+    if let Some(expected) = origin
+        && cp.origin != expected
+    {
+        return Err(BundleError::WrongOrigin {
+            expected: expected.to_string(),
+            found: cp.origin,
+        });
     }
     Ok((cp, opened.verified.into_iter().map(|s| s.name).collect()))
 }

@@ -42,7 +42,7 @@ impl TileBuilder {
         let mut out = Vec::new();
         let tiles = &mut self.current;
         self.frontier.extend(leaves, |id: NodeId, hash: &Hash| {
-            if id.level % TILE_HEIGHT != 0 {
+            if !id.level.is_multiple_of(TILE_HEIGHT) {
                 return;
             }
             let level = id.level / TILE_HEIGHT;
@@ -127,7 +127,7 @@ pub fn row(i: u64) -> EvidenceRow {
     EvidenceRow {
         leaf_index: i,
         id: uuid(ingested_at_ms as u64, i),
-        content_type: if i % 4 == 0 {
+        content_type: if i.is_multiple_of(4) {
             "application/pdf".to_owned()
         } else {
             "application/json".to_owned()
@@ -136,11 +136,11 @@ pub fn row(i: u64) -> EvidenceRow {
         size: 100 + i,
         labels,
         ingested_at_ms,
-        ingested_by: if i % 2 == 0 { "alice" } else { "bob" }.to_owned(),
-        idempotency_key: (i % 5 == 0).then(|| format!("idem-{i}")),
+        ingested_by: if i.is_multiple_of(2) { "alice" } else { "bob" }.to_owned(),
+        idempotency_key: i.is_multiple_of(5).then(|| format!("idem-{i}")),
         dedup_key: h(2, i),
         leaf_data: format!("{{\"leaf\":{i},\"note\":\"evidence\"}}").into_bytes(),
-        payload: if i % 2 == 0 {
+        payload: if i.is_multiple_of(2) {
             Payload::Inline(vec![i as u8; (i % 50) as usize])
         } else {
             Payload::External

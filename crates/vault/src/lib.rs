@@ -18,7 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use evault_merkle::tiles::{TilePath, TiledHashReader, encode_entry_bundle};
+use evault_merkle::tiles::{TilePath, TileReader, TiledHashReader, encode_entry_bundle};
 use evault_merkle::{Hash, NodeId, leaf_hash};
 use evault_note::{Checkpoint, Ed25519Signer, Verifiers};
 use evault_store::{EvidenceRow, ListQuery, Payload, Store, StoredCheckpoint};
@@ -32,7 +32,7 @@ pub use evault_store::{Page, SqliteStore};
 pub use sequencer::{Appended, BatchLimits, TreeHead};
 
 use blobs::{BlobDir, StagedBody};
-use proofs::StoreTiles;
+use proofs::{StoreTiles, TileCache};
 use sequencer::{Pending, TreeState};
 
 /// How the vault runs. Defaults are the documented ones.
@@ -124,6 +124,8 @@ struct Inner {
     signer: Arc<Ed25519Signer>,
     verifiers: Verifiers,
     config: VaultConfig,
+    /// Full (immutable) tiles recently used by proofs.
+    tile_cache: TileCache,
     tx: mpsc::Sender<Pending>,
     heads: watch::Receiver<TreeHead>,
     checkpoints: watch::Receiver<u64>,
@@ -136,6 +138,8 @@ pub struct Vault {
 }
 
 const META_ORIGIN: &str = "origin";
+/// Full tiles kept in memory for proofs: 4096 × 8 KiB = 32 MiB.
+const TILE_CACHE_TILES: usize = 4096;
 
 impl Vault {
     /// Opens the vault on its embedded SQLite store in `config.data_dir`.
@@ -191,6 +195,7 @@ impl Vault {
                 signer,
                 verifiers,
                 config,
+                tile_cache: TileCache::new(TILE_CACHE_TILES),
                 tx,
                 heads,
                 checkpoints,
@@ -384,7 +389,10 @@ impl Vault {
                 )));
             }
             let reader = TiledHashReader {
-                tiles: StoreTiles(&*i.store),
+                tiles: StoreTiles {
+                    store: &*i.store,
+                    cache: Some(&i.tile_cache),
+                },
                 tree_size: cp.size,
             };
             let proof = evault_merkle::inclusion_proof(&reader, row.leaf_index, cp.size)
@@ -416,7 +424,10 @@ impl Vault {
                 )));
             }
             let reader = TiledHashReader {
-                tiles: StoreTiles(&*i.store),
+                tiles: StoreTiles {
+                    store: &*i.store,
+                    cache: Some(&i.tile_cache),
+                },
                 tree_size: to,
             };
             let proof = evault_merkle::consistency_proof(&reader, from, to)
@@ -465,11 +476,16 @@ impl Vault {
     /// Contents of a C2SP tlog-tiles resource (hash tile or entry bundle).
     pub async fn tile(&self, path: TilePath) -> Result<Vec<u8>> {
         self.blocking(move |i| match path {
-            TilePath::Hashes(tile) => i
-                .store
-                .read_tiles(&[tile])?
-                .pop()
-                .ok_or(VaultError::NotFound(tile.path())),
+            TilePath::Hashes(tile) => {
+                let tiles = StoreTiles {
+                    store: &*i.store,
+                    cache: Some(&i.tile_cache),
+                };
+                tiles
+                    .read_tiles(&[tile])?
+                    .pop()
+                    .ok_or(VaultError::NotFound(tile.path()))
+            }
             TilePath::Entries { index, width } => {
                 let start = index
                     .checked_mul(256)
@@ -589,7 +605,7 @@ fn startup(
     let size = store.tree_size()?;
     let state = TreeState::load(store, size)?;
     let reader = TiledHashReader {
-        tiles: StoreTiles(store),
+        tiles: StoreTiles::uncached(store),
         tree_size: size,
     };
     if size > 0 {

@@ -59,7 +59,7 @@ impl TreeState {
     /// at most 64 frontier hashes and the rightmost tile of each level.
     pub fn load(store: &dyn Store, size: u64) -> Result<Self> {
         let reader = TiledHashReader {
-            tiles: StoreTiles(store),
+            tiles: StoreTiles::uncached(store),
             tree_size: size,
         };
         let nodes = CompactRange::nodes_for_size(size);

@@ -131,6 +131,15 @@ struct Inner {
     checkpoints: watch::Receiver<u64>,
 }
 
+impl Inner {
+    /// The stored record with this id, or [`VaultError::NotFound`].
+    fn record(&self, id: &str) -> Result<EvidenceRow> {
+        self.store
+            .record_by_id(id)?
+            .ok_or_else(|| VaultError::NotFound(format!("evidence {id}")))
+    }
+}
+
 /// A running vault. Cheap to clone; all clones share one sequencer.
 #[derive(Clone)]
 pub struct Vault {
@@ -321,22 +330,15 @@ impl Vault {
 
     pub async fn get(&self, id: &str) -> Result<Evidence> {
         let id = id.to_string();
-        self.blocking(move |i| {
-            let row = i.store.record_by_id(&id)?;
-            row.map(|r| evidence_from_row(&r))
-                .ok_or(VaultError::NotFound(format!("evidence {id}")))
-        })
-        .await
+        self.blocking(move |i| Ok(evidence_from_row(&i.record(&id)?)))
+            .await
     }
 
     /// A record's payload and content type.
     pub async fn payload(&self, id: &str) -> Result<(Evidence, PayloadData)> {
         let id = id.to_string();
         self.blocking(move |i| {
-            let row = i
-                .store
-                .record_by_id(&id)?
-                .ok_or(VaultError::NotFound(format!("evidence {id}")))?;
+            let row = i.record(&id)?;
             let data = match &row.payload {
                 Payload::Inline(b) => PayloadData::Inline(b.clone()),
                 Payload::External => {
@@ -368,10 +370,7 @@ impl Vault {
     pub async fn inclusion(&self, id: &str, tree_size: Option<u64>) -> Result<ProofBundle> {
         let id = id.to_string();
         self.blocking(move |i| {
-            let row = i
-                .store
-                .record_by_id(&id)?
-                .ok_or(VaultError::NotFound(format!("evidence {id}")))?;
+            let row = i.record(&id)?;
             let cp = match tree_size {
                 Some(n) => i
                     .store

@@ -114,16 +114,7 @@ impl ProofBundle {
                 record: self.record.leaf_index,
             });
         }
-        let proof = self
-            .inclusion_proof
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                STANDARD
-                    .decode(p)
-                    .map_err(|_| BundleError::BadProofEncoding(i))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let proof = self.decoded_proof()?;
         verify_inclusion(
             &self.record.leaf_hash(),
             self.leaf_index,
@@ -142,8 +133,18 @@ impl ProofBundle {
 
     /// The same proof in C2SP tlog-proof text (the record travels separately).
     pub fn to_tlog_proof(&self) -> Result<TlogProof, BundleError> {
-        let proof = self
-            .inclusion_proof
+        Ok(TlogProof {
+            extra: None,
+            index: self.leaf_index,
+            proof: self.decoded_proof()?,
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
+
+    /// The inclusion proof as hashes; element `i` that is not base64 of 32
+    /// bytes is [`BundleError::BadProofEncoding`]`(i)`.
+    fn decoded_proof(&self) -> Result<Vec<evault_merkle::Hash>, BundleError> {
+        self.inclusion_proof
             .iter()
             .enumerate()
             .map(|(i, p)| {
@@ -153,12 +154,6 @@ impl ProofBundle {
                     .and_then(|b| evault_merkle::hash_from_slice(&b))
                     .ok_or(BundleError::BadProofEncoding(i))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TlogProof {
-            extra: None,
-            index: self.leaf_index,
-            proof,
-            checkpoint: self.checkpoint.clone(),
-        })
+            .collect()
     }
 }

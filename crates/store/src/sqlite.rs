@@ -517,7 +517,7 @@ impl Store for SqliteStore {
                     Payload::Inline(bytes) => Some(bytes.as_slice()),
                     Payload::External => None,
                 };
-                labels::encode(&rec.labels, &mut labels_json);
+                labels::encode(&rec.labels, &mut labels_json).map_err(invalid)?;
                 insert_record
                     .execute(rusqlite::params![
                         index,

@@ -13,11 +13,17 @@
 //! per batch, with no checks, no tree size and no tiles. (It writes the
 //! same `records.labels` JSON column, so the rows are byte-identical.)
 //!
+//! A third run, "evault+audit", appends the same records each with one
+//! audit event (~500-byte canonical JSON leaf, its own tiles) in the same
+//! transaction, as the vault's sequencer does with the audit trail on; the
+//! table shows its throughput beside the store's without events.
+//!
 //! Environment: `EVAULT_BENCH_RECORDS` (default 200000),
 //! `EVAULT_BENCH_BATCHES` (default `1000,10000`), `EVAULT_BENCH_ROUNDS`
 //! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
 //! temporary databases go; default the system temp dir),
-//! `EVAULT_BENCH_ONLY=evault` (the store alone, for profiling),
+//! `EVAULT_BENCH_ONLY=evault` or `=audit` (that store run alone, for
+//! profiling),
 //! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
 //! each run, to measure a store that already holds data; B-tree indexes on
 //! random keys, like the dedup key, get slower as they grow).
@@ -34,7 +40,9 @@ use std::time::{Duration, Instant};
 use common::TileBuilder;
 use evault_merkle::tiles::TileId;
 use evault_merkle::{Hash, leaf_hash};
-use evault_store::{AppendBatch, EvidenceRow, Payload, SqliteStore, Store};
+use evault_store::{
+    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store,
+};
 use rusqlite::{Connection, params};
 
 const PAYLOAD_SIZE: usize = 1024;
@@ -130,17 +138,69 @@ fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
         .collect()
 }
 
+/// The audit event of each record `start..start + n`, shaped like the
+/// vault's: canonical JSON of the same members, similar sizes.
+fn make_audit_rows(start: u64, n: u64) -> Vec<AuditRow> {
+    (start..start + n)
+        .map(|i| {
+            let time_ms = T0 + (i / 50) as i64;
+            let id = common::uuid(time_ms as u64, i | 1 << 47);
+            // The events of the records' puts: the ingester's.
+            let principal = "svc-ingest@example.com".to_owned();
+            let leaf_data = format!(
+                concat!(
+                    "{{\"auth_method\":\"service-account\",\"client\":\"10.0.{}.{}:{}\",",
+                    "\"id\":\"{}\",\"key_id\":\"key-{}\",\"operation\":\"evidence.put\",",
+                    "\"outcome\":\"success\",\"params_digest\":\"{:064x}\",",
+                    "\"principal\":\"{}\",\"protocol\":\"http\",",
+                    "\"request_id\":\"{}\",\"resource\":\"/api/v1/evidence/{}\",",
+                    "\"status\":201,\"time\":\"{}\",\"v\":\"evault/audit/v1\"}}"
+                ),
+                i % 7,
+                i % 251,
+                40000 + i % 20000,
+                id,
+                i % 4,
+                u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
+                principal,
+                common::uuid(time_ms as u64, i | 1 << 46),
+                common::uuid(time_ms as u64, i),
+                time_ms,
+            )
+            .into_bytes();
+            AuditRow {
+                leaf_index: i,
+                id,
+                time_ms,
+                principal,
+                operation: "evidence.put".to_owned(),
+                outcome: "success".to_owned(),
+                leaf_data,
+            }
+        })
+        .collect()
+}
+
 type Tiles = Vec<(TileId, Vec<u8>)>;
 
-/// The tiles a sequencer writes with each batch of `batch` records, from
+/// The tiles a sequencer writes with each batch of `batch` leaves, from
 /// the tree state `tb`.
-fn plan_tiles(mut tb: TileBuilder, rows: &[EvidenceRow], batch: usize) -> Vec<Tiles> {
-    rows.chunks(batch)
+fn plan_tiles(mut tb: TileBuilder, leaf_data: &[&[u8]], batch: usize) -> Vec<Tiles> {
+    leaf_data
+        .chunks(batch)
         .map(|chunk| {
-            let leaves: Vec<Hash> = chunk.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+            let leaves: Vec<Hash> = chunk.iter().map(|l| leaf_hash(l)).collect();
             tb.push(&leaves)
         })
         .collect()
+}
+
+fn leaves_of(rows: &[EvidenceRow]) -> Vec<&[u8]> {
+    rows.iter().map(|r| r.leaf_data.as_slice()).collect()
+}
+
+fn audit_leaves_of(events: &[AuditRow]) -> Vec<&[u8]> {
+    events.iter().map(|e| e.leaf_data.as_slice()).collect()
 }
 
 fn bench_dir() -> tempfile::TempDir {
@@ -160,6 +220,10 @@ struct Preload {
     tiles: Vec<Tiles>,
     /// Tree state after the preload, for planning the timed batches.
     builder: TileBuilder,
+    /// The same for the audit log (one event per preloaded record), used
+    /// by the evault+audit run.
+    audit_tiles: Vec<Tiles>,
+    audit_builder: TileBuilder,
 }
 
 const PRELOAD_CHUNK: u64 = 50_000;
@@ -168,14 +232,19 @@ const PRELOAD_SEED: u64 = 1;
 impl Preload {
     fn new(count: u64) -> Self {
         let mut builder = TileBuilder::new();
+        let mut audit_builder = TileBuilder::new();
         let mut chunks = Vec::new();
         let mut tiles = Vec::new();
+        let mut audit_tiles = Vec::new();
         let mut start = 0;
         while start < count {
             let n = PRELOAD_CHUNK.min(count - start);
             let rows = make_rows(start, n, PRELOAD_SEED + start);
             let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
             tiles.push(builder.push(&leaves));
+            let events = make_audit_rows(start, n);
+            let leaves: Vec<Hash> = events.iter().map(|e| leaf_hash(&e.leaf_data)).collect();
+            audit_tiles.push(audit_builder.push(&leaves));
             chunks.push((start, n));
             start += n;
         }
@@ -183,6 +252,8 @@ impl Preload {
             chunks,
             tiles,
             builder,
+            audit_tiles,
+            audit_builder,
         }
     }
 
@@ -208,34 +279,58 @@ struct Run {
     written: Option<u64>,
 }
 
-fn run_store(pre: &Preload, rows: &[EvidenceRow], batch: usize, tiles: &[Tiles]) -> Run {
+/// The audit events of a run, one per record, and their tiles per batch.
+struct AuditPlan<'a> {
+    events: &'a [AuditRow],
+    tiles: &'a [Tiles],
+}
+
+fn run_store(
+    pre: &Preload,
+    rows: &[EvidenceRow],
+    batch: usize,
+    tiles: &[Tiles],
+    audit: Option<AuditPlan<'_>>,
+) -> Run {
     let dir = bench_dir();
     let path = dir.path().join("evault.db");
     let store = SqliteStore::open(&path).expect("open");
-    for (chunk, t) in pre.rows().zip(&pre.tiles) {
+    for ((chunk, t), at) in pre.rows().zip(&pre.tiles).zip(&pre.audit_tiles) {
+        let start = chunk[0].leaf_index;
+        let events = audit
+            .as_ref()
+            .map(|_| make_audit_rows(start, chunk.len() as u64));
         store
             .append(&AppendBatch {
-                old_size: chunk[0].leaf_index,
-                records: &chunk,
-                tiles: t,
+                audit: events.as_deref().map(|events| AuditBatch {
+                    old_size: start,
+                    events,
+                    tiles: at,
+                }),
+                ..AppendBatch::new(start, &chunk, t)
             })
             .expect("preload");
     }
     let w0 = written_bytes();
     let start = Instant::now();
-    for (chunk, t) in rows.chunks(batch).zip(tiles) {
+    for (i, (chunk, t)) in rows.chunks(batch).zip(tiles).enumerate() {
+        let first = chunk[0].leaf_index;
+        let audit_part = audit.as_ref().map(|a| AuditBatch {
+            old_size: first,
+            events: &a.events[i * batch..i * batch + chunk.len()],
+            tiles: &a.tiles[i],
+        });
         store
             .append(&AppendBatch {
-                old_size: chunk[0].leaf_index,
-                records: chunk,
-                tiles: t,
+                audit: audit_part,
+                ..AppendBatch::new(first, chunk, t)
             })
             .expect("append");
     }
     let took = start.elapsed();
     let written = written_bytes().zip(w0).map(|(a, b)| a - b);
     assert_eq!(
-        store.tree_size().expect("size"),
+        store.tree_size(LogId::Evidence).expect("size"),
         rows.last().map_or(0, |r| r.leaf_index + 1)
     );
     Run { took, written }
@@ -341,13 +436,9 @@ fn check_same_rows() {
     let path = dir.path().join("check.db");
     let store = SqliteStore::open(&path).expect("open");
     let few = &make_rows(0, 10, 0);
-    let tiles = plan_tiles(TileBuilder::new(), few, few.len());
+    let tiles = plan_tiles(TileBuilder::new(), &leaves_of(few), few.len());
     store
-        .append(&AppendBatch {
-            old_size: 0,
-            records: few,
-            tiles: &tiles[0],
-        })
+        .append(&AppendBatch::new(0, few, &tiles[0]))
         .expect("append");
     drop(store);
     let conn = Connection::open(&path).expect("open");
@@ -390,6 +481,7 @@ fn main() {
     let t = Instant::now();
     let pre = Preload::new(preload);
     let rows = make_rows(preload, n as u64, 0);
+    let events = make_audit_rows(preload, n as u64);
     let avg_leaf = rows.iter().map(|r| r.leaf_data.len()).sum::<usize>() / n.max(1);
     let row_bytes: usize = rows
         .iter()
@@ -420,42 +512,64 @@ fn main() {
 
     let mut table = Vec::new();
     for &batch in &batches {
-        let tiles = plan_tiles(pre.builder.clone(), &rows, batch);
+        let tiles = plan_tiles(pre.builder.clone(), &leaves_of(&rows), batch);
+        let audit_tiles = plan_tiles(pre.audit_builder.clone(), &audit_leaves_of(&events), batch);
         let tile_writes: usize = tiles.iter().map(Vec::len).sum();
-        let (mut best_store, mut best_raw) = (0f64, 0f64);
+        let with_audit = || {
+            Some(AuditPlan {
+                events: &events,
+                tiles: &audit_tiles,
+            })
+        };
+        let (mut best_store, mut best_audit, mut best_raw) = (0f64, 0f64, 0f64);
         for round in 1..=rounds {
-            // Alternate the order so neither side always runs on a page
-            // cache still flushing the other's files.
-            if only.as_deref() == Some("evault") {
-                let s = run_store(&pre, &rows, batch, &tiles);
+            // For profiling: one store run alone.
+            if let Some(which @ ("evault" | "audit")) = only.as_deref() {
+                let audit = if which == "audit" { with_audit() } else { None };
+                let s = run_store(&pre, &rows, batch, &tiles, audit);
                 eprintln!(
-                    "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written)",
+                    "batch {batch:>6} round {round}: {which} {:>8.0} rec/s ({} MiB written)",
                     rate(n, &s),
                     mib(&s)
                 );
                 continue;
             }
-            let (s, r) = if round % 2 == 1 {
-                let r = run_raw(&pre, &rows, batch);
-                (run_store(&pre, &rows, batch, &tiles), r)
-            } else {
-                let s = run_store(&pre, &rows, batch, &tiles);
-                (s, run_raw(&pre, &rows, batch))
+            // Rotate the order so no run always follows the same one (its
+            // page cache may still be flushing the other's files).
+            let mut runs: [(&str, Option<Run>); 3] =
+                [("raw", None), ("evault", None), ("audit", None)];
+            runs.rotate_left((round as usize - 1) % 3);
+            for (which, run) in &mut runs {
+                *run = Some(match *which {
+                    "raw" => run_raw(&pre, &rows, batch),
+                    "evault" => run_store(&pre, &rows, batch, &tiles, None),
+                    _ => run_store(&pre, &rows, batch, &tiles, with_audit()),
+                });
+            }
+            let get = |name: &str| {
+                runs.iter()
+                    .find(|(w, _)| *w == name)
+                    .and_then(|(_, r)| r.as_ref())
+                    .expect("every run ran")
             };
+            let (s, a, r) = (get("evault"), get("audit"), get("raw"));
             eprintln!(
-                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), raw {:>8.0} rec/s ({} MiB written)",
-                rate(n, &s),
-                mib(&s),
-                rate(n, &r),
-                mib(&r),
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written)",
+                rate(n, s),
+                mib(s),
+                rate(n, a),
+                mib(a),
+                rate(n, r),
+                mib(r),
             );
-            let (s, r) = (rate(n, &s), rate(n, &r));
-            best_store = best_store.max(s);
-            best_raw = best_raw.max(r);
+            best_store = best_store.max(rate(n, s));
+            best_audit = best_audit.max(rate(n, a));
+            best_raw = best_raw.max(rate(n, r));
         }
         println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
+        println!("RESULT evault_audit batch={batch} records={n} rps={best_audit:.0}");
         println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
-        table.push((batch, best_store, best_raw));
+        table.push((batch, best_store, best_audit, best_raw));
     }
 
     println!();
@@ -468,14 +582,23 @@ fn main() {
         }
     );
     println!(
-        "| {:>8} | {:>16} | {:>16} | {:>10} |",
-        "batch", "evault rec/s", "raw SQLite rec/s", "evault/raw"
+        "| {:>8} | {:>16} | {:>18} | {:>16} | {:>10} | {:>12} |",
+        "batch",
+        "evault rec/s",
+        "evault+audit rec/s",
+        "raw SQLite rec/s",
+        "evault/raw",
+        "audit/evault"
     );
-    println!("|{:-<10}|{:-<18}|{:-<18}|{:-<12}|", "", "", "", "");
-    for (batch, s, r) in table {
+    println!(
+        "|{:-<10}|{:-<18}|{:-<20}|{:-<18}|{:-<12}|{:-<14}|",
+        "", "", "", "", "", ""
+    );
+    for (batch, s, a, r) in table {
         println!(
-            "| {batch:>8} | {s:>16.0} | {r:>16.0} | {:>9.1}% |",
-            100.0 * s / r
+            "| {batch:>8} | {s:>16.0} | {a:>18.0} | {r:>16.0} | {:>9.1}% | {:>11.1}% |",
+            100.0 * s / r,
+            100.0 * a / s
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Storage for evault behind one narrow trait, [`Store`].
 //!
-//! The store keeps what the vault decides: evidence rows, the Merkle tree as
-//! C2SP tlog-tiles (256-wide, partial tiles replaced as they grow), signed
-//! checkpoints and a little metadata. It does no Merkle math beyond storing
+//! The store keeps what the vault decides for two Merkle logs ([`LogId`]):
+//! evidence rows and audit events, each log's tree as C2SP tlog-tiles
+//! (256-wide, partial tiles replaced as they grow) and its signed
+//! checkpoints, and a little metadata. It does no Merkle math beyond storing
 //! and slicing the tiles it is given, and it never acknowledges anything: a
 //! call that returns `Ok` has been durably committed.
 //!
@@ -16,6 +17,32 @@ use evault_merkle::tiles::TileId;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
+
+/// Which of the two Merkle logs a tree-level call is about. Each has its
+/// own size, tiles and checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogId {
+    /// The evidence log: one leaf per record.
+    Evidence,
+    /// The audit trail: one leaf per API call.
+    Audit,
+}
+
+impl LogId {
+    /// Lower-case name, for messages and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogId::Evidence => "evidence",
+            LogId::Audit => "audit",
+        }
+    }
+}
+
+impl fmt::Display for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One evidence record as stored. The vault builds it; the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,16 +78,66 @@ pub enum Payload {
     External,
 }
 
-/// A batch to append in one durable transaction.
+/// One audit event as stored: the leaf data (which is the event) plus the
+/// few columns [`Store::list_audit`] filters on, copied out of it by the
+/// vault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the audit log; the store checks these are consecutive.
+    pub leaf_index: u64,
+    /// UUIDv7, canonical lower-case hyphenated text; unique.
+    pub id: String,
+    /// The event's time, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    pub principal: String,
+    pub operation: String,
+    /// `success`, `denied`, `unauthenticated` or `failed`.
+    pub outcome: String,
+    /// The exact bytes whose RFC 6962 leaf hash is in the audit tree.
+    pub leaf_data: Vec<u8>,
+}
+
+/// A batch to append in one durable transaction: evidence records and
+/// their tiles, and optionally audit events and theirs. Either log's part
+/// may be empty; both are committed together or not at all.
 #[derive(Clone, Debug)]
 pub struct AppendBatch<'a> {
-    /// Tree size the batch extends. If the store holds a different size the
-    /// append fails with [`StoreError::SizeConflict`] and nothing is written:
-    /// this is what keeps two writers from forking the log.
+    /// Evidence tree size the batch extends. If the store holds a different
+    /// size the append fails with [`StoreError::SizeConflict`] and nothing
+    /// is written: this is what keeps two writers from forking the log.
     pub old_size: u64,
     /// Records with `leaf_index` `old_size`, `old_size + 1`, ...
     pub records: &'a [EvidenceRow],
-    /// Full contents of every tile the batch touched, at the new size.
+    /// Full contents of every evidence tile the batch touched, at the new
+    /// size.
+    pub tiles: &'a [(TileId, Vec<u8>)],
+    /// The audit log's part, checked and written the same way; `None`
+    /// leaves the audit log untouched (and unchecked).
+    pub audit: Option<AuditBatch<'a>>,
+}
+
+impl<'a> AppendBatch<'a> {
+    /// A batch of evidence records only.
+    pub fn new(old_size: u64, records: &'a [EvidenceRow], tiles: &'a [(TileId, Vec<u8>)]) -> Self {
+        AppendBatch {
+            old_size,
+            records,
+            tiles,
+            audit: None,
+        }
+    }
+}
+
+/// The audit log's part of an [`AppendBatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct AuditBatch<'a> {
+    /// Audit tree size the events extend ([`StoreError::SizeConflict`]
+    /// otherwise, and nothing of either log is written).
+    pub old_size: u64,
+    /// Events with `leaf_index` `old_size`, `old_size + 1`, ...
+    pub events: &'a [AuditRow],
+    /// Full contents of every audit tile the events touched, at the new
+    /// audit size.
     pub tiles: &'a [(TileId, Vec<u8>)],
 }
 
@@ -69,6 +146,8 @@ pub struct AppendBatch<'a> {
 pub struct ListQuery {
     pub labels: Vec<(String, String)>,
     pub content_type: Option<String>,
+    /// Exact `ingested_by`: an ingester lists only its own records.
+    pub ingested_by: Option<String>,
     /// Inclusive lower bound on `ingested_at_ms`.
     pub since_ms: Option<i64>,
     /// Exclusive upper bound on `ingested_at_ms`.
@@ -76,6 +155,24 @@ pub struct ListQuery {
     /// Return records with `leaf_index` greater than this (from a previous
     /// page's `next`).
     pub after_index: Option<u64>,
+    pub limit: u32,
+}
+
+/// Filters for [`Store::list_audit`]. All present filters must match;
+/// results come in leaf order, paged like [`Store::list`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub principal: Option<String>,
+    pub operation: Option<String>,
+    pub outcome: Option<String>,
+    /// Inclusive lower bound on `time_ms`.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on `time_ms`.
+    pub until_ms: Option<i64>,
+    /// Return events with `leaf_index` greater than this (from a previous
+    /// page's `next`).
+    pub after_index: Option<u64>,
+    /// Page size, clamped to 1..=1000.
     pub limit: u32,
 }
 
@@ -97,11 +194,12 @@ pub struct StoredCheckpoint {
 
 #[derive(Debug)]
 pub enum StoreError {
-    /// The batch's `old_size` is not the stored tree size.
+    /// The batch's `old_size` (of either log) is not the stored tree size.
     SizeConflict { expected: u64, stored: u64 },
-    /// A record's `leaf_index` does not follow the previous one.
+    /// A record's or event's `leaf_index` does not follow the previous one.
     NonConsecutiveIndex { expected: u64, got: u64 },
-    /// A record with this id or dedup key exists already.
+    /// A record with this id, dedup key or idempotency key, or an audit
+    /// event with this id, exists already.
     Duplicate(String),
     /// A tile was asked for at a width the store does not hold (yet).
     TileUnavailable(TileId),
@@ -151,34 +249,47 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// between threads; appends are serialised by the vault's single sequencer,
 /// and `old_size` makes any second writer fail rather than fork.
 pub trait Store: Send + Sync {
-    /// Current tree size (number of records).
-    fn tree_size(&self) -> Result<u64>;
+    /// Current size of `log`'s tree (number of leaves).
+    fn tree_size(&self, log: LogId) -> Result<u64>;
 
-    /// Appends records and their tiles, and advances the tree size, in one
-    /// durable transaction. Returns only after the commit is durable.
+    /// Appends records, audit events and their tiles, and advances each
+    /// log's size, in one durable transaction (so an audit event is never
+    /// without the record it describes, and costs no commit of its own).
+    /// Returns only after the commit is durable.
     fn append(&self, batch: &AppendBatch<'_>) -> Result<()>;
 
-    /// Contents of each tile, exactly `width × 32` bytes, in order. A tile
-    /// at width `w` is a prefix of every later version of it.
-    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
+    /// Contents of each of `log`'s tiles, exactly `width × 32` bytes, in
+    /// order. A tile at width `w` is a prefix of every later version of it.
+    fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
     fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>>;
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
 
-    /// Leaf data of records `[start, end)`, for entry bundles.
+    /// Leaf data of evidence records `[start, end)`, for entry bundles.
     fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>>;
 
     /// Records matching `query`, in leaf order, at most `query.limit`.
     fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>>;
 
-    /// Stores a checkpoint; storing the same size twice keeps the first.
-    fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<()>;
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>>;
-    fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>>;
-    /// Checkpoints with size greater than `after`, ascending.
-    fn list_checkpoints(&self, after: Option<u64>, limit: u32) -> Result<Vec<StoredCheckpoint>>;
+    fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>>;
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>>;
+    /// Audit events matching `query`, in leaf order, at most `query.limit`.
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>>;
+
+    /// Stores a checkpoint of `log`; storing the same size twice keeps the
+    /// first.
+    fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()>;
+    fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>>;
+    fn checkpoint_at(&self, log: LogId, size: u64) -> Result<Option<StoredCheckpoint>>;
+    /// `log`'s checkpoints with size greater than `after`, ascending.
+    fn list_checkpoints(
+        &self,
+        log: LogId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>>;
 
     /// Small persistent settings (log origin, key ids).
     fn get_meta(&self, key: &str) -> Result<Option<String>>;

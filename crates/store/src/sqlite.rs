@@ -5,6 +5,11 @@
 //! (behind a mutex; appends are serialised anyway) and a small pool of
 //! reader connections, so proof and record reads run concurrently with a
 //! commit in progress. See the crate README for the schema.
+//!
+//! The evidence and audit logs have tree tables of the same shape
+//! (`tree_state`/`tiles`/`checkpoints` and `audit_state`/`audit_tiles`/
+//! `audit_checkpoints`); every tree-level statement is written once, in
+//! [`log_sql!`], and instantiated for each log's table names.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -19,7 +24,8 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, ffi};
 
 use crate::{
-    AppendBatch, EvidenceRow, ListQuery, Page, Payload, Result, Store, StoreError, StoredCheckpoint,
+    AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, Payload, Result, Store,
+    StoreError, StoredCheckpoint,
 };
 
 mod labels;
@@ -35,6 +41,10 @@ const PAGE_SIZE: i64 = 16384;
 const MAX_PAGE: u32 = 1000;
 /// Bytes of one hash in a tile.
 const HASH_BYTES: usize = 32;
+/// Prepared statements kept per connection: each log's tree statements,
+/// the record and audit statements, and the list queries (one per filter
+/// combination used).
+const STATEMENT_CACHE: usize = 64;
 
 /// Settings of the writer connection, applied on every open (after
 /// `journal_mode=WAL`, which is persistent and checked separately).
@@ -73,14 +83,83 @@ const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, 
 
 const INSERT_LABEL: &str = "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)";
 
-/// Replaces a tile only by a version that extends it: as wide or wider, and
-/// with the stored contents as prefix. Anything else changes no row.
-const UPSERT_TILE: &str = "INSERT INTO tiles (level, idx, data) VALUES (?1, ?2, ?3) \
-     ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data \
-     WHERE length(excluded.data) >= length(tiles.data) \
-     AND substr(excluded.data, 1, length(tiles.data)) = tiles.data";
+const AUDIT_COLUMNS: &str = "leaf_index, id, time_ms, principal, operation, outcome, leaf_data";
 
-const SELECT_SIZE: &str = "SELECT size FROM tree_state WHERE id = 0";
+const INSERT_AUDIT: &str = "INSERT INTO audit_events (leaf_index, id, time_ms, principal, \
+     operation, outcome, leaf_data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// The statements of one log's tree: its size row, tiles and checkpoints.
+struct LogSql {
+    select_size: &'static str,
+    update_size: &'static str,
+    /// Replaces a tile only by a version that extends it: as wide or wider,
+    /// and with the stored contents as prefix. Anything else changes no row.
+    upsert_tile: &'static str,
+    read_tile: &'static str,
+    put_checkpoint: &'static str,
+    latest_checkpoint: &'static str,
+    checkpoint_at: &'static str,
+    list_checkpoints: &'static str,
+}
+
+/// [`LogSql`] for the tables named `$state`, `$tiles` and `$checkpoints`.
+macro_rules! log_sql {
+    ($state:literal, $tiles:literal, $checkpoints:literal) => {
+        LogSql {
+            select_size: concat!("SELECT size FROM ", $state, " WHERE id = 0"),
+            update_size: concat!("UPDATE ", $state, " SET size = ?1 WHERE id = 0"),
+            upsert_tile: concat!(
+                "INSERT INTO ",
+                $tiles,
+                " (level, idx, data) VALUES (?1, ?2, ?3) ",
+                "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data ",
+                "WHERE length(excluded.data) >= length(",
+                $tiles,
+                ".data) ",
+                "AND substr(excluded.data, 1, length(",
+                $tiles,
+                ".data)) = ",
+                $tiles,
+                ".data"
+            ),
+            read_tile: concat!(
+                "SELECT length(data), substr(data, 1, ?3) FROM ",
+                $tiles,
+                " WHERE level = ?1 AND idx = ?2"
+            ),
+            put_checkpoint: concat!(
+                "INSERT OR IGNORE INTO ",
+                $checkpoints,
+                " (size, note, created_at_ms) VALUES (?1, ?2, ?3)"
+            ),
+            latest_checkpoint: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " ORDER BY size DESC LIMIT 1"
+            ),
+            checkpoint_at: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " WHERE size = ?1"
+            ),
+            list_checkpoints: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " WHERE size > ?1 ORDER BY size LIMIT ?2"
+            ),
+        }
+    };
+}
+
+const EVIDENCE_SQL: LogSql = log_sql!("tree_state", "tiles", "checkpoints");
+const AUDIT_SQL: LogSql = log_sql!("audit_state", "audit_tiles", "audit_checkpoints");
+
+fn sql(log: LogId) -> &'static LogSql {
+    match log {
+        LogId::Evidence => &EVIDENCE_SQL,
+        LogId::Audit => &AUDIT_SQL,
+    }
+}
 
 /// A request the store cannot honour: a value SQLite cannot hold, a
 /// malformed batch, a range outside the tree. Reported as
@@ -175,7 +254,7 @@ impl SqliteStore {
             )));
         }
         writer.execute_batch(WRITER_PRAGMAS).db()?;
-        writer.set_prepared_statement_cache_capacity(32);
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut writer)?;
         restrict_companions(path)?;
 
@@ -267,7 +346,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
     .db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.execute_batch(READER_PRAGMAS).db()?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -325,15 +404,110 @@ impl Drop for Reader<'_> {
     }
 }
 
-fn read_size(conn: &Connection) -> Result<u64> {
+fn read_size(conn: &Connection, log: LogId) -> Result<u64> {
     let size: Option<i64> = conn
-        .prepare_cached(SELECT_SIZE)
+        .prepare_cached(sql(log).select_size)
         .db()?
         .query_row([], |row| row.get(0))
         .optional()
         .db()?;
-    let size = size.ok_or_else(|| corrupt("the tree size row is missing"))?;
-    to_u64(size, "tree size")
+    let size = size.ok_or_else(|| corrupt(format!("the {log} tree size row is missing")))?;
+    to_u64(size, &format!("{log} tree size"))
+}
+
+/// Checks, inside the append's transaction, that `log` holds `old_size`
+/// and can take `count` more leaves; returns the new size.
+fn check_extend(tx: &Connection, log: LogId, old_size: u64, count: usize) -> Result<u64> {
+    let stored = read_size(tx, log)?;
+    if stored != old_size {
+        return Err(StoreError::SizeConflict {
+            expected: old_size,
+            stored,
+        });
+    }
+    let count =
+        u64::try_from(count).map_err(|_| invalid(format!("batch has too many {log} leaves")))?;
+    let new_size = old_size
+        .checked_add(count)
+        .ok_or_else(|| invalid(format!("batch overflows the {log} tree size")))?;
+    to_i64(new_size, &format!("{log} tree size"))?;
+    Ok(new_size)
+}
+
+/// Upserts `log`'s tiles of a batch that takes the tree to `new_size`:
+/// each must have the width that size gives it, the right length, and
+/// extend the stored version.
+fn write_tiles(
+    tx: &Connection,
+    log: LogId,
+    new_size: u64,
+    tiles: &[(TileId, Vec<u8>)],
+) -> Result<()> {
+    let mut upsert = tx.prepare_cached(sql(log).upsert_tile).db()?;
+    for (tile, data) in tiles {
+        if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
+            return Err(invalid(format!(
+                "{log} tile {} does not have the width of a tree of size {new_size}",
+                tile.path()
+            )));
+        }
+        if data.len() != tile.byte_len() {
+            return Err(invalid(format!(
+                "{log} tile {} has {} bytes, expected {}",
+                tile.path(),
+                data.len(),
+                tile.byte_len()
+            )));
+        }
+        let changed = upsert
+            .execute(rusqlite::params![
+                i64::from(tile.level),
+                to_i64(tile.index, "tile index")?,
+                data
+            ])
+            .db()?;
+        if changed == 0 {
+            return Err(invalid(format!(
+                "{log} tile {} does not extend the stored tile",
+                tile.path()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Advances `log`'s stored size (checked by [`check_extend`], so it fits).
+fn set_size(tx: &Connection, log: LogId, old_size: u64, new_size: u64) -> Result<()> {
+    if new_size != old_size {
+        tx.prepare_cached(sql(log).update_size)
+            .db()?
+            .execute([new_size as i64])
+            .db()?;
+    }
+    Ok(())
+}
+
+/// A page cursor as SQLite INTEGER; `Err` if it lies past `i64::MAX`,
+/// where nothing can be stored (the page is empty).
+fn cursor(after: Option<u64>) -> std::result::Result<Option<i64>, ()> {
+    after.map(i64::try_from).transpose().map_err(|_| ())
+}
+
+/// A page of results: `next` is the last index of a full page, else `None`.
+fn page<T>(items: Vec<T>, limit: u32, index: impl Fn(&T) -> u64) -> Page<T> {
+    let next = if items.len() == limit as usize {
+        items.last().map(index)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+fn empty_page<T>() -> Page<T> {
+    Page {
+        items: Vec::new(),
+        next: None,
+    }
 }
 
 // --- decoding rows, checking every value read -------------------------------
@@ -427,6 +601,33 @@ fn query_one_record(
     rows.next().db()?.map(decode_record).transpose()
 }
 
+/// Decodes a row of [`AUDIT_COLUMNS`].
+fn decode_audit(row: &Row<'_>) -> Result<AuditRow> {
+    let leaf_index = to_u64(col_i64(row, 0, "audit leaf_index")?, "audit leaf_index")?;
+    let at = |what: &str| format!("{what} of audit event {leaf_index}");
+    Ok(AuditRow {
+        leaf_index,
+        id: col_text(row, 1, &at("id"))?,
+        time_ms: col_i64(row, 2, &at("time_ms"))?,
+        principal: col_text(row, 3, &at("principal"))?,
+        operation: col_text(row, 4, &at("operation"))?,
+        outcome: col_text(row, 5, &at("outcome"))?,
+        leaf_data: col_blob(row, 6, &at("leaf_data"))?.to_vec(),
+    })
+}
+
+/// Runs a single-event query over [`AUDIT_COLUMNS`].
+fn query_one_audit(
+    conn: &Connection,
+    where_clause: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<AuditRow>> {
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE {where_clause}");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    rows.next().db()?.map(decode_audit).transpose()
+}
+
 fn decode_checkpoint(row: &Row<'_>) -> Result<StoredCheckpoint> {
     let size = to_u64(col_i64(row, 0, "checkpoint size")?, "checkpoint size")?;
     Ok(StoredCheckpoint {
@@ -440,9 +641,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Turns a failed record insert into the error the caller can act on.
-fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
-    let constraint = match &e {
+/// The columns of the UNIQUE or PRIMARY KEY constraint `e` violated
+/// (`table.column, …`), if that is what failed.
+fn violated_key(e: &rusqlite::Error) -> Option<String> {
+    match e {
         rusqlite::Error::SqliteFailure(err, msg)
             if err.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
                 || err.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
@@ -452,8 +654,24 @@ fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
                 .map(|(_, cols)| cols.to_owned())
         }
         _ => None,
-    };
-    match constraint.as_deref() {
+    }
+}
+
+/// Turns a failed audit event insert into the error the caller can act on.
+fn audit_insert_error(e: rusqlite::Error, ev: &AuditRow) -> StoreError {
+    match violated_key(&e).as_deref() {
+        Some("audit_events.id") => StoreError::Duplicate(format!("audit event id {}", ev.id)),
+        Some("audit_events.leaf_index") => corrupt(format!(
+            "an audit event with leaf index {} exists beyond the audit tree size",
+            ev.leaf_index
+        )),
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+/// Turns a failed record insert into the error the caller can act on.
+fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
+    match violated_key(&e).as_deref() {
         Some("records.id") => StoreError::Duplicate(format!("record id {}", rec.id)),
         Some("records.dedup_key") => {
             StoreError::Duplicate(format!("dedup key {}", hex(&rec.dedup_key)))
@@ -476,8 +694,8 @@ fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
 }
 
 impl Store for SqliteStore {
-    fn tree_size(&self) -> Result<u64> {
-        read_size(&self.readers.get())
+    fn tree_size(&self, log: LogId) -> Result<u64> {
+        read_size(&self.readers.get(), log)
     }
 
     fn append(&self, batch: &AppendBatch<'_>) -> Result<()> {
@@ -485,20 +703,13 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
-        let stored = read_size(&tx)?;
-        if stored != batch.old_size {
-            return Err(StoreError::SizeConflict {
-                expected: batch.old_size,
-                stored,
-            });
-        }
-        let count = u64::try_from(batch.records.len())
-            .map_err(|_| invalid("batch has too many records"))?;
-        let new_size = batch
-            .old_size
-            .checked_add(count)
-            .ok_or_else(|| invalid("batch overflows the tree size"))?;
-        let new_size_i64 = to_i64(new_size, "tree size")?;
+        // Both logs' sizes are checked before anything is written; any
+        // error below drops `tx`, which rolls back both logs' parts.
+        let new_size = check_extend(&tx, LogId::Evidence, batch.old_size, batch.records.len())?;
+        let audit_new_size = match &batch.audit {
+            Some(a) => Some(check_extend(&tx, LogId::Audit, a.old_size, a.events.len())?),
+            None => None,
+        };
 
         {
             let mut insert_record = tx.prepare_cached(INSERT_RECORD).db()?;
@@ -541,56 +752,42 @@ impl Store for SqliteStore {
                 }
             }
         }
+        write_tiles(&tx, LogId::Evidence, new_size, batch.tiles)?;
+        set_size(&tx, LogId::Evidence, batch.old_size, new_size)?;
 
-        {
-            let mut upsert = tx.prepare_cached(UPSERT_TILE).db()?;
-            for (tile, data) in batch.tiles {
-                if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
-                    return Err(invalid(format!(
-                        "tile {} does not have the width of a tree of size {new_size}",
-                        tile.path()
-                    )));
-                }
-                if data.len() != tile.byte_len() {
-                    return Err(invalid(format!(
-                        "tile {} has {} bytes, expected {}",
-                        tile.path(),
-                        data.len(),
-                        tile.byte_len()
-                    )));
-                }
-                let changed = upsert
-                    .execute(rusqlite::params![
-                        i64::from(tile.level),
-                        to_i64(tile.index, "tile index")?,
-                        data
-                    ])
-                    .db()?;
-                if changed == 0 {
-                    return Err(invalid(format!(
-                        "tile {} does not extend the stored tile",
-                        tile.path()
-                    )));
+        if let (Some(audit), Some(audit_new_size)) = (&batch.audit, audit_new_size) {
+            {
+                let mut insert = tx.prepare_cached(INSERT_AUDIT).db()?;
+                for (expected, ev) in (audit.old_size..).zip(audit.events) {
+                    if ev.leaf_index != expected {
+                        return Err(StoreError::NonConsecutiveIndex {
+                            expected,
+                            got: ev.leaf_index,
+                        });
+                    }
+                    insert
+                        .execute(rusqlite::params![
+                            // Below audit_new_size, which fits in i64.
+                            expected as i64,
+                            ev.id,
+                            ev.time_ms,
+                            ev.principal,
+                            ev.operation,
+                            ev.outcome,
+                            ev.leaf_data,
+                        ])
+                        .map_err(|e| audit_insert_error(e, ev))?;
                 }
             }
-        }
-
-        if count > 0 {
-            tx.prepare_cached("UPDATE tree_state SET size = ?1 WHERE id = 0")
-                .db()?
-                .execute([new_size_i64])
-                .db()?;
+            write_tiles(&tx, LogId::Audit, audit_new_size, audit.tiles)?;
+            set_size(&tx, LogId::Audit, audit.old_size, audit_new_size)?;
         }
         tx.commit().db()
     }
 
-    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+    fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
         let conn = self.readers.get();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT length(data), substr(data, 1, ?3) FROM tiles WHERE level = ?1 AND idx = ?2",
-            )
-            .db()?;
+        let mut stmt = conn.prepare_cached(sql(log).read_tile).db()?;
         let mut out = Vec::with_capacity(tiles.len());
         for &tile in tiles {
             let Ok(index) = i64::try_from(tile.index) else {
@@ -612,7 +809,7 @@ impl Store for SqliteStore {
                 || stored as usize > TILE_WIDTH as usize * HASH_BYTES
             {
                 return Err(corrupt(format!(
-                    "stored tile {}/{} has {stored} bytes",
+                    "stored {log} tile {}/{} has {stored} bytes",
                     tile.level, tile.index
                 )));
             }
@@ -622,7 +819,7 @@ impl Store for SqliteStore {
             let data = col_blob(row, 1, "tile data")?;
             if data.len() != want {
                 return Err(corrupt(format!(
-                    "stored tile {}/{} returned {} bytes, expected {want}",
+                    "stored {log} tile {}/{} returned {} bytes, expected {want}",
                     tile.level,
                     tile.index,
                     data.len()
@@ -667,7 +864,7 @@ impl Store for SqliteStore {
         }
         let conn = self.readers.get();
         let tx = conn.unchecked_transaction().db()?;
-        let size = read_size(&tx)?;
+        let size = read_size(&tx, LogId::Evidence)?;
         if end > size {
             return Err(invalid(format!(
                 "leaf range {start}..{end} extends past the tree size {size}"
@@ -707,18 +904,8 @@ impl Store for SqliteStore {
 
     fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
         let limit = query.limit.clamp(1, MAX_PAGE);
-        let after = match query.after_index {
-            None => None,
-            Some(a) => match i64::try_from(a) {
-                Ok(a) => Some(a),
-                // Nothing lies past i64::MAX.
-                Err(_) => {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next: None,
-                    });
-                }
-            },
+        let Ok(after) = cursor(query.after_index) else {
+            return Ok(empty_page());
         };
 
         let mut sql = format!("SELECT r.{}", RECORD_COLUMNS.replace(", ", ", r."));
@@ -754,6 +941,10 @@ impl Store for SqliteStore {
             sql.push_str(" AND r.content_type = ?");
             params.push(Value::Text(ct.clone()));
         }
+        if let Some(by) = &query.ingested_by {
+            sql.push_str(" AND r.ingested_by = ?");
+            params.push(Value::Text(by.clone()));
+        }
         if let Some(since) = query.since_ms {
             sql.push_str(" AND r.ingested_at_ms >= ?");
             params.push(Value::Integer(since));
@@ -772,68 +963,113 @@ impl Store for SqliteStore {
         while let Some(row) = rows.next().db()? {
             items.push(decode_record(row)?);
         }
-        let next = if items.len() == limit as usize {
-            items.last().map(|r| r.leaf_index)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(page(items, limit, |r| r.leaf_index))
     }
 
-    fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<()> {
+    fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>> {
+        let Ok(index) = i64::try_from(leaf_index) else {
+            return Ok(None);
+        };
+        query_one_audit(&self.readers.get(), "leaf_index = ?1", [index])
+    }
+
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>> {
+        query_one_audit(&self.readers.get(), "id = ?1", [id])
+    }
+
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let Ok(after) = cursor(query.after_index) else {
+            return Ok(empty_page());
+        };
+        // Equalities on principal, operation or outcome scan their index in
+        // leaf order (each entry ends in the rowid); SQLite picks one.
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1");
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(after) = after {
+            sql.push_str(" AND leaf_index > ?");
+            params.push(Value::Integer(after));
+        }
+        for (column, value) in [
+            ("principal", &query.principal),
+            ("operation", &query.operation),
+            ("outcome", &query.outcome),
+        ] {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                params.push(Value::Text(v.clone()));
+            }
+        }
+        // The outcome index is partial (WHERE outcome <> 'success'); SQLite
+        // uses it only if the query states that term itself.
+        if query.outcome.as_deref().is_some_and(|o| o != "success") {
+            sql.push_str(" AND outcome <> 'success'");
+        }
+        if let Some(since) = query.since_ms {
+            sql.push_str(" AND time_ms >= ?");
+            params.push(Value::Integer(since));
+        }
+        if let Some(until) = query.until_ms {
+            sql.push_str(" AND time_ms < ?");
+            params.push(Value::Integer(until));
+        }
+        sql.push_str(" ORDER BY leaf_index LIMIT ?");
+        params.push(Value::Integer(i64::from(limit)));
+
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
+        let mut items = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            items.push(decode_audit(row)?);
+        }
+        Ok(page(items, limit, |r| r.leaf_index))
+    }
+
+    fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {
         let size = to_i64(checkpoint.size, "checkpoint size")?;
         let conn = self.writer();
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO checkpoints (size, note, created_at_ms) VALUES (?1, ?2, ?3)",
-        )
-        .db()?
-        .execute(rusqlite::params![
-            size,
-            checkpoint.note,
-            checkpoint.created_at_ms
-        ])
-        .db()?;
+        conn.prepare_cached(sql(log).put_checkpoint)
+            .db()?
+            .execute(rusqlite::params![
+                size,
+                checkpoint.note,
+                checkpoint.created_at_ms
+            ])
+            .db()?;
         Ok(())
     }
 
-    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+    fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>> {
         let conn = self.readers.get();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT size, note, created_at_ms FROM checkpoints ORDER BY size DESC LIMIT 1",
-            )
-            .db()?;
+        let mut stmt = conn.prepare_cached(sql(log).latest_checkpoint).db()?;
         let mut rows = stmt.query([]).db()?;
         rows.next().db()?.map(decode_checkpoint).transpose()
     }
 
-    fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>> {
+    fn checkpoint_at(&self, log: LogId, size: u64) -> Result<Option<StoredCheckpoint>> {
         let Ok(size) = i64::try_from(size) else {
             return Ok(None);
         };
         let conn = self.readers.get();
-        let mut stmt = conn
-            .prepare_cached("SELECT size, note, created_at_ms FROM checkpoints WHERE size = ?1")
-            .db()?;
+        let mut stmt = conn.prepare_cached(sql(log).checkpoint_at).db()?;
         let mut rows = stmt.query([size]).db()?;
         rows.next().db()?.map(decode_checkpoint).transpose()
     }
 
-    fn list_checkpoints(&self, after: Option<u64>, limit: u32) -> Result<Vec<StoredCheckpoint>> {
-        let after = match after.map(i64::try_from) {
-            None => -1,
-            Some(Ok(a)) => a,
-            Some(Err(_)) => return Ok(Vec::new()),
+    fn list_checkpoints(
+        &self,
+        log: LogId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        let Ok(after) = cursor(after) else {
+            return Ok(Vec::new());
         };
         let limit = limit.clamp(1, MAX_PAGE);
         let conn = self.readers.get();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT size, note, created_at_ms FROM checkpoints \
-                 WHERE size > ?1 ORDER BY size LIMIT ?2",
-            )
-            .db()?;
-        let mut rows = stmt.query([after, i64::from(limit)]).db()?;
+        let mut stmt = conn.prepare_cached(sql(log).list_checkpoints).db()?;
+        let mut rows = stmt.query([after.unwrap_or(-1), i64::from(limit)]).db()?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().db()? {
             out.push(decode_checkpoint(row)?);

@@ -135,6 +135,28 @@ fn filters_select_exactly_the_matching_records() {
         ),
         (
             ListQuery {
+                ingested_by: Some("alice".into()),
+                ..Default::default()
+            },
+            Box::new(|r| r.ingested_by == "alice"),
+        ),
+        (
+            ListQuery {
+                ingested_by: Some("bob".into()),
+                labels: vec![label("case", "case-2")],
+                ..Default::default()
+            },
+            Box::new(|r| r.ingested_by == "bob" && r.leaf_index % 3 == 2),
+        ),
+        (
+            ListQuery {
+                ingested_by: Some("mallory".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
+            ListQuery {
                 after_index: Some(1150),
                 ..Default::default()
             },

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{StoreTiles, TileBuilder, append_rows, fresh, row, rows};
 use evault_merkle::tiles::TiledHashReader;
 use evault_merkle::{leaf_hash, root};
-use evault_store::{ListQuery, SqliteStore, Store, StoreError, StoredCheckpoint};
+use evault_store::{ListQuery, LogId, SqliteStore, Store, StoreError, StoredCheckpoint};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -33,21 +33,27 @@ fn everything_survives_reopen() {
         append_rows(&store, &mut tb, &all[..300]);
         append_rows(&store, &mut tb, &all[300..]);
         store
-            .put_checkpoint(&StoredCheckpoint {
-                size: 700,
-                note: "note".into(),
-                created_at_ms: 5,
-            })
+            .put_checkpoint(
+                LogId::Evidence,
+                &StoredCheckpoint {
+                    size: 700,
+                    note: "note".into(),
+                    created_at_ms: 5,
+                },
+            )
             .unwrap();
         store.set_meta("origin", "example.com/log").unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.tree_size().unwrap(), 700);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 700);
     for i in [0, 1, 299, 300, 699] {
         assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));
     }
     assert_eq!(
-        store.latest_checkpoint().unwrap().map(|c| c.size),
+        store
+            .latest_checkpoint(LogId::Evidence)
+            .unwrap()
+            .map(|c| c.size),
         Some(700)
     );
     assert_eq!(
@@ -55,16 +61,16 @@ fn everything_survives_reopen() {
         Some("example.com/log")
     );
     let reader = TiledHashReader {
-        tiles: StoreTiles(&store),
+        tiles: StoreTiles(&store, LogId::Evidence),
         tree_size: 700,
     };
     assert_eq!(root(&reader, 700).unwrap(), tb.root());
     // And appending continues where it left off.
     append_rows(&store, &mut tb, &rows(700..710));
-    assert_eq!(store.tree_size().unwrap(), 710);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 710);
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.tree_size().unwrap(), 710);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 710);
     assert_eq!(store.leaf_data_range(0, 710).unwrap().len(), 710);
 }
 
@@ -114,7 +120,7 @@ fn files_are_private_and_parent_dirs_created() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(mode(&path), 0o600);
-    assert_eq!(store.tree_size().unwrap(), 3);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 3);
     assert_eq!(store.path(), path.as_path());
 
     // WAL mode really is on, and persistent.
@@ -156,7 +162,7 @@ fn readers_run_alongside_the_writer() {
             let mut reads = 0u64;
             let mut last_size = 0;
             while !done.load(Ordering::Relaxed) || reads < 20 {
-                let size = store.tree_size().unwrap();
+                let size = store.tree_size(LogId::Evidence).unwrap();
                 assert!(size >= last_size, "tree size went backwards");
                 last_size = size;
                 let i = (reads * 7 + t) % size;
@@ -172,7 +178,7 @@ fn readers_run_alongside_the_writer() {
                     .unwrap();
                 assert_eq!(page.items.len(), 5);
                 let reader = TiledHashReader {
-                    tiles: StoreTiles(&store),
+                    tiles: StoreTiles(&store, LogId::Evidence),
                     tree_size: size,
                 };
                 root(&reader, size).unwrap();
@@ -188,7 +194,7 @@ fn readers_run_alongside_the_writer() {
     for h in handles {
         assert!(h.join().unwrap() >= 20);
     }
-    assert_eq!(store.tree_size().unwrap(), 1010);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 1010);
 }
 
 /// Two stores on one file (two processes, in effect) cannot fork the log:
@@ -204,11 +210,7 @@ fn second_writer_gets_a_size_conflict() {
     let leaves: Vec<_> = recs.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
     let tiles = stale.push(&leaves);
     let err = b
-        .append(&evault_store::AppendBatch {
-            old_size: 0,
-            records: &recs,
-            tiles: &tiles,
-        })
+        .append(&evault_store::AppendBatch::new(0, &recs, &tiles))
         .unwrap_err();
     assert!(matches!(
         err,
@@ -217,5 +219,134 @@ fn second_writer_gets_a_size_conflict() {
             stored: 5
         }
     ));
-    assert_eq!(b.tree_size().unwrap(), 5);
+    assert_eq!(b.tree_size(LogId::Evidence).unwrap(), 5);
+}
+
+/// A database written by the version-1 schema (before the audit log) opens
+/// with this binary: migrated to the current version in place, every
+/// record, tile, checkpoint and setting kept, and both logs append on.
+#[test]
+fn a_version_1_database_is_migrated_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let mut trees = common::Trees::new();
+    let old = rows(0..300);
+    {
+        // What the version-1 binary wrote: its schema, its rows.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+        conn.execute_batch(include_str!("../src/sqlite/migrations/0001_init.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let tx = conn.transaction().unwrap();
+        for r in &old {
+            let payload = match &r.payload {
+                evault_store::Payload::Inline(p) => Some(p.clone()),
+                evault_store::Payload::External => None,
+            };
+            tx.execute(
+                "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
+                 ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, \
+                 labels) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                rusqlite::params![
+                    r.leaf_index as i64,
+                    r.id,
+                    r.content_type,
+                    r.sha256.as_slice(),
+                    r.size as i64,
+                    r.ingested_at_ms,
+                    r.ingested_by,
+                    r.idempotency_key,
+                    r.dedup_key.as_slice(),
+                    r.leaf_data,
+                    payload,
+                    serde_json::to_string(&r.labels).unwrap(),
+                ],
+            )
+            .unwrap();
+            for (k, v) in &r.labels {
+                tx.execute(
+                    "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![k, v, r.leaf_index as i64],
+                )
+                .unwrap();
+            }
+        }
+        let leaves: Vec<_> = old.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+        for (t, data) in trees.evidence.push(&leaves) {
+            tx.execute(
+                "INSERT INTO tiles (level, idx, data) VALUES (?1, ?2, ?3)",
+                rusqlite::params![i64::from(t.level), t.index as i64, data],
+            )
+            .unwrap();
+        }
+        tx.execute("UPDATE tree_state SET size = 300 WHERE id = 0", [])
+            .unwrap();
+        tx.execute(
+            "INSERT INTO checkpoints (size, note, created_at_ms) VALUES (300, 'note', 5)",
+            [],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('origin', 'example.com/log')",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SqliteStore::SCHEMA_VERSION);
+    assert_eq!(v, 2);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 0);
+    for i in [0, 1, 150, 299] {
+        assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));
+    }
+    let reader = TiledHashReader {
+        tiles: StoreTiles(&store, LogId::Evidence),
+        tree_size: 300,
+    };
+    assert_eq!(root(&reader, 300).unwrap(), trees.evidence.root());
+    assert_eq!(
+        store
+            .latest_checkpoint(LogId::Evidence)
+            .unwrap()
+            .map(|c| c.size),
+        Some(300)
+    );
+    assert_eq!(store.latest_checkpoint(LogId::Audit).unwrap(), None);
+    assert_eq!(
+        store.get_meta("origin").unwrap().as_deref(),
+        Some("example.com/log")
+    );
+    // The new index serves old rows too.
+    let page = store
+        .list(&ListQuery {
+            ingested_by: Some("bob".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items.len(), 150);
+    assert!(page.items.iter().all(|r| r.ingested_by == "bob"));
+    // Both logs continue.
+    common::append_both(
+        &store,
+        &mut trees,
+        &rows(300..310),
+        &common::audit_rows(0..5),
+    )
+    .unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 310);
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 5);
+    drop(store);
+    // Reopening at the current version changes nothing.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 5);
+    assert_eq!(store.record_by_index(305).unwrap(), Some(row(305)));
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{TileBuilder, append_rows, fresh, row, rows, snapshot};
 use evault_merkle::leaf_hash;
 use evault_merkle::tiles::TileId;
-use evault_store::{AppendBatch, Payload, SqliteStore, Store, StoreError};
+use evault_store::{AppendBatch, LogId, Payload, SqliteStore, Store, StoreError};
 
 #[test]
 fn store_is_send_and_sync() {
@@ -15,7 +15,7 @@ fn store_is_send_and_sync() {
     // Usable as the vault uses it.
     let (_dir, _path, store) = fresh();
     let shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
-    assert_eq!(shared.tree_size().unwrap(), 0);
+    assert_eq!(shared.tree_size(LogId::Evidence).unwrap(), 0);
 }
 
 #[test]
@@ -25,7 +25,7 @@ fn records_round_trip_by_every_key() {
     let all = rows(0..60);
     append_rows(&store, &mut tiles, &all[..25]);
     append_rows(&store, &mut tiles, &all[25..]);
-    assert_eq!(store.tree_size().unwrap(), 60);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 60);
 
     for want in &all {
         assert_eq!(
@@ -124,21 +124,11 @@ fn empty_batch_is_a_no_op() {
     let mut tiles = TileBuilder::new();
     append_rows(&store, &mut tiles, &rows(0..3));
     let before = snapshot(&store, &path);
-    store
-        .append(&AppendBatch {
-            old_size: 3,
-            records: &[],
-            tiles: &[],
-        })
-        .unwrap();
+    store.append(&AppendBatch::new(3, &[], &[])).unwrap();
     assert_eq!(snapshot(&store, &path), before);
     // ...but still checks the size.
     assert!(matches!(
-        store.append(&AppendBatch {
-            old_size: 2,
-            records: &[],
-            tiles: &[],
-        }),
+        store.append(&AppendBatch::new(2, &[], &[])),
         Err(StoreError::SizeConflict {
             expected: 2,
             stored: 3
@@ -171,11 +161,14 @@ fn failed_appends_leave_the_store_unchanged() {
     let mut tb = TileBuilder::new();
     append_rows(&store, &mut tb, &rows(0..10));
     store
-        .put_checkpoint(&evault_store::StoredCheckpoint {
-            size: 10,
-            note: "n".into(),
-            created_at_ms: 1,
-        })
+        .put_checkpoint(
+            LogId::Evidence,
+            &evault_store::StoredCheckpoint {
+                size: 10,
+                note: "n".into(),
+                created_at_ms: 1,
+            },
+        )
         .unwrap();
     store.set_meta("origin", "example.com/log").unwrap();
 
@@ -186,11 +179,7 @@ fn failed_appends_leave_the_store_unchanged() {
         assert_rejected(
             &store,
             &path,
-            AppendBatch {
-                old_size,
-                records: &next,
-                tiles: &t,
-            },
+            AppendBatch::new(old_size, &next, &t),
             |e| matches!(e, StoreError::SizeConflict { expected, stored: 10 } if *expected == old_size),
         );
     }
@@ -198,44 +187,26 @@ fn failed_appends_leave_the_store_unchanged() {
     // A gap in the middle of the batch (after some rows were inserted).
     let mut gap = rows(10..20);
     gap[5].leaf_index = 16;
-    assert_rejected(
-        &store,
-        &path,
-        AppendBatch {
-            old_size: 10,
-            records: &gap,
-            tiles: &t,
-        },
-        |e| {
-            matches!(
-                e,
-                StoreError::NonConsecutiveIndex {
-                    expected: 15,
-                    got: 16
-                }
-            )
-        },
-    );
+    assert_rejected(&store, &path, AppendBatch::new(10, &gap, &t), |e| {
+        matches!(
+            e,
+            StoreError::NonConsecutiveIndex {
+                expected: 15,
+                got: 16
+            }
+        )
+    });
     // A batch not starting at old_size.
     let shifted = rows(11..21);
-    assert_rejected(
-        &store,
-        &path,
-        AppendBatch {
-            old_size: 10,
-            records: &shifted,
-            tiles: &t,
-        },
-        |e| {
-            matches!(
-                e,
-                StoreError::NonConsecutiveIndex {
-                    expected: 10,
-                    got: 11
-                }
-            )
-        },
-    );
+    assert_rejected(&store, &path, AppendBatch::new(10, &shifted, &t), |e| {
+        matches!(
+            e,
+            StoreError::NonConsecutiveIndex {
+                expected: 10,
+                got: 11
+            }
+        )
+    });
 
     // Duplicates of stored rows: id, dedup key, idempotency key, each on the
     // last row of the batch so earlier rows were already inserted.
@@ -255,11 +226,7 @@ fn failed_appends_leave_the_store_unchanged() {
         assert_rejected(
             &store,
             &path,
-            AppendBatch {
-                old_size: 10,
-                records: &batch,
-                tiles: &t,
-            },
+            AppendBatch::new(10, &batch, &t),
             |e| matches!(e, StoreError::Duplicate(m) if m.starts_with(what)),
         );
     }
@@ -270,11 +237,7 @@ fn failed_appends_leave_the_store_unchanged() {
     assert_rejected(
         &store,
         &path,
-        AppendBatch {
-            old_size: 10,
-            records: &batch,
-            tiles: &t,
-        },
+        AppendBatch::new(10, &batch, &t),
         |e| matches!(e, StoreError::Duplicate(m) if m.starts_with("dedup key")),
     );
 
@@ -291,16 +254,9 @@ fn failed_appends_leave_the_store_unchanged() {
         vec![(tile0, data0[..19 * 32].to_vec())],
         vec![(tile0, forked)],
     ] {
-        assert_rejected(
-            &store,
-            &path,
-            AppendBatch {
-                old_size: 10,
-                records: &next,
-                tiles: &bad,
-            },
-            |e| matches!(e, StoreError::Backend(_)),
-        );
+        assert_rejected(&store, &path, AppendBatch::new(10, &next, &bad), |e| {
+            matches!(e, StoreError::Backend(_))
+        });
     }
 
     // Values SQLite cannot hold are refused, not wrapped.
@@ -310,23 +266,13 @@ fn failed_appends_leave_the_store_unchanged() {
     assert_rejected(
         &store,
         &path,
-        AppendBatch {
-            old_size: 10,
-            records: &huge,
-            tiles: &t,
-        },
+        AppendBatch::new(10, &huge, &t),
         |e| matches!(e, StoreError::Backend(b) if b.to_string().contains("exceeds the largest SQLite integer")),
     );
 
     // And the store still takes the correct batch afterwards.
-    store
-        .append(&AppendBatch {
-            old_size: 10,
-            records: &next,
-            tiles: &good,
-        })
-        .unwrap();
-    assert_eq!(store.tree_size().unwrap(), 20);
+    store.append(&AppendBatch::new(10, &next, &good)).unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 20);
     assert_eq!(store.record_by_index(19).unwrap(), Some(row(19)));
 }
 
@@ -377,7 +323,10 @@ fn corrupt_rows_are_reported_not_panicked_on() {
     // The CHECK constraint keeps even that out unless bypassed.
     conn.execute_batch("PRAGMA ignore_check_constraints = ON; UPDATE tree_state SET size = -1;")
         .unwrap();
-    assert!(matches!(store.tree_size(), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        store.tree_size(LogId::Evidence),
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 #[test]

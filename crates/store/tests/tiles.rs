@@ -6,7 +6,7 @@ mod common;
 use common::{StoreTiles, TileBuilder, append_rows, fresh, rows};
 use evault_merkle::tiles::{TileId, TiledHashReader, inclusion_proof_tiles, tile_width};
 use evault_merkle::{MemoryTree, consistency_proof, inclusion_proof, leaf_hash, root};
-use evault_store::{AppendBatch, Store, StoreError};
+use evault_store::{AppendBatch, LogId, Store, StoreError};
 
 fn tile(level: u8, index: u64, width: u16) -> TileId {
     TileId {
@@ -36,30 +36,29 @@ fn partial_tile_grows_and_serves_prefixes() {
             touched.push((tile(1, 0, 1), hashes(1, 9)));
         }
         store
-            .append(&AppendBatch {
-                old_size: size,
-                records: &recs,
-                tiles: &touched,
-            })
+            .append(&AppendBatch::new(size, &recs, &touched))
             .unwrap();
         size = u64::from(width);
 
         // Every width up to the stored one reads back as a prefix.
         for w in 1..=width {
-            let got = store.read_tiles(&[tile(0, 0, w)]).unwrap();
+            let got = store.read_tiles(LogId::Evidence, &[tile(0, 0, w)]).unwrap();
             assert_eq!(got, vec![data[..w as usize * 32].to_vec()], "width {w}");
         }
         // Wider than stored is unavailable.
         if width < 256 {
             assert!(matches!(
-                store.read_tiles(&[tile(0, 0, width + 1)]),
+                store.read_tiles(LogId::Evidence, &[tile(0, 0, width + 1)]),
                 Err(StoreError::TileUnavailable(t)) if t == tile(0, 0, width + 1)
             ));
         }
     }
     // Several tiles in one call, in order.
     let got = store
-        .read_tiles(&[tile(1, 0, 1), tile(0, 0, 5), tile(0, 0, 256)])
+        .read_tiles(
+            LogId::Evidence,
+            &[tile(1, 0, 1), tile(0, 0, 5), tile(0, 0, 256)],
+        )
         .unwrap();
     assert_eq!(got, vec![hashes(1, 9), data[..160].to_vec(), data.clone()]);
     // Missing tiles and impossible widths are unavailable, not errors of
@@ -72,11 +71,14 @@ fn partial_tile_grows_and_serves_prefixes() {
         tile(0, u64::MAX, 1),
     ] {
         assert!(
-            matches!(store.read_tiles(&[t]), Err(StoreError::TileUnavailable(u)) if u == t),
+            matches!(store.read_tiles(LogId::Evidence, &[t]), Err(StoreError::TileUnavailable(u)) if u == t),
             "{t:?}"
         );
     }
-    assert_eq!(store.read_tiles(&[]).unwrap(), Vec::<Vec<u8>>::new());
+    assert_eq!(
+        store.read_tiles(LogId::Evidence, &[]).unwrap(),
+        Vec::<Vec<u8>>::new()
+    );
 }
 
 /// Builds a tree in uneven batches, checking after each that proofs served
@@ -102,10 +104,10 @@ fn tiled_proofs_match_memory_tree() {
         }
         let size = start as u64;
         sizes.push(size);
-        assert_eq!(store.tree_size().unwrap(), size);
+        assert_eq!(store.tree_size(LogId::Evidence).unwrap(), size);
 
         let reader = TiledHashReader {
-            tiles: StoreTiles(&store),
+            tiles: StoreTiles(&store, LogId::Evidence),
             tree_size: size,
         };
         assert_eq!(root(&reader, size).unwrap(), mem.root(), "batch {n}");
@@ -114,7 +116,7 @@ fn tiled_proofs_match_memory_tree() {
         // Every earlier size's root, and consistency to now.
         for &old in &sizes {
             let old_reader = TiledHashReader {
-                tiles: StoreTiles(&store),
+                tiles: StoreTiles(&store, LogId::Evidence),
                 tree_size: old,
             };
             assert_eq!(
@@ -138,7 +140,7 @@ fn tiled_proofs_match_memory_tree() {
             );
             // The tiles a client would fetch are all available.
             store
-                .read_tiles(&inclusion_proof_tiles(index, size))
+                .read_tiles(LogId::Evidence, &inclusion_proof_tiles(index, size))
                 .unwrap();
         }
     }
@@ -150,12 +152,22 @@ fn tiled_proofs_match_memory_tree() {
         for index in 0..10u64 {
             match tile_width(level, index, size) {
                 Some(w) => {
-                    store.read_tiles(&[tile(level, index, w)]).unwrap();
+                    store
+                        .read_tiles(LogId::Evidence, &[tile(level, index, w)])
+                        .unwrap();
                     if w < 256 {
-                        assert!(store.read_tiles(&[tile(level, index, w + 1)]).is_err());
+                        assert!(
+                            store
+                                .read_tiles(LogId::Evidence, &[tile(level, index, w + 1)])
+                                .is_err()
+                        );
                     }
                 }
-                None => assert!(store.read_tiles(&[tile(level, index, 1)]).is_err()),
+                None => assert!(
+                    store
+                        .read_tiles(LogId::Evidence, &[tile(level, index, 1)])
+                        .is_err()
+                ),
             }
         }
     }

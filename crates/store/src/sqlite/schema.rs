@@ -11,7 +11,10 @@ use crate::{Result, StoreError};
 
 /// The migrations, in order. `MIGRATIONS.len()` is the schema version this
 /// binary writes.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_audit.sql"),
+];
 
 /// The schema version this binary understands.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use evault_merkle::tiles::{TILE_HEIGHT, TILE_WIDTH, TileId, TileReader};
 use evault_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, leaf_hash};
-use evault_store::{AppendBatch, EvidenceRow, Payload, SqliteStore, Store, StoreError};
+use evault_store::{
+    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store, StoreError,
+};
 
 /// Tile levels a u64-sized tree can have.
 const TILE_LEVELS: usize = 8;
@@ -84,14 +86,14 @@ impl TileBuilder {
     }
 }
 
-/// Reads tiles from the store for `TiledHashReader`.
-pub struct StoreTiles<'a>(pub &'a SqliteStore);
+/// Reads one log's tiles from the store for `TiledHashReader`.
+pub struct StoreTiles<'a>(pub &'a SqliteStore, pub LogId);
 
 impl TileReader for StoreTiles<'_> {
     type Error = StoreError;
 
     fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.0.read_tiles(tiles)
+        self.0.read_tiles(self.1, tiles)
     }
 }
 
@@ -152,7 +154,8 @@ pub fn rows(range: std::ops::Range<u64>) -> Vec<EvidenceRow> {
     range.map(row).collect()
 }
 
-/// Everything in the database, for "nothing changed" assertions.
+/// Everything in the database (both logs), for "nothing changed"
+/// assertions.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub tree_size: u64,
@@ -160,6 +163,10 @@ pub struct Snapshot {
     pub labels: i64,
     pub tiles: Vec<(i64, i64, Vec<u8>)>,
     pub checkpoints: i64,
+    pub audit_size: u64,
+    pub audit_events: i64,
+    pub audit_tiles: Vec<(i64, i64, Vec<u8>)>,
+    pub audit_checkpoints: i64,
     pub meta: i64,
 }
 
@@ -169,22 +176,107 @@ pub fn snapshot(store: &SqliteStore, path: &Path) -> Snapshot {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     };
-    let mut stmt = conn
-        .prepare("SELECT level, idx, data FROM tiles ORDER BY level, idx")
-        .unwrap();
-    let tiles = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
+    let tiles = |table: &str| -> Vec<(i64, i64, Vec<u8>)> {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT level, idx, data FROM {table} ORDER BY level, idx"
+            ))
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
     Snapshot {
-        tree_size: store.tree_size().unwrap(),
+        tree_size: store.tree_size(LogId::Evidence).unwrap(),
         records: count("records"),
         labels: count("record_labels"),
-        tiles,
+        tiles: tiles("tiles"),
         checkpoints: count("checkpoints"),
+        audit_size: store.tree_size(LogId::Audit).unwrap(),
+        audit_events: count("audit_events"),
+        audit_tiles: tiles("audit_tiles"),
+        audit_checkpoints: count("audit_checkpoints"),
         meta: count("meta"),
     }
+}
+
+pub const PRINCIPALS: [&str; 3] = ["alice", "bob", "anonymous"];
+pub const OPERATIONS: [&str; 4] = [
+    "evidence.put",
+    "evidence.get",
+    "log.checkpoint",
+    "audit.list",
+];
+pub const OUTCOMES: [&str; 4] = ["success", "denied", "unauthenticated", "failed"];
+
+/// A varied audit event for leaf `i`: principal `i % 3`, operation
+/// `i % 4`, outcome success except every 7th (cycling through the
+/// others), 10 ms apart from `T0`.
+pub fn audit_row(i: u64) -> AuditRow {
+    let time_ms = T0 + i as i64 * 10;
+    let outcome = if i.is_multiple_of(7) {
+        OUTCOMES[1 + (i / 7 % 3) as usize]
+    } else {
+        OUTCOMES[0]
+    };
+    AuditRow {
+        leaf_index: i,
+        id: uuid(time_ms as u64, 1 << 40 | i),
+        time_ms,
+        principal: PRINCIPALS[(i % 3) as usize].to_owned(),
+        operation: OPERATIONS[(i % 4) as usize].to_owned(),
+        outcome: outcome.to_owned(),
+        leaf_data: format!("{{\"audit\":{i},\"v\":\"evault/audit/v1\"}}").into_bytes(),
+    }
+}
+
+pub fn audit_rows(range: std::ops::Range<u64>) -> Vec<AuditRow> {
+    range.map(audit_row).collect()
+}
+
+/// Both logs' tile builders, as the sequencer keeps them.
+#[derive(Clone, Debug, Default)]
+pub struct Trees {
+    pub evidence: TileBuilder,
+    pub audit: TileBuilder,
+}
+
+impl Trees {
+    pub fn new() -> Self {
+        Trees {
+            evidence: TileBuilder::new(),
+            audit: TileBuilder::new(),
+        }
+    }
+}
+
+/// Appends records and audit events in one batch with the tiles a
+/// sequencer would write for each log; returns the store's answer and
+/// advances `trees` only on success.
+pub fn append_both(
+    store: &SqliteStore,
+    trees: &mut Trees,
+    rows: &[EvidenceRow],
+    events: &[AuditRow],
+) -> Result<(), StoreError> {
+    let mut next = trees.clone();
+    let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+    let tiles = next.evidence.push(&leaves);
+    let audit_leaves: Vec<Hash> = events.iter().map(|e| leaf_hash(&e.leaf_data)).collect();
+    let audit_tiles = next.audit.push(&audit_leaves);
+    store.append(&AppendBatch {
+        old_size: trees.evidence.size(),
+        records: rows,
+        tiles: &tiles,
+        audit: Some(AuditBatch {
+            old_size: trees.audit.size(),
+            events,
+            tiles: &audit_tiles,
+        }),
+    })?;
+    *trees = next;
+    Ok(())
 }
 
 /// Appends `rows` with the tiles a sequencer would write; panics on error.
@@ -193,11 +285,7 @@ pub fn append_rows(store: &SqliteStore, tiles: &mut TileBuilder, rows: &[Evidenc
     let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
     let touched = tiles.push(&leaves);
     store
-        .append(&AppendBatch {
-            old_size,
-            records: rows,
-            tiles: &touched,
-        })
+        .append(&AppendBatch::new(old_size, rows, &touched))
         .unwrap();
 }
 

@@ -3,18 +3,48 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use evault_merkle::verify_inclusion;
+use evault_merkle::{Hash, verify_inclusion};
 use evault_note::{Checkpoint, OpenError, Verifiers, open};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::audit::AuditEvent;
 use crate::evidence::Evidence;
 use crate::tlog_proof::TlogProof;
 
+/// A log entry a bundle can prove: anything that knows its own leaf hash
+/// and position. One verification path then serves every log.
+pub trait LoggedRecord {
+    /// RFC 6962 leaf hash of the entry's leaf data.
+    fn leaf_hash(&self) -> Hash;
+    /// The entry's position in its log.
+    fn leaf_index(&self) -> u64;
+}
+
+impl LoggedRecord for Evidence {
+    fn leaf_hash(&self) -> Hash {
+        Evidence::leaf_hash(self)
+    }
+    fn leaf_index(&self) -> u64 {
+        self.leaf_index
+    }
+}
+
+impl LoggedRecord for AuditEvent {
+    fn leaf_hash(&self) -> Hash {
+        AuditEvent::leaf_hash(self)
+    }
+    fn leaf_index(&self) -> u64 {
+        self.leaf_index
+    }
+}
+
 /// A record, its inclusion proof and the signed checkpoint it leads to.
+/// `R` defaults to [`Evidence`], so the evidence bundle's type and JSON are
+/// unchanged; the audit log's is [`AuditProofBundle`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProofBundle {
-    pub record: Evidence,
+pub struct ProofBundle<R = Evidence> {
+    pub record: R,
     pub leaf_index: u64,
     pub tree_size: u64,
     /// Base64 hashes, leaf's sibling first (RFC 6962 audit path).
@@ -22,6 +52,9 @@ pub struct ProofBundle {
     /// The signed checkpoint note, verbatim.
     pub checkpoint: String,
 }
+
+/// An audit event with its inclusion proof against an audit checkpoint.
+pub type AuditProofBundle = ProofBundle<AuditEvent>;
 
 /// What a successful verification established.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +126,7 @@ pub fn open_checkpoint(
     Ok((cp, opened.verified.into_iter().map(|s| s.name).collect()))
 }
 
-impl ProofBundle {
+impl<R: LoggedRecord> ProofBundle<R> {
     /// Checks the checkpoint signature, recomputes the leaf from the record,
     /// and verifies the inclusion proof against the checkpoint's root.
     pub fn verify(
@@ -108,10 +141,10 @@ impl ProofBundle {
                 checkpoint: cp.size,
             });
         }
-        if self.record.leaf_index != self.leaf_index {
+        if self.record.leaf_index() != self.leaf_index {
             return Err(BundleError::IndexMismatch {
                 bundle: self.leaf_index,
-                record: self.record.leaf_index,
+                record: self.record.leaf_index(),
             });
         }
         let proof = self.decoded_proof()?;

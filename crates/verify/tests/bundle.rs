@@ -132,3 +132,26 @@ fn every_tampering_is_caught() {
         Err(BundleError::Signature(_))
     ));
 }
+
+/// Making the bundle generic changed neither its type for existing users
+/// (`ProofBundle` is `ProofBundle<Evidence>`) nor a byte of its JSON.
+#[test]
+fn evidence_bundle_json_is_unchanged() {
+    let bundle: ProofBundle = ProofBundle {
+        record: record(1),
+        leaf_index: 1,
+        tree_size: 2,
+        inclusion_proof: vec![STANDARD.encode([0u8; 32])],
+        checkpoint: "o\n2\nr\n\n— o x\n".into(),
+    };
+    let want = concat!(
+        r#"{"record":{"id":"01936f0e-8f3a-7cc2-9b1e-000000000001","leaf_index":1,"#,
+        r#""content_type":"application/json","#,
+        r#""sha256":"0000000000000000000000000000000000000000000000000000000000000001","#,
+        r#""size":11,"labels":{"build":"1"},"ingested_at":"2026-11-23T11:30:00.123Z","#,
+        r#""ingested_by":"sa:ci"},"leaf_index":1,"tree_size":2,"#,
+        r#""inclusion_proof":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="],"#,
+        r#""checkpoint":"o\n2\nr\n\n— o x\n"}"#
+    );
+    assert_eq!(serde_json::to_string(&bundle).unwrap(), want);
+}

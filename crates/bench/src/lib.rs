@@ -1,10 +1,13 @@
 //! Shared helpers for the benchmark drivers in `src/bin`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use evault_vault::{PutOutcome, PutRequest, Vault, VaultError};
+use evault_vault::{AuditOnCommit, PutOutcome, PutRequest, Vault, VaultError};
+use evault_verify::{AuditEvent, Outcome};
 
-/// Puts one small record whose payload is unique to `(client, i)`.
+/// Puts one small record whose payload is unique to `(client, i)`, with
+/// the audit event the server would commit with it (when the vault's audit
+/// trail is on).
 pub async fn put_unique(
     vault: &Vault,
     client: usize,
@@ -23,8 +26,32 @@ pub async fn put_unique(
             payload,
             principal: "bench".into(),
             idempotency_key: None,
+            audit: Some(put_event(client)),
         })
         .await
+}
+
+/// A put's audit event shaped like the server's (same fields, similar
+/// sizes), completed from the outcome inside the commit.
+pub fn put_event(client: usize) -> AuditOnCommit {
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    Box::new(move |o: &PutOutcome| AuditEvent {
+        id: String::new(),
+        leaf_index: 0,
+        time,
+        request_id: format!("01936f0e-8f39-7000-8000-{client:012x}"),
+        principal: "bench".into(),
+        key_id: Some("bench-key-1".into()),
+        auth_method: "service-account".into(),
+        protocol: "http".into(),
+        operation: "evidence.put".into(),
+        resource: format!("/api/v1/evidence/{}", o.record.id),
+        outcome: Outcome::Success,
+        status: if o.duplicate { 200 } else { 201 },
+        client: format!("127.0.0.1:{}", 40000 + client % 20000),
+        params_digest: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+        reason: None,
+    })
 }
 
 /// The value at quantile `q` (0..=1) of sorted durations.

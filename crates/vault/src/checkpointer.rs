@@ -1,11 +1,12 @@
 //! Signs a C2SP checkpoint for the new tree size, at most every
 //! `checkpoint_interval`, whenever the tree grew. Every checkpoint is kept.
+//! One checkpointer runs per log, each with that log's origin and key.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use evault_note::{Checkpoint, Ed25519Signer, sign};
-use evault_store::{Store, StoredCheckpoint};
+use evault_store::{LogId, Store, StoredCheckpoint};
 use tokio::sync::watch;
 
 use crate::error::{Result, VaultError};
@@ -18,9 +19,10 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Signs and stores the checkpoint for `head`.
+/// Signs and stores `log`'s checkpoint for `head`.
 pub(crate) fn make_checkpoint(
     store: &dyn Store,
+    log: LogId,
     signer: &Ed25519Signer,
     origin: &str,
     head: TreeHead,
@@ -32,12 +34,13 @@ pub(crate) fn make_checkpoint(
         note,
         created_at_ms: now_ms(),
     };
-    store.put_checkpoint(&cp)?;
+    store.put_checkpoint(log, &cp)?;
     Ok(cp)
 }
 
 pub(crate) struct Checkpointer {
     pub store: Arc<dyn Store>,
+    pub log: LogId,
     pub signer: Arc<Ed25519Signer>,
     pub origin: String,
     pub interval: Duration,
@@ -64,8 +67,9 @@ impl Checkpointer {
             let store = self.store.clone();
             let signer = self.signer.clone();
             let origin = self.origin.clone();
+            let log = self.log;
             let made = tokio::task::spawn_blocking(move || {
-                make_checkpoint(&*store, &signer, &origin, head)
+                make_checkpoint(&*store, log, &signer, &origin, head)
             })
             .await;
             match made {
@@ -73,8 +77,12 @@ impl Checkpointer {
                     last = cp.size;
                     let _ = self.published.send(cp.size);
                 }
-                Ok(Err(e)) => tracing::error!("checkpoint at size {}: {e}", head.size),
-                Err(e) => tracing::error!("checkpoint task failed: {e}"),
+                Ok(Err(e)) => tracing::error!(
+                    "{log} checkpoint at size {}: {e}",
+                    head.size,
+                    log = self.log
+                ),
+                Err(e) => tracing::error!("{} checkpoint task failed: {e}", self.log),
             }
         }
     }

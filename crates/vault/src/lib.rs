@@ -2,38 +2,50 @@
 //! sequencer task commits it in groups and acknowledges only what is
 //! durable; a checkpointer signs the growing tree; proofs are served from
 //! the stored tiles. The vault decides; the server only translates.
+//!
+//! Every API call also leaves an audit event in a second Merkle log with
+//! its own origin, key, tiles and checkpoints ([`Vault::record_audit`],
+//! [`PutRequest::audit`]). The same sequencer commits both logs, so a put's
+//! event is in the same transaction as its record, and the audit read API
+//! (`audit_*`) shares its implementation with the evidence one.
 
+mod audit;
 mod blobs;
 mod checkpointer;
 mod error;
 pub mod ingest;
 mod keys;
+mod logs;
+mod mirror;
 mod proofs;
 mod sequencer;
+mod startup;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use evault_merkle::tiles::{TilePath, TileReader, TiledHashReader, encode_entry_bundle};
-use evault_merkle::{Hash, NodeId, leaf_hash};
-use evault_note::{Checkpoint, Ed25519Signer, Verifiers};
+use evault_merkle::Hash;
+use evault_merkle::tiles::{TilePath, TileReader, encode_entry_bundle};
+use evault_note::Verifiers;
 use evault_store::{EvidenceRow, ListQuery, Payload, Store, StoredCheckpoint};
 use evault_verify::evidence::hex;
-use evault_verify::{Evidence, ProofBundle, dedup_key, open_checkpoint};
+use evault_verify::{AuditEvent, AuditProofBundle, Evidence, ProofBundle, dedup_key};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
 pub use error::{Result, VaultError};
-pub use evault_store::{Page, SqliteStore};
-pub use sequencer::{Appended, BatchLimits, TreeHead};
+pub use evault_store::{AuditQuery, LogId, Page, SqliteStore};
+pub use sequencer::{BatchLimits, TreeHead};
 
 use blobs::{BlobDir, StagedBody};
-use proofs::{StoreTiles, TileCache};
-use sequencer::{Pending, TreeState};
+use logs::LogHandle;
+use proofs::TileCache;
+use sequencer::{Outputs, Pending, Trees};
+use startup::LogStart;
 
 /// How the vault runs. Defaults are the documented ones.
 #[derive(Clone, Debug)]
@@ -53,6 +65,8 @@ pub struct VaultConfig {
     pub checkpoint_interval: Duration,
     /// Appends waiting for the sequencer before callers are slowed.
     pub queue_depth: usize,
+    /// The audit trail (on by default).
+    pub audit: AuditConfig,
 }
 
 impl VaultConfig {
@@ -67,18 +81,34 @@ impl VaultConfig {
             max_delay: Duration::ZERO,
             checkpoint_interval: Duration::from_millis(500),
             queue_depth: 16 * 1024,
+            audit: AuditConfig::default(),
         }
     }
 }
 
 /// A submission, validated by [`Vault::put`].
-#[derive(Debug)]
 pub struct PutRequest {
     pub content_type: String,
     pub labels: BTreeMap<String, String>,
     pub payload: StagedPayload,
     pub principal: String,
     pub idempotency_key: Option<String>,
+    /// Builds the put's audit event, committed with the record (see
+    /// [`AuditOnCommit`]); `None`: the caller audits the put itself.
+    pub audit: Option<AuditOnCommit>,
+}
+
+impl fmt::Debug for PutRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutRequest")
+            .field("content_type", &self.content_type)
+            .field("labels", &self.labels)
+            .field("payload", &self.payload)
+            .field("principal", &self.principal)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("audit", &self.audit.as_ref().map(|_| "FnOnce(&PutOutcome)"))
+            .finish()
+    }
 }
 
 /// What a put did.
@@ -98,7 +128,7 @@ pub enum PayloadData {
     File(PathBuf),
 }
 
-/// What an outside verifier needs to start following the log.
+/// What an outside verifier needs to start following a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogInfo {
     pub origin: String,
@@ -120,15 +150,11 @@ struct Inner {
     _lock: std::fs::File,
     store: Arc<dyn Store>,
     blobs: BlobDir,
-    origin: String,
-    signer: Arc<Ed25519Signer>,
-    verifiers: Verifiers,
     config: VaultConfig,
-    /// Full (immutable) tiles recently used by proofs.
-    tile_cache: TileCache,
+    evidence: LogHandle,
+    /// `None` when audit is disabled.
+    audit: Option<LogHandle>,
     tx: mpsc::Sender<Pending>,
-    heads: watch::Receiver<TreeHead>,
-    checkpoints: watch::Receiver<u64>,
 }
 
 impl Inner {
@@ -138,6 +164,28 @@ impl Inner {
             .record_by_id(id)?
             .ok_or_else(|| VaultError::NotFound(format!("evidence {id}")))
     }
+
+    /// A log, or [`VaultError::NotFound`] for the audit log when audit is
+    /// disabled.
+    fn log(&self, id: LogId) -> Result<&LogHandle> {
+        match id {
+            LogId::Evidence => Ok(&self.evidence),
+            LogId::Audit => self
+                .audit
+                .as_ref()
+                .ok_or_else(|| VaultError::NotFound("audit trail (disabled on this vault)".into())),
+        }
+    }
+
+    /// The stored audit event with this id.
+    fn audit_event(&self, id: &str) -> Result<AuditEvent> {
+        self.log(LogId::Audit)?;
+        let row = self
+            .store
+            .audit_by_id(id)?
+            .ok_or_else(|| VaultError::NotFound(format!("audit event {id}")))?;
+        audit::from_row(&row)
+    }
 }
 
 /// A running vault. Cheap to clone; all clones share one sequencer.
@@ -146,9 +194,57 @@ pub struct Vault {
     inner: Arc<Inner>,
 }
 
-const META_ORIGIN: &str = "origin";
-/// Full tiles kept in memory for proofs: 4096 × 8 KiB = 32 MiB.
+/// Full tiles kept in memory for evidence proofs: 4096 × 8 KiB = 32 MiB.
 const TILE_CACHE_TILES: usize = 4096;
+/// The same for audit proofs, asked for far less often: 8 MiB.
+const AUDIT_TILE_CACHE_TILES: usize = 1024;
+
+/// A started log: its handle, its tree state and head channel for the
+/// sequencer, and its checkpointer with the heads it follows (to spawn).
+struct Running {
+    handle: LogHandle,
+    state: sequencer::TreeState,
+    heads: watch::Sender<TreeHead>,
+    checkpointer: (checkpointer::Checkpointer, watch::Receiver<TreeHead>),
+}
+
+fn running(
+    id: LogId,
+    log: LogStart,
+    store: &Arc<dyn Store>,
+    interval: Duration,
+    cache_tiles: usize,
+) -> Result<Running> {
+    let signer = Arc::new(log.signer);
+    let verifiers = Verifiers::new()
+        .with(signer.verifier())
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let (head_tx, heads) = watch::channel(log.state.head());
+    let (cp_tx, checkpoints) = watch::channel(log.published);
+    let checkpointer = checkpointer::Checkpointer {
+        store: store.clone(),
+        log: id,
+        signer: signer.clone(),
+        origin: log.origin.clone(),
+        interval,
+        published: cp_tx,
+    };
+    let handle = LogHandle {
+        id,
+        origin: log.origin,
+        signer,
+        verifiers,
+        tile_cache: TileCache::new(cache_tiles),
+        heads: heads.clone(),
+        checkpoints,
+    };
+    Ok(Running {
+        handle,
+        state: log.state,
+        heads: head_tx,
+        checkpointer: (checkpointer, heads),
+    })
+}
 
 impl Vault {
     /// Opens the vault on its embedded SQLite store in `config.data_dir`.
@@ -161,69 +257,94 @@ impl Vault {
         Self::with_store(config, Arc::new(store)).await
     }
 
-    /// Opens the vault on any store. Checks that the stored tree, its tiles
-    /// and the latest checkpoint agree, and refuses to start if they do not.
+    /// Opens the vault on any store. Checks, for each log, that the stored
+    /// tree, its tiles and the latest checkpoint agree, and refuses to
+    /// start if they do not.
     pub async fn with_store(config: VaultConfig, store: Arc<dyn Store>) -> Result<Vault> {
         create_private_dir(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
         let blobs = BlobDir::open(&config.data_dir)?;
         let cfg = config.clone();
         let st = store.clone();
-        let (origin, signer, state, published) =
-            tokio::task::spawn_blocking(move || startup(&cfg, &*st))
-                .await
-                .map_err(|e| VaultError::Unavailable(e.to_string()))??;
-        let verifiers = Verifiers::new()
-            .with(signer.verifier())
-            .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let signer = Arc::new(signer);
+        let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st))
+            .await
+            .map_err(|e| VaultError::Unavailable(e.to_string()))??;
+        let mirror = match startup::mirror_dir(&config) {
+            Some(dir) => Some(mirror::start(dir)?),
+            None => None,
+        };
 
+        let interval = config.checkpoint_interval;
+        let evidence = running(
+            LogId::Evidence,
+            started.evidence,
+            &store,
+            interval,
+            TILE_CACHE_TILES,
+        )?;
+        let audit = match started.audit {
+            Some(log) => Some(running(
+                LogId::Audit,
+                log,
+                &store,
+                interval,
+                AUDIT_TILE_CACHE_TILES,
+            )?),
+            None => None,
+        };
+
+        let mut trees = Trees {
+            evidence: evidence.state,
+            audit: None,
+        };
+        let mut outputs = Outputs {
+            evidence_heads: evidence.heads,
+            audit_heads: None,
+            mirror,
+        };
+        let mut checkpointers = vec![evidence.checkpointer];
+        let audit = audit.map(|a| {
+            trees.audit = Some(a.state);
+            outputs.audit_heads = Some(a.heads);
+            checkpointers.push(a.checkpointer);
+            a.handle
+        });
+        let evidence = evidence.handle;
         let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
-        let (head_tx, heads) = watch::channel(state.head());
-        let (cp_tx, checkpoints) = watch::channel(published);
         let limits = BatchLimits {
             max_batch: config.max_batch.max(1),
             max_delay: config.max_delay,
         };
-        tokio::spawn(sequencer::run(rx, store.clone(), state, limits, head_tx));
-        let cp = checkpointer::Checkpointer {
-            store: store.clone(),
-            signer: signer.clone(),
-            origin: origin.clone(),
-            interval: config.checkpoint_interval,
-            published: cp_tx,
-        };
-        tokio::spawn(cp.run(heads.clone()));
+        tokio::spawn(sequencer::run(rx, store.clone(), trees, limits, outputs));
+        for (c, heads) in checkpointers {
+            tokio::spawn(c.run(heads));
+        }
 
         Ok(Vault {
             inner: Arc::new(Inner {
                 _lock: lock,
                 store,
                 blobs,
-                origin,
-                signer,
-                verifiers,
                 config,
-                tile_cache: TileCache::new(TILE_CACHE_TILES),
+                evidence,
+                audit,
                 tx,
-                heads,
-                checkpoints,
             }),
         })
     }
 
     pub fn origin(&self) -> &str {
-        &self.inner.origin
+        &self.inner.evidence.origin
     }
 
     /// The log's verifier key in note format (`name+hash+base64`).
     pub fn verifier_key(&self) -> String {
-        self.inner.signer.verifier_key().to_string()
+        self.inner.evidence.verifier_key()
     }
 
     /// Verifiers holding the log key, for opening its checkpoints.
     pub fn verifiers(&self) -> &Verifiers {
-        &self.inner.verifiers
+        &self.inner.evidence.verifiers
     }
 
     pub fn config(&self) -> &VaultConfig {
@@ -232,12 +353,12 @@ impl Vault {
 
     /// Tree size and root after the latest durable commit.
     pub fn head(&self) -> TreeHead {
-        *self.inner.heads.borrow()
+        self.inner.evidence.head()
     }
 
     /// Size of the latest signed checkpoint.
     pub fn checkpoint_size(&self) -> u64 {
-        *self.inner.checkpoints.borrow()
+        self.inner.evidence.checkpoint_size()
     }
 
     /// Starts receiving a payload (hashed as it streams, spilled to disk past
@@ -297,25 +418,56 @@ impl Vault {
             idempotency_key: evidence.idempotency_key,
             payload,
         };
+        // Audit off: the event builder is dropped uncalled.
+        let audit = req.audit.filter(|_| self.inner.audit.is_some());
         let (ack, done) = oneshot::channel();
+        self.enqueue(Pending::Put { row, audit, ack }).await?;
+        done.await
+            .map_err(|_| VaultError::Unavailable("the sequencer dropped the request".into()))?
+    }
+
+    /// Durably appends one audit event on its own (any call but a put,
+    /// whose event goes with its record: [`PutRequest::audit`]). The vault
+    /// assigns `id` (a new UUIDv7) and `leaf_index`; `time` stays the
+    /// caller's. Returns after the commit; with audit disabled, at once,
+    /// writing nothing. An event that breaks the format (see
+    /// docs/FORMATS.md) is [`VaultError::Invalid`]; a failed commit is
+    /// [`VaultError::Unavailable`].
+    pub async fn record_audit(&self, event: AuditEvent) -> Result<()> {
+        if self.inner.audit.is_none() {
+            return Ok(());
+        }
+        audit::check_event(&event)
+            .map_err(|why| VaultError::Invalid(format!("audit event: {why}")))?;
+        let (ack, done) = oneshot::channel();
+        self.enqueue(Pending::Audit { event, ack }).await?;
+        done.await
+            .map_err(|_| VaultError::Unavailable("the sequencer dropped the request".into()))?
+    }
+
+    /// Like [`Vault::record_audit`], but returns once the event is queued
+    /// for the sequencer (in order, behind the bounded queue), not after its
+    /// commit: for reads, which change nothing and should not wait for the
+    /// disk. It goes into the next group commit; a crash before that commit,
+    /// or a failed commit, loses it without telling the caller.
+    pub async fn queue_audit(&self, event: AuditEvent) -> Result<()> {
+        if self.inner.audit.is_none() {
+            return Ok(());
+        }
+        audit::check_event(&event)
+            .map_err(|why| VaultError::Invalid(format!("audit event: {why}")))?;
+        // Nobody waits for the acknowledgement; the sequencer's send to the
+        // dropped receiver is ignored.
+        let (ack, _) = oneshot::channel();
+        self.enqueue(Pending::Audit { event, ack }).await
+    }
+
+    async fn enqueue(&self, p: Pending) -> Result<()> {
         self.inner
             .tx
-            .send(Pending { row, ack })
+            .send(p)
             .await
-            .map_err(|_| VaultError::Unavailable("the sequencer has stopped".into()))?;
-        let appended = done
-            .await
-            .map_err(|_| VaultError::Unavailable("the sequencer dropped the request".into()))??;
-        let (row, duplicate, replayed) = match appended {
-            Appended::New(r) => (r, false, false),
-            Appended::Duplicate(r) => (r, true, false),
-            Appended::Replayed(r) => (r, false, true),
-        };
-        Ok(PutOutcome {
-            record: evidence_from_row(&row),
-            duplicate,
-            replayed,
-        })
+            .map_err(|_| VaultError::Unavailable("the sequencer has stopped".into()))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -370,39 +522,9 @@ impl Vault {
     pub async fn inclusion(&self, id: &str, tree_size: Option<u64>) -> Result<ProofBundle> {
         let id = id.to_string();
         self.blocking(move |i| {
-            let row = i.record(&id)?;
-            let cp = match tree_size {
-                Some(n) => i
-                    .store
-                    .checkpoint_at(n)?
-                    .ok_or(VaultError::NotFound(format!("checkpoint of size {n}")))?,
-                None => i.store.latest_checkpoint()?.ok_or(VaultError::NotFound(
-                    "checkpoint (none signed yet; retry shortly)".into(),
-                ))?,
-            };
-            if row.leaf_index >= cp.size {
-                return Err(VaultError::NotFound(format!(
-                    "evidence {id} (leaf {}) in checkpoint of size {}; it will be in the next \
-                     checkpoint, retry shortly",
-                    row.leaf_index, cp.size
-                )));
-            }
-            let reader = TiledHashReader {
-                tiles: StoreTiles {
-                    store: &*i.store,
-                    cache: Some(&i.tile_cache),
-                },
-                tree_size: cp.size,
-            };
-            let proof = evault_merkle::inclusion_proof(&reader, row.leaf_index, cp.size)
-                .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
-            Ok(ProofBundle {
-                record: evidence_from_row(&row),
-                leaf_index: row.leaf_index,
-                tree_size: cp.size,
-                inclusion_proof: proof.iter().map(|h| STANDARD.encode(h)).collect(),
-                checkpoint: cp.note,
-            })
+            let record = evidence_from_row(&i.record(&id)?);
+            i.evidence
+                .inclusion(&*i.store, record, &format!("evidence {id}"), tree_size)
         })
         .await
     }
@@ -410,48 +532,18 @@ impl Vault {
     /// Consistency proof between two tree sizes no larger than the latest
     /// checkpoint.
     pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
-        self.blocking(move |i| {
-            let latest = i.store.latest_checkpoint()?.map_or(0, |c| c.size);
-            if from == 0 || from > to {
-                return Err(VaultError::Invalid(format!(
-                    "need 0 < from <= to, got from={from} to={to}"
-                )));
-            }
-            if to > latest {
-                return Err(VaultError::NotFound(format!(
-                    "checkpoint of size {to} (latest is {latest})"
-                )));
-            }
-            let reader = TiledHashReader {
-                tiles: StoreTiles {
-                    store: &*i.store,
-                    cache: Some(&i.tile_cache),
-                },
-                tree_size: to,
-            };
-            let proof = evault_merkle::consistency_proof(&reader, from, to)
-                .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
-            Ok(ConsistencyProof { from, to, proof })
-        })
-        .await
+        self.blocking(move |i| i.evidence.consistency(&*i.store, from, to))
+            .await
     }
 
     pub async fn latest_checkpoint(&self) -> Result<StoredCheckpoint> {
-        self.blocking(|i| {
-            i.store
-                .latest_checkpoint()?
-                .ok_or(VaultError::NotFound("checkpoint".into()))
-        })
-        .await
+        self.blocking(|i| i.evidence.latest_checkpoint(&*i.store))
+            .await
     }
 
     pub async fn checkpoint_at(&self, size: u64) -> Result<StoredCheckpoint> {
-        self.blocking(move |i| {
-            i.store
-                .checkpoint_at(size)?
-                .ok_or(VaultError::NotFound(format!("checkpoint of size {size}")))
-        })
-        .await
+        self.blocking(move |i| i.evidence.checkpoint_at(&*i.store, size))
+            .await
     }
 
     pub async fn list_checkpoints(
@@ -459,32 +551,23 @@ impl Vault {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredCheckpoint>> {
-        self.blocking(move |i| Ok(i.store.list_checkpoints(after, limit)?))
+        self.blocking(move |i| i.evidence.list_checkpoints(&*i.store, after, limit))
             .await
     }
 
     pub fn log_info(&self) -> LogInfo {
-        LogInfo {
-            origin: self.inner.origin.clone(),
-            verifier_key: self.verifier_key(),
-            tree_size: self.head().size,
-            checkpoint_size: self.checkpoint_size(),
-        }
+        self.inner.evidence.info()
     }
 
     /// Contents of a C2SP tlog-tiles resource (hash tile or entry bundle).
     pub async fn tile(&self, path: TilePath) -> Result<Vec<u8>> {
         self.blocking(move |i| match path {
-            TilePath::Hashes(tile) => {
-                let tiles = StoreTiles {
-                    store: &*i.store,
-                    cache: Some(&i.tile_cache),
-                };
-                tiles
-                    .read_tiles(&[tile])?
-                    .pop()
-                    .ok_or(VaultError::NotFound(tile.path()))
-            }
+            TilePath::Hashes(tile) => i
+                .evidence
+                .tiles(&*i.store)
+                .read_tiles(&[tile])?
+                .pop()
+                .ok_or(VaultError::NotFound(tile.path())),
             TilePath::Entries { index, width } => {
                 let start = index
                     .checked_mul(256)
@@ -492,7 +575,7 @@ impl Vault {
                 let end = start
                     .checked_add(u64::from(width))
                     .ok_or_else(|| VaultError::NotFound("entry bundle".into()))?;
-                if end > i.store.tree_size()? {
+                if end > i.store.tree_size(LogId::Evidence)? {
                     return Err(VaultError::NotFound(format!(
                         "entry bundle {}",
                         evault_merkle::tiles::entries_path(index, width)
@@ -507,15 +590,112 @@ impl Vault {
 
     /// Waits until a checkpoint of at least `size` is signed, or `timeout`.
     pub async fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<u64> {
-        let mut rx = self.inner.checkpoints.clone();
-        let wait = rx.wait_for(|&s| s >= size);
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(s)) => Ok(*s),
-            Ok(Err(_)) => Err(VaultError::Unavailable("checkpointer stopped".into())),
-            Err(_) => Err(VaultError::Unavailable(format!(
-                "no checkpoint of size {size} within {timeout:?}"
-            ))),
-        }
+        self.inner.evidence.wait_for_checkpoint(size, timeout).await
+    }
+
+    // --- the audit trail: the same reads, on the audit log ----------------
+
+    /// Audit events matching `query`, in log order. [`VaultError::NotFound`]
+    /// when audit is disabled (as for every `audit_*` read).
+    pub async fn audit_list(&self, query: AuditQuery) -> Result<Page<AuditEvent>> {
+        self.blocking(move |i| {
+            i.log(LogId::Audit)?;
+            let page = i.store.list_audit(&query)?;
+            Ok(Page {
+                items: page
+                    .items
+                    .iter()
+                    .map(audit::from_row)
+                    .collect::<Result<_>>()?,
+                next: page.next,
+            })
+        })
+        .await
+    }
+
+    pub async fn audit_event(&self, id: &str) -> Result<AuditEvent> {
+        let id = id.to_string();
+        self.blocking(move |i| i.audit_event(&id)).await
+    }
+
+    /// Inclusion proof of an audit event against the audit checkpoint of
+    /// size `tree_size` (default: the latest), with that checkpoint.
+    pub async fn audit_inclusion(
+        &self,
+        id: &str,
+        tree_size: Option<u64>,
+    ) -> Result<AuditProofBundle> {
+        let id = id.to_string();
+        self.blocking(move |i| {
+            let event = i.audit_event(&id)?;
+            i.log(LogId::Audit)?.inclusion(
+                &*i.store,
+                event,
+                &format!("audit event {id}"),
+                tree_size,
+            )
+        })
+        .await
+    }
+
+    /// Consistency proof between two audit tree sizes no larger than the
+    /// latest audit checkpoint.
+    pub async fn audit_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+        self.blocking(move |i| i.log(LogId::Audit)?.consistency(&*i.store, from, to))
+            .await
+    }
+
+    pub async fn audit_latest_checkpoint(&self) -> Result<StoredCheckpoint> {
+        self.blocking(|i| i.log(LogId::Audit)?.latest_checkpoint(&*i.store))
+            .await
+    }
+
+    pub async fn audit_checkpoint_at(&self, size: u64) -> Result<StoredCheckpoint> {
+        self.blocking(move |i| i.log(LogId::Audit)?.checkpoint_at(&*i.store, size))
+            .await
+    }
+
+    pub async fn audit_list_checkpoints(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        self.blocking(move |i| {
+            i.log(LogId::Audit)?
+                .list_checkpoints(&*i.store, after, limit)
+        })
+        .await
+    }
+
+    /// The audit log's origin, verifier key and sizes; `None` when audit is
+    /// disabled.
+    pub fn audit_log_info(&self) -> Option<LogInfo> {
+        self.inner.audit.as_ref().map(LogHandle::info)
+    }
+
+    /// The audit log's verifier key in note format; `None` when disabled.
+    pub fn audit_verifier_key(&self) -> Option<String> {
+        self.inner.audit.as_ref().map(LogHandle::verifier_key)
+    }
+
+    /// Verifiers holding the audit key only; `None` when disabled.
+    pub fn audit_verifiers(&self) -> Option<&Verifiers> {
+        self.inner.audit.as_ref().map(|a| &a.verifiers)
+    }
+
+    /// Audit tree size and root after the latest durable commit; `None`
+    /// when disabled.
+    pub fn audit_head(&self) -> Option<TreeHead> {
+        self.inner.audit.as_ref().map(LogHandle::head)
+    }
+
+    /// Waits until an audit checkpoint of at least `size` is signed, or
+    /// `timeout`.
+    pub async fn wait_for_audit_checkpoint(&self, size: u64, timeout: Duration) -> Result<u64> {
+        self.inner
+            .log(LogId::Audit)?
+            .wait_for_checkpoint(size, timeout)
+            .await
     }
 }
 
@@ -550,7 +730,7 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 /// RFC 3339 with milliseconds, UTC.
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -568,105 +748,4 @@ pub fn evidence_from_row(row: &EvidenceRow) -> Evidence {
         ingested_by: row.ingested_by.clone(),
         idempotency_key: row.idempotency_key.clone(),
     }
-}
-
-/// Everything checked before serving: origin and key, the stored tree
-/// against its tiles and records, and the latest checkpoint against both.
-fn startup(
-    config: &VaultConfig,
-    store: &dyn Store,
-) -> Result<(String, Ed25519Signer, TreeState, u64)> {
-    let stored_origin = store.get_meta(META_ORIGIN)?;
-    let origin = match (&stored_origin, &config.origin) {
-        (Some(s), Some(c)) if s != c => {
-            return Err(VaultError::Inconsistent(format!(
-                "the log's origin is {s:?} but the configuration asks for {c:?}; an existing \
-                 log cannot change origin"
-            )));
-        }
-        (Some(s), _) => s.clone(),
-        (None, Some(c)) => c.clone(),
-        (None, None) => format!(
-            "evault.local/{}",
-            &uuid::Uuid::now_v7().simple().to_string()[20..]
-        ),
-    };
-    let key_path = config
-        .key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("log.key"));
-    let has_history = store.latest_checkpoint()?.is_some() || store.tree_size()? > 0;
-    let signer = keys::load_or_create(&key_path, &origin, !has_history)?;
-    if stored_origin.is_none() {
-        store.set_meta(META_ORIGIN, &origin)?;
-    }
-
-    let size = store.tree_size()?;
-    let state = TreeState::load(store, size)?;
-    let reader = TiledHashReader {
-        tiles: StoreTiles::uncached(store),
-        tree_size: size,
-    };
-    if size > 0 {
-        let last = store.record_by_index(size - 1)?.ok_or_else(|| {
-            VaultError::Inconsistent(format!(
-                "tree size is {size} but record {} is missing",
-                size - 1
-            ))
-        })?;
-        let in_tree = evault_merkle::HashReader::read_hashes(&reader, &[NodeId::new(0, size - 1)])
-            .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
-        if in_tree.first() != Some(&leaf_hash(&last.leaf_data)) {
-            return Err(VaultError::Inconsistent(format!(
-                "record {} does not match its leaf hash in the tiles",
-                size - 1
-            )));
-        }
-    }
-    let mut published = 0;
-    let latest = store.latest_checkpoint()?;
-    if latest.is_none() {
-        // A log always has a checkpoint to serve, even empty (tlog-tiles
-        // clients start from /checkpoint); later ones follow as it grows.
-        let cp = checkpointer::make_checkpoint(store, &signer, &origin, state.head())?;
-        published = cp.size;
-    }
-    if let Some(cp) = latest {
-        let verifiers = Verifiers::new()
-            .with(signer.verifier())
-            .map_err(|e| VaultError::Invalid(e.to_string()))?;
-        let (body, _) = open_checkpoint(&cp.note, &verifiers, Some(&origin)).map_err(|e| {
-            VaultError::Inconsistent(format!("latest checkpoint (size {}): {e}", cp.size))
-        })?;
-        check_checkpoint(&body, size, &reader)?;
-        published = body.size;
-    }
-    Ok((origin, signer, state, published))
-}
-
-fn check_checkpoint<R: evault_merkle::HashReader>(
-    cp: &Checkpoint,
-    tree_size: u64,
-    reader: &R,
-) -> Result<()>
-where
-    R::Error: std::fmt::Display,
-{
-    if cp.size > tree_size {
-        return Err(VaultError::Inconsistent(format!(
-            "the latest checkpoint is for size {} but the store holds only {tree_size} records \
-             (was the database restored from an older backup?)",
-            cp.size
-        )));
-    }
-    let root = evault_merkle::root(reader, cp.size).map_err(|e| {
-        VaultError::Inconsistent(format!("computing the root at size {}: {e}", cp.size))
-    })?;
-    if root != cp.root_hash {
-        return Err(VaultError::Inconsistent(format!(
-            "the stored tree at size {} does not have the root the latest checkpoint signed",
-            cp.size
-        )));
-    }
-    Ok(())
 }

@@ -4,19 +4,25 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use evault_merkle::tiles::{TILE_WIDTH, TileId, TileReader};
-use evault_store::{Store, StoreError};
+use evault_store::{LogId, Store, StoreError};
 
-/// Reads tiles from a [`Store`] for [`evault_merkle::tiles::TiledHashReader`],
-/// serving full tiles from `cache` when it can.
+/// Reads one log's tiles from a [`Store`] for
+/// [`evault_merkle::tiles::TiledHashReader`], serving full tiles from
+/// `cache` (which must be that log's) when it can.
 pub(crate) struct StoreTiles<'a> {
     pub store: &'a dyn Store,
+    pub log: LogId,
     pub cache: Option<&'a TileCache>,
 }
 
 impl<'a> StoreTiles<'a> {
     /// Straight from the store (start-up checks: verify what is on disk).
-    pub fn uncached(store: &'a dyn Store) -> Self {
-        StoreTiles { store, cache: None }
+    pub fn uncached(store: &'a dyn Store, log: LogId) -> Self {
+        StoreTiles {
+            store,
+            log,
+            cache: None,
+        }
     }
 }
 
@@ -25,7 +31,7 @@ impl TileReader for StoreTiles<'_> {
 
     fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {
         let Some(cache) = self.cache else {
-            return self.store.read_tiles(tiles);
+            return self.store.read_tiles(self.log, tiles);
         };
         let mut out: Vec<Option<Vec<u8>>> = tiles.iter().map(|t| cache.get(t)).collect();
         let missing: Vec<TileId> = tiles
@@ -35,7 +41,7 @@ impl TileReader for StoreTiles<'_> {
             .map(|(t, _)| *t)
             .collect();
         if !missing.is_empty() {
-            let mut fetched = self.store.read_tiles(&missing)?.into_iter();
+            let mut fetched = self.store.read_tiles(self.log, &missing)?.into_iter();
             for (slot, tile) in out.iter_mut().zip(tiles) {
                 if slot.is_none() {
                     let data = fetched.next().ok_or_else(|| {
@@ -51,7 +57,8 @@ impl TileReader for StoreTiles<'_> {
 }
 
 /// Full tiles never change, so they can be cached without invalidation;
-/// partial tiles grow and are always read from the store.
+/// partial tiles grow and are always read from the store. Keyed by tile
+/// position only: each log has its own cache.
 pub(crate) struct TileCache {
     capacity: usize,
     tiles: Mutex<HashMap<(u8, u64), Vec<u8>>>,

@@ -1,36 +1,43 @@
-//! The single writer: gathers concurrent appends into one batch, assigns
-//! leaf indexes, extends the tree and its tiles, commits everything in one
-//! durable transaction, then acknowledges every caller (group commit).
+//! The single writer of both logs: gathers concurrent evidence puts and
+//! audit events into one batch, assigns leaf indexes in each log, extends
+//! both trees and their tiles, commits everything in one durable
+//! transaction, then acknowledges every caller (group commit). An audit
+//! event thus never costs a commit of its own, and a put's event is durable
+//! exactly when its record is.
 
 use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use evault_merkle::tiles::{TILE_HEIGHT, TILE_WIDTH, TileId, TiledHashReader, tile_width};
 use evault_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, leaf_hash};
-use evault_store::{AppendBatch, EvidenceRow, Store};
+use evault_store::{AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Store};
+use evault_verify::AuditEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::audit::{AuditOnCommit, to_row};
 use crate::error::{Result, VaultError};
 use crate::proofs::StoreTiles;
+use crate::{PutOutcome, evidence_from_row};
 
 /// Tile levels a u64-sized tree can have (tree levels 0, 8, …, 56).
 const TILE_LEVELS: usize = 8;
 
-/// How an append ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Appended {
-    /// A new leaf.
-    New(EvidenceRow),
-    /// The same payload, content type and labels were logged before.
-    Duplicate(EvidenceRow),
-    /// The same principal retried with the same idempotency key.
-    Replayed(EvidenceRow),
-}
-
-pub(crate) struct Pending {
-    pub row: EvidenceRow,
-    pub ack: oneshot::Sender<Result<Appended>>,
+/// What the sequencer's queue carries.
+pub(crate) enum Pending {
+    /// An evidence put, and the builder of its audit event (`None`: no
+    /// event, e.g. audit disabled).
+    Put {
+        row: EvidenceRow,
+        audit: Option<AuditOnCommit>,
+        ack: oneshot::Sender<Result<PutOutcome>>,
+    },
+    /// An audit event on its own (any call but a put).
+    Audit {
+        event: AuditEvent,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// Tree size and root after the latest durable commit.
@@ -55,16 +62,18 @@ pub(crate) struct TreeState {
 }
 
 impl TreeState {
-    /// Rebuilds the state of a stored tree of `size` leaves from its tiles:
-    /// at most 64 frontier hashes and the rightmost tile of each level.
-    pub fn load(store: &dyn Store, size: u64) -> Result<Self> {
+    /// Rebuilds the state of `log`'s stored tree of `size` leaves from its
+    /// tiles: at most 64 frontier hashes and the rightmost tile of each
+    /// level.
+    pub fn load(store: &dyn Store, log: LogId, size: u64) -> Result<Self> {
         let reader = TiledHashReader {
-            tiles: StoreTiles::uncached(store),
+            tiles: StoreTiles::uncached(store, log),
             tree_size: size,
         };
         let nodes = CompactRange::nodes_for_size(size);
-        let hashes = evault_merkle::HashReader::read_hashes(&reader, &nodes)
-            .map_err(|e| VaultError::Inconsistent(format!("reading the tree frontier: {e}")))?;
+        let hashes = evault_merkle::HashReader::read_hashes(&reader, &nodes).map_err(|e| {
+            VaultError::Inconsistent(format!("reading the {log} tree frontier: {e}"))
+        })?;
         let frontier = CompactRange::from_hashes(size, hashes)
             .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
         let mut current = Vec::with_capacity(TILE_LEVELS);
@@ -80,8 +89,8 @@ impl TreeState {
                         index,
                         width,
                     };
-                    store.read_tiles(&[tile])?.pop().ok_or_else(|| {
-                        VaultError::Inconsistent(format!("missing tile {}", tile.path()))
+                    store.read_tiles(log, &[tile])?.pop().ok_or_else(|| {
+                        VaultError::Inconsistent(format!("missing {log} tile {}", tile.path()))
                     })?
                 }
                 None => Vec::new(),
@@ -92,6 +101,10 @@ impl TreeState {
             frontier,
             tiles: TileCache { current },
         })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
     }
 
     pub fn head(&self) -> TreeHead {
@@ -161,13 +174,28 @@ pub struct BatchLimits {
     pub max_delay: Duration,
 }
 
+/// The trees the sequencer extends; `audit` is `None` when audit is off.
+#[derive(Clone, Debug)]
+pub(crate) struct Trees {
+    pub evidence: TreeState,
+    pub audit: Option<TreeState>,
+}
+
+/// Where the sequencer announces what it committed.
+pub(crate) struct Outputs {
+    pub evidence_heads: watch::Sender<TreeHead>,
+    pub audit_heads: Option<watch::Sender<TreeHead>>,
+    /// The JSON-lines mirror, fed after the callers are acknowledged.
+    pub mirror: Option<mpsc::Sender<Vec<AuditEvent>>>,
+}
+
 /// Runs until every sender is dropped.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
-    mut state: TreeState,
+    mut trees: Trees,
     limits: BatchLimits,
-    head_tx: watch::Sender<TreeHead>,
+    out: Outputs,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -189,137 +217,282 @@ pub(crate) async fn run(
         }
         metrics::histogram!("evault_ingest_batch_records").record(batch.len() as f64);
         let store = store.clone();
-        let before = state.clone();
         let started = std::time::Instant::now();
-        let joined = tokio::task::spawn_blocking(move || commit(&*store, state, batch)).await;
+        // `trees` comes back whatever happens inside: a panic (e.g. in an
+        // audit builder) drops the batch's acks (callers see Unavailable)
+        // and leaves the trees as they were.
+        let joined = tokio::task::spawn_blocking(move || {
+            let done =
+                std::panic::catch_unwind(AssertUnwindSafe(|| commit(&*store, &trees, batch)));
+            (trees, done)
+        })
+        .await;
         metrics::histogram!("evault_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
-        match joined {
-            Ok((next, acks)) => {
-                metrics::counter!("evault_records_appended_total")
-                    .increment(next.frontier.size() - before.frontier.size());
-                state = next;
-                let _ = head_tx.send(state.head());
-                for (ack, outcome) in acks {
-                    let _ = ack.send(outcome);
-                }
-            }
+        let (unchanged, done) = match joined {
+            Ok(r) => r,
             Err(e) => {
-                // The commit task panicked: its callers' acks were dropped
-                // (they see Unavailable); the tree state is the one before.
+                // Only when the runtime shuts down: nothing left to serve.
                 tracing::error!("sequencer commit task failed: {e}");
-                state = before;
+                return;
             }
+        };
+        trees = unchanged;
+        let Ok(done) = done else {
+            tracing::error!("sequencer commit panicked; its batch was not committed");
+            continue;
+        };
+        if let Some(next) = done.trees {
+            metrics::counter!("evault_records_appended_total")
+                .increment(next.evidence.size() - trees.evidence.size());
+            trees = next;
+        }
+        metrics::counter!("evault_audit_events_total").increment(done.events.len() as u64);
+        announce(&out.evidence_heads, trees.evidence.head());
+        if let (Some(tx), Some(audit)) = (&out.audit_heads, &trees.audit) {
+            announce(tx, audit.head());
+        }
+        for reply in done.replies {
+            reply.send();
+        }
+        // After the acks: a full mirror queue delays the next batch, never
+        // this one's callers.
+        if let Some(mirror) = &out.mirror
+            && !done.events.is_empty()
+            && mirror.send(done.events).await.is_err()
+        {
+            metrics::counter!("evault_audit_mirror_errors_total").increment(1);
+            tracing::error!("the audit mirror has stopped; events are not mirrored");
         }
     }
 }
 
-type Acks = Vec<(oneshot::Sender<Result<Appended>>, Result<Appended>)>;
+/// Publishes a new head, waking the checkpointer only if it changed.
+fn announce(tx: &watch::Sender<TreeHead>, head: TreeHead) {
+    tx.send_if_modified(|h| {
+        let changed = *h != head;
+        *h = head;
+        changed
+    });
+}
 
-/// One group commit. Returns the state to continue from and each caller's
-/// outcome. On failure nothing was written and the state is unchanged.
-fn commit(store: &dyn Store, state: TreeState, batch: Vec<Pending>) -> (TreeState, Acks) {
-    let old_size = state.frontier.size();
-    enum Plan {
-        New(usize),
-        Existing(Box<Appended>),
-        SameAs(usize, bool),
+/// A caller's answer, sent once the batch is durable (or failed).
+enum Reply {
+    Put(oneshot::Sender<Result<PutOutcome>>, Result<PutOutcome>),
+    Audit(oneshot::Sender<Result<()>>, Result<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        match self {
+            Reply::Put(ack, r) => drop(ack.send(r)),
+            Reply::Audit(ack, r) => drop(ack.send(r)),
+        }
     }
+
+    /// The same caller, told the batch failed.
+    fn failed(self, msg: &str) -> Reply {
+        match self {
+            Reply::Put(ack, _) => Reply::Put(ack, Err(unavailable(msg))),
+            Reply::Audit(ack, _) => Reply::Audit(ack, Err(unavailable(msg))),
+        }
+    }
+}
+
+impl Pending {
+    /// The caller of a request that will not be committed.
+    fn refused(self, msg: &str) -> Reply {
+        match self {
+            Pending::Put { ack, .. } => Reply::Put(ack, Err(unavailable(msg))),
+            Pending::Audit { ack, .. } => Reply::Audit(ack, Err(unavailable(msg))),
+        }
+    }
+}
+
+fn unavailable(msg: &str) -> VaultError {
+    VaultError::Unavailable(msg.to_string())
+}
+
+/// What one group commit did.
+struct Committed {
+    /// The extended trees; `None` when nothing was written (failure, or a
+    /// batch of duplicates only).
+    trees: Option<Trees>,
+    replies: Vec<Reply>,
+    /// The audit events committed, with ids and indexes, for the mirror.
+    events: Vec<AuditEvent>,
+}
+
+/// One group commit. On failure nothing of either log was written, the
+/// trees are unchanged and every caller gets [`VaultError::Unavailable`].
+fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
+    let old_size = trees.evidence.size();
+    let audit_old_size = trees.audit.as_ref().map_or(0, TreeState::size);
     let mut rows: Vec<EvidenceRow> = Vec::with_capacity(batch.len());
-    let mut plans = Vec::with_capacity(batch.len());
-    let mut acks = Vec::with_capacity(batch.len());
+    let mut events: Vec<AuditEvent> = Vec::new();
+    let mut audit_rows: Vec<AuditRow> = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
     let mut by_dedup: HashMap<[u8; 32], usize> = HashMap::new();
     let mut by_idem: HashMap<(String, String), usize> = HashMap::new();
 
-    let lookup = |p: &Pending| -> Result<Option<Appended>> {
-        if let Some(key) = &p.row.idempotency_key
-            && let Some(r) = store.record_by_idempotency_key(&p.row.ingested_by, key)?
+    let lookup = |row: &EvidenceRow| -> Result<Option<PutOutcome>> {
+        if let Some(key) = &row.idempotency_key
+            && let Some(r) = store.record_by_idempotency_key(&row.ingested_by, key)?
         {
-            return Ok(Some(Appended::Replayed(r)));
+            return Ok(Some(outcome(&r, false, true)));
         }
         Ok(store
-            .record_by_dedup_key(&p.row.dedup_key)?
-            .map(Appended::Duplicate))
+            .record_by_dedup_key(&row.dedup_key)?
+            .map(|r| outcome(&r, true, false)))
     };
 
-    for p in batch {
-        let idem = p
-            .row
+    let mut batch = batch.into_iter();
+    while let Some(p) = batch.next() {
+        let (row, audit, ack) = match p {
+            Pending::Audit { mut event, ack } => {
+                if trees.audit.is_none() {
+                    // Audit is off: nothing to write (the vault does not
+                    // queue events then; this is only defensive).
+                    replies.push(Reply::Audit(ack, Ok(())));
+                    continue;
+                }
+                let index = audit_old_size + audit_rows.len() as u64;
+                match to_row(&mut event, index) {
+                    Ok(r) => {
+                        audit_rows.push(r);
+                        events.push(event);
+                        replies.push(Reply::Audit(ack, Ok(())));
+                    }
+                    Err(why) => replies.push(Reply::Audit(
+                        ack,
+                        Err(VaultError::Invalid(format!("audit event: {why}"))),
+                    )),
+                }
+                continue;
+            }
+            Pending::Put { row, audit, ack } => (row, audit, ack),
+        };
+        let idem = row
             .idempotency_key
             .clone()
-            .map(|k| (p.row.ingested_by.clone(), k));
-        let plan = if let Some(&i) = idem.as_ref().and_then(|k| by_idem.get(k)) {
-            Plan::SameAs(i, true)
-        } else if let Some(&i) = by_dedup.get(&p.row.dedup_key) {
-            Plan::SameAs(i, false)
+            .map(|k| (row.ingested_by.clone(), k));
+        // The put's outcome, and its row if it is a new leaf.
+        let (new_row, done) = if let Some(&i) = idem.as_ref().and_then(|k| by_idem.get(k)) {
+            (None, outcome(&rows[i], false, true))
+        } else if let Some(&i) = by_dedup.get(&row.dedup_key) {
+            (None, outcome(&rows[i], true, false))
         } else {
-            match lookup(&p) {
-                Ok(Some(existing)) => Plan::Existing(Box::new(existing)),
+            match lookup(&row) {
+                Ok(Some(existing)) => (None, existing),
                 Ok(None) => {
-                    let i = rows.len();
-                    let mut row = p.row.clone();
-                    row.leaf_index = old_size + i as u64;
-                    by_dedup.insert(row.dedup_key, i);
-                    if let Some(k) = idem {
-                        by_idem.insert(k, i);
-                    }
-                    rows.push(row);
-                    Plan::New(i)
+                    let mut row = row;
+                    row.leaf_index = old_size + rows.len() as u64;
+                    let done = outcome(&row, false, false);
+                    (Some(row), done)
                 }
-                Err(e) => return fail_all(state, p, acks, e),
+                Err(e) => {
+                    // Nothing is written: every caller of the batch, the
+                    // ones not planned yet included, is told so.
+                    metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
+                    let msg = e.to_string();
+                    let replies = replies
+                        .into_iter()
+                        .map(|r| r.failed(&msg))
+                        .chain(std::iter::once(Reply::Put(ack, Err(unavailable(&msg)))))
+                        .chain(batch.map(|p| p.refused(&msg)))
+                        .collect();
+                    return Committed {
+                        trees: None,
+                        replies,
+                        events: Vec::new(),
+                    };
+                }
             }
         };
-        plans.push(plan);
-        acks.push(p.ack);
+        // The event is built from the outcome and goes into the same
+        // transaction; a put whose event cannot be logged is not committed.
+        if let (Some(build), true) = (audit, trees.audit.is_some()) {
+            let mut event = build(&done);
+            let index = audit_old_size + audit_rows.len() as u64;
+            match to_row(&mut event, index) {
+                Ok(r) => {
+                    audit_rows.push(r);
+                    events.push(event);
+                }
+                Err(why) => {
+                    tracing::error!("the audit event of a put is invalid, put refused: {why}");
+                    replies.push(Reply::Put(
+                        ack,
+                        Err(VaultError::Unavailable(format!(
+                            "the audit event cannot be written: {why}"
+                        ))),
+                    ));
+                    continue;
+                }
+            }
+        }
+        if let Some(row) = new_row {
+            let i = rows.len();
+            by_dedup.insert(row.dedup_key, i);
+            if let Some(k) = idem {
+                by_idem.insert(k, i);
+            }
+            rows.push(row);
+        }
+        replies.push(Reply::Put(ack, Ok(done)));
     }
 
-    let mut next = state.clone();
-    let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let tiles = next.append(&leaves);
-    if !rows.is_empty() {
-        let batch = AppendBatch {
-            old_size,
-            records: &rows,
-            tiles: &tiles,
+    if rows.is_empty() && audit_rows.is_empty() {
+        // Duplicates and replays only: nothing to write.
+        return Committed {
+            trees: None,
+            replies,
+            events,
         };
-        if let Err(e) = store.append(&batch) {
-            metrics::counter!("evault_store_errors_total", "op" => "append").increment(1);
-            tracing::error!("group commit of {} records failed: {e}", rows.len());
-            let msg = format!("commit failed: {e}");
-            let out = acks
-                .into_iter()
-                .map(|a| (a, Err(VaultError::Unavailable(msg.clone()))))
-                .collect();
-            return (state, out);
-        }
     }
-    let out = acks
-        .into_iter()
-        .zip(plans)
-        .map(|(ack, plan)| {
-            let outcome = match plan {
-                Plan::New(i) => Appended::New(rows[i].clone()),
-                Plan::Existing(a) => *a,
-                Plan::SameAs(i, true) => Appended::Replayed(rows[i].clone()),
-                Plan::SameAs(i, false) => Appended::Duplicate(rows[i].clone()),
-            };
-            (ack, Ok(outcome))
-        })
-        .collect();
-    (next, out)
+    let mut next = trees.clone();
+    let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+    let tiles = next.evidence.append(&leaves);
+    let audit_leaves: Vec<Hash> = audit_rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
+    let audit_tiles = match &mut next.audit {
+        Some(t) if !audit_leaves.is_empty() => t.append(&audit_leaves),
+        _ => Vec::new(),
+    };
+    let batch = AppendBatch {
+        old_size,
+        records: &rows,
+        tiles: &tiles,
+        audit: (!audit_rows.is_empty()).then_some(AuditBatch {
+            old_size: audit_old_size,
+            events: &audit_rows,
+            tiles: &audit_tiles,
+        }),
+    };
+    if let Err(e) = store.append(&batch) {
+        metrics::counter!("evault_store_errors_total", "op" => "append").increment(1);
+        tracing::error!(
+            "group commit of {} records and {} audit events failed: {e}",
+            rows.len(),
+            audit_rows.len()
+        );
+        let msg = format!("commit failed: {e}");
+        return Committed {
+            trees: None,
+            replies: replies.into_iter().map(|r| r.failed(&msg)).collect(),
+            events: Vec::new(),
+        };
+    }
+    Committed {
+        trees: Some(next),
+        replies,
+        events,
+    }
 }
 
-fn fail_all(
-    state: TreeState,
-    current: Pending,
-    mut acks: Vec<oneshot::Sender<Result<Appended>>>,
-    e: VaultError,
-) -> (TreeState, Acks) {
-    acks.push(current.ack);
-    metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
-    let msg = e.to_string();
-    let out = acks
-        .into_iter()
-        .map(|a| (a, Err(VaultError::Unavailable(msg.clone()))))
-        .collect();
-    (state, out)
+/// A put's outcome for a stored (or batched) row.
+fn outcome(row: &EvidenceRow, duplicate: bool, replayed: bool) -> PutOutcome {
+    PutOutcome {
+        record: evidence_from_row(row),
+        duplicate,
+        replayed,
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use evault_merkle::verify_consistency;
 use evault_note::{Checkpoint, Ed25519Signer, Verifiers, sign};
-use evault_store::{SqliteStore, Store, StoredCheckpoint};
+use evault_store::{LogId, SqliteStore, Store, StoredCheckpoint};
 use evault_vault::{PayloadData, PutOutcome, PutRequest, Vault, VaultConfig, VaultError};
 use evault_verify::open_checkpoint;
 
@@ -41,6 +41,7 @@ async fn try_put(
         payload,
         principal: "sa:test".into(),
         idempotency_key: idem.map(str::to_string),
+        audit: None,
     })
     .await
 }
@@ -263,11 +264,14 @@ async fn refuses_to_start_on_a_checkpoint_the_tree_does_not_match() {
     let forged = Checkpoint::new("test.example/vault", 11, [7; 32]).to_text();
     let note = sign(&forged, &[&signer]).unwrap();
     store
-        .put_checkpoint(&StoredCheckpoint {
-            size: 11,
-            note,
-            created_at_ms: 0,
-        })
+        .put_checkpoint(
+            LogId::Evidence,
+            &StoredCheckpoint {
+                size: 11,
+                note,
+                created_at_ms: 0,
+            },
+        )
         .unwrap();
     drop(store);
     let err = Vault::open(config(dir.path()))
@@ -321,10 +325,11 @@ async fn bad_input_changes_nothing() {
             payload,
             principal: "sa:test".into(),
             idempotency_key: None,
+            audit: None,
         })
         .await;
     assert!(matches!(bad_ct, Err(VaultError::Invalid(_))));
     assert_eq!(v.head().size, 0);
     let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
-    assert_eq!(store.tree_size().unwrap(), 0);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
 }

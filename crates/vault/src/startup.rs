@@ -1,0 +1,230 @@
+//! Start-up: each log's identity (origin and signing key) and the checks
+//! that its stored tree, tiles and latest checkpoint agree. Both logs go
+//! through the same code; the vault refuses to start if either fails.
+
+use std::path::{Path, PathBuf};
+
+use evault_merkle::tiles::TiledHashReader;
+use evault_merkle::{NodeId, leaf_hash};
+use evault_note::{Checkpoint, Ed25519Signer, Verifiers};
+use evault_store::{LogId, Store};
+use evault_verify::open_checkpoint;
+
+use crate::VaultConfig;
+use crate::checkpointer;
+use crate::error::{Result, VaultError};
+use crate::keys;
+use crate::proofs::StoreTiles;
+use crate::sequencer::TreeState;
+
+/// Meta key of the evidence log's origin.
+const META_ORIGIN: &str = "origin";
+/// Meta key of the audit log's origin.
+const META_AUDIT_ORIGIN: &str = "audit_origin";
+
+/// One log, checked and ready to extend.
+pub(crate) struct LogStart {
+    pub origin: String,
+    pub signer: Ed25519Signer,
+    pub state: TreeState,
+    /// Size of the latest signed checkpoint.
+    pub published: u64,
+}
+
+/// Both logs; `audit` is `None` when audit is disabled.
+pub(crate) struct Started {
+    pub evidence: LogStart,
+    pub audit: Option<LogStart>,
+}
+
+/// Everything checked before serving: for each log, origin and key, the
+/// stored tree against its tiles and leaves, and the latest checkpoint
+/// against both. A log without checkpoints gets its signed empty one.
+pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started> {
+    let (origin, stored) = resolve_origin(store, META_ORIGIN, config.origin.as_deref(), || {
+        format!(
+            "evault.local/{}",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        )
+    })?;
+    let key = config
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("log.key"));
+    let evidence = open_log(store, LogId::Evidence, META_ORIGIN, origin, stored, &key)?;
+
+    let audit = if config.audit.enabled {
+        let (origin, stored) = resolve_origin(
+            store,
+            META_AUDIT_ORIGIN,
+            config.audit.origin.as_deref(),
+            || format!("{}/audit", evidence.origin),
+        )?;
+        if origin == evidence.origin {
+            return Err(VaultError::Invalid(format!(
+                "the audit log's origin must differ from the evidence log's ({origin:?}): a \
+                 checkpoint of one must never pass for the other's"
+            )));
+        }
+        let audit_key = config
+            .audit
+            .key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("audit.key"));
+        if audit_key == key {
+            return Err(VaultError::Invalid(format!(
+                "the audit log needs its own signing key, not the evidence log's ({})",
+                key.display()
+            )));
+        }
+        let log = open_log(
+            store,
+            LogId::Audit,
+            META_AUDIT_ORIGIN,
+            origin,
+            stored,
+            &audit_key,
+        )?;
+        if log.signer.public_key() == evidence.signer.public_key() {
+            return Err(VaultError::Invalid(format!(
+                "the audit key {} holds the evidence log's key; the audit log needs its own",
+                audit_key.display()
+            )));
+        }
+        Some(log)
+    } else {
+        None
+    };
+    Ok(Started { evidence, audit })
+}
+
+/// A log's origin: the stored one (which the configuration may repeat but
+/// not change), else the configured one, else `default()`. Also says
+/// whether it is stored already.
+fn resolve_origin(
+    store: &dyn Store,
+    meta_key: &str,
+    configured: Option<&str>,
+    default: impl FnOnce() -> String,
+) -> Result<(String, bool)> {
+    match (store.get_meta(meta_key)?, configured) {
+        (Some(s), Some(c)) if s != c => Err(VaultError::Inconsistent(format!(
+            "the log's origin is {s:?} but the configuration asks for {c:?}; an existing log \
+             cannot change origin"
+        ))),
+        (Some(s), _) => Ok((s, true)),
+        (None, Some(c)) => Ok((c.to_string(), false)),
+        (None, None) => Ok((default(), false)),
+    }
+}
+
+/// Loads (or, for a log without history, creates) the key, records a new
+/// origin, rebuilds the tree state and checks it against the last leaf
+/// and the latest checkpoint.
+fn open_log(
+    store: &dyn Store,
+    log: LogId,
+    meta_key: &str,
+    origin: String,
+    origin_stored: bool,
+    key_path: &Path,
+) -> Result<LogStart> {
+    let size = store.tree_size(log)?;
+    let latest = store.latest_checkpoint(log)?;
+    let has_history = latest.is_some() || size > 0;
+    let signer = keys::load_or_create(key_path, &origin, !has_history)?;
+    if !origin_stored {
+        store.set_meta(meta_key, &origin)?;
+    }
+
+    let state = TreeState::load(store, log, size)?;
+    let reader = TiledHashReader {
+        tiles: StoreTiles::uncached(store, log),
+        tree_size: size,
+    };
+    if size > 0 {
+        let last = last_leaf(store, log, size - 1)?.ok_or_else(|| {
+            VaultError::Inconsistent(format!(
+                "{log} tree size is {size} but leaf {} is missing",
+                size - 1
+            ))
+        })?;
+        let in_tree = evault_merkle::HashReader::read_hashes(&reader, &[NodeId::new(0, size - 1)])
+            .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
+        if in_tree.first() != Some(&leaf_hash(&last)) {
+            return Err(VaultError::Inconsistent(format!(
+                "{log} leaf {} does not match its leaf hash in the tiles",
+                size - 1
+            )));
+        }
+    }
+    let published = match latest {
+        // A log always has a checkpoint to serve, even empty (tlog-tiles
+        // clients start from /checkpoint); later ones follow as it grows.
+        None => checkpointer::make_checkpoint(store, log, &signer, &origin, state.head())?.size,
+        Some(cp) => {
+            let verifiers = Verifiers::new()
+                .with(signer.verifier())
+                .map_err(|e| VaultError::Invalid(e.to_string()))?;
+            let (body, _) = open_checkpoint(&cp.note, &verifiers, Some(&origin)).map_err(|e| {
+                VaultError::Inconsistent(format!("latest {log} checkpoint (size {}): {e}", cp.size))
+            })?;
+            check_checkpoint(log, &body, size, &reader)?;
+            body.size
+        }
+    };
+    Ok(LogStart {
+        origin,
+        signer,
+        state,
+        published,
+    })
+}
+
+/// The leaf data at `index` of `log`.
+fn last_leaf(store: &dyn Store, log: LogId, index: u64) -> Result<Option<Vec<u8>>> {
+    Ok(match log {
+        LogId::Evidence => store.record_by_index(index)?.map(|r| r.leaf_data),
+        LogId::Audit => store.audit_by_index(index)?.map(|e| e.leaf_data),
+    })
+}
+
+fn check_checkpoint<R: evault_merkle::HashReader>(
+    log: LogId,
+    cp: &Checkpoint,
+    tree_size: u64,
+    reader: &R,
+) -> Result<()>
+where
+    R::Error: std::fmt::Display,
+{
+    if cp.size > tree_size {
+        return Err(VaultError::Inconsistent(format!(
+            "the latest {log} checkpoint is for size {} but the store holds only {tree_size} \
+             leaves (was the database restored from an older backup?)",
+            cp.size
+        )));
+    }
+    let root = evault_merkle::root(reader, cp.size).map_err(|e| {
+        VaultError::Inconsistent(format!("computing the {log} root at size {}: {e}", cp.size))
+    })?;
+    if root != cp.root_hash {
+        return Err(VaultError::Inconsistent(format!(
+            "the stored {log} tree at size {} does not have the root the latest checkpoint \
+             signed",
+            cp.size
+        )));
+    }
+    Ok(())
+}
+
+/// The mirror directory, if the mirror is on.
+pub(crate) fn mirror_dir(config: &VaultConfig) -> Option<PathBuf> {
+    (config.audit.enabled && config.audit.mirror).then(|| {
+        config
+            .audit
+            .mirror_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("audit"))
+    })
+}

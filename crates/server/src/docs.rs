@@ -47,6 +47,62 @@ pub struct ProofBundleDoc {
     checkpoint: String,
 }
 
+/// One audit event: one API request, allowed or refused. Its leaf in the
+/// audit log is the RFC 8785 canonical JSON of these fields minus
+/// `leaf_index` (docs/FORMATS.md).
+#[derive(ToSchema)]
+#[schema(as = AuditEvent)]
+#[allow(dead_code)]
+pub struct AuditEventDoc {
+    /// UUIDv7.
+    id: String,
+    /// Position in the audit log.
+    leaf_index: u64,
+    /// When the request arrived: RFC 3339, UTC, millisecond precision.
+    time: String,
+    /// Also sent to the client as `X-Request-Id`.
+    request_id: String,
+    /// Who called; `anonymous` without an identity (see `reason`).
+    principal: String,
+    /// The service-account key or OIDC key the token was checked with.
+    #[schema(nullable = false)]
+    key_id: Option<String>,
+    /// `service-account`, `oidc` or `none`.
+    auth_method: String,
+    /// `http` (or `grpc`).
+    protocol: String,
+    /// Operation name from the permission table (docs/SECURITY.md), or `unknown`.
+    operation: String,
+    /// What the request addressed (path, or the record it created).
+    resource: String,
+    /// `success`, `denied`, `unauthenticated` or `failed`.
+    outcome: String,
+    /// HTTP status of the reply.
+    status: u16,
+    /// Client address.
+    client: String,
+    /// Lower-case hex SHA-256 of the request's parameters (never secrets or payload bytes).
+    params_digest: String,
+    /// Why it was refused or failed, or why the caller is anonymous.
+    #[schema(nullable = false)]
+    reason: Option<String>,
+}
+
+/// Everything an auditor needs to check an audit event's inclusion offline.
+#[derive(ToSchema)]
+#[schema(as = AuditProofBundle)]
+#[allow(dead_code)]
+pub struct AuditProofBundleDoc {
+    record: AuditEventDoc,
+    leaf_index: u64,
+    /// Size of the audit checkpoint the proof leads to.
+    tree_size: u64,
+    /// Base64 hashes, leaf's sibling first (RFC 6962 audit path).
+    inclusion_proof: Vec<String>,
+    /// The signed audit checkpoint note, verbatim.
+    checkpoint: String,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -56,20 +112,50 @@ pub struct ProofBundleDoc {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(crate::tlog::tile),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
         (name = "evidence", description = "Submit, read, list and prove evidence records"),
         (name = "log", description = "The log's identity, size and consistency proofs"),
         (name = "checkpoints", description = "Signed checkpoints"),
         (name = "tlog-tiles", description = "C2SP tlog-tiles static API (outside /api/v1)"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "audit", description = "The audit trail: every request, in its own Merkle log (role auditor)"),
+        (name = "identity", description = "Who the caller is, and service-account administration"),
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// Bearer tokens (service-account HS256 JWS or OIDC JWT), on every route;
+/// which role each route needs is in docs/SECURITY.md.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A service-account token (`evault token mint`) or an OIDC token from \
+                         a configured issuer. Public log data needs none while \
+                         `public_log_read` is on.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
+    use evault_verify::audit::{AuditEvent, Outcome};
     use evault_verify::{Evidence, ProofBundle};
     use serde_json::Value;
 
@@ -114,6 +200,38 @@ mod tests {
         assert_eq!(
             properties(&doc, "ProofBundle"),
             keys(&serde_json::to_value(&bundle).unwrap())
+        );
+        let event = AuditEvent {
+            id: "x".into(),
+            leaf_index: 0,
+            time: "t".into(),
+            request_id: "r".into(),
+            principal: "p".into(),
+            key_id: Some("k".into()),
+            auth_method: "none".into(),
+            protocol: "http".into(),
+            operation: "o".into(),
+            resource: "/".into(),
+            outcome: Outcome::Failed,
+            status: 400,
+            client: "c".into(),
+            params_digest: "00".into(),
+            reason: Some("why".into()),
+        };
+        let audit_bundle = ProofBundle {
+            record: event.clone(),
+            leaf_index: 0,
+            tree_size: 1,
+            inclusion_proof: vec![],
+            checkpoint: String::new(),
+        };
+        assert_eq!(
+            properties(&doc, "AuditEvent"),
+            keys(&serde_json::to_value(&event).unwrap())
+        );
+        assert_eq!(
+            properties(&doc, "AuditProofBundle"),
+            keys(&serde_json::to_value(&audit_bundle).unwrap())
         );
     }
 }

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::ListQuery;
-use evault_vault::{PayloadData, PutRequest, StagedPayload, Upload, VaultError, ingest};
+use evault_vault::{
+    AuditOnCommit, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError, ingest,
+};
+use evault_verify::audit::Outcome;
 use evault_verify::{Evidence, ProofBundle};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -19,7 +22,9 @@ use tokio::io::AsyncReadExt;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::access::Scope;
 use crate::docs::{EvidenceDoc, ProofBundleDoc};
+use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{
     CursorKind, PathParam, QueryParams, add_label, decode_cursor, encode_cursor, header_text,
     parse_limit, parse_number, parse_rfc3339_ms,
@@ -142,10 +147,14 @@ pub struct EvidencePage {
         (status = 503, description = "The vault is shutting down", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
-pub async fn put_evidence(State(st): State<AppState>, req: Request) -> Response {
+pub async fn put_evidence(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let result = match Submission::from_request(&st, &parts.headers, parts.uri.query()) {
-        Ok(sub) => sub.run(&st, body).await,
+        Ok(sub) => sub.run(&st, &caller, body).await,
         Err(p) => {
             // A client that sent `Expect: 100-continue` has not sent the body
             // and will not: nothing to drain.
@@ -248,7 +257,7 @@ impl Submission {
         })
     }
 
-    async fn run(self, st: &AppState, body: Body) -> Result<Response, Problem> {
+    async fn run(self, st: &AppState, caller: &Caller, body: Body) -> Result<Response, Problem> {
         let (content_type, labels, payload) = if self.envelope {
             let env = read_envelope(st, body, self.declared_len).await?;
             let payload = decode_envelope_payload(st, &env.payload_base64).await?;
@@ -263,8 +272,9 @@ impl Submission {
                 content_type,
                 labels,
                 payload,
-                principal: st.opts.principal_for_unauthenticated.clone(),
+                principal: caller.principal().to_string(),
                 idempotency_key: self.idempotency_key,
+                audit: Some(audit_on_commit(caller)),
             })
             .await?;
         // A replay repeats the first reply: that one created the record (a
@@ -290,8 +300,38 @@ impl Submission {
             resp.headers_mut()
                 .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
         }
+        resp.extensions_mut().insert(AuditDone);
         Ok(resp)
     }
+}
+
+/// The put's audit event, completed by the vault inside the transaction
+/// that commits the record (so neither exists without the other).
+fn audit_on_commit(caller: &Caller) -> AuditOnCommit {
+    let caller = caller.clone();
+    Box::new(move |outcome: &PutOutcome| {
+        let status = if outcome.duplicate { 200 } else { 201 };
+        let note = AuditNote {
+            resource: Some(format!("/api/v1/evidence/{}", outcome.record.id)),
+            ..AuditNote::default()
+        };
+        caller.finish(status, Some(&note))
+    })
+}
+
+/// A record the caller may not read is answered like a missing one (its
+/// existence is not revealed), and audited as denied.
+fn refuse_unless_owner(caller: &Caller, record: &Evidence) -> Option<Response> {
+    if caller.may_read(&record.ingested_by) {
+        return None;
+    }
+    let mut resp = Problem::not_found(format!("evidence {} not found", record.id)).into_response();
+    resp.extensions_mut().insert(AuditNote {
+        outcome: Some(Outcome::Denied),
+        reason: Some("the record was submitted by another principal".into()),
+        ..AuditNote::default()
+    });
+    Some(resp)
 }
 
 fn too_large(envelope: bool, limit: u64) -> Problem {
@@ -390,9 +430,14 @@ async fn drain(mut body: Body) {
 )]
 pub async fn get_evidence(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
-) -> Result<Json<Evidence>, Problem> {
-    Ok(Json(st.vault.get(&id).await?))
+) -> Result<Response, Problem> {
+    let record = st.vault.get(&id).await?;
+    if let Some(denied) = refuse_unless_owner(&caller, &record) {
+        return Ok(denied);
+    }
+    Ok(Json(record).into_response())
 }
 
 /// Download a record's payload.
@@ -412,9 +457,13 @@ pub async fn get_evidence(
 )]
 pub async fn get_payload(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
     let (record, data) = st.vault.payload(&id).await?;
+    if let Some(denied) = refuse_unless_owner(&caller, &record) {
+        return Ok(denied);
+    }
     let (body, len) = match data {
         PayloadData::Inline(bytes) => {
             let len = bytes.len() as u64;
@@ -497,6 +546,7 @@ fn file_stream(
 )]
 pub async fn list_evidence(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     mut q: QueryParams,
 ) -> Result<Json<EvidencePage>, Problem> {
     let mut labels = BTreeMap::new();
@@ -531,6 +581,7 @@ pub async fn list_evidence(
             until_ms,
             after_index,
             limit,
+            ingested_by: (caller.scope == Scope::Own).then(|| caller.principal().to_string()),
         })
         .await?;
     Ok(Json(EvidencePage {
@@ -564,6 +615,7 @@ pub async fn list_evidence(
 )]
 pub async fn get_proof(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
     mut q: QueryParams,
 ) -> Result<Response, Problem> {
@@ -584,6 +636,13 @@ pub async fn get_proof(
             return Err(Problem::not_found(format!(
                 "checkpoint of size {n} not found (the latest is {latest})"
             )));
+        }
+    }
+    if caller.scope == Scope::Own {
+        // Ownership first, so that a refused caller learns nothing from
+        // whether the record is checkpointed yet.
+        if let Some(denied) = refuse_unless_owner(&caller, &st.vault.get(&id).await?) {
+            return Ok(denied);
         }
     }
     let bundle: ProofBundle = st.vault.inclusion(&id, tree_size).await?;

@@ -6,8 +6,13 @@
 //! Prometheus and describes itself in OpenAPI 3.1. See the crate README for
 //! the routes and their exact rules.
 
+pub mod access;
+mod admin;
+mod audit;
+pub mod auth;
 mod docs;
 mod evidence;
+mod guard;
 mod log;
 mod metrics;
 mod ops;
@@ -17,6 +22,7 @@ mod tlog;
 mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,18 +35,43 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use audit::{AuditLogInfo, AuditPage};
 pub use evidence::{ENVELOPE_TYPE, EvidenceEnvelope, EvidencePage, PutResponse};
+pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
 pub use tls::TlsConfig;
 
+/// How callers prove who they are.
+#[derive(Clone)]
+pub enum Authentication {
+    /// Bearer tokens: service-account HS256 tokens and OIDC tokens.
+    Tokens(Arc<auth::Authenticator>),
+    /// No authentication at all: every caller is `anonymous` and may do
+    /// everything. For local experiments only; `evault serve` says so loudly.
+    InsecureDisabled,
+}
+
+/// A per-principal token bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests allowed in a burst.
+    pub burst: u32,
+}
+
 /// How the server behaves; the vault's own limits live in its config.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerOptions {
-    /// Principal recorded as `ingested_by` for every submission, until
-    /// authentication lands.
-    pub principal_for_unauthenticated: String,
+    pub auth: Authentication,
+    /// Anyone may read the public log data (checkpoints, tiles, consistency
+    /// proofs, the log's key) without a token, so outside verifiers need no
+    /// account.
+    pub public_log_read: bool,
+    /// Per-principal request rate limit; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
     /// Largest JSON envelope accepted, in bytes (the envelope is parsed in
     /// memory; raw bodies are streamed and only bound by the vault's
     /// `max_upload`). The effective cap is also at most what base64 of a
@@ -48,10 +79,13 @@ pub struct ServerOptions {
     pub max_envelope: u64,
 }
 
-impl Default for ServerOptions {
-    fn default() -> Self {
+impl ServerOptions {
+    /// Defaults: public log read on, no rate limit, 16 MiB envelopes.
+    pub fn new(auth: Authentication) -> ServerOptions {
         ServerOptions {
-            principal_for_unauthenticated: "anonymous".into(),
+            auth,
+            public_log_read: true,
+            rate_limit: None,
             max_envelope: 16 * 1024 * 1024,
         }
     }
@@ -63,6 +97,7 @@ pub(crate) struct AppState {
     vault: Vault,
     opts: Arc<ServerOptions>,
     metrics: Arc<metrics::Metrics>,
+    limiter: Option<Arc<auth::RateLimiter>>,
     openapi: Arc<str>,
 }
 
@@ -91,6 +126,16 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(log::latest_checkpoint))
         .routes(routes!(log::checkpoint_at))
         .routes(routes!(tlog::checkpoint))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::audit_log))
+        .routes(routes!(audit::audit_consistency))
+        .routes(routes!(audit::latest_audit_checkpoint))
+        .routes(routes!(audit::audit_checkpoint_at))
+        .routes(routes!(audit::get_audit_event))
+        .routes(routes!(audit::get_audit_proof))
+        .routes(routes!(admin::whoami))
+        .routes(routes!(admin::list_service_accounts))
+        .routes(routes!(admin::reload_service_accounts))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -107,10 +152,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(vault: Vault, opts: ServerOptions) -> Router {
     let (routes, api) = api_router().split_for_parts();
     let openapi: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
+    let limiter = opts
+        .rate_limit
+        .filter(|r| r.per_second > 0.0)
+        .map(|r| Arc::new(auth::RateLimiter::new(r.per_second, r.burst)));
     let state = AppState {
         vault,
         opts: Arc::new(opts),
         metrics: metrics::Metrics::new(),
+        limiter,
         openapi,
     };
     routes
@@ -118,6 +168,10 @@ pub fn router(vault: Vault, opts: ServerOptions) -> Router {
         .fallback(problem::not_found)
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(axum::middleware::from_fn(problem::normalize_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -161,7 +215,9 @@ pub async fn serve(
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let app = router(vault, opts);
+    // ConnectInfo gives the guard each client's address (plain and TLS
+    // listeners are both wrapped in `tap_io`, which axum knows how to ask).
+    let app = router(vault, opts).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         None => {
             let listener = listener.tap_io(|tcp| {
@@ -172,7 +228,7 @@ pub async fn serve(
                 .await?;
         }
         Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls.load()?)?;
+            let listener = tls::TlsListener::new(listener, tls.load()?)?.tap_io(|_| {});
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await?;

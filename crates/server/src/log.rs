@@ -120,7 +120,7 @@ pub async fn consistency(
 }
 
 /// Text note by default; JSON when `Accept` prefers `application/json`.
-fn checkpoint_reply(cp: StoredCheckpoint, headers: &HeaderMap) -> Response {
+pub(crate) fn checkpoint_reply(cp: StoredCheckpoint, headers: &HeaderMap) -> Response {
     let mut resp = if prefers_json(headers) {
         Json(CheckpointInfo::from(cp)).into_response()
     } else {

@@ -151,6 +151,7 @@ pub fn parse_limit(q: &mut QueryParams) -> Result<u32, Problem> {
 pub enum CursorKind {
     Evidence,
     Checkpoints,
+    Audit,
 }
 
 impl CursorKind {
@@ -158,6 +159,7 @@ impl CursorKind {
         match self {
             CursorKind::Evidence => b'e',
             CursorKind::Checkpoints => b'c',
+            CursorKind::Audit => b'a',
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct ProblemBody {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VaultFailure(pub &'static str);
 
+/// The `detail` of an error reply, kept on the response for the audit
+/// trail (the body itself is streamed to the client).
+#[derive(Clone, Debug)]
+pub(crate) struct ProblemDetail(pub String);
+
 /// An error on its way to becoming a problem+json reply.
 #[derive(Debug)]
 pub struct Problem {
@@ -65,6 +70,12 @@ impl Problem {
             failure: None,
             retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header (seconds).
+    pub fn retry_after(mut self, seconds: u32) -> Problem {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
@@ -115,6 +126,7 @@ impl IntoResponse for Problem {
         if let Some(kind) = self.failure {
             resp.extensions_mut().insert(VaultFailure(kind));
         }
+        resp.extensions_mut().insert(ProblemDetail(self.detail));
         resp
     }
 }
@@ -194,6 +206,7 @@ pub(crate) async fn normalize_errors(req: Request, next: Next) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.extensions.insert(ProblemDetail(problem.detail));
     Response::from_parts(parts, Body::from(body))
 }
 

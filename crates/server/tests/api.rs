@@ -47,7 +47,7 @@ fn raw_and_envelope_round_trip_and_verify() {
         format!("/api/v1/evidence/{}", raw.id)
     );
     assert_eq!(raw.content_type, "application/json");
-    assert_eq!(raw.ingested_by, "test:anon");
+    assert_eq!(raw.ingested_by, common::PRINCIPAL);
     assert_eq!(
         raw.labels,
         BTreeMap::from([

@@ -10,12 +10,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evault_server::{ServeError, ServerOptions, TlsConfig};
+use evault_server::auth::{
+    Authenticator, Keystore, KeystoreFile, OidcVerifier, Role, Secret, ServiceAccountKey,
+    TokenPolicy, mint_service_token,
+};
+use evault_server::{Authentication, ServeError, ServerOptions, TlsConfig};
 use evault_vault::{Vault, VaultConfig};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub const ORIGIN: &str = "test.example/server";
+/// Principal of the default token every request carries unless it sets its
+/// own Authorization header.
+pub const PRINCIPAL: &str = "test:client";
+
+/// Service-account keys of a test server: key id, principal, roles.
+pub const KEYS: &[(&str, &str, &[Role])] = &[
+    (
+        "all",
+        PRINCIPAL,
+        &[Role::Ingester, Role::Auditor, Role::Admin],
+    ),
+    ("ingester", "test:ingester", &[Role::Ingester]),
+    ("other-ingester", "test:other", &[Role::Ingester]),
+    ("auditor", "test:auditor", &[Role::Auditor]),
+    ("admin", "test:admin", &[Role::Admin]),
+];
 
 pub struct TestServer {
     pub rt: tokio::runtime::Runtime,
@@ -24,7 +44,38 @@ pub struct TestServer {
     pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+    /// The service-account keystore file the server watches.
+    pub keystore: PathBuf,
+    pub keystore_handle: Option<Arc<Keystore>>,
+    /// Sent with every request that sets no Authorization header.
+    pub token: String,
     pub dir: tempfile::TempDir,
+}
+
+/// A test key with a fixed secret (the key id repeated), for `KEYS` entries.
+pub fn test_key(key_id: &str, principal: &str, roles: &[Role]) -> ServiceAccountKey {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{key_id:-<40}").as_bytes());
+    ServiceAccountKey {
+        key_id: key_id.into(),
+        principal: principal.into(),
+        roles: roles.to_vec(),
+        secret: Secret::from_base64url(&secret).unwrap(),
+        expires_at: None,
+    }
+}
+
+/// A one-hour token of test key `key_id` carrying all the key's roles.
+pub fn token_for(key_id: &str) -> String {
+    let (id, principal, roles) = KEYS.iter().find(|k| k.0 == key_id).expect("a test key");
+    mint_service_token(
+        &test_key(id, principal, roles),
+        roles,
+        Duration::from_secs(3600),
+        std::time::SystemTime::now(),
+    )
+    .unwrap()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -39,6 +90,19 @@ impl TestServer {
     }
 
     pub fn start_with(configure: impl FnOnce(&mut VaultConfig), tls: bool) -> TestServer {
+        TestServer::start_full(configure, |_| {}, tls)
+    }
+
+    /// Authentication disabled (`--insecure-no-auth`).
+    pub fn start_insecure() -> TestServer {
+        TestServer::start_full(|_| {}, |o| o.auth = Authentication::InsecureDisabled, false)
+    }
+
+    pub fn start_full(
+        configure: impl FnOnce(&mut VaultConfig),
+        server: impl FnOnce(&mut ServerOptions),
+        tls: bool,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = VaultConfig::new(dir.path().join("data"));
         config.origin = Some(ORIGIN.into());
@@ -60,10 +124,28 @@ impl TestServer {
             key: fixture("key.pem"),
         });
         let (tx, rx) = oneshot::channel::<()>();
-        let opts = ServerOptions {
-            principal_for_unauthenticated: "test:anon".into(),
-            ..Default::default()
-        };
+        let keystore = dir.path().join("service-accounts.json");
+        KeystoreFile {
+            keys: KEYS
+                .iter()
+                .map(|(id, principal, roles)| test_key(id, principal, roles))
+                .collect(),
+        }
+        .save(&keystore)
+        .unwrap();
+        let handle = Keystore::open(&keystore).unwrap();
+        // The watcher is a task of the server's runtime; it ends with it.
+        {
+            let _in_runtime = rt.enter();
+            drop(handle.spawn_watcher(Duration::from_millis(100)));
+        }
+        let authenticator = Authenticator::new(
+            handle.clone(),
+            OidcVerifier::new(Vec::new()),
+            TokenPolicy::default(),
+        );
+        let mut opts = ServerOptions::new(Authentication::Tokens(Arc::new(authenticator)));
+        server(&mut opts);
         let done = rt.spawn(evault_server::serve(
             vault.clone(),
             opts,
@@ -80,6 +162,9 @@ impl TestServer {
             tls,
             shutdown: Some(tx),
             done: Some(done),
+            keystore,
+            keystore_handle: Some(handle),
+            token: token_for("all"),
             dir,
         }
     }
@@ -113,10 +198,27 @@ impl TestServer {
         self.request("GET", path, headers, b"")
     }
 
-    /// Sends one request on a new connection. `Content-Length` is added
-    /// unless the headers set it or `Transfer-Encoding`.
+    /// Sends one request on a new connection, with the default token
+    /// unless `headers` has an Authorization header. `Content-Length` is
+    /// added unless the headers set it or `Transfer-Encoding`.
     pub fn request(
         &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Resp {
+        let has_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let token = (!has_auth).then_some(self.token.as_str());
+        self.request_as(token, method, path, headers, body)
+    }
+
+    /// Sends one request with `token` as bearer token, or none at all.
+    pub fn request_as(
+        &self,
+        token: Option<&str>,
         method: &str,
         path: &str,
         headers: &[(&str, &[u8])],
@@ -125,6 +227,9 @@ impl TestServer {
         let mut req =
             format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
                 .into_bytes();
+        if let Some(t) = token {
+            req.extend_from_slice(format!("Authorization: Bearer {t}\r\n").as_bytes());
+        }
         let mut framed = false;
         for (k, v) in headers {
             framed |= k.eq_ignore_ascii_case("content-length")

@@ -1,0 +1,403 @@
+//! The permission table: every route, the operation name the audit trail
+//! records for it, and who may call it. One table, enforced by the guard
+//! (`guard.rs`) for REST and meant for gRPC too, and printed in
+//! docs/SECURITY.md (a test keeps the two equal).
+
+use axum::http::Method;
+
+use crate::auth::Role;
+
+/// How much of the evidence a role may read through an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the operation reaches.
+    All,
+    /// Only records the caller submitted (`ingested_by` is its principal).
+    Own,
+}
+
+/// Who may call an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, always (liveness, readiness, the API description).
+    Open,
+    /// The public log data (checkpoints, tiles, consistency): anyone when
+    /// `public_log_read` is on, otherwise any authenticated caller.
+    PublicLog,
+    /// Callers holding one of these roles, with the scope each gets.
+    Roles(&'static [(Role, Scope)]),
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// Recorded in the audit trail, e.g. `evidence.put`.
+    pub name: &'static str,
+    pub method: Method,
+    /// Route template: `{name}` matches one segment, `{*name}` the rest.
+    pub path: &'static str,
+    pub access: Access,
+    /// Changes state (its audit event must be durable before the reply).
+    pub mutating: bool,
+}
+
+const INGESTER_OWN_AUDITOR_ALL: &[(Role, Scope)] =
+    &[(Role::Ingester, Scope::Own), (Role::Auditor, Scope::All)];
+const INGESTER: &[(Role, Scope)] = &[(Role::Ingester, Scope::All)];
+const AUDITOR: &[(Role, Scope)] = &[(Role::Auditor, Scope::All)];
+const ADMIN: &[(Role, Scope)] = &[(Role::Admin, Scope::All)];
+const AUDITOR_ADMIN: &[(Role, Scope)] = &[(Role::Auditor, Scope::All), (Role::Admin, Scope::All)];
+const ANY_ROLE: &[(Role, Scope)] = &[
+    (Role::Ingester, Scope::All),
+    (Role::Auditor, Scope::All),
+    (Role::Admin, Scope::All),
+];
+
+const fn op(
+    name: &'static str,
+    method: Method,
+    path: &'static str,
+    access: Access,
+    mutating: bool,
+) -> Operation {
+    Operation {
+        name,
+        method,
+        path,
+        access,
+        mutating,
+    }
+}
+
+/// Every route of the API. Order matters only for the docs.
+pub const OPERATIONS: &[Operation] = &[
+    op("health.live", Method::GET, "/healthz", Access::Open, false),
+    op("health.ready", Method::GET, "/readyz", Access::Open, false),
+    op(
+        "api.describe",
+        Method::GET,
+        "/api/v1/openapi.json",
+        Access::Open,
+        false,
+    ),
+    op(
+        "metrics.read",
+        Method::GET,
+        "/metrics",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "whoami",
+        Method::GET,
+        "/api/v1/whoami",
+        Access::Roles(ANY_ROLE),
+        false,
+    ),
+    op(
+        "evidence.put",
+        Method::POST,
+        "/api/v1/evidence",
+        Access::Roles(INGESTER),
+        true,
+    ),
+    op(
+        "evidence.list",
+        Method::GET,
+        "/api/v1/evidence",
+        Access::Roles(INGESTER_OWN_AUDITOR_ALL),
+        false,
+    ),
+    op(
+        "evidence.get",
+        Method::GET,
+        "/api/v1/evidence/{id}",
+        Access::Roles(INGESTER_OWN_AUDITOR_ALL),
+        false,
+    ),
+    op(
+        "evidence.payload",
+        Method::GET,
+        "/api/v1/evidence/{id}/payload",
+        Access::Roles(INGESTER_OWN_AUDITOR_ALL),
+        false,
+    ),
+    op(
+        "evidence.proof",
+        Method::GET,
+        "/api/v1/evidence/{id}/proof",
+        Access::Roles(INGESTER_OWN_AUDITOR_ALL),
+        false,
+    ),
+    op(
+        "log.info",
+        Method::GET,
+        "/api/v1/log",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "log.consistency",
+        Method::GET,
+        "/api/v1/tree/consistency",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "checkpoints.list",
+        Method::GET,
+        "/api/v1/checkpoints",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "checkpoints.latest",
+        Method::GET,
+        "/api/v1/checkpoints/latest",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "checkpoints.get",
+        Method::GET,
+        "/api/v1/checkpoints/{size}",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "tlog.checkpoint",
+        Method::GET,
+        "/tlog/checkpoint",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "tlog.tile",
+        Method::GET,
+        "/tlog/tile/{*path}",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "audit.list",
+        Method::GET,
+        "/api/v1/audit",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.log",
+        Method::GET,
+        "/api/v1/audit/log",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.consistency",
+        Method::GET,
+        "/api/v1/audit/consistency",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.checkpoints.latest",
+        Method::GET,
+        "/api/v1/audit/checkpoints/latest",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.checkpoints.get",
+        Method::GET,
+        "/api/v1/audit/checkpoints/{size}",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.get",
+        Method::GET,
+        "/api/v1/audit/events/{id}",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.proof",
+        Method::GET,
+        "/api/v1/audit/events/{id}/proof",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "admin.service_accounts.list",
+        Method::GET,
+        "/api/v1/admin/service-accounts",
+        Access::Roles(ADMIN),
+        false,
+    ),
+    op(
+        "admin.service_accounts.reload",
+        Method::POST,
+        "/api/v1/admin/service-accounts/reload",
+        Access::Roles(ADMIN),
+        true,
+    ),
+];
+
+/// The operation a request is for, by method and path. A path no route
+/// matches is `None` (the router answers 404 or 405).
+pub fn lookup(method: &Method, path: &str) -> Option<&'static Operation> {
+    let mut best: Option<&'static Operation> = None;
+    for candidate in OPERATIONS {
+        if candidate.method != *method || !template_matches(candidate.path, path) {
+            continue;
+        }
+        // A literal segment beats a parameter (`/checkpoints/latest` over
+        // `/checkpoints/{size}`), as in the router.
+        if best.is_none_or(|b| literal_segments(candidate.path) > literal_segments(b.path)) {
+            best = Some(candidate);
+        }
+    }
+    best
+}
+
+fn literal_segments(template: &str) -> usize {
+    template.split('/').filter(|s| !s.starts_with('{')).count()
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut want = template.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with("{*") => {
+                return !g.is_empty() || want.next().is_none();
+            }
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// What a caller with `roles` may do through `op`: `None` if nothing, else
+/// the widest scope any of its roles grants.
+pub fn scope_for(op: &Operation, roles: impl IntoIterator<Item = Role>) -> Option<Scope> {
+    let Access::Roles(grants) = op.access else {
+        return Some(Scope::All);
+    };
+    let mut scope = None;
+    for role in roles {
+        for (granted, s) in grants {
+            if *granted == role && scope != Some(Scope::All) {
+                scope = Some(*s);
+            }
+        }
+    }
+    scope
+}
+
+/// The table as Markdown, as printed in docs/SECURITY.md.
+pub fn markdown_table() -> String {
+    let cell = |op: &Operation, role: Role| match op.access {
+        Access::Open => "yes".to_string(),
+        Access::PublicLog => "yes".to_string(),
+        Access::Roles(_) => match scope_for(op, [role]) {
+            Some(Scope::All) => "yes".into(),
+            Some(Scope::Own) => "own".into(),
+            None => "–".into(),
+        },
+    };
+    let mut out = String::from(
+        "| operation | method and path | no token | ingester | auditor | admin |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for op in OPERATIONS {
+        let anonymous = match op.access {
+            Access::Open => "yes",
+            Access::PublicLog => "if `public_log_read`",
+            Access::Roles(_) => "–",
+        };
+        out.push_str(&format!(
+            "| `{}` | `{} {}` | {} | {} | {} | {} |\n",
+            op.name,
+            op.method,
+            op.path,
+            anonymous,
+            cell(op, Role::Ingester),
+            cell(op, Role::Auditor),
+            cell(op, Role::Admin),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_prefers_literal_segments_and_matches_wildcards() {
+        let name = |m: Method, p: &str| lookup(&m, p).map(|o| o.name);
+        assert_eq!(
+            name(Method::GET, "/api/v1/checkpoints/latest"),
+            Some("checkpoints.latest")
+        );
+        assert_eq!(
+            name(Method::GET, "/api/v1/checkpoints/12"),
+            Some("checkpoints.get")
+        );
+        assert_eq!(
+            name(Method::GET, "/tlog/tile/0/x001/234.p/7"),
+            Some("tlog.tile")
+        );
+        assert_eq!(
+            name(Method::GET, "/api/v1/evidence/abc/proof"),
+            Some("evidence.proof")
+        );
+        assert_eq!(name(Method::POST, "/api/v1/evidence"), Some("evidence.put"));
+        assert_eq!(name(Method::DELETE, "/api/v1/evidence"), None);
+        assert_eq!(name(Method::GET, "/api/v1/evidence/"), None);
+        assert_eq!(name(Method::GET, "/nope"), None);
+    }
+
+    #[test]
+    fn scopes() {
+        let get = lookup(&Method::GET, "/api/v1/evidence/x").unwrap();
+        assert_eq!(scope_for(get, [Role::Ingester]), Some(Scope::Own));
+        assert_eq!(
+            scope_for(get, [Role::Ingester, Role::Auditor]),
+            Some(Scope::All)
+        );
+        assert_eq!(scope_for(get, [Role::Admin]), None);
+        let put = lookup(&Method::POST, "/api/v1/evidence").unwrap();
+        assert_eq!(scope_for(put, [Role::Auditor, Role::Admin]), None);
+    }
+
+    #[test]
+    fn operation_names_are_unique() {
+        let mut names: Vec<_> = OPERATIONS.iter().map(|o| o.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len());
+    }
+
+    #[test]
+    fn security_doc_prints_this_table() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/SECURITY.md"
+        ))
+        .expect("docs/SECURITY.md");
+        assert!(
+            doc.contains(&markdown_table()),
+            "docs/SECURITY.md must contain the permission table exactly as \
+             access::markdown_table() prints it:\n{}",
+            markdown_table()
+        );
+    }
+}

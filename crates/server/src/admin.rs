@@ -1,0 +1,142 @@
+//! Who am I, and service-account administration (role admin). The keystore
+//! file itself is edited with `evault sa …` on the server's machine; these
+//! routes show what is in force and reload it.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::guard::Caller;
+use crate::problem::{Problem, ProblemBody};
+use crate::{AppState, Authentication};
+
+/// The caller as the server sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Whoami {
+    pub principal: String,
+    /// Roles this token carries.
+    pub roles: Vec<String>,
+    /// `service-account`, `oidc` or `none`.
+    pub auth_method: String,
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// A service-account key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccountInfo {
+    pub key_id: String,
+    pub principal: String,
+    pub roles: Vec<String>,
+    /// RFC 3339; absent for a key that does not expire.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub expired: bool,
+}
+
+/// The keys in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceAccounts {
+    /// The keystore file they were loaded from.
+    pub path: String,
+    pub keys: Vec<ServiceAccountInfo>,
+}
+
+/// Who the caller is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    tag = "identity",
+    responses(
+        (status = 200, description = "The caller's principal, roles and how it authenticated", body = Whoami),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Whoami> {
+    let roles = caller
+        .identity
+        .as_ref()
+        .map(|id| id.roles.iter().map(|r| r.as_str().to_string()).collect())
+        .unwrap_or_default();
+    Json(Whoami {
+        principal: caller.event.principal.clone(),
+        roles,
+        auth_method: caller.event.auth_method.clone(),
+        key_id: caller.event.key_id.clone(),
+    })
+}
+
+fn authenticator(st: &AppState) -> Result<&crate::auth::Authenticator, Problem> {
+    match &st.opts.auth {
+        Authentication::Tokens(a) => Ok(a),
+        Authentication::InsecureDisabled => Err(Problem::not_found(
+            "authentication is disabled on this server: there are no service accounts",
+        )),
+    }
+}
+
+fn service_accounts(a: &crate::auth::Authenticator) -> ServiceAccounts {
+    let store = a.keystore();
+    let now = std::time::SystemTime::now();
+    let keys = store
+        .keys()
+        .iter()
+        .map(|k| ServiceAccountInfo {
+            key_id: k.key_id.clone(),
+            principal: k.principal.clone(),
+            roles: k.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            expires_at: k
+                .expires_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            expired: k.expires_at.is_some_and(|t| t <= now),
+        })
+        .collect();
+    ServiceAccounts {
+        path: store.path().display().to_string(),
+        keys,
+    }
+}
+
+/// The service-account keys in force (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/service-accounts",
+    tag = "identity",
+    responses(
+        (status = 200, description = "Keys in force", body = ServiceAccounts),
+        (status = 404, description = "Authentication is disabled", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_service_accounts(
+    State(st): State<AppState>,
+) -> Result<Json<ServiceAccounts>, Problem> {
+    Ok(Json(service_accounts(authenticator(&st)?)))
+}
+
+/// Reload the keystore file now (it is also reloaded when it changes and on
+/// SIGHUP). An invalid file is reported and the keys in force stay.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/service-accounts/reload",
+    tag = "identity",
+    responses(
+        (status = 200, description = "Reloaded; the keys now in force", body = ServiceAccounts),
+        (status = 422, description = "The file is invalid; the previous keys stay in force", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn reload_service_accounts(
+    State(st): State<AppState>,
+) -> Result<Json<ServiceAccounts>, Problem> {
+    let a = authenticator(&st)?;
+    a.keystore().reload().map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("keystore not reloaded, the previous keys stay in force: {e}"),
+        )
+    })?;
+    Ok(Json(service_accounts(a)))
+}

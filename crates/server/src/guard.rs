@@ -1,0 +1,378 @@
+//! The guard: one middleware in front of every route. It authenticates the
+//! caller, looks the request up in the permission table, applies the rate
+//! limit, and afterwards writes the request's audit event: every request,
+//! allowed or refused, leaves exactly one.
+//!
+//! Evidence puts write their event in the same transaction as the record
+//! (the handler marks the reply [`AuditDone`]); other mutations and every
+//! refusal are durable before the reply; an event that cannot be made
+//! durable turns the reply into a 503: no trace, no service. Reads that were
+//! answered are queued for the next group commit without waiting for it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use evault_verify::audit::{AuditEvent, Outcome};
+use sha2::{Digest, Sha256};
+
+use crate::access::{self, Access, Operation, Scope};
+use crate::auth::{AuthFailure, Identity, Role};
+use crate::problem::{Problem, ProblemDetail};
+use crate::{AppState, Authentication};
+
+/// Principal recorded for callers without an identity.
+pub const ANONYMOUS: &str = "anonymous";
+/// Header carrying the request id, echoed on every reply.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Who is calling and what the audit event of this request starts from;
+/// handlers find it in the request extensions.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    /// `None`: anonymous (public log read, open routes, or auth disabled).
+    pub identity: Option<Identity>,
+    pub scope: Scope,
+    /// The event as far as it is known before the handler runs.
+    pub event: AuditEvent,
+}
+
+impl Caller {
+    pub fn principal(&self) -> &str {
+        &self.event.principal
+    }
+
+    /// Whether this caller may read a record submitted by `owner`.
+    pub fn may_read(&self, owner: &str) -> bool {
+        self.scope == Scope::All || self.principal() == owner
+    }
+
+    /// The finished event for a reply with `status`.
+    pub fn finish(&self, status: u16, note: Option<&AuditNote>) -> AuditEvent {
+        let mut e = self.event.clone();
+        e.status = status;
+        e.outcome = outcome_for(status);
+        if let Some(n) = note {
+            if let Some(o) = n.outcome {
+                e.outcome = o;
+            }
+            if let Some(r) = &n.resource {
+                e.resource = r.clone();
+            }
+            if let Some(r) = &n.reason {
+                e.reason = Some(r.clone());
+            }
+        }
+        e
+    }
+}
+
+/// Put on a reply whose audit event the vault already committed with the
+/// operation itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuditDone;
+
+/// What a handler adds to its request's audit event.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuditNote {
+    pub outcome: Option<Outcome>,
+    pub resource: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// success for 1xx–3xx, unauthenticated for 401, denied for 403 and 429,
+/// failed for everything else.
+fn outcome_for(status: u16) -> Outcome {
+    match status {
+        100..=399 => Outcome::Success,
+        401 => Outcome::Unauthenticated,
+        403 | 429 => Outcome::Denied,
+        _ => Outcome::Failed,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// SHA-256 over what identifies the request's parameters: method, path,
+/// the query pairs (sorted, as sent) and the headers that carry request
+/// parameters. Never the Authorization header, never body bytes.
+fn params_digest(req: &Request) -> String {
+    const PARAM_HEADERS: &[&str] = &[
+        "content-type",
+        "content-length",
+        "idempotency-key",
+        "x-evault-label",
+        "accept",
+    ];
+    let mut h = Sha256::new();
+    h.update(req.method().as_str());
+    h.update(b"\n");
+    h.update(req.uri().path());
+    h.update(b"\n");
+    let mut pairs: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .collect();
+    pairs.sort_unstable();
+    for p in pairs {
+        h.update(p);
+        h.update(b"&");
+    }
+    for name in PARAM_HEADERS {
+        for v in req.headers().get_all(*name) {
+            h.update(b"\n");
+            h.update(name);
+            h.update(b":");
+            h.update(v.as_bytes());
+        }
+    }
+    evault_verify::evidence::hex(&h.finalize())
+}
+
+/// Why a request is refused before it reaches its handler.
+struct Refusal {
+    problem: Problem,
+    reason: String,
+    /// `WWW-Authenticate` value of a 401 (RFC 6750 §3).
+    www_authenticate: Option<String>,
+}
+
+impl Refusal {
+    fn unauthenticated(f: &AuthFailure) -> Refusal {
+        let status = StatusCode::from_u16(f.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let mut problem = Problem::new(status, f.reason());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            problem = problem.retry_after(5);
+        }
+        Refusal {
+            problem,
+            reason: format!("{}: {}", f.code(), f.reason()),
+            www_authenticate: (status == StatusCode::UNAUTHORIZED).then(|| f.www_authenticate()),
+        }
+    }
+
+    fn forbidden(op: &Operation, roles: &BTreeSet<Role>) -> Refusal {
+        let needed = match op.access {
+            Access::Roles(grants) => grants
+                .iter()
+                .map(|(r, _)| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+            _ => String::new(),
+        };
+        let held = roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reason = format!("{} needs role {needed}; the token has {held}", op.name);
+        Refusal {
+            problem: Problem::new(StatusCode::FORBIDDEN, reason.clone()),
+            reason,
+            www_authenticate: None,
+        }
+    }
+}
+
+pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let time_ms = now_ms();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    let op = access::lookup(req.method(), req.uri().path());
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut caller = Caller {
+        identity: None,
+        scope: Scope::All,
+        event: AuditEvent {
+            id: String::new(),
+            leaf_index: 0,
+            time: crate::params::format_ms(time_ms),
+            request_id: request_id.clone(),
+            principal: ANONYMOUS.into(),
+            key_id: None,
+            auth_method: "none".into(),
+            protocol: "http".into(),
+            operation: op.map_or("unknown", |o| o.name).into(),
+            resource: req.uri().path().into(),
+            outcome: Outcome::Success,
+            status: 0,
+            client,
+            params_digest: params_digest(&req),
+            reason: None,
+        },
+    };
+
+    // Owned: the request body is not Sync, so no borrow of the request may
+    // be held across the awaits below.
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
+    let admitted = admit(&st, authorization, op, &mut caller).await;
+    let refused = admitted.is_err();
+    let mut resp = match admitted {
+        Ok(()) => {
+            req.extensions_mut().insert(caller.clone());
+            next.run(req).await
+        }
+        Err(refusal) => {
+            caller.event.reason = Some(refusal.reason.clone());
+            let mut resp = refusal.problem.into_response();
+            if let Some(v) = refusal
+                .www_authenticate
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            resp
+        }
+    };
+
+    if resp.extensions().get::<AuditDone>().is_none() {
+        let note = resp.extensions().get::<AuditNote>().cloned();
+        let mut event = caller.finish(resp.status().as_u16(), note.as_ref());
+        if event.reason.is_none() && event.outcome != Outcome::Success {
+            event.reason = resp
+                .extensions()
+                .get::<ProblemDetail>()
+                .map(|d| d.0.clone());
+        }
+        // Reads that were not refused are queued for the next group commit
+        // rather than awaited: they change nothing, and an fsync on every
+        // read's path would cost every auditor a disk round trip. Mutations
+        // and refusals are durable before the reply.
+        let answered_read =
+            is_read && !refused && matches!(event.outcome, Outcome::Success | Outcome::Failed);
+        let written = if answered_read {
+            st.vault.queue_audit(event).await
+        } else {
+            st.vault.record_audit(event).await
+        };
+        if let Err(e) = written {
+            tracing::error!(request_id, "audit event not written, request refused: {e}");
+            resp = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail cannot be written; the request was refused",
+            )
+            .retry_after(1)
+            .into_response();
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}
+
+/// Authenticates, authorises and rate-limits; fills in who the caller is.
+async fn admit(
+    st: &AppState,
+    authorization: Option<HeaderValue>,
+    op: Option<&'static Operation>,
+    caller: &mut Caller,
+) -> Result<(), Refusal> {
+    let authenticator = match &st.opts.auth {
+        Authentication::InsecureDisabled => {
+            // Development only: everyone may do everything, as `anonymous`.
+            return Ok(());
+        }
+        Authentication::Tokens(a) => a,
+    };
+    let identity = authenticator
+        .authenticate(authorization.as_ref().map(HeaderValue::as_bytes))
+        .await
+        .map_err(|f| Refusal::unauthenticated(&f))?;
+    if let Some(id) = &identity {
+        caller.event.principal = id.principal.clone();
+        caller.event.key_id = id.key_id.clone();
+        caller.event.auth_method = id.method.as_str().into();
+    }
+    caller.identity = identity;
+
+    if let Some(op) = op {
+        match (op.access, &caller.identity) {
+            (Access::Open, _) => {}
+            (Access::PublicLog, None) if !st.opts.public_log_read => {
+                return Err(Refusal::unauthenticated(&AuthFailure::MissingCredentials));
+            }
+            (Access::PublicLog, _) => {}
+            (Access::Roles(_), None) => {
+                return Err(Refusal::unauthenticated(&AuthFailure::MissingCredentials));
+            }
+            (Access::Roles(_), Some(id)) => match access::scope_for(op, id.roles.iter().copied()) {
+                Some(scope) => caller.scope = scope,
+                None => return Err(Refusal::forbidden(op, &id.roles)),
+            },
+        }
+    }
+    if caller.identity.is_none() {
+        caller.event.reason = Some("no credentials presented".into());
+    }
+
+    if let Some(limiter) = &st.limiter {
+        let key = match &caller.identity {
+            Some(id) => id.principal.clone(),
+            None => format!("{ANONYMOUS}@{}", client_ip(&caller.event.client)),
+        };
+        if let Err(wait) = limiter.check(&key, std::time::Instant::now()) {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+            let reason = format!("rate limit of {key} exceeded; retry in {secs} s");
+            return Err(Refusal {
+                problem: Problem::new(StatusCode::TOO_MANY_REQUESTS, reason.clone())
+                    .retry_after(secs),
+                reason,
+                www_authenticate: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn client_ip(client: &str) -> &str {
+    client.rsplit_once(':').map_or(client, |(ip, _)| ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_status() {
+        assert_eq!(outcome_for(200), Outcome::Success);
+        assert_eq!(outcome_for(201), Outcome::Success);
+        assert_eq!(outcome_for(401), Outcome::Unauthenticated);
+        assert_eq!(outcome_for(403), Outcome::Denied);
+        assert_eq!(outcome_for(429), Outcome::Denied);
+        assert_eq!(outcome_for(400), Outcome::Failed);
+        assert_eq!(outcome_for(404), Outcome::Failed);
+        assert_eq!(outcome_for(503), Outcome::Failed);
+    }
+
+    #[test]
+    fn digest_ignores_authorization_and_query_order() {
+        let make = |uri: &str, auth: &str| {
+            Request::builder()
+                .uri(uri)
+                .header("authorization", auth)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let a = params_digest(&make("/x?b=2&a=1", "Bearer one"));
+        let b = params_digest(&make("/x?a=1&b=2", "Bearer two"));
+        assert_eq!(a, b);
+        assert_ne!(a, params_digest(&make("/x?a=1&b=3", "Bearer one")));
+        assert_eq!(a.len(), 64);
+    }
+}

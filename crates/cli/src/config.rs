@@ -26,6 +26,37 @@ pub struct FileConfig {
     pub inline_max: Option<usize>,
     pub max_batch: Option<usize>,
     pub max_delay: Option<String>,
+    /// Service-account keystore file.
+    pub service_accounts: Option<PathBuf>,
+    pub public_log_read: Option<bool>,
+    /// Requests per second per principal (0 or absent: no limit).
+    pub rate_limit: Option<f64>,
+    pub rate_limit_burst: Option<u32>,
+    pub audit_dir: Option<PathBuf>,
+    pub audit_mirror: Option<bool>,
+    /// Clock skew tolerated on token times (e.g. `60s`).
+    pub token_leeway: Option<String>,
+    /// Longest token lifetime accepted (e.g. `24h`).
+    pub token_max_lifetime: Option<String>,
+    /// OIDC issuers whose tokens are accepted.
+    #[serde(default)]
+    pub oidc: Vec<OidcConfig>,
+}
+
+/// One `[[oidc]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    /// Any of `RS256`, `ES256`, `EdDSA`.
+    pub algorithms: Vec<String>,
+    /// Claim holding the evault roles (default `roles`).
+    pub roles_claim: Option<String>,
+    /// Least time between two JWKS fetches for unknown key ids (default 30s).
+    pub min_refresh_interval: Option<String>,
 }
 
 impl FileConfig {
@@ -56,5 +87,12 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("dta_dir = \"/x\"").is_err());
         assert_eq!(parse_duration("t", "250ms").unwrap().as_millis(), 250);
         assert!(parse_duration("t", "soon").is_err());
+        let c: FileConfig = toml::from_str(
+            "[[oidc]]\nissuer = \"https://id.example\"\naudience = \"evault\"\n\
+             jwks_url = \"https://id.example/jwks\"\nalgorithms = [\"ES256\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.oidc.len(), 1);
+        assert!(toml::from_str::<FileConfig>("[[oidc]]\nissuer = \"x\"\nbogus = 1").is_err());
     }
 }

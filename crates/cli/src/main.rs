@@ -1,8 +1,11 @@
 //! `evault`: runs the vault (`serve`), talks to it (`put`, `get`, `ls`,
 //! `prove`, `checkpoint`) and verifies its proofs offline (`verify`).
 
+mod audit;
 mod client;
 mod config;
+mod sa;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,11 +14,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use evault_note::{Ed25519Verifier, Verifiers, generate_ed25519};
-use evault_verify::ProofBundle;
+use evault_verify::audit::AuditEvent;
+use evault_verify::{Evidence, LoggedRecord, ProofBundle, Verified};
 use serde_json::{Value, json};
 
 use client::Client;
-use config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_SERVER, FileConfig, parse_duration};
+use config::{DEFAULT_DATA_DIR, DEFAULT_SERVER, FileConfig};
 
 #[derive(Parser)]
 #[command(
@@ -44,35 +48,21 @@ struct ClientOpts {
     token: Option<String>,
 }
 
+/// Where the service-account keystore is.
+#[derive(Args, Clone)]
+struct KeystoreOpts {
+    /// Keystore file (default <data dir>/service-accounts.json).
+    #[arg(long, env = "EVAULT_SERVICE_ACCOUNTS", global = true)]
+    service_accounts: Option<PathBuf>,
+    /// Data directory whose keystore to use.
+    #[arg(long, env = "EVAULT_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the vault on its embedded store.
-    Serve {
-        /// Data directory (database, blobs, log key).
-        #[arg(long, env = "EVAULT_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, env = "EVAULT_LISTEN")]
-        listen: Option<String>,
-        /// Checkpoint origin of a new log (kept forever once chosen).
-        #[arg(long, env = "EVAULT_ORIGIN")]
-        origin: Option<String>,
-        /// Log signing key file (PRIVATE+KEY+… format); generated if missing.
-        #[arg(long, env = "EVAULT_KEY_FILE")]
-        key_file: Option<PathBuf>,
-        /// TLS certificate chain (PEM); with --tls-key enables HTTPS.
-        #[arg(long, env = "EVAULT_TLS_CERT", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long, env = "EVAULT_TLS_KEY", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// How often at most to sign a checkpoint (e.g. 500ms).
-        #[arg(long, env = "EVAULT_CHECKPOINT_INTERVAL")]
-        checkpoint_interval: Option<String>,
-        /// Largest accepted payload in bytes.
-        #[arg(long, env = "EVAULT_MAX_UPLOAD")]
-        max_upload: Option<u64>,
-    },
+    Serve(serve::ServeArgs),
     /// Put files into the vault as evidence.
     Put {
         #[arg(required = true)]
@@ -154,6 +144,26 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Service accounts: keys CI pipelines sign their tokens with (edits the
+    /// keystore file on this machine; a running server reloads it).
+    Sa {
+        #[command(subcommand)]
+        command: sa::SaCommand,
+        #[command(flatten)]
+        keystore: KeystoreOpts,
+    },
+    /// Tokens for service accounts.
+    Token {
+        #[command(subcommand)]
+        command: sa::TokenCommand,
+        #[command(flatten)]
+        keystore: KeystoreOpts,
+    },
+    /// The audit trail: every API call, in its own Merkle log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Print a signed checkpoint (latest, or of a given size).
     Checkpoint {
         #[arg(long)]
@@ -182,28 +192,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let result = match cli.command {
-        Command::Serve {
-            data_dir,
-            listen,
-            origin,
-            key_file,
-            tls_cert,
-            tls_key,
-            checkpoint_interval,
-            max_upload,
-        } => serve(
-            ServeOpts {
-                data_dir,
-                listen,
-                origin,
-                key_file,
-                tls_cert,
-                tls_key,
-                checkpoint_interval,
-                max_upload,
-            },
-            file,
-        ),
+        Command::Serve(args) => serve::serve(args, file),
         Command::Put {
             files,
             labels,
@@ -264,6 +253,25 @@ fn main() -> ExitCode {
             command: KeysCommand::Generate { name, out },
         } => keys_generate(&name, &out, cli.json),
         Command::Checkpoint { size, client } => checkpoint(&client_for(&client, &file), size),
+        Command::Sa { command, keystore } => sa::run_sa(
+            command,
+            &keystore_path(
+                keystore.service_accounts,
+                keystore.data_dir.as_deref(),
+                &file,
+            ),
+            cli.json,
+        ),
+        Command::Token { command, keystore } => sa::run_token(
+            command,
+            &keystore_path(
+                keystore.service_accounts,
+                keystore.data_dir.as_deref(),
+                &file,
+            ),
+            cli.json,
+        ),
+        Command::Audit { command } => audit::run(command, |c| client_for(c, &file), cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -285,114 +293,24 @@ fn client_for(opts: &ClientOpts, file: &FileConfig) -> Client {
     Client::new(&server, opts.token.clone().or_else(|| file.token.clone()))
 }
 
+/// The data directory: flag or EVAULT_DATA_DIR, then the config file, then
+/// the default.
+fn data_dir(flag: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+    flag.or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// The service-account keystore: flag or EVAULT_SERVICE_ACCOUNTS, then the
+/// config file, then `<data dir>/service-accounts.json`.
+fn keystore_path(flag: Option<PathBuf>, data: Option<&Path>, file: &FileConfig) -> PathBuf {
+    flag.or_else(|| file.service_accounts.clone())
+        .unwrap_or_else(|| {
+            data_dir(data.map(Path::to_path_buf), file).join("service-accounts.json")
+        })
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-struct ServeOpts {
-    data_dir: Option<PathBuf>,
-    listen: Option<String>,
-    origin: Option<String>,
-    key_file: Option<PathBuf>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    checkpoint_interval: Option<String>,
-    max_upload: Option<u64>,
-}
-
-fn serve(o: ServeOpts, file: FileConfig) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EVAULT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let data_dir = o
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let listen = o
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-    let addr: std::net::SocketAddr = listen
-        .parse()
-        .map_err(|e| format!("--listen {listen:?}: {e} (expected ADDR:PORT)"))?;
-    let mut config = evault_vault::VaultConfig::new(&data_dir);
-    config.origin = o.origin.or(file.origin);
-    config.key_file = o.key_file.or(file.key_file);
-    if let Some(i) = o.checkpoint_interval.or(file.checkpoint_interval) {
-        config.checkpoint_interval = parse_duration("checkpoint interval", &i)?;
-    }
-    if let Some(d) = file.max_delay {
-        config.max_delay = parse_duration("max delay", &d)?;
-    }
-    if let Some(m) = o.max_upload.or(file.max_upload) {
-        config.max_upload = m;
-    }
-    if let Some(m) = file.inline_max {
-        config.inline_max = m;
-    }
-    if let Some(m) = file.max_batch {
-        config.max_batch = m;
-    }
-    let tls = match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
-        (Some(cert), Some(key)) => Some(evault_server::TlsConfig { cert, key }),
-        (None, None) => None,
-        _ => return Err("TLS needs both a certificate and a key".into()),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let vault = evault_vault::Vault::open(config)
-            .await
-            .map_err(|e| format!("opening the vault in {}: {e}", data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!(
-            "evault: serving {scheme}://{local}  data dir {}",
-            data_dir.display()
-        );
-        eprintln!("evault: log origin  {}", vault.origin());
-        eprintln!("evault: verifier key {}", vault.verifier_key());
-        evault_server::serve(
-            vault,
-            evault_server::ServerOptions::default(),
-            listener,
-            tls,
-            shutdown_signal(),
-        )
-        .await
-        .map_err(|e| format!("server: {e}"))
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    eprintln!("evault: shutting down");
 }
 
 fn guess_content_type(path: &Path) -> &'static str {
@@ -638,36 +556,48 @@ fn prove(
     if !q.is_empty() {
         path = format!("{path}?{}", q.join("&"));
     }
-    // A record is acknowledged before the next checkpoint covers it; wait a
-    // few checkpoint intervals for it rather than failing at once.
+    let text = fetch_proof(
+        client,
+        &path,
+        if tlog {
+            "text/plain"
+        } else {
+            "application/json"
+        },
+        tree_size.is_none(),
+    )?;
+    let text = if tlog { text } else { pretty_json(&text)? };
+    write_out(&text, out.as_deref(), "proof")
+}
+
+/// GETs a proof. A record is acknowledged before the next checkpoint
+/// covers it: with `wait`, a 404 is retried for a few checkpoint intervals
+/// rather than failing at once.
+fn fetch_proof(client: &Client, path: &str, accept: &str, wait: bool) -> Result<String, String> {
     let mut attempt = 0;
-    let text = loop {
-        match client.get_text(
-            &path,
-            if tlog {
-                "text/plain"
-            } else {
-                "application/json"
-            },
-        ) {
-            Ok(t) => break t,
-            Err(e) if e.starts_with("404") && tree_size.is_none() && attempt < 20 => {
+    loop {
+        match client.get_text(path, accept) {
+            Ok(t) => return Ok(t),
+            Err(e) if e.starts_with("404") && wait && attempt < 20 => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(250));
             }
             Err(e) => return Err(e),
         }
-    };
-    let text = if tlog {
-        text
-    } else {
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("unexpected reply: {e}"))?;
-        serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? + "\n"
-    };
+    }
+}
+
+fn pretty_json(text: &str) -> Result<String, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("unexpected reply: {e}"))?;
+    Ok(serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? + "\n")
+}
+
+/// Writes `text` to `out` (saying so on stderr), or to stdout.
+fn write_out(text: &str, out: Option<&Path>, what: &str) -> Result<(), String> {
     match out {
         Some(path) => {
-            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("evault: wrote proof to {}", path.display());
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("evault: wrote {what} to {}", path.display());
         }
         None => print!("{text}"),
     }
@@ -682,12 +612,11 @@ fn verify(
     json_out: bool,
 ) -> Result<(), String> {
     let text = std::fs::read_to_string(proof).map_err(|e| format!("{}: {e}", proof.display()))?;
-    let mut bundle: ProofBundle = serde_json::from_str(&text)
+    let value: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a proof bundle: {e}", proof.display()))?;
-    if let Some(cp) = checkpoint {
-        bundle.checkpoint =
-            std::fs::read_to_string(cp).map_err(|e| format!("{}: {e}", cp.display()))?;
-    }
+    // An audit event bundle has the evidence bundle's shape; its record is
+    // told apart by the fields only an audit event has.
+    let audit = value["record"].get("request_id").is_some();
     let key_text = if Path::new(key).is_file() {
         std::fs::read_to_string(key)
             .map_err(|e| format!("{key}: {e}"))?
@@ -699,22 +628,33 @@ fn verify(
     let verifier =
         Ed25519Verifier::from_verifier_key(&key_text).map_err(|e| format!("--key: {e}"))?;
     let verifiers = Verifiers::new().with(verifier).map_err(|e| e.to_string())?;
-    let ok = bundle
-        .verify(&verifiers, origin)
-        .map_err(|e| format!("NOT VERIFIED: {e}"))?;
+    let checkpoint = match checkpoint {
+        Some(cp) => {
+            Some(std::fs::read_to_string(cp).map_err(|e| format!("{}: {e}", cp.display()))?)
+        }
+        None => None,
+    };
+    let ok = if audit {
+        verify_bundle::<AuditEvent>(value.clone(), checkpoint, &verifiers, origin)
+    } else {
+        verify_bundle::<Evidence>(value.clone(), checkpoint, &verifiers, origin)
+    }
+    .map_err(|e| format!("{}: {e}", proof.display()))?;
+    let what = if audit { "audit event" } else { "record" };
+    let id = value["record"]["id"].as_str().unwrap_or("?");
     if json_out {
         print_json(&json!({
             "verified": true,
+            "kind": if audit { "audit-event" } else { "evidence" },
             "origin": ok.origin,
             "tree_size": ok.tree_size,
             "leaf_index": ok.leaf_index,
-            "record_id": bundle.record.id,
+            "record_id": id,
             "signed_by": ok.signed_by,
         }));
     } else {
         println!(
-            "verified: record {} is leaf {} of {} (tree size {}), checkpoint signed by {}",
-            bundle.record.id,
+            "verified: {what} {id} is leaf {} of {} (tree size {}), checkpoint signed by {}",
             ok.leaf_index,
             ok.origin,
             ok.tree_size,
@@ -722,6 +662,23 @@ fn verify(
         );
     }
     Ok(())
+}
+
+/// Parses a bundle of records of type `R` and verifies it offline.
+fn verify_bundle<R: LoggedRecord + serde::de::DeserializeOwned>(
+    value: Value,
+    checkpoint: Option<String>,
+    verifiers: &Verifiers,
+    origin: Option<&str>,
+) -> Result<Verified, String> {
+    let mut bundle: ProofBundle<R> =
+        serde_json::from_value(value).map_err(|e| format!("not a proof bundle: {e}"))?;
+    if let Some(cp) = checkpoint {
+        bundle.checkpoint = cp;
+    }
+    bundle
+        .verify(verifiers, origin)
+        .map_err(|e| format!("NOT VERIFIED: {e}"))
 }
 
 fn keys_generate(name: &str, out: &Path, json_out: bool) -> Result<(), String> {

@@ -7,9 +7,11 @@ use std::process::Command;
 
 use common::Server;
 
+/// Runs the binary with the test token in `EVAULT_TOKEN`.
 fn evault(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_evault"))
         .args(args)
+        .env("EVAULT_TOKEN", common::token())
         .output()
         .expect("run evault")
 }
@@ -156,4 +158,269 @@ fn clear_errors_for_bad_flags_and_unreachable_servers() {
     let out = evault(&["get", "x", "--server", "http://127.0.0.1:9"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+/// Runs the binary with no token at all.
+fn evault_anonymous(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_evault"))
+        .args(args)
+        .env_remove("EVAULT_TOKEN")
+        .output()
+        .expect("run evault")
+}
+
+#[test]
+fn service_accounts_tokens_and_the_audit_trail_through_the_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+
+    // A keystore made by `evault sa`, 0600.
+    let created = ok(&evault(&[
+        "sa",
+        "create",
+        "--data-dir",
+        data_s,
+        "--principal",
+        "ci",
+        "--roles",
+        "ingester",
+        "--key-id",
+        "ci-1",
+        "--json",
+    ]));
+    assert!(created.contains("ci-1"), "{created}");
+    let keystore = data.join("service-accounts.json");
+    let mode = std::fs::metadata(&keystore).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    ok(&evault(&[
+        "sa",
+        "create",
+        "--data-dir",
+        data_s,
+        "--principal",
+        "auditor",
+        "--roles",
+        "auditor",
+        "--key-id",
+        "aud-1",
+    ]));
+    let listed = ok(&evault(&["sa", "list", "--data-dir", data_s]));
+    assert!(
+        listed.contains("ci-1") && listed.contains("aud-1"),
+        "{listed}"
+    );
+    let text = std::fs::read_to_string(&keystore).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for k in file["keys"].as_array().unwrap() {
+        assert!(
+            !listed.contains(k["secret"].as_str().unwrap()),
+            "list shows no secret"
+        );
+    }
+    // Unknown roles and keys are clear errors.
+    let bad = evault(&[
+        "sa",
+        "create",
+        "--data-dir",
+        data_s,
+        "--principal",
+        "x",
+        "--roles",
+        "root",
+    ]);
+    assert!(!bad.status.success());
+    let bad = evault(&["token", "mint", "--data-dir", data_s, "--key-id", "nope"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nope"));
+
+    let server = Server::start(&data, &[]);
+    let mint = |key: &str| {
+        ok(&evault(&[
+            "token",
+            "mint",
+            "--data-dir",
+            data_s,
+            "--key-id",
+            key,
+            "--ttl",
+            "10m",
+        ]))
+        .trim()
+        .to_string()
+    };
+    let ci = mint("ci-1");
+    let auditor = mint("aud-1");
+    let report = dir.path().join("r.txt");
+    std::fs::write(&report, b"all green").unwrap();
+
+    // Without a token: a clear 401.
+    let out = evault_anonymous(&["put", report.to_str().unwrap(), "--server", &server.url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With the ingester's token.
+    let put = ok(&evault(&[
+        "put",
+        report.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &ci,
+        "--json",
+    ]));
+    let put: serde_json::Value = serde_json::from_str(&put).unwrap();
+    assert_eq!(put[0]["result"]["record"]["ingested_by"], "ci");
+    // An ingester cannot read the audit trail.
+    let out = evault(&["audit", "tail", "--server", &server.url, "--token", &ci]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+
+    // The auditor sees every call, the refused ones too.
+    let tail = ok(&evault(&[
+        "audit",
+        "tail",
+        "-n",
+        "100",
+        "--server",
+        &server.url,
+        "--token",
+        &auditor,
+        "--json",
+    ]));
+    let events: Vec<serde_json::Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["outcome"] == "unauthenticated" && e["operation"] == "evidence.put")
+    );
+    assert!(events.iter().any(|e| e["outcome"] == "success"
+        && e["operation"] == "evidence.put"
+        && e["principal"] == "ci"));
+    assert!(events.iter().any(|e| e["outcome"] == "denied"
+        && e["principal"] == "ci"
+        && e["operation"].as_str().unwrap().starts_with("audit.")));
+
+    // The whole trail checks out against the signed audit checkpoint, and
+    // again later as an extension of the saved one.
+    let (_, info) = common::get_json_as(
+        &common::agent(),
+        &format!("{}/api/v1/audit/log", server.url),
+        &auditor,
+    );
+    let audit_key = info["verifier_key"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let saved = dir.path().join("audit-checkpoint");
+    let v = ok(&evault(&[
+        "audit",
+        "verify",
+        "--key",
+        &audit_key,
+        "--save",
+        saved.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &auditor,
+    ]));
+    assert!(v.starts_with("verified:"), "{v}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let v = ok(&evault(&[
+        "audit",
+        "verify",
+        "--key",
+        &audit_key,
+        "--previous",
+        saved.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &auditor,
+    ]));
+    assert!(v.contains("extends"), "{v}");
+    // A wrong key is refused.
+    let (_, log) = common::get_json_as(
+        &common::agent(),
+        &format!("{}/api/v1/log", server.url),
+        &auditor,
+    );
+    let out = evault(&[
+        "audit",
+        "verify",
+        "--key",
+        log["verifier_key"].as_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &auditor,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT VERIFIED"));
+
+    // One event's proof, verified offline by the same `evault verify`.
+    let id = events[0]["id"].as_str().unwrap();
+    let proof = dir.path().join("event-proof.json");
+    ok(&evault(&[
+        "audit",
+        "prove",
+        id,
+        "--out",
+        proof.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &auditor,
+    ]));
+    let verified = ok(&evault(&[
+        "verify",
+        "--proof",
+        proof.to_str().unwrap(),
+        "--key",
+        &audit_key,
+    ]));
+    assert!(verified.starts_with("verified: audit event"), "{verified}");
+
+    // Revoking the key locks the pipeline out (the server reloads the file).
+    ok(&evault(&["sa", "revoke", "ci-1", "--data-dir", data_s]));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let out = evault(&[
+        "put",
+        report.to_str().unwrap(),
+        "--server",
+        &server.url,
+        "--token",
+        &ci,
+    ]);
+    assert!(!out.status.success());
+
+    // The JSON-lines mirror has the events, 0600 in a 0700 directory.
+    let mirror = data.join("audit");
+    assert_eq!(
+        std::fs::metadata(&mirror).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let file = std::fs::read_dir(&mirror)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("audit-")
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&file).unwrap().lines().count() >= events.len());
 }

@@ -1,7 +1,8 @@
 //! Crash safety: a child `evault serve` under concurrent ingest is killed
 //! with SIGKILL several times. After every restart each acknowledged record
-//! is present with a valid proof, and every checkpoint is consistent with
-//! every earlier one. Bounded: a few seconds of load per round.
+//! is present with a valid proof and its audit event, and every checkpoint
+//! is consistent with every earlier one. Bounded: a few seconds of load per
+//! round.
 
 mod common;
 
@@ -34,6 +35,7 @@ fn ingest_until_stopped(
         let resp = agent
             .post(format!("{url}/api/v1/evidence"))
             .header("Content-Type", "text/plain")
+            .header("Authorization", common::bearer())
             .header("X-Evault-Label", format!("round={round}"))
             .send(body.as_bytes());
         let Ok(mut resp) = resp else { return }; // the server died mid-request
@@ -90,6 +92,33 @@ fn sigkill_under_load_loses_nothing_and_never_forks() {
             bundle
                 .verify(&verifiers, Some("test.example/crash"))
                 .unwrap();
+        }
+
+        // Every acknowledged put left its audit event: both were committed
+        // in one transaction, so a kill can never keep one without the other.
+        let mut audited = std::collections::HashSet::new();
+        let mut cursor = String::new();
+        loop {
+            let (_, page) = get_json(
+                &http,
+                &format!(
+                    "{}/api/v1/audit?operation=evidence.put&outcome=success&limit=1000{cursor}",
+                    server.url
+                ),
+            );
+            for e in page["items"].as_array().unwrap() {
+                audited.insert(e["resource"].as_str().unwrap().to_string());
+            }
+            match page["next_cursor"].as_str() {
+                Some(n) => cursor = format!("&cursor={n}"),
+                None => break,
+            }
+        }
+        for id in &ids {
+            assert!(
+                audited.contains(&format!("/api/v1/evidence/{id}")),
+                "acknowledged record {id} has no audit event after a crash"
+            );
         }
 
         // Every checkpoint is consistent with every earlier one.

@@ -9,6 +9,52 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The one service-account key every test server has: all roles.
+pub const KEY_ID: &str = "test-all";
+pub const PRINCIPAL: &str = "test:cli";
+
+fn test_key() -> evault_server::auth::ServiceAccountKey {
+    use base64::Engine as _;
+    use evault_server::auth::{Role, Secret, ServiceAccountKey};
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+    ServiceAccountKey {
+        key_id: KEY_ID.into(),
+        principal: PRINCIPAL.into(),
+        roles: vec![Role::Ingester, Role::Auditor, Role::Admin],
+        secret: Secret::from_base64url(&secret).expect("test secret"),
+        expires_at: None,
+    }
+}
+
+/// A token of the test key, valid for an hour; the same for every server.
+pub fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let key = test_key();
+        evault_server::auth::mint_service_token(
+            &key,
+            &key.roles,
+            Duration::from_secs(3600),
+            std::time::SystemTime::now(),
+        )
+        .expect("mint")
+    })
+}
+
+pub fn bearer() -> String {
+    format!("Bearer {}", token())
+}
+
+/// Writes the keystore with the test key into `data_dir`.
+pub fn write_keystore(data_dir: &Path) {
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    evault_server::auth::KeystoreFile {
+        keys: vec![test_key()],
+    }
+    .save(&data_dir.join("service-accounts.json"))
+    .expect("keystore");
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -17,6 +63,9 @@ pub struct Server {
 impl Server {
     /// Starts `evault serve` on a free port and waits until it answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        if !data_dir.join("service-accounts.json").exists() {
+            write_keystore(data_dir);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_evault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -77,9 +126,15 @@ pub fn agent() -> ureq::Agent {
 }
 
 pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    get_json_as(agent, url, token())
+}
+
+/// GET with `token` as bearer token.
+pub fn get_json_as(agent: &ureq::Agent, url: &str, token: &str) -> (u16, Value) {
     let mut resp = agent
         .get(url)
         .header("Accept", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
         .call()
         .expect("GET");
     let status = resp.status().as_u16();
@@ -88,7 +143,11 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
 }
 
 pub fn get_text(agent: &ureq::Agent, url: &str) -> (u16, String) {
-    let mut resp = agent.get(url).call().expect("GET");
+    let mut resp = agent
+        .get(url)
+        .header("Authorization", bearer())
+        .call()
+        .expect("GET");
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_to_string().expect("body"))
 }

@@ -1,0 +1,261 @@
+//! `evault serve`: the vault, its REST API, authentication and audit trail.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use evault_server::auth::{
+    Alg, Authenticator, JwksSource, Keystore, OidcIssuer, OidcVerifier, TokenPolicy,
+};
+use evault_server::{Authentication, RateLimit, ServerOptions};
+
+use crate::config::{DEFAULT_LISTEN, FileConfig, OidcConfig, parse_duration};
+
+/// How often the keystore file is checked for changes.
+const KEYSTORE_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory (database, blobs, log keys, service accounts).
+    #[arg(long, env = "EVAULT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "EVAULT_LISTEN")]
+    listen: Option<String>,
+    /// Checkpoint origin of a new log (kept forever once chosen).
+    #[arg(long, env = "EVAULT_ORIGIN")]
+    origin: Option<String>,
+    /// Log signing key file (PRIVATE+KEY+… format); generated if missing.
+    #[arg(long, env = "EVAULT_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key enables HTTPS.
+    #[arg(long, env = "EVAULT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "EVAULT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// How often at most to sign a checkpoint (e.g. 500ms).
+    #[arg(long, env = "EVAULT_CHECKPOINT_INTERVAL")]
+    checkpoint_interval: Option<String>,
+    /// Largest accepted payload in bytes.
+    #[arg(long, env = "EVAULT_MAX_UPLOAD")]
+    max_upload: Option<u64>,
+    /// Service-account keystore (default <data dir>/service-accounts.json).
+    #[arg(long, env = "EVAULT_SERVICE_ACCOUNTS")]
+    pub service_accounts: Option<PathBuf>,
+    /// Directory of the audit trail's JSON-lines mirror (default <data dir>/audit).
+    #[arg(long, env = "EVAULT_AUDIT_DIR")]
+    audit_dir: Option<PathBuf>,
+    /// Do not write the JSON-lines mirror of the audit trail (the audit
+    /// Merkle log itself is always written).
+    #[arg(long)]
+    no_audit_mirror: bool,
+    /// Per-principal rate limit in requests per second (0: none).
+    #[arg(long, env = "EVAULT_RATE_LIMIT")]
+    rate_limit: Option<f64>,
+    /// Requests a principal may send in a burst above the rate limit.
+    #[arg(long, env = "EVAULT_RATE_LIMIT_BURST")]
+    rate_limit_burst: Option<u32>,
+    /// Require a token for checkpoints, tiles and consistency proofs too.
+    #[arg(long)]
+    no_public_log_read: bool,
+    /// DANGER: accept every request without a token, as `anonymous` with
+    /// every role. For local experiments only.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// DANGER: write no audit trail. For measuring its cost only.
+    #[arg(long, hide = true)]
+    insecure_no_audit: bool,
+}
+
+fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
+    let jwks = match (&c.jwks_url, &c.jwks_file) {
+        (Some(u), None) => JwksSource::Url(u.clone()),
+        (None, Some(f)) => JwksSource::File(f.clone()),
+        _ => {
+            return Err(format!(
+                "OIDC issuer {}: give exactly one of jwks_url and jwks_file",
+                c.issuer
+            ));
+        }
+    };
+    let algorithms = c
+        .algorithms
+        .iter()
+        .map(|a| match a.as_str() {
+            "RS256" => Ok(Alg::RS256),
+            "ES256" => Ok(Alg::ES256),
+            "EdDSA" => Ok(Alg::EdDSA),
+            other => Err(format!(
+                "OIDC issuer {}: algorithm {other:?} is not supported (RS256, ES256, EdDSA)",
+                c.issuer
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if algorithms.is_empty() {
+        return Err(format!("OIDC issuer {}: no algorithms allowed", c.issuer));
+    }
+    let min_refresh_interval = match &c.min_refresh_interval {
+        Some(d) => parse_duration("min_refresh_interval", d)?,
+        None => Duration::from_secs(30),
+    };
+    Ok(OidcIssuer {
+        issuer: c.issuer.clone(),
+        audience: c.audience.clone(),
+        jwks,
+        algorithms,
+        roles_claim: c.roles_claim.clone().unwrap_or_else(|| "roles".into()),
+        min_refresh_interval,
+    })
+}
+
+pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EVAULT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let data_dir = crate::data_dir(o.data_dir.clone(), &file);
+    let listen = o
+        .listen
+        .or(file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("--listen {listen:?}: {e} (expected ADDR:PORT)"))?;
+    let mut config = evault_vault::VaultConfig::new(&data_dir);
+    config.origin = o.origin.or(file.origin.clone());
+    config.key_file = o.key_file.or(file.key_file.clone());
+    if let Some(i) = o.checkpoint_interval.or(file.checkpoint_interval.clone()) {
+        config.checkpoint_interval = parse_duration("checkpoint interval", &i)?;
+    }
+    if let Some(d) = &file.max_delay {
+        config.max_delay = parse_duration("max delay", d)?;
+    }
+    if let Some(m) = o.max_upload.or(file.max_upload) {
+        config.max_upload = m;
+    }
+    if let Some(m) = file.inline_max {
+        config.inline_max = m;
+    }
+    if let Some(m) = file.max_batch {
+        config.max_batch = m;
+    }
+    config.audit.enabled = !o.insecure_no_audit;
+    config.audit.mirror = !o.no_audit_mirror && file.audit_mirror.unwrap_or(true);
+    config.audit.mirror_dir = o.audit_dir.or(file.audit_dir.clone());
+    let tls = match (
+        o.tls_cert.or(file.tls_cert.clone()),
+        o.tls_key.or(file.tls_key.clone()),
+    ) {
+        (Some(cert), Some(key)) => Some(evault_server::TlsConfig { cert, key }),
+        (None, None) => None,
+        _ => return Err("TLS needs both a certificate and a key".into()),
+    };
+
+    let mut policy = TokenPolicy::default();
+    if let Some(l) = &file.token_leeway {
+        policy.leeway = parse_duration("token_leeway", l)?;
+    }
+    if let Some(m) = &file.token_max_lifetime {
+        policy.max_lifetime = parse_duration("token_max_lifetime", m)?;
+    }
+    let issuers = file
+        .oidc
+        .iter()
+        .map(oidc_issuer)
+        .collect::<Result<Vec<_>, _>>()?;
+    let keystore_path = crate::keystore_path(o.service_accounts, Some(&data_dir), &file);
+    let insecure = o.insecure_no_auth;
+    let mut opts = ServerOptions::new(Authentication::InsecureDisabled);
+    opts.public_log_read = !o.no_public_log_read && file.public_log_read.unwrap_or(true);
+    let per_second = o.rate_limit.or(file.rate_limit).unwrap_or(0.0);
+    if per_second > 0.0 {
+        let burst = o
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or((per_second * 2.0).ceil() as u32)
+            .max(1);
+        opts.rate_limit = Some(RateLimit { per_second, burst });
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let vault = evault_vault::Vault::open(config)
+            .await
+            .map_err(|e| format!("opening the vault in {}: {e}", data_dir.display()))?;
+        if insecure {
+            eprintln!(
+                "evault: WARNING: --insecure-no-auth: every request is accepted without a token, \
+                 with every role. Never expose this server."
+            );
+        } else {
+            let keystore = Keystore::open(&keystore_path)
+                .map_err(|e| format!("service accounts {}: {e}", keystore_path.display()))?;
+            let _watcher = keystore.spawn_watcher(KEYSTORE_POLL);
+            let n = keystore.keys().len();
+            eprintln!(
+                "evault: service accounts {} ({n} keys; reloaded on change and SIGHUP)",
+                keystore_path.display()
+            );
+            if n == 0 && issuers.is_empty() {
+                eprintln!(
+                    "evault: no service account yet: `evault sa create --principal ci \
+                     --roles ingester`, then `evault token mint --key-id <id>`"
+                );
+            }
+            let oidc = OidcVerifier::new(issuers);
+            opts.auth =
+                Authentication::Tokens(Arc::new(Authenticator::new(keystore, oidc, policy)));
+        }
+        if vault.audit_log_info().is_none() {
+            eprintln!("evault: WARNING: --insecure-no-audit: no audit trail is written");
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!(
+            "evault: serving {scheme}://{local}  data dir {}",
+            data_dir.display()
+        );
+        eprintln!("evault: log origin  {}", vault.origin());
+        eprintln!("evault: verifier key {}", vault.verifier_key());
+        if let Some(a) = vault.audit_log_info() {
+            eprintln!("evault: audit origin {}", a.origin);
+            eprintln!("evault: audit verifier key {}", a.verifier_key);
+        }
+        evault_server::serve(vault, opts, listener, tls, shutdown_signal())
+            .await
+            .map_err(|e| format!("server: {e}"))
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    eprintln!("evault: shutting down");
+}

@@ -422,5 +422,12 @@ fn service_accounts_tokens_and_the_audit_trail_through_the_binary() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // The mirror writes at most every 200 ms, after the log commits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&file).unwrap().lines().count() < events.len()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(std::fs::read_to_string(&file).unwrap().lines().count() >= events.len());
 }

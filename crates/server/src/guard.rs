@@ -51,7 +51,8 @@ impl Caller {
         self.scope == Scope::All || self.principal() == owner
     }
 
-    /// The finished event for a reply with `status`.
+    /// The finished event for a reply with `status`, its client-controlled
+    /// fields bounded.
     pub fn finish(&self, status: u16, note: Option<&AuditNote>) -> AuditEvent {
         let mut e = self.event.clone();
         e.status = status;
@@ -67,6 +68,7 @@ impl Caller {
                 e.reason = Some(r.clone());
             }
         }
+        bound_event(&mut e);
         e
     }
 }
@@ -82,6 +84,35 @@ pub(crate) struct AuditNote {
     pub outcome: Option<Outcome>,
     pub resource: Option<String>,
     pub reason: Option<String>,
+}
+
+/// Longest text kept in an audit event field the client controls (path,
+/// reason, principal and key id from a token): an event stays far below the
+/// audit log's 64 KiB leaf limit however long the request line was.
+const MAX_FIELD: usize = 1024;
+
+/// Cuts client-controlled fields to [`MAX_FIELD`] bytes (on a character
+/// boundary, marked with `…`), so that no request can make its own audit
+/// event unwritable.
+pub(crate) fn bound_event(e: &mut AuditEvent) {
+    for field in [&mut e.resource, &mut e.principal, &mut e.client] {
+        clip(field);
+    }
+    for field in [&mut e.reason, &mut e.key_id].into_iter().flatten() {
+        clip(field);
+    }
+}
+
+fn clip(s: &mut String) {
+    if s.len() <= MAX_FIELD {
+        return;
+    }
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
 }
 
 /// success for 1xx–3xx, unauthenticated for 401, denied for 403 and 429,
@@ -248,6 +279,7 @@ pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
                 .extensions()
                 .get::<ProblemDetail>()
                 .map(|d| d.0.clone());
+            bound_event(&mut event);
         }
         // Reads that were not refused are queued for the next group commit
         // rather than awaited: they change nothing, and an fsync on every
@@ -358,6 +390,17 @@ mod tests {
         assert_eq!(outcome_for(400), Outcome::Failed);
         assert_eq!(outcome_for(404), Outcome::Failed);
         assert_eq!(outcome_for(503), Outcome::Failed);
+    }
+
+    #[test]
+    fn long_fields_are_clipped_on_a_char_boundary() {
+        let mut s = "é".repeat(MAX_FIELD);
+        clip(&mut s);
+        assert!(s.len() <= MAX_FIELD + '…'.len_utf8());
+        assert!(s.ends_with('…'));
+        let mut short = "abc".to_string();
+        clip(&mut short);
+        assert_eq!(short, "abc");
     }
 
     #[test]

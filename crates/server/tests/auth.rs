@@ -1097,3 +1097,31 @@ fn oidc_tokens_are_checked_against_a_jwks_the_test_serves() {
     // Service-account tokens still work meanwhile.
     assert_eq!(s2.get("/api/v1/whoami").status, 200);
 }
+
+#[test]
+fn a_huge_request_line_still_gets_its_answer_and_its_audit_event() {
+    let s = TestServer::start();
+    let path = format!("/api/v1/evidence/{}", "x".repeat(60_000));
+    let r = s.get(&path);
+    assert_eq!(r.status, 404, "{}", r.text());
+    let rid = request_id(&r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut events = audit_events(&s);
+    while !events.contains_key(&rid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        events = audit_events(&s);
+    }
+    let e = &events[&rid];
+    assert!(e.resource.len() < 2048, "{}", e.resource.len());
+    assert!(e.resource.ends_with('…'));
+    // A refusal with a huge path is durable before its reply.
+    let r = s.request_as(
+        None,
+        "POST",
+        &path,
+        &[("Content-Type", b"text/plain")],
+        b"x",
+    );
+    assert!(r.status == 404 || r.status == 405, "{}", r.text());
+    assert!(audit_events(&s).contains_key(&request_id(&r)));
+}

@@ -5,7 +5,8 @@
 //!
 //! A copy for log shippers and `grep`, not the record: the Merkle log is.
 //! It runs on its own thread behind a bounded channel, so the sequencer
-//! only waits for it when the channel is full; failures are logged and
+//! only waits for it when the channel is full; it writes (and fsyncs) at
+//! most every 200 ms, whatever was committed meanwhile; failures are logged and
 //! counted (`evault_audit_mirror_errors_total`), never returned to a caller.
 //! After a crash the mirror may lack the last events the log committed.
 
@@ -14,6 +15,7 @@ use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use evault_verify::AuditEvent;
 use tokio::sync::mpsc;
@@ -22,6 +24,9 @@ use crate::error::Result;
 
 /// Batches of events waiting for the mirror before the sequencer waits.
 pub(crate) const QUEUE: usize = 1024;
+/// Least time between two writes (each followed by an fsync): the mirror
+/// lags the log by at most about this much.
+const MIN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Creates (or tightens to 0700) the mirror directory and starts the mirror
 /// thread. It ends when the returned sender (the sequencer's) is dropped,
@@ -37,13 +42,19 @@ pub(crate) fn start(dir: PathBuf) -> Result<mpsc::Sender<Vec<AuditEvent>>> {
     std::thread::Builder::new()
         .name("evault-audit-mirror".into())
         .spawn(move || {
+            let mut last_write: Option<Instant> = None;
             while let Some(mut events) = rx.blocking_recv() {
-                // Whatever else is queued goes out with the same fsync: a
-                // mirror that falls behind catches up in fewer, larger
-                // writes instead of competing with commits for the disk.
+                // At most one write and fsync per interval: what arrives
+                // meanwhile waits in the queue and goes out with the next
+                // one, so the mirror never competes with every group commit
+                // for the disk (the Merkle log is already durable).
+                if let Some(wait) = last_write.map(|t| MIN_INTERVAL.saturating_sub(t.elapsed())) {
+                    std::thread::sleep(wait);
+                }
                 while let Ok(more) = rx.try_recv() {
                     events.extend(more);
                 }
+                last_write = Some(Instant::now());
                 if let Err(e) = mirror.write(&events) {
                     metrics::counter!("evault_audit_mirror_errors_total").increment(1);
                     tracing::error!(

@@ -9,6 +9,11 @@ end
 
 function init(args)
   run = args[1] or tostring(os.time())
+  -- Optional bearer token (auth on); none with --insecure-no-auth.
+  headers = { ["Content-Type"] = "application/json" }
+  if args[2] and args[2] ~= "" then
+    headers["Authorization"] = "Bearer " .. args[2]
+  end
   counter = 0
   bad = 0
 end
@@ -16,7 +21,7 @@ end
 function request()
   counter = counter + 1
   local body = string.format('{"run":"%s","thread":%d,"n":%d,"report":"ok"}', run, tid, counter)
-  return wrk.format("POST", "/api/v1/evidence", { ["Content-Type"] = "application/json" }, body)
+  return wrk.format("POST", "/api/v1/evidence", headers, body)
 end
 
 function response(status, headers, body)

@@ -14,11 +14,16 @@ function init(args)
   end
   math.randomseed(os.time() + tid)
   bad = 0
+  -- Bearer token of an auditor (proofs of any record need that role).
+  headers = {}
+  if args[2] and args[2] ~= "" then
+    headers["Authorization"] = "Bearer " .. args[2]
+  end
 end
 
 function request()
   local id = ids[math.random(#ids)]
-  return wrk.format("GET", "/api/v1/evidence/" .. id .. "/proof")
+  return wrk.format("GET", "/api/v1/evidence/" .. id .. "/proof", headers)
 end
 
 function response(status, headers, body)

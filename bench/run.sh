@@ -6,11 +6,12 @@
 #   2. HTTP single-record ingest, 64 clients (wrk)            vs GET /healthz on the same server
 #   3. inclusion-proof GETs at a large tree (wrk)             vs GET /healthz on the same server
 #   4. ack-to-checkpoint latency with default settings
+#   5. HTTP ingest with auth and audit on vs both off (same run, same wrk)
 #
 # Environment: EVAULT_BENCH_SECONDS (20), EVAULT_BENCH_PROOF_TREE (10000000;
 # the data dir is filled once through the vault and kept in
 # EVAULT_BENCH_PROOF_DIR for later runs), EVAULT_BENCH_SKIP (comma list of
-# store,http,proof,ack).
+# store,http,proof,ack,auth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,10 +29,11 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 fi
 cargo build --release -p evault -p evault-bench >&2
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 
-serve() { # serve DATA_DIR: starts the vault in the background, waits for it
-  "$bin/evault" serve --data-dir "$1" --listen "127.0.0.1:$port" >/tmp/evault-bench-serve.log 2>&1 &
+serve() { # serve DATA_DIR [FLAGS...]: starts the vault in the background, waits for it
+  local dir=$1; shift
+  "$bin/evault" serve --data-dir "$dir" --listen "127.0.0.1:$port" "$@" >/tmp/evault-bench-serve.log 2>&1 &
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     sleep 0.2
@@ -40,6 +42,10 @@ serve() { # serve DATA_DIR: starts the vault in the background, waits for it
 }
 stop() { pkill -f "evault serve --data-dir .* --listen 127.0.0.1:$port" || true; sleep 1; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+ingester_token() { # ingester_token DATA_DIR: a service account and a 1-hour token in DATA_DIR
+  "$bin/evault" sa create --data-dir "$1" --principal bench --roles ingester --key-id bench >/dev/null
+  "$bin/evault" token mint --data-dir "$1" --key-id bench --ttl 1h
+}
 
 if [[ $skip != *,store,* ]]; then
   bash bench/store.sh | tee -a "$summary"
@@ -48,9 +54,10 @@ fi
 if [[ $skip != *,http,* ]]; then
   echo "== HTTP ingest: wrk -t2 -c64 -d${secs}s, unique single-record POSTs" >&2
   data=$(mktemp -d)
+  token=$(ingester_token "$data")
   serve "$data"
   base=$(wrk -t2 -c64 -d10s --latency -s bench/baseline.lua "http://127.0.0.1:$port/healthz" | grep RESULT)
-  ingest=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "run$$" | grep RESULT)
+  ingest=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "run$$" "$token" | grep RESULT)
   stop; rm -rf "$data"
   {
     echo
@@ -72,7 +79,9 @@ if [[ $skip != *,proof,* ]]; then
   serve "$proof_dir"
   size=$(curl -fs "http://127.0.0.1:$port/api/v1/log" | sed -n 's/.*"checkpoint_size":\([0-9]*\).*/\1/p')
   base=$(wrk -t2 -c64 -d10s --latency -s bench/baseline.lua "http://127.0.0.1:$port/healthz" | grep RESULT)
-  proofs=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/proof.lua "http://127.0.0.1:$port" -- "$proof_dir/ids.txt" | grep RESULT)
+  "$bin/evault" sa create --data-dir "$proof_dir" --principal bench-auditor --roles auditor --key-id bench-auditor >/dev/null 2>&1 || true
+  auditor=$("$bin/evault" token mint --data-dir "$proof_dir" --key-id bench-auditor --ttl 1h)
+  proofs=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/proof.lua "http://127.0.0.1:$port" -- "$proof_dir/ids.txt" "$auditor" | grep RESULT)
   stop
   {
     echo
@@ -82,6 +91,36 @@ if [[ $skip != *,proof,* ]]; then
     echo "| GET /api/v1/evidence/{id}/proof | $(echo "$proofs" | field rps) | $(echo "$proofs" | field p50_ms) | $(echo "$proofs" | field p99_ms) |"
     echo "| baseline: GET /healthz, same server | $(echo "$base" | field rps) | $(echo "$base" | field p50_ms) | $(echo "$base" | field p99_ms) |"
     echo "non-200 replies: $(echo "$proofs" | field non200), socket errors: $(echo "$proofs" | field errors)"
+  } | tee -a "$summary"
+fi
+
+if [[ $skip != *,auth,* ]]; then
+  # Alternating runs, so that drift on a shared machine hits both alike.
+  echo "== HTTP ingest with auth + audit on vs off: wrk -t2 -c64 -d${secs}s, 2 runs each" >&2
+  on_rps=(); off_rps=(); on_p99=(); off_p99=(); on_bad=0; off_bad=0
+  for i in 1 2; do
+    data=$(mktemp -d)
+    serve "$data" --insecure-no-auth --insecure-no-audit
+    r=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "off$i$$" | grep RESULT)
+    stop; rm -rf "$data"
+    off_rps+=("$(echo "$r" | field rps)"); off_p99+=("$(echo "$r" | field p99_ms)"); off_bad=$((off_bad + $(echo "$r" | field non201)))
+    data=$(mktemp -d)
+    token=$(ingester_token "$data")
+    serve "$data"
+    r=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "on$i$$" "$token" | grep RESULT)
+    events=$(curl -fs "http://127.0.0.1:$port/api/v1/log" >/dev/null; ls "$data"/audit/*.jsonl >/dev/null 2>&1 && cat "$data"/audit/*.jsonl | wc -l || echo 0)
+    stop; rm -rf "$data"
+    on_rps+=("$(echo "$r" | field rps)"); on_p99+=("$(echo "$r" | field p99_ms)"); on_bad=$((on_bad + $(echo "$r" | field non201)))
+  done
+  off_mean=$(( (${off_rps[0]} + ${off_rps[1]}) / 2 )); on_mean=$(( (${on_rps[0]} + ${on_rps[1]}) / 2 ))
+  {
+    echo
+    echo "== HTTP single-record ingest with auth + audit on vs off, 64 clients (target: on >= 80 % of off)"
+    echo "| figure | run 1 req/s | run 2 req/s | mean req/s | p99 ms (runs) |"
+    echo "|---|---|---|---|---|"
+    echo "| auth + audit off (--insecure-no-auth --insecure-no-audit) | ${off_rps[0]} | ${off_rps[1]} | $off_mean | ${off_p99[0]}, ${off_p99[1]} |"
+    echo "| auth (HS256 token) + audit trail on (default) | ${on_rps[0]} | ${on_rps[1]} | $on_mean | ${on_p99[0]}, ${on_p99[1]} |"
+    echo "ratio on/off: $(awk "BEGIN { printf \"%.2f\", $on_mean / $off_mean }"); non-201 replies: off $off_bad, on $on_bad; audit events mirrored in the last on-run: $events"
   } | tee -a "$summary"
 fi
 

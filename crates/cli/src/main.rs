@@ -59,6 +59,12 @@ struct KeystoreOpts {
     data_dir: Option<PathBuf>,
 }
 
+impl KeystoreOpts {
+    fn path(self, file: &FileConfig) -> PathBuf {
+        keystore_path(self.service_accounts, self.data_dir.as_deref(), file)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the vault on its embedded store.
@@ -253,24 +259,10 @@ fn main() -> ExitCode {
             command: KeysCommand::Generate { name, out },
         } => keys_generate(&name, &out, cli.json),
         Command::Checkpoint { size, client } => checkpoint(&client_for(&client, &file), size),
-        Command::Sa { command, keystore } => sa::run_sa(
-            command,
-            &keystore_path(
-                keystore.service_accounts,
-                keystore.data_dir.as_deref(),
-                &file,
-            ),
-            cli.json,
-        ),
-        Command::Token { command, keystore } => sa::run_token(
-            command,
-            &keystore_path(
-                keystore.service_accounts,
-                keystore.data_dir.as_deref(),
-                &file,
-            ),
-            cli.json,
-        ),
+        Command::Sa { command, keystore } => sa::run_sa(command, &keystore.path(&file), cli.json),
+        Command::Token { command, keystore } => {
+            sa::run_token(command, &keystore.path(&file), cli.json)
+        }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), cli.json),
     };
     match result {

@@ -4,22 +4,19 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use evault_store::AuditQuery;
-use evault_vault::VaultError;
 use evault_verify::audit::{AuditEvent, Outcome};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::docs::AuditEventDoc;
-use crate::log::{ConsistencyProof, checkpoint_reply};
+use crate::evidence::proof_reply;
+use crate::log::{ConsistencyProof, LogInfo, checkpoint_reply};
 use crate::params::{
     CursorKind, PathParam, QueryParams, decode_cursor, encode_cursor, parse_limit, parse_number,
-    parse_rfc3339_ms,
 };
 use crate::problem::{Problem, ProblemBody};
 
@@ -32,33 +29,8 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// What an auditor needs to follow the audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditLogInfo {
-    /// The audit log's checkpoint origin (the evidence log's, plus `/audit`).
-    pub origin: String,
-    /// The audit log's Ed25519 verifier key in note format.
-    pub verifier_key: String,
-    /// Events durably committed.
-    pub tree_size: u64,
-    /// Size of the latest signed audit checkpoint.
-    pub checkpoint_size: u64,
-}
-
 fn disabled() -> Problem {
     Problem::not_found("the audit trail is disabled on this server")
-}
-
-fn time_param(q: &mut QueryParams, name: &str) -> Result<Option<i64>, Problem> {
-    q.take_one(name)?
-        .map(|s| {
-            parse_rfc3339_ms(&s).ok_or_else(|| {
-                Problem::bad_request(format!(
-                    "{name} must be an RFC 3339 date-time such as 2026-11-23T11:30:00Z"
-                ))
-            })
-        })
-        .transpose()
 }
 
 /// List audit events, oldest first.
@@ -101,8 +73,8 @@ pub async fn list_audit(
                 })
         })
         .transpose()?;
-    let since_ms = time_param(&mut q, "since")?;
-    let until_ms = time_param(&mut q, "until")?;
+    let since_ms = q.take_time("since")?;
+    let until_ms = q.take_time("until")?;
     let after_index = q
         .take_one("cursor")?
         .map(|c| decode_cursor(CursorKind::Audit, &c))
@@ -133,18 +105,12 @@ pub async fn list_audit(
     path = "/api/v1/audit/log",
     tag = "audit",
     responses(
-        (status = 200, description = "Origin, verifier key and sizes", body = AuditLogInfo),
+        (status = 200, description = "The audit log's origin, verifier key and sizes", body = LogInfo),
         (status = 404, description = "The audit trail is disabled", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
-pub async fn audit_log(State(st): State<AppState>) -> Result<Json<AuditLogInfo>, Problem> {
-    let i = st.vault.audit_log_info().ok_or_else(disabled)?;
-    Ok(Json(AuditLogInfo {
-        origin: i.origin,
-        verifier_key: i.verifier_key,
-        tree_size: i.tree_size,
-        checkpoint_size: i.checkpoint_size,
-    }))
+pub async fn audit_log(State(st): State<AppState>) -> Result<Json<LogInfo>, Problem> {
+    Ok(Json(st.vault.audit_log_info().ok_or_else(disabled)?.into()))
 }
 
 /// Consistency proof between two audit checkpoints.
@@ -164,20 +130,10 @@ pub async fn audit_log(State(st): State<AppState>) -> Result<Json<AuditLogInfo>,
 )]
 pub async fn audit_consistency(
     State(st): State<AppState>,
-    mut q: QueryParams,
+    q: QueryParams,
 ) -> Result<Json<ConsistencyProof>, Problem> {
-    let from = q.take_number("from")?;
-    let to = q.take_number("to")?;
-    q.finish()?;
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(Problem::bad_request("both from and to are required"));
-    };
-    let p = st.vault.audit_consistency(from, to).await?;
-    Ok(Json(ConsistencyProof {
-        from: p.from,
-        to: p.to,
-        proof: p.proof.iter().map(|h| STANDARD.encode(h)).collect(),
-    }))
+    let (from, to) = q.take_consistency_sizes()?;
+    Ok(Json(st.vault.audit_consistency(from, to).await?.into()))
 }
 
 /// The latest signed audit checkpoint.
@@ -278,27 +234,7 @@ pub async fn get_audit_proof(
     mut q: QueryParams,
 ) -> Result<Response, Problem> {
     let tree_size = q.take_number("tree_size")?;
-    let tlog = match q.take_one("format")?.as_deref() {
-        None | Some("json") => false,
-        Some("tlog-proof") => true,
-        Some(other) => {
-            return Err(Problem::bad_request(format!(
-                "format {other:?}: expected json or tlog-proof"
-            )));
-        }
-    };
+    let tlog = q.take_proof_format()?;
     q.finish()?;
-    let bundle = st.vault.audit_inclusion(&id, tree_size).await?;
-    if tlog {
-        let proof = bundle
-            .to_tlog_proof()
-            .map_err(|e| Problem::from(VaultError::Inconsistent(e.to_string())))?;
-        Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            proof.to_text(),
-        )
-            .into_response())
-    } else {
-        Ok(Json(bundle).into_response())
-    }
+    proof_reply(st.vault.audit_inclusion(&id, tree_size).await?, tlog)
 }

@@ -15,7 +15,7 @@ use evault_vault::{
     AuditOnCommit, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError, ingest,
 };
 use evault_verify::audit::Outcome;
-use evault_verify::{Evidence, ProofBundle};
+use evault_verify::{Evidence, LoggedRecord, ProofBundle};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::AsyncReadExt;
@@ -27,7 +27,7 @@ use crate::docs::{EvidenceDoc, ProofBundleDoc};
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{
     CursorKind, PathParam, QueryParams, add_label, decode_cursor, encode_cursor, header_text,
-    parse_limit, parse_number, parse_rfc3339_ms,
+    parse_limit, parse_number,
 };
 use crate::problem::{Problem, ProblemBody};
 
@@ -554,18 +554,8 @@ pub async fn list_evidence(
         add_label(&mut labels, &l, "query parameter label")?;
     }
     let content_type = q.take_one("content_type")?;
-    let time = |name: &str, v: Option<String>| -> Result<Option<i64>, Problem> {
-        v.map(|s| {
-            parse_rfc3339_ms(&s).ok_or_else(|| {
-                Problem::bad_request(format!(
-                    "{name} must be an RFC 3339 date-time such as 2026-11-23T11:30:00Z"
-                ))
-            })
-        })
-        .transpose()
-    };
-    let since_ms = time("since", q.take_one("since")?)?;
-    let until_ms = time("until", q.take_one("until")?)?;
+    let since_ms = q.take_time("since")?;
+    let until_ms = q.take_time("until")?;
     let after_index = q
         .take_one("cursor")?
         .map(|c| decode_cursor(CursorKind::Evidence, &c))
@@ -620,15 +610,7 @@ pub async fn get_proof(
     mut q: QueryParams,
 ) -> Result<Response, Problem> {
     let tree_size = q.take_number("tree_size")?;
-    let tlog = match q.take_one("format")?.as_deref() {
-        None | Some("json") => false,
-        Some("tlog-proof") => true,
-        Some(other) => {
-            return Err(Problem::bad_request(format!(
-                "format {other:?}: expected json or tlog-proof"
-            )));
-        }
-    };
+    let tlog = q.take_proof_format()?;
     q.finish()?;
     if let Some(n) = tree_size {
         let latest = st.vault.checkpoint_size();
@@ -645,17 +627,23 @@ pub async fn get_proof(
             return Ok(denied);
         }
     }
-    let bundle: ProofBundle = st.vault.inclusion(&id, tree_size).await?;
-    if tlog {
-        let proof = bundle
-            .to_tlog_proof()
-            .map_err(|e| Problem::from(VaultError::Inconsistent(e.to_string())))?;
-        Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            proof.to_text(),
-        )
-            .into_response())
-    } else {
-        Ok(Json(bundle).into_response())
+    proof_reply(st.vault.inclusion(&id, tree_size).await?, tlog)
+}
+
+/// A proof bundle as JSON, or as C2SP tlog-proof text with `tlog`.
+pub(crate) fn proof_reply<R: LoggedRecord + Serialize>(
+    bundle: ProofBundle<R>,
+    tlog: bool,
+) -> Result<Response, Problem> {
+    if !tlog {
+        return Ok(Json(bundle).into_response());
     }
+    let proof = bundle
+        .to_tlog_proof()
+        .map_err(|e| Problem::from(VaultError::Inconsistent(e.to_string())))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        proof.to_text(),
+    )
+        .into_response())
 }

@@ -35,7 +35,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use audit::{AuditLogInfo, AuditPage};
+pub use audit::AuditPage;
 pub use evidence::{ENVELOPE_TYPE, EvidenceEnvelope, EvidencePage, PutResponse};
 pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};

@@ -75,13 +75,7 @@ pub struct CheckpointPage {
     responses((status = 200, description = "Origin, verifier key and sizes", body = LogInfo))
 )]
 pub async fn log_info(State(st): State<AppState>) -> Json<LogInfo> {
-    let i = st.vault.log_info();
-    Json(LogInfo {
-        origin: i.origin,
-        verifier_key: i.verifier_key,
-        tree_size: i.tree_size,
-        checkpoint_size: i.checkpoint_size,
-    })
+    Json(st.vault.log_info().into())
 }
 
 /// Consistency proof between two tree sizes.
@@ -103,20 +97,31 @@ pub async fn log_info(State(st): State<AppState>) -> Json<LogInfo> {
 )]
 pub async fn consistency(
     State(st): State<AppState>,
-    mut q: QueryParams,
+    q: QueryParams,
 ) -> Result<Json<ConsistencyProof>, Problem> {
-    let from = q.take_number("from")?;
-    let to = q.take_number("to")?;
-    q.finish()?;
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(Problem::bad_request("both from and to are required"));
-    };
-    let p = st.vault.consistency(from, to).await?;
-    Ok(Json(ConsistencyProof {
-        from: p.from,
-        to: p.to,
-        proof: p.proof.iter().map(|h| STANDARD.encode(h)).collect(),
-    }))
+    let (from, to) = q.take_consistency_sizes()?;
+    Ok(Json(st.vault.consistency(from, to).await?.into()))
+}
+
+impl From<evault_vault::ConsistencyProof> for ConsistencyProof {
+    fn from(p: evault_vault::ConsistencyProof) -> Self {
+        ConsistencyProof {
+            from: p.from,
+            to: p.to,
+            proof: p.proof.iter().map(|h| STANDARD.encode(h)).collect(),
+        }
+    }
+}
+
+impl From<evault_vault::LogInfo> for LogInfo {
+    fn from(i: evault_vault::LogInfo) -> Self {
+        LogInfo {
+            origin: i.origin,
+            verifier_key: i.verifier_key,
+            tree_size: i.tree_size,
+            checkpoint_size: i.checkpoint_size,
+        }
+    }
 }
 
 /// Text note by default; JSON when `Accept` prefers `application/json`.

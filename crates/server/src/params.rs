@@ -82,6 +82,42 @@ impl QueryParams {
             .transpose()
     }
 
+    /// A single-valued RFC 3339 date-time parameter, in milliseconds.
+    pub fn take_time(&mut self, name: &str) -> Result<Option<i64>, Problem> {
+        self.take_one(name)?
+            .map(|s| {
+                parse_rfc3339_ms(&s).ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "{name} must be an RFC 3339 date-time such as 2026-11-23T11:30:00Z"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// The `format` of a proof: `false` for JSON (default), `true` for C2SP
+    /// tlog-proof text.
+    pub fn take_proof_format(&mut self) -> Result<bool, Problem> {
+        match self.take_one("format")?.as_deref() {
+            None | Some("json") => Ok(false),
+            Some("tlog-proof") => Ok(true),
+            Some(other) => Err(Problem::bad_request(format!(
+                "format {other:?}: expected json or tlog-proof"
+            ))),
+        }
+    }
+
+    /// The required `from` and `to` of a consistency proof.
+    pub fn take_consistency_sizes(mut self) -> Result<(u64, u64), Problem> {
+        let from = self.take_number("from")?;
+        let to = self.take_number("to")?;
+        self.finish()?;
+        match (from, to) {
+            (Some(from), Some(to)) => Ok((from, to)),
+            _ => Err(Problem::bad_request("both from and to are required")),
+        }
+    }
+
     /// Fails on any parameter not taken yet.
     pub fn finish(self) -> Result<(), Problem> {
         match self.pairs.first() {

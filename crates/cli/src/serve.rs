@@ -71,7 +71,10 @@ pub struct ServeArgs {
 
 fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
     let jwks = match (&c.jwks_url, &c.jwks_file) {
-        (Some(u), None) => JwksSource::Url(u.clone()),
+        (Some(u), None) => {
+            check_jwks_url(&c.issuer, u)?;
+            JwksSource::Url(u.clone())
+        }
         (None, Some(f)) => JwksSource::File(f.clone()),
         _ => {
             return Err(format!(
@@ -108,6 +111,29 @@ fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
         roles_claim: c.roles_claim.clone().unwrap_or_else(|| "roles".into()),
         min_refresh_interval,
     })
+}
+
+/// A JWKS decides whose tokens are accepted: fetch it over HTTPS, or plain
+/// HTTP only from this machine (a local proxy or a test).
+fn check_jwks_url(issuer: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| match authority.rsplit_once(':') {
+            // A bracketed IPv6 literal without a port has colons of its own.
+            Some((h, _)) if !authority.ends_with(']') => h,
+            _ => authority,
+        });
+    match host {
+        Some("127.0.0.1" | "localhost" | "[::1]") => Ok(()),
+        _ => Err(format!(
+            "OIDC issuer {issuer}: jwks_url {url:?} must be https:// (plain http only for \
+             127.0.0.1, localhost or [::1])"
+        )),
+    }
 }
 
 pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
@@ -258,4 +284,30 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     eprintln!("evault: shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_jwks_url;
+
+    #[test]
+    fn jwks_urls_must_be_https_unless_local() {
+        for ok in [
+            "https://id.example/jwks",
+            "http://127.0.0.1:8080/jwks.json",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+            "http://[::1]/jwks",
+        ] {
+            assert!(check_jwks_url("i", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://id.example/jwks",
+            "http://127.0.0.1.evil.example/jwks",
+            "ftp://x/jwks",
+            "id.example/jwks",
+        ] {
+            assert!(check_jwks_url("i", bad).is_err(), "{bad}");
+        }
+    }
 }

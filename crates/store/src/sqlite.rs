@@ -503,6 +503,24 @@ fn page<T>(items: Vec<T>, limit: u32, index: impl Fn(&T) -> u64) -> Page<T> {
     Page { items, next }
 }
 
+/// Runs a list query (its last parameter is `limit`) and decodes one page.
+fn query_page<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    limit: u32,
+    decode: impl Fn(&Row<'_>) -> Result<T>,
+    index: impl Fn(&T) -> u64,
+) -> Result<Page<T>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        items.push(decode(row)?);
+    }
+    Ok(page(items, limit, index))
+}
+
 fn empty_page<T>() -> Page<T> {
     Page {
         items: Vec::new(),
@@ -956,14 +974,14 @@ impl Store for SqliteStore {
         sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
         params.push(Value::Integer(i64::from(limit)));
 
-        let conn = self.readers.get();
-        let mut stmt = conn.prepare_cached(&sql).db()?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
-        let mut items = Vec::new();
-        while let Some(row) = rows.next().db()? {
-            items.push(decode_record(row)?);
-        }
-        Ok(page(items, limit, |r| r.leaf_index))
+        query_page(
+            &self.readers.get(),
+            &sql,
+            params,
+            limit,
+            decode_record,
+            |r| r.leaf_index,
+        )
     }
 
     fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>> {
@@ -1016,14 +1034,14 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY leaf_index LIMIT ?");
         params.push(Value::Integer(i64::from(limit)));
 
-        let conn = self.readers.get();
-        let mut stmt = conn.prepare_cached(&sql).db()?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
-        let mut items = Vec::new();
-        while let Some(row) = rows.next().db()? {
-            items.push(decode_audit(row)?);
-        }
-        Ok(page(items, limit, |r| r.leaf_index))
+        query_page(
+            &self.readers.get(),
+            &sql,
+            params,
+            limit,
+            decode_audit,
+            |r| r.leaf_index,
+        )
     }
 
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {

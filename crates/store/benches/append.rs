@@ -45,7 +45,10 @@ use evault_store::{
 };
 use rusqlite::{Connection, params};
 
-const PAYLOAD_SIZE: usize = 1024;
+/// Payload bytes per record: `EVAULT_BENCH_PAYLOAD`, default 1024.
+fn payload_size() -> usize {
+    env_u64("EVAULT_BENCH_PAYLOAD", 1024) as usize
+}
 const T0: i64 = 1_760_000_000_000;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -87,12 +90,13 @@ fn hex(b: &[u8]) -> String {
 /// Records `start..start + n`; `seed` makes keys and payloads distinct
 /// between calls.
 fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
+    let payload_size = payload_size();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0xff51_afd7_ed55_8ccd));
     (start..start + n)
         .map(|i| {
             let ingested_at_ms = T0 + (i / 50) as i64;
             let id = common::uuid(ingested_at_ms as u64, rng.next());
-            let mut payload = vec![0u8; PAYLOAD_SIZE];
+            let mut payload = vec![0u8; payload_size];
             rng.fill(&mut payload);
             let sha256 = rng.hash();
             let dedup_key = rng.hash();
@@ -117,7 +121,7 @@ fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
                 labels["case"],
                 labels["source"],
                 hex(&sha256),
-                PAYLOAD_SIZE
+                payload_size
             )
             .into_bytes();
             EvidenceRow {
@@ -125,7 +129,7 @@ fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
                 id,
                 content_type: content_type.to_owned(),
                 sha256,
-                size: PAYLOAD_SIZE as u64,
+                size: payload_size as u64,
                 labels,
                 ingested_at_ms,
                 ingested_by: "svc-ingest@example.com".to_owned(),
@@ -133,6 +137,7 @@ fn make_rows(start: u64, n: u64, seed: u64) -> Vec<EvidenceRow> {
                 dedup_key,
                 leaf_data,
                 payload: Payload::Inline(payload),
+                analytics: None,
             }
         })
         .collect()
@@ -487,7 +492,7 @@ fn main() {
         .iter()
         .map(|r| {
             r.leaf_data.len()
-                + PAYLOAD_SIZE
+                + payload_size()
                 + r.id.len()
                 + 64
                 + r.labels
@@ -501,7 +506,8 @@ fn main() {
         row_bytes as f64 / 1048576.0
     );
     eprintln!(
-        "generated {n} records ({PAYLOAD_SIZE} B payload, {avg_leaf} B leaf data, 2 labels) in {:.1}s",
+        "generated {n} records ({} B payload, {avg_leaf} B leaf data, 2 labels) in {:.1}s",
+        payload_size(),
         t.elapsed().as_secs_f64()
     );
 
@@ -574,7 +580,8 @@ fn main() {
 
     println!();
     println!(
-        "durable append, {n} records of {PAYLOAD_SIZE} B into a {}, best of {rounds} round(s)",
+        "durable append, {n} records of {} B into a {}, best of {rounds} round(s)",
+        payload_size(),
         if preload > 0 {
             format!("store already holding {preload} records")
         } else {

@@ -67,7 +67,53 @@ pub struct EvidenceRow {
     /// The exact bytes whose RFC 6962 leaf hash is in the tree.
     pub leaf_data: Vec<u8>,
     pub payload: Payload,
+    /// The typed fields of an analytics event record, which the store
+    /// indexes in the record's transaction for
+    /// [`Store::analytics_summary`]. Write-only: records read back from the
+    /// store have `None` here (the payload is the event; this is a copy of
+    /// part of it).
+    pub analytics: Option<AnalyticsRow>,
 }
+
+/// The typed fields of an analytics event (content type
+/// `application/vnd.evault.analytics+json`), validated by the vault.
+#[derive(Clone, Debug)]
+pub struct AnalyticsRow {
+    pub source: String,
+    pub kind: String,
+    /// The event's own time (not the ingest time), milliseconds since the
+    /// Unix epoch.
+    pub timestamp_ms: i64,
+    /// Finite.
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    /// Distinct names, finite values.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Numbers compare by [`f64::total_cmp`], which makes this a true
+/// equivalence (so rows holding one can still be `Eq`).
+impl PartialEq for AnalyticsRow {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: f64, b: f64| a.total_cmp(&b).is_eq();
+        self.source == other.source
+            && self.kind == other.kind
+            && self.timestamp_ms == other.timestamp_ms
+            && match (self.value, other.value) {
+                (Some(a), Some(b)) => same(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+            && self.unit == other.unit
+            && self.metrics.len() == other.metrics.len()
+            && self
+                .metrics
+                .iter()
+                .zip(&other.metrics)
+                .all(|((n, a), (m, b))| n == m && same(*a, *b))
+    }
+}
+
+impl Eq for AnalyticsRow {}
 
 /// Where a record's payload lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +222,47 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// Filters for [`Store::analytics_summary`]. All present filters must
+/// match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnalyticsQuery {
+    pub source: Option<String>,
+    pub kind: Option<String>,
+    /// Inclusive lower bound on the event's timestamp.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on the event's timestamp.
+    pub until_ms: Option<i64>,
+    /// Exact `ingested_by`: an ingester summarises only its own events.
+    pub ingested_by: Option<String>,
+}
+
+/// Count, minimum, maximum and mean of a set of numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// The summary of the analytics events of one source and kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalyticsGroup {
+    pub source: String,
+    pub kind: String,
+    /// Events in the group.
+    pub count: u64,
+    /// Earliest and latest event timestamp, milliseconds since the epoch.
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// Over the events that have a `value`; `None` if none has.
+    pub value: Option<Stats>,
+    /// The unit, if every event of the group has the same one.
+    pub unit: Option<String>,
+    /// Per metric name, over the events that have that metric.
+    pub metrics: BTreeMap<String, Stats>,
+}
+
 /// One page of results; `next` is the cursor for the following page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
@@ -265,6 +352,16 @@ pub trait Store: Send + Sync {
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
     fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>>;
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
+    /// The stored records holding any of `keys` as dedup key, in no
+    /// particular order. The sequencer asks once per group commit; a driver
+    /// should answer in a few queries, not one per key (this default does).
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        let mut found = Vec::new();
+        for key in keys {
+            found.extend(self.record_by_dedup_key(key)?);
+        }
+        Ok(found)
+    }
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
 
     /// Leaf data of evidence records `[start, end)`, for entry bundles.
@@ -277,6 +374,11 @@ pub trait Store: Send + Sync {
     fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>>;
     /// Audit events matching `query`, in leaf order, at most `query.limit`.
     fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>>;
+
+    /// Per source and kind (ordered by both, bytewise), the count, time
+    /// span and statistics of the stored analytics events matching
+    /// `query`, aggregated by the database.
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>>;
 
     /// Stores a checkpoint of `log`; storing the same size twice keeps the
     /// first.

@@ -11,6 +11,7 @@
 //! `audit_checkpoints`); every tree-level statement is written once, in
 //! [`log_sql!`], and instantiated for each log's table names.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
@@ -21,11 +22,13 @@ use std::time::Duration;
 
 use evault_merkle::tiles::{TILE_WIDTH, TileId, tile_width};
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, ffi};
+use rusqlite::{
+    CachedStatement, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, ffi,
+};
 
 use crate::{
-    AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, Payload, Result, Store,
-    StoreError, StoredCheckpoint,
+    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AppendBatch, AuditQuery, AuditRow, EvidenceRow,
+    ListQuery, LogId, Page, Payload, Result, Stats, Store, StoreError, StoredCheckpoint,
 };
 
 mod labels;
@@ -82,6 +85,12 @@ const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, 
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 const INSERT_LABEL: &str = "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)";
+
+const INSERT_ANALYTICS: &str = "INSERT INTO analytics_events (leaf_index, source, kind, ts_ms, \
+     value, unit, ingested_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const INSERT_ANALYTICS_METRIC: &str =
+    "INSERT INTO analytics_metrics (leaf_index, name, value) VALUES (?1, ?2, ?3)";
 
 const AUDIT_COLUMNS: &str = "leaf_index, id, time_ms, principal, operation, outcome, leaf_data";
 
@@ -604,6 +613,7 @@ fn decode_record(row: &Row<'_>) -> Result<EvidenceRow> {
         dedup_key: col_hash(row, 8, &at("dedup_key"))?,
         leaf_data: col_blob(row, 9, &at("leaf_data"))?.to_vec(),
         payload,
+        analytics: None,
     })
 }
 
@@ -711,6 +721,115 @@ fn record_insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
     }
 }
 
+/// The two inserts of an analytics record, prepared in the append's
+/// transaction.
+struct AnalyticsStatements<'c> {
+    event: CachedStatement<'c>,
+    metric: CachedStatement<'c>,
+}
+
+impl AnalyticsStatements<'_> {
+    /// Inserts the analytics row of the record at `index` (inserted just
+    /// before, in the same transaction) and its metrics.
+    fn insert(&mut self, index: i64, ingested_by: &str, a: &AnalyticsRow) -> Result<()> {
+        let at = || format!("analytics row of leaf index {index}");
+        // SQLite stores NaN as NULL and infinities as values no summary can
+        // use; the vault never sends them.
+        if a.value.is_some_and(|v| !v.is_finite()) {
+            return Err(invalid(format!("{}: value is not finite", at())));
+        }
+        self.event
+            .execute(rusqlite::params![
+                index,
+                a.source,
+                a.kind,
+                a.timestamp_ms,
+                a.value,
+                a.unit,
+                ingested_by,
+            ])
+            .map_err(|e| match violated_key(&e).as_deref() {
+                Some("analytics_events.leaf_index") => {
+                    corrupt(format!("an {} exists beyond the tree size", at()))
+                }
+                _ => StoreError::Backend(Box::new(e)),
+            })?;
+        for (name, value) in &a.metrics {
+            if !value.is_finite() {
+                return Err(invalid(format!("{}: metric {name:?} is not finite", at())));
+            }
+            self.metric
+                .execute(rusqlite::params![index, name, value])
+                .map_err(|e| match violated_key(&e).as_deref() {
+                    Some(k) if k.starts_with("analytics_metrics.") => {
+                        invalid(format!("{}: metric {name:?} given twice", at()))
+                    }
+                    _ => StoreError::Backend(Box::new(e)),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A REAL aggregate; `None` for NULL (no rows to aggregate).
+fn col_opt_f64(row: &Row<'_>, idx: usize, what: &str) -> Result<Option<f64>> {
+    match row.get_ref(idx).db()? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Real(v) => Ok(Some(v)),
+        // A REAL column may hand back an integral value as INTEGER.
+        ValueRef::Integer(v) => Ok(Some(v as f64)),
+        other => Err(corrupt(format!(
+            "{what} is {}, expected a number",
+            other.data_type()
+        ))),
+    }
+}
+
+/// [`Stats`] from `count, min, max, avg` at `first..first + 4`; `None`
+/// when the count is 0.
+fn decode_stats(row: &Row<'_>, first: usize, what: &str) -> Result<Option<Stats>> {
+    let count = to_u64(col_i64(row, first, what)?, what)?;
+    if count == 0 {
+        return Ok(None);
+    }
+    let num = |i: usize| -> Result<f64> {
+        col_opt_f64(row, first + i, what)?
+            .ok_or_else(|| corrupt(format!("{what}: aggregate of {count} values is NULL")))
+    };
+    Ok(Some(Stats {
+        count,
+        min: num(1)?,
+        max: num(2)?,
+        mean: num(3)?,
+    }))
+}
+
+/// The WHERE terms (over `analytics_events e`) and parameters of an
+/// analytics query.
+fn analytics_filter(q: &AnalyticsQuery) -> (String, Vec<Value>) {
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    for (column, value) in [
+        ("source", &q.source),
+        ("kind", &q.kind),
+        ("ingested_by", &q.ingested_by),
+    ] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND e.{column} = ?"));
+            params.push(Value::Text(v.clone()));
+        }
+    }
+    if let Some(since) = q.since_ms {
+        sql.push_str(" AND e.ts_ms >= ?");
+        params.push(Value::Integer(since));
+    }
+    if let Some(until) = q.until_ms {
+        sql.push_str(" AND e.ts_ms < ?");
+        params.push(Value::Integer(until));
+    }
+    (sql, params)
+}
+
 impl Store for SqliteStore {
     fn tree_size(&self, log: LogId) -> Result<u64> {
         read_size(&self.readers.get(), log)
@@ -732,6 +851,9 @@ impl Store for SqliteStore {
         {
             let mut insert_record = tx.prepare_cached(INSERT_RECORD).db()?;
             let mut insert_label = tx.prepare_cached(INSERT_LABEL).db()?;
+            // Prepared on the first analytics record only: batches without
+            // one pay nothing for them.
+            let mut insert_analytics: Option<AnalyticsStatements<'_>> = None;
             let mut labels_json = String::with_capacity(256);
             for (expected, rec) in (batch.old_size..).zip(batch.records) {
                 if rec.leaf_index != expected {
@@ -767,6 +889,17 @@ impl Store for SqliteStore {
                     insert_label
                         .execute(rusqlite::params![key, value, index])
                         .map_err(|e| record_insert_error(e, rec))?;
+                }
+                if let Some(analytics) = &rec.analytics {
+                    if insert_analytics.is_none() {
+                        insert_analytics = Some(AnalyticsStatements {
+                            event: tx.prepare_cached(INSERT_ANALYTICS).db()?,
+                            metric: tx.prepare_cached(INSERT_ANALYTICS_METRIC).db()?,
+                        });
+                    }
+                    if let Some(stmts) = insert_analytics.as_mut() {
+                        stmts.insert(index, &rec.ingested_by, analytics)?;
+                    }
                 }
             }
         }
@@ -866,6 +999,34 @@ impl Store for SqliteStore {
             "dedup_key = ?1",
             [dedup_key.as_slice()],
         )
+    }
+
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        /// Keys per query. A short last chunk is padded with its last key
+        /// (repeats in `IN` are harmless), so one cached statement serves all.
+        const CHUNK: usize = 128;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.readers.get();
+        // One read transaction: one lock round trip, one snapshot.
+        let tx = conn.unchecked_transaction().db()?;
+        let placeholders = vec!["?"; CHUNK].join(",");
+        let sql =
+            format!("SELECT {RECORD_COLUMNS} FROM records WHERE dedup_key IN ({placeholders})");
+        let mut stmt = tx.prepare_cached(&sql).db()?;
+        let mut found = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            let last = chunk[chunk.len() - 1];
+            let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(&last).to_vec());
+            let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
+            while let Some(row) = rows.next().db()? {
+                found.push(decode_record(row)?);
+            }
+        }
+        drop(stmt);
+        tx.finish().db()?;
+        Ok(found)
     }
 
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
@@ -1042,6 +1203,79 @@ impl Store for SqliteStore {
             decode_audit,
             |r| r.leaf_index,
         )
+    }
+
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
+        let (filter, params) = analytics_filter(query);
+        let conn = self.readers.get();
+        // One read transaction: the groups and their metrics see one state.
+        let tx = conn.unchecked_transaction().db()?;
+
+        let mut groups: Vec<AnalyticsGroup> = Vec::new();
+        {
+            let sql = format!(
+                "SELECT e.source, e.kind, count(*), min(e.ts_ms), max(e.ts_ms), \
+                 count(e.value), min(e.value), max(e.value), avg(e.value), \
+                 count(e.unit), min(e.unit), max(e.unit) \
+                 FROM analytics_events e WHERE 1{filter} \
+                 GROUP BY e.source, e.kind ORDER BY e.source, e.kind"
+            );
+            let mut stmt = tx.prepare_cached(&sql).db()?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).db()?;
+            while let Some(row) = rows.next().db()? {
+                let source = col_text(row, 0, "analytics source")?;
+                let kind = col_text(row, 1, "analytics kind")?;
+                let what = format!("analytics group {source:?}/{kind:?}");
+                let count = to_u64(col_i64(row, 2, &what)?, &what)?;
+                let units = to_u64(col_i64(row, 9, &what)?, &what)?;
+                let min_unit = col_opt_text(row, 10, &what)?;
+                let max_unit = col_opt_text(row, 11, &what)?;
+                // One unit only if every event has one and they agree.
+                let unit = min_unit.filter(|u| units == count && max_unit.as_ref() == Some(u));
+                groups.push(AnalyticsGroup {
+                    count,
+                    first_ms: col_i64(row, 3, &what)?,
+                    last_ms: col_i64(row, 4, &what)?,
+                    value: decode_stats(row, 5, &what)?,
+                    unit,
+                    metrics: BTreeMap::new(),
+                    source,
+                    kind,
+                });
+            }
+        }
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+
+        let sql = format!(
+            "SELECT e.source, e.kind, m.name, count(*), min(m.value), max(m.value), \
+             avg(m.value) \
+             FROM analytics_events e JOIN analytics_metrics m ON m.leaf_index = e.leaf_index \
+             WHERE 1{filter} \
+             GROUP BY e.source, e.kind, m.name ORDER BY e.source, e.kind, m.name"
+        );
+        let mut stmt = tx.prepare_cached(&sql).db()?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).db()?;
+        while let Some(row) = rows.next().db()? {
+            let source = col_text(row, 0, "analytics source")?;
+            let kind = col_text(row, 1, "analytics kind")?;
+            let name = col_text(row, 2, "analytics metric name")?;
+            let what = format!("metric {name:?} of analytics group {source:?}/{kind:?}");
+            // Both queries order by BINARY collation, which is Rust's
+            // string order.
+            let group = groups
+                .binary_search_by(|g| {
+                    (g.source.as_str(), g.kind.as_str()).cmp(&(source.as_str(), kind.as_str()))
+                })
+                .ok()
+                .and_then(|i| groups.get_mut(i))
+                .ok_or_else(|| corrupt(format!("{what} has no event row")))?;
+            if let Some(stats) = decode_stats(row, 3, &what)? {
+                group.metrics.insert(name, stats);
+            }
+        }
+        Ok(groups)
     }
 
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {

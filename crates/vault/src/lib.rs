@@ -9,6 +9,7 @@
 //! event is in the same transaction as its record, and the audit read API
 //! (`audit_*`) shares its implementation with the evidence one.
 
+pub mod analytics;
 mod audit;
 mod blobs;
 mod checkpointer;
@@ -20,6 +21,7 @@ mod mirror;
 mod proofs;
 mod sequencer;
 mod startup;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,11 +37,15 @@ use evault_verify::evidence::hex;
 use evault_verify::{AuditEvent, AuditProofBundle, Evidence, ProofBundle, dedup_key};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use analytics::ANALYTICS_TYPE;
 pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
 pub use error::{Result, VaultError};
-pub use evault_store::{AuditQuery, LogId, Page, SqliteStore};
+pub use evault_store::{
+    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
+};
 pub use sequencer::{BatchLimits, TreeHead};
+pub use stream::{StreamRecord, Submitted};
 
 use blobs::{BlobDir, StagedBody};
 use logs::LogHandle;
@@ -65,6 +71,9 @@ pub struct VaultConfig {
     pub checkpoint_interval: Duration,
     /// Appends waiting for the sequencer before callers are slowed.
     pub queue_depth: usize,
+    /// Bytes of streamed records (payload plus a fixed overhead each) all
+    /// streams together may have in flight before they are slowed.
+    pub stream_budget: usize,
     /// The audit trail (on by default).
     pub audit: AuditConfig,
 }
@@ -81,6 +90,7 @@ impl VaultConfig {
             max_delay: Duration::ZERO,
             checkpoint_interval: Duration::from_millis(500),
             queue_depth: 16 * 1024,
+            stream_budget: 64 * 1024 * 1024,
             audit: AuditConfig::default(),
         }
     }
@@ -155,6 +165,8 @@ struct Inner {
     /// `None` when audit is disabled.
     audit: Option<LogHandle>,
     tx: mpsc::Sender<Pending>,
+    /// In-flight bytes of streamed records ([`VaultConfig::stream_budget`]).
+    stream_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Inner {
@@ -320,6 +332,7 @@ impl Vault {
             tokio::spawn(c.run(heads));
         }
 
+        let stream_budget = stream::budget(&config);
         Ok(Vault {
             inner: Arc::new(Inner {
                 _lock: lock,
@@ -329,6 +342,7 @@ impl Vault {
                 evidence,
                 audit,
                 tx,
+                stream_budget,
             }),
         })
     }
@@ -380,6 +394,14 @@ impl Vault {
             return Err(VaultError::Invalid("missing principal".into()));
         }
         let mut staged = req.payload;
+        // Analytics events are validated in memory, so they must be inline.
+        let analytics = match &staged.body {
+            StagedBody::Inline(bytes) => analytics::check(&req.content_type, bytes)?,
+            StagedBody::File(_) if analytics::is_analytics(&req.content_type) => {
+                return Err(analytics::too_large(self.inner.config.inline_max));
+            }
+            StagedBody::File(_) => None,
+        };
         if matches!(staged.body, StagedBody::File(_)) {
             let blobs = self.inner.blobs.clone();
             staged =
@@ -387,37 +409,20 @@ impl Vault {
                     .await
                     .map_err(|e| VaultError::Unavailable(e.to_string()))??;
         }
-        let id = uuid::Uuid::now_v7();
-        let ingested_at_ms = checkpointer::now_ms();
-        let evidence = Evidence {
-            id: id.to_string(),
-            leaf_index: 0,
-            content_type: req.content_type,
-            sha256: hex(&staged.sha256),
-            size: staged.size,
-            labels: req.labels,
-            ingested_at: format_ms(ingested_at_ms),
-            ingested_by: req.principal,
-            idempotency_key: req.idempotency_key,
-        };
         let payload = match staged.body {
             StagedBody::Inline(bytes) => Payload::Inline(bytes),
             StagedBody::File(_) => Payload::External,
         };
-        let row = EvidenceRow {
-            leaf_index: 0,
-            dedup_key: dedup_key(&staged.sha256, &evidence.content_type, &evidence.labels),
-            leaf_data: evidence.leaf_data(),
-            id: evidence.id,
-            content_type: evidence.content_type,
-            sha256: staged.sha256,
-            size: staged.size,
-            labels: evidence.labels,
-            ingested_at_ms,
-            ingested_by: evidence.ingested_by,
-            idempotency_key: evidence.idempotency_key,
+        let mut row = new_row(
+            req.content_type,
+            req.labels,
+            req.principal,
+            req.idempotency_key,
+            staged.sha256,
+            staged.size,
             payload,
-        };
+        );
+        row.analytics = analytics;
         // Audit off: the event builder is dropped uncalled.
         let audit = req.audit.filter(|_| self.inner.audit.is_some());
         let (ack, done) = oneshot::channel();
@@ -515,6 +520,14 @@ impl Vault {
             })
         })
         .await
+    }
+
+    /// Per source and kind, counts and statistics of the analytics events
+    /// matching `query` ([`ANALYTICS_TYPE`] records), aggregated by the
+    /// store from what it holds.
+    pub async fn analytics_summary(&self, query: AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
+        self.blocking(move |i| Ok(i.store.analytics_summary(&query)?))
+            .await
     }
 
     /// Inclusion proof of a record against the checkpoint of size
@@ -733,6 +746,46 @@ fn create_private_dir(path: &Path) -> Result<()> {
 pub(crate) fn format_ms(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A new record's row (leaf index still 0: the sequencer assigns it), from
+/// fields already validated.
+fn new_row(
+    content_type: String,
+    labels: BTreeMap<String, String>,
+    principal: String,
+    idempotency_key: Option<String>,
+    sha256: [u8; 32],
+    size: u64,
+    payload: Payload,
+) -> EvidenceRow {
+    let ingested_at_ms = checkpointer::now_ms();
+    let evidence = Evidence {
+        id: uuid::Uuid::now_v7().to_string(),
+        leaf_index: 0,
+        content_type,
+        sha256: hex(&sha256),
+        size,
+        labels,
+        ingested_at: format_ms(ingested_at_ms),
+        ingested_by: principal,
+        idempotency_key,
+    };
+    EvidenceRow {
+        leaf_index: 0,
+        dedup_key: dedup_key(&sha256, &evidence.content_type, &evidence.labels),
+        leaf_data: evidence.leaf_data(),
+        id: evidence.id,
+        content_type: evidence.content_type,
+        sha256,
+        size,
+        labels: evidence.labels,
+        ingested_at_ms,
+        ingested_by: evidence.ingested_by,
+        idempotency_key: evidence.idempotency_key,
+        payload,
+        analytics: None,
+    }
 }
 
 /// The API view of a stored row.

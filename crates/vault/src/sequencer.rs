@@ -33,6 +33,12 @@ pub(crate) enum Pending {
         audit: Option<AuditOnCommit>,
         ack: oneshot::Sender<Result<PutOutcome>>,
     },
+    /// Records of one stream, in order, with no audit event each (the
+    /// stream is audited as one call). One result per row.
+    Many {
+        rows: Vec<EvidenceRow>,
+        ack: oneshot::Sender<Vec<Result<PutOutcome>>>,
+    },
     /// An audit event on its own (any call but a put).
     Audit {
         event: AuditEvent,
@@ -198,24 +204,28 @@ pub(crate) async fn run(
     out: Outputs,
 ) {
     while let Some(first) = rx.recv().await {
+        // Counted in records: a stream's unit weighs as many as it holds.
+        let mut records = first.records();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + limits.max_delay;
-        while batch.len() < limits.max_batch {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
+        while records < limits.max_batch {
+            let next = match rx.try_recv() {
+                Ok(p) => p,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if limits.max_delay.is_zero() {
                         break;
                     }
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(p)) => batch.push(p),
+                        Ok(Some(p)) => p,
                         _ => break,
                     }
                 }
-            }
+            };
+            records += next.records();
+            batch.push(next);
         }
-        metrics::histogram!("evault_ingest_batch_records").record(batch.len() as f64);
+        metrics::histogram!("evault_ingest_batch_records").record(records as f64);
         let store = store.clone();
         let started = std::time::Instant::now();
         // `trees` comes back whatever happens inside: a panic (e.g. in an
@@ -278,6 +288,10 @@ fn announce(tx: &watch::Sender<TreeHead>, head: TreeHead) {
 /// A caller's answer, sent once the batch is durable (or failed).
 enum Reply {
     Put(oneshot::Sender<Result<PutOutcome>>, Result<PutOutcome>),
+    Many(
+        oneshot::Sender<Vec<Result<PutOutcome>>>,
+        Vec<Result<PutOutcome>>,
+    ),
     Audit(oneshot::Sender<Result<()>>, Result<()>),
 }
 
@@ -285,6 +299,7 @@ impl Reply {
     fn send(self) {
         match self {
             Reply::Put(ack, r) => drop(ack.send(r)),
+            Reply::Many(ack, r) => drop(ack.send(r)),
             Reply::Audit(ack, r) => drop(ack.send(r)),
         }
     }
@@ -293,6 +308,10 @@ impl Reply {
     fn failed(self, msg: &str) -> Reply {
         match self {
             Reply::Put(ack, _) => Reply::Put(ack, Err(unavailable(msg))),
+            Reply::Many(ack, r) => {
+                let n = r.len();
+                Reply::Many(ack, (0..n).map(|_| Err(unavailable(msg))).collect())
+            }
             Reply::Audit(ack, _) => Reply::Audit(ack, Err(unavailable(msg))),
         }
     }
@@ -303,7 +322,18 @@ impl Pending {
     fn refused(self, msg: &str) -> Reply {
         match self {
             Pending::Put { ack, .. } => Reply::Put(ack, Err(unavailable(msg))),
+            Pending::Many { rows, ack } => {
+                Reply::Many(ack, rows.iter().map(|_| Err(unavailable(msg))).collect())
+            }
             Pending::Audit { ack, .. } => Reply::Audit(ack, Err(unavailable(msg))),
+        }
+    }
+
+    /// Evidence records this request carries (an audit event counts as one).
+    fn records(&self) -> usize {
+        match self {
+            Pending::Many { rows, .. } => rows.len().max(1),
+            Pending::Put { .. } | Pending::Audit { .. } => 1,
         }
     }
 }
@@ -322,28 +352,118 @@ struct Committed {
     events: Vec<AuditEvent>,
 }
 
+/// The evidence rows of one group commit, as they are planned: new leaves
+/// get the next indexes; duplicates and replays (in the store or earlier in
+/// the batch) get the existing record.
+struct Planner<'a> {
+    store: &'a dyn Store,
+    /// Stored records with a dedup key of this batch, looked up at once.
+    stored: HashMap<[u8; 32], EvidenceRow>,
+    old_size: u64,
+    rows: Vec<EvidenceRow>,
+    by_dedup: HashMap<[u8; 32], usize>,
+    by_idem: HashMap<(String, String), usize>,
+}
+
+impl Planner<'_> {
+    /// The put's outcome, and its row with its leaf index if it is a new
+    /// leaf (to [`Planner::accept`]).
+    fn plan(&self, row: EvidenceRow) -> Result<(Option<EvidenceRow>, PutOutcome)> {
+        if let Some(key) = &row.idempotency_key {
+            let idem = (row.ingested_by.clone(), key.clone());
+            if let Some(&i) = self.by_idem.get(&idem) {
+                return Ok((None, outcome(&self.rows[i], false, true)));
+            }
+        }
+        if let Some(&i) = self.by_dedup.get(&row.dedup_key) {
+            return Ok((None, outcome(&self.rows[i], true, false)));
+        }
+        if let Some(key) = &row.idempotency_key
+            && let Some(r) = self
+                .store
+                .record_by_idempotency_key(&row.ingested_by, key)?
+        {
+            return Ok((None, outcome(&r, false, true)));
+        }
+        if let Some(r) = self.stored.get(&row.dedup_key) {
+            return Ok((None, outcome(r, true, false)));
+        }
+        let mut row = row;
+        row.leaf_index = self.old_size + self.rows.len() as u64;
+        let done = outcome(&row, false, false);
+        Ok((Some(row), done))
+    }
+
+    fn accept(&mut self, row: EvidenceRow) {
+        let i = self.rows.len();
+        self.by_dedup.insert(row.dedup_key, i);
+        if let Some(k) = &row.idempotency_key {
+            self.by_idem.insert((row.ingested_by.clone(), k.clone()), i);
+        }
+        self.rows.push(row);
+    }
+}
+
+/// Every caller of a batch told that nothing was written: the ones answered
+/// so far, `current`, and the ones not planned yet.
+fn all_failed(
+    replies: Vec<Reply>,
+    current: Reply,
+    rest: impl Iterator<Item = Pending>,
+    e: &VaultError,
+) -> Committed {
+    metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
+    let msg = e.to_string();
+    let replies = replies
+        .into_iter()
+        .chain(std::iter::once(current))
+        .map(|r| r.failed(&msg))
+        .chain(rest.map(|p| p.refused(&msg)))
+        .collect();
+    Committed {
+        trees: None,
+        replies,
+        events: Vec::new(),
+    }
+}
+
 /// One group commit. On failure nothing of either log was written, the
 /// trees are unchanged and every caller gets [`VaultError::Unavailable`].
 fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
     let old_size = trees.evidence.size();
     let audit_old_size = trees.audit.as_ref().map_or(0, TreeState::size);
-    let mut rows: Vec<EvidenceRow> = Vec::with_capacity(batch.len());
+    let keys: Vec<[u8; 32]> = batch
+        .iter()
+        .flat_map(|p| match p {
+            Pending::Put { row, .. } => std::slice::from_ref(row),
+            Pending::Many { rows, .. } => rows.as_slice(),
+            Pending::Audit { .. } => &[],
+        })
+        .map(|r| r.dedup_key)
+        .collect();
+    let stored = match store.records_by_dedup_keys(&keys) {
+        Ok(found) => found.into_iter().map(|r| (r.dedup_key, r)).collect(),
+        Err(e) => {
+            metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
+            let msg = VaultError::from(e).to_string();
+            return Committed {
+                trees: None,
+                replies: batch.into_iter().map(|p| p.refused(&msg)).collect(),
+                events: Vec::new(),
+            };
+        }
+    };
+    let mut plan = Planner {
+        store,
+        stored,
+        old_size,
+        rows: Vec::with_capacity(batch.len()),
+        by_dedup: HashMap::new(),
+        by_idem: HashMap::new(),
+    };
     let mut events: Vec<AuditEvent> = Vec::new();
     let mut audit_rows: Vec<AuditRow> = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
-    let mut by_dedup: HashMap<[u8; 32], usize> = HashMap::new();
-    let mut by_idem: HashMap<(String, String), usize> = HashMap::new();
-
-    let lookup = |row: &EvidenceRow| -> Result<Option<PutOutcome>> {
-        if let Some(key) = &row.idempotency_key
-            && let Some(r) = store.record_by_idempotency_key(&row.ingested_by, key)?
-        {
-            return Ok(Some(outcome(&r, false, true)));
-        }
-        Ok(store
-            .record_by_dedup_key(&row.dedup_key)?
-            .map(|r| outcome(&r, true, false)))
-    };
 
     let mut batch = batch.into_iter();
     while let Some(p) = batch.next() {
@@ -369,43 +489,34 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
                 }
                 continue;
             }
+            Pending::Many { rows, ack } => {
+                let n = rows.len();
+                let mut results = Vec::with_capacity(n);
+                for row in rows {
+                    match plan.plan(row) {
+                        Ok((new_row, done)) => {
+                            if let Some(r) = new_row {
+                                plan.accept(r);
+                            }
+                            results.push(Ok(done));
+                        }
+                        Err(e) => {
+                            // `failed` gives each of the n records the error.
+                            let all = (0..n).map(|_| Err(unavailable(""))).collect();
+                            return all_failed(replies, Reply::Many(ack, all), batch, &e);
+                        }
+                    }
+                }
+                replies.push(Reply::Many(ack, results));
+                continue;
+            }
             Pending::Put { row, audit, ack } => (row, audit, ack),
         };
-        let idem = row
-            .idempotency_key
-            .clone()
-            .map(|k| (row.ingested_by.clone(), k));
         // The put's outcome, and its row if it is a new leaf.
-        let (new_row, done) = if let Some(&i) = idem.as_ref().and_then(|k| by_idem.get(k)) {
-            (None, outcome(&rows[i], false, true))
-        } else if let Some(&i) = by_dedup.get(&row.dedup_key) {
-            (None, outcome(&rows[i], true, false))
-        } else {
-            match lookup(&row) {
-                Ok(Some(existing)) => (None, existing),
-                Ok(None) => {
-                    let mut row = row;
-                    row.leaf_index = old_size + rows.len() as u64;
-                    let done = outcome(&row, false, false);
-                    (Some(row), done)
-                }
-                Err(e) => {
-                    // Nothing is written: every caller of the batch, the
-                    // ones not planned yet included, is told so.
-                    metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
-                    let msg = e.to_string();
-                    let replies = replies
-                        .into_iter()
-                        .map(|r| r.failed(&msg))
-                        .chain(std::iter::once(Reply::Put(ack, Err(unavailable(&msg)))))
-                        .chain(batch.map(|p| p.refused(&msg)))
-                        .collect();
-                    return Committed {
-                        trees: None,
-                        replies,
-                        events: Vec::new(),
-                    };
-                }
+        let (new_row, done) = match plan.plan(row) {
+            Ok(planned) => planned,
+            Err(e) => {
+                return all_failed(replies, Reply::Put(ack, Err(unavailable(""))), batch, &e);
             }
         };
         // The event is built from the outcome and goes into the same
@@ -431,15 +542,11 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             }
         }
         if let Some(row) = new_row {
-            let i = rows.len();
-            by_dedup.insert(row.dedup_key, i);
-            if let Some(k) = idem {
-                by_idem.insert(k, i);
-            }
-            rows.push(row);
+            plan.accept(row);
         }
         replies.push(Reply::Put(ack, Ok(done)));
     }
+    let rows = plan.rows;
 
     if rows.is_empty() && audit_rows.is_empty() {
         // Duplicates and replays only: nothing to write.

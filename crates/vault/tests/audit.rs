@@ -701,6 +701,12 @@ impl Store for Flaky {
     fn list_audit(&self, q: &AuditQuery) -> Result<Page<AuditRow>, StoreError> {
         self.inner.list_audit(q)
     }
+    fn analytics_summary(
+        &self,
+        q: &evault_store::AnalyticsQuery,
+    ) -> Result<Vec<evault_store::AnalyticsGroup>, StoreError> {
+        self.inner.analytics_summary(q)
+    }
     fn put_checkpoint(&self, log: LogId, cp: &StoredCheckpoint) -> Result<(), StoreError> {
         self.inner.put_checkpoint(log, cp)
     }

@@ -14,6 +14,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_audit.sql"),
+    include_str!("migrations/0003_analytics.sql"),
 ];
 
 /// The schema version this binary understands.

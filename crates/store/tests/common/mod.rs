@@ -147,6 +147,7 @@ pub fn row(i: u64) -> EvidenceRow {
         } else {
             Payload::External
         },
+        analytics: None,
     }
 }
 
@@ -168,6 +169,8 @@ pub struct Snapshot {
     pub audit_tiles: Vec<(i64, i64, Vec<u8>)>,
     pub audit_checkpoints: i64,
     pub meta: i64,
+    pub analytics_events: i64,
+    pub analytics_metrics: i64,
 }
 
 pub fn snapshot(store: &SqliteStore, path: &Path) -> Snapshot {
@@ -198,6 +201,8 @@ pub fn snapshot(store: &SqliteStore, path: &Path) -> Snapshot {
         audit_tiles: tiles("audit_tiles"),
         audit_checkpoints: count("audit_checkpoints"),
         meta: count("meta"),
+        analytics_events: count("analytics_events"),
+        analytics_metrics: count("analytics_metrics"),
     }
 }
 

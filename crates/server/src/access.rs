@@ -1,7 +1,7 @@
 //! The permission table: every route, the operation name the audit trail
 //! records for it, and who may call it. One table, enforced by the guard
-//! (`guard.rs`) for REST and meant for gRPC too, and printed in
-//! docs/SECURITY.md (a test keeps the two equal).
+//! (`guard.rs`) for REST and, through [`GRPC_METHODS`], for gRPC, and
+//! printed in docs/SECURITY.md (a test keeps the two equal).
 
 use axum::http::Method;
 
@@ -47,6 +47,11 @@ const INGESTER: &[(Role, Scope)] = &[(Role::Ingester, Scope::All)];
 const AUDITOR: &[(Role, Scope)] = &[(Role::Auditor, Scope::All)];
 const ADMIN: &[(Role, Scope)] = &[(Role::Admin, Scope::All)];
 const AUDITOR_ADMIN: &[(Role, Scope)] = &[(Role::Auditor, Scope::All), (Role::Admin, Scope::All)];
+const INGESTER_OWN_AUDITOR_ADMIN_ALL: &[(Role, Scope)] = &[
+    (Role::Ingester, Scope::Own),
+    (Role::Auditor, Scope::All),
+    (Role::Admin, Scope::All),
+];
 const ANY_ROLE: &[(Role, Scope)] = &[
     (Role::Ingester, Scope::All),
     (Role::Auditor, Scope::All),
@@ -102,6 +107,13 @@ pub const OPERATIONS: &[Operation] = &[
         true,
     ),
     op(
+        "evidence.stream",
+        Method::POST,
+        "/api/v1/evidence/stream",
+        Access::Roles(INGESTER),
+        true,
+    ),
+    op(
         "evidence.list",
         Method::GET,
         "/api/v1/evidence",
@@ -127,6 +139,13 @@ pub const OPERATIONS: &[Operation] = &[
         Method::GET,
         "/api/v1/evidence/{id}/proof",
         Access::Roles(INGESTER_OWN_AUDITOR_ALL),
+        false,
+    ),
+    op(
+        "analytics.summary",
+        Method::GET,
+        "/api/v1/analytics/summary",
+        Access::Roles(INGESTER_OWN_AUDITOR_ADMIN_ALL),
         false,
     ),
     op(
@@ -242,6 +261,55 @@ pub const OPERATIONS: &[Operation] = &[
         true,
     ),
 ];
+
+/// Every gRPC method, and the operation of [`OPERATIONS`] it performs: a
+/// gRPC call is allowed, scoped and audited exactly like the REST request
+/// of the same operation.
+pub const GRPC_METHODS: &[(&str, &str)] = &[
+    ("/evault.v1.EvidenceService/Put", "evidence.put"),
+    ("/evault.v1.EvidenceService/Get", "evidence.get"),
+    ("/evault.v1.EvidenceService/List", "evidence.list"),
+    ("/evault.v1.EvidenceService/IngestStream", "evidence.stream"),
+    ("/evault.v1.LogService/GetLogInfo", "log.info"),
+    (
+        "/evault.v1.LogService/GetLatestCheckpoint",
+        "checkpoints.latest",
+    ),
+    ("/evault.v1.LogService/GetCheckpoint", "checkpoints.get"),
+    ("/evault.v1.LogService/GetInclusionProof", "evidence.proof"),
+    (
+        "/evault.v1.LogService/GetConsistencyProof",
+        "log.consistency",
+    ),
+    ("/evault.v1.AuditService/Query", "audit.list"),
+    ("/grpc.health.v1.Health/Check", "health.ready"),
+    ("/grpc.health.v1.Health/Watch", "health.ready"),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "api.describe",
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "api.describe",
+    ),
+];
+
+/// The operation of a gRPC method (`/package.Service/Method`); `None` for
+/// a method the server does not have (it answers UNIMPLEMENTED).
+pub fn lookup_grpc(path: &str) -> Option<&'static Operation> {
+    let name = GRPC_METHODS.iter().find(|(m, _)| *m == path)?.1;
+    OPERATIONS.iter().find(|o| o.name == name)
+}
+
+/// The gRPC methods and their operations as Markdown, as printed in
+/// docs/SECURITY.md.
+pub fn grpc_markdown_table() -> String {
+    let mut out = String::from("| gRPC method | operation |\n|---|---|\n");
+    for (method, name) in GRPC_METHODS {
+        out.push_str(&format!("| `{method}` | `{name}` |\n"));
+    }
+    out
+}
 
 /// The operation a request is for, by method and path. A path no route
 /// matches is `None` (the router answers 404 or 405).
@@ -360,6 +428,10 @@ mod tests {
             Some("evidence.proof")
         );
         assert_eq!(name(Method::POST, "/api/v1/evidence"), Some("evidence.put"));
+        assert_eq!(
+            name(Method::POST, "/api/v1/evidence/stream"),
+            Some("evidence.stream")
+        );
         assert_eq!(name(Method::DELETE, "/api/v1/evidence"), None);
         assert_eq!(name(Method::GET, "/api/v1/evidence/"), None);
         assert_eq!(name(Method::GET, "/nope"), None);
@@ -384,6 +456,33 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OPERATIONS.len());
+    }
+
+    #[test]
+    fn every_grpc_method_names_an_operation() {
+        for (method, name) in GRPC_METHODS {
+            assert_eq!(
+                lookup_grpc(method).map(|o| o.name),
+                Some(*name),
+                "{method} maps to {name}, which is not in OPERATIONS"
+            );
+        }
+        assert!(lookup_grpc("/evault.v1.EvidenceService/Nope").is_none());
+    }
+
+    #[test]
+    fn security_doc_prints_the_grpc_table() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/SECURITY.md"
+        ))
+        .expect("docs/SECURITY.md");
+        assert!(
+            doc.contains(&grpc_markdown_table()),
+            "docs/SECURITY.md must contain the gRPC method table exactly as \
+             access::grpc_markdown_table() prints it:\n{}",
+            grpc_markdown_table()
+        );
     }
 
     #[test]

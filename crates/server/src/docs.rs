@@ -116,6 +116,7 @@ pub struct AuditProofBundleDoc {
     security(("bearer" = [])),
     tags(
         (name = "evidence", description = "Submit, read, list and prove evidence records"),
+        (name = "analytics", description = "Summaries of typed analytics events (`application/vnd.evault.analytics+json` records)"),
         (name = "log", description = "The log's identity, size and consistency proofs"),
         (name = "checkpoints", description = "Signed checkpoints"),
         (name = "tlog-tiles", description = "C2SP tlog-tiles static API (outside /api/v1)"),

@@ -63,7 +63,9 @@ pub struct EvidenceEnvelope {
 }
 
 /// A JSON object of strings whose keys must be distinct.
-fn unique_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = BTreeMap<String, String>;
@@ -156,19 +158,21 @@ pub async fn put_evidence(
     let result = match Submission::from_request(&st, &parts.headers, parts.uri.query()) {
         Ok(sub) => sub.run(&st, &caller, body).await,
         Err(p) => {
-            // A client that sent `Expect: 100-continue` has not sent the body
-            // and will not: nothing to drain.
-            let expects_continue = parts
-                .headers
-                .get(header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            if !expects_continue {
+            if !expects_continue(&parts.headers) {
                 drain(body).await;
             }
             Err(p)
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A client that sent `Expect: 100-continue` has not sent the body and
+/// will not if refused: nothing to drain.
+pub(crate) fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// What the request head says, checked before a byte of the body is read.
@@ -402,7 +406,7 @@ async fn decode_envelope_payload(st: &AppState, b64: &str) -> Result<StagedPaylo
 }
 
 /// Reads and discards what is left of a body, within bounds.
-async fn drain(mut body: Body) {
+pub(crate) async fn drain(mut body: Body) {
     let read = async {
         let mut total = 0u64;
         while let Some(Ok(frame)) = body.frame().await {

@@ -56,7 +56,11 @@ impl Caller {
     pub fn finish(&self, status: u16, note: Option<&AuditNote>) -> AuditEvent {
         let mut e = self.event.clone();
         e.status = status;
-        e.outcome = outcome_for(status);
+        e.outcome = if e.protocol == GRPC {
+            grpc_outcome(status)
+        } else {
+            outcome_for(status)
+        };
         if let Some(n) = note {
             if let Some(o) = n.outcome {
                 e.outcome = o;
@@ -125,6 +129,26 @@ fn outcome_for(status: u16) -> Outcome {
         _ => Outcome::Failed,
     }
 }
+
+/// The same for a gRPC status code: OK is success, UNAUTHENTICATED (16)
+/// unauthenticated, PERMISSION_DENIED (7) and RESOURCE_EXHAUSTED (8)
+/// denied, any other code failed.
+fn grpc_outcome(code: u16) -> Outcome {
+    match code {
+        0 => Outcome::Success,
+        16 => Outcome::Unauthenticated,
+        7 | 8 => Outcome::Denied,
+        _ => Outcome::Failed,
+    }
+}
+
+/// `protocol` of events of gRPC calls.
+pub(crate) const GRPC: &str = "grpc";
+
+/// gRPC metadata a handler sets on an error status to change its audit
+/// outcome (e.g. `denied` for another principal's record answered as
+/// NOT_FOUND); the guard removes it before the reply leaves.
+pub(crate) const GRPC_AUDIT_OUTCOME: &str = "x-evault-audit-outcome";
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -217,15 +241,76 @@ impl Refusal {
     }
 }
 
-pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+impl Refusal {
+    /// The gRPC status equivalent to the refusal's HTTP status.
+    fn grpc_status(&self) -> tonic::Status {
+        let code = match self.problem.status.as_u16() {
+            401 => tonic::Code::Unauthenticated,
+            403 => tonic::Code::PermissionDenied,
+            429 => tonic::Code::ResourceExhausted,
+            503 => tonic::Code::Unavailable,
+            _ => tonic::Code::InvalidArgument,
+        };
+        tonic::Status::new(code, self.reason.clone())
+    }
+}
+
+/// Which API a guarded router serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http,
+    Grpc,
+}
+
+/// The guard of the REST API.
+pub(crate) async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    guard_as(Protocol::Http, st, req, next).await
+}
+
+/// The guard of the gRPC API: the same table (through
+/// [`access::lookup_grpc`]), the same audit trail; refusals are gRPC
+/// statuses, and events record the gRPC status code.
+pub(crate) async fn grpc_guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    guard_as(Protocol::Grpc, st, req, next).await
+}
+
+/// A gRPC error reply (trailers-only, as tonic sends them).
+fn grpc_reply(status: &tonic::Status) -> Response {
+    status.clone().into_http::<axum::body::Body>()
+}
+
+/// The gRPC status code of a reply, and its message: from the headers of
+/// a trailers-only reply; a reply that streams its status in trailers
+/// started fine (OK here; a streaming handler audits its own end).
+fn grpc_code(resp: &Response) -> (u16, Option<String>) {
+    match tonic::Status::from_header_map(resp.headers()) {
+        Some(s) => {
+            let msg = (!s.message().is_empty()).then(|| s.message().to_string());
+            (s.code() as u16, msg)
+        }
+        None if resp.status().is_success() => (0, None),
+        // Not a gRPC reply at all (e.g. an HTTP/1 request): UNKNOWN.
+        None => (2, Some(format!("HTTP status {}", resp.status()))),
+    }
+}
+
+async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next) -> Response {
     let time_ms = now_ms();
     let request_id = uuid::Uuid::now_v7().to_string();
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
-    let op = access::lookup(req.method(), req.uri().path());
-    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let (op, is_read) = match protocol {
+        Protocol::Http => (
+            access::lookup(req.method(), req.uri().path()),
+            matches!(*req.method(), Method::GET | Method::HEAD),
+        ),
+        Protocol::Grpc => {
+            let op = access::lookup_grpc(req.uri().path());
+            (op, op.is_some_and(|o| !o.mutating))
+        }
+    };
     let mut caller = Caller {
         identity: None,
         scope: Scope::All,
@@ -237,7 +322,10 @@ pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
             principal: ANONYMOUS.into(),
             key_id: None,
             auth_method: "none".into(),
-            protocol: "http".into(),
+            protocol: match protocol {
+                Protocol::Http => "http".into(),
+                Protocol::Grpc => GRPC.into(),
+            },
             operation: op.map_or("unknown", |o| o.name).into(),
             resource: req.uri().path().into(),
             outcome: Outcome::Success,
@@ -258,6 +346,10 @@ pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
             req.extensions_mut().insert(caller.clone());
             next.run(req).await
         }
+        Err(refusal) if protocol == Protocol::Grpc => {
+            caller.event.reason = Some(refusal.reason.clone());
+            grpc_reply(&refusal.grpc_status())
+        }
         Err(refusal) => {
             caller.event.reason = Some(refusal.reason.clone());
             let mut resp = refusal.problem.into_response();
@@ -272,13 +364,42 @@ pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
     };
 
     if resp.extensions().get::<AuditDone>().is_none() {
-        let note = resp.extensions().get::<AuditNote>().cloned();
-        let mut event = caller.finish(resp.status().as_u16(), note.as_ref());
+        let mut note = resp.extensions().get::<AuditNote>().cloned();
+        let (status, message) = match protocol {
+            Protocol::Http => (
+                resp.status().as_u16(),
+                resp.extensions()
+                    .get::<ProblemDetail>()
+                    .map(|d| d.0.clone()),
+            ),
+            Protocol::Grpc => {
+                if let Some(v) = resp.headers_mut().remove(GRPC_AUDIT_OUTCOME)
+                    && v.as_bytes() == b"denied"
+                {
+                    note.get_or_insert_with(AuditNote::default).outcome = Some(Outcome::Denied);
+                }
+                let (code, message) = grpc_code(&resp);
+                if code == tonic::Code::OutOfRange as u16
+                    && message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("message length too large"))
+                {
+                    // tonic says OUT_OF_RANGE for a message over the limit;
+                    // gRPC's status code table says RESOURCE_EXHAUSTED.
+                    let status = tonic::Status::resource_exhausted(message.unwrap_or_default());
+                    resp = grpc_reply(&status);
+                    (
+                        tonic::Code::ResourceExhausted as u16,
+                        Some(status.message().to_string()),
+                    )
+                } else {
+                    (code, message)
+                }
+            }
+        };
+        let mut event = caller.finish(status, note.as_ref());
         if event.reason.is_none() && event.outcome != Outcome::Success {
-            event.reason = resp
-                .extensions()
-                .get::<ProblemDetail>()
-                .map(|d| d.0.clone());
+            event.reason = message;
             bound_event(&mut event);
         }
         // Reads that were not refused are queued for the next group commit
@@ -294,12 +415,18 @@ pub(crate) async fn guard(State(st): State<AppState>, mut req: Request, next: Ne
         };
         if let Err(e) = written {
             tracing::error!(request_id, "audit event not written, request refused: {e}");
-            resp = Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the audit trail cannot be written; the request was refused",
-            )
-            .retry_after(1)
-            .into_response();
+            resp = if protocol == Protocol::Grpc {
+                grpc_reply(&tonic::Status::unavailable(
+                    "the audit trail cannot be written; the call was refused",
+                ))
+            } else {
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the audit trail cannot be written; the request was refused",
+                )
+                .retry_after(1)
+                .into_response()
+            };
         }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {

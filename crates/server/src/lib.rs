@@ -8,16 +8,20 @@
 
 pub mod access;
 mod admin;
+mod analytics;
 mod audit;
 pub mod auth;
 mod docs;
 mod evidence;
+mod grpc;
 mod guard;
 mod log;
 mod metrics;
 mod ops;
 mod params;
+mod pipeline;
 mod problem;
+mod stream;
 mod tlog;
 mod tls;
 
@@ -41,6 +45,7 @@ pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
+pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary};
 pub use tls::TlsConfig;
 
 /// How callers prove who they are.
@@ -117,9 +122,11 @@ impl AppState {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(evidence::put_evidence, evidence::list_evidence))
+        .routes(routes!(stream::stream_evidence))
         .routes(routes!(evidence::get_evidence))
         .routes(routes!(evidence::get_payload))
         .routes(routes!(evidence::get_proof))
+        .routes(routes!(analytics::analytics_summary))
         .routes(routes!(log::log_info))
         .routes(routes!(log::consistency))
         .routes(routes!(log::list_checkpoints))
@@ -148,21 +155,39 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+impl AppState {
+    fn new(vault: Vault, opts: ServerOptions) -> AppState {
+        let openapi: Arc<str> = openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".into())
+            .into();
+        let limiter = opts
+            .rate_limit
+            .filter(|r| r.per_second > 0.0)
+            .map(|r| Arc::new(auth::RateLimiter::new(r.per_second, r.burst)));
+        AppState {
+            vault,
+            opts: Arc::new(opts),
+            metrics: metrics::Metrics::new(),
+            limiter,
+            openapi,
+        }
+    }
+}
+
 /// The whole HTTP API over `vault`.
 pub fn router(vault: Vault, opts: ServerOptions) -> Router {
-    let (routes, api) = api_router().split_for_parts();
-    let openapi: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
-    let limiter = opts
-        .rate_limit
-        .filter(|r| r.per_second > 0.0)
-        .map(|r| Arc::new(auth::RateLimiter::new(r.per_second, r.burst)));
-    let state = AppState {
-        vault,
-        opts: Arc::new(opts),
-        metrics: metrics::Metrics::new(),
-        limiter,
-        openapi,
-    };
+    rest_router(AppState::new(vault, opts))
+}
+
+/// The gRPC API over `vault` (see `proto/evault/v1`), with health and
+/// reflection; it must be served over HTTP/2.
+pub fn grpc_router(vault: Vault, opts: ServerOptions) -> Router {
+    grpc::router(AppState::new(vault, opts))
+}
+
+fn rest_router(state: AppState) -> Router {
+    let (routes, _) = api_router().split_for_parts();
     routes
         .route("/api/v1/openapi.json", get(ops::openapi_json))
         .fallback(problem::not_found)
@@ -215,9 +240,66 @@ pub async fn serve(
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_all(vault, opts, listener, None, tls, shutdown).await
+}
+
+/// Serves the REST API on `http` and, when given, the gRPC API on `grpc`
+/// (HTTP/2, with TLS when `tls` is set), sharing one state: the same
+/// authenticator and rate limit apply to both. Stops both when `shutdown`
+/// completes, letting calls in flight finish.
+pub async fn serve_all(
+    vault: Vault,
+    opts: ServerOptions,
+    http: TcpListener,
+    grpc: Option<TcpListener>,
+    tls: Option<TlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = AppState::new(vault, opts);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let rest = serve_one(
+        rest_router(state.clone()),
+        http,
+        tls.as_ref(),
+        b"http/1.1",
+        stopped(),
+    );
+    match grpc {
+        None => rest.await,
+        Some(listener) => {
+            let grpc = serve_one(
+                grpc::router(state),
+                listener,
+                tls.as_ref(),
+                b"h2",
+                stopped(),
+            );
+            let (a, b) = tokio::join!(rest, grpc);
+            a.and(b)
+        }
+    }
+}
+
+async fn serve_one(
+    app: Router,
+    listener: TcpListener,
+    tls: Option<&TlsConfig>,
+    alpn: &[u8],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     // ConnectInfo gives the guard each client's address (plain and TLS
     // listeners are both wrapped in `tap_io`, which axum knows how to ask).
-    let app = router(vault, opts).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         None => {
             let listener = listener.tap_io(|tcp| {
@@ -228,7 +310,7 @@ pub async fn serve(
                 .await?;
         }
         Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls.load()?)?.tap_io(|_| {});
+            let listener = tls::TlsListener::new(listener, tls.load(alpn)?)?.tap_io(|_| {});
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await?;

@@ -33,8 +33,8 @@ pub struct TlsConfig {
 
 impl TlsConfig {
     /// Loads the PEM files into a rustls server configuration (TLS 1.2 and
-    /// 1.3, HTTP/1.1 by ALPN).
-    pub fn load(&self) -> Result<Arc<ServerConfig>, ServeError> {
+    /// 1.3) offering `alpn` (`http/1.1` for REST, `h2` for gRPC).
+    pub fn load(&self, alpn: &[u8]) -> Result<Arc<ServerConfig>, ServeError> {
         let tls = |what: &str, path: &PathBuf, e: &dyn std::fmt::Display| {
             ServeError::Tls(format!("{what} {}: {e}", path.display()))
         };
@@ -54,7 +54,7 @@ impl TlsConfig {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| ServeError::Tls(format!("certificate and key: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(Arc::new(config))
     }
 }

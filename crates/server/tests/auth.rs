@@ -460,6 +460,9 @@ fn the_permission_table_is_what_is_enforced() {
             for (who, token, roles) in &callers {
                 let (headers, body): (Vec<(&str, &[u8])>, &[u8]) = if op.name == "evidence.put" {
                     (vec![("Content-Type", b"text/plain")], who.as_bytes())
+                } else if op.name == "evidence.stream" {
+                    // An empty stream: just its summary line.
+                    (vec![("Content-Type", b"application/x-ndjson")], b"")
                 } else {
                     (vec![], b"")
                 };

@@ -41,6 +41,8 @@ pub struct TestServer {
     pub rt: tokio::runtime::Runtime,
     pub vault: Vault,
     pub addr: SocketAddr,
+    /// The gRPC API's address (same TLS setting as REST).
+    pub grpc_addr: SocketAddr,
     pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
@@ -51,6 +53,9 @@ pub struct TestServer {
     pub token: String,
     pub dir: tempfile::TempDir,
 }
+
+/// Wraps the SQLite store of a test server (`TestServer::start_with_store`).
+type StoreWrap = Box<dyn FnOnce(evault_vault::SqliteStore) -> Arc<dyn evault_store::Store>>;
 
 /// A test key with a fixed secret (the key id repeated), for `KEYS` entries.
 pub fn test_key(key_id: &str, principal: &str, roles: &[Role]) -> ServiceAccountKey {
@@ -103,6 +108,24 @@ impl TestServer {
         server: impl FnOnce(&mut ServerOptions),
         tls: bool,
     ) -> TestServer {
+        TestServer::start_on(configure, server, tls, None)
+    }
+
+    /// A server whose vault runs on the SQLite store as `wrap` returns it
+    /// (e.g. wrapped in a store that is deliberately slow).
+    pub fn start_with_store(
+        configure: impl FnOnce(&mut VaultConfig),
+        wrap: impl FnOnce(evault_vault::SqliteStore) -> Arc<dyn evault_store::Store> + 'static,
+    ) -> TestServer {
+        TestServer::start_on(configure, |_| {}, false, Some(Box::new(wrap)))
+    }
+
+    fn start_on(
+        configure: impl FnOnce(&mut VaultConfig),
+        server: impl FnOnce(&mut ServerOptions),
+        tls: bool,
+        wrap: Option<StoreWrap>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = VaultConfig::new(dir.path().join("data"));
         config.origin = Some(ORIGIN.into());
@@ -114,11 +137,23 @@ impl TestServer {
             .enable_all()
             .build()
             .unwrap();
-        let vault = rt.block_on(Vault::open(config)).unwrap();
+        let vault = match wrap {
+            None => rt.block_on(Vault::open(config)).unwrap(),
+            Some(wrap) => {
+                std::fs::create_dir_all(&config.data_dir).unwrap();
+                let store =
+                    evault_vault::SqliteStore::open(&config.data_dir.join("evault.db")).unwrap();
+                rt.block_on(Vault::with_store(config, wrap(store))).unwrap()
+            }
+        };
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
+        let grpc_listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let grpc_addr = grpc_listener.local_addr().unwrap();
         let tls_config = tls.then(|| TlsConfig {
             cert: fixture("cert.pem"),
             key: fixture("key.pem"),
@@ -146,10 +181,11 @@ impl TestServer {
         );
         let mut opts = ServerOptions::new(Authentication::Tokens(Arc::new(authenticator)));
         server(&mut opts);
-        let done = rt.spawn(evault_server::serve(
+        let done = rt.spawn(evault_server::serve_all(
             vault.clone(),
             opts,
             listener,
+            Some(grpc_listener),
             tls_config,
             async {
                 let _ = rx.await;
@@ -159,6 +195,7 @@ impl TestServer {
             rt,
             vault,
             addr,
+            grpc_addr,
             tls,
             shutdown: Some(tx),
             done: Some(done),

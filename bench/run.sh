@@ -7,11 +7,14 @@
 #   3. inclusion-proof GETs at a large tree (wrk)             vs GET /healthz on the same server
 #   4. ack-to-checkpoint latency with default settings
 #   5. HTTP ingest with auth and audit on vs both off (same run, same wrk)
+#   6. streaming ingest, gRPC IngestStream and NDJSON, 256-byte records, vs
+#      store-level append of the same records (same run), server RSS
 #
 # Environment: EVAULT_BENCH_SECONDS (20), EVAULT_BENCH_PROOF_TREE (10000000;
 # the data dir is filled once through the vault and kept in
 # EVAULT_BENCH_PROOF_DIR for later runs), EVAULT_BENCH_SKIP (comma list of
-# store,http,proof,ack,auth).
+# store,http,proof,ack,auth,stream);
+# EVAULT_BENCH_STREAM_RECORDS (1000000), EVAULT_BENCH_STREAMS (4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +34,10 @@ fi
 cargo build --release -p evault -p evault-bench >&2
 bin="${CARGO_TARGET_DIR:-target}/release"
 
+grpc_port=$((port + 1))
 serve() { # serve DATA_DIR [FLAGS...]: starts the vault in the background, waits for it
   local dir=$1; shift
-  "$bin/evault" serve --data-dir "$dir" --listen "127.0.0.1:$port" "$@" >/tmp/evault-bench-serve.log 2>&1 &
+  "$bin/evault" serve --data-dir "$dir" --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$grpc_port" "$@" >/tmp/evault-bench-serve.log 2>&1 &
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     sleep 0.2
@@ -121,6 +125,40 @@ if [[ $skip != *,auth,* ]]; then
     echo "| auth + audit off (--insecure-no-auth --insecure-no-audit) | ${off_rps[0]} | ${off_rps[1]} | $off_mean | ${off_p99[0]}, ${off_p99[1]} |"
     echo "| auth (HS256 token) + audit trail on (default) | ${on_rps[0]} | ${on_rps[1]} | $on_mean | ${on_p99[0]}, ${on_p99[1]} |"
     echo "ratio on/off: $(awk "BEGIN { printf \"%.2f\", $on_mean / $off_mean }"); non-201 replies: off $off_bad, on $on_bad; audit events mirrored in the last on-run: $events"
+  } | tee -a "$summary"
+fi
+
+if [[ $skip != *,stream,* ]]; then
+  n="${EVAULT_BENCH_STREAM_RECORDS:-1000000}"
+  streams="${EVAULT_BENCH_STREAMS:-4}"
+  echo "== streaming ingest: $n records of 256 B over $streams streams, gRPC and NDJSON; store append of the same size" >&2
+  store_out=$(EVAULT_BENCH_PAYLOAD=256 EVAULT_BENCH_RECORDS="$n" EVAULT_BENCH_BATCHES=4096 EVAULT_BENCH_ROUNDS=1 \
+    cargo bench -q -p evault-store --bench append 2>/dev/null)
+  store=$(echo "$store_out" | grep '^RESULT evault ')
+  raw=$(echo "$store_out" | grep '^RESULT raw ')
+  rows=()
+  for mode in grpc ndjson; do
+    data=$(mktemp -d)
+    token=$(ingester_token "$data")
+    serve "$data"
+    pid=$(pgrep -f "evault serve --data-dir $data" | head -1)
+    addr="127.0.0.1:$port"; [ "$mode" = grpc ] && addr="127.0.0.1:$grpc_port"
+    r=$("$bin/stream_load" "$mode" "$addr" "$token" "$n" "$streams" "$pid" | grep RESULT)
+    stop; rm -rf "$data"
+    rows+=("$r")
+  done
+  store_rps=$(echo "$store" | field rps)
+  {
+    echo
+    echo "== streaming ingest, $n durable records of 256 B, $streams concurrent streams, auth + audit on (targets: gRPC >= 200000/s, NDJSON >= 100000/s)"
+    echo "| figure | records/s | of store append | server RSS max MiB | server VmHWM MiB |"
+    echo "|---|---|---|---|---|"
+    for r in "${rows[@]}"; do
+      rps=$(echo "$r" | field rps)
+      echo "| $(echo "$r" | field mode) stream | $rps | $(awk "BEGIN { printf \"%.2f\", $rps / $store_rps }") | $(echo "$r" | field rss_max_mib) | $(echo "$r" | field hwm_mib) |"
+    done
+    echo "| baseline: SqliteStore::append, batches of 4096 (cargo bench -p evault-store) | $store_rps | 1.00 | – | – |"
+    echo "| baseline: raw SQLite batched insert, same rows | $(echo "$raw" | field rps) | – | – | – |"
   } | tee -a "$summary"
 fi
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+/// Where `evault serve` answers gRPC unless told otherwise.
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8470";
 pub const DEFAULT_DATA_DIR: &str = "./evault-data";
 
@@ -15,6 +17,8 @@ pub const DEFAULT_DATA_DIR: &str = "./evault-data";
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    /// gRPC address, or "off".
+    pub grpc_listen: Option<String>,
     pub origin: Option<String>,
     pub key_file: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,

@@ -10,7 +10,7 @@ use evault_server::auth::{
 };
 use evault_server::{Authentication, RateLimit, ServerOptions};
 
-use crate::config::{DEFAULT_LISTEN, FileConfig, OidcConfig, parse_duration};
+use crate::config::{DEFAULT_GRPC_LISTEN, DEFAULT_LISTEN, FileConfig, OidcConfig, parse_duration};
 
 /// How often the keystore file is checked for changes.
 const KEYSTORE_POLL: Duration = Duration::from_millis(200);
@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
+    /// Address of the gRPC API (HTTP/2, TLS with --tls-cert), or `off`.
+    #[arg(long, env = "EVAULT_GRPC_LISTEN")]
+    grpc_listen: Option<String>,
     /// Checkpoint origin of a new log (kept forever once chosen).
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
@@ -152,6 +155,17 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     let addr: std::net::SocketAddr = listen
         .parse()
         .map_err(|e| format!("--listen {listen:?}: {e} (expected ADDR:PORT)"))?;
+    let grpc_listen = o
+        .grpc_listen
+        .or(file.grpc_listen.clone())
+        .unwrap_or_else(|| DEFAULT_GRPC_LISTEN.to_string());
+    let grpc_addr: Option<std::net::SocketAddr> = match grpc_listen.as_str() {
+        "off" => None,
+        a => Some(
+            a.parse()
+                .map_err(|e| format!("--grpc-listen {a:?}: {e} (expected ADDR:PORT, or off)"))?,
+        ),
+    };
     let mut config = evault_vault::VaultConfig::new(&data_dir);
     config.origin = o.origin.or(file.origin.clone());
     config.key_file = o.key_file.or(file.key_file.clone());
@@ -246,6 +260,19 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        // Announced before the REST line, which tells scripts the vault is up.
+        let grpc = match grpc_addr {
+            Some(a) => {
+                let l = tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("cannot listen on {a} for gRPC: {e}"))?;
+                let local = l.local_addr().map_err(|e| e.to_string())?;
+                let how = if tls.is_some() { "TLS" } else { "plaintext" };
+                eprintln!("evault: serving gRPC on {local} ({how}; health and reflection on)");
+                Some(l)
+            }
+            None => None,
+        };
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
@@ -258,7 +285,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             eprintln!("evault: audit origin {}", a.origin);
             eprintln!("evault: audit verifier key {}", a.verifier_key);
         }
-        evault_server::serve(vault, opts, listener, tls, shutdown_signal())
+        evault_server::serve_all(vault, opts, listener, grpc, tls, shutdown_signal())
             .await
             .map_err(|e| format!("server: {e}"))
     })

@@ -58,6 +58,8 @@ pub fn write_keystore(data_dir: &Path) {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// `ADDR:PORT` of the gRPC API, unless it was turned off.
+    pub grpc: Option<String>,
 }
 
 impl Server {
@@ -75,6 +77,11 @@ impl Server {
                 "--checkpoint-interval",
                 "50ms",
             ])
+            .args(if extra.contains(&"--grpc-listen") {
+                &[][..]
+            } else {
+                &["--grpc-listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("EVAULT_LOG", "warn")
             .stdout(Stdio::null())
@@ -85,11 +92,14 @@ impl Server {
         let mut lines = BufReader::new(stderr).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut url = None;
+        let mut grpc = None;
         let mut seen = Vec::new();
         while Instant::now() < deadline {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(rest) = line.strip_prefix("evault: serving ") {
+                    if let Some(rest) = line.strip_prefix("evault: serving gRPC on ") {
+                        grpc = rest.split_whitespace().next().map(str::to_string);
+                    } else if let Some(rest) = line.strip_prefix("evault: serving ") {
                         url = rest.split_whitespace().next().map(str::to_string);
                         break;
                     }
@@ -101,7 +111,7 @@ impl Server {
         let url = url.unwrap_or_else(|| panic!("evault serve did not start: {seen:?}"));
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Server { child, url }
+        Server { child, url, grpc }
     }
 
     pub fn kill(mut self) {

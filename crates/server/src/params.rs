@@ -6,6 +6,7 @@
 //! percent escape that does not decode to UTF-8, all are 400s. Numbers that
 //! reach the store are capped at `i64::MAX`, the largest a SQL integer holds.
 
+use evault_vault::calendar::{days_from_civil, days_in_month};
 use std::collections::BTreeMap;
 
 use axum::extract::FromRequestParts;
@@ -281,26 +282,6 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
     Some(secs * 1000 + frac_ms)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// RFC 3339 with milliseconds, UTC, as the vault writes `ingested_at`.

@@ -8,6 +8,7 @@
 //! indexes them in the record's transaction for
 //! [`Vault::analytics_summary`](crate::Vault::analytics_summary).
 
+use crate::calendar::{days_from_civil, days_in_month};
 use std::fmt;
 
 use evault_store::AnalyticsRow;
@@ -433,26 +434,6 @@ impl Scanner<'_> {
             Err(format!("must have {what} at byte {at}"))
         }
     }
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

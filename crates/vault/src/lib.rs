@@ -12,6 +12,7 @@
 pub mod analytics;
 mod audit;
 mod blobs;
+pub mod calendar;
 mod checkpointer;
 mod error;
 pub mod ingest;

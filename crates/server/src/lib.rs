@@ -45,7 +45,7 @@ pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
-pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary};
+pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary, parse_ndjson};
 pub use tls::TlsConfig;
 
 /// How callers prove who they are.

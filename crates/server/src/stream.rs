@@ -554,10 +554,49 @@ impl LineReader {
     }
 }
 
+/// What the NDJSON stream makes of `input` when it arrives in pieces cut
+/// at `cuts` (byte offsets, any order, out-of-range ones ignored), with
+/// lines limited to `max_line` bytes: per non-blank line, its number and
+/// its record or the reason it is rejected. The same code as the route,
+/// without the network, for fuzzing and tests.
+pub fn parse_ndjson(
+    input: &[u8],
+    cuts: &[usize],
+    max_line: usize,
+) -> Vec<(u64, Result<StreamRecord, String>)> {
+    let mut cuts: Vec<usize> = cuts.iter().copied().filter(|&c| c <= input.len()).collect();
+    cuts.sort_unstable();
+    let mut splitter = LineSplitter::new(max_line);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain(std::iter::once(input.len())) {
+        splitter.feed(&input[start..cut], &mut pieces);
+        start = cut;
+    }
+    pieces.extend(splitter.finish());
+    pieces
+        .into_iter()
+        .filter_map(|p| {
+            let (number, item) = item_of_limited(p, max_line)?;
+            Some((
+                number,
+                match item {
+                    Item::Record(r) => Ok(r),
+                    Item::Rejected(why) => Err(why),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The pipeline item of a line, with its number; `None` for a blank line.
 fn item_of(piece: Piece) -> Option<(u64, Item)> {
+    item_of_limited(piece, MAX_LINE)
+}
+
+fn item_of_limited(piece: Piece, max_line: usize) -> Option<(u64, Item)> {
     let item = match piece.line {
-        Line::TooLong => Item::Rejected(format!("line too long: more than {MAX_LINE} bytes")),
+        Line::TooLong => Item::Rejected(format!("line too long: more than {max_line} bytes")),
         Line::Text(bytes) => {
             // JSON's whitespace: a line of it is blank.
             if bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
@@ -647,6 +686,26 @@ fn parse_line(bytes: &[u8]) -> Result<StreamRecord, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_ndjson_is_the_same_however_the_body_is_cut() {
+        let body = "{\"content_type\":\"text/plain\",\"payload\":\"é€😀\",\"labels\":{\"k\":\"€\"}}\r\n\n\
+                    not json\n{\"content_type\":\"a/b\",\"payload_base64\":\"aGk=\"}"
+            .as_bytes();
+        let whole = parse_ndjson(body, &[], 1024);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[0].0, 1);
+        assert_eq!(whole[0].1.as_ref().unwrap().payload, "\"é€😀\"".as_bytes());
+        assert!(whole[1].1.is_err());
+        assert_eq!(whole[2].0, 4);
+        for cut in 0..=body.len() {
+            assert_eq!(parse_ndjson(body, &[cut], 1024), whole, "cut at {cut}");
+        }
+        let every: Vec<usize> = (0..=body.len()).collect();
+        assert_eq!(parse_ndjson(body, &every, 1024), whole);
+        let short = parse_ndjson(body, &[], 20);
+        assert_eq!(short[0].1, Err("line too long: more than 20 bytes".into()));
+    }
 
     #[test]
     fn line_forms() {

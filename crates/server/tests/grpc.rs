@@ -303,7 +303,7 @@ fn status_codes_are_mapped_and_refusals_audited() {
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
-    // UNIMPLEMENTED for a method nobody has; still audited.
+    // Every refusal and failure above is in the audit trail, with a reason.
     let events = grpc_events(&s, "evidence.put");
     let outcomes: Vec<_> = events
         .iter()
@@ -591,4 +591,40 @@ fn grpc_over_tls() {
         .expect("put over TLS")
         .into_inner();
     assert_eq!(put.record.unwrap().leaf_index, 0);
+}
+
+#[test]
+fn a_rate_limited_call_is_resource_exhausted_and_audited() {
+    let s = TestServer::start_full(
+        |_| {},
+        |o| {
+            o.rate_limit = Some(evault_server::RateLimit {
+                per_second: 0.5,
+                burst: 2,
+            })
+        },
+        false,
+    );
+    let mut ev = evidence(&s, Some("ingester"));
+    let codes: Vec<Code> = (0..4)
+        .map(
+            |_| match s.rt.block_on(ev.list(pb::ListRequest::default())) {
+                Ok(_) => Code::Ok,
+                Err(e) => e.code(),
+            },
+        )
+        .collect();
+    assert_eq!(codes[..2], [Code::Ok, Code::Ok]);
+    assert_eq!(
+        codes[2..],
+        [Code::ResourceExhausted, Code::ResourceExhausted]
+    );
+    let events = wait_for_events(&s, "evidence.list", 4);
+    let limited: Vec<_> = events.iter().filter(|e| e.status == 8).collect();
+    assert_eq!(limited.len(), 2, "{events:?}");
+    assert!(
+        limited
+            .iter()
+            .all(|e| e.outcome == "denied" && e.reason.contains("rate limit"))
+    );
 }

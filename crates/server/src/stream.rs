@@ -689,9 +689,10 @@ mod tests {
 
     #[test]
     fn parse_ndjson_is_the_same_however_the_body_is_cut() {
-        let body = "{\"content_type\":\"text/plain\",\"payload\":\"é€😀\",\"labels\":{\"k\":\"€\"}}\r\n\n\
+        let body =
+            "{\"content_type\":\"text/plain\",\"payload\":\"é€😀\",\"labels\":{\"k\":\"€\"}}\r\n\n\
                     not json\n{\"content_type\":\"a/b\",\"payload_base64\":\"aGk=\"}"
-            .as_bytes();
+                .as_bytes();
         let whole = parse_ndjson(body, &[], 1024);
         assert_eq!(whole.len(), 3);
         assert_eq!(whole[0].0, 1);

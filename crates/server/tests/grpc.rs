@@ -628,3 +628,74 @@ fn a_rate_limited_call_is_resource_exhausted_and_audited() {
             .all(|e| e.outcome == "denied" && e.reason.contains("rate limit"))
     );
 }
+
+/// A gRPC length-prefixed message frame.
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8];
+    f.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    f.extend_from_slice(message);
+    f
+}
+
+#[test]
+fn a_message_that_does_not_decode_ends_the_stream_with_a_status_and_keeps_what_came_before() {
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+    use tower::ServiceExt as _;
+
+    let s = TestServer::start();
+    let mut body = Vec::new();
+    for i in 0..3 {
+        let m = pb::IngestRequest {
+            record: Some(record(format!("{{\"ok\":{i}}}").as_bytes(), &[])),
+        };
+        body.extend(frame(&m.encode_to_vec()));
+    }
+    // Field 1, wire type 2, a length running past the end: not protobuf.
+    body.extend(frame(&[0x0a, 0xff, 0x01]));
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://{}/evault.v1.EvidenceService/IngestStream",
+            s.grpc_addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", token_for("ingester")))
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            axum::body::Bytes::from(body),
+        )))
+        .unwrap();
+    let ch = channel(&s);
+    let (results, trailers) = s.rt.block_on(async {
+        let resp = ch.oneshot(req).await.expect("call");
+        let collected = resp.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().expect("trailers");
+        let mut data = collected.to_bytes().to_vec();
+        let mut results = Vec::new();
+        while data.len() >= 5 {
+            let len = u32::from_be_bytes(data[1..5].try_into().unwrap()) as usize;
+            results.push(pb::IngestResult::decode(&data[5..5 + len]).unwrap());
+            data.drain(..5 + len);
+        }
+        (results, trailers)
+    });
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r.result, Some(pb::ingest_result::Result::Accepted(_))))
+    );
+    let status = tonic::Status::from_header_map(&trailers).expect("grpc-status");
+    // gRPC's status code table: an unparseable request message is INTERNAL.
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(!status.message().is_empty());
+    assert_eq!(s.vault.head().size, 3);
+    let events = wait_for_events(&s, "evidence.stream", 1);
+    assert_eq!(events[0].outcome, "failed");
+    assert!(
+        events[0].reason.contains("broke after 3 records"),
+        "{:?}",
+        events[0]
+    );
+}

@@ -290,9 +290,11 @@ pub mod evidence_service_client {
         }
         /// Streams records in and results out. The server answers each record, in
         /// the order sent, as soon as it is durably committed (or rejected); a
-        /// rejected record does not end the stream. When the vault is slower than
-        /// the client, the server stops reading (HTTP/2 flow control) rather than
-        /// buffering. The stream's one audit event is written when it ends.
+        /// rejected record does not end the stream. A message that is not valid
+        /// protobuf does (INTERNAL); what came before it stands. When the vault is
+        /// slower than the client, the server stops reading (HTTP/2 flow control)
+        /// rather than buffering. The stream's one audit event is written when it
+        /// ends.
         pub async fn ingest_stream(
             &mut self,
             request: impl tonic::IntoStreamingRequest<Message = super::IngestRequest>,
@@ -350,9 +352,11 @@ pub mod evidence_service_server {
             + 'static;
         /// Streams records in and results out. The server answers each record, in
         /// the order sent, as soon as it is durably committed (or rejected); a
-        /// rejected record does not end the stream. When the vault is slower than
-        /// the client, the server stops reading (HTTP/2 flow control) rather than
-        /// buffering. The stream's one audit event is written when it ends.
+        /// rejected record does not end the stream. A message that is not valid
+        /// protobuf does (INTERNAL); what came before it stands. When the vault is
+        /// slower than the client, the server stops reading (HTTP/2 flow control)
+        /// rather than buffering. The stream's one audit event is written when it
+        /// ends.
         async fn ingest_stream(
             &self,
             request: tonic::Request<tonic::Streaming<super::IngestRequest>>,

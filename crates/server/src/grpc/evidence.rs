@@ -218,17 +218,25 @@ async fn forward(
     if failure.is_none()
         && let Some(s) = broken.lock().ok().and_then(|mut b| b.take())
     {
+        // The input broke: a message that does not decode (INTERNAL, as
+        // gRPC's status table has it for an unparseable request) or a
+        // connection gone. The client, if still there, learns why.
         failure = Some((
-            tonic::Code::Cancelled,
-            format!("the client's stream broke after {sequence} records: {s}"),
+            s.code(),
+            format!(
+                "the client's stream broke after {sequence} records: {}",
+                s.message()
+            ),
         ));
+        let _ = tx.send(Err(s)).await;
     }
     let (code, reason) = match failure {
         Some((code, why)) => (code, format!("{why}; {}", tally.summary())),
         None => (tonic::Code::Ok, tally.summary()),
     };
     let note = AuditNote {
-        outcome: (code == tonic::Code::Cancelled).then_some(Outcome::Failed),
+        // A client that went away is a failed call, whatever code says so.
+        outcome: (code != tonic::Code::Ok).then_some(Outcome::Failed),
         resource: Some("evidence/stream".into()),
         reason: Some(reason),
     };

@@ -132,7 +132,7 @@ if [[ $skip != *,stream,* ]]; then
   n="${EVAULT_BENCH_STREAM_RECORDS:-1000000}"
   streams="${EVAULT_BENCH_STREAMS:-4}"
   echo "== streaming ingest: $n records of 256 B over $streams streams, gRPC and NDJSON; store append of the same size" >&2
-  store_out=$(EVAULT_BENCH_PAYLOAD=256 EVAULT_BENCH_RECORDS="$n" EVAULT_BENCH_BATCHES=4096 EVAULT_BENCH_ROUNDS=1 \
+  store_out=$(EVAULT_BENCH_PAYLOAD=256 EVAULT_BENCH_RECORDS="$n" EVAULT_BENCH_BATCHES=16384 EVAULT_BENCH_ROUNDS=1 \
     cargo bench -q -p evault-store --bench append 2>/dev/null)
   store=$(echo "$store_out" | grep '^RESULT evault ')
   raw=$(echo "$store_out" | grep '^RESULT raw ')
@@ -157,7 +157,7 @@ if [[ $skip != *,stream,* ]]; then
       rps=$(echo "$r" | field rps)
       echo "| $(echo "$r" | field mode) stream | $rps | $(awk "BEGIN { printf \"%.2f\", $rps / $store_rps }") | $(echo "$r" | field rss_max_mib) | $(echo "$r" | field hwm_mib) |"
     done
-    echo "| baseline: SqliteStore::append, batches of 4096 (cargo bench -p evault-store) | $store_rps | 1.00 | – | – |"
+    echo "| baseline: SqliteStore::append, batches of 16384 (cargo bench -p evault-store) | $store_rps | 1.00 | – | – |"
     echo "| baseline: raw SQLite batched insert, same rows | $(echo "$raw" | field rps) | – | – | – |"
   } | tee -a "$summary"
 fi

@@ -87,7 +87,7 @@ impl VaultConfig {
             key_file: None,
             inline_max: 64 * 1024,
             max_upload: 64 * 1024 * 1024,
-            max_batch: 4096,
+            max_batch: 16 * 1024,
             max_delay: Duration::ZERO,
             checkpoint_interval: Duration::from_millis(500),
             queue_depth: 16 * 1024,

@@ -218,6 +218,59 @@ impl<S: Stream<Item = Vec<ItemResult>>> Output<S> {
     }
 }
 
+/// What a stream did so far, counted the same way for both streams (and
+/// written the same way into their audit events).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Duplicates and replays.
+    pub duplicates: u64,
+    pub failed: u64,
+    /// Lowest and highest new leaf.
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+    /// Highest leaf index answered (new or not).
+    pub cover: Option<u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, result: &ItemResult) {
+        match result {
+            ItemResult::Logged(o) => {
+                let leaf = o.record.leaf_index;
+                if o.replayed || o.duplicate {
+                    self.duplicates += 1;
+                } else {
+                    self.accepted += 1;
+                    self.first = Some(self.first.map_or(leaf, |f| f.min(leaf)));
+                    self.last = Some(self.last.map_or(leaf, |l| l.max(leaf)));
+                }
+                self.cover = Some(self.cover.map_or(leaf, |c| c.max(leaf)));
+            }
+            ItemResult::Rejected(_) => self.rejected += 1,
+            ItemResult::Failed(_) => self.failed += 1,
+        }
+    }
+
+    /// The counts for the audit trail.
+    pub fn counts(&self) -> String {
+        let leaves = match (self.first, self.last) {
+            (Some(a), Some(b)) => format!("{a}..{b}"),
+            _ => "none".into(),
+        };
+        let failed = if self.failed > 0 {
+            format!(", failed {}", self.failed)
+        } else {
+            String::new()
+        };
+        format!(
+            "accepted {}, rejected {}, duplicates {}{failed}, leaves {leaves}",
+            self.accepted, self.rejected, self.duplicates
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

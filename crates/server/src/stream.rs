@@ -307,7 +307,7 @@ async fn ingest(st: AppState, caller: Caller, body: Body, tx: mpsc::Sender<Bytes
     let lines = progress.lines.load(Ordering::Relaxed);
     let disconnected = out.gone || progress.broken.get().is_some();
     let mut summary = tally.summary(lines);
-    if !disconnected && let Some(cover) = tally.cover {
+    if !disconnected && let Some(cover) = tally.counts.cover {
         match st
             .vault
             .wait_for_checkpoint(cover + 1, CHECKPOINT_WAIT)
@@ -397,24 +397,17 @@ impl Answers {
     }
 }
 
-/// The counts of a stream so far.
+/// The answers of a stream so far, and its counts.
 #[derive(Default)]
 struct Tally {
-    accepted: u64,
-    rejected: u64,
-    duplicates: u64,
-    failed: u64,
-    /// Lowest and highest new leaf.
-    first: Option<u64>,
-    last: Option<u64>,
-    /// Highest leaf index answered (new or not).
-    cover: Option<u64>,
+    counts: pipeline::Tally,
     /// What the vault said when it failed.
     failure: Option<String>,
 }
 
 impl Tally {
     fn count(&mut self, line: u64, result: ItemResult) -> LineResult {
+        self.counts.add(&result);
         let mut answer = LineResult {
             line,
             status: LineStatus::Rejected,
@@ -424,7 +417,6 @@ impl Tally {
         };
         match result {
             ItemResult::Logged(o) => {
-                let leaf = o.record.leaf_index;
                 answer.status = if o.replayed {
                     LineStatus::Replayed
                 } else if o.duplicate {
@@ -432,23 +424,11 @@ impl Tally {
                 } else {
                     LineStatus::Accepted
                 };
-                if o.replayed || o.duplicate {
-                    self.duplicates += 1;
-                } else {
-                    self.accepted += 1;
-                    self.first = Some(self.first.map_or(leaf, |f| f.min(leaf)));
-                    self.last = Some(self.last.map_or(leaf, |l| l.max(leaf)));
-                }
-                self.cover = Some(self.cover.map_or(leaf, |c| c.max(leaf)));
+                answer.leaf_index = Some(o.record.leaf_index);
                 answer.id = Some(o.record.id);
-                answer.leaf_index = Some(leaf);
             }
-            ItemResult::Rejected(why) => {
-                self.rejected += 1;
-                answer.error = Some(why);
-            }
+            ItemResult::Rejected(why) => answer.error = Some(why),
             ItemResult::Failed(e) => {
-                self.failed += 1;
                 // Internal causes are logged, not sent (as for any reply);
                 // once: the rest of a failed unit fails the same way.
                 let detail = match &self.failure {
@@ -467,14 +447,15 @@ impl Tally {
     }
 
     fn summary(&self, lines: u64) -> StreamSummary {
+        let c = &self.counts;
         StreamSummary {
             lines,
-            accepted: self.accepted,
-            rejected: self.rejected,
-            duplicates: self.duplicates,
-            failed: self.failed,
-            first_leaf_index: self.first,
-            last_leaf_index: self.last,
+            accepted: c.accepted,
+            rejected: c.rejected,
+            duplicates: c.duplicates,
+            failed: c.failed,
+            first_leaf_index: c.first,
+            last_leaf_index: c.last,
             checkpoint_size: None,
             checkpoint_pending: false,
         }
@@ -482,19 +463,7 @@ impl Tally {
 
     /// The counts for the audit trail.
     fn counts(&self) -> String {
-        let leaves = match (self.first, self.last) {
-            (Some(a), Some(b)) => format!("{a}..{b}"),
-            _ => "none".into(),
-        };
-        let failed = if self.failed > 0 {
-            format!(", failed {}", self.failed)
-        } else {
-            String::new()
-        };
-        format!(
-            "accepted {}, rejected {}, duplicates {}{failed}, leaves {leaves}",
-            self.accepted, self.rejected, self.duplicates
-        )
+        self.counts.counts()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::access::Scope;
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{CursorKind, decode_cursor, encode_cursor};
-use crate::pipeline::{self, Item, ItemResult};
+use crate::pipeline::{self, Item, ItemResult, Tally};
 
 pub(crate) struct Service(pub AppState);
 
@@ -179,18 +179,15 @@ async fn forward(
     let mut failure: Option<(tonic::Code, String)> = None;
     let mut sequence = 0u64;
     while let Some(r) = results.next().await {
+        tally.add(&r);
         let msg = match r {
-            ItemResult::Logged(o) => {
-                tally.logged(&o);
-                pb::ingest_result::Result::Accepted(pb::Accepted {
-                    id: o.record.id,
-                    leaf_index: o.record.leaf_index,
-                    duplicate: o.duplicate,
-                    replayed: o.replayed,
-                })
-            }
+            ItemResult::Logged(o) => pb::ingest_result::Result::Accepted(pb::Accepted {
+                id: o.record.id,
+                leaf_index: o.record.leaf_index,
+                duplicate: o.duplicate,
+                replayed: o.replayed,
+            }),
             ItemResult::Rejected(reason) => {
-                tally.rejected += 1;
                 pb::ingest_result::Result::Rejected(pb::Rejected { reason })
             }
             ItemResult::Failed(e) => {
@@ -231,8 +228,8 @@ async fn forward(
         let _ = tx.send(Err(s)).await;
     }
     let (code, reason) = match failure {
-        Some((code, why)) => (code, format!("{why}; {}", tally.summary())),
-        None => (tonic::Code::Ok, tally.summary()),
+        Some((code, why)) => (code, format!("{why}; {}", tally.counts())),
+        None => (tonic::Code::Ok, tally.counts()),
     };
     let note = AuditNote {
         // A client that went away is a failed call, whatever code says so.
@@ -243,39 +240,5 @@ async fn forward(
     let event = caller.finish(code as u16, Some(&note));
     if let Err(e) = vault.record_audit(event).await {
         tracing::error!("the audit event of an ingest stream was not written: {e}");
-    }
-}
-
-/// What a stream did, for its audit event.
-#[derive(Default)]
-struct Tally {
-    accepted: u64,
-    duplicates: u64,
-    rejected: u64,
-    first: Option<u64>,
-    last: Option<u64>,
-}
-
-impl Tally {
-    fn logged(&mut self, o: &PutOutcome) {
-        if o.duplicate || o.replayed {
-            self.duplicates += 1;
-            return;
-        }
-        self.accepted += 1;
-        let i = o.record.leaf_index;
-        self.first = Some(self.first.map_or(i, |f| f.min(i)));
-        self.last = Some(self.last.map_or(i, |l| l.max(i)));
-    }
-
-    fn summary(&self) -> String {
-        let leaves = match (self.first, self.last) {
-            (Some(f), Some(l)) => format!(", leaves {f}..{l}"),
-            _ => String::new(),
-        };
-        format!(
-            "accepted {}, rejected {}, duplicates {}{leaves}",
-            self.accepted, self.rejected, self.duplicates
-        )
     }
 }

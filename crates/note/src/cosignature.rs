@@ -262,6 +262,10 @@ impl Signer for CosignatureSigner {
         };
         self.sign_at(msg, timestamp)
     }
+
+    fn verifier_key(&self) -> VerifierKeyText {
+        CosignatureSigner::verifier_key(self)
+    }
 }
 
 impl fmt::Debug for CosignatureSigner {

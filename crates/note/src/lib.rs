@@ -73,7 +73,7 @@ pub use key::{
 };
 pub use note::{MAX_SIGNATURES, Note, OpenError, Signature, open, sign, sign_note};
 pub use signer::{Ed25519Signer, SignError, Signer};
-pub use verifier::{Ed25519Verifier, Verifier, Verifiers, VerifiersError};
+pub use verifier::{Ed25519Verifier, Verifier, Verifiers, VerifiersError, verifier_for};
 
 /// Compiles and runs the example in `README.md` as a doctest.
 #[cfg(doctest)]

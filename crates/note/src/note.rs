@@ -850,6 +850,9 @@ mod tests {
         fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
             self.0.sign(msg)
         }
+        fn verifier_key(&self) -> crate::VerifierKeyText {
+            self.0.verifier_key()
+        }
     }
 
     struct FailingSigner;
@@ -863,6 +866,9 @@ mod tests {
         fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignError> {
             Err(SignError::Backend("surprise!".into()))
         }
+        fn verifier_key(&self) -> crate::VerifierKeyText {
+            crate::VerifierKeyText::encode(self.name(), 1, 1, &[0; 32])
+        }
     }
 
     struct EmptySigner;
@@ -875,6 +881,9 @@ mod tests {
         }
         fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignError> {
             Ok(Vec::new())
+        }
+        fn verifier_key(&self) -> crate::VerifierKeyText {
+            crate::VerifierKeyText::encode(self.name(), 2, 1, &[0; 32])
         }
     }
 

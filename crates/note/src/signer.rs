@@ -28,7 +28,16 @@ pub trait Signer: Send + Sync {
 
     /// Returns a signature for the given message (the note text), without
     /// the 4-byte key ID prefix.
+    ///
+    /// May block (a hardware token, a remote KMS): async callers run it on a
+    /// blocking thread.
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError>;
+
+    /// Returns the verifier key of this signer,
+    /// `<name>+<key ID>+<base64(type || public key)>`, which is what a
+    /// verifier publishes and [`verifier_for`](crate::verifier_for) turns
+    /// back into a [`Verifier`](crate::Verifier).
+    fn verifier_key(&self) -> VerifierKeyText;
 }
 
 /// Why signing failed.
@@ -192,6 +201,10 @@ impl Signer for Ed25519Signer {
             .try_sign(msg)
             .map_err(|e| SignError::Backend(Box::new(e)))?;
         Ok(sig.to_bytes().to_vec())
+    }
+
+    fn verifier_key(&self) -> VerifierKeyText {
+        Ed25519Signer::verifier_key(self)
     }
 }
 

@@ -151,6 +151,24 @@ impl fmt::Display for VerifiersError {
 
 impl std::error::Error for VerifiersError {}
 
+/// Returns the verifier for an encoded verifier key of any signature type
+/// this crate knows: Ed25519 (`0x01`) and timestamped Ed25519
+/// `cosignature/v1` (`0x04`). Callers that hold a `dyn Signer` use it with
+/// [`Signer::verifier_key`](crate::Signer::verifier_key).
+pub fn verifier_for(vkey: &str) -> Result<Box<dyn Verifier>, KeyError> {
+    let parsed = crate::key::parse_verifier_key(vkey)?;
+    match parsed.alg {
+        ALG_ED25519 => Ok(Box::new(Ed25519Verifier::from_verifier_key(vkey)?)),
+        crate::key::ALG_COSIGNATURE_V1 => Ok(Box::new(
+            crate::cosignature::CosignatureVerifier::from_verifier_key(vkey)?,
+        )),
+        found => Err(KeyError::UnsupportedAlgorithm {
+            found,
+            expected: ALG_ED25519,
+        }),
+    }
+}
+
 /// A collection of known verifier keys, looked up by (name, key ID).
 ///
 /// Signatures whose (name, key ID) pair is not in the collection are
@@ -366,5 +384,24 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + ?Sized>() {}
         assert_send_sync::<dyn Verifier>();
         assert_send_sync::<Verifiers>();
+    }
+
+    #[test]
+    fn verifier_for_any_known_type() {
+        use crate::Signer;
+        let ed = crate::Ed25519Signer::from_seed("log.example", &[1; 32]).unwrap();
+        let co = crate::CosignatureSigner::from_seed("witness.example", &[2; 32]).unwrap();
+        for s in [&ed as &dyn Signer, &co] {
+            let v = verifier_for(Signer::verifier_key(s).as_str()).unwrap();
+            assert_eq!((v.name(), v.key_id()), (s.name(), s.key_id()));
+        }
+        let sig = ed.sign(b"hello\n").unwrap();
+        let v = verifier_for(Signer::verifier_key(&ed).as_str()).unwrap();
+        assert!(v.verify(b"hello\n", &sig));
+        let unknown = VerifierKeyText::encode("x", key_id("x", 0x09, &[1; 32]), 0x09, &[1; 32]);
+        assert!(matches!(
+            verifier_for(unknown.as_str()),
+            Err(KeyError::UnsupportedAlgorithm { found: 0x09, .. })
+        ));
     }
 }

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// DANGER: write no audit trail. For measuring its cost only.
     #[arg(long, hide = true)]
     insecure_no_audit: bool,
+    /// On SIGTERM or SIGINT, how long requests in flight may take before
+    /// their connections are cut (e.g. 10s); the vault then commits what
+    /// it accepted and signs a final checkpoint.
+    #[arg(long, env = "EVAULT_SHUTDOWN_TIMEOUT", default_value = "10s")]
+    shutdown_timeout: String,
 }
 
 fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
@@ -222,6 +227,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         opts.rate_limit = Some(RateLimit { per_second, burst });
     }
 
+    let shutdown_timeout = parse_duration("shutdown_timeout", &o.shutdown_timeout)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -254,7 +260,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             opts.auth =
                 Authentication::Tokens(Arc::new(Authenticator::new(keystore, oidc, policy)));
         }
-        if vault.audit_log_info().is_none() {
+        if vault.audit_log().is_none() {
             eprintln!("evault: WARNING: --insecure-no-audit: no audit trail is written");
         }
         let listener = tokio::net::TcpListener::bind(addr)
@@ -279,16 +285,60 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             "evault: serving {scheme}://{local}  data dir {}",
             data_dir.display()
         );
-        eprintln!("evault: log origin  {}", vault.origin());
-        eprintln!("evault: verifier key {}", vault.verifier_key());
-        if let Some(a) = vault.audit_log_info() {
-            eprintln!("evault: audit origin {}", a.origin);
-            eprintln!("evault: audit verifier key {}", a.verifier_key);
+        let log = vault.evidence_log();
+        eprintln!("evault: log origin  {}", log.origin());
+        eprintln!("evault: verifier key {}", log.verifier_key());
+        if let Some(a) = vault.audit_log() {
+            eprintln!("evault: audit origin {}", a.origin());
+            eprintln!("evault: audit verifier key {}", a.verifier_key());
         }
-        evault_server::serve_all(vault, opts, listener, grpc, tls, shutdown_signal())
-            .await
-            .map_err(|e| format!("server: {e}"))
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopping = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let server = evault_server::serve_all(vault.clone(), opts, listener, grpc, tls, stopping());
+        // Requests in flight get `shutdown_timeout` after the signal; then
+        // their connections are cut (what the vault accepted still commits).
+        let deadline = async {
+            stopping().await;
+            tokio::time::sleep(shutdown_timeout).await;
+        };
+        let served = tokio::select! {
+            r = server => r.map_err(|e| format!("server: {e}")),
+            _ = deadline => {
+                eprintln!(
+                    "evault: requests still running after {shutdown_timeout:?}; cutting them off"
+                );
+                Ok(())
+            }
+        };
+        stop_vault(&vault).await;
+        served
     })
+}
+
+/// Stops intake, commits what was accepted, signs the final checkpoints
+/// and joins the vault's tasks; says how it went.
+async fn stop_vault(vault: &evault_vault::Vault) {
+    match vault.shutdown().await {
+        Ok(s) => {
+            eprintln!(
+                "evault: stopped; evidence log at size {}, signed up to {}",
+                s.evidence_size, s.evidence_checkpoint
+            );
+            if let Some((size, signed)) = s.audit {
+                eprintln!("evault: audit log at size {size}, signed up to {signed}");
+            }
+        }
+        Err(e) => eprintln!("evault: stopping the vault: {e}"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::access::Scope;
 use crate::guard::Caller;
 use crate::params::{QueryParams, format_ms};
 use crate::problem::{Problem, ProblemBody};
@@ -88,6 +87,19 @@ pub struct AnalyticsFilters {
     pub ingested_by: Option<String>,
 }
 
+impl From<&AnalyticsQuery> for AnalyticsFilters {
+    /// The filters as the vault applied them.
+    fn from(q: &AnalyticsQuery) -> Self {
+        AnalyticsFilters {
+            source: q.source.clone(),
+            kind: q.kind.clone(),
+            since: q.since_ms.map(format_ms),
+            until: q.until_ms.map(format_ms),
+            ingested_by: q.ingested_by.clone(),
+        }
+    }
+}
+
 /// The summary: one group per source and kind, ordered by both.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AnalyticsSummary {
@@ -137,26 +149,16 @@ pub async fn analytics_summary(
     let since_ms = q.take_time("since")?;
     let until_ms = q.take_time("until")?;
     q.finish()?;
-    let ingested_by = (caller.scope == Scope::Own).then(|| caller.principal().to_string());
-    let filters = AnalyticsFilters {
-        source: source.clone(),
-        kind: kind.clone(),
-        since: since_ms.map(format_ms),
-        until: until_ms.map(format_ms),
-        ingested_by: ingested_by.clone(),
+    let query = AnalyticsQuery {
+        source,
+        kind,
+        since_ms,
+        until_ms,
+        ..AnalyticsQuery::default()
     };
-    let groups = st
-        .vault
-        .analytics_summary(AnalyticsQuery {
-            source,
-            kind,
-            since_ms,
-            until_ms,
-            ingested_by,
-        })
-        .await?;
+    let summary = st.vault.analytics_summary(&caller.reader(), query).await?;
     Ok(Json(AnalyticsSummary {
-        groups: groups.into_iter().map(Into::into).collect(),
-        filters,
+        filters: AnalyticsFilters::from(&summary.query),
+        groups: summary.groups.into_iter().map(Into::into).collect(),
     }))
 }

@@ -12,17 +12,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::ListQuery;
 use evault_vault::{
-    AuditOnCommit, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError, ingest,
+    AuditOnCommit, LogId, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError,
+    ingest,
 };
-use evault_verify::audit::Outcome;
-use evault_verify::{Evidence, LoggedRecord, ProofBundle};
+use evault_verify::Evidence;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Deserializer, Serialize};
 use tokio::io::AsyncReadExt;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::access::Scope;
 use crate::docs::{EvidenceDoc, ProofBundleDoc};
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{
@@ -323,21 +322,6 @@ fn audit_on_commit(caller: &Caller) -> AuditOnCommit {
     })
 }
 
-/// A record the caller may not read is answered like a missing one (its
-/// existence is not revealed), and audited as denied.
-fn refuse_unless_owner(caller: &Caller, record: &Evidence) -> Option<Response> {
-    if caller.may_read(&record.ingested_by) {
-        return None;
-    }
-    let mut resp = Problem::not_found(format!("evidence {} not found", record.id)).into_response();
-    resp.extensions_mut().insert(AuditNote {
-        outcome: Some(Outcome::Denied),
-        reason: Some("the record was submitted by another principal".into()),
-        ..AuditNote::default()
-    });
-    Some(resp)
-}
-
 fn too_large(envelope: bool, limit: u64) -> Problem {
     let detail = if envelope {
         format!("JSON envelope exceeds {limit} bytes; send large payloads as a raw body")
@@ -437,10 +421,7 @@ pub async fn get_evidence(
     Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let record = st.vault.get(&id).await?;
-    if let Some(denied) = refuse_unless_owner(&caller, &record) {
-        return Ok(denied);
-    }
+    let record = st.vault.get(&caller.reader(), &id).await?;
     Ok(Json(record).into_response())
 }
 
@@ -464,10 +445,7 @@ pub async fn get_payload(
     Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let (record, data) = st.vault.payload(&id).await?;
-    if let Some(denied) = refuse_unless_owner(&caller, &record) {
-        return Ok(denied);
-    }
+    let (record, data) = st.vault.payload(&caller.reader(), &id).await?;
     let (body, len) = match data {
         PayloadData::Inline(bytes) => {
             let len = bytes.len() as u64;
@@ -566,18 +544,16 @@ pub async fn list_evidence(
         .transpose()?;
     let limit = parse_limit(&mut q)?;
     q.finish()?;
-    let page = st
-        .vault
-        .list(ListQuery {
-            labels: labels.into_iter().collect(),
-            content_type,
-            since_ms,
-            until_ms,
-            after_index,
-            limit,
-            ingested_by: (caller.scope == Scope::Own).then(|| caller.principal().to_string()),
-        })
-        .await?;
+    let query = ListQuery {
+        labels: labels.into_iter().collect(),
+        content_type,
+        since_ms,
+        until_ms,
+        after_index,
+        limit,
+        ..ListQuery::default()
+    };
+    let page = st.vault.list(&caller.reader(), query).await?;
     Ok(Json(EvidencePage {
         items: page.items,
         next_cursor: page.next.map(|n| encode_cursor(CursorKind::Evidence, n)),
@@ -611,43 +587,7 @@ pub async fn get_proof(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
-    mut q: QueryParams,
+    q: QueryParams,
 ) -> Result<Response, Problem> {
-    let tree_size = q.take_number("tree_size")?;
-    let tlog = q.take_proof_format()?;
-    q.finish()?;
-    if let Some(n) = tree_size {
-        let latest = st.vault.checkpoint_size();
-        if n > latest {
-            return Err(Problem::not_found(format!(
-                "checkpoint of size {n} not found (the latest is {latest})"
-            )));
-        }
-    }
-    if caller.scope == Scope::Own {
-        // Ownership first, so that a refused caller learns nothing from
-        // whether the record is checkpointed yet.
-        if let Some(denied) = refuse_unless_owner(&caller, &st.vault.get(&id).await?) {
-            return Ok(denied);
-        }
-    }
-    proof_reply(st.vault.inclusion(&id, tree_size).await?, tlog)
-}
-
-/// A proof bundle as JSON, or as C2SP tlog-proof text with `tlog`.
-pub(crate) fn proof_reply<R: LoggedRecord + Serialize>(
-    bundle: ProofBundle<R>,
-    tlog: bool,
-) -> Result<Response, Problem> {
-    if !tlog {
-        return Ok(Json(bundle).into_response());
-    }
-    let proof = bundle
-        .to_tlog_proof()
-        .map_err(|e| Problem::from(VaultError::Inconsistent(e.to_string())))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        proof.to_text(),
-    )
-        .into_response())
+    crate::log::inclusion(&st, LogId::Evidence, &caller, &id, q).await
 }

@@ -46,9 +46,13 @@ impl Caller {
         &self.event.principal
     }
 
-    /// Whether this caller may read a record submitted by `owner`.
-    pub fn may_read(&self, owner: &str) -> bool {
-        self.scope == Scope::All || self.principal() == owner
+    /// The caller as a vault reader: the vault decides what it may see.
+    pub fn reader(&self) -> evault_vault::Reader {
+        let scope = match self.scope {
+            Scope::All => evault_vault::ReadScope::All,
+            Scope::Own => evault_vault::ReadScope::Own,
+        };
+        evault_vault::Reader::new(self.principal(), scope)
     }
 
     /// The finished event for a reply with `status`, its client-controlled

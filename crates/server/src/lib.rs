@@ -19,7 +19,6 @@ mod log;
 mod metrics;
 mod ops;
 mod params;
-mod pipeline;
 mod problem;
 mod stream;
 mod tlog;
@@ -134,12 +133,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(log::checkpoint_at))
         .routes(routes!(tlog::checkpoint))
         .routes(routes!(audit::list_audit))
-        .routes(routes!(audit::audit_log))
-        .routes(routes!(audit::audit_consistency))
-        .routes(routes!(audit::latest_audit_checkpoint))
-        .routes(routes!(audit::audit_checkpoint_at))
+        .routes(routes!(log::audit_log))
+        .routes(routes!(log::audit_consistency))
+        .routes(routes!(log::latest_audit_checkpoint))
+        .routes(routes!(log::audit_checkpoint_at))
         .routes(routes!(audit::get_audit_event))
-        .routes(routes!(audit::get_audit_proof))
+        .routes(routes!(log::get_audit_proof))
         .routes(routes!(admin::whoami))
         .routes(routes!(admin::list_service_accounts))
         .routes(routes!(admin::reload_service_accounts))

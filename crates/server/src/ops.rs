@@ -30,7 +30,7 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem> {
-    match st.vault.list_checkpoints(None, 1).await {
+    match st.vault.evidence_log().list_checkpoints(None, 1).await {
         Ok(_) => Ok("ready\n"),
         Err(e) => {
             tracing::warn!("readiness check failed: {e}");
@@ -55,13 +55,9 @@ pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem>
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    let info = st.vault.log_info();
-    let created = st
-        .vault
-        .latest_checkpoint()
-        .await
-        .ok()
-        .map(|c| c.created_at_ms);
+    let log = st.vault.evidence_log();
+    let info = log.info();
+    let created = log.latest_checkpoint().await.ok().map(|c| c.created_at_ms);
     let text = st
         .metrics
         .render(info.tree_size, info.checkpoint_size, created);

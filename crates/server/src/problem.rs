@@ -60,6 +60,9 @@ pub struct Problem {
     pub detail: String,
     failure: Option<&'static str>,
     retry_after: Option<u32>,
+    /// The vault refused to show something that exists: answered as a
+    /// 404, audited as denied with this reason.
+    pub(crate) denied: Option<String>,
 }
 
 impl Problem {
@@ -69,6 +72,7 @@ impl Problem {
             detail: detail.into(),
             failure: None,
             retry_after: None,
+            denied: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Problem {
             detail: INTERNAL_DETAIL.into(),
             failure: Some(kind),
             retry_after: None,
+            denied: None,
         }
     }
 
@@ -126,6 +131,13 @@ impl IntoResponse for Problem {
         if let Some(kind) = self.failure {
             resp.extensions_mut().insert(VaultFailure(kind));
         }
+        if let Some(reason) = self.denied {
+            resp.extensions_mut().insert(crate::guard::AuditNote {
+                outcome: Some(evault_verify::audit::Outcome::Denied),
+                reason: Some(reason),
+                ..Default::default()
+            });
+        }
         resp.extensions_mut().insert(ProblemDetail(self.detail));
         resp
     }
@@ -140,21 +152,28 @@ impl From<VaultError> for Problem {
                 format!("payload exceeds the limit of {limit} bytes"),
             ),
             VaultError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            VaultError::Hidden { what, reason } => Problem {
+                denied: Some(reason),
+                ..Problem::not_found(format!("{what} not found"))
+            },
             VaultError::Store(StoreError::TileUnavailable(t)) => {
                 Problem::not_found(format!("{} is not available", t.path()))
             }
-            VaultError::Unavailable(why) => {
-                tracing::warn!("vault unavailable: {why}");
+            e @ (VaultError::Unavailable(_) | VaultError::Task(_)) => {
+                tracing::warn!("{e}");
                 Problem {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     detail: "the vault is unavailable; retry later".into(),
                     failure: Some("unavailable"),
                     retry_after: Some(1),
+                    denied: None,
                 }
             }
             VaultError::Inconsistent(why) => Problem::internal("inconsistent", &why),
+            VaultError::Proof(e) => Problem::internal("inconsistent", &e),
             VaultError::Store(e) => Problem::internal("store", &e),
             VaultError::Io(e) => Problem::internal("io", &e),
+            e @ VaultError::Key { .. } => Problem::internal("key", &e),
             VaultError::Signing(e) => Problem::internal("signing", &e),
         }
     }

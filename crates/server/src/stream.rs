@@ -38,8 +38,8 @@ use crate::AppState;
 use crate::evidence::{drain, expects_continue, unique_map};
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{QueryParams, header_text};
-use crate::pipeline::{self, Item, ItemResult};
 use crate::problem::{Problem, ProblemBody};
+use evault_vault::pipeline::{self, Item, ItemResult};
 use lines::{Line, LineSplitter, Piece};
 
 /// Media type of the request and of the response.
@@ -308,14 +308,11 @@ async fn ingest(st: AppState, caller: Caller, body: Body, tx: mpsc::Sender<Bytes
     let disconnected = out.gone || progress.broken.get().is_some();
     let mut summary = tally.summary(lines);
     if !disconnected && let Some(cover) = tally.counts.cover {
-        match st
-            .vault
-            .wait_for_checkpoint(cover + 1, CHECKPOINT_WAIT)
-            .await
-        {
+        let log = st.vault.evidence_log();
+        match log.wait_for_checkpoint(cover + 1, CHECKPOINT_WAIT).await {
             Ok(size) => summary.checkpoint_size = Some(size),
             Err(_) => {
-                summary.checkpoint_size = Some(st.vault.checkpoint_size());
+                summary.checkpoint_size = Some(log.checkpoint_size());
                 summary.checkpoint_pending = true;
             }
         }

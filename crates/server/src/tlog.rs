@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use evault_merkle::tiles::{TilePath, parse_tile_path, tile_width};
+use evault_merkle::tiles::parse_tile_path;
 
 use crate::AppState;
 use crate::params::PathParam;
@@ -24,7 +24,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     )
 )]
 pub async fn checkpoint(State(st): State<AppState>) -> Result<Response, Problem> {
-    let cp = st.vault.latest_checkpoint().await?;
+    let cp = st.vault.evidence_log().latest_checkpoint().await?;
     let mut resp = (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         cp.note,
@@ -59,19 +59,7 @@ pub async fn tile(
     let full = format!("tile/{rest}");
     let tile = parse_tile_path(&full)
         .map_err(|e| Problem::bad_request(format!("tile path {full:?}: {e}")))?;
-    // Only what the tree has at its current size exists; answering here also
-    // keeps absurd indexes away from the store.
-    let size = st.vault.head().size;
-    let (level, index, width) = match tile {
-        TilePath::Hashes(t) => (t.level, t.index, t.width),
-        TilePath::Entries { index, width } => (0, index, width),
-    };
-    if tile_width(level, index, size).is_none_or(|w| width > w) {
-        return Err(Problem::not_found(format!(
-            "{full} does not exist at tree size {size}"
-        )));
-    }
-    let data = st.vault.tile(tile).await?;
+    let data = st.vault.evidence_log().tile(tile).await?;
     let mut resp = data.into_response();
     let h = resp.headers_mut();
     h.insert(

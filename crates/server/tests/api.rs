@@ -440,8 +440,14 @@ fn tiles_served_match_proofs() {
         .unwrap();
         let served: Vec<String> = from_tiles.iter().map(|h| STANDARD.encode(h)).collect();
         assert_eq!(served, bundle.inclusion_proof, "proof of leaf {index}");
-        evault_merkle::verify_inclusion(&rec.leaf_hash(), index, N, &from_tiles, &cp.root_hash)
-            .unwrap();
+        evault_merkle::verify_inclusion(
+            &rec.leaf_hash().unwrap(),
+            index,
+            N,
+            &from_tiles,
+            &cp.root_hash,
+        )
+        .unwrap();
     }
 
     // Entry bundles hold the records' leaf data.
@@ -452,7 +458,10 @@ fn tiles_served_match_proofs() {
         let r = s.get(&format!("/tlog/{path}"));
         assert_eq!(r.status, 200, "{path}");
         let entries = parse_entry_bundle(&r.body).unwrap();
-        let want: Vec<Vec<u8>> = records[range].iter().map(Evidence::leaf_data).collect();
+        let want: Vec<Vec<u8>> = records[range]
+            .iter()
+            .map(|r| r.leaf_data().unwrap())
+            .collect();
         assert_eq!(
             entries,
             want.iter().map(Vec::as_slice).collect::<Vec<_>>(),

@@ -77,11 +77,14 @@ fn audit_events(s: &TestServer) -> HashMap<String, AuditEvent> {
     let mut after = None;
     loop {
         let page =
-            s.rt.block_on(s.vault.audit_list(evault_store::AuditQuery {
-                after_index: after,
-                limit: 1000,
-                ..Default::default()
-            }))
+            s.rt.block_on(s.vault.audit_list(
+                &evault_vault::Reader::all("test"),
+                evault_store::AuditQuery {
+                    after_index: after,
+                    limit: 1000,
+                    ..Default::default()
+                },
+            ))
             .unwrap();
         for e in page.items {
             out.insert(e.request_id.clone(), e);
@@ -94,7 +97,11 @@ fn audit_events(s: &TestServer) -> HashMap<String, AuditEvent> {
 }
 
 fn audit_size(s: &TestServer) -> u64 {
-    s.vault.audit_log_info().expect("audit on").tree_size
+    s.vault
+        .audit_log()
+        .map(|l| l.info())
+        .expect("audit on")
+        .tree_size
 }
 
 fn request_id(r: &Resp) -> String {
@@ -434,7 +441,9 @@ fn the_permission_table_is_what_is_enforced() {
         let audit_event = audit_events(&s).into_values().next().unwrap().id;
         s.rt.block_on(
             s.vault
-                .wait_for_audit_checkpoint(1, Duration::from_secs(10)),
+                .audit_log()
+                .expect("audit on")
+                .wait_for_checkpoint(1, Duration::from_secs(10)),
         )
         .unwrap();
         let ids = HashMap::from([
@@ -640,7 +649,9 @@ fn every_request_leaves_exactly_one_provable_audit_event() {
     let total = audit_size(&s);
     s.rt.block_on(
         s.vault
-            .wait_for_audit_checkpoint(total, Duration::from_secs(10)),
+            .audit_log()
+            .expect("audit on")
+            .wait_for_checkpoint(total, Duration::from_secs(10)),
     )
     .unwrap();
     let log = s

@@ -326,7 +326,7 @@ fn status_codes_are_mapped_and_refusals_audited() {
         "{events:?}"
     );
     // Nothing was logged by any refused or invalid call.
-    assert_eq!(s.vault.head().size, 1);
+    assert_eq!(s.vault.evidence_log().head().size, 1);
 }
 
 /// `n` records, every tenth invalid in one of several ways (at indexes
@@ -404,7 +404,7 @@ fn ingest_stream_answers_every_record_in_order_and_rejects_bad_ones_alone() {
         }
     }
     assert_eq!(next_leaf as usize, n - n / 10);
-    assert_eq!(s.vault.head().size, next_leaf);
+    assert_eq!(s.vault.evidence_log().head().size, next_leaf);
 
     // Records are what was sent.
     let (id, i) = ids.iter().nth(17).unwrap();
@@ -474,7 +474,7 @@ fn a_client_that_goes_away_keeps_what_was_acknowledged() {
     let events = wait_for_events(&s, "evidence.stream", 1);
     assert_eq!(events[0].outcome, "failed", "{:?}", events[0]);
     assert!(events[0].reason.contains("accepted"), "{:?}", events[0]);
-    let size = s.vault.head().size;
+    let size = s.vault.evidence_log().head().size;
     assert!(size >= acknowledged.len() as u64);
     for (i, a) in acknowledged.iter().enumerate() {
         assert_eq!(a.leaf_index, i as u64);
@@ -515,7 +515,7 @@ fn an_unauthorised_stream_is_refused_before_any_record_is_read_and_audited() {
             .expect("refused at once");
         assert_eq!(err.code(), want);
     }
-    assert_eq!(s.vault.head().size, 0);
+    assert_eq!(s.vault.evidence_log().head().size, 0);
     let events = wait_for_events(&s, "evidence.stream", 2);
     let outcomes: Vec<_> = events
         .iter()
@@ -690,7 +690,7 @@ fn a_message_that_does_not_decode_ends_the_stream_with_a_status_and_keeps_what_c
     // gRPC's status code table: an unparseable request message is INTERNAL.
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert!(!status.message().is_empty());
-    assert_eq!(s.vault.head().size, 3);
+    assert_eq!(s.vault.evidence_log().head().size, 3);
     let events = wait_for_events(&s, "evidence.stream", 1);
     assert_eq!(events[0].outcome, "failed");
     assert!(

@@ -271,11 +271,14 @@ fn audit_event(s: &TestServer, request_id: &str) -> Option<AuditEvent> {
     let mut after = None;
     loop {
         let page =
-            s.rt.block_on(s.vault.audit_list(AuditQuery {
-                after_index: after,
-                limit: 1000,
-                ..Default::default()
-            }))
+            s.rt.block_on(s.vault.audit_list(
+                &evault_vault::Reader::all("test"),
+                AuditQuery {
+                    after_index: after,
+                    limit: 1000,
+                    ..Default::default()
+                },
+            ))
             .unwrap();
         if let Some(e) = page.items.into_iter().find(|e| e.request_id == request_id) {
             return Some(e);
@@ -576,7 +579,7 @@ fn duplicates_and_replays_are_answered_as_such() {
     assert_eq!(again[0]["id"], lines[2]["id"]);
     assert_eq!(again[1]["summary"]["duplicates"], 1);
     assert_eq!(again[1]["summary"]["first_leaf_index"], Value::Null);
-    assert_eq!(s.vault.head().size, 3);
+    assert_eq!(s.vault.evidence_log().head().size, 3);
 }
 
 #[test]
@@ -749,7 +752,7 @@ fn refused_streams_are_refused_before_the_body_is_read_and_audited() {
             Some(evault_server::PROBLEM_JSON)
         );
     }
-    assert_eq!(s.vault.head().size, 0);
+    assert_eq!(s.vault.evidence_log().head().size, 0);
     assert_eq!(s.get("/api/v1/log").ok_json()["tree_size"], 0);
 }
 
@@ -907,7 +910,7 @@ fn a_store_failure_fails_the_stream_and_stops_it() {
     assert!(reason.contains(&format!("accepted {accepted}")), "{reason}");
     // What was acknowledged is there; the log is whole.
     let records = all_records(&s);
-    assert_eq!(records.len() as u64, s.vault.head().size);
+    assert_eq!(records.len() as u64, s.vault.evidence_log().head().size);
     for a in &answers[..accepted] {
         let i = a["leaf_index"].as_u64().unwrap() as usize;
         assert_eq!(records[i]["id"], a["id"]);
@@ -1056,7 +1059,7 @@ fn two_million_records_through_a_slow_store_in_bounded_memory() {
     assert_eq!(summary["accepted"], json!(RECORDS), "{summary}");
     assert_eq!(summary["last_leaf_index"], json!(RECORDS - 1), "{summary}");
     assert!(summary["checkpoint_size"].as_u64().unwrap() >= RECORDS);
-    assert_eq!(s.vault.head().size, RECORDS);
+    assert_eq!(s.vault.evidence_log().head().size, RECORDS);
     assert!(
         hwm < LIMIT,
         "peak resident memory {} MiB is over {} MiB",

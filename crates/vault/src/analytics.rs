@@ -11,12 +11,23 @@
 use crate::calendar::{days_from_civil, days_in_month};
 use std::fmt;
 
-use evault_store::AnalyticsRow;
+use evault_store::{AnalyticsGroup, AnalyticsQuery, AnalyticsRow};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::{Map, Value};
 
 use crate::error::{Result, VaultError};
+
+/// An analytics summary ([`Vault::analytics_summary`](crate::Vault::analytics_summary)):
+/// one group per source and kind, and the query as the vault applied it
+/// (narrowed to the reader's own events where its scope says so).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Per source and kind, ordered by both.
+    pub groups: Vec<AnalyticsGroup>,
+    /// The filters applied.
+    pub query: AnalyticsQuery,
+}
 
 /// Media type of an analytics event record (parameters allowed).
 pub const ANALYTICS_TYPE: &str = "application/vnd.evault.analytics+json";

@@ -12,7 +12,7 @@ use crate::PutOutcome;
 use crate::error::{Result, VaultError};
 
 /// How the audit trail runs. Defaults are the documented ones.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AuditConfig {
     /// Log an event for every call. Off: nothing is written, and the audit
     /// read API answers [`VaultError::NotFound`]. Default on.
@@ -22,7 +22,10 @@ pub struct AuditConfig {
     pub origin: Option<String>,
     /// Audit signing key; default `<data dir>/audit.key`, generated (named
     /// after the audit origin) if missing while the audit log is empty.
+    /// Ignored when `signer` is set.
     pub key_file: Option<PathBuf>,
+    /// The audit log's signer, when its key does not live in a file.
+    pub signer: Option<crate::LogSigner>,
     /// Also append every committed event to daily JSON-lines files. Default
     /// on.
     pub mirror: bool,
@@ -36,6 +39,7 @@ impl Default for AuditConfig {
             enabled: true,
             origin: None,
             key_file: None,
+            signer: None,
             mirror: true,
             mirror_dir: None,
         }
@@ -64,7 +68,7 @@ pub(crate) fn check_event(e: &AuditEvent) -> Result<i64, String> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_millis()).ok())
-        .filter(|&ms| crate::format_ms(ms) == e.time)
+        .filter(|&ms| crate::records::format_ms(ms) == e.time)
         .ok_or_else(|| {
             format!(
                 "time {:?} is not RFC 3339 UTC with milliseconds (2026-11-23T11:30:00.123Z)",

@@ -1,15 +1,16 @@
 //! Signs a C2SP checkpoint for the new tree size, at most every
 //! `checkpoint_interval`, whenever the tree grew. Every checkpoint is kept.
 //! One checkpointer runs per log, each with that log's origin and key.
+//! When the vault stops, it signs the final tree at once and ends.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use evault_note::{Checkpoint, Ed25519Signer, sign};
+use evault_note::{Checkpoint, Signer, sign};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use tokio::sync::watch;
 
-use crate::error::{Result, VaultError};
+use crate::error::Result;
 use crate::sequencer::TreeHead;
 
 pub(crate) fn now_ms() -> i64 {
@@ -23,12 +24,12 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) fn make_checkpoint(
     store: &dyn Store,
     log: LogId,
-    signer: &Ed25519Signer,
+    signer: &dyn Signer,
     origin: &str,
     head: TreeHead,
 ) -> Result<StoredCheckpoint> {
     let body = Checkpoint::new(origin, head.size, head.root).to_text();
-    let note = sign(&body, &[signer]).map_err(|e| VaultError::Signing(e.to_string()))?;
+    let note = sign(&body, &[signer])?;
     let cp = StoredCheckpoint {
         size: head.size,
         note,
@@ -41,26 +42,43 @@ pub(crate) fn make_checkpoint(
 pub(crate) struct Checkpointer {
     pub store: Arc<dyn Store>,
     pub log: LogId,
-    pub signer: Arc<Ed25519Signer>,
+    pub signer: Arc<dyn Signer>,
     pub origin: String,
     pub interval: Duration,
     pub published: watch::Sender<u64>,
+    /// The sequencer's heads of this log; closed when the sequencer ends.
+    pub heads: watch::Receiver<TreeHead>,
 }
 
 impl Checkpointer {
-    /// Runs until the sequencer stops (its head channel closes).
-    pub async fn run(self, mut heads: watch::Receiver<TreeHead>) {
+    /// Runs until the sequencer stops (its head channel closes), then
+    /// signs the final head if it is not signed yet. `stopping` turns the
+    /// interval off, so the last checkpoints come without delay.
+    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
         let mut last = *self.published.borrow();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Sleep until the tree grows past the last checkpoint (a failed
-            // attempt retries on the next tick), then at most once per interval.
-            if heads.borrow().size <= last && heads.changed().await.is_err() {
+            // attempt retries on the next tick) or the sequencer ends.
+            let mut closed = false;
+            while self.heads.borrow_and_update().size <= last {
+                if self.heads.changed().await.is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+            if closed && self.heads.borrow().size <= last {
                 return;
             }
-            tick.tick().await;
-            let head = *heads.borrow_and_update();
+            // At most once per interval, unless the vault is stopping.
+            if !closed && !*stopping.borrow() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+            }
+            let head = *self.heads.borrow_and_update();
             if head.size <= last {
                 continue;
             }
@@ -68,8 +86,9 @@ impl Checkpointer {
             let signer = self.signer.clone();
             let origin = self.origin.clone();
             let log = self.log;
+            // Off the runtime: a hardware or remote signer may block.
             let made = tokio::task::spawn_blocking(move || {
-                make_checkpoint(&*store, log, &signer, &origin, head)
+                make_checkpoint(&*store, log, &*signer, &origin, head)
             })
             .await;
             match made {
@@ -83,6 +102,11 @@ impl Checkpointer {
                     log = self.log
                 ),
                 Err(e) => tracing::error!("{} checkpoint task failed: {e}", self.log),
+            }
+            if closed && last < head.size {
+                // The vault is stopping and the final checkpoint failed:
+                // the next start signs it (`Vault::shutdown` says so).
+                return;
             }
         }
     }

@@ -1,27 +1,59 @@
-//! Errors of the vault, grouped by what a caller should do about them.
+//! Errors of the vault, grouped by what a caller should do about them. A
+//! variant that wraps a lower-level failure keeps it as its
+//! [`source`](std::error::Error::source), so a log line or a test can walk
+//! the whole chain.
 
 use std::fmt;
 
+use evault_note::{KeyError, SignError};
 use evault_store::StoreError;
 
+/// Why a proof could not be built from a log's stored tiles.
+pub type ProofFailure = evault_merkle::ProofError<evault_merkle::tiles::TiledReadError<StoreError>>;
+
+/// Why a vault operation failed.
 #[derive(Debug)]
 pub enum VaultError {
     /// The request is malformed or violates a limit; nothing was written.
     Invalid(String),
     /// The payload exceeds the configured upload limit; nothing was written.
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The thing asked for does not exist.
     NotFound(String),
+    /// The thing exists but the reader may not see it. Callers answer it
+    /// exactly like [`VaultError::NotFound`] (its existence is not
+    /// revealed) and record the refusal.
+    Hidden {
+        /// What was asked for, as [`VaultError::NotFound`] names it.
+        what: String,
+        /// Why the reader may not see it, for the audit trail only.
+        reason: String,
+    },
     /// The vault's stored state does not add up; it refuses to serve.
     Inconsistent(String),
+    /// A proof could not be built from the stored tree.
+    Proof(ProofFailure),
     /// The vault is shutting down or its sequencer has stopped.
     Unavailable(String),
+    /// A blocking task of the vault died (it panicked or the runtime is
+    /// shutting down).
+    Task(tokio::task::JoinError),
     /// Storage failed.
     Store(StoreError),
-    /// Filesystem failure (blobs, keys).
+    /// Filesystem failure (blobs, keys, the audit mirror).
     Io(std::io::Error),
+    /// A signing key file could not be read as a key.
+    Key {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: KeyError,
+    },
     /// Signing a checkpoint failed.
-    Signing(String),
+    Signing(SignError),
 }
 
 impl fmt::Display for VaultError {
@@ -31,17 +63,39 @@ impl fmt::Display for VaultError {
             VaultError::TooLarge { limit } => {
                 write!(f, "payload exceeds the limit of {limit} bytes")
             }
-            VaultError::NotFound(what) => write!(f, "{what} not found"),
+            VaultError::NotFound(what) | VaultError::Hidden { what, .. } => {
+                write!(f, "{what} not found")
+            }
             VaultError::Inconsistent(why) => write!(f, "vault state is inconsistent: {why}"),
+            VaultError::Proof(e) => write!(f, "vault state is inconsistent: proof: {e}"),
             VaultError::Unavailable(why) => write!(f, "vault unavailable: {why}"),
+            VaultError::Task(e) => write!(f, "vault unavailable: a vault task failed: {e}"),
             VaultError::Store(e) => write!(f, "{e}"),
             VaultError::Io(e) => write!(f, "i/o: {e}"),
+            VaultError::Key { path, source } => write!(f, "key {}: {source}", path.display()),
             VaultError::Signing(e) => write!(f, "signing: {e}"),
         }
     }
 }
 
-impl std::error::Error for VaultError {}
+impl std::error::Error for VaultError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            VaultError::Proof(e) => Some(e),
+            VaultError::Task(e) => Some(e),
+            VaultError::Store(e) => Some(e),
+            VaultError::Io(e) => Some(e),
+            VaultError::Key { source, .. } => Some(source),
+            VaultError::Signing(e) => Some(e),
+            VaultError::Invalid(_)
+            | VaultError::TooLarge { .. }
+            | VaultError::NotFound(_)
+            | VaultError::Hidden { .. }
+            | VaultError::Inconsistent(_)
+            | VaultError::Unavailable(_) => None,
+        }
+    }
+}
 
 impl From<StoreError> for VaultError {
     fn from(e: StoreError) -> Self {
@@ -55,4 +109,54 @@ impl From<std::io::Error> for VaultError {
     }
 }
 
+impl From<tokio::task::JoinError> for VaultError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        VaultError::Task(e)
+    }
+}
+
+impl From<ProofFailure> for VaultError {
+    fn from(e: ProofFailure) -> Self {
+        VaultError::Proof(e)
+    }
+}
+
+impl From<SignError> for VaultError {
+    fn from(e: SignError) -> Self {
+        VaultError::Signing(e)
+    }
+}
+
+/// The vault's result type.
 pub type Result<T, E = VaultError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn wrapped_causes_are_sources() {
+        let io = VaultError::from(std::io::Error::other("disk on fire"));
+        assert_eq!(
+            io.source().map(|s| s.to_string()),
+            Some("disk on fire".into())
+        );
+        let key = VaultError::Key {
+            path: "/k".into(),
+            source: KeyError::InvalidName,
+        };
+        assert!(key.source().is_some());
+        assert!(key.to_string().starts_with("key /k: "));
+        let hidden = VaultError::Hidden {
+            what: "evidence x".into(),
+            reason: "another principal's".into(),
+        };
+        // Reads exactly like a missing record.
+        assert_eq!(
+            hidden.to_string(),
+            VaultError::NotFound("evidence x".into()).to_string()
+        );
+        assert!(hidden.source().is_none());
+    }
+}

@@ -1,17 +1,24 @@
-//! The log's signing key: generated on first start into the data directory
-//! (mode 0600) in the `PRIVATE+KEY+…` text format, or loaded from a file.
+//! The key-file signer: a log's Ed25519 key generated on first start into
+//! the data directory (mode 0600) in the `PRIVATE+KEY+…` text format, or
+//! loaded from a file. The only place the vault names a concrete signer;
+//! everything else holds a `dyn Signer`.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
-use evault_note::{Ed25519Signer, SignerKeyText, generate_ed25519};
+use evault_note::{Ed25519Signer, Signer, SignerKeyText, generate_ed25519};
 
 use crate::error::{Result, VaultError};
 
 /// Loads the signer key at `path`, or creates one named `name` if the file
 /// does not exist and `create` is set.
-pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Ed25519Signer> {
+pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Arc<dyn Signer>> {
+    load_or_create_ed25519(path, name, create).map(|s| Arc::new(s) as Arc<dyn Signer>)
+}
+
+fn load_or_create_ed25519(path: &Path, name: &str, create: bool) -> Result<Ed25519Signer> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let mode = std::fs::metadata(path)?.permissions().mode();
@@ -23,12 +30,16 @@ pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Ed25519Si
                 );
             }
             let text = SignerKeyText::from(text.trim().to_string());
-            Ed25519Signer::from_signer_key(text.expose_secret())
-                .map_err(|e| VaultError::Invalid(format!("log key {}: {e}", path.display())))
+            Ed25519Signer::from_signer_key(text.expose_secret()).map_err(|source| VaultError::Key {
+                path: path.to_path_buf(),
+                source,
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            let (skey, _vkey) = generate_ed25519(name)
-                .map_err(|e| VaultError::Invalid(format!("log key name {name:?}: {e}")))?;
+            let (skey, _vkey) = generate_ed25519(name).map_err(|source| VaultError::Key {
+                path: path.to_path_buf(),
+                source,
+            })?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -41,8 +52,10 @@ pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Ed25519Si
                 std::fs::File::open(dir)?.sync_all()?;
             }
             tracing::info!("generated a new log key at {}", path.display());
-            Ed25519Signer::from_signer_key(skey.expose_secret())
-                .map_err(|e| VaultError::Invalid(format!("generated key: {e}")))
+            Ed25519Signer::from_signer_key(skey.expose_secret()).map_err(|source| VaultError::Key {
+                path: path.to_path_buf(),
+                source,
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(VaultError::Inconsistent(format!(

@@ -1,14 +1,18 @@
-//! What the vault serves about each of its two Merkle logs: identity,
-//! checkpoints, inclusion and consistency proofs. One implementation, used
-//! for the evidence log and the audit log alike.
+//! One read API for each of the vault's two Merkle logs: identity, sizes,
+//! checkpoints, inclusion and consistency proofs, tiles and entry bundles.
+//! [`Log`] is what callers hold ([`Vault::log`]); [`LogHandle`] is the
+//! running log behind it. One implementation serves the evidence log and
+//! the audit log alike, so every check lives once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use evault_merkle::tiles::TiledHashReader;
-use evault_note::{Ed25519Signer, Verifiers};
+use evault_merkle::tiles::{
+    TilePath, TileReader, TiledHashReader, encode_entry_bundle, tile_width,
+};
+use evault_note::{Signer, Verifiers};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use evault_verify::{LoggedRecord, ProofBundle};
 use tokio::sync::watch;
@@ -16,14 +20,14 @@ use tokio::sync::watch;
 use crate::error::{Result, VaultError};
 use crate::proofs::{StoreTiles, TileCache};
 use crate::sequencer::TreeHead;
-use crate::{ConsistencyProof, LogInfo};
+use crate::{ConsistencyProof, LogInfo, LogProof, Reader, Vault};
 
 /// One running log: its identity, its tile cache, and what the sequencer
 /// and its checkpointer last announced.
 pub(crate) struct LogHandle {
     pub id: LogId,
     pub origin: String,
-    pub signer: Arc<Ed25519Signer>,
+    pub signer: Arc<dyn Signer>,
     /// Holding the log's key only, for opening its checkpoints.
     pub verifiers: Verifiers,
     /// Full tiles recently used by this log's proofs.
@@ -34,7 +38,7 @@ pub(crate) struct LogHandle {
 
 impl LogHandle {
     /// What the log calls its checkpoints in messages.
-    fn noun(&self) -> &'static str {
+    pub fn noun(&self) -> &'static str {
         match self.id {
             LogId::Evidence => "checkpoint",
             LogId::Audit => "audit checkpoint",
@@ -77,10 +81,25 @@ impl LogHandle {
             .ok_or_else(|| VaultError::NotFound(self.noun().into()))
     }
 
+    /// The checkpoint of `size`. A size beyond the latest checkpoint is
+    /// not found, whatever the store holds.
     pub fn checkpoint_at(&self, store: &dyn Store, size: u64) -> Result<StoredCheckpoint> {
+        self.check_published(size)?;
         store
             .checkpoint_at(self.id, size)?
             .ok_or_else(|| VaultError::NotFound(format!("{} of size {size}", self.noun())))
+    }
+
+    /// `NotFound` when `size` is beyond the latest signed checkpoint.
+    pub fn check_published(&self, size: u64) -> Result<()> {
+        let latest = self.checkpoint_size();
+        if size > latest {
+            return Err(VaultError::NotFound(format!(
+                "{} of size {size} (the latest is {latest})",
+                self.noun()
+            )));
+        }
+        Ok(())
     }
 
     pub fn list_checkpoints(
@@ -121,8 +140,7 @@ impl LogHandle {
             tiles: self.tiles(store),
             tree_size: cp.size,
         };
-        let proof = evault_merkle::inclusion_proof(&reader, leaf_index, cp.size)
-            .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
+        let proof = evault_merkle::inclusion_proof(&reader, leaf_index, cp.size)?;
         Ok(ProofBundle {
             record,
             leaf_index,
@@ -135,24 +153,17 @@ impl LogHandle {
     /// Consistency proof between two tree sizes no larger than the latest
     /// checkpoint.
     pub fn consistency(&self, store: &dyn Store, from: u64, to: u64) -> Result<ConsistencyProof> {
-        let latest = store.latest_checkpoint(self.id)?.map_or(0, |c| c.size);
         if from == 0 || from > to {
             return Err(VaultError::Invalid(format!(
                 "need 0 < from <= to, got from={from} to={to}"
             )));
         }
-        if to > latest {
-            return Err(VaultError::NotFound(format!(
-                "{} of size {to} (latest is {latest})",
-                self.noun()
-            )));
-        }
+        self.check_published(to)?;
         let reader = TiledHashReader {
             tiles: self.tiles(store),
             tree_size: to,
         };
-        let proof = evault_merkle::consistency_proof(&reader, from, to)
-            .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
+        let proof = evault_merkle::consistency_proof(&reader, from, to)?;
         Ok(ConsistencyProof { from, to, proof })
     }
 
@@ -168,5 +179,213 @@ impl LogHandle {
                 "no {noun} of size {size} within {timeout:?}"
             ))),
         }
+    }
+}
+
+/// One of the vault's logs, for reading: the same API for the evidence log
+/// and the audit log ([`Vault::log`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Log {
+    vault: Vault,
+    id: LogId,
+}
+
+impl Log {
+    pub(crate) fn new(vault: Vault, id: LogId) -> Log {
+        Log { vault, id }
+    }
+
+    fn handle(&self) -> &LogHandle {
+        // A `Log` is only made for a log the vault runs (see `Vault::log`).
+        match self.id {
+            LogId::Evidence => &self.vault.inner.evidence,
+            LogId::Audit => self
+                .vault
+                .inner
+                .audit
+                .as_ref()
+                .unwrap_or(&self.vault.inner.evidence),
+        }
+    }
+
+    /// Which log this is.
+    pub fn id(&self) -> LogId {
+        self.id
+    }
+
+    /// The checkpoint origin.
+    pub fn origin(&self) -> &str {
+        &self.handle().origin
+    }
+
+    /// The verifier key in note format (`name+hash+base64`).
+    pub fn verifier_key(&self) -> String {
+        self.handle().verifier_key()
+    }
+
+    /// Verifiers holding this log's key only, for opening its checkpoints.
+    pub fn verifiers(&self) -> &Verifiers {
+        &self.handle().verifiers
+    }
+
+    /// Origin, verifier key and sizes.
+    pub fn info(&self) -> LogInfo {
+        self.handle().info()
+    }
+
+    /// Tree size and root after the latest durable commit.
+    pub fn head(&self) -> TreeHead {
+        self.handle().head()
+    }
+
+    /// Size of the latest signed checkpoint.
+    pub fn checkpoint_size(&self) -> u64 {
+        self.handle().checkpoint_size()
+    }
+
+    /// The latest signed checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<StoredCheckpoint> {
+        self.read(|h, store| h.latest_checkpoint(store)).await
+    }
+
+    /// The signed checkpoint of `size`; not found beyond the latest.
+    pub async fn checkpoint_at(&self, size: u64) -> Result<StoredCheckpoint> {
+        self.read(move |h, store| h.checkpoint_at(store, size))
+            .await
+    }
+
+    /// Signed checkpoints in ascending size, after `after`, at most `limit`.
+    pub async fn list_checkpoints(
+        &self,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        self.read(move |h, store| h.list_checkpoints(store, after, limit))
+            .await
+    }
+
+    /// Consistency proof between two tree sizes no larger than the latest
+    /// checkpoint.
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+        self.read(move |h, store| h.consistency(store, from, to))
+            .await
+    }
+
+    /// Inclusion proof of the entry `id` (a record of the evidence log, an
+    /// event of the audit log) against the checkpoint of size `tree_size`
+    /// (default: the latest), with that checkpoint. An entry `reader` may
+    /// not see is [`VaultError::Hidden`], before anything else about it is
+    /// revealed (such as whether it is checkpointed yet).
+    pub async fn inclusion(
+        &self,
+        reader: &Reader,
+        id: &str,
+        tree_size: Option<u64>,
+    ) -> Result<LogProof> {
+        if let Some(n) = tree_size {
+            self.handle().check_published(n)?;
+        }
+        let (id, reader) = (id.to_string(), reader.clone());
+        let log = self.id;
+        self.vault
+            .blocking(move |i| {
+                let h = i.log(log)?;
+                let store = &*i.store;
+                Ok(match log {
+                    LogId::Evidence => {
+                        let record = i.readable_record(&reader, &id)?;
+                        LogProof::Evidence(h.inclusion(
+                            store,
+                            record,
+                            &format!("evidence {id}"),
+                            tree_size,
+                        )?)
+                    }
+                    LogId::Audit => {
+                        let event = i.readable_event(&reader, &id)?;
+                        LogProof::Audit(h.inclusion(
+                            store,
+                            event,
+                            &format!("audit event {id}"),
+                            tree_size,
+                        )?)
+                    }
+                })
+            })
+            .await
+    }
+
+    /// Contents of a C2SP tlog-tiles resource of this log: a hash tile, or
+    /// an entry bundle (the leaf data of up to 256 entries). Only what the
+    /// tree has at its current size exists, at exactly the width asked for.
+    pub async fn tile(&self, path: TilePath) -> Result<Vec<u8>> {
+        // Checked before the store is asked: absurd indexes never reach it.
+        let size = self.head().size;
+        let (level, index, width) = match path {
+            TilePath::Hashes(t) => (t.level, t.index, t.width),
+            TilePath::Entries { index, width } => (0, index, width),
+        };
+        if tile_width(level, index, size).is_none_or(|w| width > w) {
+            let name = match path {
+                TilePath::Hashes(t) => t.path(),
+                TilePath::Entries { index, width } => {
+                    evault_merkle::tiles::entries_path(index, width)
+                }
+            };
+            return Err(VaultError::NotFound(format!("{name} at tree size {size}")));
+        }
+        self.read(move |h, store| match path {
+            TilePath::Hashes(tile) => h
+                .tiles(store)
+                .read_tiles(&[tile])?
+                .pop()
+                .ok_or(VaultError::NotFound(tile.path())),
+            TilePath::Entries { index, width } => {
+                let missing = || {
+                    VaultError::NotFound(format!(
+                        "entry bundle {}",
+                        evault_merkle::tiles::entries_path(index, width)
+                    ))
+                };
+                let start = index.checked_mul(256).ok_or_else(missing)?;
+                let end = start.checked_add(u64::from(width)).ok_or_else(missing)?;
+                if end > store.tree_size(h.id)? {
+                    return Err(missing());
+                }
+                let entries = match h.id {
+                    LogId::Evidence => store.leaf_data_range(start, end)?,
+                    // Audit bundles are rare (auditors mirror the log):
+                    // one lookup per entry is enough.
+                    LogId::Audit => (start..end)
+                        .map(|i| {
+                            store
+                                .audit_by_index(i)?
+                                .map(|e| e.leaf_data)
+                                .ok_or_else(|| {
+                                    VaultError::Inconsistent(format!("audit leaf {i} is missing"))
+                                })
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                };
+                encode_entry_bundle(&entries).map_err(|e| VaultError::Inconsistent(e.to_string()))
+            }
+        })
+        .await
+    }
+
+    /// Waits until a checkpoint of at least `size` is signed, or `timeout`.
+    pub async fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<u64> {
+        self.handle().wait_for_checkpoint(size, timeout).await
+    }
+
+    /// Runs `f` on a blocking thread with this log and the store.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&LogHandle, &dyn Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let log = self.id;
+        self.vault
+            .blocking(move |i| f(i.log(log)?, &*i.store))
+            .await
     }
 }

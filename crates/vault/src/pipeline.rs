@@ -12,18 +12,18 @@
 
 use std::collections::VecDeque;
 
-use evault_vault::{PutOutcome, StreamRecord, Submitted, Vault, VaultError};
+use crate::{PutOutcome, StreamRecord, Submitted, Vault, VaultError};
 use futures_util::{Stream, StreamExt};
 
 /// Most records handed to the vault as one unit (their leaves are
 /// consecutive, and they share one acknowledgement).
-pub(crate) const MAX_UNIT: usize = 1024;
+pub const MAX_UNIT: usize = 1024;
 /// Units of one stream submitted but not yet answered. Enough to keep the
 /// sequencer's group commit full while results travel back.
-pub(crate) const WINDOW: usize = 8;
+pub const WINDOW: usize = 8;
 
 /// One input item of a stream, in order.
-pub(crate) enum Item {
+pub enum Item {
     Record(StreamRecord),
     /// Refused before reaching the vault (unreadable line, bad JSON, ...):
     /// keeps its place in the order, with the reason.
@@ -32,7 +32,7 @@ pub(crate) enum Item {
 
 /// One result per item, in the same order.
 #[derive(Debug)]
-pub(crate) enum ItemResult {
+pub enum ItemResult {
     /// Durably logged, or found to be a duplicate or a replay.
     Logged(PutOutcome),
     /// Not logged, and why; the stream goes on.
@@ -53,7 +53,7 @@ pub(crate) enum ItemResult {
 /// reading more input. Units already in flight behind it may still have
 /// been committed; their results are not reported (a client retrying with
 /// idempotency keys gets them as replays).
-pub(crate) fn run(
+pub fn run(
     vault: Vault,
     principal: String,
     input: impl Stream<Item = Item> + Send + 'static,
@@ -179,17 +179,25 @@ fn rejection(e: &VaultError) -> Option<String> {
     }
 }
 
-/// An equivalent error (`VaultError` is not `Clone`: store and I/O errors
-/// become `Unavailable` with their text).
+/// An equivalent error (`VaultError` is not `Clone`: errors that wrap a
+/// cause become `Unavailable` with their text).
 fn copy_error(e: &VaultError) -> VaultError {
     match e {
         VaultError::Invalid(s) => VaultError::Invalid(s.clone()),
         VaultError::TooLarge { limit } => VaultError::TooLarge { limit: *limit },
         VaultError::NotFound(s) => VaultError::NotFound(s.clone()),
+        VaultError::Hidden { what, reason } => VaultError::Hidden {
+            what: what.clone(),
+            reason: reason.clone(),
+        },
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
-        VaultError::Signing(s) => VaultError::Signing(s.clone()),
-        VaultError::Store(_) | VaultError::Io(_) => VaultError::Unavailable(e.to_string()),
+        VaultError::Proof(_)
+        | VaultError::Task(_)
+        | VaultError::Store(_)
+        | VaultError::Io(_)
+        | VaultError::Key { .. }
+        | VaultError::Signing(_) => VaultError::Unavailable(e.to_string()),
     }
 }
 
@@ -221,7 +229,7 @@ impl<S: Stream<Item = Vec<ItemResult>>> Output<S> {
 /// What a stream did so far, counted the same way for both streams (and
 /// written the same way into their audit events).
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     pub accepted: u64,
     pub rejected: u64,
     /// Duplicates and replays.
@@ -277,7 +285,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use evault_vault::VaultConfig;
+    use crate::VaultConfig;
     use futures_util::stream;
 
     use super::*;
@@ -345,7 +353,7 @@ mod tests {
                 other => panic!("item {i}: unexpected {other:?}"),
             }
         }
-        assert_eq!(v.head().size, next_leaf);
+        assert_eq!(v.evidence_log().head().size, next_leaf);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,6 +414,6 @@ mod tests {
         // The stream ended: the endless input was read no further than the
         // units submitted before the failure was seen.
         assert!(pulled.load(Ordering::SeqCst) <= MAX_UNIT * (WINDOW + 2));
-        assert_eq!(v.head().size, 0);
+        assert_eq!(v.evidence_log().head().size, 0);
     }
 }

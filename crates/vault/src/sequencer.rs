@@ -16,10 +16,11 @@ use evault_store::{AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Store}
 use evault_verify::AuditEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::PutOutcome;
 use crate::audit::{AuditOnCommit, to_row};
 use crate::error::{Result, VaultError};
 use crate::proofs::StoreTiles;
-use crate::{PutOutcome, evidence_from_row};
+use crate::records::evidence_from_row;
 
 /// Tile levels a u64-sized tree can have (tree levels 0, 8, …, 56).
 const TILE_LEVELS: usize = 8;
@@ -187,23 +188,35 @@ pub(crate) struct Trees {
     pub audit: Option<TreeState>,
 }
 
-/// Where the sequencer announces what it committed.
+/// Where the sequencer announces what it committed (the checkpointers and
+/// the audit mirror follow these). Dropped when it ends.
 pub(crate) struct Outputs {
     pub evidence_heads: watch::Sender<TreeHead>,
     pub audit_heads: Option<watch::Sender<TreeHead>>,
-    /// The JSON-lines mirror, fed after the callers are acknowledged.
-    pub mirror: Option<mpsc::Sender<Vec<AuditEvent>>>,
 }
 
-/// Runs until every sender is dropped.
+/// Runs until every sender is dropped, or until `stopping` turns true:
+/// then it takes nothing new, commits what is queued, and ends.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
     mut trees: Trees,
     limits: BatchLimits,
     out: Outputs,
+    mut stopping: watch::Receiver<bool>,
 ) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            // Queued work first: a stop never overtakes what was accepted.
+            biased;
+            p = rx.recv() => p,
+            _ = stopping.wait_for(|s| *s), if !rx.is_closed() => {
+                // Senders now fail; what is buffered is still received.
+                rx.close();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         // Counted in records: a stream's unit weighs as many as it holds.
         let mut records = first.records();
         let mut batch = vec![first];
@@ -256,22 +269,13 @@ pub(crate) async fn run(
                 .increment(next.evidence.size() - trees.evidence.size());
             trees = next;
         }
-        metrics::counter!("evault_audit_events_total").increment(done.events.len() as u64);
+        metrics::counter!("evault_audit_events_total").increment(done.events as u64);
         announce(&out.evidence_heads, trees.evidence.head());
         if let (Some(tx), Some(audit)) = (&out.audit_heads, &trees.audit) {
             announce(tx, audit.head());
         }
         for reply in done.replies {
             reply.send();
-        }
-        // After the acks: a full mirror queue delays the next batch, never
-        // this one's callers.
-        if let Some(mirror) = &out.mirror
-            && !done.events.is_empty()
-            && mirror.send(done.events).await.is_err()
-        {
-            metrics::counter!("evault_audit_mirror_errors_total").increment(1);
-            tracing::error!("the audit mirror has stopped; events are not mirrored");
         }
     }
 }
@@ -348,8 +352,8 @@ struct Committed {
     /// batch of duplicates only).
     trees: Option<Trees>,
     replies: Vec<Reply>,
-    /// The audit events committed, with ids and indexes, for the mirror.
-    events: Vec<AuditEvent>,
+    /// How many audit events were committed.
+    events: usize,
 }
 
 /// The evidence rows of one group commit, as they are planned: new leaves
@@ -423,7 +427,7 @@ fn all_failed(
     Committed {
         trees: None,
         replies,
-        events: Vec::new(),
+        events: 0,
     }
 }
 
@@ -449,7 +453,7 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             return Committed {
                 trees: None,
                 replies: batch.into_iter().map(|p| p.refused(&msg)).collect(),
-                events: Vec::new(),
+                events: 0,
             };
         }
     };
@@ -461,7 +465,6 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
         by_dedup: HashMap::new(),
         by_idem: HashMap::new(),
     };
-    let mut events: Vec<AuditEvent> = Vec::new();
     let mut audit_rows: Vec<AuditRow> = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
 
@@ -479,7 +482,6 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
                 match to_row(&mut event, index) {
                     Ok(r) => {
                         audit_rows.push(r);
-                        events.push(event);
                         replies.push(Reply::Audit(ack, Ok(())));
                     }
                     Err(why) => replies.push(Reply::Audit(
@@ -525,10 +527,7 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             let mut event = build(&done);
             let index = audit_old_size + audit_rows.len() as u64;
             match to_row(&mut event, index) {
-                Ok(r) => {
-                    audit_rows.push(r);
-                    events.push(event);
-                }
+                Ok(r) => audit_rows.push(r),
                 Err(why) => {
                     tracing::error!("the audit event of a put is invalid, put refused: {why}");
                     replies.push(Reply::Put(
@@ -553,7 +552,7 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
         return Committed {
             trees: None,
             replies,
-            events,
+            events: 0,
         };
     }
     let mut next = trees.clone();
@@ -585,13 +584,13 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
         return Committed {
             trees: None,
             replies: replies.into_iter().map(|r| r.failed(&msg)).collect(),
-            events: Vec::new(),
+            events: 0,
         };
     }
     Committed {
         trees: Some(next),
         replies,
-        events,
+        events: audit_rows.len(),
     }
 }
 

@@ -2,16 +2,17 @@
 //! that its stored tree, tiles and latest checkpoint agree. Both logs go
 //! through the same code; the vault refuses to start if either fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use evault_merkle::tiles::TiledHashReader;
 use evault_merkle::{NodeId, leaf_hash};
-use evault_note::{Checkpoint, Ed25519Signer, Verifiers};
+use evault_note::{Checkpoint, Signer, Verifiers, parse_verifier_key, verifier_for};
 use evault_store::{LogId, Store};
 use evault_verify::open_checkpoint;
 
-use crate::VaultConfig;
 use crate::checkpointer;
+use crate::config::{LogSigner, VaultConfig};
 use crate::error::{Result, VaultError};
 use crate::keys;
 use crate::proofs::StoreTiles;
@@ -25,7 +26,7 @@ const META_AUDIT_ORIGIN: &str = "audit_origin";
 /// One log, checked and ready to extend.
 pub(crate) struct LogStart {
     pub origin: String,
-    pub signer: Ed25519Signer,
+    pub signer: Arc<dyn Signer>,
     pub state: TreeState,
     /// Size of the latest signed checkpoint.
     pub published: u64,
@@ -47,10 +48,11 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             &uuid::Uuid::now_v7().simple().to_string()[20..]
         )
     })?;
-    let key = config
-        .key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("log.key"));
+    let key = KeySource::of(
+        config.signer.as_ref(),
+        config.key_file.as_ref(),
+        config.data_dir.join("log.key"),
+    );
     let evidence = open_log(store, LogId::Evidence, META_ORIGIN, origin, stored, &key)?;
 
     let audit = if config.audit.enabled {
@@ -66,15 +68,17 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
                  checkpoint of one must never pass for the other's"
             )));
         }
-        let audit_key = config
-            .audit
-            .key_file
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("audit.key"));
-        if audit_key == key {
+        let audit_key = KeySource::of(
+            config.audit.signer.as_ref(),
+            config.audit.key_file.as_ref(),
+            config.data_dir.join("audit.key"),
+        );
+        if let (KeySource::File(a), KeySource::File(e)) = (&audit_key, &key)
+            && a == e
+        {
             return Err(VaultError::Invalid(format!(
                 "the audit log needs its own signing key, not the evidence log's ({})",
-                key.display()
+                e.display()
             )));
         }
         let log = open_log(
@@ -85,10 +89,10 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             stored,
             &audit_key,
         )?;
-        if log.signer.public_key() == evidence.signer.public_key() {
+        if public_key(&*log.signer)? == public_key(&*evidence.signer)? {
             return Err(VaultError::Invalid(format!(
                 "the audit key {} holds the evidence log's key; the audit log needs its own",
-                audit_key.display()
+                audit_key.describe()
             )));
         }
         Some(log)
@@ -127,12 +131,15 @@ fn open_log(
     meta_key: &str,
     origin: String,
     origin_stored: bool,
-    key_path: &Path,
+    key: &KeySource,
 ) -> Result<LogStart> {
     let size = store.tree_size(log)?;
     let latest = store.latest_checkpoint(log)?;
     let has_history = latest.is_some() || size > 0;
-    let signer = keys::load_or_create(key_path, &origin, !has_history)?;
+    let signer = match key {
+        KeySource::Signer(s) => s.0.clone(),
+        KeySource::File(path) => keys::load_or_create(path, &origin, !has_history)?,
+    };
     if !origin_stored {
         store.set_meta(meta_key, &origin)?;
     }
@@ -161,10 +168,13 @@ fn open_log(
     let published = match latest {
         // A log always has a checkpoint to serve, even empty (tlog-tiles
         // clients start from /checkpoint); later ones follow as it grows.
-        None => checkpointer::make_checkpoint(store, log, &signer, &origin, state.head())?.size,
+        None => checkpointer::make_checkpoint(store, log, &*signer, &origin, state.head())?.size,
         Some(cp) => {
-            let verifiers = Verifiers::new()
-                .with(signer.verifier())
+            let mut verifiers = Verifiers::new();
+            verifiers
+                .insert_boxed(verifier_for(signer.verifier_key().as_str()).map_err(|e| {
+                    VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
+                })?)
                 .map_err(|e| VaultError::Invalid(e.to_string()))?;
             let (body, _) = open_checkpoint(&cp.note, &verifiers, Some(&origin)).map_err(|e| {
                 VaultError::Inconsistent(format!("latest {log} checkpoint (size {}): {e}", cp.size))
@@ -179,6 +189,38 @@ fn open_log(
         state,
         published,
     })
+}
+
+/// Where a log's key comes from: a signer the embedding program holds, or
+/// a key file (loaded, or created for a new log).
+enum KeySource {
+    Signer(LogSigner),
+    File(PathBuf),
+}
+
+impl KeySource {
+    fn of(signer: Option<&LogSigner>, file: Option<&PathBuf>, default: PathBuf) -> KeySource {
+        match (signer, file) {
+            (Some(s), _) => KeySource::Signer(s.clone()),
+            (None, Some(f)) => KeySource::File(f.clone()),
+            (None, None) => KeySource::File(default),
+        }
+    }
+
+    /// For messages.
+    fn describe(&self) -> String {
+        match self {
+            KeySource::Signer(s) => format!("(signer {:?})", s.0.name()),
+            KeySource::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The public key bytes of a signer, from its verifier key.
+fn public_key(signer: &dyn Signer) -> Result<Vec<u8>> {
+    parse_verifier_key(signer.verifier_key().as_str())
+        .map(|k| k.public_key)
+        .map_err(|e| VaultError::Invalid(format!("signer {:?}: {e}", signer.name())))
 }
 
 /// The leaf data at `index` of `log`.

@@ -16,8 +16,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::error::{Result, VaultError};
+use crate::records::NewRecord;
 use crate::sequencer::Pending;
-use crate::{PutOutcome, Vault, VaultConfig, ingest, new_row};
+use crate::{PutOutcome, Vault, VaultConfig, ingest};
 use evault_store::{AnalyticsRow, Payload};
 
 /// One record of a stream. Its payload is held in memory, so it may be at
@@ -129,19 +130,25 @@ impl Vault {
                     continue;
                 }
             };
-            rejected.push(None);
             let sha256: [u8; 32] = Sha256::digest(&r.payload).into();
-            let mut row = new_row(
-                r.content_type,
-                r.labels,
-                principal.to_string(),
-                r.idempotency_key,
+            let row = NewRecord {
+                content_type: r.content_type,
+                labels: r.labels,
+                principal: principal.to_string(),
+                idempotency_key: r.idempotency_key,
                 sha256,
-                r.payload.len() as u64,
-                Payload::Inline(r.payload),
-            );
-            row.analytics = analytics;
-            rows.push(row);
+                size: r.payload.len() as u64,
+                payload: Payload::Inline(r.payload),
+            }
+            .into_row();
+            match row {
+                Ok(mut row) => {
+                    row.analytics = analytics;
+                    rows.push(row);
+                    rejected.push(None);
+                }
+                Err(e) => rejected.push(Some(e)),
+            }
         }
         let done = if rows.is_empty() {
             None

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use evault_vault::{
-    ANALYTICS_TYPE, AnalyticsGroup, AnalyticsQuery, PutOutcome, PutRequest, Stats, StreamRecord,
-    Vault, VaultConfig, VaultError,
+    ANALYTICS_TYPE, AnalyticsGroup, AnalyticsQuery, PutOutcome, PutRequest, Reader, Stats,
+    StreamRecord, Vault, VaultConfig, VaultError,
 };
 
 fn config(dir: &std::path::Path) -> VaultConfig {
@@ -63,9 +63,10 @@ fn stats(count: u64, min: f64, max: f64, mean: f64) -> Stats {
 }
 
 async fn summary(v: &Vault) -> Vec<AnalyticsGroup> {
-    v.analytics_summary(AnalyticsQuery::default())
+    v.analytics_summary(&Reader::all("test"), AnalyticsQuery::default())
         .await
         .unwrap()
+        .groups
 }
 
 /// Three build events (two units agree) and one test event, 2026-11-23.
@@ -130,31 +131,43 @@ async fn put_validates_events_and_the_summary_adds_them_up() {
 
     // Filters reach the store.
     let only_test = v
-        .analytics_summary(AnalyticsQuery {
-            kind: Some("test".into()),
-            ..AnalyticsQuery::default()
-        })
+        .analytics_summary(
+            &Reader::all("test"),
+            AnalyticsQuery {
+                kind: Some("test".into()),
+                ..AnalyticsQuery::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(only_test, expected()[1..].to_vec());
     let window = v
-        .analytics_summary(AnalyticsQuery {
-            since_ms: Some(T + 1000),
-            until_ms: Some(T + 3500),
-            ..AnalyticsQuery::default()
-        })
+        .analytics_summary(
+            &Reader::all("test"),
+            AnalyticsQuery {
+                since_ms: Some(T + 1000),
+                until_ms: Some(T + 3500),
+                ..AnalyticsQuery::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(window.len(), 1);
     assert_eq!(window[0].count, 1);
     assert_eq!(window[0].value, Some(stats(1, 4.5, 4.5, 4.5)));
     let theirs = v
-        .analytics_summary(AnalyticsQuery {
-            ingested_by: Some("sa:other".into()),
-            ..AnalyticsQuery::default()
-        })
+        .analytics_summary(
+            &Reader::all("test"),
+            AnalyticsQuery {
+                ingested_by: Some("sa:other".into()),
+                ..AnalyticsQuery::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(theirs, vec![]);
 
     // A content type with parameters is still an analytics event.
@@ -168,12 +181,16 @@ async fn put_validates_events_and_the_summary_adds_them_up() {
     .await
     .unwrap();
     let theirs = v
-        .analytics_summary(AnalyticsQuery {
-            ingested_by: Some("sa:other".into()),
-            ..AnalyticsQuery::default()
-        })
+        .analytics_summary(
+            &Reader::all("test"),
+            AnalyticsQuery {
+                ingested_by: Some("sa:other".into()),
+                ..AnalyticsQuery::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(theirs.len(), 1);
     assert_eq!((theirs[0].source.as_str(), theirs[0].count), ("other", 1));
 }
@@ -183,7 +200,7 @@ async fn invalid_events_are_rejected_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let v = Vault::open(config(dir.path())).await.unwrap();
     populate(&v).await;
-    let size = v.head().size;
+    let size = v.evidence_log().head().size;
     let cases = [
         (
             r#"{"kind":"k","timestamp":"2026-11-23T10:00:00Z"}"#,
@@ -224,7 +241,7 @@ async fn invalid_events_are_rejected_and_write_nothing() {
     );
     let e = invalid_reason(try_put(&v, ANALYTICS_TYPE, padded.as_bytes(), "sa:a").await);
     assert_eq!(e, "analytics events must be at most 1024 bytes");
-    assert_eq!(v.head().size, size);
+    assert_eq!(v.evidence_log().head().size, size);
     assert_eq!(summary(&v).await, expected());
     // Neither a blob nor a staged file is left of the refused large event.
     for sub in ["blobs", "staging"] {
@@ -236,7 +253,7 @@ async fn invalid_events_are_rejected_and_write_nothing() {
     try_put(&v, "application/json", b"not json", "sa:a")
         .await
         .unwrap();
-    assert_eq!(v.head().size, size + 1);
+    assert_eq!(v.evidence_log().head().size, size + 1);
     assert_eq!(summary(&v).await, expected());
 }
 
@@ -295,16 +312,20 @@ async fn streamed_events_are_checked_one_by_one() {
             (_, Err(e)) => panic!("record {i}: {e}"),
         }
     }
-    assert_eq!(v.head().size, 4);
+    assert_eq!(v.evidence_log().head().size, 4);
     let want = expected();
     assert_eq!(summary(&v).await, want);
     let own = v
-        .analytics_summary(AnalyticsQuery {
-            ingested_by: Some("sa:stream".into()),
-            ..AnalyticsQuery::default()
-        })
+        .analytics_summary(
+            &Reader::all("test"),
+            AnalyticsQuery {
+                ingested_by: Some("sa:stream".into()),
+                ..AnalyticsQuery::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(own, want);
 }
 
@@ -314,13 +335,13 @@ async fn the_summary_survives_a_restart() {
     let before = {
         let v = Vault::open(config(dir.path())).await.unwrap();
         populate(&v).await;
-        summary(&v).await
+        let s = summary(&v).await;
+        v.shutdown().await.unwrap();
+        s
     };
     assert_eq!(before, expected());
-    // Give the old tasks a moment to wind down; the store is reopened.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let v = Vault::open(config(dir.path())).await.unwrap();
-    assert_eq!(v.head().size, 4);
+    assert_eq!(v.evidence_log().head().size, 4);
     assert_eq!(summary(&v).await, before);
     // And it keeps counting.
     put_event(

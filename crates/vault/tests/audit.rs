@@ -15,7 +15,7 @@ use evault_store::{
     AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, SqliteStore, Store,
     StoreError, StoredCheckpoint,
 };
-use evault_vault::{AuditOnCommit, PutOutcome, PutRequest, Vault, VaultConfig, VaultError};
+use evault_vault::{AuditOnCommit, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
 
 const ORIGIN: &str = "test.example/vault";
@@ -104,7 +104,7 @@ async fn all_events(v: &Vault) -> Vec<AuditEvent> {
     };
     let mut out = Vec::new();
     loop {
-        let Page { items, next } = v.audit_list(q.clone()).await.unwrap();
+        let Page { items, next } = v.audit_list(&Reader::all("test"), q.clone()).await.unwrap();
         out.extend(items);
         match next {
             Some(n) => q.after_index = Some(n),
@@ -114,7 +114,8 @@ async fn all_events(v: &Vault) -> Vec<AuditEvent> {
 }
 
 fn audit_verifiers(v: &Vault) -> Verifiers {
-    let key = Ed25519Verifier::from_verifier_key(&v.audit_verifier_key().unwrap()).unwrap();
+    let key = Ed25519Verifier::from_verifier_key(&v.audit_log().map(|l| l.verifier_key()).unwrap())
+        .unwrap();
     Verifiers::new().with(key).unwrap()
 }
 
@@ -122,9 +123,9 @@ fn audit_verifiers(v: &Vault) -> Verifiers {
 async fn a_put_commits_its_event_and_the_event_proves_offline() {
     let dir = tempfile::tempdir().unwrap();
     let v = Vault::open(config(dir.path())).await.unwrap();
-    let info = v.audit_log_info().unwrap();
+    let info = v.audit_log().map(|l| l.info()).unwrap();
     assert_eq!(info.origin, AUDIT_ORIGIN);
-    assert_ne!(info.verifier_key, v.verifier_key());
+    assert_ne!(info.verifier_key, v.evidence_log().verifier_key());
     assert!(dir.path().join("audit.key").exists());
 
     let out = put_audited(&v, b"{\"a\":1}", None).await;
@@ -138,13 +139,24 @@ async fn a_put_commits_its_event_and_the_event_proves_offline() {
     assert_eq!(e.status, 201);
     assert_eq!(e.resource, format!("/api/v1/evidence/{}", out.record.id));
     assert_eq!(e.principal, "sa:ci");
-    assert_eq!(v.audit_event(&e.id).await.unwrap(), *e);
-    assert_eq!(v.audit_head().unwrap().size, 1);
+    assert_eq!(
+        v.audit_event(&Reader::all("test"), &e.id).await.unwrap(),
+        *e
+    );
+    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
 
-    v.wait_for_audit_checkpoint(1, Duration::from_secs(5))
+    v.log(LogId::Audit)
+        .unwrap()
+        .wait_for_checkpoint(1, Duration::from_secs(5))
         .await
         .unwrap();
-    let bundle = v.audit_inclusion(&e.id, None).await.unwrap();
+    let bundle = v
+        .audit_log()
+        .unwrap()
+        .inclusion(&Reader::all("test"), &e.id, None)
+        .await
+        .map(|p| p.into_audit().unwrap())
+        .unwrap();
     assert_eq!(bundle.record, *e);
     // Offline: only the audit verifier key text and the bundle's JSON.
     let json = serde_json::to_string(&bundle).unwrap();
@@ -155,21 +167,34 @@ async fn a_put_commits_its_event_and_the_event_proves_offline() {
     assert_eq!((ok.leaf_index, ok.tree_size), (0, 1));
     // The evidence key does not sign audit checkpoints, nor the audit key
     // evidence ones.
-    assert!(back.verify(v.verifiers(), None).is_err());
-    v.wait_for_checkpoint(1, Duration::from_secs(5))
+    assert!(back.verify(v.evidence_log().verifiers(), None).is_err());
+    v.evidence_log()
+        .wait_for_checkpoint(1, Duration::from_secs(5))
         .await
         .unwrap();
-    let ev = v.inclusion(&out.record.id, None).await.unwrap();
+    let ev = v
+        .evidence_log()
+        .inclusion(&Reader::all("test"), &out.record.id, None)
+        .await
+        .map(|p| p.into_evidence().unwrap())
+        .unwrap();
     assert!(ev.verify(&audit_verifiers(&v), None).is_err());
-    assert!(ev.verify(v.verifiers(), Some(ORIGIN)).is_ok());
+    assert!(
+        ev.verify(v.evidence_log().verifiers(), Some(ORIGIN))
+            .is_ok()
+    );
 
     // An unknown event, and one not yet in a checkpoint's tree size.
     assert!(matches!(
-        v.audit_event("nope").await,
+        v.audit_event(&Reader::all("test"), "nope").await,
         Err(VaultError::NotFound(_))
     ));
     assert!(matches!(
-        v.audit_inclusion(&e.id, Some(0)).await,
+        v.audit_log()
+            .unwrap()
+            .inclusion(&Reader::all("test"), &e.id, Some(0))
+            .await
+            .map(|p| p.into_audit().unwrap()),
         Err(VaultError::NotFound(_))
     ));
 }
@@ -200,7 +225,7 @@ async fn record_audit_logs_a_bare_event_with_the_callers_time() {
         got[0]
     );
     // No evidence was written by it.
-    assert_eq!(v.head().size, 0);
+    assert_eq!(v.evidence_log().head().size, 0);
 
     // Events that break the format are refused, and nothing is written.
     for bad in [
@@ -222,7 +247,7 @@ async fn record_audit_logs_a_bare_event_with_the_callers_time() {
             Err(VaultError::Invalid(_))
         ));
     }
-    assert_eq!(v.audit_head().unwrap().size, 1);
+    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +272,7 @@ async fn duplicates_and_replays_each_leave_their_own_event() {
     for t in tasks {
         burst.push(t.await.unwrap());
     }
-    assert_eq!(v.head().size, 2);
+    assert_eq!(v.evidence_log().head().size, 2);
     let events = all_events(&v).await;
     assert_eq!(events.len(), 3 + 16);
     let indexes: Vec<u64> = events.iter().map(|e| e.leaf_index).collect();
@@ -289,7 +314,10 @@ async fn audit_list_filters() {
     let count = |q: AuditQuery| {
         let v = v.clone();
         async move {
-            let page = v.audit_list(AuditQuery { limit: 1000, ..q }).await.unwrap();
+            let page = v
+                .audit_list(&Reader::all("test"), AuditQuery { limit: 1000, ..q })
+                .await
+                .unwrap();
             assert!(
                 page.items
                     .windows(2)
@@ -356,7 +384,7 @@ async fn audit_list_filters() {
     };
     let mut seen = Vec::new();
     loop {
-        let page = v.audit_list(q.clone()).await.unwrap();
+        let page = v.audit_list(&Reader::all("test"), q.clone()).await.unwrap();
         seen.extend(page.items.iter().map(|e| e.leaf_index));
         match page.next {
             Some(n) => q.after_index = Some(n),
@@ -377,57 +405,91 @@ async fn both_logs_survive_a_restart_and_audit_checkpoints_are_consistent() {
         v.record_audit(event("bob", "evidence.list", "/api/v1/evidence"))
             .await
             .unwrap();
-        v.wait_for_audit_checkpoint(301, Duration::from_secs(5))
+        v.log(LogId::Audit)
+            .unwrap()
+            .wait_for_checkpoint(301, Duration::from_secs(5))
             .await
             .unwrap();
-        let cp = v.audit_latest_checkpoint().await.unwrap();
+        let cp = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
         let first = all_events(&v).await.remove(0);
-        (v.audit_verifier_key().unwrap(), cp, first)
+        let key = v.audit_log().map(|l| l.verifier_key()).unwrap();
+        v.shutdown().await.unwrap();
+        (key, cp, first)
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let v = Vault::open(config(dir.path())).await.unwrap();
-    assert_eq!(v.audit_verifier_key().unwrap(), key);
-    assert_eq!(v.audit_head().unwrap().size, 301);
-    assert_eq!(v.head().size, 300);
-    assert_eq!(v.audit_event(&first.id).await.unwrap(), first);
+    assert_eq!(v.audit_log().map(|l| l.verifier_key()).unwrap(), key);
+    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 301);
+    assert_eq!(v.evidence_log().head().size, 300);
+    assert_eq!(
+        v.audit_event(&Reader::all("test"), &first.id)
+            .await
+            .unwrap(),
+        first
+    );
     for i in 0..40 {
         put_audited(&v, format!("after {i}").as_bytes(), None).await;
     }
-    v.wait_for_audit_checkpoint(341, Duration::from_secs(5))
+    v.log(LogId::Audit)
+        .unwrap()
+        .wait_for_checkpoint(341, Duration::from_secs(5))
         .await
         .unwrap();
-    let cp2 = v.audit_latest_checkpoint().await.unwrap();
+    let cp2 = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
     let verifiers = audit_verifiers(&v);
     let (c1, _) = open_checkpoint(&cp1.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
     let (c2, _) = open_checkpoint(&cp2.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
     assert_eq!((c1.size, c2.size), (301, 341));
-    let p = v.audit_consistency(c1.size, c2.size).await.unwrap();
+    let p = v
+        .audit_log()
+        .unwrap()
+        .consistency(c1.size, c2.size)
+        .await
+        .unwrap();
     verify_consistency(c1.size, c2.size, &p.proof, &c1.root_hash, &c2.root_hash).unwrap();
     // Every audit checkpoint is kept and consistent with the latest.
-    let cps = v.audit_list_checkpoints(None, 1000).await.unwrap();
+    let cps = v
+        .audit_log()
+        .unwrap()
+        .list_checkpoints(None, 1000)
+        .await
+        .unwrap();
     assert_eq!(
         cps[0].size, 0,
         "a new audit log starts with a signed empty checkpoint"
     );
     for cp in cps.iter().filter(|c| c.size > 0) {
         let (c, _) = open_checkpoint(&cp.note, &verifiers, None).unwrap();
-        assert_eq!(v.audit_checkpoint_at(c.size).await.unwrap(), *cp);
-        let p = v.audit_consistency(c.size, c2.size).await.unwrap();
+        assert_eq!(
+            v.audit_log().unwrap().checkpoint_at(c.size).await.unwrap(),
+            *cp
+        );
+        let p = v
+            .audit_log()
+            .unwrap()
+            .consistency(c.size, c2.size)
+            .await
+            .unwrap();
         verify_consistency(c.size, c2.size, &p.proof, &c.root_hash, &c2.root_hash).unwrap();
     }
     assert!(matches!(
-        v.audit_consistency(0, 5).await,
+        v.audit_log().unwrap().consistency(0, 5).await,
         Err(VaultError::Invalid(_))
     ));
     assert!(matches!(
-        v.audit_consistency(5, 10_000).await,
+        v.audit_log().unwrap().consistency(5, 10_000).await,
         Err(VaultError::NotFound(_))
     ));
     // The old event still proves against the new checkpoint.
-    let b = v.audit_inclusion(&first.id, Some(c2.size)).await.unwrap();
+    let b = v
+        .audit_log()
+        .unwrap()
+        .inclusion(&Reader::all("test"), &first.id, Some(c2.size))
+        .await
+        .map(|p| p.into_audit().unwrap())
+        .unwrap();
     b.verify(&verifiers, Some(AUDIT_ORIGIN)).unwrap();
+    v.shutdown().await.unwrap();
     drop(v);
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Another audit origin for the same data directory is refused.
     let mut other = config(dir.path());
@@ -446,11 +508,13 @@ async fn start_up_checks_the_audit_log_too() {
         for i in 0..5 {
             put_audited(&v, format!("r{i}").as_bytes(), None).await;
         }
-        v.wait_for_audit_checkpoint(5, Duration::from_secs(5))
+        v.log(LogId::Audit)
+            .unwrap()
+            .wait_for_checkpoint(5, Duration::from_secs(5))
             .await
             .unwrap();
+        v.shutdown().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // An audit checkpoint beyond the stored audit tree, signed with the
     // audit key: what a database restored from an older backup looks like.
     let key_text = std::fs::read_to_string(dir.path().join("audit.key")).unwrap();
@@ -484,16 +548,15 @@ async fn start_up_checks_the_audit_log_too() {
     // are not consulted).
     let mut off = config(dir.path());
     off.audit.enabled = false;
-    drop(Vault::open(off).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    Vault::open(off).await.unwrap().shutdown().await.unwrap();
 
     // A lost audit key with audit history is refused, not replaced.
     let dir2 = tempfile::tempdir().unwrap();
     {
         let v = Vault::open(config(dir2.path())).await.unwrap();
         put_audited(&v, b"x", None).await;
+        v.shutdown().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     std::fs::remove_file(dir2.path().join("audit.key")).unwrap();
     assert!(matches!(
         Vault::open(config(dir2.path())).await,
@@ -507,7 +570,6 @@ async fn start_up_checks_the_audit_log_too() {
         Vault::open(same).await,
         Err(VaultError::Invalid(_))
     ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut same = config(dir3.path());
     same.audit.key_file = Some(dir3.path().join("log.key"));
     assert!(matches!(
@@ -572,8 +634,8 @@ async fn the_mirror_writes_one_private_line_per_event() {
         assert_eq!(mode(&mirror.join(file)), 0o600, "{file}");
     }
     assert_eq!(std::fs::read_dir(&mirror).unwrap().count(), by_file.len());
+    v.shutdown().await.unwrap();
     drop(v);
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     // mirror = false: events are logged, no file is written.
     let dir2 = tempfile::tempdir().unwrap();
@@ -582,7 +644,8 @@ async fn the_mirror_writes_one_private_line_per_event() {
     let v = Vault::open(c).await.unwrap();
     put_audited(&v, b"x", None).await;
     assert_eq!(all_events(&v).await.len(), 1);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once stopped, every task (a mirror among them, were it on) is done.
+    v.shutdown().await.unwrap();
     assert!(!dir2.path().join("audit").exists());
 
     // A custom mirror directory is created private.
@@ -620,25 +683,19 @@ async fn audit_disabled_writes_nothing() {
         0,
         "the builder is never called"
     );
-    assert_eq!(v.head().size, 1);
-    assert!(v.audit_log_info().is_none());
-    assert!(v.audit_verifier_key().is_none());
-    assert!(v.audit_head().is_none());
+    assert_eq!(v.evidence_log().head().size, 1);
+    assert!(v.audit_log().map(|l| l.info()).is_none());
+    assert!(v.audit_log().map(|l| l.verifier_key()).is_none());
+    assert!(v.audit_log().map(|l| l.head()).is_none());
     assert!(matches!(
-        v.audit_list(AuditQuery::default()).await,
-        Err(VaultError::NotFound(_))
-    ));
-    assert!(matches!(
-        v.audit_latest_checkpoint().await,
-        Err(VaultError::NotFound(_))
-    ));
-    assert!(matches!(
-        v.wait_for_audit_checkpoint(0, Duration::from_millis(10))
+        v.audit_list(&Reader::all("test"), AuditQuery::default())
             .await,
         Err(VaultError::NotFound(_))
     ));
+    // Every read of the audit log starts from `Vault::log`, which says so.
+    assert!(matches!(v.log(LogId::Audit), Err(VaultError::NotFound(_))));
+    v.shutdown().await.unwrap();
     drop(v);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!dir.path().join("audit.key").exists());
     assert!(!dir.path().join("audit").exists());
     let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
@@ -755,7 +812,13 @@ async fn a_failed_commit_writes_neither_log() {
     ));
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 1);
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 1);
-    assert_eq!((v.head().size, v.audit_head().unwrap().size), (1, 1));
+    assert_eq!(
+        (
+            v.evidence_log().head().size,
+            v.audit_log().map(|l| l.head()).unwrap().size
+        ),
+        (1, 1)
+    );
     assert_eq!(all_events(&v).await.len(), 1);
 
     // The vault carries on from the state before the failure.
@@ -765,11 +828,16 @@ async fn a_failed_commit_writes_neither_log() {
     let events = all_events(&v).await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].leaf_index, 1);
-    v.wait_for_audit_checkpoint(2, Duration::from_secs(5))
+    v.log(LogId::Audit)
+        .unwrap()
+        .wait_for_checkpoint(2, Duration::from_secs(5))
         .await
         .unwrap();
-    v.audit_inclusion(&events[1].id, None)
+    v.audit_log()
+        .unwrap()
+        .inclusion(&Reader::all("test"), &events[1].id, None)
         .await
+        .map(|p| p.into_audit().unwrap())
         .unwrap()
         .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
         .unwrap();
@@ -787,8 +855,8 @@ async fn a_put_whose_event_is_invalid_is_not_committed() {
         .await
         .unwrap_err();
     assert!(matches!(err, VaultError::Unavailable(_)), "{err}");
-    assert_eq!(v.head().size, 0);
-    assert_eq!(v.audit_head().unwrap().size, 0);
+    assert_eq!(v.evidence_log().head().size, 0);
+    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 0);
     // The same payload goes in afterwards as a new record, at index 0.
     let out = put_audited(&v, b"x", None).await;
     assert!(!out.duplicate);
@@ -805,7 +873,13 @@ async fn a_panicking_audit_builder_fails_its_batch_only() {
         .await
         .unwrap_err();
     assert!(matches!(err, VaultError::Unavailable(_)), "{err}");
-    assert_eq!((v.head().size, v.audit_head().unwrap().size), (1, 1));
+    assert_eq!(
+        (
+            v.evidence_log().head().size,
+            v.audit_log().map(|l| l.head()).unwrap().size
+        ),
+        (1, 1)
+    );
     // The sequencer carries on from where it was.
     let out = put_audited(&v, b"x", None).await;
     assert_eq!(out.record.leaf_index, 1);
@@ -841,5 +915,5 @@ async fn queue_audit_returns_before_the_commit_and_the_event_follows() {
     c.audit.enabled = false;
     let off = Vault::open(c).await.unwrap();
     off.queue_audit(event("a", "b", "c")).await.unwrap();
-    assert!(off.audit_head().is_none());
+    assert!(off.audit_log().map(|l| l.head()).is_none());
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use evault_merkle::verify_consistency;
 use evault_note::{Checkpoint, Ed25519Signer, Verifiers, sign};
 use evault_store::{LogId, SqliteStore, Store, StoredCheckpoint};
-use evault_vault::{PayloadData, PutOutcome, PutRequest, Vault, VaultConfig, VaultError};
+use evault_vault::{PayloadData, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
 use evault_verify::open_checkpoint;
 
 fn config(dir: &std::path::Path) -> VaultConfig {
@@ -53,14 +53,24 @@ async fn put_prove_verify_offline() {
     let out = put(&v, br#"{"tests":42}"#, &[("build", "7")], None).await;
     assert!(!out.duplicate && !out.replayed);
     assert_eq!(out.record.leaf_index, 0);
-    assert_eq!(v.get(&out.record.id).await.unwrap(), out.record);
+    assert_eq!(
+        v.get(&Reader::all("test"), &out.record.id).await.unwrap(),
+        out.record
+    );
 
-    v.wait_for_checkpoint(1, Duration::from_secs(5))
+    v.evidence_log()
+        .wait_for_checkpoint(1, Duration::from_secs(5))
         .await
         .unwrap();
-    let bundle = v.inclusion(&out.record.id, None).await.unwrap();
+    let bundle = v
+        .evidence_log()
+        .inclusion(&Reader::all("test"), &out.record.id, None)
+        .await
+        .map(|p| p.into_evidence().unwrap())
+        .unwrap();
     // Offline: only the verifier key text and the bundle.
-    let key = evault_note::Ed25519Verifier::from_verifier_key(&v.verifier_key()).unwrap();
+    let key =
+        evault_note::Ed25519Verifier::from_verifier_key(&v.evidence_log().verifier_key()).unwrap();
     let verifiers = Verifiers::new().with(key).unwrap();
     let ok = bundle
         .verify(&verifiers, Some("test.example/vault"))
@@ -84,7 +94,7 @@ async fn duplicates_and_idempotent_retries() {
     let b = put(&v, b"payload-y", &[], Some("retry-1")).await;
     assert!(b.replayed);
     assert_eq!(a.record, b.record);
-    assert_eq!(v.head().size, 3);
+    assert_eq!(v.evidence_log().head().size, 3);
 
     // Concurrent identical submissions land in one batch: one leaf.
     let mut tasks = Vec::new();
@@ -99,7 +109,7 @@ async fn duplicates_and_idempotent_retries() {
         ids.insert(t.await.unwrap().record.id);
     }
     assert_eq!(ids.len(), 1);
-    assert_eq!(v.head().size, 4);
+    assert_eq!(v.evidence_log().head().size, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,11 +142,12 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     }
     all.sort_unstable();
     assert_eq!(all, (0..10_000).collect::<Vec<u64>>());
-    v.wait_for_checkpoint(10_000, Duration::from_secs(10))
+    v.evidence_log()
+        .wait_for_checkpoint(10_000, Duration::from_secs(10))
         .await
         .unwrap();
 
-    let cps = v.list_checkpoints(None, 1000).await.unwrap();
+    let cps = v.evidence_log().list_checkpoints(None, 1000).await.unwrap();
     assert!(
         cps.len() >= 2,
         "expected several checkpoints, got {}",
@@ -144,7 +155,11 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     );
     let opened: Vec<Checkpoint> = cps
         .iter()
-        .map(|c| open_checkpoint(&c.note, v.verifiers(), None).unwrap().0)
+        .map(|c| {
+            open_checkpoint(&c.note, v.evidence_log().verifiers(), None)
+                .unwrap()
+                .0
+        })
         .collect();
     // The log starts with a signed empty checkpoint; every tree extends the
     // empty one, and RFC 9162 has no proof for it, so pairs start at size 1.
@@ -159,7 +174,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     let mut pairs = 0;
     for (i, a) in opened.iter().enumerate() {
         for b in &opened[i..] {
-            let p = v.consistency(a.size, b.size).await.unwrap();
+            let p = v.evidence_log().consistency(a.size, b.size).await.unwrap();
             verify_consistency(a.size, b.size, &p.proof, &a.root_hash, &b.root_hash).unwrap();
             pairs += 1;
         }
@@ -176,7 +191,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     };
     let mut seen = 0;
     loop {
-        let page = v.list(q.clone()).await.unwrap();
+        let page = v.list(&Reader::all("test"), q.clone()).await.unwrap();
         seen += page.items.len();
         assert!(page.items.iter().all(|e| e.labels["client"] == "3"));
         match page.next {
@@ -197,32 +212,38 @@ async fn restart_keeps_everything_and_continues_the_same_log() {
         }
         let big = vec![b'z'; 5000];
         let out = put(&v, &big, &[], None).await;
-        v.wait_for_checkpoint(301, Duration::from_secs(5))
+        v.evidence_log()
+            .wait_for_checkpoint(301, Duration::from_secs(5))
             .await
             .unwrap();
-        let cp = v.latest_checkpoint().await.unwrap();
-        (out.record, v.verifier_key(), cp)
+        let cp = v.evidence_log().latest_checkpoint().await.unwrap();
+        let key = v.evidence_log().verifier_key();
+        v.shutdown().await.unwrap();
+        (out.record, key, cp)
     };
-    // Give the old tasks a moment to wind down; the store is reopened.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let v = Vault::open(config(dir.path())).await.unwrap();
-    assert_eq!(v.verifier_key(), key);
-    assert_eq!(v.head().size, 301);
-    assert_eq!(v.get(&first.id).await.unwrap(), first);
-    match v.payload(&first.id).await.unwrap().1 {
+    assert_eq!(v.evidence_log().verifier_key(), key);
+    assert_eq!(v.evidence_log().head().size, 301);
+    assert_eq!(v.get(&Reader::all("test"), &first.id).await.unwrap(), first);
+    match v.payload(&Reader::all("test"), &first.id).await.unwrap().1 {
         PayloadData::File(p) => assert_eq!(std::fs::read(p).unwrap(), vec![b'z'; 5000]),
         PayloadData::Inline(_) => panic!("a 5000-byte payload must be a blob (inline max 1024)"),
     }
     for i in 0..50 {
         put(&v, format!("after {i}").as_bytes(), &[], None).await;
     }
-    v.wait_for_checkpoint(351, Duration::from_secs(5))
+    v.evidence_log()
+        .wait_for_checkpoint(351, Duration::from_secs(5))
         .await
         .unwrap();
-    let cp2 = v.latest_checkpoint().await.unwrap();
-    let (c1, _) = open_checkpoint(&cp1.note, v.verifiers(), None).unwrap();
-    let (c2, _) = open_checkpoint(&cp2.note, v.verifiers(), None).unwrap();
-    let p = v.consistency(c1.size, c2.size).await.unwrap();
+    let cp2 = v.evidence_log().latest_checkpoint().await.unwrap();
+    let (c1, _) = open_checkpoint(&cp1.note, v.evidence_log().verifiers(), None).unwrap();
+    let (c2, _) = open_checkpoint(&cp2.note, v.evidence_log().verifiers(), None).unwrap();
+    let p = v
+        .evidence_log()
+        .consistency(c1.size, c2.size)
+        .await
+        .unwrap();
     verify_consistency(c1.size, c2.size, &p.proof, &c1.root_hash, &c2.root_hash).unwrap();
 
     // A second vault on a data directory in use is refused.
@@ -230,8 +251,8 @@ async fn restart_keeps_everything_and_continues_the_same_log() {
         Vault::open(config(dir.path())).await,
         Err(VaultError::Unavailable(_))
     ));
+    v.shutdown().await.unwrap();
     drop(v);
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Another origin for the same data directory is refused.
     let mut other = config(dir.path());
@@ -250,11 +271,12 @@ async fn refuses_to_start_on_a_checkpoint_the_tree_does_not_match() {
         for i in 0..10 {
             put(&v, format!("r{i}").as_bytes(), &[], None).await;
         }
-        v.wait_for_checkpoint(10, Duration::from_secs(5))
+        v.evidence_log()
+            .wait_for_checkpoint(10, Duration::from_secs(5))
             .await
             .unwrap();
+        v.shutdown().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // Forge a checkpoint with the log's own key but a root the tree lacks.
     let key_text = std::fs::read_to_string(dir.path().join("log.key")).unwrap();
     let signer = Ed25519Signer::from_signer_key(key_text.trim()).unwrap();
@@ -288,8 +310,8 @@ async fn refuses_to_start_on_a_checkpoint_the_tree_does_not_match() {
     {
         let v = Vault::open(config(dir2.path())).await.unwrap();
         put(&v, b"x", &[], None).await;
+        v.shutdown().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     std::fs::remove_file(dir2.path().join("log.key")).unwrap();
     assert!(matches!(
         Vault::open(config(dir2.path())).await,
@@ -329,7 +351,7 @@ async fn bad_input_changes_nothing() {
         })
         .await;
     assert!(matches!(bad_ct, Err(VaultError::Invalid(_))));
-    assert_eq!(v.head().size, 0);
+    assert_eq!(v.evidence_log().head().size, 0);
     let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
 }

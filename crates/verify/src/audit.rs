@@ -418,7 +418,7 @@ mod tests {
             .collect();
         let mut tree = MemoryTree::new();
         for e in &events {
-            tree.push(LoggedRecord::leaf_hash(e));
+            tree.push(LoggedRecord::leaf_hash(e).unwrap());
         }
         let note = sign(
             &Checkpoint::new(ORIGIN, 13, tree.root()).to_text(),

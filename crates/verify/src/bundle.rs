@@ -9,20 +9,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::audit::AuditEvent;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, LeafError};
 use crate::tlog_proof::TlogProof;
 
 /// A log entry a bundle can prove: anything that knows its own leaf hash
 /// and position. One verification path then serves every log.
 pub trait LoggedRecord {
     /// RFC 6962 leaf hash of the entry's leaf data.
-    fn leaf_hash(&self) -> Hash;
+    fn leaf_hash(&self) -> Result<Hash, LeafError>;
     /// The entry's position in its log.
     fn leaf_index(&self) -> u64;
 }
 
 impl LoggedRecord for Evidence {
-    fn leaf_hash(&self) -> Hash {
+    fn leaf_hash(&self) -> Result<Hash, LeafError> {
         Evidence::leaf_hash(self)
     }
     fn leaf_index(&self) -> u64 {
@@ -31,8 +31,8 @@ impl LoggedRecord for Evidence {
 }
 
 impl LoggedRecord for AuditEvent {
-    fn leaf_hash(&self) -> Hash {
-        AuditEvent::leaf_hash(self)
+    fn leaf_hash(&self) -> Result<Hash, LeafError> {
+        Ok(AuditEvent::leaf_hash(self))
     }
     fn leaf_index(&self) -> u64 {
         self.leaf_index
@@ -72,11 +72,22 @@ pub struct Verified {
 pub enum BundleError {
     Signature(OpenError),
     Checkpoint(evault_note::CheckpointError),
-    WrongOrigin { expected: String, found: String },
-    SizeMismatch { bundle: u64, checkpoint: u64 },
-    IndexMismatch { bundle: u64, record: u64 },
+    WrongOrigin {
+        expected: String,
+        found: String,
+    },
+    SizeMismatch {
+        bundle: u64,
+        checkpoint: u64,
+    },
+    IndexMismatch {
+        bundle: u64,
+        record: u64,
+    },
     BadProofEncoding(usize),
     Inclusion(evault_merkle::VerifyError),
+    /// The record has no canonical leaf data.
+    Leaf(LeafError),
 }
 
 impl fmt::Display for BundleError {
@@ -101,6 +112,7 @@ impl fmt::Display for BundleError {
                 write!(f, "inclusion proof element {i} is not base64")
             }
             BundleError::Inclusion(e) => write!(f, "inclusion proof: {e}"),
+            BundleError::Leaf(e) => write!(f, "{e}"),
         }
     }
 }
@@ -148,14 +160,9 @@ impl<R: LoggedRecord> ProofBundle<R> {
             });
         }
         let proof = self.decoded_proof()?;
-        verify_inclusion(
-            &self.record.leaf_hash(),
-            self.leaf_index,
-            cp.size,
-            &proof,
-            &cp.root_hash,
-        )
-        .map_err(BundleError::Inclusion)?;
+        let leaf = self.record.leaf_hash().map_err(BundleError::Leaf)?;
+        verify_inclusion(&leaf, self.leaf_index, cp.size, &proof, &cp.root_hash)
+            .map_err(BundleError::Inclusion)?;
         Ok(Verified {
             origin: cp.origin,
             tree_size: cp.size,

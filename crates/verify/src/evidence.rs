@@ -49,8 +49,9 @@ struct LeafFields<'a> {
 }
 
 impl Evidence {
-    /// The leaf data: canonical JSON of the metadata (RFC 8785).
-    pub fn leaf_data(&self) -> Vec<u8> {
+    /// The leaf data: canonical JSON of the metadata (RFC 8785). Fails only
+    /// for a record JCS cannot represent exactly (a `size` above 2^53).
+    pub fn leaf_data(&self) -> Result<Vec<u8>, LeafError> {
         let fields = LeafFields {
             v: LEAF_VERSION,
             id: &self.id,
@@ -61,16 +62,37 @@ impl Evidence {
             ingested_at: &self.ingested_at,
             ingested_by: &self.ingested_by,
         };
-        // Only strings, a string map and integers below 2^53 are serialised
-        // for real records; JCS cannot fail on those.
-        serde_jcs::to_vec(&fields).unwrap_or_default()
+        // JSON numbers are IEEE 754 doubles (RFC 8785 §3.2.2.3): a larger
+        // size would not survive a round trip through any verifier.
+        if self.size > MAX_EXACT_INTEGER {
+            return Err(LeafError(format!(
+                "size {} is above 2^53, which RFC 8785 cannot represent exactly",
+                self.size
+            )));
+        }
+        serde_jcs::to_vec(&fields).map_err(|e| LeafError(e.to_string()))
     }
 
     /// RFC 6962 leaf hash of [`Evidence::leaf_data`].
-    pub fn leaf_hash(&self) -> Hash {
-        leaf_hash(&self.leaf_data())
+    pub fn leaf_hash(&self) -> Result<Hash, LeafError> {
+        Ok(leaf_hash(&self.leaf_data()?))
     }
 }
+
+/// Largest integer an IEEE 754 double holds exactly.
+const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
+/// Why a record has no leaf data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafError(pub String);
+
+impl std::fmt::Display for LeafError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the record has no canonical leaf: {}", self.0)
+    }
+}
+
+impl std::error::Error for LeafError {}
 
 /// Identity used to deduplicate submissions: the same payload, content type
 /// and labels. (Who sent it and when do not count.)
@@ -144,7 +166,7 @@ mod tests {
     #[test]
     fn leaf_data_is_canonical_and_excludes_index_and_idempotency_key() {
         let e = sample();
-        let got = String::from_utf8(e.leaf_data()).unwrap();
+        let got = String::from_utf8(e.leaf_data().unwrap()).unwrap();
         let want = concat!(
             r#"{"content_type":"application/json","id":"01936f0e-8f3a-7cc2-9b1e-3f1f2d4c5b6a","#,
             r#""ingested_at":"2026-11-23T11:30:00.123Z","ingested_by":"sa:ci","#,
@@ -156,7 +178,7 @@ mod tests {
         let mut moved = e.clone();
         moved.leaf_index = 99;
         moved.idempotency_key = None;
-        assert_eq!(moved.leaf_data(), e.leaf_data());
+        assert_eq!(moved.leaf_data().unwrap(), e.leaf_data().unwrap());
     }
 
     #[test]

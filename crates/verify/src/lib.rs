@@ -12,5 +12,5 @@ pub use audit::{AUDIT_LEAF_VERSION, AuditEvent, Outcome};
 pub use bundle::{
     AuditProofBundle, BundleError, LoggedRecord, ProofBundle, Verified, open_checkpoint,
 };
-pub use evidence::{Evidence, LEAF_VERSION, dedup_key};
+pub use evidence::{Evidence, LEAF_VERSION, LeafError, dedup_key};
 pub use tlog_proof::{TlogProof, TlogProofError};

@@ -30,7 +30,7 @@ fn setup() -> (ProofBundle, Verifiers, Ed25519Signer) {
     let verifiers = Verifiers::new().with(signer.verifier()).unwrap();
     let mut tree = MemoryTree::new();
     for i in 0..37 {
-        tree.push(record(i).leaf_hash());
+        tree.push(record(i).leaf_hash().unwrap());
     }
     let cp = Checkpoint::new(ORIGIN, 37, tree.root());
     let note = sign(&cp.to_text(), &[&signer]).unwrap();

@@ -33,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // Wait for the covering checkpoint off the client's path.
                 tokio::spawn(async move {
                     if vault
+                        .evidence_log()
                         .wait_for_checkpoint(need, Duration::from_secs(30))
                         .await
                         .is_ok()

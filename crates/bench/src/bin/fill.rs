@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = VaultConfig::new(&args[1]);
     config.origin = Some("bench.example/evault".into());
     let vault = Vault::open(config).await?;
-    let start_size = vault.head().size;
+    let start_size = vault.evidence_log().head().size;
     let next = Arc::new(AtomicU64::new(start_size));
     let target = start_size + n;
     let started = Instant::now();
@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                let done = vault.head().size - start_size;
+                let done = vault.evidence_log().head().size - start_size;
                 eprintln!(
                     "fill: {done}/{n} records ({:.0}/s)",
                     done as f64 / started.elapsed().as_secs_f64()
@@ -63,8 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     progress.abort();
     let secs = started.elapsed().as_secs_f64();
-    let size = vault.head().size;
+    let size = vault.evidence_log().head().size;
     vault
+        .evidence_log()
         .wait_for_checkpoint(size, Duration::from_secs(30))
         .await?;
     eprintln!(

@@ -68,9 +68,12 @@ async fn run(
     let cpu = cpu_seconds()
         .zip(cpu0)
         .map(|(b, a)| (b - a) * 1e6 / records as f64);
-    assert_eq!(vault.head().size, records);
+    assert_eq!(vault.evidence_log().head().size, records);
     if audit {
-        assert_eq!(vault.audit_head().map(|h| h.size), Some(records));
+        assert_eq!(
+            vault.audit_log().map(|l| l.head()).map(|h| h.size),
+            Some(records)
+        );
     }
     drop(vault);
     // Let the sequencer, checkpointers and mirror wind down.

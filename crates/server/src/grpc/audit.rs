@@ -4,7 +4,7 @@ use evault_vault::AuditQuery;
 use evault_verify::audit::{AuditEvent, Outcome};
 use tonic::{Request, Response, Status};
 
-use super::{limit_field, pb, time_field, vault_status};
+use super::{caller, limit_field, pb, time_field, vault_status};
 use crate::AppState;
 use crate::params::{CursorKind, decode_cursor, encode_cursor};
 
@@ -41,6 +41,7 @@ impl pb::audit_service_server::AuditService for Service {
         &self,
         req: Request<pb::AuditQueryRequest>,
     ) -> Result<Response<pb::AuditQueryResponse>, Status> {
+        let caller = caller(&req)?;
         let q = req.into_inner();
         let outcome = match filter(q.outcome) {
             None => None,
@@ -61,15 +62,18 @@ impl pb::audit_service_server::AuditService for Service {
         let page = self
             .0
             .vault
-            .audit_list(AuditQuery {
-                principal: filter(q.principal),
-                operation: filter(q.operation),
-                outcome,
-                since_ms: time_field("since", &q.since)?,
-                until_ms: time_field("until", &q.until)?,
-                after_index,
-                limit: limit_field(q.limit)?,
-            })
+            .audit_list(
+                &caller.reader(),
+                AuditQuery {
+                    principal: filter(q.principal),
+                    operation: filter(q.operation),
+                    outcome,
+                    since_ms: time_field("since", &q.since)?,
+                    until_ms: time_field("until", &q.until)?,
+                    after_index,
+                    limit: limit_field(q.limit)?,
+                },
+            )
             .await
             .map_err(vault_status)?;
         Ok(Response::new(pb::AuditQueryResponse {

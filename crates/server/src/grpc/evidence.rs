@@ -9,12 +9,11 @@ use evault_verify::audit::Outcome;
 use futures_util::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{caller, evidence_msg, limit_field, not_yours, pb, time_field, vault_status};
+use super::{caller, evidence_msg, limit_field, pb, time_field, vault_status};
 use crate::AppState;
-use crate::access::Scope;
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{CursorKind, decode_cursor, encode_cursor};
-use crate::pipeline::{self, Item, ItemResult, Tally};
+use evault_vault::pipeline::{self, Item, ItemResult, Tally};
 
 pub(crate) struct Service(pub AppState);
 
@@ -76,10 +75,12 @@ impl pb::evidence_service_server::EvidenceService for Service {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::Evidence>, Status> {
         let caller = caller(&req)?;
         let id = req.into_inner().id;
-        let record = self.0.vault.get(&id).await.map_err(vault_status)?;
-        if !caller.may_read(&record.ingested_by) {
-            return Err(not_yours(&id));
-        }
+        let record = self
+            .0
+            .vault
+            .get(&caller.reader(), &id)
+            .await
+            .map_err(vault_status)?;
         Ok(Response::new(evidence_msg(record)))
     }
 
@@ -99,15 +100,18 @@ impl pb::evidence_service_server::EvidenceService for Service {
         let page = self
             .0
             .vault
-            .list(ListQuery {
-                labels: q.labels.into_iter().collect(),
-                content_type: (!q.content_type.is_empty()).then_some(q.content_type),
-                ingested_by: (caller.scope == Scope::Own).then(|| caller.principal().to_string()),
-                since_ms: time_field("since", &q.since)?,
-                until_ms: time_field("until", &q.until)?,
-                after_index,
-                limit: limit_field(q.limit)?,
-            })
+            .list(
+                &caller.reader(),
+                ListQuery {
+                    labels: q.labels.into_iter().collect(),
+                    content_type: (!q.content_type.is_empty()).then_some(q.content_type),
+                    since_ms: time_field("since", &q.since)?,
+                    until_ms: time_field("until", &q.until)?,
+                    after_index,
+                    limit: limit_field(q.limit)?,
+                    ..ListQuery::default()
+                },
+            )
             .await
             .map_err(vault_status)?;
         Ok(Response::new(pb::ListResponse {

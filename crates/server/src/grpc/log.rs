@@ -6,9 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use evault_store::StoredCheckpoint;
 use tonic::{Request, Response, Status};
 
-use super::{caller, evidence_msg, not_yours, pb, vault_status};
+use super::{caller, evidence_msg, pb, vault_status};
 use crate::AppState;
-use crate::access::Scope;
 use crate::params::format_ms;
 
 pub(crate) struct Service(pub AppState);
@@ -32,7 +31,7 @@ impl pb::log_service_server::LogService for Service {
         &self,
         _: Request<pb::GetLogInfoRequest>,
     ) -> Result<Response<pb::LogInfo>, Status> {
-        let i = self.0.vault.log_info();
+        let i = self.0.vault.evidence_log().info();
         Ok(Response::new(pb::LogInfo {
             origin: i.origin,
             verifier_key: i.verifier_key,
@@ -48,6 +47,7 @@ impl pb::log_service_server::LogService for Service {
         let c = self
             .0
             .vault
+            .evidence_log()
             .latest_checkpoint()
             .await
             .map_err(vault_status)?;
@@ -62,6 +62,7 @@ impl pb::log_service_server::LogService for Service {
         let c = self
             .0
             .vault
+            .evidence_log()
             .checkpoint_at(size)
             .await
             .map_err(vault_status)?;
@@ -74,28 +75,17 @@ impl pb::log_service_server::LogService for Service {
     ) -> Result<Response<pb::InclusionProof>, Status> {
         let caller = caller(&req)?;
         let q = req.into_inner();
-        let vault = &self.0.vault;
-        let tree_size = size_field(q.tree_size);
-        if let Some(n) = tree_size {
-            let latest = vault.checkpoint_size();
-            if n > latest {
-                return Err(Status::not_found(format!(
-                    "checkpoint of size {n} not found (the latest is {latest})"
-                )));
-            }
-        }
-        if caller.scope == Scope::Own {
-            // Ownership first, as for REST: a refused caller learns nothing
-            // from whether the record is checkpointed yet.
-            let record = vault.get(&q.id).await.map_err(vault_status)?;
-            if !caller.may_read(&record.ingested_by) {
-                return Err(not_yours(&q.id));
-            }
-        }
-        let bundle = vault
-            .inclusion(&q.id, tree_size)
+        let bundle = self
+            .0
+            .vault
+            .evidence_log()
+            .inclusion(&caller.reader(), &q.id, size_field(q.tree_size))
             .await
-            .map_err(vault_status)?;
+            .map_err(vault_status)?
+            .into_evidence()
+            .ok_or_else(|| {
+                Status::internal("the evidence log answered with another log's proof")
+            })?;
         let bundle_json = serde_json::to_string(&bundle)
             .map_err(|e| Status::internal(format!("encoding the proof bundle: {e}")))?;
         let hashes = bundle
@@ -119,15 +109,9 @@ impl pb::log_service_server::LogService for Service {
         req: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProof>, Status> {
         let q = req.into_inner();
-        let vault = &self.0.vault;
-        let to = size_field(q.to_size).unwrap_or_else(|| vault.checkpoint_size());
-        if q.from_size == 0 || q.from_size > to {
-            return Err(Status::invalid_argument(format!(
-                "from_size must be at least 1 and at most to_size ({to}); got {}",
-                q.from_size
-            )));
-        }
-        let p = vault
+        let log = self.0.vault.evidence_log();
+        let to = size_field(q.to_size).unwrap_or_else(|| log.checkpoint_size());
+        let p = log
             .consistency(q.from_size, to)
             .await
             .map_err(vault_status)?;

@@ -115,23 +115,21 @@ impl From<Problem> for Status {
             s if s.is_server_error() => Code::Internal,
             _ => Code::Unknown,
         };
-        Status::new(code, p.detail)
+        let mut status = Status::new(code, p.detail);
+        if p.denied.is_some() {
+            // Another principal's entry: NOT_FOUND for the client, denied
+            // in the audit trail (the guard reads and strips this).
+            status.metadata_mut().insert(
+                GRPC_AUDIT_OUTCOME,
+                tonic::metadata::MetadataValue::from_static("denied"),
+            );
+        }
+        status
     }
 }
 
 fn vault_status(e: evault_vault::VaultError) -> Status {
     Status::from(Problem::from(e))
-}
-
-/// Another principal's record, answered like a missing one and audited as
-/// denied (as REST does).
-fn not_yours(id: &str) -> Status {
-    let mut s = Status::not_found(format!("evidence {id} not found"));
-    s.metadata_mut().insert(
-        GRPC_AUDIT_OUTCOME,
-        tonic::metadata::MetadataValue::from_static("denied"),
-    );
-    s
 }
 
 fn evidence_msg(e: Evidence) -> pb::Evidence {

@@ -222,6 +222,7 @@ impl TestServer {
         self.rt
             .block_on(
                 self.vault
+                    .evidence_log()
                     .wait_for_checkpoint(size, Duration::from_secs(10)),
             )
             .unwrap()

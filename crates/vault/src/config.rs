@@ -1,0 +1,78 @@
+//! How a vault runs: [`VaultConfig`], and the signer seam through which a
+//! log's key can live somewhere other than a file.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use evault_note::Signer;
+
+use crate::audit::AuditConfig;
+
+/// A log's signing key held by the embedding program (a PKCS#11 token, a
+/// cloud KMS, a key kept in memory) instead of a key file. Its name and
+/// verifier key are what the log publishes.
+#[derive(Clone)]
+pub struct LogSigner(pub Arc<dyn Signer>);
+
+impl fmt::Debug for LogSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key: only what identifies it.
+        f.debug_struct("LogSigner")
+            .field("name", &self.0.name())
+            .field("key_id", &format_args!("{:08x}", self.0.key_id()))
+            .finish()
+    }
+}
+
+/// How the vault runs. Defaults are the documented ones.
+#[derive(Clone, Debug)]
+pub struct VaultConfig {
+    /// The data directory: the embedded store, blobs, keys, the audit mirror.
+    pub data_dir: PathBuf,
+    /// Checkpoint origin for a new log; must match a stored one.
+    pub origin: Option<String>,
+    /// Log signing key file; default `<data dir>/log.key`, generated if
+    /// missing while the log is empty. Ignored when `signer` is set.
+    pub key_file: Option<PathBuf>,
+    /// The log's signer, when the key does not live in a file.
+    pub signer: Option<LogSigner>,
+    /// Payloads up to this size are kept in the store, larger ones as blobs.
+    pub inline_max: usize,
+    /// Largest accepted payload.
+    pub max_upload: u64,
+    /// Most records in one group commit.
+    pub max_batch: usize,
+    /// Extra time the sequencer waits to fill a batch (0: take what queued).
+    pub max_delay: Duration,
+    /// Least time between two checkpoints of a growing log.
+    pub checkpoint_interval: Duration,
+    /// Appends waiting for the sequencer before callers are slowed.
+    pub queue_depth: usize,
+    /// Bytes of streamed records (payload plus a fixed overhead each) all
+    /// streams together may have in flight before they are slowed.
+    pub stream_budget: usize,
+    /// The audit trail (on by default).
+    pub audit: AuditConfig,
+}
+
+impl VaultConfig {
+    /// The documented defaults, in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        VaultConfig {
+            data_dir: data_dir.into(),
+            origin: None,
+            key_file: None,
+            signer: None,
+            inline_max: 64 * 1024,
+            max_upload: 64 * 1024 * 1024,
+            max_batch: 16 * 1024,
+            max_delay: Duration::ZERO,
+            checkpoint_interval: Duration::from_millis(500),
+            queue_depth: 16 * 1024,
+            stream_budget: 64 * 1024 * 1024,
+            audit: AuditConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The data directory: created private, and held by one process at a time.
+
+use std::path::Path;
+
+use crate::error::{Result, VaultError};
+
+/// Takes an exclusive lock on `<data dir>/LOCK`, released when the process
+/// exits however it exits (it is an OS file lock, not a marker file).
+pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(VaultError::Unavailable(format!(
+            "data directory {} is in use by another evault process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Creates `path` (and its parents) with mode 0700 if missing.
+pub(crate) fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    Ok(())
+}

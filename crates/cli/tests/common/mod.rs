@@ -71,12 +71,12 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_evault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args([
-                "--origin",
-                "test.example/crash",
-                "--checkpoint-interval",
-                "50ms",
-            ])
+            .args(["--origin", "test.example/crash"])
+            .args(if extra.contains(&"--checkpoint-interval") {
+                &[][..]
+            } else {
+                &["--checkpoint-interval", "50ms"][..]
+            })
             .args(if extra.contains(&"--grpc-listen") {
                 &[][..]
             } else {
@@ -112,6 +112,25 @@ impl Server {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Server { child, url, grpc }
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit;
+    /// returns whether it exited successfully.
+    pub fn terminate(mut self, limit: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "evault serve did not exit within {limit:?} of SIGTERM"
+            );
+            std::thread::yield_now();
+        }
     }
 
     pub fn kill(mut self) {

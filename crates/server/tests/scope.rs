@@ -1,0 +1,264 @@
+//! The vault decides who reads what: a walk over every route and RPC that
+//! gives ingesters their own scope, asked by another ingester for what one
+//! ingester submitted. Each answers 404 / NOT_FOUND (audited as denied) or
+//! an empty list, while the owner gets the thing. The walk is driven by the
+//! permission table, so a new route with ingester scope fails here until
+//! the walk knows what it must answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, token_for};
+use evault_proto::v1 as pb;
+use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
+use evault_proto::v1::log_service_client::LogServiceClient;
+use evault_server::access::{Access, GRPC_METHODS, OPERATIONS, Scope};
+use evault_server::auth::Role;
+use evault_verify::AuditEvent;
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request};
+
+const OWNER: &str = "ingester";
+const OTHER: &str = "other-ingester";
+
+/// Operations where an ingester reads with scope `own`.
+fn own_scoped() -> Vec<&'static str> {
+    OPERATIONS
+        .iter()
+        .filter(|op| match op.access {
+            Access::Roles(roles) => roles.contains(&(Role::Ingester, Scope::Own)),
+            _ => false,
+        })
+        .map(|op| op.name)
+        .collect()
+}
+
+/// The audit event of the request with this id, once it is committed
+/// (reads are audited asynchronously).
+fn event_of(s: &TestServer, request_id: &str) -> AuditEvent {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page =
+            s.rt.block_on(s.vault.audit_list(
+                &evault_vault::Reader::all("test"),
+                evault_store::AuditQuery {
+                    limit: 1000,
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        // Few events in this test: one page holds them all.
+        if let Some(e) = page.items.into_iter().find(|e| e.request_id == request_id) {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit event for request {request_id}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn with_token<T>(msg: T, key: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    let v: MetadataValue<_> = format!("Bearer {}", token_for(key)).parse().unwrap();
+    req.metadata_mut().insert("authorization", v);
+    req
+}
+
+#[test]
+fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
+    let s = TestServer::start();
+    // What the owner submitted: a record and an analytics event.
+    let put = |key: &str, ct: &str, body: &[u8]| {
+        let r = s.request_as(
+            Some(&token_for(key)),
+            "POST",
+            "/api/v1/evidence",
+            &[("Content-Type", ct.as_bytes())],
+            body,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["record"]["id"].as_str().unwrap().to_string()
+    };
+    let mine = put(OWNER, "text/plain", b"the owner's record");
+    put(
+        OWNER,
+        "application/vnd.evault.analytics+json",
+        br#"{"source":"ci","kind":"build","value":1,"timestamp":"2026-11-29T10:00:00Z"}"#,
+    );
+    s.wait_for_checkpoint(2);
+
+    // --- REST: every route the table gives ingesters with `own` scope.
+    let scoped = own_scoped();
+    assert!(scoped.len() >= 5, "{scoped:?}");
+    for name in &scoped {
+        let op = OPERATIONS.iter().find(|o| o.name == *name).unwrap();
+        let path = op.path.replace("{id}", &mine);
+        let ask = |key: &str| s.request_as(Some(&token_for(key)), "GET", &path, &[], b"");
+        let (owner, other) = (ask(OWNER), ask(OTHER));
+        assert_eq!(
+            owner.status,
+            200,
+            "{name}: the owner reads it: {}",
+            owner.text()
+        );
+        match *name {
+            "evidence.get" | "evidence.payload" | "evidence.proof" => {
+                assert_eq!(other.status, 404, "{name}: {}", other.text());
+                let rid = other.header("x-request-id").unwrap();
+                let e = event_of(&s, &rid);
+                assert_eq!(
+                    (e.principal.as_str(), e.outcome.as_str(), e.status),
+                    ("test:other", "denied", 404),
+                    "{name}"
+                );
+                assert!(e.reason.is_some(), "{name}: a denial says why");
+            }
+            "evidence.list" => {
+                assert_eq!(other.status, 200, "{name}");
+                assert_eq!(owner.json()["items"].as_array().unwrap().len(), 2);
+                assert_eq!(other.json()["items"], serde_json::json!([]), "{name}");
+            }
+            "analytics.summary" => {
+                assert_eq!(other.status, 200, "{name}");
+                assert_eq!(owner.json()["groups"].as_array().unwrap().len(), 1);
+                assert_eq!(other.json()["groups"], serde_json::json!([]), "{name}");
+                assert_eq!(other.json()["filters"]["ingested_by"], "test:other");
+            }
+            unknown => panic!(
+                "operation {unknown} gives ingesters their own scope: add what another \
+                 ingester must get to this walk"
+            ),
+        }
+    }
+
+    // --- gRPC: every method mapped to one of those operations.
+    let channel =
+        s.rt.block_on(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc_addr))
+                .unwrap()
+                .connect(),
+        )
+        .unwrap();
+    let mut ev = EvidenceServiceClient::new(channel.clone());
+    let mut lg = LogServiceClient::new(channel);
+    let methods: Vec<_> = GRPC_METHODS
+        .iter()
+        .filter(|(_, op)| scoped.contains(op))
+        .collect();
+    assert!(methods.len() >= 3, "{methods:?}");
+    for (method, _) in methods {
+        match *method {
+            "/evault.v1.EvidenceService/Get" => {
+                let get = |key| with_token(pb::GetRequest { id: mine.clone() }, key);
+                s.rt.block_on(ev.get(get(OWNER)))
+                    .expect("the owner reads it");
+                let err = s.rt.block_on(ev.get(get(OTHER))).unwrap_err();
+                assert_eq!(err.code(), Code::NotFound, "{method}");
+            }
+            "/evault.v1.EvidenceService/List" => {
+                let list = |key| with_token(pb::ListRequest::default(), key);
+                let owner = s.rt.block_on(ev.list(list(OWNER))).unwrap().into_inner();
+                let other = s.rt.block_on(ev.list(list(OTHER))).unwrap().into_inner();
+                assert_eq!((owner.items.len(), other.items.len()), (2, 0), "{method}");
+            }
+            "/evault.v1.LogService/GetInclusionProof" => {
+                let prove = |key| {
+                    with_token(
+                        pb::GetInclusionProofRequest {
+                            id: mine.clone(),
+                            tree_size: 0,
+                        },
+                        key,
+                    )
+                };
+                s.rt.block_on(lg.get_inclusion_proof(prove(OWNER)))
+                    .expect("the owner proves it");
+                let err =
+                    s.rt.block_on(lg.get_inclusion_proof(prove(OTHER)))
+                        .unwrap_err();
+                assert_eq!(err.code(), Code::NotFound, "{method}");
+                // Also when asked at a checkpoint size: nothing about the
+                // record leaks before the refusal.
+                let mut at = prove(OTHER);
+                at.get_mut().tree_size = 1;
+                let err = s.rt.block_on(lg.get_inclusion_proof(at)).unwrap_err();
+                assert_eq!(err.code(), Code::NotFound, "{method} at size 1");
+            }
+            unknown => panic!(
+                "RPC {unknown} gives ingesters their own scope: add what another ingester \
+                 must get to this walk"
+            ),
+        }
+    }
+    // Each gRPC refusal is audited as denied, like REST's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page =
+            s.rt.block_on(s.vault.audit_list(
+                &evault_vault::Reader::all("test"),
+                evault_store::AuditQuery {
+                    principal: Some("test:other".into()),
+                    outcome: Some("denied".into()),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            ))
+            .unwrap();
+        let grpc_denied = page.items.iter().filter(|e| e.protocol == "grpc").count();
+        if grpc_denied == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gRPC denials audited: {grpc_denied}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// The vault applies the scope itself, whoever calls it: the same walk
+/// one layer down, for Rust callers that use the vault directly.
+#[test]
+fn the_vault_applies_the_reader_scope_itself() {
+    use evault_vault::{LogId, Reader, VaultError};
+    let s = TestServer::start();
+    let r = s.request_as(
+        Some(&token_for(OWNER)),
+        "POST",
+        "/api/v1/evidence",
+        &[("Content-Type", b"text/plain")],
+        b"x",
+    );
+    let id = r.json()["record"]["id"].as_str().unwrap().to_string();
+    s.wait_for_checkpoint(1);
+    let (owner, other) = (Reader::own("test:ingester"), Reader::own("test:other"));
+    let v = &s.vault;
+    let hidden = |r: Result<(), VaultError>| matches!(r, Err(VaultError::Hidden { .. }));
+    s.rt.block_on(async {
+        assert!(v.get(&owner, &id).await.is_ok());
+        assert!(hidden(v.get(&other, &id).await.map(drop)));
+        assert!(hidden(v.payload(&other, &id).await.map(drop)));
+        let log = v.evidence_log();
+        assert!(log.inclusion(&owner, &id, None).await.is_ok());
+        assert!(hidden(log.inclusion(&other, &id, None).await.map(drop)));
+        let all = v.list(&other, Default::default()).await.unwrap();
+        assert!(all.items.is_empty());
+        // An ingester's audit reads see only its own calls.
+        let audit = v.log(LogId::Audit).unwrap();
+        let theirs = v
+            .audit_list(&owner, evault_store::AuditQuery::default())
+            .await
+            .unwrap();
+        assert!(!theirs.items.is_empty());
+        assert!(theirs.items.iter().all(|e| e.principal == "test:ingester"));
+        let event = &theirs.items[0];
+        assert!(hidden(v.audit_event(&other, &event.id).await.map(drop)));
+        assert!(hidden(
+            audit.inclusion(&other, &event.id, None).await.map(drop)
+        ));
+        assert!(v.audit_event(&owner, &event.id).await.is_ok());
+    });
+}

@@ -1,0 +1,251 @@
+//! The vault's seams and lifecycle: a signer that is not a key file,
+//! shutdown under load (every acknowledged record ends up under a final
+//! signed checkpoint), and the audit mirror catching up after a crash with
+//! every committed event exactly once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use evault_note::{Ed25519Signer, SignError, Signer, VerifierKeyText, Verifiers, verifier_for};
+use evault_store::{LogId, SqliteStore, Store};
+use evault_vault::{LogSigner, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
+use evault_verify::{AuditEvent, Outcome, open_checkpoint};
+
+const ORIGIN: &str = "test.example/lifecycle";
+
+fn config(dir: &Path) -> VaultConfig {
+    let mut c = VaultConfig::new(dir);
+    c.origin = Some(ORIGIN.into());
+    // Long: the final checkpoint on shutdown must not wait for it.
+    c.checkpoint_interval = Duration::from_secs(3600);
+    c
+}
+
+async fn put(v: &Vault, body: &[u8]) -> Result<PutOutcome, VaultError> {
+    let mut up = v.upload();
+    up.write(body).await?;
+    let payload = up.finish().await?;
+    v.put(PutRequest {
+        content_type: "text/plain".into(),
+        labels: BTreeMap::new(),
+        payload,
+        principal: "sa:ci".into(),
+        idempotency_key: None,
+        audit: None,
+    })
+    .await
+}
+
+fn event(n: u64) -> AuditEvent {
+    AuditEvent {
+        id: String::new(),
+        leaf_index: 0,
+        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        request_id: format!("request-{n}"),
+        principal: "sa:ci".into(),
+        key_id: None,
+        auth_method: "service-account".into(),
+        protocol: "http".into(),
+        operation: "evidence.get".into(),
+        resource: format!("/api/v1/evidence/{n}"),
+        outcome: Outcome::Success,
+        status: 200,
+        client: "127.0.0.1:1".into(),
+        params_digest: "0".repeat(64),
+        reason: None,
+    }
+}
+
+/// A signer held by the embedding program (standing in for an HSM or a
+/// KMS): counts what it signs.
+struct CountingSigner {
+    key: Ed25519Signer,
+    signed: Arc<AtomicUsize>,
+}
+
+impl Signer for CountingSigner {
+    fn name(&self) -> &str {
+        self.key.name()
+    }
+    fn key_id(&self) -> u32 {
+        Signer::key_id(&self.key)
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        Signer::sign(&self.key, msg)
+    }
+    fn verifier_key(&self) -> VerifierKeyText {
+        Signer::verifier_key(&self.key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_that_is_not_a_file_signs_every_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let signed = Arc::new(AtomicUsize::new(0));
+    let log_signer = CountingSigner {
+        key: Ed25519Signer::from_seed(ORIGIN, &[7; 32]).unwrap(),
+        signed: signed.clone(),
+    };
+    let vkey = Signer::verifier_key(&log_signer).to_string();
+    let mut c = config(dir.path());
+    c.checkpoint_interval = Duration::from_millis(20);
+    c.signer = Some(LogSigner(Arc::new(log_signer)));
+    let v = Vault::open(c).await.unwrap();
+    assert_eq!(v.evidence_log().verifier_key(), vkey);
+    // The empty log's checkpoint, then one for the record.
+    put(&v, b"x").await.unwrap();
+    v.evidence_log()
+        .wait_for_checkpoint(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cp = v.evidence_log().latest_checkpoint().await.unwrap();
+    let mut known = Verifiers::new();
+    known.insert_boxed(verifier_for(&vkey).unwrap()).unwrap();
+    let (body, _) = open_checkpoint(&cp.note, &known, Some(ORIGIN)).unwrap();
+    assert_eq!(body.size, 1);
+    assert!(signed.load(Ordering::SeqCst) >= 2);
+    // No key file was written for the evidence log.
+    assert!(!dir.path().join("log.key").exists());
+    v.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_signs_every_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vault::open(config(dir.path())).await.unwrap();
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let v = v.clone();
+        clients.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                match put(&v, format!("client {c} record {i}").as_bytes()).await {
+                    Ok(o) => acked.push(o.record.leaf_index),
+                    Err(VaultError::Unavailable(_)) => return acked,
+                    Err(e) => panic!("unexpected: {e}"),
+                }
+            }
+            acked
+        }));
+    }
+    // Stop once the load is well under way.
+    while v.evidence_log().head().size < 500 {
+        tokio::task::yield_now().await;
+    }
+    let stopped = v.shutdown().await.unwrap();
+    let mut acked = Vec::new();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    assert!(acked.len() >= 500, "{}", acked.len());
+    let highest = *acked.iter().max().unwrap();
+    // The final checkpoint covers every acknowledged record, though the
+    // checkpoint interval is an hour.
+    assert!(
+        stopped.evidence_checkpoint > highest,
+        "{stopped:?} vs {highest}"
+    );
+    assert_eq!(stopped.evidence_checkpoint, stopped.evidence_size);
+    let (size, signed) = stopped.audit.unwrap();
+    assert_eq!(size, signed);
+    // Intake is closed, reads still work, and a second call agrees.
+    assert!(matches!(
+        put(&v, b"late").await,
+        Err(VaultError::Unavailable(_))
+    ));
+    assert!(matches!(
+        v.record_audit(event(0)).await,
+        Err(VaultError::Unavailable(_))
+    ));
+    assert!(v.is_shutting_down());
+    let cp = v.evidence_log().latest_checkpoint().await.unwrap();
+    assert_eq!(cp.size, stopped.evidence_checkpoint);
+    assert_eq!(v.shutdown().await.unwrap(), stopped);
+    // What the store holds says the same after the process is gone.
+    drop(v);
+    let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
+    let latest = store.latest_checkpoint(LogId::Evidence).unwrap().unwrap();
+    assert_eq!(latest.size, stopped.evidence_size);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), latest.size);
+}
+
+/// Every mirror line's leaf index, over all day files, in file order.
+fn mirrored(dir: &Path) -> Vec<u64> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let e: AuditEvent = serde_json::from_str(line).expect("whole JSON lines only");
+            out.push(e.leaf_index);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_catches_up_after_a_crash_with_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("audit");
+    let v = Vault::open(config(dir.path())).await.unwrap();
+    for n in 0..300 {
+        v.record_audit(event(n)).await.unwrap();
+    }
+    v.shutdown().await.unwrap();
+    drop(v);
+    assert_eq!(mirrored(&mirror), (0..300).collect::<Vec<_>>());
+
+    // What a crash between writing mirror lines and moving the cursor
+    // leaves: the cursor 40 events back, and a torn last line.
+    let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
+    let key = format!(
+        "audit_mirror_cursor:{}",
+        mirror.canonicalize().unwrap().display()
+    );
+    assert_eq!(store.get_meta(&key).unwrap().as_deref(), Some("300"));
+    store.set_meta(&key, "260").unwrap();
+    drop(store);
+    let day = std::fs::read_dir(&mirror)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut text = std::fs::read_to_string(&day).unwrap();
+    text.push_str("{\"id\":\"torn");
+    std::fs::write(&day, text).unwrap();
+
+    // A crash before anything was mirrored: events committed, no lines.
+    let v = Vault::open(config(dir.path())).await.unwrap();
+    for n in 300..350 {
+        v.record_audit(event(n)).await.unwrap();
+    }
+    v.shutdown().await.unwrap();
+    drop(v);
+    assert_eq!(mirrored(&mirror), (0..350).collect::<Vec<_>>());
+
+    // The cursor lost entirely (a vault from before the cursor existed):
+    // the files themselves say what is there.
+    let store = SqliteStore::open(&dir.path().join("evault.db")).unwrap();
+    store.set_meta(&key, "0").unwrap();
+    drop(store);
+    let v = Vault::open(config(dir.path())).await.unwrap();
+    v.record_audit(event(350)).await.unwrap();
+    let stopped = v.shutdown().await.unwrap();
+    assert_eq!(stopped.audit.map(|a| a.0), Some(351));
+    assert_eq!(mirrored(&mirror), (0..351).collect::<Vec<_>>());
+    // The mirror's lines are the events as the API returns them.
+    let first = v
+        .audit_list(&Reader::all("test"), Default::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let line = std::fs::read_to_string(&day).unwrap();
+    let parsed: AuditEvent = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(parsed, first);
+}

@@ -1,0 +1,29 @@
+//! Small persistent settings: the `meta` table.
+
+use rusqlite::Connection;
+
+use super::error::DbResult;
+use super::rows::col_text;
+use crate::Result;
+
+pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .db()?;
+    let mut rows = stmt.query([key]).db()?;
+    match rows.next().db()? {
+        Some(row) => col_text(row, 0, &format!("meta value {key:?}")).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .db()?
+    .execute([key, value])
+    .db()?;
+    Ok(())
+}

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, Row};
 
 use super::error::{DbResult, corrupt, invalid, violated_key};
+use super::query::Filter;
 use super::rows::{col_i64, col_opt_f64, col_opt_text, col_text, to_u64};
 use crate::{AnalyticsGroup, AnalyticsQuery, AnalyticsRow, Result, Stats, StoreError};
 
@@ -95,34 +95,22 @@ fn decode_stats(row: &Row<'_>, first: usize, what: &str) -> Result<Option<Stats>
 
 /// The WHERE terms (over `analytics_events e`) and parameters of an
 /// analytics query.
-fn filter(q: &AnalyticsQuery) -> (String, Vec<Value>) {
-    let mut sql = String::new();
-    let mut params = Vec::new();
-    for (column, value) in [
-        ("source", &q.source),
-        ("kind", &q.kind),
-        ("ingested_by", &q.ingested_by),
-    ] {
-        if let Some(v) = value {
-            sql.push_str(&format!(" AND e.{column} = ?"));
-            params.push(Value::Text(v.clone()));
-        }
-    }
-    if let Some(since) = q.since_ms {
-        sql.push_str(" AND e.ts_ms >= ?");
-        params.push(Value::Integer(since));
-    }
-    if let Some(until) = q.until_ms {
-        sql.push_str(" AND e.ts_ms < ?");
-        params.push(Value::Integer(until));
-    }
-    (sql, params)
+fn query_filter(q: &AnalyticsQuery) -> Filter {
+    let mut filter = Filter::default();
+    filter.equals("e.source", q.source.as_ref());
+    filter.equals("e.kind", q.kind.as_ref());
+    filter.equals("e.ingested_by", q.ingested_by.as_ref());
+    filter.window("e.ts_ms", q.since_ms, q.until_ms);
+    filter
 }
 
 /// Per source and kind, the count, time span and statistics of the
 /// analytics events matching `query`.
 pub(super) fn summary(conn: &Connection, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
-    let (filter, params) = filter(query);
+    let Filter {
+        sql: filter,
+        params,
+    } = query_filter(query);
     // One read transaction: the groups and their metrics see one state.
     let tx = conn.unchecked_transaction().db()?;
 

@@ -5,7 +5,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 use super::error::{DbResult, corrupt, violated_key};
-use super::query::{MAX_PAGE, cursor, empty_page, query_page};
+use super::log_state::check_index;
+use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
 use super::rows::{col_blob, col_i64, col_text, to_u64};
 use crate::{AuditQuery, AuditRow, Page, Result, StoreError};
 
@@ -21,12 +22,7 @@ const INSERT_AUDIT: &str = "INSERT INTO audit_events (leaf_index, id, time_ms, p
 pub(super) fn insert(tx: &Connection, old_size: u64, events: &[AuditRow]) -> Result<()> {
     let mut insert = tx.prepare_cached(INSERT_AUDIT).db()?;
     for (expected, ev) in (old_size..).zip(events) {
-        if ev.leaf_index != expected {
-            return Err(StoreError::NonConsecutiveIndex {
-                expected,
-                got: ev.leaf_index,
-            });
-        }
+        check_index(expected, ev.leaf_index)?;
         insert
             .execute(rusqlite::params![
                 // Below audit_new_size, which fits in i64.
@@ -77,9 +73,7 @@ fn one(
     params: impl rusqlite::Params,
 ) -> Result<Option<AuditRow>> {
     let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE {where_clause}");
-    let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query(params).db()?;
-    rows.next().db()?.map(decode).transpose()
+    query::first(conn, &sql, params, decode)
 }
 
 pub(super) fn by_index(conn: &Connection, leaf_index: u64) -> Result<Option<AuditRow>> {
@@ -101,37 +95,22 @@ pub(super) fn list(conn: &Connection, query: &AuditQuery) -> Result<Page<AuditRo
     };
     // Equalities on principal, operation or outcome scan their index in
     // leaf order (each entry ends in the rowid); SQLite picks one.
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1");
-    let mut params: Vec<Value> = Vec::new();
-    if let Some(after) = after {
-        sql.push_str(" AND leaf_index > ?");
-        params.push(Value::Integer(after));
-    }
-    for (column, value) in [
-        ("principal", &query.principal),
-        ("operation", &query.operation),
-        ("outcome", &query.outcome),
-    ] {
-        if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            params.push(Value::Text(v.clone()));
-        }
-    }
+    let mut filter = Filter::default();
+    filter.after("leaf_index", after);
+    filter.equals("principal", query.principal.as_ref());
+    filter.equals("operation", query.operation.as_ref());
+    filter.equals("outcome", query.outcome.as_ref());
     // The outcome index is partial (WHERE outcome <> 'success'); SQLite
     // uses it only if the query states that term itself.
     if query.outcome.as_deref().is_some_and(|o| o != "success") {
-        sql.push_str(" AND outcome <> 'success'");
+        filter.sql.push_str(" AND outcome <> 'success'");
     }
-    if let Some(since) = query.since_ms {
-        sql.push_str(" AND time_ms >= ?");
-        params.push(Value::Integer(since));
-    }
-    if let Some(until) = query.until_ms {
-        sql.push_str(" AND time_ms < ?");
-        params.push(Value::Integer(until));
-    }
-    sql.push_str(" ORDER BY leaf_index LIMIT ?");
-    params.push(Value::Integer(i64::from(limit)));
+    filter.window("time_ms", query.since_ms, query.until_ms);
+    let sql = format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1{} ORDER BY leaf_index LIMIT ?",
+        filter.sql
+    );
+    filter.params.push(Value::Integer(i64::from(limit)));
 
-    query_page(conn, &sql, params, limit, decode, |r| r.leaf_index)
+    query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index)
 }

@@ -9,7 +9,7 @@ use evault_merkle::tiles::{TILE_WIDTH, TileId, tile_width};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::error::{DbResult, corrupt, invalid};
-use super::query::{MAX_PAGE, cursor};
+use super::query::{self, MAX_PAGE, cursor};
 use super::rows::{col_blob, col_i64, col_text, to_i64, to_u64};
 use crate::{LogId, Result, StoreError, StoredCheckpoint};
 
@@ -123,6 +123,14 @@ pub(super) fn check_extend(
         .ok_or_else(|| invalid(format!("batch overflows the {log} tree size")))?;
     to_i64(new_size, &format!("{log} tree size"))?;
     Ok(new_size)
+}
+
+/// Checks that a row of a batch has the leaf index its place gives it.
+pub(super) fn check_index(expected: u64, got: u64) -> Result<()> {
+    if got != expected {
+        return Err(StoreError::NonConsecutiveIndex { expected, got });
+    }
+    Ok(())
 }
 
 /// Upserts `log`'s tiles of a batch that takes the tree to `new_size`:
@@ -252,9 +260,7 @@ pub(super) fn put_checkpoint(
 }
 
 pub(super) fn latest_checkpoint(conn: &Connection, log: LogId) -> Result<Option<StoredCheckpoint>> {
-    let mut stmt = conn.prepare_cached(sql(log).latest_checkpoint).db()?;
-    let mut rows = stmt.query([]).db()?;
-    rows.next().db()?.map(decode_checkpoint).transpose()
+    query::first(conn, sql(log).latest_checkpoint, [], decode_checkpoint)
 }
 
 pub(super) fn checkpoint_at(
@@ -265,9 +271,7 @@ pub(super) fn checkpoint_at(
     let Ok(size) = i64::try_from(size) else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(sql(log).checkpoint_at).db()?;
-    let mut rows = stmt.query([size]).db()?;
-    rows.next().db()?.map(decode_checkpoint).transpose()
+    query::first(conn, sql(log).checkpoint_at, [size], decode_checkpoint)
 }
 
 /// `log`'s checkpoints with size greater than `after`, ascending.
@@ -281,11 +285,10 @@ pub(super) fn list_checkpoints(
         return Ok(Vec::new());
     };
     let limit = limit.clamp(1, MAX_PAGE);
-    let mut stmt = conn.prepare_cached(sql(log).list_checkpoints).db()?;
-    let mut rows = stmt.query([after.unwrap_or(-1), i64::from(limit)]).db()?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().db()? {
-        out.push(decode_checkpoint(row)?);
-    }
-    Ok(out)
+    query::all(
+        conn,
+        sql(log).list_checkpoints,
+        [after.unwrap_or(-1), i64::from(limit)],
+        decode_checkpoint,
+    )
 }

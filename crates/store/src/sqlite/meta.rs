@@ -3,18 +3,17 @@
 use rusqlite::Connection;
 
 use super::error::DbResult;
+use super::query;
 use super::rows::col_text;
 use crate::Result;
 
 pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")
-        .db()?;
-    let mut rows = stmt.query([key]).db()?;
-    match rows.next().db()? {
-        Some(row) => col_text(row, 0, &format!("meta value {key:?}")).map(Some),
-        None => Ok(None),
-    }
+    query::first(
+        conn,
+        "SELECT value FROM meta WHERE key = ?1",
+        [key],
+        |row| col_text(row, 0, &format!("meta value {key:?}")),
+    )
 }
 
 pub(super) fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {

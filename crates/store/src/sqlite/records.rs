@@ -9,8 +9,8 @@ use rusqlite::{Connection, Row};
 use super::analytics::AnalyticsStatements;
 use super::error::{DbResult, corrupt, invalid, violated_key};
 use super::labels;
-use super::log_state::read_size;
-use super::query::{MAX_PAGE, cursor, empty_page, query_page};
+use super::log_state::{check_index, read_size};
+use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
 use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
 use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
 
@@ -35,12 +35,7 @@ pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) ->
     let mut insert_analytics: Option<AnalyticsStatements<'_>> = None;
     let mut labels_json = String::with_capacity(256);
     for (expected, rec) in (old_size..).zip(records) {
-        if rec.leaf_index != expected {
-            return Err(StoreError::NonConsecutiveIndex {
-                expected,
-                got: rec.leaf_index,
-            });
-        }
+        check_index(expected, rec.leaf_index)?;
         // Below new_size, which fits in i64.
         let index = expected as i64;
         let payload = match &rec.payload {
@@ -149,9 +144,7 @@ fn one(
     params: impl rusqlite::Params,
 ) -> Result<Option<EvidenceRow>> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE {where_clause}");
-    let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query(params).db()?;
-    rows.next().db()?.map(decode).transpose()
+    query::first(conn, &sql, params, decode)
 }
 
 pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<EvidenceRow>> {
@@ -182,17 +175,17 @@ pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<
     let tx = conn.unchecked_transaction().db()?;
     let placeholders = vec!["?"; CHUNK].join(",");
     let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE dedup_key IN ({placeholders})");
-    let mut stmt = tx.prepare_cached(&sql).db()?;
     let mut found = Vec::new();
     for chunk in keys.chunks(CHUNK) {
         let last = chunk[chunk.len() - 1];
         let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(&last).to_vec());
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).db()?;
-        while let Some(row) = rows.next().db()? {
-            found.push(decode(row)?);
-        }
+        found.extend(query::all(
+            &tx,
+            &sql,
+            rusqlite::params_from_iter(params),
+            decode,
+        )?);
     }
-    drop(stmt);
     tx.finish().db()?;
     Ok(found)
 }
@@ -261,7 +254,9 @@ pub(super) fn list(conn: &Connection, query: &ListQuery) -> Result<Page<Evidence
     };
 
     let mut sql = format!("SELECT r.{}", RECORD_COLUMNS.replace(", ", ", r."));
-    let mut params: Vec<Value> = Vec::new();
+    // The label terms come first in `sql`, their parameters first in
+    // `filter`; the other terms follow.
+    let mut filter = Filter::default();
     // A label filter drives the scan through record_labels, whose
     // primary key yields matches in leaf order; further labels are one
     // primary-key probe per candidate.
@@ -270,43 +265,28 @@ pub(super) fn list(conn: &Connection, query: &ListQuery) -> Result<Page<Evidence
             " FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
              WHERE l0.key = ? AND l0.value = ?",
         );
-        params.push(Value::Text(key.clone()));
-        params.push(Value::Text(value.clone()));
+        filter.params.push(Value::Text(key.clone()));
+        filter.params.push(Value::Text(value.clone()));
         for (key, value) in rest {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM record_labels l \
                  WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
             );
-            params.push(Value::Text(key.clone()));
-            params.push(Value::Text(value.clone()));
+            filter.params.push(Value::Text(key.clone()));
+            filter.params.push(Value::Text(value.clone()));
         }
         "l0.leaf_index"
     } else {
         sql.push_str(" FROM records r WHERE 1");
         "r.leaf_index"
     };
-    if let Some(after) = after {
-        sql.push_str(&format!(" AND {order} > ?"));
-        params.push(Value::Integer(after));
-    }
-    if let Some(ct) = &query.content_type {
-        sql.push_str(" AND r.content_type = ?");
-        params.push(Value::Text(ct.clone()));
-    }
-    if let Some(by) = &query.ingested_by {
-        sql.push_str(" AND r.ingested_by = ?");
-        params.push(Value::Text(by.clone()));
-    }
-    if let Some(since) = query.since_ms {
-        sql.push_str(" AND r.ingested_at_ms >= ?");
-        params.push(Value::Integer(since));
-    }
-    if let Some(until) = query.until_ms {
-        sql.push_str(" AND r.ingested_at_ms < ?");
-        params.push(Value::Integer(until));
-    }
+    filter.after(order, after);
+    filter.equals("r.content_type", query.content_type.as_ref());
+    filter.equals("r.ingested_by", query.ingested_by.as_ref());
+    filter.window("r.ingested_at_ms", query.since_ms, query.until_ms);
+    sql.push_str(&filter.sql);
     sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
-    params.push(Value::Integer(i64::from(limit)));
+    filter.params.push(Value::Integer(i64::from(limit)));
 
-    query_page(conn, &sql, params, limit, decode, |r| r.leaf_index)
+    query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index)
 }

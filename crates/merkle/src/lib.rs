@@ -1,10 +1,10 @@
 //! The Merkle core of evault: RFC 6962 hashing, tree math, proof generation
 //! from stored hashes, RFC 9162 verification and C2SP tlog-tiles addressing.
 //!
-//! Pure: no I/O, no async, no allocation beyond proof-sized vectors. Storage
-//! plugs in through [`HashReader`] (node hashes) or [`tiles::TileReader`]
-//! (tiles); verification needs nothing but hashes, so an auditor can run it
-//! offline.
+//! Pure: no I/O, no async, no allocation beyond proof- and tile-sized
+//! vectors. Storage plugs in through [`HashReader`] (node hashes) or
+//! [`tiles::TileReader`] (tiles); verification needs nothing but hashes, so
+//! an auditor can run it offline.
 //!
 //! Specifications followed exactly:
 //! - RFC 6962 §2.1: leaf hash `SHA-256(0x00 || d)`, node hash

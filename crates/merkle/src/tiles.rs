@@ -3,12 +3,14 @@
 //! A tile at level `L` holds up to 256 consecutive hashes of tree level
 //! `8·L`; the seven levels between two tile rows are recomputed from the row
 //! below. This module maps tree nodes to tiles, encodes and parses tile and
-//! entry-bundle paths, computes which tiles a proof needs, and adapts a tile
-//! source into a [`HashReader`].
+//! entry-bundle paths, computes which tiles a proof needs, adapts a tile
+//! source into a [`HashReader`], and builds the tiles of a growing tree
+//! ([`TileBuilder`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::compact::CompactRange;
 use crate::hash::{HASH_SIZE, Hash};
 use crate::proof::HashReader;
 use crate::tree::{LeafRange, NodeId, consistency_ranges, inclusion_ranges, perfect_subtree_hash};
@@ -427,6 +429,140 @@ impl<R: TileReader> HashReader for TiledHashReader<R> {
     }
 }
 
+/// Tile levels a tree of up to `u64::MAX` leaves has (tree levels 0, 8, …, 56).
+const TILE_LEVELS: usize = 8;
+
+/// Builds a growing tree's tiles from its leaf hashes: each
+/// [`TileBuilder::append`] returns every tile the new leaves touched, at its
+/// width after them, so partial tiles are rewritten as they grow and a full
+/// tile is returned once, when it fills.
+///
+/// Keeps the tree's frontier and the rightmost (partial) tile of each level,
+/// at most 64 hashes and 8 × 8 KiB, never the tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TileBuilder {
+    frontier: CompactRange,
+    /// Per tile level, bottom up: the hashes of the level's rightmost tile
+    /// so far; empty when that tile has just filled. The tile's index
+    /// follows from the tree size.
+    partial: [Vec<u8>; TILE_LEVELS],
+}
+
+impl TileBuilder {
+    /// The builder of the empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tiles [`TileBuilder::resume`] reads to continue a tree of `size`
+    /// leaves: the partial tile of each level that has one, bottom up.
+    pub fn partial_tiles(size: u64) -> Vec<TileId> {
+        (0..TILE_LEVELS as u8)
+            .filter_map(|level| {
+                let row_len = size
+                    .checked_shr(u32::from(level) * u32::from(TILE_HEIGHT))
+                    .unwrap_or(0);
+                let index = row_len / TILE_WIDTH as u64;
+                // At the index after the last full tile, a width is partial.
+                let width = tile_width(level, index, size)?;
+                Some(TileId {
+                    level,
+                    index,
+                    width,
+                })
+            })
+            .collect()
+    }
+
+    /// Continues a stored tree from its frontier and its partial tiles
+    /// ([`TileBuilder::partial_tiles`] of the frontier's size), which are
+    /// read from `tiles` in one call.
+    pub fn resume<R: TileReader>(
+        frontier: CompactRange,
+        tiles: &R,
+    ) -> Result<Self, TiledReadError<R::Error>> {
+        let wanted = Self::partial_tiles(frontier.size());
+        let data = tiles.read_tiles(&wanted).map_err(TiledReadError::Source)?;
+        if data.len() != wanted.len() {
+            return Err(TiledReadError::ShortRead);
+        }
+        let mut partial: [Vec<u8>; TILE_LEVELS] = Default::default();
+        for (tile, data) in wanted.into_iter().zip(data) {
+            // Appending relies on a partial tile holding exactly the hashes
+            // its width says.
+            if data.len() != tile.byte_len() {
+                return Err(TiledReadError::Data(TileDataError::WrongLength {
+                    tile,
+                    expected: tile.byte_len(),
+                    got: data.len(),
+                }));
+            }
+            if let Some(slot) = partial.get_mut(usize::from(tile.level)) {
+                *slot = data;
+            }
+        }
+        Ok(TileBuilder { frontier, partial })
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Root hash of the tree (RFC 6962 `MTH`).
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// Appends leaf hashes; returns the full contents of every tile they
+    /// touched, at its width after them: tiles that filled, in the order
+    /// they filled, then the partial tiles that grew, bottom up.
+    pub fn append(&mut self, leaves: &[Hash]) -> Vec<(TileId, Vec<u8>)> {
+        let mut out = Vec::new();
+        // Per level, the index of the partial tile that grew; written once,
+        // after the batch, at its final width.
+        let mut grown: [Option<u64>; TILE_LEVELS] = [None; TILE_LEVELS];
+        let partial = &mut self.partial;
+        self.frontier.extend(leaves, |id: NodeId, hash: &Hash| {
+            if !id.level.is_multiple_of(TILE_HEIGHT) {
+                return;
+            }
+            let level = id.level / TILE_HEIGHT;
+            let (Some(data), Some(grew)) = (
+                partial.get_mut(usize::from(level)),
+                grown.get_mut(usize::from(level)),
+            ) else {
+                return;
+            };
+            let index = id.index / TILE_WIDTH as u64;
+            data.extend_from_slice(hash);
+            if data.len() == TILE_WIDTH as usize * HASH_SIZE {
+                let tile = TileId {
+                    level,
+                    index,
+                    width: TILE_WIDTH,
+                };
+                // The next node of this level starts the next tile.
+                out.push((tile, std::mem::take(data)));
+                *grew = None;
+            } else {
+                *grew = Some(index);
+            }
+        });
+        for (level, (index, data)) in grown.into_iter().zip(&self.partial).enumerate() {
+            if let Some(index) = index {
+                let tile = TileId {
+                    level: level as u8,
+                    index,
+                    width: (data.len() / HASH_SIZE) as u16,
+                };
+                out.push((tile, data.clone()));
+            }
+        }
+        out
+    }
+}
+
 /// Why an entry bundle was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BundleError {
@@ -481,6 +617,8 @@ pub fn parse_entry_bundle(mut data: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::leaf_hash;
+    use crate::memory::MemoryTree;
 
     #[test]
     fn index_encoding_matches_spec_example() {
@@ -650,6 +788,240 @@ mod tests {
         assert_eq!(
             hash_from_tile(&[0; 64], bad),
             Err(TileDataError::SlotOutOfRange(bad))
+        );
+    }
+
+    /// Tiles as a store keeps them: the latest contents per coordinate.
+    type Stored = BTreeMap<(u8, u64), Vec<u8>>;
+
+    /// Every tile of the reference tree at its size, read off its nodes.
+    fn reference_tiles(tree: &MemoryTree) -> Stored {
+        let mut out = Stored::new();
+        for level in 0..TILE_LEVELS as u8 {
+            let mut index = 0;
+            while let Some(width) = tile_width(level, index, tree.size()) {
+                let mut data = Vec::new();
+                for i in 0..u64::from(width) {
+                    let node = NodeId::new(level * TILE_HEIGHT, index * TILE_WIDTH as u64 + i);
+                    data.extend_from_slice(tree.node(node).unwrap());
+                }
+                out.insert((level, index), data);
+                index += 1;
+            }
+        }
+        out
+    }
+
+    /// Writes `touched` over `stored` as a store would, checking each tile
+    /// has the width of a tree of `size` and extends what it replaces.
+    fn store(stored: &mut Stored, touched: Vec<(TileId, Vec<u8>)>, size: u64) {
+        for (tile, data) in touched {
+            assert_eq!(tile_width(tile.level, tile.index, size), Some(tile.width));
+            assert_eq!(data.len(), tile.byte_len(), "{}", tile.path());
+            let old = stored.insert((tile.level, tile.index), data.clone());
+            assert!(old.is_none_or(|o| o.len() < data.len() && data.starts_with(&o)));
+        }
+    }
+
+    fn leaf(i: u64) -> Hash {
+        leaf_hash(&i.to_be_bytes())
+    }
+
+    /// xorshift64: batch sizes without a dependency.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn one_at_a_time_gives_the_reference_tree_tiles() {
+        let mut builder = TileBuilder::new();
+        let mut tree = MemoryTree::new();
+        let mut stored = Stored::new();
+        for i in 0..1000 {
+            let touched = builder.append(&[leaf(i)]);
+            tree.push(leaf(i));
+            // The tiles that changed are exactly the ones returned.
+            let reference = reference_tiles(&tree);
+            let changed: Vec<(u8, u64)> = reference
+                .iter()
+                .filter(|(k, v)| stored.get(k) != Some(v))
+                .map(|(k, _)| *k)
+                .collect();
+            let returned: Vec<(u8, u64)> =
+                touched.iter().map(|(t, _)| (t.level, t.index)).collect();
+            assert_eq!(returned, changed, "size {}", i + 1);
+            store(&mut stored, touched, i + 1);
+            assert_eq!(stored, reference, "size {}", i + 1);
+            assert_eq!((builder.size(), builder.root()), (i + 1, tree.root()));
+        }
+    }
+
+    #[test]
+    fn random_batches_give_the_tiles_of_one_at_a_time() {
+        for seed in [1u64, 0x9e37_79b9, 0xdead_beef, 42] {
+            let mut rng = seed;
+            let mut batched = TileBuilder::new();
+            let mut single = TileBuilder::new();
+            let mut tree = MemoryTree::new();
+            let (mut stored_batched, mut stored_single) = (Stored::new(), Stored::new());
+            let mut size = 0u64;
+            while size < 1000 {
+                // 0..=300: empty batches, and batches that fill a tile and
+                // start the next.
+                let n = (next(&mut rng) % 301).min(1000 - size);
+                let leaves: Vec<Hash> = (size..size + n).map(leaf).collect();
+                let touched = batched.append(&leaves);
+                let mut want = BTreeMap::new();
+                for l in &leaves {
+                    tree.push(*l);
+                    for (tile, data) in single.append(std::slice::from_ref(l)) {
+                        want.insert((tile.level, tile.index), (tile, data));
+                    }
+                }
+                size += n;
+                let got: BTreeMap<(u8, u64), (TileId, Vec<u8>)> = touched
+                    .iter()
+                    .map(|(t, d)| ((t.level, t.index), (*t, d.clone())))
+                    .collect();
+                assert_eq!(got.len(), touched.len(), "a tile returned twice");
+                assert_eq!(got, want, "seed {seed}, size {size}");
+                store(&mut stored_batched, touched, size);
+                store(&mut stored_single, want.into_values().collect(), size);
+                assert_eq!(stored_batched, stored_single);
+                assert_eq!(stored_batched, reference_tiles(&tree), "size {size}");
+                assert_eq!(batched, single);
+                assert_eq!(batched.root(), tree.root());
+            }
+        }
+    }
+
+    #[test]
+    fn large_batches_reach_the_upper_tile_levels() {
+        // Past 65,536 leaves: a full level-1 tile and a level-2 tile.
+        let mut builder = TileBuilder::new();
+        let mut tree = MemoryTree::new();
+        let mut stored = Stored::new();
+        let mut size = 0;
+        for n in [65_535u64, 1, 4_463] {
+            let leaves: Vec<Hash> = (size..size + n).map(leaf).collect();
+            let touched = builder.append(&leaves);
+            leaves.iter().for_each(|l| tree.push(*l));
+            size += n;
+            store(&mut stored, touched, size);
+            assert_eq!(stored, reference_tiles(&tree), "size {size}");
+        }
+        assert!(stored.contains_key(&(2, 0)));
+    }
+
+    /// A store's tiles, served at any width up to the stored one.
+    struct MapTiles(Stored);
+
+    impl TileReader for MapTiles {
+        type Error = TileId;
+
+        fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, TileId> {
+            tiles
+                .iter()
+                .map(|t| {
+                    let data = self.0.get(&(t.level, t.index)).ok_or(*t)?;
+                    data.get(..t.byte_len()).map(<[u8]>::to_vec).ok_or(*t)
+                })
+                .collect()
+        }
+    }
+
+    fn frontier(tree: &MemoryTree) -> CompactRange {
+        let nodes = CompactRange::nodes_for_size(tree.size());
+        let hashes = nodes.iter().map(|n| *tree.node(*n).unwrap()).collect();
+        CompactRange::from_hashes(tree.size(), hashes).unwrap()
+    }
+
+    #[test]
+    fn resumes_from_stored_tiles() {
+        let mut builder = TileBuilder::new();
+        let mut tree = MemoryTree::new();
+        let mut stored = Stored::new();
+        for i in 0..1000u64 {
+            let resumed = TileBuilder::resume(frontier(&tree), &MapTiles(stored.clone())).unwrap();
+            assert_eq!(resumed, builder, "size {i}");
+            store(&mut stored, builder.append(&[leaf(i)]), i + 1);
+            tree.push(leaf(i));
+        }
+        assert_eq!(
+            TileBuilder::partial_tiles(70_000),
+            vec![
+                TileId {
+                    level: 0,
+                    index: 273,
+                    width: 112
+                },
+                TileId {
+                    level: 1,
+                    index: 1,
+                    width: 17
+                },
+                TileId {
+                    level: 2,
+                    index: 0,
+                    width: 1
+                },
+            ]
+        );
+        assert!(TileBuilder::partial_tiles(0).is_empty());
+        assert!(TileBuilder::partial_tiles(256).len() == 1);
+    }
+
+    #[test]
+    fn resume_refuses_missing_or_wrong_tiles() {
+        let mut builder = TileBuilder::new();
+        let mut tree = MemoryTree::new();
+        let mut stored = Stored::new();
+        for i in 0..300u64 {
+            tree.push(leaf(i));
+        }
+        let leaves: Vec<Hash> = (0..300).map(leaf).collect();
+        store(&mut stored, builder.append(&leaves), 300);
+        let partial = TileId {
+            level: 0,
+            index: 1,
+            width: 44,
+        };
+        let mut missing = stored.clone();
+        missing.remove(&(0, 1));
+        assert_eq!(
+            TileBuilder::resume(frontier(&tree), &MapTiles(missing)),
+            Err(TiledReadError::Source(partial))
+        );
+
+        struct Short;
+        impl TileReader for Short {
+            type Error = ();
+            fn read_tiles(&self, _: &[TileId]) -> Result<Vec<Vec<u8>>, ()> {
+                Ok(Vec::new())
+            }
+        }
+        assert_eq!(
+            TileBuilder::resume(frontier(&tree), &Short),
+            Err(TiledReadError::ShortRead)
+        );
+
+        struct Long;
+        impl TileReader for Long {
+            type Error = ();
+            fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, ()> {
+                Ok(tiles.iter().map(|t| vec![0; t.byte_len() + 32]).collect())
+            }
+        }
+        assert_eq!(
+            TileBuilder::resume(frontier(&tree), &Long),
+            Err(TiledReadError::Data(TileDataError::WrongLength {
+                tile: partial,
+                expected: 44 * 32,
+                got: 45 * 32
+            }))
         );
     }
 }

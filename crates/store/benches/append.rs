@@ -3,9 +3,10 @@
 //!
 //! Workload: 1 KiB inline payloads, two labels each, ~300-byte JSON leaf
 //! data, 32-byte sha256 and dedup keys, UUIDv7-shaped ids, and the tiles a
-//! sequencer writes per batch (built with `CompactRange` beforehand; hashing
-//! is the sequencer's cost, not the store's). Every batch is one durable
-//! transaction (WAL, `synchronous=FULL`) into a fresh database.
+//! sequencer writes per batch (built beforehand with the sequencer's
+//! `TileBuilder`; hashing is the sequencer's cost, not the store's). Every
+//! batch is one durable transaction (WAL, `synchronous=FULL`) into a fresh
+//! database.
 //!
 //! The baseline opens the same file layout (schema created by
 //! `SqliteStore::open`, then closed), applies the same PRAGMAs and inserts
@@ -37,8 +38,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::TileBuilder;
-use evault_merkle::tiles::TileId;
+use evault_merkle::tiles::{TileBuilder, TileId};
 use evault_merkle::{Hash, leaf_hash};
 use evault_store::{
     AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store,
@@ -195,7 +195,7 @@ fn plan_tiles(mut tb: TileBuilder, leaf_data: &[&[u8]], batch: usize) -> Vec<Til
         .chunks(batch)
         .map(|chunk| {
             let leaves: Vec<Hash> = chunk.iter().map(|l| leaf_hash(l)).collect();
-            tb.push(&leaves)
+            tb.append(&leaves)
         })
         .collect()
 }
@@ -246,10 +246,10 @@ impl Preload {
             let n = PRELOAD_CHUNK.min(count - start);
             let rows = make_rows(start, n, PRELOAD_SEED + start);
             let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-            tiles.push(builder.push(&leaves));
+            tiles.push(builder.append(&leaves));
             let events = make_audit_rows(start, n);
             let leaves: Vec<Hash> = events.iter().map(|e| leaf_hash(&e.leaf_data)).collect();
-            audit_tiles.push(audit_builder.push(&leaves));
+            audit_tiles.push(audit_builder.append(&leaves));
             chunks.push((start, n));
             start += n;
         }

@@ -290,7 +290,7 @@ fn assert_rejected(
     check: impl Fn(&StoreError) -> bool,
 ) {
     let leaves: Vec<_> = batch.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let t = tiles.clone().push(&leaves);
+    let t = tiles.clone().append(&leaves);
     let before = snapshot(store, path);
     let err = store
         .append(&AppendBatch::new(tiles.size(), batch, &t))
@@ -371,7 +371,7 @@ fn a_failed_append_writes_no_analytics_rows() {
     // A bad tile fails the batch after every row was inserted.
     let ok = batch();
     let leaves: Vec<_> = ok.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let mut t = tiles.clone().push(&leaves);
+    let mut t = tiles.clone().append(&leaves);
     t[0].1[0] ^= 1;
     let snap = snapshot(&store, &path);
     assert!(

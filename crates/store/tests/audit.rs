@@ -293,7 +293,7 @@ fn assert_rejected(
 
 fn tiles_for(tb: &TileBuilder, leaves: &[Vec<u8>]) -> Vec<(TileId, Vec<u8>)> {
     let hashes: Vec<_> = leaves.iter().map(|l| leaf_hash(l)).collect();
-    tb.clone().push(&hashes)
+    tb.clone().append(&hashes)
 }
 
 type Tiles = Vec<(TileId, Vec<u8>)>;
@@ -443,7 +443,7 @@ fn audit_only_and_evidence_only_batches() {
     // checked.
     let recs = rows(0..4);
     let leaves: Vec<_> = recs.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let tiles = trees.evidence.push(&leaves);
+    let tiles = trees.evidence.append(&leaves);
     store.append(&AppendBatch::new(0, &recs, &tiles)).unwrap();
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 4);
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 3);

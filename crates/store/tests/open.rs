@@ -208,7 +208,7 @@ fn second_writer_gets_a_size_conflict() {
     append_rows(&a, &mut tb, &rows(0..5));
     let recs = rows(0..5);
     let leaves: Vec<_> = recs.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let tiles = stale.push(&leaves);
+    let tiles = stale.append(&leaves);
     let err = b
         .append(&evault_store::AppendBatch::new(0, &recs, &tiles))
         .unwrap_err();
@@ -273,7 +273,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
             }
         }
         let leaves: Vec<_> = old.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-        for (t, data) in trees.evidence.push(&leaves) {
+        for (t, data) in trees.evidence.append(&leaves) {
             tx.execute(
                 "INSERT INTO tiles (level, idx, data) VALUES (?1, ?2, ?3)",
                 rusqlite::params![i64::from(t.level), t.index as i64, data],

@@ -152,7 +152,7 @@ fn assert_rejected(
 
 fn tiles_for(old: &TileBuilder, records: &[evault_store::EvidenceRow]) -> Vec<(TileId, Vec<u8>)> {
     let leaves: Vec<_> = records.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    old.clone().push(&leaves)
+    old.clone().append(&leaves)
 }
 
 #[test]

@@ -5,13 +5,13 @@
 //! event thus never costs a commit of its own, and a put's event is durable
 //! exactly when its record is.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evault_merkle::tiles::{TILE_HEIGHT, TILE_WIDTH, TileId, TiledHashReader, tile_width};
-use evault_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, leaf_hash};
+use evault_merkle::tiles::{TileBuilder, TileId, TiledHashReader, TiledReadError};
+use evault_merkle::{CompactRange, Hash, leaf_hash};
 use evault_store::{AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Store};
 use evault_verify::AuditEvent;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -21,9 +21,6 @@ use crate::audit::{AuditOnCommit, to_row};
 use crate::error::{Result, VaultError};
 use crate::proofs::StoreTiles;
 use crate::records::evidence_from_row;
-
-/// Tile levels a u64-sized tree can have (tree levels 0, 8, …, 56).
-const TILE_LEVELS: usize = 8;
 
 /// What the sequencer's queue carries.
 pub(crate) enum Pending {
@@ -54,18 +51,11 @@ pub struct TreeHead {
     pub root: Hash,
 }
 
-/// The rightmost tile of each level, as the sequencer extends it.
-#[derive(Clone, Debug, Default)]
-struct TileCache {
-    /// Per tile level: (tile index, contents).
-    current: Vec<(u64, Vec<u8>)>,
-}
-
-/// In-memory state the sequencer appends to.
+/// In-memory state the sequencer appends to: the frontier and the
+/// rightmost tile of each level.
 #[derive(Clone, Debug)]
 pub(crate) struct TreeState {
-    frontier: CompactRange,
-    tiles: TileCache,
+    tiles: TileBuilder,
 }
 
 impl TreeState {
@@ -83,94 +73,27 @@ impl TreeState {
         })?;
         let frontier = CompactRange::from_hashes(size, hashes)
             .map_err(|e| VaultError::Inconsistent(e.to_string()))?;
-        let mut current = Vec::with_capacity(TILE_LEVELS);
-        for level in 0..TILE_LEVELS as u8 {
-            let row_len = size
-                .checked_shr(u32::from(level) * u32::from(TILE_HEIGHT))
-                .unwrap_or(0);
-            let index = row_len / TILE_WIDTH as u64;
-            let data = match tile_width(level, index, size) {
-                Some(width) => {
-                    let tile = TileId {
-                        level,
-                        index,
-                        width,
-                    };
-                    store.read_tiles(log, &[tile])?.pop().ok_or_else(|| {
-                        VaultError::Inconsistent(format!("missing {log} tile {}", tile.path()))
-                    })?
-                }
-                None => Vec::new(),
-            };
-            current.push((index, data));
-        }
-        Ok(TreeState {
-            frontier,
-            tiles: TileCache { current },
-        })
+        let tiles = TileBuilder::resume(frontier, &reader.tiles).map_err(|e| match e {
+            TiledReadError::Source(e) => VaultError::from(e),
+            e => VaultError::Inconsistent(format!("reading the {log} partial tiles: {e}")),
+        })?;
+        Ok(TreeState { tiles })
     }
 
     pub fn size(&self) -> u64 {
-        self.frontier.size()
+        self.tiles.size()
     }
 
     pub fn head(&self) -> TreeHead {
         TreeHead {
-            size: self.frontier.size(),
-            root: self.frontier.root(),
+            size: self.tiles.size(),
+            root: self.tiles.root(),
         }
     }
 
     /// Appends leaf hashes; returns the full contents of every tile touched.
     fn append(&mut self, leaves: &[Hash]) -> Vec<(TileId, Vec<u8>)> {
-        let mut touched: BTreeSet<(u8, u64)> = BTreeSet::new();
-        let mut out = Vec::new();
-        let tiles = &mut self.tiles.current;
-        self.frontier.extend(leaves, |id: NodeId, hash: &Hash| {
-            if !id.level.is_multiple_of(TILE_HEIGHT) {
-                return;
-            }
-            let level = id.level / TILE_HEIGHT;
-            let index = id.index / TILE_WIDTH as u64;
-            let Some(cur) = tiles.get_mut(level as usize) else {
-                return;
-            };
-            if cur.0 != index {
-                // The previous tile at this level just filled up; its last
-                // version was flushed below when it got its 256th hash.
-                *cur = (index, Vec::with_capacity(TILE_WIDTH as usize * HASH_SIZE));
-            }
-            cur.1.extend_from_slice(hash);
-            if cur.1.len() == TILE_WIDTH as usize * HASH_SIZE {
-                out.push((
-                    TileId {
-                        level,
-                        index,
-                        width: TILE_WIDTH,
-                    },
-                    cur.1.clone(),
-                ));
-                touched.remove(&(level, index));
-            } else {
-                touched.insert((level, index));
-            }
-        });
-        for (level, index) in touched {
-            if let Some((cur_index, data)) = tiles.get(level as usize)
-                && *cur_index == index
-            {
-                let width = (data.len() / HASH_SIZE) as u16;
-                out.push((
-                    TileId {
-                        level,
-                        index,
-                        width,
-                    },
-                    data.clone(),
-                ));
-            }
-        }
-        out
+        self.tiles.append(leaves)
     }
 }
 

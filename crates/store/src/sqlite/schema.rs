@@ -6,7 +6,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::DbResult;
+use super::error::DbResult;
 use crate::{Result, StoreError};
 
 /// The migrations, in order. `MIGRATIONS.len()` is the schema version this

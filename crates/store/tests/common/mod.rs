@@ -1,90 +1,17 @@
 //! Helpers shared by the integration tests and the append benchmark.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use evault_merkle::tiles::{TILE_HEIGHT, TILE_WIDTH, TileId, TileReader};
-use evault_merkle::{CompactRange, HASH_SIZE, Hash, NodeId, leaf_hash};
+// The tiles a sequencer writes with each batch (every tile touched, at its
+// width after the batch), built as the vault's sequencer builds them.
+pub use evault_merkle::tiles::TileBuilder;
+use evault_merkle::tiles::{TileId, TileReader};
+use evault_merkle::{Hash, leaf_hash};
 use evault_store::{
     AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store, StoreError,
 };
-
-/// Tile levels a u64-sized tree can have.
-const TILE_LEVELS: usize = 8;
-
-/// Builds the tiles a sequencer writes with each batch: every tile touched,
-/// at its width after the batch (partial tiles rewritten as they grow).
-#[derive(Clone, Debug, Default)]
-pub struct TileBuilder {
-    frontier: CompactRange,
-    /// Per tile level: (tile index, contents so far).
-    current: Vec<(u64, Vec<u8>)>,
-}
-
-impl TileBuilder {
-    pub fn new() -> Self {
-        TileBuilder {
-            frontier: CompactRange::new(),
-            current: vec![(0, Vec::new()); TILE_LEVELS],
-        }
-    }
-
-    pub fn size(&self) -> u64 {
-        self.frontier.size()
-    }
-
-    pub fn root(&self) -> Hash {
-        self.frontier.root()
-    }
-
-    /// Appends leaf hashes; returns the full contents of every tile touched.
-    pub fn push(&mut self, leaves: &[Hash]) -> Vec<(TileId, Vec<u8>)> {
-        let mut touched: BTreeSet<(u8, u64)> = BTreeSet::new();
-        let mut out = Vec::new();
-        let tiles = &mut self.current;
-        self.frontier.extend(leaves, |id: NodeId, hash: &Hash| {
-            if !id.level.is_multiple_of(TILE_HEIGHT) {
-                return;
-            }
-            let level = id.level / TILE_HEIGHT;
-            let index = id.index / TILE_WIDTH as u64;
-            let cur = &mut tiles[level as usize];
-            if cur.0 != index {
-                *cur = (index, Vec::with_capacity(TILE_WIDTH as usize * HASH_SIZE));
-            }
-            cur.1.extend_from_slice(hash);
-            if cur.1.len() == TILE_WIDTH as usize * HASH_SIZE {
-                out.push((
-                    TileId {
-                        level,
-                        index,
-                        width: TILE_WIDTH,
-                    },
-                    cur.1.clone(),
-                ));
-                touched.remove(&(level, index));
-            } else {
-                touched.insert((level, index));
-            }
-        });
-        for (level, index) in touched {
-            let (cur_index, data) = &tiles[level as usize];
-            if *cur_index == index {
-                let width = (data.len() / HASH_SIZE) as u16;
-                out.push((
-                    TileId {
-                        level,
-                        index,
-                        width,
-                    },
-                    data.clone(),
-                ));
-            }
-        }
-        out
-    }
-}
 
 /// Reads one log's tiles from the store for `TiledHashReader`.
 pub struct StoreTiles<'a>(pub &'a SqliteStore, pub LogId);
@@ -267,9 +194,9 @@ pub fn append_both(
 ) -> Result<(), StoreError> {
     let mut next = trees.clone();
     let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let tiles = next.evidence.push(&leaves);
+    let tiles = next.evidence.append(&leaves);
     let audit_leaves: Vec<Hash> = events.iter().map(|e| leaf_hash(&e.leaf_data)).collect();
-    let audit_tiles = next.audit.push(&audit_leaves);
+    let audit_tiles = next.audit.append(&audit_leaves);
     store.append(&AppendBatch {
         old_size: trees.evidence.size(),
         records: rows,
@@ -288,7 +215,7 @@ pub fn append_both(
 pub fn append_rows(store: &SqliteStore, tiles: &mut TileBuilder, rows: &[EvidenceRow]) {
     let old_size = tiles.size();
     let leaves: Vec<Hash> = rows.iter().map(|r| leaf_hash(&r.leaf_data)).collect();
-    let touched = tiles.push(&leaves);
+    let touched = tiles.append(&leaves);
     store
         .append(&AppendBatch::new(old_size, rows, &touched))
         .unwrap();

@@ -1,0 +1,294 @@
+//! Each log's tree state: its size row, its tiles and its checkpoints.
+//!
+//! The evidence and audit logs have tree tables of the same shape
+//! (`tree_state`/`tiles`/`checkpoints` and `audit_state`/`audit_tiles`/
+//! `audit_checkpoints`); every tree-level statement is written once, in
+//! [`log_sql!`], and instantiated for each log's table names.
+
+use evault_merkle::tiles::{TILE_WIDTH, TileId, tile_width};
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use super::error::{DbResult, corrupt, invalid};
+use super::query::{self, MAX_PAGE, cursor};
+use super::rows::{col_blob, col_i64, col_text, to_i64, to_u64};
+use crate::{LogId, Result, StoreError, StoredCheckpoint};
+
+/// Bytes of one hash in a tile.
+const HASH_BYTES: usize = 32;
+
+/// The statements of one log's tree: its size row, tiles and checkpoints.
+struct LogSql {
+    select_size: &'static str,
+    update_size: &'static str,
+    /// Replaces a tile only by a version that extends it: as wide or wider,
+    /// and with the stored contents as prefix. Anything else changes no row.
+    upsert_tile: &'static str,
+    read_tile: &'static str,
+    put_checkpoint: &'static str,
+    latest_checkpoint: &'static str,
+    checkpoint_at: &'static str,
+    list_checkpoints: &'static str,
+}
+
+/// [`LogSql`] for the tables named `$state`, `$tiles` and `$checkpoints`.
+macro_rules! log_sql {
+    ($state:literal, $tiles:literal, $checkpoints:literal) => {
+        LogSql {
+            select_size: concat!("SELECT size FROM ", $state, " WHERE id = 0"),
+            update_size: concat!("UPDATE ", $state, " SET size = ?1 WHERE id = 0"),
+            upsert_tile: concat!(
+                "INSERT INTO ",
+                $tiles,
+                " (level, idx, data) VALUES (?1, ?2, ?3) ",
+                "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data ",
+                "WHERE length(excluded.data) >= length(",
+                $tiles,
+                ".data) ",
+                "AND substr(excluded.data, 1, length(",
+                $tiles,
+                ".data)) = ",
+                $tiles,
+                ".data"
+            ),
+            read_tile: concat!(
+                "SELECT length(data), substr(data, 1, ?3) FROM ",
+                $tiles,
+                " WHERE level = ?1 AND idx = ?2"
+            ),
+            put_checkpoint: concat!(
+                "INSERT OR IGNORE INTO ",
+                $checkpoints,
+                " (size, note, created_at_ms) VALUES (?1, ?2, ?3)"
+            ),
+            latest_checkpoint: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " ORDER BY size DESC LIMIT 1"
+            ),
+            checkpoint_at: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " WHERE size = ?1"
+            ),
+            list_checkpoints: concat!(
+                "SELECT size, note, created_at_ms FROM ",
+                $checkpoints,
+                " WHERE size > ?1 ORDER BY size LIMIT ?2"
+            ),
+        }
+    };
+}
+
+const EVIDENCE_SQL: LogSql = log_sql!("tree_state", "tiles", "checkpoints");
+const AUDIT_SQL: LogSql = log_sql!("audit_state", "audit_tiles", "audit_checkpoints");
+
+fn sql(log: LogId) -> &'static LogSql {
+    match log {
+        LogId::Evidence => &EVIDENCE_SQL,
+        LogId::Audit => &AUDIT_SQL,
+    }
+}
+
+/// `log`'s stored tree size.
+pub(super) fn read_size(conn: &Connection, log: LogId) -> Result<u64> {
+    let size: Option<i64> = conn
+        .prepare_cached(sql(log).select_size)
+        .db()?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .db()?;
+    let size = size.ok_or_else(|| corrupt(format!("the {log} tree size row is missing")))?;
+    to_u64(size, &format!("{log} tree size"))
+}
+
+/// Checks, inside the append's transaction, that `log` holds `old_size`
+/// and can take `count` more leaves; returns the new size.
+pub(super) fn check_extend(
+    tx: &Connection,
+    log: LogId,
+    old_size: u64,
+    count: usize,
+) -> Result<u64> {
+    let stored = read_size(tx, log)?;
+    if stored != old_size {
+        return Err(StoreError::SizeConflict {
+            expected: old_size,
+            stored,
+        });
+    }
+    let count =
+        u64::try_from(count).map_err(|_| invalid(format!("batch has too many {log} leaves")))?;
+    let new_size = old_size
+        .checked_add(count)
+        .ok_or_else(|| invalid(format!("batch overflows the {log} tree size")))?;
+    to_i64(new_size, &format!("{log} tree size"))?;
+    Ok(new_size)
+}
+
+/// Checks that a row of a batch has the leaf index its place gives it.
+pub(super) fn check_index(expected: u64, got: u64) -> Result<()> {
+    if got != expected {
+        return Err(StoreError::NonConsecutiveIndex { expected, got });
+    }
+    Ok(())
+}
+
+/// Upserts `log`'s tiles of a batch that takes the tree to `new_size`:
+/// each must have the width that size gives it, the right length, and
+/// extend the stored version.
+pub(super) fn write_tiles(
+    tx: &Connection,
+    log: LogId,
+    new_size: u64,
+    tiles: &[(TileId, Vec<u8>)],
+) -> Result<()> {
+    let mut upsert = tx.prepare_cached(sql(log).upsert_tile).db()?;
+    for (tile, data) in tiles {
+        if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
+            return Err(invalid(format!(
+                "{log} tile {} does not have the width of a tree of size {new_size}",
+                tile.path()
+            )));
+        }
+        if data.len() != tile.byte_len() {
+            return Err(invalid(format!(
+                "{log} tile {} has {} bytes, expected {}",
+                tile.path(),
+                data.len(),
+                tile.byte_len()
+            )));
+        }
+        let changed = upsert
+            .execute(rusqlite::params![
+                i64::from(tile.level),
+                to_i64(tile.index, "tile index")?,
+                data
+            ])
+            .db()?;
+        if changed == 0 {
+            return Err(invalid(format!(
+                "{log} tile {} does not extend the stored tile",
+                tile.path()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Advances `log`'s stored size (checked by [`check_extend`], so it fits).
+pub(super) fn set_size(tx: &Connection, log: LogId, old_size: u64, new_size: u64) -> Result<()> {
+    if new_size != old_size {
+        tx.prepare_cached(sql(log).update_size)
+            .db()?
+            .execute([new_size as i64])
+            .db()?;
+    }
+    Ok(())
+}
+
+/// Contents of each of `log`'s tiles at its width: a prefix of the stored
+/// version, or [`StoreError::TileUnavailable`] if that is narrower.
+pub(super) fn read_tiles(conn: &Connection, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached(sql(log).read_tile).db()?;
+    let mut out = Vec::with_capacity(tiles.len());
+    for &tile in tiles {
+        let Ok(index) = i64::try_from(tile.index) else {
+            return Err(StoreError::TileUnavailable(tile));
+        };
+        if tile.width == 0 || tile.width > TILE_WIDTH {
+            return Err(StoreError::TileUnavailable(tile));
+        }
+        let want = tile.byte_len();
+        let mut rows = stmt
+            .query(rusqlite::params![i64::from(tile.level), index, want as i64])
+            .db()?;
+        let Some(row) = rows.next().db()? else {
+            return Err(StoreError::TileUnavailable(tile));
+        };
+        let stored = col_i64(row, 0, "tile length")?;
+        if stored < 0
+            || !(stored as usize).is_multiple_of(HASH_BYTES)
+            || stored as usize > TILE_WIDTH as usize * HASH_BYTES
+        {
+            return Err(corrupt(format!(
+                "stored {log} tile {}/{} has {stored} bytes",
+                tile.level, tile.index
+            )));
+        }
+        if (stored as usize) < want {
+            return Err(StoreError::TileUnavailable(tile));
+        }
+        let data = col_blob(row, 1, "tile data")?;
+        if data.len() != want {
+            return Err(corrupt(format!(
+                "stored {log} tile {}/{} returned {} bytes, expected {want}",
+                tile.level,
+                tile.index,
+                data.len()
+            )));
+        }
+        out.push(data.to_vec());
+    }
+    Ok(out)
+}
+
+fn decode_checkpoint(row: &Row<'_>) -> Result<StoredCheckpoint> {
+    let size = to_u64(col_i64(row, 0, "checkpoint size")?, "checkpoint size")?;
+    Ok(StoredCheckpoint {
+        size,
+        note: col_text(row, 1, &format!("note of checkpoint {size}"))?,
+        created_at_ms: col_i64(row, 2, &format!("created_at_ms of checkpoint {size}"))?,
+    })
+}
+
+/// Stores a checkpoint of `log`; the first stored for a size wins.
+pub(super) fn put_checkpoint(
+    conn: &Connection,
+    log: LogId,
+    checkpoint: &StoredCheckpoint,
+) -> Result<()> {
+    let size = to_i64(checkpoint.size, "checkpoint size")?;
+    conn.prepare_cached(sql(log).put_checkpoint)
+        .db()?
+        .execute(rusqlite::params![
+            size,
+            checkpoint.note,
+            checkpoint.created_at_ms
+        ])
+        .db()?;
+    Ok(())
+}
+
+pub(super) fn latest_checkpoint(conn: &Connection, log: LogId) -> Result<Option<StoredCheckpoint>> {
+    query::first(conn, sql(log).latest_checkpoint, [], decode_checkpoint)
+}
+
+pub(super) fn checkpoint_at(
+    conn: &Connection,
+    log: LogId,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>> {
+    let Ok(size) = i64::try_from(size) else {
+        return Ok(None);
+    };
+    query::first(conn, sql(log).checkpoint_at, [size], decode_checkpoint)
+}
+
+/// `log`'s checkpoints with size greater than `after`, ascending.
+pub(super) fn list_checkpoints(
+    conn: &Connection,
+    log: LogId,
+    after: Option<u64>,
+    limit: u32,
+) -> Result<Vec<StoredCheckpoint>> {
+    let Ok(after) = cursor(after) else {
+        return Ok(Vec::new());
+    };
+    let limit = limit.clamp(1, MAX_PAGE);
+    query::all(
+        conn,
+        sql(log).list_checkpoints,
+        [after.unwrap_or(-1), i64::from(limit)],
+        decode_checkpoint,
+    )
+}

@@ -1,0 +1,270 @@
+//! The embedded SQLite driver.
+//!
+//! One database file in WAL mode with `synchronous=FULL`: a call that
+//! returns `Ok` has been committed and fsynced. One writer connection
+//! (behind a mutex; appends are serialised anyway) and a small pool of
+//! reader connections, so proof and record reads run concurrently with a
+//! commit in progress. See the crate README for the schema.
+//!
+//! This module opens the store and wires [`Store`] to the modules that own
+//! each part of the schema:
+//! - `log_state`: each log's tree size, tiles and checkpoints;
+//! - `records` (with `labels`), `audit`, `analytics`, `meta`: the rows of
+//!   their tables;
+//! - `schema`: migrations; `files`: file modes; `pool`: the readers;
+//! - `rows`, `query`, `error`: checked values, queries and pages, errors.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use evault_merkle::tiles::TileId;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::{
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery,
+    LogId, Page, Result, Store, StoredCheckpoint,
+};
+
+mod analytics;
+mod audit;
+mod error;
+mod files;
+mod labels;
+mod log_state;
+mod meta;
+mod pool;
+mod query;
+mod records;
+mod rows;
+mod schema;
+
+use error::{DbResult, invalid};
+use pool::ReaderPool;
+
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Database page size for new files.
+const PAGE_SIZE: i64 = 16384;
+/// Prepared statements kept per connection: each log's tree statements,
+/// the record and audit statements, and the list queries (one per filter
+/// combination used).
+const STATEMENT_CACHE: usize = 64;
+
+/// Settings of the writer connection, applied on every open (after
+/// `journal_mode=WAL`, which is persistent and checked separately).
+///
+/// - `synchronous=FULL`: every commit fsyncs the WAL; `Ok` means durable.
+/// - `foreign_keys=ON`: labels must belong to a record.
+/// - `cache_size` 64 MiB: the unique indexes (random dedup keys) stay hot.
+/// - `wal_autocheckpoint` 4096 pages (64 MiB at 16 KiB pages): fewer,
+///   larger checkpoints; index pages rewritten by consecutive batches are
+///   copied back once.
+/// - `journal_size_limit` 64 MiB: the WAL file is truncated after a
+///   checkpoint instead of staying at its high-water mark.
+const WRITER_PRAGMAS: &str = "
+    PRAGMA synchronous = FULL;
+    PRAGMA foreign_keys = ON;
+    PRAGMA cache_size = -65536;
+    PRAGMA temp_store = MEMORY;
+    PRAGMA wal_autocheckpoint = 4096;
+    PRAGMA journal_size_limit = 67108864;
+";
+
+/// The embedded SQLite store. Cheap to share: `Send + Sync`, put it in an
+/// `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: ReaderPool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path`, applies pending
+    /// migrations, and restricts the file and its `-wal`/`-shm` companions
+    /// to mode 0600. A missing parent directory is created with mode 0700.
+    pub fn open(path: &Path) -> Result<Self> {
+        files::create_private_file(path)?;
+
+        // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI.
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db()?;
+        writer.busy_timeout(BUSY_TIMEOUT).db()?;
+        // Refuse a newer schema before changing anything in the file.
+        schema::check_not_too_new(schema::version(&writer)?)?;
+        // 16 KiB pages: a 1.5 KB record row wastes a third of a 4 KiB page
+        // but a few percent of a 16 KiB one, and an 8 KiB tile fits in one
+        // page without overflow. Only takes effect when the file is new
+        // (before WAL is enabled); harmless otherwise.
+        writer.pragma_update(None, "page_size", PAGE_SIZE).db()?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .db()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(invalid(format!(
+                "{} cannot use write-ahead logging (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        writer.execute_batch(WRITER_PRAGMAS).db()?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        schema::migrate(&mut writer)?;
+        files::restrict_companions(path)?;
+
+        let readers = ReaderPool::open(path)?;
+        // Opening readers can create the -shm file; restrict it too.
+        files::restrict_companions(path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version this binary writes (`PRAGMA user_version`).
+    pub const SCHEMA_VERSION: u32 = schema::SCHEMA_VERSION;
+
+    /// The writer's per-connection PRAGMAs, for the benchmark's raw-SQLite
+    /// baseline (which must run under the same settings). Not an API.
+    #[doc(hidden)]
+    pub const WRITER_PRAGMAS: &'static str = WRITER_PRAGMAS;
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open:
+        // rusqlite's Transaction rolls back on drop, also on unwind.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn tree_size(&self, log: LogId) -> Result<u64> {
+        log_state::read_size(&self.readers.get(), log)
+    }
+
+    fn append(&self, batch: &AppendBatch<'_>) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        // Both logs' sizes are checked before anything is written; any
+        // error below drops `tx`, which rolls back both logs' parts.
+        let new_size =
+            log_state::check_extend(&tx, LogId::Evidence, batch.old_size, batch.records.len())?;
+        let audit_new_size = match &batch.audit {
+            Some(a) => Some(log_state::check_extend(
+                &tx,
+                LogId::Audit,
+                a.old_size,
+                a.events.len(),
+            )?),
+            None => None,
+        };
+
+        records::insert(&tx, batch.old_size, batch.records)?;
+        log_state::write_tiles(&tx, LogId::Evidence, new_size, batch.tiles)?;
+        log_state::set_size(&tx, LogId::Evidence, batch.old_size, new_size)?;
+
+        if let (Some(audit), Some(audit_new_size)) = (&batch.audit, audit_new_size) {
+            audit::insert(&tx, audit.old_size, audit.events)?;
+            log_state::write_tiles(&tx, LogId::Audit, audit_new_size, audit.tiles)?;
+            log_state::set_size(&tx, LogId::Audit, audit.old_size, audit_new_size)?;
+        }
+        tx.commit().db()
+    }
+
+    fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        log_state::read_tiles(&self.readers.get(), log, tiles)
+    }
+
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {
+        records::by_id(&self.readers.get(), id)
+    }
+
+    fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>> {
+        records::by_index(&self.readers.get(), leaf_index)
+    }
+
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
+        records::by_dedup_key(&self.readers.get(), dedup_key)
+    }
+
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        records::by_dedup_keys(&self.readers.get(), keys)
+    }
+
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
+        records::by_idempotency_key(&self.readers.get(), principal, key)
+    }
+
+    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        records::leaf_data_range(&self.readers.get(), start, end)
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+        records::list(&self.readers.get(), query)
+    }
+
+    fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>> {
+        audit::by_index(&self.readers.get(), leaf_index)
+    }
+
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>> {
+        audit::by_id(&self.readers.get(), id)
+    }
+
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>> {
+        audit::list(&self.readers.get(), query)
+    }
+
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
+        analytics::summary(&self.readers.get(), query)
+    }
+
+    fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {
+        log_state::put_checkpoint(&self.writer(), log, checkpoint)
+    }
+
+    fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>> {
+        log_state::latest_checkpoint(&self.readers.get(), log)
+    }
+
+    fn checkpoint_at(&self, log: LogId, size: u64) -> Result<Option<StoredCheckpoint>> {
+        log_state::checkpoint_at(&self.readers.get(), log, size)
+    }
+
+    fn list_checkpoints(
+        &self,
+        log: LogId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        log_state::list_checkpoints(&self.readers.get(), log, after, limit)
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        meta::get(&self.readers.get(), key)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        meta::set(&self.writer(), key, value)
+    }
+}

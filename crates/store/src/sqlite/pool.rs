@@ -1,0 +1,96 @@
+//! The reader connections: a fixed pool, one connection checked out per
+//! call, so proofs and record reads run while a commit is in progress (WAL
+//! readers see the last committed state).
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::error::DbResult;
+use super::{BUSY_TIMEOUT, STATEMENT_CACHE};
+use crate::Result;
+
+/// Reader connections in the pool.
+const READERS: usize = 4;
+
+/// Settings of reader connections: never write, modest cache each.
+const READER_PRAGMAS: &str = "
+    PRAGMA foreign_keys = ON;
+    PRAGMA query_only = ON;
+    PRAGMA cache_size = -16384;
+    PRAGMA temp_store = MEMORY;
+";
+
+/// A fixed set of reader connections, checked out one per call.
+pub(super) struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    returned: Condvar,
+}
+
+/// A checked-out reader; goes back to the pool on drop.
+pub(super) struct Reader<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl ReaderPool {
+    /// Opens the pool's connections to the database at `path`, which must
+    /// exist and be migrated.
+    pub(super) fn open(path: &Path) -> Result<Self> {
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            conns.push(open_reader(path)?);
+        }
+        Ok(ReaderPool {
+            idle: Mutex::new(conns),
+            returned: Condvar::new(),
+        })
+    }
+
+    /// Takes an idle reader, waiting for one if all are busy.
+    pub(super) fn get(&self) -> Reader<'_> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Reader {
+                    pool: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.execute_batch(READER_PRAGMAS).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Always Some until drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push(conn);
+            drop(idle);
+            self.pool.returned.notify_one();
+        }
+    }
+}

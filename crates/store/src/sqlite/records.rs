@@ -1,0 +1,292 @@
+//! Evidence records: the `records` and `record_labels` tables. Inserting a
+//! batch's records (and their labels and analytics rows), and every way of
+//! reading them back: by id, index, dedup key, idempotency key, leaf data
+//! ranges and filtered lists.
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, Row};
+
+use super::analytics::AnalyticsStatements;
+use super::error::{DbResult, corrupt, invalid, violated_key};
+use super::labels;
+use super::log_state::{check_index, read_size};
+use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
+use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
+use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
+
+const RECORD_COLUMNS: &str = "leaf_index, id, content_type, sha256, size, ingested_at_ms, \
+     ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels";
+
+const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
+     ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+const INSERT_LABEL: &str = "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)";
+
+/// Inserts a batch's records, with leaf indexes from `old_size` on, their
+/// labels and analytics rows, inside the append's transaction (whose
+/// [`check_extend`](super::log_state::check_extend) makes every index fit
+/// in i64).
+pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) -> Result<()> {
+    let mut insert_record = tx.prepare_cached(INSERT_RECORD).db()?;
+    let mut insert_label = tx.prepare_cached(INSERT_LABEL).db()?;
+    // Prepared on the first analytics record only: batches without
+    // one pay nothing for them.
+    let mut insert_analytics: Option<AnalyticsStatements<'_>> = None;
+    let mut labels_json = String::with_capacity(256);
+    for (expected, rec) in (old_size..).zip(records) {
+        check_index(expected, rec.leaf_index)?;
+        // Below new_size, which fits in i64.
+        let index = expected as i64;
+        let payload = match &rec.payload {
+            Payload::Inline(bytes) => Some(bytes.as_slice()),
+            Payload::External => None,
+        };
+        labels::encode(&rec.labels, &mut labels_json).map_err(invalid)?;
+        insert_record
+            .execute(rusqlite::params![
+                index,
+                rec.id,
+                rec.content_type,
+                rec.sha256.as_slice(),
+                to_i64(rec.size, "payload size")?,
+                rec.ingested_at_ms,
+                rec.ingested_by,
+                rec.idempotency_key,
+                rec.dedup_key.as_slice(),
+                rec.leaf_data,
+                payload,
+                labels_json,
+            ])
+            .map_err(|e| insert_error(e, rec))?;
+        for (key, value) in &rec.labels {
+            insert_label
+                .execute(rusqlite::params![key, value, index])
+                .map_err(|e| insert_error(e, rec))?;
+        }
+        if let Some(analytics) = &rec.analytics {
+            if insert_analytics.is_none() {
+                insert_analytics = Some(AnalyticsStatements::prepare(tx)?);
+            }
+            if let Some(stmts) = insert_analytics.as_mut() {
+                stmts.insert(index, &rec.ingested_by, analytics)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns a failed record insert into the error the caller can act on.
+fn insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
+    match violated_key(&e).as_deref() {
+        Some("records.id") => StoreError::Duplicate(format!("record id {}", rec.id)),
+        Some("records.dedup_key") => {
+            StoreError::Duplicate(format!("dedup key {}", hex(&rec.dedup_key)))
+        }
+        Some("records.ingested_by, records.idempotency_key") => StoreError::Duplicate(format!(
+            "idempotency key {:?} of {}",
+            rec.idempotency_key.as_deref().unwrap_or_default(),
+            rec.ingested_by
+        )),
+        Some("records.leaf_index") => corrupt(format!(
+            "a record with leaf index {} exists beyond the tree size",
+            rec.leaf_index
+        )),
+        Some(other) if other.starts_with("record_labels.") => corrupt(format!(
+            "labels of leaf index {} exist beyond the tree size",
+            rec.leaf_index
+        )),
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+/// Decodes a row of [`RECORD_COLUMNS`].
+fn decode(row: &Row<'_>) -> Result<EvidenceRow> {
+    let leaf_index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
+    let at = |what: &str| format!("{what} of record {leaf_index}");
+    let payload = match row.get_ref(10).db()? {
+        ValueRef::Null => Payload::External,
+        ValueRef::Blob(b) => Payload::Inline(b.to_vec()),
+        other => {
+            return Err(corrupt(format!(
+                "{} is {}, expected a blob or NULL",
+                at("payload"),
+                other.data_type()
+            )));
+        }
+    };
+    Ok(EvidenceRow {
+        leaf_index,
+        id: col_text(row, 1, &at("id"))?,
+        content_type: col_text(row, 2, &at("content_type"))?,
+        sha256: col_hash(row, 3, &at("sha256"))?,
+        size: to_u64(col_i64(row, 4, &at("size"))?, &at("size"))?,
+        labels: labels::decode(&col_text(row, 11, &at("labels"))?)
+            .map_err(|why| corrupt(format!("{why} of record {leaf_index}")))?,
+        ingested_at_ms: col_i64(row, 5, &at("ingested_at_ms"))?,
+        ingested_by: col_text(row, 6, &at("ingested_by"))?,
+        idempotency_key: col_opt_text(row, 7, &at("idempotency_key"))?,
+        dedup_key: col_hash(row, 8, &at("dedup_key"))?,
+        leaf_data: col_blob(row, 9, &at("leaf_data"))?.to_vec(),
+        payload,
+        analytics: None,
+    })
+}
+
+/// The record matching `where_clause`, if any.
+fn one(
+    conn: &Connection,
+    where_clause: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<EvidenceRow>> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE {where_clause}");
+    query::first(conn, &sql, params, decode)
+}
+
+pub(super) fn by_id(conn: &Connection, id: &str) -> Result<Option<EvidenceRow>> {
+    one(conn, "id = ?1", [id])
+}
+
+pub(super) fn by_index(conn: &Connection, leaf_index: u64) -> Result<Option<EvidenceRow>> {
+    // No record can sit above i64::MAX.
+    let Ok(index) = i64::try_from(leaf_index) else {
+        return Ok(None);
+    };
+    one(conn, "leaf_index = ?1", [index])
+}
+
+pub(super) fn by_dedup_key(conn: &Connection, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
+    one(conn, "dedup_key = ?1", [dedup_key.as_slice()])
+}
+
+/// The records holding any of `keys` as dedup key, in a few queries.
+pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+    /// Keys per query. A short last chunk is padded with its last key
+    /// (repeats in `IN` are harmless), so one cached statement serves all.
+    const CHUNK: usize = 128;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One read transaction: one lock round trip, one snapshot.
+    let tx = conn.unchecked_transaction().db()?;
+    let placeholders = vec!["?"; CHUNK].join(",");
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE dedup_key IN ({placeholders})");
+    let mut found = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        let last = chunk[chunk.len() - 1];
+        let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(&last).to_vec());
+        found.extend(query::all(
+            &tx,
+            &sql,
+            rusqlite::params_from_iter(params),
+            decode,
+        )?);
+    }
+    tx.finish().db()?;
+    Ok(found)
+}
+
+pub(super) fn by_idempotency_key(
+    conn: &Connection,
+    principal: &str,
+    key: &str,
+) -> Result<Option<EvidenceRow>> {
+    one(
+        conn,
+        "ingested_by = ?1 AND idempotency_key = ?2",
+        [principal, key],
+    )
+}
+
+/// Leaf data of records `[start, end)`, checked to have no gap.
+pub(super) fn leaf_data_range(conn: &Connection, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+    if start > end {
+        return Err(invalid(format!("leaf range {start}..{end} is reversed")));
+    }
+    let tx = conn.unchecked_transaction().db()?;
+    let size = read_size(&tx, LogId::Evidence)?;
+    if end > size {
+        return Err(invalid(format!(
+            "leaf range {start}..{end} extends past the tree size {size}"
+        )));
+    }
+    if start == end {
+        return Ok(Vec::new());
+    }
+    // Both below size, which came from an i64.
+    let (lo, hi) = (start as i64, end as i64);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT leaf_index, leaf_data FROM records \
+             WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
+        )
+        .db()?;
+    let mut rows = stmt.query([lo, hi]).db()?;
+    let mut out = Vec::with_capacity((end - start).min(4096) as usize);
+    let mut expected = start;
+    while let Some(row) = rows.next().db()? {
+        let index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
+        if index != expected {
+            return Err(corrupt(format!(
+                "record {expected} is missing below tree size {size}"
+            )));
+        }
+        out.push(col_blob(row, 1, &format!("leaf_data of record {index}"))?.to_vec());
+        expected += 1;
+    }
+    if expected != end {
+        return Err(corrupt(format!(
+            "record {expected} is missing below tree size {size}"
+        )));
+    }
+    Ok(out)
+}
+
+/// Records matching `query`, in leaf order, one page.
+pub(super) fn list(conn: &Connection, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    let Ok(after) = cursor(query.after_index) else {
+        return Ok(empty_page());
+    };
+
+    let mut sql = format!("SELECT r.{}", RECORD_COLUMNS.replace(", ", ", r."));
+    // The label terms come first in `sql`, their parameters first in
+    // `filter`; the other terms follow.
+    let mut filter = Filter::default();
+    // A label filter drives the scan through record_labels, whose
+    // primary key yields matches in leaf order; further labels are one
+    // primary-key probe per candidate.
+    let order = if let Some(((key, value), rest)) = query.labels.split_first() {
+        sql.push_str(
+            " FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
+             WHERE l0.key = ? AND l0.value = ?",
+        );
+        filter.params.push(Value::Text(key.clone()));
+        filter.params.push(Value::Text(value.clone()));
+        for (key, value) in rest {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM record_labels l \
+                 WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
+            );
+            filter.params.push(Value::Text(key.clone()));
+            filter.params.push(Value::Text(value.clone()));
+        }
+        "l0.leaf_index"
+    } else {
+        sql.push_str(" FROM records r WHERE 1");
+        "r.leaf_index"
+    };
+    filter.after(order, after);
+    filter.equals("r.content_type", query.content_type.as_ref());
+    filter.equals("r.ingested_by", query.ingested_by.as_ref());
+    filter.window("r.ingested_at_ms", query.since_ms, query.until_ms);
+    sql.push_str(&filter.sql);
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
+    filter.params.push(Value::Integer(i64::from(limit)));
+
+    query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index)
+}

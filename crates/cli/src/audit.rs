@@ -18,8 +18,10 @@ use evault_verify::audit::AuditEvent;
 use evault_verify::open_checkpoint;
 use serde_json::{Value, json};
 
-use crate::client::Client;
-use crate::{ClientOpts, encode, fetch_proof, pretty_json, print_json, write_out};
+use crate::ClientOpts;
+use crate::client::{Client, encode};
+use crate::output::{pretty_json, print_json, write_out};
+use crate::proof::fetch_proof;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {

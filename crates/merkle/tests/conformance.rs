@@ -1,4 +1,4 @@
-//! Every vector in ../shared/conformance/merkle must behave as labelled:
+//! Every vector in testdata/conformance/merkle must behave as labelled:
 //! happy cases verify, every `wantErr` case is rejected.
 
 use std::fs;
@@ -10,10 +10,12 @@ use evault_merkle::{MemoryTree, leaf_hash, verify_consistency, verify_inclusion}
 use serde::Deserialize;
 
 fn conformance_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/merkle");
+    // The in-repo copy, so that a fresh clone tests itself (testdata/README.md).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance/merkle");
     assert!(
         dir.is_dir(),
-        "conformance vectors missing at {}: they are mandatory (shared/ sits beside the checkout)",
+        "conformance vectors missing at {}: they are mandatory and committed \
+         in the repository (testdata/README.md)",
         dir.display()
     );
     dir

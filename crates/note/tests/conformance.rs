@@ -1,5 +1,5 @@
 //! Conformance with Go's `golang.org/x/mod/sumdb/note`, using the vectors of
-//! its `note_test.go` stored in `shared/conformance/note/go-sumdb-note.json`.
+//! its `note_test.go` stored in `testdata/conformance/note/go-sumdb-note.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +21,8 @@ struct Vectors {
 }
 
 fn vectors_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/note/go-sumdb-note.json")
+    // The in-repo copy, so that a fresh clone tests itself (testdata/README.md).
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance/note/go-sumdb-note.json")
 }
 
 fn vectors() -> Vectors {
@@ -30,7 +30,7 @@ fn vectors() -> Vectors {
     let data = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "mandatory conformance vectors missing: cannot read {}: {e} \
-             (the file comes from the shared/ directory next to the repository)",
+             (it is committed in the repository: testdata/README.md)",
             path.display()
         )
     });

@@ -560,7 +560,7 @@ pub(crate) mod tests {
 
     impl TestKey {
         pub(crate) fn rsa() -> TestKey {
-            let der = include_bytes!("../../tests/fixtures/rsa2048.pk8");
+            let der = include_bytes!("../tests/fixtures/rsa2048.pk8");
             TestKey::Rsa(RsaKeyPair::from_pkcs8(der).unwrap())
         }
 

@@ -15,6 +15,7 @@ mod jws;
 mod keystore;
 mod oidc;
 mod ratelimit;
+mod rfc3339;
 mod roles;
 
 use std::sync::Arc;

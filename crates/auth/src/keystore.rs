@@ -425,7 +425,7 @@ fn parse_key(index: usize, v: Value) -> Result<ServiceAccountKey, String> {
 /// RFC 3339 text to a `SystemTime` (offsets accepted, sub-second precision
 /// kept to the millisecond).
 pub fn parse_time(text: &str) -> Result<SystemTime, String> {
-    let ms = crate::params::parse_rfc3339_ms(text)
+    let ms = crate::rfc3339::parse_ms(text)
         .ok_or_else(|| format!("{text:?} is not an RFC 3339 timestamp"))?;
     let ms = u64::try_from(ms).map_err(|_| format!("{text:?} is before 1970"))?;
     UNIX_EPOCH

@@ -368,7 +368,7 @@ pub fn bearer_token(authorization: Option<&[u8]>) -> Result<Option<&str>, AuthFa
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::auth::keystore::tests::test_key;
+    use crate::keystore::tests::test_key;
 
     pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
         URL_SAFE_NO_PAD.encode(bytes)

@@ -312,6 +312,8 @@ impl std::error::Error for AuthFailure {}
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -332,6 +334,72 @@ mod tests {
             AuthFailure::Expired
                 .www_authenticate()
                 .contains("error=\"invalid_token\"")
+        );
+    }
+
+    #[test]
+    fn every_reason_is_distinct() {
+        use AuthFailure as F;
+        let all = [
+            F::MissingCredentials,
+            F::MalformedAuthorization,
+            F::EmptyToken,
+            F::TokenNotAscii,
+            F::NotThreeParts { parts: 2 },
+            F::BadBase64 {
+                part: TokenPart::Header,
+            },
+            F::BadBase64 {
+                part: TokenPart::Payload,
+            },
+            F::BadBase64 {
+                part: TokenPart::Signature,
+            },
+            F::NotUtf8 {
+                part: TokenPart::Header,
+            },
+            F::NotJsonObject {
+                part: TokenPart::Payload,
+            },
+            F::MissingAlg,
+            F::AlgNotHs256 { alg: "none".into() },
+            F::MissingKid,
+            F::UnknownKey { kid: "k".into() },
+            F::KeyExpired { kid: "k".into() },
+            F::BadSignature,
+            F::MissingSubject,
+            F::SubjectMismatch,
+            F::MissingRoles,
+            F::InvalidRoles,
+            F::RoleNotGranted { role: Role::Admin },
+            F::MissingTimeClaim { claim: "iat" },
+            F::MissingTimeClaim { claim: "exp" },
+            F::NonNumericTimeClaim { claim: "iat" },
+            F::Expired,
+            F::NotYetValid,
+            F::IssuedInFuture,
+            F::LifetimeTooLong {
+                lifetime_secs: 2,
+                max_secs: 1,
+            },
+        ];
+        let reasons: BTreeSet<String> = all.iter().map(|f| f.reason()).collect();
+        assert_eq!(reasons.len(), all.len());
+        assert!(
+            F::AlgNotHs256 { alg: "none".into() }
+                .reason()
+                .contains("none")
+        );
+        assert!(
+            F::BadBase64 {
+                part: TokenPart::Signature
+            }
+            .reason()
+            .contains("signature")
+        );
+        assert_eq!(
+            F::SubjectMismatch.reason(),
+            "token subject is not the key's principal"
         );
     }
 }

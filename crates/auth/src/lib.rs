@@ -10,6 +10,8 @@
 //! failure is an [`AuthFailure`] (401, or 503 when an issuer's keys are
 //! unreachable). [`RateLimiter`] throttles per authenticated principal.
 
+mod bearer;
+mod claims;
 mod failure;
 mod jws;
 mod keystore;
@@ -17,12 +19,15 @@ mod oidc;
 mod ratelimit;
 mod rfc3339;
 mod roles;
+mod service_token;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use bearer::bearer_token;
+pub use claims::TokenPolicy;
 pub use failure::{AuthFailure, TokenPart};
-pub use jws::{MAX_TOKEN_LEN, TokenPolicy, bearer_token, mint_service_token, verify_service_token};
+pub use jws::MAX_TOKEN_LEN;
 pub use keystore::{
     Keys, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret, ServiceAccountKey, generate_key_id,
     generate_secret, parse_time,
@@ -30,6 +35,7 @@ pub use keystore::{
 pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};
 pub use ratelimit::{MAX_BUCKETS, RateLimiter, retry_after_secs};
 pub use roles::{AuthMethod, Identity, Role};
+pub use service_token::{mint_service_token, verify_service_token};
 
 /// Verifies the bearer token of a request, whatever its kind.
 #[derive(Debug)]
@@ -77,7 +83,7 @@ impl Authenticator {
         let alg = jws.alg()?;
         if alg == "HS256" {
             let keys = self.keystore.keys();
-            return jws::verify_service_jws(&jws, &keys, &self.policy, now);
+            return service_token::verify_service_jws(&jws, &keys, &self.policy, now);
         }
         if Alg::parse(alg).is_none() {
             return Err(AuthFailure::UnsupportedAlg { alg: alg.into() });

@@ -20,8 +20,9 @@ use ring::signature::{
 };
 use serde_json::{Map, Value};
 
+use super::claims::{TokenPolicy, check_times};
 use super::failure::AuthFailure;
-use super::jws::{Jws, TokenPolicy, check_times, parse_compact};
+use super::jws::{Jws, parse_compact};
 use super::roles::{AuthMethod, Identity, Role};
 
 /// How long a JWKS fetch may take in all.

@@ -30,10 +30,11 @@ pub use failure::{AuthFailure, TokenPart};
 pub use jws::MAX_TOKEN_LEN;
 pub use keystore::{
     Keys, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret, ServiceAccountKey, generate_key_id,
-    generate_secret, parse_time,
+    generate_secret,
 };
 pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};
 pub use ratelimit::{MAX_BUCKETS, RateLimiter, retry_after_secs};
+pub use rfc3339::parse_time;
 pub use roles::{AuthMethod, Identity, Role};
 pub use service_token::{mint_service_token, verify_service_token};
 

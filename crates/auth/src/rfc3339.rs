@@ -1,15 +1,37 @@
-//! RFC 3339 timestamps for the keystore's `expires_at`.
-//!
-//! The same grammar as the server's query filters (`evault-server`'s
+//! RFC 3339 timestamps for the keystore's `expires_at`: read with the
+//! same grammar as the server's query filters (`evault-server`'s
 //! `parse_rfc3339_ms`), copied rather than shared so that this crate links
 //! neither the server nor the vault: `T`, `t` or a space between date and
 //! time, `Z`/`z` or a `±hh:mm` offset, any number of fraction digits (kept
 //! to the millisecond), leap second 60 accepted. humantime's parser is
 //! stricter (no offsets), so it would reject files that load today.
+//! Written as UTC seconds by humantime.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The last second RFC 3339 (four-digit years) can express.
+pub(crate) const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// `t` as RFC 3339 UTC seconds, or `None` outside 1970..=9999 (humantime
+/// would fail to format it, and `to_string` would panic).
+pub(crate) fn format_time(t: SystemTime) -> Option<String> {
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    (secs <= MAX_UNIX_SECS).then(|| humantime::format_rfc3339_seconds(t).to_string())
+}
+
+/// RFC 3339 text to a `SystemTime` (offsets accepted, sub-second precision
+/// kept to the millisecond).
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let ms = parse_ms(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 timestamp"))?;
+    let ms = u64::try_from(ms).map_err(|_| format!("{text:?} is before 1970"))?;
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
 
 /// Parses RFC 3339 date-time (`2026-11-23T11:30:00.123Z`, offsets allowed)
 /// into milliseconds since the Unix epoch; sub-millisecond digits are cut.
-pub(crate) fn parse_ms(s: &str) -> Option<i64> {
+fn parse_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let d = b.get(r)?;

@@ -21,6 +21,7 @@ use crate::roles::Role;
 /// The keystore file's content: `{"keys": [...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeystoreFile {
+    /// The keys, in file order.
     pub keys: Vec<ServiceAccountKey>,
 }
 

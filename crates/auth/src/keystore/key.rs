@@ -19,6 +19,7 @@ pub struct ServiceAccountKey {
     pub principal: String,
     /// Roles a token signed with this key may claim.
     pub roles: Vec<Role>,
+    /// What tokens signed with this key are signed with.
     pub secret: Secret,
     /// After this instant the key verifies nothing (rotation grace periods).
     pub expires_at: Option<SystemTime>,

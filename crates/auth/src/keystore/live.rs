@@ -21,24 +21,30 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Indexes `keys` by key id (for a repeated id the last one wins;
+    /// [`KeystoreFile`] refuses repeats).
     pub fn new(keys: impl IntoIterator<Item = ServiceAccountKey>) -> Keys {
         Keys {
             by_id: keys.into_iter().map(|k| (k.key_id.clone(), k)).collect(),
         }
     }
 
+    /// The key named `key_id` (a token's `kid`).
     pub fn get(&self, key_id: &str) -> Option<&ServiceAccountKey> {
         self.by_id.get(key_id)
     }
 
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
+    /// Whether there is no key (every service-account token is refused).
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
 
+    /// Every key, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &ServiceAccountKey> {
         self.by_id.values()
     }
@@ -101,6 +107,7 @@ impl Keystore {
         }))
     }
 
+    /// The keystore file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -26,6 +26,7 @@ pub enum Alg {
 }
 
 impl Alg {
+    /// The JOSE name (`RS256`, `ES256`, `EdDSA`).
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::RS256 => "RS256",
@@ -62,6 +63,7 @@ pub struct OidcIssuer {
     pub issuer: String,
     /// Must appear in the tokens' `aud` (a string or an array).
     pub audience: String,
+    /// Where the issuer's signing keys come from.
     pub jwks: JwksSource,
     /// Algorithms this issuer signs with; anything else is refused even if
     /// a matching key exists (no algorithm confusion).

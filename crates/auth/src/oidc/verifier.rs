@@ -20,6 +20,9 @@ pub struct OidcVerifier {
 }
 
 impl OidcVerifier {
+    /// A verifier of `issuers`; none fetches its keys before a token needs
+    /// them. An issuer listed twice is used once (the first), with a
+    /// warning, as is a JWKS URL that is not `https://`.
     pub fn new(issuers: Vec<OidcIssuer>) -> Self {
         let mut states: Vec<IssuerState> = Vec::with_capacity(issuers.len());
         for cfg in issuers {

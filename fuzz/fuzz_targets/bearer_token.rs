@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use evault_server::auth::{
+use evault_auth::{
     Keys, Role, Secret, ServiceAccountKey, TokenPolicy, bearer_token, verify_service_token,
 };
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use evault_server::auth::KeystoreFile;
+use evault_auth::KeystoreFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use evault_server::auth::{
+use evault_auth::{
     KeystoreFile, Role, Secret, ServiceAccountKey, TokenPolicy, generate_key_id, mint_service_token,
 };
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use evault_server::auth::{
+use evault_auth::{
     Alg, Authenticator, JwksSource, Keystore, OidcIssuer, OidcVerifier, TokenPolicy,
 };
 use evault_server::{Authentication, RateLimit, ServerOptions};

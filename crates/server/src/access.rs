@@ -4,8 +4,7 @@
 //! printed in docs/SECURITY.md (a test keeps the two equal).
 
 use axum::http::Method;
-
-use crate::auth::Role;
+use evault_auth::Role;
 
 /// How much of the evidence a role may read through an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,7 +70,7 @@ pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Whoami> {
     })
 }
 
-fn authenticator(st: &AppState) -> Result<&crate::auth::Authenticator, Problem> {
+fn authenticator(st: &AppState) -> Result<&evault_auth::Authenticator, Problem> {
     match &st.opts.auth {
         Authentication::Tokens(a) => Ok(a),
         Authentication::InsecureDisabled => Err(Problem::not_found(
@@ -79,7 +79,7 @@ fn authenticator(st: &AppState) -> Result<&crate::auth::Authenticator, Problem> 
     }
 }
 
-fn service_accounts(a: &crate::auth::Authenticator) -> ServiceAccounts {
+fn service_accounts(a: &evault_auth::Authenticator) -> ServiceAccounts {
     let store = a.keystore();
     let now = std::time::SystemTime::now();
     let keys = store

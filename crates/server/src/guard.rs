@@ -17,11 +17,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use evault_auth::{AuthFailure, Identity, Role};
 use evault_verify::audit::{AuditEvent, Outcome};
 use sha2::{Digest, Sha256};
 
 use crate::access::{self, Access, Operation, Scope};
-use crate::auth::{AuthFailure, Identity, Role};
 use crate::problem::{Problem, ProblemDetail};
 use crate::{AppState, Authentication};
 

@@ -10,7 +10,6 @@ pub mod access;
 mod admin;
 mod analytics;
 mod audit;
-pub mod auth;
 mod docs;
 mod evidence;
 mod grpc;
@@ -51,7 +50,7 @@ pub use tls::TlsConfig;
 #[derive(Clone)]
 pub enum Authentication {
     /// Bearer tokens: service-account HS256 tokens and OIDC tokens.
-    Tokens(Arc<auth::Authenticator>),
+    Tokens(Arc<evault_auth::Authenticator>),
     /// No authentication at all: every caller is `anonymous` and may do
     /// everything. For local experiments only; `evault serve` says so loudly.
     InsecureDisabled,
@@ -101,7 +100,7 @@ pub(crate) struct AppState {
     vault: Vault,
     opts: Arc<ServerOptions>,
     metrics: Arc<metrics::Metrics>,
-    limiter: Option<Arc<auth::RateLimiter>>,
+    limiter: Option<Arc<evault_auth::RateLimiter>>,
     openapi: Arc<str>,
 }
 
@@ -163,7 +162,7 @@ impl AppState {
         let limiter = opts
             .rate_limit
             .filter(|r| r.per_second > 0.0)
-            .map(|r| Arc::new(auth::RateLimiter::new(r.per_second, r.burst)));
+            .map(|r| Arc::new(evault_auth::RateLimiter::new(r.per_second, r.burst)));
         AppState {
             vault,
             opts: Arc::new(opts),

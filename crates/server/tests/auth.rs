@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{KEYS, PRINCIPAL, Resp, TestServer, test_key, token_for};
+use evault_auth::{AuthFailure, KeystoreFile, Role, TokenPart};
 use evault_note::{Ed25519Verifier, Verifiers};
 use evault_server::access::{Access, OPERATIONS, Scope, scope_for};
-use evault_server::auth::{AuthFailure, KeystoreFile, Role, TokenPart};
 use evault_verify::AuditProofBundle;
 use evault_verify::audit::{AuditEvent, Outcome};
 use serde_json::{Value, json};
@@ -1004,7 +1004,7 @@ fn serve_jwks(body: String) -> (String, std::sync::Arc<std::sync::atomic::Atomic
 
 #[test]
 fn oidc_tokens_are_checked_against_a_jwks_the_test_serves() {
-    use evault_server::auth::{Alg, JwksSource, OidcIssuer};
+    use evault_auth::{Alg, JwksSource, OidcIssuer};
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     const ISSUER: &str = "https://id.test.example";
     let rng = ring::rand::SystemRandom::new();
@@ -1040,10 +1040,10 @@ fn oidc_tokens_are_checked_against_a_jwks_the_test_serves() {
             let evault_server::Authentication::Tokens(a) = &o.auth else {
                 unreachable!()
             };
-            let auth = evault_server::auth::Authenticator::new(
+            let auth = evault_auth::Authenticator::new(
                 a.keystore().clone(),
-                evault_server::auth::OidcVerifier::new(vec![issuer(jwks)]),
-                evault_server::auth::TokenPolicy::default(),
+                evault_auth::OidcVerifier::new(vec![issuer(jwks)]),
+                evault_auth::TokenPolicy::default(),
             );
             o.auth = evault_server::Authentication::Tokens(std::sync::Arc::new(auth));
         }

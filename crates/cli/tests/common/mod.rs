@@ -13,9 +13,9 @@ use serde_json::Value;
 pub const KEY_ID: &str = "test-all";
 pub const PRINCIPAL: &str = "test:cli";
 
-fn test_key() -> evault_server::auth::ServiceAccountKey {
+fn test_key() -> evault_auth::ServiceAccountKey {
     use base64::Engine as _;
-    use evault_server::auth::{Role, Secret, ServiceAccountKey};
+    use evault_auth::{Role, Secret, ServiceAccountKey};
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
     ServiceAccountKey {
         key_id: KEY_ID.into(),
@@ -31,7 +31,7 @@ pub fn token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
         let key = test_key();
-        evault_server::auth::mint_service_token(
+        evault_auth::mint_service_token(
             &key,
             &key.roles,
             Duration::from_secs(3600),
@@ -48,7 +48,7 @@ pub fn bearer() -> String {
 /// Writes the keystore with the test key into `data_dir`.
 pub fn write_keystore(data_dir: &Path) {
     std::fs::create_dir_all(data_dir).expect("data dir");
-    evault_server::auth::KeystoreFile {
+    evault_auth::KeystoreFile {
         keys: vec![test_key()],
     }
     .save(&data_dir.join("service-accounts.json"))

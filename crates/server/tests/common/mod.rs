@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evault_server::auth::{
+use evault_auth::{
     Authenticator, Keystore, KeystoreFile, OidcVerifier, Role, Secret, ServiceAccountKey,
     TokenPolicy, mint_service_token,
 };

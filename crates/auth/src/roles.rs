@@ -65,10 +65,14 @@ pub enum AuthMethod {
     /// An HS256 token signed with a keystore key.
     ServiceAccount,
     /// A token from an external OpenID Connect issuer.
-    Oidc { issuer: String },
+    Oidc {
+        /// The token's `iss`, a configured issuer.
+        issuer: String,
+    },
 }
 
 impl AuthMethod {
+    /// The method's name in the audit trail: `service-account` or `oidc`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMethod::ServiceAccount => "service-account",
@@ -87,6 +91,7 @@ pub struct Identity {
     pub roles: BTreeSet<Role>,
     /// The key that verified the token (`kid`).
     pub key_id: Option<String>,
+    /// How the token was verified.
     pub method: AuthMethod,
 }
 

@@ -1,18 +1,5 @@
-//! Compact JWS (RFC 7515) parsing shared by every token kind, the time
-//! claims policy, and HS256 service-account tokens: verification against
-//! the keystore and minting.
-//!
-//! Decisions, so that they are made once:
-//! - Base64url is strict: unpadded, canonical, URL alphabet only.
-//! - `typ` is ignored: `alg`, `kid` and the signature decide, and OIDC
-//!   access tokens use `at+jwt` where service tokens use `JWT`.
-//! - Time claims are integer seconds (a JSON number with no fraction).
-//! - A token is expired when `now >= exp + leeway` (RFC 7519: `exp` is the
-//!   first instant it must not be accepted, leeway absorbs clock skew); it
-//!   is not yet valid when `nbf > now + leeway`; `iat > now + leeway` is
-//!   rejected too, and `exp - iat` may not exceed the policy's maximum.
-//! - The signature is checked before any claim, so a forged token learns
-//!   nothing about which claims would pass.
+//! HS256 service-account tokens: verification against the keystore's
+//! keys, and minting (what `evault token mint` prints).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,189 +9,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 use serde_json::{Map, Value, json};
 
-use super::failure::{AuthFailure, TokenPart};
+use super::claims::{TokenPolicy, check_times};
+use super::failure::AuthFailure;
+use super::jws::{Jws, parse_compact};
 use super::keystore::{Keys, ServiceAccountKey};
 use super::roles::{AuthMethod, Identity, Role};
-
-/// Longest token accepted, so a huge header costs nothing to reject.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-
-/// How strict the time claims are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenPolicy {
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
-    pub leeway: Duration,
-    /// Longest `exp - iat`: a leaked token is useful for at most this long.
-    pub max_lifetime: Duration,
-}
-
-impl Default for TokenPolicy {
-    fn default() -> Self {
-        TokenPolicy {
-            leeway: Duration::from_secs(60),
-            max_lifetime: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// A compact JWS split and decoded, signature not yet checked.
-#[derive(Debug)]
-pub(crate) struct Jws<'a> {
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
-    /// `base64url(header) "." base64url(payload)`, what the signature covers.
-    pub signing_input: &'a [u8],
-    pub signature: Vec<u8>,
-}
-
-impl Jws<'_> {
-    /// The header's `alg`.
-    pub fn alg(&self) -> Result<&str, AuthFailure> {
-        match self.header.get("alg") {
-            Some(Value::String(a)) => Ok(a),
-            _ => Err(AuthFailure::MissingAlg),
-        }
-    }
-
-    /// The header's non-empty `kid`.
-    pub fn kid(&self) -> Result<&str, AuthFailure> {
-        match self.header.get("kid") {
-            Some(Value::String(k)) if !k.is_empty() => Ok(k),
-            _ => Err(AuthFailure::MissingKid),
-        }
-    }
-
-    /// Rejects `crit`: no extension is understood (RFC 7515 §4.1.11).
-    pub fn check_crit(&self) -> Result<(), AuthFailure> {
-        if self.header.contains_key("crit") {
-            return Err(AuthFailure::CriticalHeader);
-        }
-        Ok(())
-    }
-
-    /// The non-empty `sub` string.
-    pub fn subject(&self) -> Result<&str, AuthFailure> {
-        match self.claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s),
-            _ => Err(AuthFailure::MissingSubject),
-        }
-    }
-}
-
-/// Splits and decodes a compact JWS. Checks, in order: empty, length,
-/// visible ASCII, three parts, base64url of each part, then UTF-8 and
-/// JSON object for the header and the payload.
-pub(crate) fn parse_compact(token: &str) -> Result<Jws<'_>, AuthFailure> {
-    if token.is_empty() {
-        return Err(AuthFailure::EmptyToken);
-    }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(AuthFailure::TokenTooLong {
-            len: token.len(),
-            max: MAX_TOKEN_LEN,
-        });
-    }
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AuthFailure::TokenNotAscii);
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [h, p, s] = parts[..] else {
-        return Err(AuthFailure::NotThreeParts { parts: parts.len() });
-    };
-    let decode = |text: &str, part| {
-        URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| AuthFailure::BadBase64 { part })
-    };
-    let header = decode(h, TokenPart::Header)?;
-    let payload = decode(p, TokenPart::Payload)?;
-    let signature = decode(s, TokenPart::Signature)?;
-    let header = json_object(&header, TokenPart::Header)?;
-    let claims = json_object(&payload, TokenPart::Payload)?;
-    Ok(Jws {
-        header,
-        claims,
-        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
-        signature,
-    })
-}
-
-fn json_object(bytes: &[u8], part: TokenPart) -> Result<Map<String, Value>, AuthFailure> {
-    let text = std::str::from_utf8(bytes).map_err(|_| AuthFailure::NotUtf8 { part })?;
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(AuthFailure::NotJsonObject { part }),
-    }
-}
-
-/// Seconds since the Unix epoch (negative before it).
-fn unix_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
-    }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// A NumericDate claim as integer seconds; `Ok(None)` when absent.
-fn time_claim(
-    claims: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<i64>, AuthFailure> {
-    let Some(v) = claims.get(claim) else {
-        return Ok(None);
-    };
-    let bad = AuthFailure::NonNumericTimeClaim { claim };
-    let Value::Number(n) = v else { return Err(bad) };
-    if let Some(i) = n.as_i64() {
-        return Ok(Some(i));
-    }
-    if n.as_u64().is_some() {
-        return Ok(Some(i64::MAX));
-    }
-    // A float such as 1.7e9 is fine if it is a whole number of seconds.
-    match n.as_f64() {
-        Some(f) if f.is_finite() && f.fract() == 0.0 => Ok(Some(f as i64)),
-        _ => Err(bad),
-    }
-}
-
-/// Checks `iat`, `exp` (both required) and `nbf` (optional) against the
-/// policy at `now`. See the module documentation for the exact rules.
-pub(crate) fn check_times(
-    claims: &Map<String, Value>,
-    policy: &TokenPolicy,
-    now: SystemTime,
-) -> Result<(), AuthFailure> {
-    let iat = time_claim(claims, "iat")?.ok_or(AuthFailure::MissingTimeClaim { claim: "iat" })?;
-    let exp = time_claim(claims, "exp")?.ok_or(AuthFailure::MissingTimeClaim { claim: "exp" })?;
-    let nbf = time_claim(claims, "nbf")?;
-    let now = unix_secs(now);
-    let leeway = secs(policy.leeway);
-    if exp <= iat {
-        return Err(AuthFailure::ExpiresBeforeIssued);
-    }
-    let lifetime = exp.saturating_sub(iat);
-    if lifetime > secs(policy.max_lifetime) {
-        return Err(AuthFailure::LifetimeTooLong {
-            lifetime_secs: lifetime,
-            max_secs: policy.max_lifetime.as_secs(),
-        });
-    }
-    if iat > now.saturating_add(leeway) {
-        return Err(AuthFailure::IssuedInFuture);
-    }
-    if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-        return Err(AuthFailure::NotYetValid);
-    }
-    if now >= exp.saturating_add(leeway) {
-        return Err(AuthFailure::Expired);
-    }
-    Ok(())
-}
 
 /// The `roles` claim of a service-account token: a non-empty array of
 /// evault role names.
@@ -337,40 +146,14 @@ pub fn mint_service_token(
     Ok(sign_hs256(key.secret.expose(), &header, &claims))
 }
 
-/// The token of an `Authorization` header. No header: `Ok(None)` (the
-/// caller decides whether anonymous access is allowed). Otherwise it must
-/// be `Bearer <token>` (scheme case-insensitive, RFC 7235) with a token of
-/// visible ASCII.
-pub fn bearer_token(authorization: Option<&[u8]>) -> Result<Option<&str>, AuthFailure> {
-    let Some(value) = authorization else {
-        return Ok(None);
-    };
-    let value = value.trim_ascii();
-    let (scheme, rest) = match value.iter().position(|b| *b == b' ') {
-        Some(i) => (&value[..i], &value[i..]),
-        None => (value, &value[value.len()..]),
-    };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(AuthFailure::MalformedAuthorization);
-    }
-    let token = rest.trim_ascii_start();
-    if token.is_empty() {
-        return Err(AuthFailure::EmptyToken);
-    }
-    if !token.iter().all(u8::is_ascii_graphic) {
-        return Err(AuthFailure::TokenNotAscii);
-    }
-    std::str::from_utf8(token)
-        .map(Some)
-        .map_err(|_| AuthFailure::TokenNotAscii)
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::auth::keystore::tests::test_key;
+    use crate::failure::TokenPart;
+    use crate::jws::MAX_TOKEN_LEN;
+    use crate::keystore::tests::test_key;
 
-    pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -694,72 +477,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_reason_is_distinct() {
-        use AuthFailure as F;
-        let all = [
-            F::MissingCredentials,
-            F::MalformedAuthorization,
-            F::EmptyToken,
-            F::TokenNotAscii,
-            F::NotThreeParts { parts: 2 },
-            F::BadBase64 {
-                part: TokenPart::Header,
-            },
-            F::BadBase64 {
-                part: TokenPart::Payload,
-            },
-            F::BadBase64 {
-                part: TokenPart::Signature,
-            },
-            F::NotUtf8 {
-                part: TokenPart::Header,
-            },
-            F::NotJsonObject {
-                part: TokenPart::Payload,
-            },
-            F::MissingAlg,
-            F::AlgNotHs256 { alg: "none".into() },
-            F::MissingKid,
-            F::UnknownKey { kid: "k".into() },
-            F::KeyExpired { kid: "k".into() },
-            F::BadSignature,
-            F::MissingSubject,
-            F::SubjectMismatch,
-            F::MissingRoles,
-            F::InvalidRoles,
-            F::RoleNotGranted { role: Role::Admin },
-            F::MissingTimeClaim { claim: "iat" },
-            F::MissingTimeClaim { claim: "exp" },
-            F::NonNumericTimeClaim { claim: "iat" },
-            F::Expired,
-            F::NotYetValid,
-            F::IssuedInFuture,
-            F::LifetimeTooLong {
-                lifetime_secs: 2,
-                max_secs: 1,
-            },
-        ];
-        let reasons: BTreeSet<String> = all.iter().map(|f| f.reason()).collect();
-        assert_eq!(reasons.len(), all.len());
-        assert!(
-            F::AlgNotHs256 { alg: "none".into() }
-                .reason()
-                .contains("none")
-        );
-        assert!(
-            F::BadBase64 {
-                part: TokenPart::Signature
-            }
-            .reason()
-            .contains("signature")
-        );
-        assert_eq!(
-            F::SubjectMismatch.reason(),
-            "token subject is not the key's principal"
-        );
-    }
-
-    #[test]
     fn boundaries_inside_the_leeway_are_accepted() {
         let keys = keys();
         let policy = TokenPolicy::default();
@@ -850,52 +567,5 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert!(!err.reason().contains(&secret_b64));
-    }
-
-    #[test]
-    fn bearer_header_parsing() {
-        assert_eq!(bearer_token(None), Ok(None));
-        assert_eq!(
-            bearer_token(Some(b"Bearer abc.def.ghi")),
-            Ok(Some("abc.def.ghi"))
-        );
-        assert_eq!(bearer_token(Some(b"bearer   abc ")), Ok(Some("abc")));
-        assert_eq!(bearer_token(Some(b"BEARER x")), Ok(Some("x")));
-        assert_eq!(
-            bearer_token(Some(b"Basic dXNlcjpwYXNz")),
-            Err(AuthFailure::MalformedAuthorization)
-        );
-        assert_eq!(
-            bearer_token(Some(b"Bearerabc")),
-            Err(AuthFailure::MalformedAuthorization)
-        );
-        assert_eq!(
-            bearer_token(Some(b"")),
-            Err(AuthFailure::MalformedAuthorization)
-        );
-        assert_eq!(bearer_token(Some(b"Bearer")), Err(AuthFailure::EmptyToken));
-        assert_eq!(
-            bearer_token(Some(b"Bearer   ")),
-            Err(AuthFailure::EmptyToken)
-        );
-        assert_eq!(
-            bearer_token(Some(b"Bearer a b")),
-            Err(AuthFailure::TokenNotAscii)
-        );
-        assert_eq!(
-            bearer_token(Some(b"Bearer a\x01")),
-            Err(AuthFailure::TokenNotAscii)
-        );
-        assert_eq!(
-            bearer_token(Some("Bearer \u{e9}".as_bytes())),
-            Err(AuthFailure::TokenNotAscii)
-        );
-        for f in [
-            AuthFailure::MalformedAuthorization,
-            AuthFailure::EmptyToken,
-            AuthFailure::TokenNotAscii,
-        ] {
-            assert_eq!(f.status(), 401);
-        }
     }
 }

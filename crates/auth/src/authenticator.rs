@@ -1,34 +1,16 @@
-//! Authentication (issue #4): bearer tokens of two kinds.
-//!
-//! - Service accounts: HS256 JWS signed with a secret from the keystore
-//!   file ([`Keystore`]), minted by `evault token mint`. The file is
-//!   watched, so revoking a key takes effect within one poll interval.
-//! - OIDC: RS256/ES256/EdDSA tokens from configured issuers, checked
-//!   against their JWKS ([`OidcVerifier`]).
-//!
-//! [`Authenticator`] picks the verifier from the token's `alg`. Every
-//! failure is an [`AuthFailure`] (401, or 503 when an issuer's keys are
-//! unreachable). [`RateLimiter`] throttles per authenticated principal.
-
-mod failure;
-mod jws;
-mod keystore;
-mod oidc;
-mod ratelimit;
-mod roles;
+//! [`Authenticator`]: one entry point for a request's bearer token,
+//! whatever its kind; the token's `alg` picks the verifier.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use failure::{AuthFailure, TokenPart};
-pub use jws::{MAX_TOKEN_LEN, TokenPolicy, bearer_token, mint_service_token, verify_service_token};
-pub use keystore::{
-    Keys, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret, ServiceAccountKey, generate_key_id,
-    generate_secret, parse_time,
-};
-pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};
-pub use ratelimit::{MAX_BUCKETS, RateLimiter, retry_after_secs};
-pub use roles::{AuthMethod, Identity, Role};
+use crate::bearer::bearer_token;
+use crate::claims::TokenPolicy;
+use crate::failure::AuthFailure;
+use crate::keystore::Keystore;
+use crate::oidc::{Alg, OidcVerifier};
+use crate::roles::Identity;
+use crate::{jws, service_token};
 
 /// Verifies the bearer token of a request, whatever its kind.
 #[derive(Debug)]
@@ -39,6 +21,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// Service-account tokens are checked against `keystore`, OIDC tokens
+    /// by `oidc`, and both kinds' time claims by `policy`.
     pub fn new(keystore: Arc<Keystore>, oidc: OidcVerifier, policy: TokenPolicy) -> Self {
         Authenticator {
             keystore,
@@ -76,7 +60,7 @@ impl Authenticator {
         let alg = jws.alg()?;
         if alg == "HS256" {
             let keys = self.keystore.keys();
-            return jws::verify_service_jws(&jws, &keys, &self.policy, now);
+            return service_token::verify_service_jws(&jws, &keys, &self.policy, now);
         }
         if Alg::parse(alg).is_none() {
             return Err(AuthFailure::UnsupportedAlg { alg: alg.into() });
@@ -84,14 +68,17 @@ impl Authenticator {
         self.oidc.verify_jws(&jws, &self.policy, now).await
     }
 
+    /// The service-account keystore.
     pub fn keystore(&self) -> &Arc<Keystore> {
         &self.keystore
     }
 
+    /// The OIDC verifier and its issuers.
     pub fn oidc(&self) -> &OidcVerifier {
         &self.oidc
     }
 
+    /// The time-claim policy.
     pub fn policy(&self) -> &TokenPolicy {
         &self.policy
     }
@@ -104,8 +91,13 @@ mod tests {
 
     use serde_json::json;
 
-    use super::oidc::tests::{AUD, ISS, TestKey, claims};
     use super::*;
+    use crate::keystore::{KeystoreFile, Secret, ServiceAccountKey};
+    use crate::oidc::tests::{AUD, ISS, TestKey, claims};
+    use crate::oidc::{JwksSource, OidcIssuer};
+    use crate::ratelimit::RateLimiter;
+    use crate::roles::Role;
+    use crate::service_token::{mint_service_token, verify_service_token};
 
     fn keystore_with(dir: &std::path::Path, keys: Vec<ServiceAccountKey>) -> Arc<Keystore> {
         let path = dir.join("keys.json");

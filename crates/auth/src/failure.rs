@@ -21,12 +21,16 @@ pub(crate) fn clip(s: &str) -> String {
 /// One of the three parts of a compact JWS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenPart {
+    /// The JOSE header, before the first dot.
     Header,
+    /// The claims, between the dots.
     Payload,
+    /// The signature, after the second dot.
     Signature,
 }
 
 impl TokenPart {
+    /// The part's name, as used in failure reasons.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenPart::Header => "header",
@@ -56,30 +60,59 @@ pub enum AuthFailure {
     /// The token holds bytes other than visible ASCII.
     TokenNotAscii,
     /// The token is longer than any token evault issues or accepts.
-    TokenTooLong { len: usize, max: usize },
+    TokenTooLong {
+        /// The token's length in bytes.
+        len: usize,
+        /// [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN).
+        max: usize,
+    },
     /// Not `header.payload.signature`.
-    NotThreeParts { parts: usize },
+    NotThreeParts {
+        /// How many dot-separated parts it has.
+        parts: usize,
+    },
     /// A part is not strict (unpadded, canonical) base64url.
-    BadBase64 { part: TokenPart },
+    BadBase64 {
+        /// The part that does not decode.
+        part: TokenPart,
+    },
     /// The header or payload does not decode to UTF-8.
-    NotUtf8 { part: TokenPart },
+    NotUtf8 {
+        /// The header or the payload.
+        part: TokenPart,
+    },
     /// The header or payload is not a JSON object.
-    NotJsonObject { part: TokenPart },
+    NotJsonObject {
+        /// The header or the payload.
+        part: TokenPart,
+    },
     /// The header has no `alg` string.
     MissingAlg,
     /// A service-account token that is not HS256 (`none` included).
-    AlgNotHs256 { alg: String },
+    AlgNotHs256 {
+        /// The header's `alg`.
+        alg: String,
+    },
     /// An algorithm evault accepts for no kind of token.
-    UnsupportedAlg { alg: String },
+    UnsupportedAlg {
+        /// The header's `alg`.
+        alg: String,
+    },
     /// The header has a `crit` member; no extension is understood, so
     /// RFC 7515 §4.1.11 requires rejecting it.
     CriticalHeader,
     /// The header has no `kid` string.
     MissingKid,
     /// No key with that id (for OIDC: not even after refreshing the JWKS).
-    UnknownKey { kid: String },
+    UnknownKey {
+        /// The header's `kid`.
+        kid: String,
+    },
     /// The keystore key's `expires_at` has passed.
-    KeyExpired { kid: String },
+    KeyExpired {
+        /// The header's `kid`.
+        kid: String,
+    },
     /// The signature does not verify.
     BadSignature,
     /// No `sub` claim, or not a non-empty string.
@@ -91,13 +124,25 @@ pub enum AuthFailure {
     /// `roles` is not an array of strings.
     InvalidRoles,
     /// `roles` names something that is not an evault role.
-    UnknownRole { role: String },
+    UnknownRole {
+        /// The unknown name, as the token has it.
+        role: String,
+    },
     /// The token claims a role its key does not grant.
-    RoleNotGranted { role: Role },
+    RoleNotGranted {
+        /// The first role claimed that the key does not grant.
+        role: Role,
+    },
     /// `iat` or `exp` is absent.
-    MissingTimeClaim { claim: &'static str },
+    MissingTimeClaim {
+        /// `iat` or `exp`.
+        claim: &'static str,
+    },
     /// `iat`, `exp` or `nbf` is not an integer number of seconds.
-    NonNumericTimeClaim { claim: &'static str },
+    NonNumericTimeClaim {
+        /// `iat`, `exp` or `nbf`.
+        claim: &'static str,
+    },
     /// `exp` (plus leeway) has passed.
     Expired,
     /// `nbf` is later than now plus leeway.
@@ -107,29 +152,62 @@ pub enum AuthFailure {
     /// `exp` is not after `iat`.
     ExpiresBeforeIssued,
     /// `exp - iat` is longer than the policy allows.
-    LifetimeTooLong { lifetime_secs: i64, max_secs: u64 },
+    LifetimeTooLong {
+        /// `exp - iat`, in seconds.
+        lifetime_secs: i64,
+        /// The policy's `max_lifetime`, in seconds.
+        max_secs: u64,
+    },
     /// An OIDC-style token arrived and no issuer is configured.
     OidcNotConfigured,
     /// No `iss` string in an OIDC token.
     MissingIssuer,
     /// `iss` is not a configured issuer.
-    UnknownIssuer { issuer: String },
+    UnknownIssuer {
+        /// The token's `iss`.
+        issuer: String,
+    },
     /// No `aud` claim (or not a string / array of strings).
     MissingAudience,
     /// `aud` does not include the configured audience.
-    WrongAudience { expected: String },
+    WrongAudience {
+        /// The configured audience.
+        expected: String,
+    },
     /// The issuer is not configured to use this algorithm.
-    AlgNotAllowed { alg: String, issuer: String },
+    AlgNotAllowed {
+        /// The header's `alg`.
+        alg: String,
+        /// The token's issuer.
+        issuer: String,
+    },
     /// The JWK named by `kid` is not a key for this algorithm.
-    KeyAlgMismatch { kid: String, alg: String },
+    KeyAlgMismatch {
+        /// The header's `kid`.
+        kid: String,
+        /// The header's `alg`.
+        alg: String,
+    },
     /// The issuer's JWKS could not be fetched and no key is cached (503).
-    JwksUnavailable { issuer: String },
+    JwksUnavailable {
+        /// The issuer whose keys are missing.
+        issuer: String,
+    },
     /// The configured roles claim is absent.
-    RolesClaimMissing { claim: String },
+    RolesClaimMissing {
+        /// The configured roles claim.
+        claim: String,
+    },
     /// The roles claim is not an array of strings.
-    RolesClaimInvalid { claim: String },
+    RolesClaimInvalid {
+        /// The configured roles claim.
+        claim: String,
+    },
     /// The roles claim names no evault role.
-    NoKnownRoles { claim: String },
+    NoKnownRoles {
+        /// The configured roles claim.
+        claim: String,
+    },
 }
 
 impl AuthFailure {
@@ -312,6 +390,8 @@ impl std::error::Error for AuthFailure {}
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -332,6 +412,72 @@ mod tests {
             AuthFailure::Expired
                 .www_authenticate()
                 .contains("error=\"invalid_token\"")
+        );
+    }
+
+    #[test]
+    fn every_reason_is_distinct() {
+        use AuthFailure as F;
+        let all = [
+            F::MissingCredentials,
+            F::MalformedAuthorization,
+            F::EmptyToken,
+            F::TokenNotAscii,
+            F::NotThreeParts { parts: 2 },
+            F::BadBase64 {
+                part: TokenPart::Header,
+            },
+            F::BadBase64 {
+                part: TokenPart::Payload,
+            },
+            F::BadBase64 {
+                part: TokenPart::Signature,
+            },
+            F::NotUtf8 {
+                part: TokenPart::Header,
+            },
+            F::NotJsonObject {
+                part: TokenPart::Payload,
+            },
+            F::MissingAlg,
+            F::AlgNotHs256 { alg: "none".into() },
+            F::MissingKid,
+            F::UnknownKey { kid: "k".into() },
+            F::KeyExpired { kid: "k".into() },
+            F::BadSignature,
+            F::MissingSubject,
+            F::SubjectMismatch,
+            F::MissingRoles,
+            F::InvalidRoles,
+            F::RoleNotGranted { role: Role::Admin },
+            F::MissingTimeClaim { claim: "iat" },
+            F::MissingTimeClaim { claim: "exp" },
+            F::NonNumericTimeClaim { claim: "iat" },
+            F::Expired,
+            F::NotYetValid,
+            F::IssuedInFuture,
+            F::LifetimeTooLong {
+                lifetime_secs: 2,
+                max_secs: 1,
+            },
+        ];
+        let reasons: BTreeSet<String> = all.iter().map(|f| f.reason()).collect();
+        assert_eq!(reasons.len(), all.len());
+        assert!(
+            F::AlgNotHs256 { alg: "none".into() }
+                .reason()
+                .contains("none")
+        );
+        assert!(
+            F::BadBase64 {
+                part: TokenPart::Signature
+            }
+            .reason()
+            .contains("signature")
+        );
+        assert_eq!(
+            F::SubjectMismatch.reason(),
+            "token subject is not the key's principal"
         );
     }
 }

@@ -41,6 +41,7 @@ impl RateLimiter {
         RateLimiter::new(0.0, 1)
     }
 
+    /// Whether every request is allowed (no rate was set).
     pub fn is_unlimited(&self) -> bool {
         !(self.per_second > 0.0 && self.per_second.is_finite())
     }
@@ -77,6 +78,7 @@ impl RateLimiter {
         self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Whether no principal is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

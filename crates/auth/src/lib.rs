@@ -42,6 +42,6 @@ pub use keystore::{
 };
 pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};
 pub use ratelimit::{MAX_BUCKETS, RateLimiter, retry_after_secs};
-pub use rfc3339::parse_time;
+pub use rfc3339::{parse_rfc3339_ms, parse_time};
 pub use roles::{AuthMethod, Identity, Role};
 pub use service_token::{mint_service_token, verify_service_token};

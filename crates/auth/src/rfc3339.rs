@@ -1,11 +1,9 @@
-//! RFC 3339 timestamps for the keystore's `expires_at`: read with the
-//! same grammar as the server's query filters (`evault-server`'s
-//! `parse_rfc3339_ms`), copied rather than shared so that this crate links
-//! neither the server nor the vault: `T`, `t` or a space between date and
-//! time, `Z`/`z` or a `±hh:mm` offset, any number of fraction digits (kept
-//! to the millisecond), leap second 60 accepted. humantime's parser is
-//! stricter (no offsets), so it would reject files that load today.
-//! Written as UTC seconds by humantime.
+//! RFC 3339 timestamps: the keystore's `expires_at`, and (through
+//! [`parse_rfc3339_ms`]) the server's time filters, one grammar for both:
+//! `T`, `t` or a space between date and time, `Z`/`z` or a `±hh:mm`
+//! offset, any number of fraction digits (kept to the millisecond), leap
+//! second 60 accepted. humantime's parser is stricter (no offsets), so it
+//! would reject files that load today. Written as UTC seconds by humantime.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +20,8 @@ pub(crate) fn format_time(t: SystemTime) -> Option<String> {
 /// RFC 3339 text to a `SystemTime` (offsets accepted, sub-second precision
 /// kept to the millisecond).
 pub fn parse_time(text: &str) -> Result<SystemTime, String> {
-    let ms = parse_ms(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 timestamp"))?;
+    let ms =
+        parse_rfc3339_ms(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 timestamp"))?;
     let ms = u64::try_from(ms).map_err(|_| format!("{text:?} is before 1970"))?;
     UNIX_EPOCH
         .checked_add(Duration::from_millis(ms))
@@ -31,7 +30,7 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
 
 /// Parses RFC 3339 date-time (`2026-11-23T11:30:00.123Z`, offsets allowed)
 /// into milliseconds since the Unix epoch; sub-millisecond digits are cut.
-fn parse_ms(s: &str) -> Option<i64> {
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let d = b.get(r)?;
@@ -118,25 +117,28 @@ mod tests {
     /// parsers cannot drift apart unnoticed.
     #[test]
     fn same_grammar_as_the_server() {
-        assert_eq!(parse_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
         assert_eq!(
-            parse_ms("2026-11-23T11:30:00.123456Z"),
+            parse_rfc3339_ms("2026-11-23T11:30:00.123456Z"),
             Some(1_795_433_400_123)
         );
         assert_eq!(
-            parse_ms("2026-11-23T12:30:00.123+01:00"),
-            parse_ms("2026-11-23T11:30:00.123Z")
+            parse_rfc3339_ms("2026-11-23T12:30:00.123+01:00"),
+            parse_rfc3339_ms("2026-11-23T11:30:00.123Z")
         );
-        assert_eq!(parse_ms("1969-12-31T23:59:59Z"), Some(-1000));
-        assert_eq!(parse_ms("2024-02-29T00:00:00z"), Some(1_709_164_800_000));
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59Z"), Some(-1000));
         assert_eq!(
-            parse_ms("2026-11-23 11:30:00-00:30"),
+            parse_rfc3339_ms("2024-02-29T00:00:00z"),
+            Some(1_709_164_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-23 11:30:00-00:30"),
             Some(1_795_433_400_000 + 1_800_000)
         );
         assert_eq!(
-            parse_ms("2016-12-31T23:59:60Z"),
-            parse_ms("2017-01-01T00:00:00Z")
+            parse_rfc3339_ms("2016-12-31T23:59:60Z"),
+            parse_rfc3339_ms("2017-01-01T00:00:00Z")
         );
         for bad in [
             "",
@@ -151,7 +153,7 @@ mod tests {
             "2026-11-23T11:30:00Zjunk",
             "+026-11-23T11:30:00Z",
         ] {
-            assert_eq!(parse_ms(bad), None, "{bad:?}");
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
         }
     }
 

@@ -6,7 +6,6 @@
 //! percent escape that does not decode to UTF-8, all are 400s. Numbers that
 //! reach the store are capped at `i64::MAX`, the largest a SQL integer holds.
 
-use evault_vault::calendar::{days_from_civil, days_in_month};
 use std::collections::BTreeMap;
 
 use axum::extract::FromRequestParts;
@@ -225,64 +224,8 @@ pub fn decode_cursor(kind: CursorKind, cursor: &str) -> Result<u64, Problem> {
 
 /// Parses RFC 3339 date-time (`2026-11-23T11:30:00.123Z`, offsets allowed)
 /// into milliseconds since the Unix epoch; sub-millisecond digits are cut.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let d = b.get(r)?;
-        if !d.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(d.iter().fold(0i64, |n, &c| n * 10 + i64::from(c - b'0')))
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac_ms = 0i64;
-    if b[i] == b'.' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let digits = &b[start..i.min(start + 3)];
-        frac_ms = digits
-            .iter()
-            .fold(0i64, |n, &c| n * 10 + i64::from(c - b'0'));
-        frac_ms *= 10i64.pow(3 - digits.len() as u32);
-    }
-    let offset_s = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            let _ = (h1, h2, m1, m2);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let off = oh * 3600 + om * 60;
-            if *sign == b'+' { off } else { -off }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    Some(secs * 1000 + frac_ms)
-}
+/// The same grammar as the keystore's times (`evault_auth`).
+pub use evault_auth::parse_rfc3339_ms;
 
 /// RFC 3339 with milliseconds, UTC, as the vault writes `ingested_at`.
 pub fn format_ms(ms: i64) -> String {
@@ -438,40 +381,6 @@ mod tests {
         assert!(decode_cursor(CursorKind::Evidence, "").is_err());
         let huge = encode_cursor(CursorKind::Evidence, u64::MAX);
         assert!(decode_cursor(CursorKind::Evidence, &huge).is_err());
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-23T11:30:00.123456Z"),
-            Some(1_795_433_400_123)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-23T12:30:00.123+01:00"),
-            parse_rfc3339_ms("2026-11-23T11:30:00.123Z")
-        );
-        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59Z"), Some(-1000));
-        assert_eq!(
-            parse_rfc3339_ms("2024-02-29T00:00:00z"),
-            Some(1_709_164_800_000)
-        );
-        for bad in [
-            "",
-            "2026-11-23",
-            "2026-11-23T11:30:00",
-            "2026-13-01T00:00:00Z",
-            "2025-02-29T00:00:00Z",
-            "2026-11-23T24:00:00Z",
-            "2026-11-23T11:30:00.Z",
-            "2026-11-23T11:30:00+1:00",
-            "2026-11-23T11:30:00Zjunk",
-            "+026-11-23T11:30:00Z",
-        ] {
-            assert_eq!(parse_rfc3339_ms(bad), None, "{bad:?}");
-        }
-        assert_eq!(format_ms(1_795_433_400_123), "2026-11-23T11:30:00.123Z");
     }
 
     #[test]

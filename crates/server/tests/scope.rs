@@ -10,11 +10,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, token_for};
+use evault_auth::Role;
 use evault_proto::v1 as pb;
 use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
 use evault_proto::v1::log_service_client::LogServiceClient;
 use evault_server::access::{Access, GRPC_METHODS, OPERATIONS, Scope};
-use evault_server::auth::Role;
 use evault_verify::AuditEvent;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request};

@@ -12,8 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::ListQuery;
 use evault_vault::{
-    AuditOnCommit, LogId, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError,
-    ingest,
+    AuditOnCommit, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError, ingest,
 };
 use evault_verify::Evidence;
 use http_body_util::BodyExt;
@@ -22,7 +21,7 @@ use tokio::io::AsyncReadExt;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::docs::{EvidenceDoc, ProofBundleDoc};
+use crate::docs::EvidenceDoc;
 use crate::guard::{AuditDone, AuditNote, Caller};
 use crate::params::{
     CursorKind, PathParam, QueryParams, add_label, decode_cursor, encode_cursor, header_text,
@@ -558,36 +557,4 @@ pub async fn list_evidence(
         items: page.items,
         next_cursor: page.next.map(|n| encode_cursor(CursorKind::Evidence, n)),
     }))
-}
-
-/// Inclusion proof of a record.
-///
-/// Against the checkpoint of size `tree_size` (default: the latest). JSON
-/// proof bundle by default; `format=tlog-proof` gives C2SP tlog-proof text.
-/// A record newer than the latest checkpoint is 404 until the next one.
-#[utoipa::path(
-    get,
-    path = "/api/v1/evidence/{id}/proof",
-    tag = "evidence",
-    params(
-        ("id" = String, Path, description = "Record id (UUIDv7)"),
-        ("tree_size" = Option<u64>, Query, description = "Size of a signed checkpoint (default: the latest)"),
-        ("format" = Option<String>, Query, description = "`json` (default) or `tlog-proof`"),
-    ),
-    responses(
-        (status = 200, description = "The proof", content(
-            (ProofBundleDoc = "application/json"),
-            (String = "text/plain"),
-        )),
-        (status = 400, description = "Bad tree_size or format", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such record or checkpoint, or the record is not in it yet", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn get_proof(
-    State(st): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathParam(id): PathParam,
-    q: QueryParams,
-) -> Result<Response, Problem> {
-    crate::log::inclusion(&st, LogId::Evidence, &caller, &id, q).await
 }

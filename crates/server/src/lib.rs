@@ -123,7 +123,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(stream::stream_evidence))
         .routes(routes!(evidence::get_evidence))
         .routes(routes!(evidence::get_payload))
-        .routes(routes!(evidence::get_proof))
+        .routes(routes!(log::get_proof))
         .routes(routes!(analytics::analytics_summary))
         .routes(routes!(log::log_info))
         .routes(routes!(log::consistency))

@@ -176,85 +176,197 @@ pub(crate) fn proof_reply(proof: &LogProof, tlog: bool) -> Result<Response, Prob
         .into_response())
 }
 
-// --- the evidence log -------------------------------------------------------
+// --- the routes: each shape once, bound to each log's paths ---------------
+//
+// One macro per route shape, invoked once per log: the handler is one line,
+// and the OpenAPI text (summary, paths, tags, responses) is all that differs.
+// Doc strings and attribute values are passed as single tokens (`tt`), which
+// utoipa reads exactly as if written in place.
 
-/// The log's identity and sizes.
-#[utoipa::path(
-    get,
-    path = "/api/v1/log",
-    tag = "log",
-    responses((status = 200, description = "Origin, verifier key and sizes", body = LogInfo))
-)]
-pub async fn log_info(State(st): State<AppState>) -> Result<Json<LogInfo>, Problem> {
-    info(&st, LogId::Evidence).await
+const PROBLEM: &str = "application/problem+json";
+
+/// A log's identity and sizes.
+macro_rules! info_route {
+    ($(#[doc = $doc:tt])* $name:ident, $log:expr, $path:tt, $tag:tt, $ok:tt $(, $extra:tt)*) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = $tag,
+            responses((status = 200, description = $ok, body = LogInfo) $(, $extra)*))]
+        pub async fn $name(State(st): State<AppState>) -> Result<Json<LogInfo>, Problem> {
+            info(&st, $log).await
+        }
+    };
 }
 
-/// Consistency proof between two tree sizes.
-///
-/// Both sizes must be at most the latest checkpoint's, and `0 < from <= to`.
-#[utoipa::path(
-    get,
-    path = "/api/v1/tree/consistency",
-    tag = "log",
-    params(
-        ("from" = u64, Query, description = "Older tree size, at least 1"),
-        ("to" = u64, Query, description = "Newer tree size, at most the latest checkpoint's"),
-    ),
-    responses(
-        (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 400, description = "Missing or bad sizes", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`to` is beyond the latest checkpoint", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn consistency(
-    State(st): State<AppState>,
-    q: QueryParams,
-) -> Result<Json<ConsistencyProof>, Problem> {
-    consistency_of(&st, LogId::Evidence, q).await
+/// A consistency proof between two of a log's checkpoints.
+macro_rules! consistency_route {
+    ($(#[doc = $doc:tt])* $name:ident, $log:expr, $path:tt, $tag:tt, $to:tt, $beyond:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = $tag,
+            params(
+                ("from" = u64, Query, description = "Older tree size, at least 1"),
+                ("to" = u64, Query, description = $to),
+            ),
+            responses(
+                (status = 200, description = "The proof", body = ConsistencyProof),
+                (status = 400, description = "Missing or bad sizes", body = ProblemBody, content_type = PROBLEM),
+                (status = 404, description = $beyond, body = ProblemBody, content_type = PROBLEM),
+            ))]
+        pub async fn $name(
+            State(st): State<AppState>,
+            q: QueryParams,
+        ) -> Result<Json<ConsistencyProof>, Problem> {
+            consistency_of(&st, $log, q).await
+        }
+    };
 }
 
-/// The latest signed checkpoint.
-#[utoipa::path(
-    get,
-    path = "/api/v1/checkpoints/latest",
-    tag = "checkpoints",
-    responses(
-        (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
-            (String = "text/plain"),
-            (CheckpointInfo = "application/json"),
-        )),
-        (status = 404, description = "No checkpoint signed yet", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn latest_checkpoint(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    latest(&st, LogId::Evidence, &headers).await
+/// A log's latest signed checkpoint.
+macro_rules! latest_route {
+    ($(#[doc = $doc:tt])* $name:ident, $log:expr, $path:tt, $tag:tt, $none:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = $tag,
+            responses(
+                (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
+                    (String = "text/plain"),
+                    (CheckpointInfo = "application/json"),
+                )),
+                (status = 404, description = $none, body = ProblemBody, content_type = PROBLEM),
+            ))]
+        pub async fn $name(
+            State(st): State<AppState>,
+            headers: HeaderMap,
+        ) -> Result<Response, Problem> {
+            latest(&st, $log, &headers).await
+        }
+    };
 }
 
-/// The signed checkpoint of one tree size.
-#[utoipa::path(
-    get,
-    path = "/api/v1/checkpoints/{size}",
-    tag = "checkpoints",
-    params(("size" = u64, Path, description = "Tree size")),
-    responses(
-        (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
-            (String = "text/plain"),
-            (CheckpointInfo = "application/json"),
-        )),
-        (status = 400, description = "Size is not a number", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No checkpoint of that size", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn checkpoint_at(
-    State(st): State<AppState>,
-    PathParam(size): PathParam,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    at_size(&st, LogId::Evidence, &size, &headers).await
+/// A log's signed checkpoint of one tree size.
+macro_rules! at_size_route {
+    ($(#[doc = $doc:tt])* $name:ident, $log:expr, $path:tt, $tag:tt, $none:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = $tag,
+            params(("size" = u64, Path, description = "Tree size")),
+            responses(
+                (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
+                    (String = "text/plain"),
+                    (CheckpointInfo = "application/json"),
+                )),
+                (status = 400, description = "Size is not a number", body = ProblemBody, content_type = PROBLEM),
+                (status = 404, description = $none, body = ProblemBody, content_type = PROBLEM),
+            ))]
+        pub async fn $name(
+            State(st): State<AppState>,
+            PathParam(size): PathParam,
+            headers: HeaderMap,
+        ) -> Result<Response, Problem> {
+            at_size(&st, $log, &size, &headers).await
+        }
+    };
 }
+
+/// The inclusion proof of one entry of a log.
+macro_rules! proof_route {
+    ($(#[doc = $doc:tt])* $name:ident, $log:expr, $path:tt, $tag:tt, $id:tt, $size:tt, $bundle:ty, $none:tt) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(get, path = $path, tag = $tag,
+            params(
+                ("id" = String, Path, description = $id),
+                ("tree_size" = Option<u64>, Query, description = $size),
+                ("format" = Option<String>, Query, description = "`json` (default) or `tlog-proof`"),
+            ),
+            responses(
+                (status = 200, description = "The proof", content(
+                    ($bundle = "application/json"),
+                    (String = "text/plain"),
+                )),
+                (status = 400, description = "Bad tree_size or format", body = ProblemBody, content_type = PROBLEM),
+                (status = 404, description = $none, body = ProblemBody, content_type = PROBLEM),
+            ))]
+        pub async fn $name(
+            State(st): State<AppState>,
+            Extension(caller): Extension<Caller>,
+            PathParam(id): PathParam,
+            q: QueryParams,
+        ) -> Result<Response, Problem> {
+            inclusion(&st, $log, &caller, &id, q).await
+        }
+    };
+}
+
+info_route!(
+    /// The log's identity and sizes.
+    log_info, LogId::Evidence, "/api/v1/log", "log", "Origin, verifier key and sizes"
+);
+info_route!(
+    /// The audit log's identity and sizes.
+    audit_log, LogId::Audit, "/api/v1/audit/log", "audit",
+    "The audit log's origin, verifier key and sizes",
+    (status = 404, description = "The audit trail is disabled", body = ProblemBody, content_type = PROBLEM)
+);
+
+consistency_route!(
+    /// Consistency proof between two tree sizes.
+    ///
+    /// Both sizes must be at most the latest checkpoint's, and `0 < from <= to`.
+    consistency, LogId::Evidence, "/api/v1/tree/consistency", "log",
+    "Newer tree size, at most the latest checkpoint's",
+    "`to` is beyond the latest checkpoint"
+);
+consistency_route!(
+    /// Consistency proof between two audit checkpoints.
+    audit_consistency, LogId::Audit, "/api/v1/audit/consistency", "audit",
+    "Newer tree size, at most the latest audit checkpoint's",
+    "`to` is beyond the latest audit checkpoint"
+);
+
+latest_route!(
+    /// The latest signed checkpoint.
+    latest_checkpoint, LogId::Evidence, "/api/v1/checkpoints/latest", "checkpoints",
+    "No checkpoint signed yet"
+);
+latest_route!(
+    /// The latest signed audit checkpoint.
+    latest_audit_checkpoint, LogId::Audit, "/api/v1/audit/checkpoints/latest", "audit",
+    "No audit checkpoint, or the audit trail is disabled"
+);
+
+at_size_route!(
+    /// The signed checkpoint of one tree size.
+    checkpoint_at, LogId::Evidence, "/api/v1/checkpoints/{size}", "checkpoints",
+    "No checkpoint of that size"
+);
+at_size_route!(
+    /// The signed audit checkpoint of one tree size.
+    audit_checkpoint_at, LogId::Audit, "/api/v1/audit/checkpoints/{size}", "audit",
+    "No audit checkpoint of that size"
+);
+
+proof_route!(
+    /// Inclusion proof of a record.
+    ///
+    /// Against the checkpoint of size `tree_size` (default: the latest). JSON
+    /// proof bundle by default; `format=tlog-proof` gives C2SP tlog-proof text.
+    /// A record newer than the latest checkpoint is 404 until the next one.
+    get_proof, LogId::Evidence, "/api/v1/evidence/{id}/proof", "evidence",
+    "Record id (UUIDv7)", "Size of a signed checkpoint (default: the latest)",
+    crate::docs::ProofBundleDoc,
+    "No such record or checkpoint, or the record is not in it yet"
+);
+proof_route!(
+    /// Inclusion proof of an audit event.
+    ///
+    /// Against the audit checkpoint of size `tree_size` (default: the latest).
+    /// The bundle has the evidence proof bundle's shape with the event as
+    /// `record`; `format=tlog-proof` gives C2SP tlog-proof text. An event
+    /// newer than the latest audit checkpoint is 404 until the next one.
+    get_audit_proof, LogId::Audit, "/api/v1/audit/events/{id}/proof", "audit",
+    "Event id (UUIDv7)", "Size of a signed audit checkpoint (default: the latest)",
+    crate::docs::AuditProofBundleDoc,
+    "No such event or checkpoint, or the event is not in it yet"
+);
+
+// --- evidence log only ------------------------------------------------------
 
 /// All signed checkpoints, ascending by size.
 #[utoipa::path(
@@ -296,118 +408,4 @@ pub async fn list_checkpoints(
         items: items.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
-}
-
-// --- the audit log: the same shapes under /api/v1/audit --------------------
-
-/// The audit log's identity and sizes.
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit/log",
-    tag = "audit",
-    responses(
-        (status = 200, description = "The audit log's origin, verifier key and sizes", body = LogInfo),
-        (status = 404, description = "The audit trail is disabled", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn audit_log(State(st): State<AppState>) -> Result<Json<LogInfo>, Problem> {
-    info(&st, LogId::Audit).await
-}
-
-/// Consistency proof between two audit checkpoints.
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit/consistency",
-    tag = "audit",
-    params(
-        ("from" = u64, Query, description = "Older tree size, at least 1"),
-        ("to" = u64, Query, description = "Newer tree size, at most the latest audit checkpoint's"),
-    ),
-    responses(
-        (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 400, description = "Missing or bad sizes", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`to` is beyond the latest audit checkpoint", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn audit_consistency(
-    State(st): State<AppState>,
-    q: QueryParams,
-) -> Result<Json<ConsistencyProof>, Problem> {
-    consistency_of(&st, LogId::Audit, q).await
-}
-
-/// The latest signed audit checkpoint.
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit/checkpoints/latest",
-    tag = "audit",
-    responses(
-        (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
-            (String = "text/plain"),
-            (CheckpointInfo = "application/json"),
-        )),
-        (status = 404, description = "No audit checkpoint, or the audit trail is disabled", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn latest_audit_checkpoint(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    latest(&st, LogId::Audit, &headers).await
-}
-
-/// The signed audit checkpoint of one tree size.
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit/checkpoints/{size}",
-    tag = "audit",
-    params(("size" = u64, Path, description = "Tree size")),
-    responses(
-        (status = 200, description = "The signed note as text, or JSON with `Accept: application/json`", content(
-            (String = "text/plain"),
-            (CheckpointInfo = "application/json"),
-        )),
-        (status = 400, description = "Size is not a number", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No audit checkpoint of that size", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn audit_checkpoint_at(
-    State(st): State<AppState>,
-    PathParam(size): PathParam,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    at_size(&st, LogId::Audit, &size, &headers).await
-}
-
-/// Inclusion proof of an audit event.
-///
-/// Against the audit checkpoint of size `tree_size` (default: the latest).
-/// The bundle has the evidence proof bundle's shape with the event as
-/// `record`; `format=tlog-proof` gives C2SP tlog-proof text. An event
-/// newer than the latest audit checkpoint is 404 until the next one.
-#[utoipa::path(
-    get,
-    path = "/api/v1/audit/events/{id}/proof",
-    tag = "audit",
-    params(
-        ("id" = String, Path, description = "Event id (UUIDv7)"),
-        ("tree_size" = Option<u64>, Query, description = "Size of a signed audit checkpoint (default: the latest)"),
-        ("format" = Option<String>, Query, description = "`json` (default) or `tlog-proof`"),
-    ),
-    responses(
-        (status = 200, description = "The proof", content(
-            (crate::docs::AuditProofBundleDoc = "application/json"),
-            (String = "text/plain"),
-        )),
-        (status = 400, description = "Bad tree_size or format", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such event or checkpoint, or the event is not in it yet", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn get_audit_proof(
-    State(st): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathParam(id): PathParam,
-    q: QueryParams,
-) -> Result<Response, Problem> {
-    inclusion(&st, LogId::Audit, &caller, &id, q).await
 }

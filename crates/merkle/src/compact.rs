@@ -21,8 +21,11 @@ pub struct CompactRange {
 /// Why stored frontier hashes could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrontierMismatch {
+    /// Tree size in leaves the hashes were given for.
     pub size: u64,
+    /// Hashes a tree of that size has: the number of set bits of `size`.
     pub expected: usize,
+    /// Hashes given.
     pub got: usize,
 }
 

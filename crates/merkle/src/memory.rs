@@ -29,6 +29,7 @@ impl std::fmt::Display for MissingNode {
 impl std::error::Error for MissingNode {}
 
 impl MemoryTree {
+    /// The empty tree.
     pub fn new() -> Self {
         Self::default()
     }
@@ -60,6 +61,8 @@ impl MemoryTree {
         proof::root(self, size)
     }
 
+    /// Inclusion proof of leaf `index` in the tree as it was at `size` leaves
+    /// (RFC 6962 §2.1.1 `PATH`), nearest the leaf first.
     pub fn inclusion_proof(
         &self,
         index: u64,
@@ -68,6 +71,9 @@ impl MemoryTree {
         proof::inclusion_proof(self, index, size)
     }
 
+    /// Consistency proof from the tree at `old_size` leaves to the tree at
+    /// `new_size` leaves (RFC 6962 §2.1.2 `PROOF`); needs
+    /// `0 < old_size <= new_size`, and is empty when the sizes are equal.
     pub fn consistency_proof(
         &self,
         old_size: u64,

@@ -16,6 +16,7 @@ use crate::tree::{LeafRange, NodeId, consistency_ranges, fold_subtrees, inclusio
 /// Every requested node is complete in the tree size the caller asked about,
 /// so a reader backed by immutable storage can always answer.
 pub trait HashReader {
+    /// Why hashes could not be read; surfaces as [`ProofError::Read`].
     type Error;
 
     /// Returns the hashes of `nodes`, in the same order.
@@ -33,11 +34,26 @@ impl<R: HashReader + ?Sized> HashReader for &R {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProofError<E> {
     /// The leaf index is not below the tree size.
-    IndexOutOfRange { index: u64, size: u64 },
+    IndexOutOfRange {
+        /// Leaf index asked for (0-based).
+        index: u64,
+        /// Tree size in leaves.
+        size: u64,
+    },
     /// Consistency needs `0 < old_size <= new_size`.
-    InvalidSizes { old_size: u64, new_size: u64 },
+    InvalidSizes {
+        /// Size in leaves of the earlier tree.
+        old_size: u64,
+        /// Size in leaves of the later tree.
+        new_size: u64,
+    },
     /// The reader returned a different number of hashes than requested.
-    ShortRead { requested: usize, returned: usize },
+    ShortRead {
+        /// Node hashes asked for.
+        requested: usize,
+        /// Node hashes returned.
+        returned: usize,
+    },
     /// The reader failed.
     Read(E),
 }

@@ -26,8 +26,11 @@ pub const MAX_TILE_LEVEL: u8 = 63;
 /// at hash `index·256` of that level. `width < 256` marks a partial tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TileId {
+    /// Tile level `L`, `0..=63`: the tile holds hashes of tree level `8·L`.
     pub level: u8,
+    /// Tile index `N` within its level: the tile starts at row hash `N·256`.
     pub index: u64,
+    /// Hashes present, `1..=256`; below 256 the tile is partial (`.p/<W>`).
     pub width: u16,
 }
 
@@ -35,8 +38,12 @@ pub struct TileId {
 /// starting at `offset` whose perfect-subtree hash is the node's hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileSlot {
+    /// The tile holding the run.
     pub tile: TileId,
+    /// Position in the tile of the run's first hash, `0..width`.
     pub offset: u16,
+    /// Hashes in the run, `2^(node level mod 8)`: 1 when the node is itself
+    /// a tile hash.
     pub count: u16,
 }
 
@@ -46,7 +53,12 @@ pub enum TilePath {
     /// `tile/<L>/<N>[.p/<W>]`
     Hashes(TileId),
     /// `tile/entries/<N>[.p/<W>]`: an entry bundle; `width` entries.
-    Entries { index: u64, width: u16 },
+    Entries {
+        /// Bundle index `N`: the bundle holds entries from `N·256` on.
+        index: u64,
+        /// Entries in the bundle, `1..=256`; below 256 it is partial.
+        width: u16,
+    },
 }
 
 /// Why a tile path was rejected.
@@ -302,8 +314,11 @@ pub fn consistency_proof_tiles(old: u64, new: u64) -> Vec<TileId> {
 pub enum TileDataError {
     /// The contents are not `width × 32` bytes.
     WrongLength {
+        /// The tile the contents were for.
         tile: TileId,
+        /// Bytes a tile of its width has: `width × 32`.
         expected: usize,
+        /// Bytes given.
         got: usize,
     },
     /// The slot lies outside the tile.
@@ -361,6 +376,7 @@ pub fn hash_from_tile(tile_data: &[u8], slot: TileSlot) -> Result<Hash, TileData
 
 /// A source of tile contents (a store, an HTTP client, a directory).
 pub trait TileReader {
+    /// Why tiles could not be read; surfaces as [`TiledReadError::Source`].
     type Error;
 
     /// Returns the contents of each tile, in order.
@@ -396,7 +412,10 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for TiledReadError<E> {}
 /// Serves node hashes for a tree of `tree_size` leaves from tiles, reading
 /// each needed tile once per batch.
 pub struct TiledHashReader<R> {
+    /// Where the tiles come from.
     pub tiles: R,
+    /// Tree size in leaves the tiles are read at: it decides each tile's
+    /// width, and nodes not complete at it are refused.
     pub tree_size: u64,
 }
 

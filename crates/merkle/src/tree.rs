@@ -12,11 +12,14 @@ use crate::hash::{Hash, node_hash};
 /// ranges) is computed from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId {
+    /// Height above the leaves: the node covers `2^level` leaves; 0 is a leaf.
     pub level: u8,
+    /// Position among the nodes of its level, 0 leftmost.
     pub index: u64,
 }
 
 impl NodeId {
+    /// The node `index` of tree level `level`.
     pub const fn new(level: u8, index: u64) -> Self {
         NodeId { level, index }
     }
@@ -45,7 +48,9 @@ impl NodeId {
 /// one per set bit of its length, largest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeafRange {
+    /// First leaf of the range (inclusive).
     pub begin: u64,
+    /// One past the last leaf of the range (exclusive).
     pub end: u64,
 }
 

@@ -19,15 +19,36 @@ use crate::hash::{HASH_SIZE, Hash, hash_from_slice, node_hash};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyError {
     /// Inclusion: the leaf index is not below the tree size.
-    IndexOutOfRange { index: u64, size: u64 },
+    IndexOutOfRange {
+        /// Leaf index claimed (0-based).
+        index: u64,
+        /// Tree size in leaves.
+        size: u64,
+    },
     /// Consistency: `size1 > size2`.
-    SizesReversed { size1: u64, size2: u64 },
+    SizesReversed {
+        /// Size in leaves of the tree claimed to be older.
+        size1: u64,
+        /// Size in leaves of the tree claimed to be newer.
+        size2: u64,
+    },
     /// Consistency: `size1 == 0`.
     EmptyOldTree,
     /// The proof does not have the number of elements the sizes dictate.
-    WrongProofLength { expected: usize, got: usize },
+    WrongProofLength {
+        /// Hashes a proof for these sizes has.
+        expected: usize,
+        /// Hashes the proof has.
+        got: usize,
+    },
     /// A leaf hash, root or proof element is not 32 bytes.
-    BadHashLength { what: &'static str, len: usize },
+    BadHashLength {
+        /// Which input: `"leaf hash"`, `"root"`, `"first root"`,
+        /// `"second root"` or `"proof element"`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The recomputed root does not match the claimed one.
     RootMismatch,
 }

@@ -32,9 +32,11 @@ pub enum Access {
 pub struct Operation {
     /// Recorded in the audit trail, e.g. `evidence.put`.
     pub name: &'static str,
+    /// HTTP method of the route.
     pub method: Method,
     /// Route template: `{name}` matches one segment, `{*name}` the rest.
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
     /// Changes state (its audit event must be durable before the reply).
     pub mutating: bool,

@@ -20,6 +20,7 @@ use crate::problem::{Problem, ProblemBody};
 /// One page of audit events, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
+    /// The events, oldest first, at most `limit`.
     #[schema(value_type = Vec<AuditEventDoc>)]
     pub items: Vec<AuditEvent>,
     /// Pass as `cursor` to get the next page; null on the last page.

@@ -90,6 +90,8 @@ pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
 /// Reply to a submission.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutResponse {
+    /// The logged record: the new one, or for a duplicate or a replay the
+    /// one already in the log.
     #[schema(value_type = EvidenceDoc)]
     pub record: Evidence,
     /// True when an identical record (same payload, content type and
@@ -100,6 +102,7 @@ pub struct PutResponse {
 /// One page of records.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvidencePage {
+    /// The records, oldest first, at most `limit`.
     #[schema(value_type = Vec<EvidenceDoc>)]
     pub items: Vec<Evidence>,
     /// Pass as `cursor` to get the next page; null on the last page.

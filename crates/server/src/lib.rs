@@ -68,6 +68,7 @@ pub struct RateLimit {
 /// How the server behaves; the vault's own limits live in its config.
 #[derive(Clone)]
 pub struct ServerOptions {
+    /// How callers are authenticated.
     pub auth: Authentication,
     /// Anyone may read the public log data (checkpoints, tiles, consistency
     /// proofs, the log's key) without a token, so outside verifiers need no
@@ -207,6 +208,7 @@ fn rest_router(state: AppState) -> Router {
 pub enum ServeError {
     /// The certificate or key could not be loaded.
     Tls(String),
+    /// Listening, accepting or serving a connection failed.
     Io(std::io::Error),
 }
 

@@ -39,7 +39,9 @@ pub struct LogInfo {
 /// A consistency proof between two checkpointed tree sizes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsistencyProof {
+    /// Older tree size, in leaves.
     pub from: u64,
+    /// Newer tree size, in leaves.
     pub to: u64,
     /// RFC 6962 consistency proof, base64 hashes.
     pub proof: Vec<String>,
@@ -48,6 +50,7 @@ pub struct ConsistencyProof {
 /// A signed checkpoint.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckpointInfo {
+    /// Tree size the checkpoint commits to, in leaves.
     pub size: u64,
     /// The signed note (C2SP tlog-checkpoint), verbatim.
     pub note: String,
@@ -68,6 +71,7 @@ impl From<StoredCheckpoint> for CheckpointInfo {
 /// One page of checkpoints, ascending by size.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckpointPage {
+    /// The checkpoints, at most `limit`, ascending by size.
     pub items: Vec<CheckpointInfo>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,

@@ -56,7 +56,10 @@ pub(crate) struct ProblemDetail(pub String);
 /// An error on its way to becoming a problem+json reply.
 #[derive(Debug)]
 pub struct Problem {
+    /// HTTP status of the reply; also its `status` and, by reason phrase,
+    /// its `title`.
     pub status: StatusCode,
+    /// The reply's `detail`: what went wrong, for a human.
     pub detail: String,
     failure: Option<&'static str>,
     retry_after: Option<u32>,
@@ -66,6 +69,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with this status and detail.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
             status,
@@ -82,10 +86,12 @@ impl Problem {
         self
     }
 
+    /// A 400 Bad Request: the request itself is wrong.
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
     }
 
+    /// A 404 Not Found.
     pub fn not_found(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, detail)
     }
@@ -102,6 +108,7 @@ impl Problem {
         }
     }
 
+    /// The RFC 9457 body of the reply.
     pub fn body(&self) -> ProblemBody {
         ProblemBody {
             kind: "about:blank".into(),

@@ -119,7 +119,9 @@ pub struct LineResult {
 pub struct StreamSummary {
     /// Input lines read, blank ones included.
     pub lines: u64,
+    /// Lines answered `accepted`: records newly logged.
     pub accepted: u64,
+    /// Lines answered `rejected`: not logged, the stream went on.
     pub rejected: u64,
     /// Lines answered `duplicate` or `replayed`.
     pub duplicates: u64,

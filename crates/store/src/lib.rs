@@ -51,21 +51,26 @@ pub struct EvidenceRow {
     pub leaf_index: u64,
     /// UUIDv7, canonical lower-case hyphenated text.
     pub id: String,
+    /// Media type of the payload, as submitted.
     pub content_type: String,
     /// SHA-256 of the payload bytes.
     pub sha256: [u8; 32],
     /// Payload size in bytes.
     pub size: u64,
+    /// Key-value labels; empty when there are none.
     pub labels: BTreeMap<String, String>,
     /// Milliseconds since the Unix epoch.
     pub ingested_at_ms: i64,
+    /// Principal that submitted the record.
     pub ingested_by: String,
+    /// The submitter's retry token; unique per `ingested_by`.
     pub idempotency_key: Option<String>,
     /// Identity for deduplication (payload, content type, labels), computed
     /// by the vault; unique in the store.
     pub dedup_key: [u8; 32],
     /// The exact bytes whose RFC 6962 leaf hash is in the tree.
     pub leaf_data: Vec<u8>,
+    /// The payload bytes, or where they are kept instead.
     pub payload: Payload,
     /// The typed fields of an analytics event record, which the store
     /// indexes in the record's transaction for
@@ -79,13 +84,16 @@ pub struct EvidenceRow {
 /// `application/vnd.evault.analytics+json`), validated by the vault.
 #[derive(Clone, Debug)]
 pub struct AnalyticsRow {
+    /// What emitted the event (e.g. `ci/release`), 1 to 128 bytes.
     pub source: String,
+    /// What kind of event it is (e.g. `build`), 1 to 128 bytes.
     pub kind: String,
     /// The event's own time (not the ingest time), milliseconds since the
     /// Unix epoch.
     pub timestamp_ms: i64,
     /// Finite.
     pub value: Option<f64>,
+    /// Unit of `value` (e.g. `s`), 1 to 32 bytes.
     pub unit: Option<String>,
     /// Distinct names, finite values.
     pub metrics: Vec<(String, f64)>,
@@ -135,7 +143,9 @@ pub struct AuditRow {
     pub id: String,
     /// The event's time, milliseconds since the Unix epoch.
     pub time_ms: i64,
+    /// Who called, or `anonymous`.
     pub principal: String,
+    /// What was asked, e.g. `evidence.put`.
     pub operation: String,
     /// `success`, `denied`, `unauthenticated` or `failed`.
     pub outcome: String,
@@ -190,7 +200,9 @@ pub struct AuditBatch<'a> {
 /// Filters for [`Store::list`]. All present filters must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {
+    /// Label pairs a record must all carry, key and value exact.
     pub labels: Vec<(String, String)>,
+    /// Exact `content_type`.
     pub content_type: Option<String>,
     /// Exact `ingested_by`: an ingester lists only its own records.
     pub ingested_by: Option<String>,
@@ -201,6 +213,7 @@ pub struct ListQuery {
     /// Return records with `leaf_index` greater than this (from a previous
     /// page's `next`).
     pub after_index: Option<u64>,
+    /// Page size, clamped to 1..=1000.
     pub limit: u32,
 }
 
@@ -208,8 +221,11 @@ pub struct ListQuery {
 /// results come in leaf order, paged like [`Store::list`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// Exact `principal`.
     pub principal: Option<String>,
+    /// Exact `operation`.
     pub operation: Option<String>,
+    /// Exact `outcome`: `success`, `denied`, `unauthenticated` or `failed`.
     pub outcome: Option<String>,
     /// Inclusive lower bound on `time_ms`.
     pub since_ms: Option<i64>,
@@ -226,7 +242,9 @@ pub struct AuditQuery {
 /// match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AnalyticsQuery {
+    /// Exact `source`.
     pub source: Option<String>,
+    /// Exact `kind`.
     pub kind: Option<String>,
     /// Inclusive lower bound on the event's timestamp.
     pub since_ms: Option<i64>,
@@ -239,21 +257,28 @@ pub struct AnalyticsQuery {
 /// Count, minimum, maximum and mean of a set of numbers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
+    /// How many numbers; at least 1 (the store gives no `Stats` for none).
     pub count: u64,
+    /// Smallest number.
     pub min: f64,
+    /// Largest number.
     pub max: f64,
+    /// Arithmetic mean.
     pub mean: f64,
 }
 
 /// The summary of the analytics events of one source and kind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalyticsGroup {
+    /// The `source` of every event in the group.
     pub source: String,
+    /// The `kind` of every event in the group.
     pub kind: String,
     /// Events in the group.
     pub count: u64,
-    /// Earliest and latest event timestamp, milliseconds since the epoch.
+    /// Earliest event timestamp, milliseconds since the Unix epoch.
     pub first_ms: i64,
+    /// Latest event timestamp, milliseconds since the Unix epoch.
     pub last_ms: i64,
     /// Over the events that have a `value`; `None` if none has.
     pub value: Option<Stats>,
@@ -266,32 +291,54 @@ pub struct AnalyticsGroup {
 /// One page of results; `next` is the cursor for the following page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The results, in leaf order, at most the query's `limit`.
     pub items: Vec<T>,
+    /// `after_index` for the following page: the last item's leaf index
+    /// when the page is full (the next may still be empty), else `None`.
     pub next: Option<u64>,
 }
 
 /// A stored signed checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCheckpoint {
+    /// Tree size in leaves the checkpoint commits to; at most one
+    /// checkpoint per size and log.
     pub size: u64,
     /// The signed note text, exactly as served.
     pub note: String,
+    /// When the vault signed it, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
 }
 
+/// Why a store call failed.
 #[derive(Debug)]
 pub enum StoreError {
     /// The batch's `old_size` (of either log) is not the stored tree size.
-    SizeConflict { expected: u64, stored: u64 },
+    SizeConflict {
+        /// The batch's `old_size`.
+        expected: u64,
+        /// The tree size in the store.
+        stored: u64,
+    },
     /// A record's or event's `leaf_index` does not follow the previous one.
-    NonConsecutiveIndex { expected: u64, got: u64 },
+    NonConsecutiveIndex {
+        /// The index that would follow: `old_size` plus the rows before it.
+        expected: u64,
+        /// The row's `leaf_index`.
+        got: u64,
+    },
     /// A record with this id, dedup key or idempotency key, or an audit
     /// event with this id, exists already.
     Duplicate(String),
     /// A tile was asked for at a width the store does not hold (yet).
     TileUnavailable(TileId),
     /// The schema in the database is newer than this binary understands.
-    SchemaTooNew { found: u32, supported: u32 },
+    SchemaTooNew {
+        /// Schema version in the database.
+        found: u32,
+        /// Highest schema version this binary knows.
+        supported: u32,
+    },
     /// Stored data is not what it must be (corruption, manual edits).
     Corrupt(String),
     /// The database failed.
@@ -329,6 +376,7 @@ impl std::error::Error for StoreError {
     }
 }
 
+/// Result of a store call; the error is a [`StoreError`] unless given.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The one storage interface of the vault. Blocking: callers on an async
@@ -349,8 +397,11 @@ pub trait Store: Send + Sync {
     /// order. A tile at width `w` is a prefix of every later version of it.
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
+    /// The record with this id, if any.
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
+    /// The record at `leaf_index` of the evidence log, if the log has one.
     fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>>;
+    /// The record with this dedup key (there is at most one), if any.
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
     /// The stored records holding any of `keys` as dedup key, in no
     /// particular order. The sequencer asks once per group commit; a driver
@@ -362,6 +413,8 @@ pub trait Store: Send + Sync {
         }
         Ok(found)
     }
+    /// The record `principal` submitted with idempotency key `key`, if any:
+    /// keys are scoped to the principal that sent them.
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
 
     /// Leaf data of evidence records `[start, end)`, for entry bundles.
@@ -370,7 +423,9 @@ pub trait Store: Send + Sync {
     /// Records matching `query`, in leaf order, at most `query.limit`.
     fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>>;
 
+    /// The event at `leaf_index` of the audit log, if the log has one.
     fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>>;
+    /// The audit event with this id, if any.
     fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>>;
     /// Audit events matching `query`, in leaf order, at most `query.limit`.
     fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>>;
@@ -383,7 +438,9 @@ pub trait Store: Send + Sync {
     /// Stores a checkpoint of `log`; storing the same size twice keeps the
     /// first.
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()>;
+    /// `log`'s checkpoint of the largest tree size, if any is stored.
     fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>>;
+    /// `log`'s checkpoint of exactly `size` leaves, if one is stored.
     fn checkpoint_at(&self, log: LogId, size: u64) -> Result<Option<StoredCheckpoint>>;
     /// `log`'s checkpoints with size greater than `after`, ascending.
     fn list_checkpoints(
@@ -395,5 +452,6 @@ pub trait Store: Send + Sync {
 
     /// Small persistent settings (log origin, key ids).
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets setting `key` to `value`, replacing any earlier value.
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 }

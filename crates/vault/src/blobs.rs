@@ -25,7 +25,9 @@ pub struct BlobDir {
 /// A payload fully received and hashed, not yet tied to a record.
 #[derive(Debug)]
 pub struct StagedPayload {
+    /// SHA-256 of the payload bytes.
     pub sha256: [u8; 32],
+    /// Payload size in bytes.
     pub size: u64,
     pub(crate) body: StagedBody,
 }

@@ -65,6 +65,7 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// Checks a label key: 1 to 64 bytes of `[A-Za-z0-9._/-]`.
 pub fn validate_label_key(k: &str) -> Result<()> {
     if k.is_empty()
         || k.len() > MAX_LABEL_KEY
@@ -89,6 +90,8 @@ pub fn parse_label(s: &str) -> Result<(String, String)> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Checks an idempotency key: 1 to 128 visible ASCII characters
+/// (0x21 to 0x7E, so no space).
 pub fn validate_idempotency_key(k: &str) -> Result<()> {
     if k.is_empty()
         || k.len() > MAX_IDEMPOTENCY_KEY

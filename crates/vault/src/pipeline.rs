@@ -24,6 +24,7 @@ pub const WINDOW: usize = 8;
 
 /// One input item of a stream, in order.
 pub enum Item {
+    /// A parsed record, to be checked and logged by the vault.
     Record(StreamRecord),
     /// Refused before reaching the vault (unreadable line, bad JSON, ...):
     /// keeps its place in the order, with the reason.
@@ -230,19 +231,24 @@ impl<S: Stream<Item = Vec<ItemResult>>> Output<S> {
 /// written the same way into their audit events).
 #[derive(Debug, Default)]
 pub struct Tally {
+    /// Records newly logged.
     pub accepted: u64,
+    /// Items refused, before reaching the vault or by it.
     pub rejected: u64,
     /// Duplicates and replays.
     pub duplicates: u64,
+    /// Records whose unit the vault could not commit.
     pub failed: u64,
-    /// Lowest and highest new leaf.
+    /// Lowest leaf index of a newly logged record.
     pub first: Option<u64>,
+    /// Highest leaf index of a newly logged record.
     pub last: Option<u64>,
     /// Highest leaf index answered (new or not).
     pub cover: Option<u64>,
 }
 
 impl Tally {
+    /// Counts one item's result.
     pub fn add(&mut self, result: &ItemResult) {
         match result {
             ItemResult::Logged(o) => {

@@ -47,7 +47,9 @@ pub(crate) enum Pending {
 /// Tree size and root after the latest durable commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeHead {
+    /// Tree size in leaves.
     pub size: u64,
+    /// Root hash of the tree of that size (RFC 6962 `MTH`).
     pub root: Hash,
 }
 
@@ -100,7 +102,11 @@ impl TreeState {
 /// Limits of one group commit.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimits {
+    /// Records after which nothing more joins the group commit; a stream's
+    /// unit joins whole, so the last one in may take it past this.
     pub max_batch: usize,
+    /// How long after the first request the sequencer waits for more to
+    /// fill the batch; zero takes only what is already queued.
     pub max_delay: Duration,
 }
 

@@ -26,9 +26,15 @@ use evault_store::{AnalyticsRow, Payload};
 /// [`Vault::put`], which streams them to disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamRecord {
+    /// Media type of the payload, checked as for [`Vault::put`].
     pub content_type: String,
+    /// Key-value labels, checked as for [`Vault::put`].
     pub labels: BTreeMap<String, String>,
+    /// The payload bytes.
     pub payload: Vec<u8>,
+    /// Retry token, scoped to the stream's principal: a key already used is
+    /// answered with the record first logged under it (a replay), and
+    /// nothing new is logged.
     pub idempotency_key: Option<String>,
 }
 

@@ -18,6 +18,7 @@ pub const AUDIT_LEAF_VERSION: &str = "evault/audit/v1";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// Allowed, and the operation succeeded.
     Success,
     /// Authenticated but not allowed (or rate limited).
     Denied,
@@ -72,9 +73,11 @@ pub struct AuditEvent {
     pub leaf_index: u64,
     /// RFC 3339, UTC, millisecond precision: when the request arrived.
     pub time: String,
+    /// The request's id, as in the `x-request-id` reply header.
     pub request_id: String,
     /// Who called, or `anonymous`.
     pub principal: String,
+    /// Key id of the credential used; `None` when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     /// `service-account`, `oidc` or `none`.
@@ -85,6 +88,7 @@ pub struct AuditEvent {
     pub operation: String,
     /// e.g. `/api/v1/evidence/0193…` or an evidence id.
     pub resource: String,
+    /// How the request ended.
     pub outcome: Outcome,
     /// HTTP status (or gRPC code).
     pub status: u16,

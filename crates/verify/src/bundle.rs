@@ -44,8 +44,12 @@ impl LoggedRecord for AuditEvent {
 /// unchanged; the audit log's is [`AuditProofBundle`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofBundle<R = Evidence> {
+    /// The record proven; its leaf is recomputed from it, never taken on trust.
     pub record: R,
+    /// Position of the record's leaf in the log, 0-based; must equal the
+    /// record's own `leaf_index`.
     pub leaf_index: u64,
+    /// Tree size in leaves the proof is for; must equal the checkpoint's size.
     pub tree_size: u64,
     /// Base64 hashes, leaf's sibling first (RFC 6962 audit path).
     pub inclusion_proof: Vec<String>,
@@ -59,8 +63,11 @@ pub type AuditProofBundle = ProofBundle<AuditEvent>;
 /// What a successful verification established.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
+    /// The checkpoint's origin line: the log the record is in.
     pub origin: String,
+    /// Tree size in leaves of the verified checkpoint.
     pub tree_size: u64,
+    /// Position of the record's leaf in that tree, 0-based.
     pub leaf_index: u64,
     /// Names of the keys whose signatures verified.
     pub signed_by: Vec<String>,
@@ -70,21 +77,36 @@ pub struct Verified {
 /// auditor must be told about.
 #[derive(Debug)]
 pub enum BundleError {
+    /// The checkpoint is not a well-formed signed note, or no signature on it
+    /// verifies with the given keys.
     Signature(OpenError),
+    /// The signed text is not a valid tlog checkpoint body.
     Checkpoint(evault_note::CheckpointError),
+    /// The checkpoint is for another log than the one asked for.
     WrongOrigin {
+        /// Origin the caller asked for.
         expected: String,
+        /// Origin line of the checkpoint.
         found: String,
     },
+    /// The bundle's `tree_size` is not the checkpoint's size.
     SizeMismatch {
+        /// Tree size in leaves the bundle claims.
         bundle: u64,
+        /// Tree size in leaves of the checkpoint.
         checkpoint: u64,
     },
+    /// The bundle's `leaf_index` is not the record's own.
     IndexMismatch {
+        /// Leaf index the bundle claims.
         bundle: u64,
+        /// Leaf index in the record.
         record: u64,
     },
+    /// Inclusion proof element `n` (0-based) is not standard base64 of 32 bytes.
     BadProofEncoding(usize),
+    /// The inclusion proof does not lead from the record's leaf to the
+    /// checkpoint's root hash.
     Inclusion(evault_merkle::VerifyError),
     /// The record has no canonical leaf data.
     Leaf(LeafError),

@@ -18,18 +18,23 @@ pub const LEAF_VERSION: &str = "evault/evidence/v1";
 pub struct Evidence {
     /// UUIDv7.
     pub id: String,
+    /// Position in the evidence log, 0-based; not part of the leaf (the
+    /// inclusion proof proves it).
     pub leaf_index: u64,
+    /// Media type of the payload, as stored.
     pub content_type: String,
     /// Lower-case hex SHA-256 of the payload.
     pub sha256: String,
     /// Payload size in bytes.
     pub size: u64,
+    /// The submitter's key-value labels; empty when there are none.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// RFC 3339, UTC, millisecond precision (`2026-11-23T11:30:00.123Z`).
     pub ingested_at: String,
     /// Principal that submitted the record.
     pub ingested_by: String,
+    /// The submitter's retry token, if one was given; not part of the leaf.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }

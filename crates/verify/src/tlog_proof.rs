@@ -14,6 +14,7 @@ const HEADER: &str = "c2sp.org/tlog-proof@v1";
 pub struct TlogProof {
     /// Opaque, unauthenticated extra data.
     pub extra: Option<Vec<u8>>,
+    /// Position of the entry's leaf in the log, 0-based.
     pub index: u64,
     /// Inclusion proof, leaf's sibling first.
     pub proof: Vec<Hash>,
@@ -24,12 +25,17 @@ pub struct TlogProof {
 /// Why a tlog-proof was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TlogProofError {
+    /// The first line is not `c2sp.org/tlog-proof@v1`.
     MissingHeader,
+    /// The `extra` line's value is not standard base64.
     BadExtra,
+    /// No `index <N>` line follows the header (and optional `extra` line).
     MissingIndex,
+    /// The index is not a decimal without leading zeros that fits in a u64.
     BadIndex,
     /// Proof line `n` (0-based) is not base64 of 32 bytes.
     BadProofLine(usize),
+    /// No empty line follows the proof lines, or no checkpoint follows it.
     MissingCheckpoint,
 }
 

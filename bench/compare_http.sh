@@ -21,7 +21,7 @@ field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 one() { # one BINARY LABEL: prints "rps base_rps p99 base_p99 non201"
   local bin=$1 data
   data=$(mktemp -d)
-  "$bin" sa create --data-dir "$data" --principal bench --roles ingester --key-id bench >/dev/null
+  "$bin" sa create --data-dir "$data" --principal bench --roles ingester --key-id bench >/dev/null 2>&1
   local token
   token=$("$bin" token mint --data-dir "$data" --key-id bench --ttl 1h)
   "$bin" serve --data-dir "$data" --listen "127.0.0.1:$port" --grpc-listen off >/tmp/evault-compare.log 2>&1 &

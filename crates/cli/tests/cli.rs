@@ -161,6 +161,24 @@ fn clear_errors_for_bad_flags_and_unreachable_servers() {
 }
 
 /// Runs the binary with no token at all.
+/// Polls the audit log until a signed audit checkpoint covers `size`
+/// events.
+fn wait_for_audit_checkpoint(url: &str, token: &str, size: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, info) =
+            common::get_json_as(&common::agent(), &format!("{url}/api/v1/audit/log"), token);
+        if info["checkpoint_size"].as_u64().unwrap() >= size {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit checkpoint of size {size} within 10 s"
+        );
+        std::thread::yield_now();
+    }
+}
+
 fn evault_anonymous(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_evault"))
         .args(args)
@@ -315,7 +333,9 @@ fn service_accounts_tokens_and_the_audit_trail_through_the_binary() {
         &auditor,
     );
     let audit_key = info["verifier_key"].as_str().unwrap().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Every event so far under a signed audit checkpoint.
+    let committed = info["tree_size"].as_u64().unwrap();
+    wait_for_audit_checkpoint(&server.url, &auditor, committed);
     let saved = dir.path().join("audit-checkpoint");
     let v = ok(&evault(&[
         "audit",
@@ -330,7 +350,16 @@ fn service_accounts_tokens_and_the_audit_trail_through_the_binary() {
         &auditor,
     ]));
     assert!(v.starts_with("verified:"), "{v}");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The verification itself was audited: wait until a newer checkpoint
+    // than the saved one is signed, so there is something to extend.
+    let saved_size: u64 = std::fs::read_to_string(&saved)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for_audit_checkpoint(&server.url, &auditor, saved_size + 1);
     let v = ok(&evault(&[
         "audit",
         "verify",
@@ -388,16 +417,24 @@ fn service_accounts_tokens_and_the_audit_trail_through_the_binary() {
 
     // Revoking the key locks the pipeline out (the server reloads the file).
     ok(&evault(&["sa", "revoke", "ci-1", "--data-dir", data_s]));
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let out = evault(&[
-        "put",
-        report.to_str().unwrap(),
-        "--server",
-        &server.url,
-        "--token",
-        &ci,
-    ]);
-    assert!(!out.status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = evault(&[
+            "put",
+            report.to_str().unwrap(),
+            "--server",
+            &server.url,
+            "--token",
+            &ci,
+        ]);
+        if !out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works after 10 s"
+        );
+    }
 
     // The JSON-lines mirror has the events, 0600 in a 0700 directory.
     let mirror = data.join("audit");

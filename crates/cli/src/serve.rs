@@ -236,6 +236,8 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         let vault = evault_vault::Vault::open(config)
             .await
             .map_err(|e| format!("opening the vault in {}: {e}", data_dir.display()))?;
+        // The keystore watcher is the server's own task: stopped on shutdown.
+        let mut watcher = None;
         if insecure {
             eprintln!(
                 "evault: WARNING: --insecure-no-auth: every request is accepted without a token, \
@@ -244,7 +246,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         } else {
             let keystore = Keystore::open(&keystore_path)
                 .map_err(|e| format!("service accounts {}: {e}", keystore_path.display()))?;
-            let _watcher = keystore.spawn_watcher(KEYSTORE_POLL);
+            watcher = Some(keystore.spawn_watcher(KEYSTORE_POLL));
             let n = keystore.keys().len();
             eprintln!(
                 "evault: service accounts {} ({n} keys; reloaded on change and SIGHUP)",
@@ -319,6 +321,9 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
                 Ok(())
             }
         };
+        if let Some(w) = watcher {
+            w.abort();
+        }
         stop_vault(&vault).await;
         served
     })

@@ -47,9 +47,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
+    let days = epoch_days(year, month, day)?;
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -83,30 +81,22 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
     Some(secs * 1000 + frac_ms)
 }
 
-/// Days in `month` (1–12) of `year`, proleptic Gregorian.
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
+/// Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a real proleptic Gregorian date, or `None`
+/// (a month outside 1–12, a day its month lacks). The calendar is the
+/// `time` crate's, not hand-written.
+fn epoch_days(year: i64, month: i64, day: i64) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    Some(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY)
 }
 
 #[cfg(test)]
@@ -159,12 +149,15 @@ mod tests {
 
     #[test]
     fn calendar() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        assert_eq!(days_in_month(2024, 2), 29);
-        assert_eq!(days_in_month(1900, 2), 28);
-        assert_eq!(days_in_month(2000, 2), 29);
-        assert_eq!(days_in_month(2026, 11), 30);
+        assert_eq!(epoch_days(1970, 1, 1), Some(0));
+        assert_eq!(epoch_days(2000, 3, 1), Some(11_017));
+        assert_eq!(epoch_days(1969, 12, 31), Some(-1));
+        assert!(epoch_days(2024, 2, 29).is_some());
+        assert_eq!(epoch_days(1900, 2, 29), None);
+        assert!(epoch_days(2000, 2, 29).is_some());
+        assert_eq!(epoch_days(2026, 11, 31), None);
+        assert_eq!(epoch_days(2026, 13, 1), None);
+        assert_eq!(epoch_days(2026, 0, 1), None);
+        assert_eq!(epoch_days(2026, 1, 0), None);
     }
 }

@@ -34,9 +34,14 @@ fn own_scoped() -> Vec<&'static str> {
         .collect()
 }
 
-/// The audit event of the request with this id, once it is committed
-/// (reads are audited asynchronously).
-fn event_of(s: &TestServer, request_id: &str) -> AuditEvent {
+/// Polls the audit trail until `found` picks something out of the
+/// events matching `query` (reads are audited asynchronously).
+fn poll_audit<T>(
+    s: &TestServer,
+    query: evault_store::AuditQuery,
+    what: &str,
+    found: impl Fn(Vec<AuditEvent>) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page =
@@ -44,20 +49,24 @@ fn event_of(s: &TestServer, request_id: &str) -> AuditEvent {
                 &evault_vault::Reader::all("test"),
                 evault_store::AuditQuery {
                     limit: 1000,
-                    ..Default::default()
+                    ..query.clone()
                 },
             ))
             .unwrap();
         // Few events in this test: one page holds them all.
-        if let Some(e) = page.items.into_iter().find(|e| e.request_id == request_id) {
-            return e;
+        if let Some(t) = found(page.items) {
+            return t;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no audit event for request {request_id}"
-        );
+        assert!(Instant::now() < deadline, "never audited: {what}");
         std::thread::yield_now();
     }
+}
+
+/// The audit event of the request with this id, once it is committed.
+fn event_of(s: &TestServer, request_id: &str) -> AuditEvent {
+    poll_audit(s, Default::default(), request_id, |events| {
+        events.into_iter().find(|e| e.request_id == request_id)
+    })
 }
 
 fn with_token<T>(msg: T, key: &str) -> Request<T> {
@@ -194,29 +203,14 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
         }
     }
     // Each gRPC refusal is audited as denied, like REST's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page =
-            s.rt.block_on(s.vault.audit_list(
-                &evault_vault::Reader::all("test"),
-                evault_store::AuditQuery {
-                    principal: Some("test:other".into()),
-                    outcome: Some("denied".into()),
-                    limit: 1000,
-                    ..Default::default()
-                },
-            ))
-            .unwrap();
-        let grpc_denied = page.items.iter().filter(|e| e.protocol == "grpc").count();
-        if grpc_denied == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gRPC denials audited: {grpc_denied}"
-        );
-        std::thread::yield_now();
-    }
+    let denied = evault_store::AuditQuery {
+        principal: Some("test:other".into()),
+        outcome: Some("denied".into()),
+        ..Default::default()
+    };
+    poll_audit(&s, denied, "the 3 gRPC denials", |events| {
+        (events.iter().filter(|e| e.protocol == "grpc").count() == 3).then_some(())
+    });
 }
 
 /// The vault applies the scope itself, whoever calls it: the same walk

@@ -11,6 +11,7 @@ use evault_store::{LogId, Store, StoredCheckpoint};
 use tokio::sync::watch;
 
 use crate::error::Result;
+use crate::head::{Alarm, HeadGuard, SignedHead};
 use crate::sequencer::TreeHead;
 
 pub(crate) fn now_ms() -> i64 {
@@ -20,23 +21,44 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Signs and stores `log`'s checkpoint for `head`.
+/// What [`make_checkpoint`] did.
+pub(crate) enum Signed {
+    /// Signed, the head saved, the checkpoint stored.
+    Checkpoint(StoredCheckpoint),
+    /// Not signed: the tree does not extend the latest signed head.
+    Fork(String),
+}
+
+/// Signs and stores `log`'s checkpoint for `head`, unless `head` is not
+/// consistent with the latest signed head that `guard` keeps. The new head
+/// is saved durably before the checkpoint is stored (and so published): a
+/// crash in between leaves the guard at most one checkpoint ahead, of a
+/// tree already committed, which the next start signs again.
 pub(crate) fn make_checkpoint(
     store: &dyn Store,
     log: LogId,
     signer: &dyn Signer,
     origin: &str,
     head: TreeHead,
-) -> Result<StoredCheckpoint> {
+    guard: &HeadGuard,
+) -> Result<Signed> {
+    if let Err(why) = guard.check(store, head)? {
+        return Ok(Signed::Fork(why));
+    }
     let body = Checkpoint::new(origin, head.size, head.root).to_text();
     let note = sign(&body, &[signer])?;
+    guard.save(&SignedHead {
+        size: head.size,
+        root: head.root,
+        checkpoint: note.clone(),
+    })?;
     let cp = StoredCheckpoint {
         size: head.size,
         note,
         created_at_ms: now_ms(),
     };
     store.put_checkpoint(log, &cp)?;
-    Ok(cp)
+    Ok(Signed::Checkpoint(cp))
 }
 
 pub(crate) struct Checkpointer {
@@ -48,6 +70,10 @@ pub(crate) struct Checkpointer {
     pub published: watch::Sender<u64>,
     /// The sequencer's heads of this log; closed when the sequencer ends.
     pub heads: watch::Receiver<TreeHead>,
+    /// The latest signed head, kept outside the store.
+    pub guard: HeadGuard,
+    /// Raised (and the checkpointer ends) when it refuses to sign a fork.
+    pub alarm: Alarm,
 }
 
 impl Checkpointer {
@@ -86,15 +112,26 @@ impl Checkpointer {
             let signer = self.signer.clone();
             let origin = self.origin.clone();
             let log = self.log;
+            let guard = self.guard.clone();
             // Off the runtime: a hardware or remote signer may block.
             let made = tokio::task::spawn_blocking(move || {
-                make_checkpoint(&*store, log, &*signer, &origin, head)
+                make_checkpoint(&*store, log, &*signer, &origin, head, &guard)
             })
             .await;
             match made {
-                Ok(Ok(cp)) => {
+                Ok(Ok(Signed::Checkpoint(cp))) => {
                     last = cp.size;
                     let _ = self.published.send(cp.size);
+                }
+                Ok(Ok(Signed::Fork(why))) => {
+                    // Signing again cannot help: the stored tree is not the
+                    // one this log's key has vouched for. Stop signing and
+                    // make the vault not ready until an operator acts.
+                    tracing::error!("{why}; no checkpoint will be signed (see docs/OPERATIONS.md)");
+                    metrics::counter!("evault_fork_refusals_total", "log" => log.to_string())
+                        .increment(1);
+                    self.alarm.raise(why);
+                    return;
                 }
                 Ok(Err(e)) => tracing::error!(
                     "{log} checkpoint at size {}: {e}",

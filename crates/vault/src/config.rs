@@ -9,6 +9,7 @@ use std::time::Duration;
 use evault_note::Signer;
 
 use crate::audit::AuditConfig;
+use crate::head::HeadStore;
 
 /// A log's signing key held by the embedding program (a PKCS#11 token, a
 /// cloud KMS, a key kept in memory) instead of a key file. Its name and
@@ -55,6 +56,14 @@ pub struct VaultConfig {
     pub stream_budget: usize,
     /// The audit trail (on by default).
     pub audit: AuditConfig,
+    /// Directory of each log's latest signed tree head, which the vault
+    /// never signs a fork of. Must be outside the data directory, so that
+    /// restoring an old copy of it does not restore the heads. Default
+    /// (`None`): [`default_state_dir`](crate::default_state_dir). Ignored
+    /// when `head_store` is set.
+    pub state_dir: Option<PathBuf>,
+    /// The heads' store, when they do not live in files (an HSM).
+    pub head_store: Option<HeadStore>,
 }
 
 impl VaultConfig {
@@ -73,6 +82,8 @@ impl VaultConfig {
             queue_depth: 16 * 1024,
             stream_budget: 64 * 1024 * 1024,
             audit: AuditConfig::default(),
+            state_dir: None,
+            head_store: None,
         }
     }
 }

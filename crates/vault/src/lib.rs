@@ -19,6 +19,7 @@ mod checkpointer;
 mod config;
 mod datadir;
 mod error;
+mod head;
 pub mod ingest;
 mod keys;
 mod lifecycle;
@@ -49,6 +50,7 @@ pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
     StoredCheckpoint,
 };
+pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use reader::{ReadScope, Reader};
@@ -81,6 +83,8 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// The background tasks, until [`Vault::shutdown`] joins them.
     tasks: Mutex<Option<Tasks>>,
+    /// Set when a checkpointer refused to sign a fork.
+    alarm: head::Alarm,
 }
 
 impl Inner {
@@ -162,6 +166,7 @@ fn running(
     store: &Arc<dyn Store>,
     interval: Duration,
     cache_tiles: usize,
+    alarm: &head::Alarm,
 ) -> Result<Running> {
     let verifier = evault_note::verifier_for(log.signer.verifier_key().as_str()).map_err(|e| {
         VaultError::Invalid(format!(
@@ -182,6 +187,8 @@ fn running(
         interval,
         published: cp_tx,
         heads: heads.clone(),
+        guard: log.guard,
+        alarm: alarm.clone(),
     };
     let handle = LogHandle {
         id,
@@ -222,12 +229,14 @@ impl Vault {
         let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st)).await??;
 
         let interval = config.checkpoint_interval;
+        let alarm = head::Alarm::default();
         let evidence = running(
             LogId::Evidence,
             started.evidence,
             &store,
             interval,
             TILE_CACHE_TILES,
+            &alarm,
         )?;
         let audit = match started.audit {
             Some(log) => Some(running(
@@ -236,6 +245,7 @@ impl Vault {
                 &store,
                 interval,
                 AUDIT_TILE_CACHE_TILES,
+                &alarm,
             )?),
             None => None,
         };
@@ -301,6 +311,7 @@ impl Vault {
                 stream_budget,
                 stop,
                 tasks: Mutex::new(Some(tasks)),
+                alarm,
             }),
         })
     }
@@ -320,6 +331,13 @@ impl Vault {
     /// The audit log's read API; `None` when audit is disabled.
     pub fn audit_log(&self) -> Option<Log> {
         self.log(LogId::Audit).ok()
+    }
+
+    /// Why the vault should not be considered ready, if it should not: a
+    /// checkpointer refused to sign a tree that is not consistent with the
+    /// log's latest signed head (a fork), and signs nothing more.
+    pub fn not_ready(&self) -> Option<String> {
+        self.inner.alarm.reason()
     }
 
     /// The vault's configuration.

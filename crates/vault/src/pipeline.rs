@@ -298,6 +298,7 @@ mod tests {
 
     async fn vault(dir: &tempfile::TempDir) -> Vault {
         let mut config = VaultConfig::new(dir.path().join("data"));
+        config.state_dir = Some(dir.path().join("state"));
         config.origin = Some("test.example/pipeline".into());
         config.checkpoint_interval = Duration::from_millis(20);
         Vault::open(config).await.unwrap()

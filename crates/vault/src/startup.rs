@@ -11,9 +11,10 @@ use evault_note::{Checkpoint, Signer, Verifiers, parse_verifier_key, verifier_fo
 use evault_store::{LogId, Store};
 use evault_verify::open_checkpoint;
 
-use crate::checkpointer;
+use crate::checkpointer::{self, Signed};
 use crate::config::{LogSigner, VaultConfig};
 use crate::error::{Result, VaultError};
+use crate::head::{self, FileHeadStore, HeadGuard, SignedHead, SignedHeadStore};
 use crate::keys;
 use crate::proofs::StoreTiles;
 use crate::sequencer::TreeState;
@@ -30,6 +31,8 @@ pub(crate) struct LogStart {
     pub state: TreeState,
     /// Size of the latest signed checkpoint.
     pub published: u64,
+    /// The latest signed head, kept outside the store.
+    pub guard: HeadGuard,
 }
 
 /// Both logs; `audit` is `None` when audit is disabled.
@@ -42,6 +45,7 @@ pub(crate) struct Started {
 /// stored tree against its tiles and leaves, and the latest checkpoint
 /// against both. A log without checkpoints gets its signed empty one.
 pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started> {
+    let heads = head_store(config)?;
     let (origin, stored) = resolve_origin(store, META_ORIGIN, config.origin.as_deref(), || {
         format!(
             "evault.local/{}",
@@ -53,7 +57,15 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         config.key_file.as_ref(),
         config.data_dir.join("log.key"),
     );
-    let evidence = open_log(store, LogId::Evidence, META_ORIGIN, origin, stored, &key)?;
+    let evidence = open_log(
+        store,
+        LogId::Evidence,
+        META_ORIGIN,
+        origin,
+        stored,
+        &key,
+        &heads,
+    )?;
 
     let audit = if config.audit.enabled {
         let (origin, stored) = resolve_origin(
@@ -88,6 +100,7 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             origin,
             stored,
             &audit_key,
+            &heads,
         )?;
         if public_key(&*log.signer)? == public_key(&*evidence.signer)? {
             return Err(VaultError::Invalid(format!(
@@ -100,6 +113,34 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         None
     };
     Ok(Started { evidence, audit })
+}
+
+/// Where the signed heads live: the configured store, else files in the
+/// state directory (configured, else the default one).
+fn head_store(config: &VaultConfig) -> Result<Arc<dyn SignedHeadStore>> {
+    if let Some(h) = &config.head_store {
+        return Ok(h.0.clone());
+    }
+    let dir = match &config.state_dir {
+        Some(d) => d.clone(),
+        None => head::default_state_dir().ok_or_else(|| {
+            VaultError::Invalid(
+                "no state directory for the signed tree heads: neither XDG_STATE_HOME nor HOME \
+                 is set; configure one (evault serve --state-dir)"
+                    .into(),
+            )
+        })?,
+    };
+    if head::inside(&dir, &config.data_dir) {
+        tracing::warn!(
+            "the state directory {} is inside the data directory {}: restoring a backup of the \
+             data directory would restore the signed heads too, and the vault could no longer \
+             tell that it is about to sign a fork (see docs/OPERATIONS.md)",
+            dir.display(),
+            config.data_dir.display()
+        );
+    }
+    Ok(Arc::new(FileHeadStore::new(dir)))
 }
 
 /// A log's origin: the stored one (which the configuration may repeat but
@@ -132,6 +173,7 @@ fn open_log(
     origin: String,
     origin_stored: bool,
     key: &KeySource,
+    heads: &Arc<dyn SignedHeadStore>,
 ) -> Result<LogStart> {
     let size = store.tree_size(log)?;
     let latest = store.latest_checkpoint(log)?;
@@ -143,6 +185,20 @@ fn open_log(
     if !origin_stored {
         store.set_meta(meta_key, &origin)?;
     }
+    let guard = HeadGuard {
+        heads: heads.clone(),
+        log,
+        origin: origin.clone(),
+        verifier_key: signer.verifier_key().as_str().to_string(),
+    };
+    let mut verifiers = Verifiers::new();
+    verifiers
+        .insert_boxed(
+            verifier_for(signer.verifier_key().as_str()).map_err(|e| {
+                VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
+            })?,
+        )
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
 
     let state = TreeState::load(store, log, size)?;
     let reader = TiledHashReader {
@@ -165,30 +221,132 @@ fn open_log(
             )));
         }
     }
-    let published = match latest {
-        // A log always has a checkpoint to serve, even empty (tlog-tiles
-        // clients start from /checkpoint); later ones follow as it grows.
-        None => checkpointer::make_checkpoint(store, log, &*signer, &origin, state.head())?.size,
+    let latest = match latest {
         Some(cp) => {
-            let mut verifiers = Verifiers::new();
-            verifiers
-                .insert_boxed(verifier_for(signer.verifier_key().as_str()).map_err(|e| {
-                    VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
-                })?)
-                .map_err(|e| VaultError::Invalid(e.to_string()))?;
             let (body, _) = open_checkpoint(&cp.note, &verifiers, Some(&origin)).map_err(|e| {
                 VaultError::Inconsistent(format!("latest {log} checkpoint (size {}): {e}", cp.size))
             })?;
             check_checkpoint(log, &body, size, &reader)?;
-            body.size
+            Some((body, cp.note))
         }
+        None => None,
+    };
+    match guard.load()? {
+        Some(h) => check_head(&guard, &h, &verifiers, state.head(), &reader)?,
+        None => {
+            // First start since the heads were kept (an upgrade), or a
+            // state directory that was lost: the latest checkpoint, just
+            // verified, becomes the head. A new log's head comes with its
+            // first checkpoint below.
+            if let Some((body, note)) = &latest {
+                guard.save(&SignedHead {
+                    size: body.size,
+                    root: body.root_hash,
+                    checkpoint: note.clone(),
+                })?;
+                tracing::warn!(
+                    "no signed {log} head in {}: wrote it from the latest stored checkpoint (size \
+                     {}); from now on the vault refuses to sign a checkpoint inconsistent with it",
+                    guard.describe(),
+                    body.size
+                );
+            }
+        }
+    }
+    let published = match latest {
+        // A log always has a checkpoint to serve, even empty (tlog-tiles
+        // clients start from /checkpoint); later ones follow as it grows.
+        None => {
+            match checkpointer::make_checkpoint(
+                store,
+                log,
+                &*signer,
+                &origin,
+                state.head(),
+                &guard,
+            )? {
+                Signed::Checkpoint(cp) => cp.size,
+                Signed::Fork(why) => return Err(VaultError::Inconsistent(why)),
+            }
+        }
+        Some((body, _)) => body.size,
     };
     Ok(LogStart {
         origin,
         signer,
         state,
         published,
+        guard,
     })
+}
+
+/// Refuses a store whose tree does not contain the latest signed head:
+/// smaller than it, or with another root at its size. The message names
+/// both heads and the ways out.
+fn check_head<R: evault_merkle::HashReader>(
+    guard: &HeadGuard,
+    head: &SignedHead,
+    verifiers: &Verifiers,
+    tree: crate::sequencer::TreeHead,
+    reader: &R,
+) -> Result<()>
+where
+    R::Error: std::fmt::Display,
+{
+    let log = guard.log;
+    let (body, _) =
+        open_checkpoint(&head.checkpoint, verifiers, Some(&guard.origin)).map_err(|e| {
+            VaultError::Inconsistent(format!(
+                "the signed {log} head in {} does not verify with the log's key and origin: {e}",
+                guard.describe()
+            ))
+        })?;
+    if body.size != head.size || body.root_hash != head.root {
+        return Err(VaultError::Inconsistent(format!(
+            "the signed {log} head in {} says size {} but its checkpoint is of size {}",
+            guard.describe(),
+            head.size,
+            body.size
+        )));
+    }
+    let behind = if head.size > tree.size {
+        Some(format!(
+            "the store is behind it (size {} < {})",
+            tree.size, head.size
+        ))
+    } else {
+        let at = evault_merkle::root(reader, head.size).map_err(|e| {
+            VaultError::Inconsistent(format!(
+                "computing the {log} root at size {}: {e}",
+                head.size
+            ))
+        })?;
+        (at != head.root).then(|| {
+            format!(
+                "the store's tree at size {} has root {} instead",
+                head.size,
+                head::b64(&at)
+            )
+        })
+    };
+    match behind {
+        None => Ok(()),
+        Some(why) => Err(VaultError::Inconsistent(format!(
+            "the {log} log's store does not contain the latest tree head this log has signed, \
+             so extending it would sign a fork: the signed head (in {}) is size {} root {}; the \
+             store's tree is size {} root {} (roots in base64); {why}. Was the data directory \
+             restored from an older backup? Either bring the tree back to the signed head \
+             (restore a newer backup that contains it, or replay the missing leaves byte for byte \
+             in their original order), or start a new log (a new data directory with a new \
+             origin and key). Do not delete the head file to get past this check: that would let \
+             the vault sign two different trees of one size. See docs/OPERATIONS.md",
+            guard.describe(),
+            head.size,
+            head::b64(&head.root),
+            tree.size,
+            head::b64(&tree.root),
+        ))),
+    }
 }
 
 /// Where a log's key comes from: a signer the embedding program holds, or

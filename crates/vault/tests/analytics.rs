@@ -12,6 +12,8 @@ use evault_vault::{
 
 fn config(dir: &std::path::Path) -> VaultConfig {
     let mut c = VaultConfig::new(dir);
+    // Never the user's state directory.
+    c.state_dir = Some(dir.join("state"));
     c.origin = Some("test.example/vault".into());
     c.checkpoint_interval = Duration::from_millis(20);
     c.inline_max = 1024;

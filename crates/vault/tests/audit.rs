@@ -23,6 +23,8 @@ const AUDIT_ORIGIN: &str = "test.example/vault/audit";
 
 fn config(dir: &Path) -> VaultConfig {
     let mut c = VaultConfig::new(dir);
+    // Never the user's state directory.
+    c.state_dir = Some(dir.join("state"));
     c.origin = Some(ORIGIN.into());
     c.checkpoint_interval = Duration::from_millis(20);
     c

@@ -18,6 +18,8 @@ const ORIGIN: &str = "test.example/lifecycle";
 
 fn config(dir: &Path) -> VaultConfig {
     let mut c = VaultConfig::new(dir);
+    // Never the user's state directory.
+    c.state_dir = Some(dir.join("state"));
     c.origin = Some(ORIGIN.into());
     // Long: the final checkpoint on shutdown must not wait for it.
     c.checkpoint_interval = Duration::from_secs(3600);

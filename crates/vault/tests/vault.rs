@@ -11,6 +11,8 @@ use evault_verify::open_checkpoint;
 
 fn config(dir: &std::path::Path) -> VaultConfig {
     let mut c = VaultConfig::new(dir);
+    // Never the user's state directory.
+    c.state_dir = Some(dir.join("state"));
     c.origin = Some("test.example/vault".into());
     c.checkpoint_interval = Duration::from_millis(20);
     c.inline_max = 1024;

@@ -18,7 +18,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(20_000);
     let clients: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let dir = std::env::temp_dir().join(format!("evault-ack-{}", std::process::id()));
-    let vault = Vault::open(VaultConfig::new(&dir)).await?; // defaults: 500 ms interval
+    let mut config = VaultConfig::new(&dir); // defaults: 500 ms interval
+    // Removed with the data directory, not left in the user's home.
+    config.state_dir = Some(dir.join("state"));
+    let vault = Vault::open(config).await?;
     let per_client = records / clients as u64;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     let mut tasks = Vec::new();

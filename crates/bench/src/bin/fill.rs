@@ -20,6 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let n: u64 = args[2].parse()?;
     let mut config = VaultConfig::new(&args[1]);
+    // Beside the data directory, not in the user's home.
+    config.state_dir = Some(std::path::PathBuf::from(format!("{}.state", args[1])));
     config.origin = Some("bench.example/evault".into());
     let vault = Vault::open(config).await?;
     let start_size = vault.evidence_log().head().size;

@@ -41,6 +41,8 @@ async fn run(
     clients: usize,
 ) -> Result<(f64, Option<f64>), Box<dyn std::error::Error>> {
     let mut config = VaultConfig::new(dir);
+    // Not in the user's home.
+    config.state_dir = Some(dir.join("state"));
     config.origin = Some("bench.example/evault".into());
     config.audit.enabled = audit;
     config.audit.mirror = std::env::var("EVAULT_BENCH_MIRROR").map_or(true, |v| v != "0");

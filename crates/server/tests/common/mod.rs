@@ -128,6 +128,8 @@ impl TestServer {
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = VaultConfig::new(dir.path().join("data"));
+        // Outside the data directory, never the user's.
+        config.state_dir = Some(dir.path().join("state"));
         config.origin = Some(ORIGIN.into());
         config.checkpoint_interval = Duration::from_millis(20);
         config.inline_max = 1024;

@@ -30,6 +30,14 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem> {
+    // Not ready either once the vault refused to sign a fork: it serves
+    // what it has but signs nothing more until an operator acts.
+    if let Some(why) = st.vault.not_ready() {
+        let mut p = Problem::from(VaultError::Unavailable(why.clone()));
+        p.status = StatusCode::SERVICE_UNAVAILABLE;
+        p.detail = why;
+        return Err(p);
+    }
     match st.vault.evidence_log().list_checkpoints(None, 1).await {
         Ok(_) => Ok("ready\n"),
         Err(e) => {

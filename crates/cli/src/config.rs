@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub rate_limit_burst: Option<u32>,
     pub audit_dir: Option<PathBuf>,
     pub audit_mirror: Option<bool>,
+    /// Directory of the signed tree heads (outside the data directory).
+    pub state_dir: Option<PathBuf>,
     /// Clock skew tolerated on token times (e.g. `60s`).
     pub token_leeway: Option<String>,
     /// Longest token lifetime accepted (e.g. `24h`).

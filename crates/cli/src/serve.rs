@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// Directory of the audit trail's JSON-lines mirror (default <data dir>/audit).
     #[arg(long, env = "EVAULT_AUDIT_DIR")]
     audit_dir: Option<PathBuf>,
+    /// Directory of each log's latest signed tree head, which the vault
+    /// never signs a fork of. Keep it OUTSIDE the data directory, so that
+    /// restoring a backup of that does not restore it (default
+    /// $XDG_STATE_HOME/evault, else ~/.local/state/evault).
+    #[arg(long, env = "EVAULT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Do not write the JSON-lines mirror of the audit trail (the audit
     /// Merkle log itself is always written).
     #[arg(long)]
@@ -192,6 +198,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     config.audit.enabled = !o.insecure_no_audit;
     config.audit.mirror = !o.no_audit_mirror && file.audit_mirror.unwrap_or(true);
     config.audit.mirror_dir = o.audit_dir.or(file.audit_dir.clone());
+    config.state_dir = o.state_dir.or(file.state_dir.clone());
     let tls = match (
         o.tls_cert.or(file.tls_cert.clone()),
         o.tls_key.or(file.tls_key.clone()),

@@ -83,6 +83,9 @@ impl Server {
                 &["--grpc-listen", "127.0.0.1:0"][..]
             })
             .args(extra)
+            // Never the user's state directory; a test of restores names
+            // one outside the data directory with --state-dir.
+            .env("EVAULT_STATE_DIR", data_dir.join("state"))
             .env("EVAULT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -55,6 +55,11 @@ pub struct VaultConfig {
     pub stream_budget: usize,
     /// The audit trail (on by default).
     pub audit: AuditConfig,
+    /// Leaves of each log checked at start-up (record against leaf, leaf
+    /// against its tile, each full tile on the way up against the tile
+    /// above), spread at random over the tree; the leaves of the right edge
+    /// are checked too. 0: off. A full check is `evault fsck` (planned).
+    pub startup_sample: u64,
 }
 
 impl VaultConfig {
@@ -73,6 +78,7 @@ impl VaultConfig {
             queue_depth: 16 * 1024,
             stream_budget: 64 * 1024 * 1024,
             audit: AuditConfig::default(),
+            startup_sample: 64,
         }
     }
 }

@@ -112,6 +112,7 @@ impl From<Problem> for Status {
             StatusCode::FORBIDDEN => Code::PermissionDenied,
             StatusCode::CONFLICT => Code::FailedPrecondition,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            _ if p.failure == Some(crate::problem::INTEGRITY) => Code::DataLoss,
             s if s.is_server_error() => Code::Internal,
             _ => Code::Unknown,
         };

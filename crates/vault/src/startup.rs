@@ -284,7 +284,8 @@ where
     if root != cp.root_hash {
         return Err(VaultError::Inconsistent(format!(
             "the stored {log} tree at size {} does not have the root the latest checkpoint \
-             signed",
+             signed (a changed tile or leaf); run `evault fsck` (planned, issue 15) for a full \
+             check",
             cp.size
         )));
     }

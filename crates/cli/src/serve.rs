@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Largest accepted payload in bytes.
     #[arg(long, env = "EVAULT_MAX_UPLOAD")]
     max_upload: Option<u64>,
+    /// Leaves of each log checked at start-up against their tiles, at
+    /// random, besides the right edge (0: off; default 64).
+    #[arg(long, env = "EVAULT_STARTUP_SAMPLE")]
+    startup_sample: Option<u64>,
     /// Service-account keystore (default <data dir>/service-accounts.json).
     #[arg(long, env = "EVAULT_SERVICE_ACCOUNTS")]
     pub service_accounts: Option<PathBuf>,
@@ -191,6 +195,9 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     }
     if let Some(m) = file.inline_max {
         config.inline_max = m;
+    }
+    if let Some(n) = o.startup_sample {
+        config.startup_sample = n;
     }
     if let Some(m) = file.max_batch {
         config.max_batch = m;

@@ -12,12 +12,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::ListQuery;
 use evault_vault::{
-    AuditOnCommit, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload, VaultError, ingest,
+    AuditOnCommit, BlobReader, PayloadData, PutOutcome, PutRequest, StagedPayload, Upload,
+    VaultError, ingest,
 };
 use evault_verify::Evidence;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::io::AsyncReadExt;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -440,6 +440,7 @@ pub async fn get_evidence(
     responses(
         (status = 200, description = "The payload bytes, exactly as submitted, with the record's content type", content(("*/*"))),
         (status = 404, description = "No such record, or its payload is gone", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 500, description = "The stored payload or record failed its integrity check (changed at rest): not served. A blob that fails only at its end is cut short instead: the connection closes before Content-Length bytes", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn get_payload(
@@ -453,16 +454,12 @@ pub async fn get_payload(
             let len = bytes.len() as u64;
             (Body::from(bytes), len)
         }
-        PayloadData::File(path) => {
-            let file = tokio::fs::File::open(&path).await.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Problem::not_found(format!("payload of evidence {id} not found"))
-                } else {
-                    Problem::from(VaultError::Io(e))
-                }
-            })?;
-            let len = file.metadata().await.map_err(VaultError::Io)?.len();
-            (Body::from_stream(file_stream(file)), len)
+        PayloadData::File(blob) => {
+            // The reader checks the digest as it goes; on a mismatch the
+            // stream ends in an error before its last chunk, so hyper cuts
+            // the connection short of Content-Length.
+            let len = blob.len();
+            (Body::from_stream(blob_stream(*blob)), len)
         }
     };
     let mut resp = Response::new(body);
@@ -492,17 +489,11 @@ pub async fn get_payload(
     Ok(resp)
 }
 
-fn file_stream(
-    file: tokio::fs::File,
+fn blob_stream(
+    blob: BlobReader,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::try_unfold(file, |mut f| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((Bytes::from(buf), f)))
+    futures_util::stream::try_unfold(blob, |mut b| async move {
+        Ok(b.next_chunk().await?.map(|c| (Bytes::from(c), b)))
     })
 }
 

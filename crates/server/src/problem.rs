@@ -23,6 +23,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Detail of every internal error: the cause goes to the log only.
 const INTERNAL_DETAIL: &str = "internal error; the cause has been logged on the server";
 
+/// The failure kind of stored data that failed its integrity check
+/// (gRPC: `DATA_LOSS`).
+pub(crate) const INTEGRITY: &str = "integrity";
+
 /// An error reply (RFC 9457). `type` is always `about:blank`, so `title`
 /// is the status's reason phrase and `detail` says what went wrong.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -61,7 +65,7 @@ pub struct Problem {
     pub status: StatusCode,
     /// The reply's `detail`: what went wrong, for a human.
     pub detail: String,
-    failure: Option<&'static str>,
+    pub(crate) failure: Option<&'static str>,
     retry_after: Option<u32>,
     /// The vault refused to show something that exists: answered as a
     /// 404, audited as denied with this reason.
@@ -176,6 +180,20 @@ impl From<VaultError> for Problem {
                     denied: None,
                 }
             }
+            // The vault has logged and counted it; a 500 (the server's
+            // storage is at fault, not the request) that names what, not
+            // where.
+            VaultError::Corrupt { what, .. } => Problem {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                detail: format!(
+                    "the stored {} failed its integrity check on the server and is not \
+                     served; the operator has been alerted",
+                    what.replace('_', " ")
+                ),
+                failure: Some(INTEGRITY),
+                retry_after: None,
+                denied: None,
+            },
             VaultError::Inconsistent(why) => Problem::internal("inconsistent", &why),
             VaultError::Proof(e) => Problem::internal("inconsistent", &e),
             VaultError::Store(e) => Problem::internal("store", &e),

@@ -9,13 +9,13 @@ use evault_store::AuditRow;
 use evault_verify::AuditEvent;
 
 use crate::PutOutcome;
-use crate::error::{Result, VaultError};
+use crate::error::Result;
 
 /// How the audit trail runs. Defaults are the documented ones.
 #[derive(Clone, Debug)]
 pub struct AuditConfig {
     /// Log an event for every call. Off: nothing is written, and the audit
-    /// read API answers [`VaultError::NotFound`]. Default on.
+    /// read API answers [`crate::VaultError::NotFound`]. Default on.
     pub enabled: bool,
     /// Checkpoint origin of a new audit log; must match a stored one.
     /// Default `<evidence origin>/audit`.
@@ -124,8 +124,14 @@ pub(crate) fn to_row(e: &mut AuditEvent, leaf_index: u64) -> Result<AuditRow, St
 /// against the columns the store looks it up and filters by (so an edited
 /// column cannot hide an event from a listing unnoticed).
 pub(crate) fn from_row(row: &AuditRow) -> Result<AuditEvent> {
-    let bad =
-        |why: String| VaultError::Inconsistent(format!("audit event {}: {why}", row.leaf_index));
+    // The leaf is what the audit tree commits to; the columns are copies
+    // for filtering. A difference is a change at rest.
+    let bad = |why: String| {
+        crate::integrity::failure(
+            "audit_event",
+            format!("audit event {}: {why}", row.leaf_index),
+        )
+    };
     let event = AuditEvent::from_leaf_data(&row.leaf_data, row.leaf_index).map_err(bad)?;
     let time_ms = check_event(&event).map_err(bad)?;
     let columns = (
@@ -153,6 +159,7 @@ pub(crate) fn from_row(row: &AuditRow) -> Result<AuditEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::VaultError;
     use evault_verify::Outcome;
 
     fn event() -> AuditEvent {
@@ -218,7 +225,13 @@ mod tests {
         for edit in edits {
             let mut r = row.clone();
             edit(&mut r);
-            assert!(matches!(from_row(&r), Err(VaultError::Inconsistent(_))));
+            assert!(matches!(
+                from_row(&r),
+                Err(VaultError::Corrupt {
+                    what: "audit_event",
+                    ..
+                })
+            ));
         }
         let mut huge = event();
         huge.reason = Some("x".repeat(MAX_LEAF));

@@ -64,6 +64,11 @@ pub struct VaultConfig {
     pub state_dir: Option<PathBuf>,
     /// The heads' store, when they do not live in files (an HSM).
     pub head_store: Option<HeadStore>,
+    /// Leaves of each log checked at start-up (record against leaf, leaf
+    /// against its tile, each full tile on the way up against the tile
+    /// above), spread at random over the tree; the leaves of the right edge
+    /// are checked too. 0: off. A full check is `evault fsck` (planned).
+    pub startup_sample: u64,
 }
 
 impl VaultConfig {
@@ -84,6 +89,7 @@ impl VaultConfig {
             audit: AuditConfig::default(),
             state_dir: None,
             head_store: None,
+            startup_sample: 64,
         }
     }
 }

@@ -34,6 +34,16 @@ pub enum VaultError {
     },
     /// The vault's stored state does not add up; it refuses to serve.
     Inconsistent(String),
+    /// Stored data failed an integrity check on read (changed at rest:
+    /// tampering or corruption). It is not served; the failure is logged
+    /// and counted. The fault is the server's storage, not the request.
+    Corrupt {
+        /// What failed: `payload`, `record`, `checkpoint`,
+        /// `audit_checkpoint`, `audit_event`, `entries` or `tile`.
+        what: &'static str,
+        /// Which entry and how, for the operator's log only.
+        detail: String,
+    },
     /// A proof could not be built from the stored tree.
     Proof(ProofFailure),
     /// The vault is shutting down or its sequencer has stopped.
@@ -67,6 +77,9 @@ impl fmt::Display for VaultError {
                 write!(f, "{what} not found")
             }
             VaultError::Inconsistent(why) => write!(f, "vault state is inconsistent: {why}"),
+            VaultError::Corrupt { what, detail } => {
+                write!(f, "stored {what} failed its integrity check: {detail}")
+            }
             VaultError::Proof(e) => write!(f, "vault state is inconsistent: proof: {e}"),
             VaultError::Unavailable(why) => write!(f, "vault unavailable: {why}"),
             VaultError::Task(e) => write!(f, "vault unavailable: a vault task failed: {e}"),
@@ -92,6 +105,7 @@ impl std::error::Error for VaultError {
             | VaultError::NotFound(_)
             | VaultError::Hidden { .. }
             | VaultError::Inconsistent(_)
+            | VaultError::Corrupt { .. }
             | VaultError::Unavailable(_) => None,
         }
     }

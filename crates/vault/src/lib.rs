@@ -21,6 +21,7 @@ mod datadir;
 mod error;
 mod head;
 pub mod ingest;
+mod integrity;
 mod keys;
 mod lifecycle;
 mod log;
@@ -51,6 +52,7 @@ pub use evault_store::{
     StoredCheckpoint,
 };
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
+pub use integrity::{BlobReader, INTEGRITY_FAILURES};
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use reader::{ReadScope, Reader};
@@ -95,7 +97,8 @@ impl Inner {
             .ok_or_else(|| VaultError::NotFound(format!("evidence {id}")))
     }
 
-    /// The record with this id, if `reader` may see it.
+    /// The record with this id, if `reader` may see it, its fields checked
+    /// against its leaf.
     fn readable_row(&self, reader: &Reader, id: &str) -> Result<EvidenceRow> {
         let row = self.record(id)?;
         reader.check(
@@ -103,6 +106,7 @@ impl Inner {
             || format!("evidence {id}"),
             "the record was submitted by another principal",
         )?;
+        integrity::check_record(&row)?;
         Ok(row)
     }
 
@@ -461,24 +465,34 @@ impl Vault {
             .await
     }
 
-    /// A record's payload and content type, if `reader` may see it.
+    /// A record's payload and content type, if `reader` may see it. An
+    /// inline payload is checked against the record's digest before it is
+    /// returned; a blob is checked as it is read ([`BlobReader`]). Either
+    /// failure is [`VaultError::Corrupt`], logged and counted.
     pub async fn payload(&self, reader: &Reader, id: &str) -> Result<(Evidence, PayloadData)> {
         let (id, reader) = (id.to_string(), reader.clone());
-        self.blocking(move |i| {
-            let row = i.readable_row(&reader, &id)?;
-            let data = match &row.payload {
-                Payload::Inline(b) => PayloadData::Inline(b.clone()),
-                Payload::External => {
-                    let path = i.blobs.path_for(&row.sha256);
-                    if !path.exists() {
-                        return Err(VaultError::NotFound(format!("payload of evidence {id}")));
+        enum Stored {
+            Inline(Vec<u8>),
+            Blob(std::path::PathBuf),
+        }
+        let (row, stored) = self
+            .blocking(move |i| {
+                let mut row = i.readable_row(&reader, &id)?;
+                let stored = match std::mem::replace(&mut row.payload, Payload::External) {
+                    Payload::Inline(b) => {
+                        integrity::check_inline(&row, &b)?;
+                        Stored::Inline(b)
                     }
-                    PayloadData::File(path)
-                }
-            };
-            Ok((evidence_from_row(&row), data))
-        })
-        .await
+                    Payload::External => Stored::Blob(i.blobs.path_for(&row.sha256)),
+                };
+                Ok((row, stored))
+            })
+            .await?;
+        let data = match stored {
+            Stored::Inline(b) => PayloadData::Inline(b),
+            Stored::Blob(path) => PayloadData::File(Box::new(BlobReader::open(path, &row).await?)),
+        };
+        Ok((evidence_from_row(&row), data))
     }
 
     /// Records matching `query` that `reader` may see, in log order.
@@ -488,6 +502,9 @@ impl Vault {
         }
         self.blocking(move |i| {
             let page = i.store.list(&query)?;
+            for row in &page.items {
+                integrity::check_record(row)?;
+            }
             Ok(Page {
                 items: page.items.iter().map(evidence_from_row).collect(),
                 next: page.next,

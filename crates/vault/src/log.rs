@@ -12,12 +12,13 @@ use base64::engine::general_purpose::STANDARD;
 use evault_merkle::tiles::{
     TilePath, TileReader, TiledHashReader, encode_entry_bundle, tile_width,
 };
-use evault_note::{Signer, Verifiers};
+use evault_note::{Checkpoint, Signer, Verifiers};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use evault_verify::{LoggedRecord, ProofBundle};
 use tokio::sync::watch;
 
 use crate::error::{Result, VaultError};
+use crate::integrity;
 use crate::proofs::{StoreTiles, TileCache};
 use crate::sequencer::TreeHead;
 use crate::{ConsistencyProof, LogInfo, LogProof, Reader, Vault};
@@ -75,19 +76,41 @@ impl LogHandle {
         }
     }
 
+    /// A stored checkpoint, verified before it is served: signed by this
+    /// log's key for its origin and the size it is stored under, and (with
+    /// `root`) naming the root the stored tree has at that size.
+    fn verified(
+        &self,
+        store: &dyn Store,
+        cp: StoredCheckpoint,
+        root: bool,
+    ) -> Result<(StoredCheckpoint, Checkpoint)> {
+        let body = integrity::open_stored(self.id, &cp, &self.verifiers, &self.origin)?;
+        if root {
+            let what = match self.id {
+                LogId::Evidence => "checkpoint",
+                LogId::Audit => "audit_checkpoint",
+            };
+            integrity::check_root(self.id, &body, self.tiles(store), what)?;
+        }
+        Ok((cp, body))
+    }
+
     pub fn latest_checkpoint(&self, store: &dyn Store) -> Result<StoredCheckpoint> {
-        store
+        let cp = store
             .latest_checkpoint(self.id)?
-            .ok_or_else(|| VaultError::NotFound(self.noun().into()))
+            .ok_or_else(|| VaultError::NotFound(self.noun().into()))?;
+        Ok(self.verified(store, cp, true)?.0)
     }
 
     /// The checkpoint of `size`. A size beyond the latest checkpoint is
     /// not found, whatever the store holds.
     pub fn checkpoint_at(&self, store: &dyn Store, size: u64) -> Result<StoredCheckpoint> {
         self.check_published(size)?;
-        store
+        let cp = store
             .checkpoint_at(self.id, size)?
-            .ok_or_else(|| VaultError::NotFound(format!("{} of size {size}", self.noun())))
+            .ok_or_else(|| VaultError::NotFound(format!("{} of size {size}", self.noun())))?;
+        Ok(self.verified(store, cp, true)?.0)
     }
 
     /// `NotFound` when `size` is beyond the latest signed checkpoint.
@@ -108,7 +131,13 @@ impl LogHandle {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredCheckpoint>> {
-        Ok(store.list_checkpoints(self.id, after, limit)?)
+        // Signatures only: a root check per listed checkpoint would read
+        // the tree's right edge up to a thousand times.
+        store
+            .list_checkpoints(self.id, after, limit)?
+            .into_iter()
+            .map(|cp| Ok(self.verified(store, cp, false)?.0))
+            .collect()
     }
 
     /// Inclusion proof of `record` (named `what` in messages) against the
@@ -123,11 +152,19 @@ impl LogHandle {
     ) -> Result<ProofBundle<R>> {
         let noun = self.noun();
         let cp = match tree_size {
-            Some(n) => self.checkpoint_at(store, n)?,
+            Some(n) => {
+                self.check_published(n)?;
+                store
+                    .checkpoint_at(self.id, n)?
+                    .ok_or_else(|| VaultError::NotFound(format!("{} of size {n}", self.noun())))?
+            }
             None => store.latest_checkpoint(self.id)?.ok_or_else(|| {
                 VaultError::NotFound(format!("{noun} (none signed yet; retry shortly)"))
             })?,
         };
+        // The proof is checked against the signed root below, which covers
+        // the root check.
+        let (cp, body) = self.verified(store, cp, false)?;
         let leaf_index = record.leaf_index();
         if leaf_index >= cp.size {
             return Err(VaultError::NotFound(format!(
@@ -141,6 +178,23 @@ impl LogHandle {
             tree_size: cp.size,
         };
         let proof = evault_merkle::inclusion_proof(&reader, leaf_index, cp.size)?;
+        // A changed tile hash must not go out in a proof that fails for
+        // the client: check it against the signed root first (a few hashes).
+        let leaf = record
+            .leaf_hash()
+            .map_err(|e| VaultError::Inconsistent(format!("{what}: {e}")))?;
+        if let Err(e) =
+            evault_merkle::verify_inclusion(&leaf, leaf_index, cp.size, &proof, &body.root_hash)
+        {
+            return Err(integrity::failure(
+                "proof",
+                format!(
+                    "{} inclusion proof of {what} (leaf {leaf_index}) at size {} does not \
+                     verify against its signed checkpoint: {e}",
+                    self.id, cp.size
+                ),
+            ));
+        }
         Ok(ProofBundle {
             record,
             leaf_index,
@@ -335,11 +389,23 @@ impl Log {
             return Err(VaultError::NotFound(format!("{name} at tree size {size}")));
         }
         self.read(move |h, store| match path {
-            TilePath::Hashes(tile) => h
-                .tiles(store)
-                .read_tiles(&[tile])?
-                .pop()
-                .ok_or(VaultError::NotFound(tile.path())),
+            TilePath::Hashes(tile) => {
+                let data = h
+                    .tiles(store)
+                    .read_tiles(&[tile])?
+                    .pop()
+                    .ok_or(VaultError::NotFound(tile.path()))?;
+                let head = h.head();
+                integrity::check_hash_tile(
+                    h.id,
+                    tile,
+                    &data,
+                    h.tiles(store),
+                    head.size,
+                    &head.root,
+                )?;
+                Ok(data)
+            }
             TilePath::Entries { index, width } => {
                 let missing = || {
                     VaultError::NotFound(format!(
@@ -367,6 +433,7 @@ impl Log {
                         })
                         .collect::<Result<Vec<_>>>()?,
                 };
+                integrity::check_entries(h.id, index, &entries, &h.tiles(store))?;
                 encode_entry_bundle(&entries).map_err(|e| VaultError::Inconsistent(e.to_string()))
             }
         })

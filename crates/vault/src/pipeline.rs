@@ -193,6 +193,10 @@ fn copy_error(e: &VaultError) -> VaultError {
         },
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
+        VaultError::Corrupt { what, detail } => VaultError::Corrupt {
+            what,
+            detail: detail.clone(),
+        },
         VaultError::Proof(_)
         | VaultError::Task(_)
         | VaultError::Store(_)

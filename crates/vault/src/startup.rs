@@ -15,6 +15,7 @@ use crate::checkpointer::{self, Signed};
 use crate::config::{LogSigner, VaultConfig};
 use crate::error::{Result, VaultError};
 use crate::head::{self, FileHeadStore, HeadGuard, SignedHead, SignedHeadStore};
+use crate::integrity;
 use crate::keys;
 use crate::proofs::StoreTiles;
 use crate::sequencer::TreeState;
@@ -66,6 +67,7 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         &key,
         &heads,
     )?;
+    check_sample(store, LogId::Evidence, &evidence, config.startup_sample)?;
 
     let audit = if config.audit.enabled {
         let (origin, stored) = resolve_origin(
@@ -102,6 +104,7 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             &audit_key,
             &heads,
         )?;
+        check_sample(store, LogId::Audit, &log, config.startup_sample)?;
         if public_key(&*log.signer)? == public_key(&*evidence.signer)? {
             return Err(VaultError::Invalid(format!(
                 "the audit key {} holds the evidence log's key; the audit log needs its own",
@@ -224,7 +227,13 @@ fn open_log(
     let latest = match latest {
         Some(cp) => {
             let (body, _) = open_checkpoint(&cp.note, &verifiers, Some(&origin)).map_err(|e| {
-                VaultError::Inconsistent(format!("latest {log} checkpoint (size {}): {e}", cp.size))
+                VaultError::Inconsistent(format!(
+                    "latest {log} checkpoint (size {}) does not verify with the log's key {}: \
+                     {e} (the stored checkpoint or the key file was changed); run `evault \
+                     fsck` (planned, issue 15) for a full check",
+                    cp.size,
+                    key.describe()
+                ))
             })?;
             check_checkpoint(log, &body, size, &reader)?;
             Some((body, cp.note))
@@ -349,6 +358,28 @@ where
     }
 }
 
+/// The start-up sample of `log` ([`VaultConfig::startup_sample`] random
+/// leaves, and the leaves of the right edge's level-0 tile), after the
+/// root check: refuses to start on the first difference.
+fn check_sample(store: &dyn Store, log: LogId, start: &LogStart, sample: u64) -> Result<()> {
+    if sample == 0 {
+        return Ok(());
+    }
+    let size = start.state.head().size;
+    let mut indexes = integrity::sample_indexes(size, sample);
+    // The partial level-0 tile is past what the full-tile checks reach.
+    indexes.extend(size - size % 256..size);
+    indexes.sort_unstable();
+    indexes.dedup();
+    integrity::check_sample(store, log, size, &indexes).map_err(|e| {
+        VaultError::Inconsistent(format!(
+            "start-up check of the {log} log ({} of {size} leaves): {e}; refusing to serve \
+             it. Run `evault fsck` (planned, issue 15) for a full check",
+            indexes.len()
+        ))
+    })
+}
+
 /// Where a log's key comes from: a signer the embedding program holds, or
 /// a key file (loaded, or created for a new log).
 enum KeySource {
@@ -411,7 +442,8 @@ where
     if root != cp.root_hash {
         return Err(VaultError::Inconsistent(format!(
             "the stored {log} tree at size {} does not have the root the latest checkpoint \
-             signed",
+             signed (a changed tile or leaf); run `evault fsck` (planned, issue 15) for a full \
+             check",
             cp.size
         )));
     }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 
 use evault_merkle::Hash;
 use evault_verify::{AuditProofBundle, Evidence, ProofBundle};
@@ -57,8 +56,9 @@ pub struct PutOutcome {
 pub enum PayloadData {
     /// Held in the store.
     Inline(Vec<u8>),
-    /// A blob file in the data directory.
-    File(PathBuf),
+    /// A blob file in the data directory, checked against the record's
+    /// digest as it is read.
+    File(Box<crate::BlobReader>),
 }
 
 /// What an outside verifier needs to start following a log.

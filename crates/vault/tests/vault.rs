@@ -228,7 +228,37 @@ async fn restart_keeps_everything_and_continues_the_same_log() {
     assert_eq!(v.evidence_log().head().size, 301);
     assert_eq!(v.get(&Reader::all("test"), &first.id).await.unwrap(), first);
     match v.payload(&Reader::all("test"), &first.id).await.unwrap().1 {
-        PayloadData::File(p) => assert_eq!(std::fs::read(p).unwrap(), vec![b'z'; 5000]),
+        PayloadData::File(mut blob) => {
+            assert_eq!(blob.len(), 5000);
+            let path = blob.path().to_path_buf();
+            let mut read = Vec::new();
+            while let Some(chunk) = blob.next_chunk().await.unwrap() {
+                read.extend(chunk);
+            }
+            assert_eq!(read, vec![b'z'; 5000]);
+            // One byte changed at rest: the reader refuses at the end rather
+            // than hand out the last chunk.
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[4321] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+            let PayloadData::File(mut blob) =
+                v.payload(&Reader::all("test"), &first.id).await.unwrap().1
+            else {
+                panic!("still a blob")
+            };
+            let mut served = 0;
+            let err = loop {
+                match blob.next_chunk().await {
+                    Ok(Some(c)) => served += c.len(),
+                    Ok(None) => panic!("a changed blob was read to its end"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+            assert!(served < 5000, "served {served} of 5000 bytes");
+            bytes[4321] ^= 1;
+            std::fs::write(&path, &bytes).unwrap();
+        }
         PayloadData::Inline(_) => panic!("a 5000-byte payload must be a blob (inline max 1024)"),
     }
     for i in 0..50 {

@@ -9,6 +9,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod tamper;
+
 /// Whether a test that needs what this machine lacks must fail rather
 /// than skip (set by `.ci/run`).
 #[allow(dead_code)]

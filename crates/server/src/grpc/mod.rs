@@ -112,6 +112,7 @@ impl From<Problem> for Status {
             StatusCode::FORBIDDEN => Code::PermissionDenied,
             StatusCode::CONFLICT => Code::FailedPrecondition,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            _ if p.failure == Some(crate::problem::INTEGRITY) => Code::DataLoss,
             s if s.is_server_error() => Code::Internal,
             _ => Code::Unknown,
         };
@@ -165,5 +166,29 @@ fn limit_field(limit: u32) -> Result<u32, Status> {
             "limit {n} is larger than {}",
             crate::params::MAX_LIMIT
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_data_that_fails_its_check_is_data_loss_and_says_no_more() {
+        let e = evault_vault::VaultError::Corrupt {
+            what: "audit_event",
+            detail: "audit event 7: secret column values".into(),
+        };
+        let problem = Problem::from(e);
+        assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            problem
+                .detail
+                .contains("audit event failed its integrity check")
+        );
+        assert!(!problem.detail.contains("secret"));
+        let status = Status::from(problem);
+        assert_eq!(status.code(), Code::DataLoss);
+        assert!(!status.message().contains("secret"));
     }
 }

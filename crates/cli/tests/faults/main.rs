@@ -8,6 +8,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod limits;
 
 /// Whether a test that needs what this machine lacks must fail rather
 /// than skip (set by `.ci/run`).

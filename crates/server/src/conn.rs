@@ -39,6 +39,18 @@ use tower_service::Service as _;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// HTTP/2 flow-control windows. h2 closes a connection (GOAWAY
+/// ENHANCE_YOUR_CALM) once the DATA frames it holds unread cost more than
+/// half the connection window, each frame under 256 bytes costing 256
+/// minus its size. A client that streams small records and reads no
+/// results is held back by the server not reading; with hyper's 1 MiB
+/// per stream it could get ~5,000 small frames in unread and be killed.
+/// A 64 KiB stream window under a 2 MiB connection window (budget 1 MiB)
+/// keeps one stream of records from 20 bytes up within budget, so it is
+/// slowed by flow control instead. (hyper does not expose h2's budget.)
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+
 /// Connection and request limits of both listeners.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -186,6 +198,8 @@ pub(crate) async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size)
         .keep_alive_interval(limits.h2_keep_alive_interval)

@@ -82,7 +82,9 @@ pub struct ServeArgs {
     /// A request body that sends nothing for this long is cut (408).
     #[arg(long, env = "EVAULT_BODY_IDLE_TIMEOUT", default_value = "30s")]
     body_idle_timeout: String,
-    /// A connection with no request in flight for this long is closed.
+    /// A connection with no request in flight for this long is closed
+    /// (an idle HTTP/1 connection also waits under --header-read-timeout:
+    /// the shorter one applies).
     #[arg(long, env = "EVAULT_KEEP_ALIVE_TIMEOUT", default_value = "60s")]
     keep_alive_timeout: String,
     /// Most connections held at once, REST and gRPC together (default:

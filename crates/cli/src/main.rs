@@ -70,7 +70,7 @@ impl KeystoreOpts {
 #[derive(Subcommand)]
 enum Command {
     /// Run the vault on its embedded store.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Put files into the vault as evidence.
     Put {
         #[arg(required = true)]
@@ -200,7 +200,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args, file),
+        Command::Serve(args) => serve::serve(*args, file),
         Command::Put {
             files,
             labels,

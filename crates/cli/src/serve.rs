@@ -8,7 +8,7 @@ use clap::Args;
 use evault_auth::{
     Alg, Authenticator, JwksSource, Keystore, OidcIssuer, OidcVerifier, TokenPolicy,
 };
-use evault_server::{Authentication, RateLimit, ServerOptions};
+use evault_server::{Authentication, Limits, RateLimit, ServerOptions};
 
 use crate::config::{DEFAULT_GRPC_LISTEN, DEFAULT_LISTEN, FileConfig, OidcConfig, parse_duration};
 
@@ -85,6 +85,68 @@ pub struct ServeArgs {
     /// it accepted and signs a final checkpoint.
     #[arg(long, env = "EVAULT_SHUTDOWN_TIMEOUT", default_value = "10s")]
     shutdown_timeout: String,
+    /// How long a new connection may take to send a request head (and an
+    /// HTTP/1 connection each following head).
+    #[arg(long, env = "EVAULT_HEADER_READ_TIMEOUT", default_value = "10s")]
+    header_read_timeout: String,
+    /// A request body that sends nothing for this long is cut (408).
+    #[arg(long, env = "EVAULT_BODY_IDLE_TIMEOUT", default_value = "30s")]
+    body_idle_timeout: String,
+    /// A connection with no request in flight for this long is closed
+    /// (an idle HTTP/1 connection also waits under --header-read-timeout:
+    /// the shorter one applies).
+    #[arg(long, env = "EVAULT_KEEP_ALIVE_TIMEOUT", default_value = "60s")]
+    keep_alive_timeout: String,
+    /// Most connections held at once, REST and gRPC together (default:
+    /// 4096, or 3/4 of the descriptor limit if less). At the cap the
+    /// connection idle longest is closed; if none is idle, newcomers are
+    /// refused (503).
+    #[arg(long, env = "EVAULT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// HTTP/2: most concurrent streams per connection.
+    #[arg(long, env = "EVAULT_H2_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    h2_max_concurrent_streams: u32,
+    /// HTTP/2: largest request header list, in bytes.
+    #[arg(long, env = "EVAULT_H2_MAX_HEADER_LIST_SIZE", default_value_t = 65536)]
+    h2_max_header_list_size: u32,
+    /// HTTP/2: how often to ping a peer (one that does not answer within
+    /// the same time is disconnected).
+    #[arg(long, env = "EVAULT_H2_KEEP_ALIVE_INTERVAL", default_value = "30s")]
+    h2_keep_alive_interval: String,
+}
+
+impl ServeArgs {
+    /// The connection limits the flags ask for.
+    fn limits(&self) -> Result<Limits, String> {
+        let positive = |name: &str, text: &str| {
+            let d = parse_duration(name, text)?;
+            if d.is_zero() {
+                return Err(format!("{name} must be more than 0"));
+            }
+            Ok(d)
+        };
+        let max_connections = self
+            .max_connections
+            .unwrap_or_else(evault_server::default_max_connections);
+        if max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.h2_max_concurrent_streams == 0 {
+            return Err("h2_max_concurrent_streams must be at least 1".into());
+        }
+        Ok(Limits {
+            header_read_timeout: positive("header_read_timeout", &self.header_read_timeout)?,
+            body_idle_timeout: positive("body_idle_timeout", &self.body_idle_timeout)?,
+            keep_alive_timeout: positive("keep_alive_timeout", &self.keep_alive_timeout)?,
+            max_connections,
+            max_concurrent_streams: self.h2_max_concurrent_streams,
+            max_header_list_size: self.h2_max_header_list_size.max(1024),
+            h2_keep_alive_interval: positive(
+                "h2_keep_alive_interval",
+                &self.h2_keep_alive_interval,
+            )?,
+        })
+    }
 }
 
 fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
@@ -163,6 +225,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .init();
     let data_dir = crate::data_dir(o.data_dir.clone(), &file);
+    let limits = o.limits()?;
     let listen = o
         .listen
         .or(file.listen.clone())
@@ -230,6 +293,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     let keystore_path = crate::keystore_path(o.service_accounts, Some(&data_dir), &file);
     let insecure = o.insecure_no_auth;
     let mut opts = ServerOptions::new(Authentication::InsecureDisabled);
+    opts.limits = limits;
     opts.public_log_read = !o.no_public_log_read && file.public_log_read.unwrap_or(true);
     let per_second = o.rate_limit.or(file.rate_limit).unwrap_or(0.0);
     if per_second > 0.0 {
@@ -321,7 +385,8 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         };
         let server = evault_server::serve_all(vault.clone(), opts, listener, grpc, tls, stopping());
         // Requests in flight get `shutdown_timeout` after the signal; then
-        // their connections are cut (what the vault accepted still commits).
+        // dropping the server future cuts their connections (what the vault
+        // accepted still commits).
         let deadline = async {
             stopping().await;
             tokio::time::sleep(shutdown_timeout).await;

@@ -145,8 +145,10 @@ pub struct EvidencePage {
             headers(("Location" = String, description = "URL of the record"))),
         (status = 200, description = "An identical record exists; it is returned with `duplicate: true`", body = PutResponse),
         (status = 400, description = "Malformed request, labels, content type or envelope", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 408, description = "The body sent nothing for longer than the server's body idle timeout", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Payload larger than the vault's upload limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "A `Content-Encoding` other than identity", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 501, description = "A `Transfer-Encoding` other than `chunked`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "The vault is shutting down", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -353,6 +355,12 @@ async fn stream_raw(st: &AppState, mut body: Body) -> Result<StagedPayload, Prob
 }
 
 fn body_error(e: &axum::Error) -> Problem {
+    if crate::conn::is_body_timeout(e) {
+        return Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body sent nothing for too long (the server's body idle timeout)",
+        );
+    }
     Problem::bad_request(format!("reading the request body failed: {e}"))
 }
 
@@ -516,7 +524,7 @@ fn blob_stream(
     ),
     responses(
         (status = 200, description = "One page of records", body = EvidencePage),
-        (status = 400, description = "Bad filter, cursor or limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Bad filter (or more than 32 `label` filters), cursor or limit", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_evidence(

@@ -10,6 +10,7 @@ pub mod access;
 mod admin;
 mod analytics;
 mod audit;
+mod conn;
 mod docs;
 mod evidence;
 mod grpc;
@@ -24,12 +25,10 @@ mod tlog;
 mod tls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use evault_vault::Vault;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use audit::AuditPage;
+pub use conn::{Limits, default_max_connections};
 pub use evidence::{ENVELOPE_TYPE, EvidenceEnvelope, EvidencePage, PutResponse};
 pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
@@ -81,16 +81,20 @@ pub struct ServerOptions {
     /// `max_upload`). The effective cap is also at most what base64 of a
     /// `max_upload` payload plus 64 KiB of metadata needs.
     pub max_envelope: u64,
+    /// Timeouts and caps of connections, requests and HTTP/2 streams.
+    pub limits: Limits,
 }
 
 impl ServerOptions {
-    /// Defaults: public log read on, no rate limit, 16 MiB envelopes.
+    /// Defaults: public log read on, no rate limit, 16 MiB envelopes, the
+    /// default [`Limits`].
     pub fn new(auth: Authentication) -> ServerOptions {
         ServerOptions {
             auth,
             public_log_read: true,
             rate_limit: None,
             max_envelope: 16 * 1024 * 1024,
+            limits: Limits::default(),
         }
     }
 }
@@ -190,6 +194,7 @@ fn rest_router(state: AppState) -> Router {
     routes
         .route("/api/v1/openapi.json", get(ops::openapi_json))
         .fallback(problem::not_found)
+        .layer(axum::middleware::from_fn(conn::refuse_transfer_codings))
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(axum::middleware::from_fn(problem::normalize_errors))
         .layer(axum::middleware::from_fn_with_state(
@@ -245,8 +250,11 @@ pub async fn serve(
 
 /// Serves the REST API on `http` and, when given, the gRPC API on `grpc`
 /// (HTTP/2, with TLS when `tls` is set), sharing one state: the same
-/// authenticator and rate limit apply to both. Stops both when `shutdown`
-/// completes, letting calls in flight finish.
+/// authenticator and rate limit apply to both, and `opts.limits` to the
+/// connections of both. When `shutdown` completes, stops accepting and
+/// returns once the calls in flight have finished; dropping the future
+/// before that cuts off every connection still open (the bound of a
+/// shutdown is the caller's).
 pub async fn serve_all(
     vault: Vault,
     opts: ServerOptions,
@@ -255,65 +263,37 @@ pub async fn serve_all(
     tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let registry = conn::Registry::new(opts.limits);
     let state = AppState::new(vault, opts);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
+    let acceptor = |alpn: &[u8]| -> Result<Option<tokio_rustls::TlsAcceptor>, ServeError> {
+        tls.as_ref()
+            .map(|t| t.load(alpn).map(tokio_rustls::TlsAcceptor::from))
+            .transpose()
     };
-    let rest = serve_one(
-        rest_router(state.clone()),
-        http,
-        tls.as_ref(),
-        b"http/1.1",
-        stopped(),
-    );
+    let rest = conn::Listener {
+        app: rest_router(state.clone()),
+        tcp: http,
+        tls: acceptor(b"http/1.1")?,
+        refuse_with_503: tls.is_none(),
+    };
+    let rest = conn::serve(rest, registry.clone(), stop_rx.clone());
     match grpc {
-        None => rest.await,
-        Some(listener) => {
-            let grpc = serve_one(
-                grpc::router(state),
-                listener,
-                tls.as_ref(),
-                b"h2",
-                stopped(),
-            );
+        None => rest.await?,
+        Some(tcp) => {
+            let grpc = conn::Listener {
+                app: grpc::router(state),
+                tcp,
+                tls: acceptor(b"h2")?,
+                refuse_with_503: false,
+            };
+            let grpc = conn::serve(grpc, registry, stop_rx);
             let (a, b) = tokio::join!(rest, grpc);
-            a.and(b)
-        }
-    }
-}
-
-async fn serve_one(
-    app: Router,
-    listener: TcpListener,
-    tls: Option<&TlsConfig>,
-    alpn: &[u8],
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    // ConnectInfo gives the guard each client's address (plain and TLS
-    // listeners are both wrapped in `tap_io`, which axum knows how to ask).
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
-        }
-        Some(tls) => {
-            let listener = tls::TlsListener::new(listener, tls.load(alpn)?)?.tap_io(|_| {});
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            a.and(b)?
         }
     }
     Ok(())

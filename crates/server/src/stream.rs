@@ -184,6 +184,7 @@ pub enum StreamReplyLine {
         (status = 200, description = "One answer per non-blank input line, then the summary", body = StreamReplyLine, content_type = "application/x-ndjson"),
         (status = 400, description = "Unknown query parameters", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`Content-Type` is not application/x-ndjson, or a `Content-Encoding` other than identity", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 501, description = "A `Transfer-Encoding` other than `chunked`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn stream_evidence(

@@ -7,6 +7,10 @@ use crate::error::{Result, VaultError};
 
 /// Most labels one record may carry.
 pub const MAX_LABELS: usize = 32;
+/// Most `label` filters one list query may carry: a record has at most
+/// [`MAX_LABELS`] labels, so more filters could match nothing, and each
+/// one deepens the store's query (SQLite refuses ~1,000).
+pub const MAX_LABEL_FILTERS: usize = MAX_LABELS;
 /// Longest label key, in bytes.
 pub const MAX_LABEL_KEY: usize = 64;
 /// Longest label value, in bytes.
@@ -15,6 +19,21 @@ pub const MAX_LABEL_VALUE: usize = 256;
 pub const MAX_CONTENT_TYPE: usize = 127;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// Checks a list query's label filters: their number (see
+/// [`MAX_LABEL_FILTERS`]) and keys.
+pub fn validate_label_filters(labels: &[(String, String)]) -> Result<()> {
+    if labels.len() > MAX_LABEL_FILTERS {
+        return Err(VaultError::Invalid(format!(
+            "{} label filters; at most {MAX_LABEL_FILTERS} are allowed",
+            labels.len()
+        )));
+    }
+    for (k, _) in labels {
+        validate_label_key(k)?;
+    }
+    Ok(())
+}
 
 /// Checks a MIME type of the form `type/subtype[; params]`.
 pub fn validate_content_type(ct: &str) -> Result<()> {

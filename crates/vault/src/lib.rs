@@ -496,7 +496,10 @@ impl Vault {
     }
 
     /// Records matching `query` that `reader` may see, in log order.
+    /// Refuses (`Invalid`) more than [`ingest::MAX_LABEL_FILTERS`] label
+    /// filters or a malformed label key.
     pub async fn list(&self, reader: &Reader, mut query: ListQuery) -> Result<Page<Evidence>> {
+        ingest::validate_label_filters(&query.labels)?;
         if let Some(owner) = reader.only_owner() {
             query.ingested_by = Some(owner);
         }

@@ -129,6 +129,17 @@ impl From<Problem> for Status {
     }
 }
 
+/// tonic reports a message over the size limit as OUT_OF_RANGE; gRPC's
+/// status code table (and our docs) say RESOURCE_EXHAUSTED. The guard
+/// fixes unary replies; streams pass their input's error through this.
+fn size_status(s: Status) -> Status {
+    if s.code() == Code::OutOfRange && s.message().contains("message length too large") {
+        Status::resource_exhausted(s.message().to_string())
+    } else {
+        s
+    }
+}
+
 fn vault_status(e: evault_vault::VaultError) -> Status {
     Status::from(Problem::from(e))
 }

@@ -19,6 +19,7 @@ mod checkpointer;
 mod config;
 mod datadir;
 mod error;
+mod health;
 pub mod ingest;
 mod keys;
 mod lifecycle;
@@ -49,6 +50,7 @@ pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
     StoredCheckpoint,
 };
+pub use health::{Component, NotReady};
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use reader::{ReadScope, Reader};
@@ -58,6 +60,7 @@ pub use stream::{StreamRecord, Submitted};
 pub use types::{ConsistencyProof, LogInfo, LogProof, PayloadData, PutOutcome, PutRequest};
 
 use blobs::{BlobDir, StagedBody};
+use health::Board;
 use lifecycle::Tasks;
 use log::LogHandle;
 use proofs::TileCache;
@@ -81,6 +84,8 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// The background tasks, until [`Vault::shutdown`] joins them.
     tasks: Mutex<Option<Tasks>>,
+    /// What the background tasks report as keeping the vault not ready.
+    health: Arc<Board>,
 }
 
 impl Inner {
@@ -162,6 +167,7 @@ fn running(
     store: &Arc<dyn Store>,
     interval: Duration,
     cache_tiles: usize,
+    health: &Arc<Board>,
 ) -> Result<Running> {
     let verifier = evault_note::verifier_for(log.signer.verifier_key().as_str()).map_err(|e| {
         VaultError::Invalid(format!(
@@ -182,6 +188,7 @@ fn running(
         interval,
         published: cp_tx,
         heads: heads.clone(),
+        health: health.clone(),
     };
     let handle = LogHandle {
         id,
@@ -222,12 +229,14 @@ impl Vault {
         let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st)).await??;
 
         let interval = config.checkpoint_interval;
+        let health = Arc::new(Board::default());
         let evidence = running(
             LogId::Evidence,
             started.evidence,
             &store,
             interval,
             TILE_CACHE_TILES,
+            &health,
         )?;
         let audit = match started.audit {
             Some(log) => Some(running(
@@ -236,6 +245,7 @@ impl Vault {
                 &store,
                 interval,
                 AUDIT_TILE_CACHE_TILES,
+                &health,
             )?),
             None => None,
         };
@@ -243,8 +253,9 @@ impl Vault {
         let mirror = match (startup::mirror_dir(&config), &audit) {
             (Some(dir), Some(a)) => {
                 let st = store.clone();
+                let h = health.clone();
                 let m =
-                    tokio::task::spawn_blocking(move || mirror::Mirror::open(dir, st)).await??;
+                    tokio::task::spawn_blocking(move || mirror::Mirror::open(dir, st, h)).await??;
                 Some((m, a.handle.heads.clone()))
             }
             _ => None,
@@ -273,13 +284,14 @@ impl Vault {
         };
         let (stop, stopping) = watch::channel(false);
         let tasks = Tasks {
-            sequencer: tokio::spawn(sequencer::run(
+            sequencer: tokio::spawn(sequencer::supervise(
                 rx,
                 store.clone(),
                 trees,
                 limits,
                 outputs,
                 stopping.clone(),
+                health.clone(),
             )),
             checkpointers: checkpointers
                 .into_iter()
@@ -301,6 +313,7 @@ impl Vault {
                 stream_budget,
                 stop,
                 tasks: Mutex::new(Some(tasks)),
+                health,
             }),
         })
     }
@@ -320,6 +333,46 @@ impl Vault {
     /// The audit log's read API; `None` when audit is disabled.
     pub fn audit_log(&self) -> Option<Log> {
         self.log(LogId::Audit).ok()
+    }
+
+    /// Why the vault is not ready, one entry per component in trouble;
+    /// empty when it is ready. Entries clear themselves when the component
+    /// recovers (e.g. the next commit succeeds once disk space is freed).
+    /// A stopped sequencer (the vault shut down, or it ended) is listed too.
+    pub fn health(&self) -> Vec<NotReady> {
+        let mut list = self.inner.health.list();
+        if self.inner.tx.is_closed() {
+            list.push(NotReady {
+                component: Component::Sequencer,
+                storage_full: false,
+                reason: "stopped; the vault takes no more writes".into(),
+            });
+        }
+        list
+    }
+
+    /// Like [`Vault::queue_audit`], but never waits: when the sequencer's
+    /// queue is full or closed the event is dropped, counted in
+    /// `evault_audit_events_dropped_total`, and `false` returned. For
+    /// liveness and readiness probes, which must answer even when the
+    /// audit trail cannot be written.
+    pub fn offer_audit(&self, event: AuditEvent) -> bool {
+        if self.inner.audit.is_none() {
+            return true;
+        }
+        if audit::check_event(&event).is_err() {
+            return false;
+        }
+        let (ack, _) = oneshot::channel();
+        let ok = self
+            .inner
+            .tx
+            .try_send(Pending::Audit { event, ack })
+            .is_ok();
+        if !ok {
+            metrics::counter!("evault_audit_events_dropped_total").increment(1);
+        }
+        ok
     }
 
     /// The vault's configuration.

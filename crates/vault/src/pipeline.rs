@@ -193,6 +193,8 @@ fn copy_error(e: &VaultError) -> VaultError {
         },
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
+        VaultError::StorageFull(s) => VaultError::StorageFull(s.clone()),
+        e if e.is_storage_full() => VaultError::StorageFull(e.to_string()),
         VaultError::Proof(_)
         | VaultError::Task(_)
         | VaultError::Store(_)

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod evidence;
 mod keys;
+mod logsink;
 mod output;
 mod proof;
 mod sa;
@@ -274,7 +275,8 @@ fn main() -> ExitCode {
 }
 
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("evault: {msg}");
+    // Not `eprintln!`: a closed stderr must not turn an exit into a panic.
+    say!("evault: {msg}");
     ExitCode::FAILURE
 }
 

@@ -222,7 +222,11 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_from_env("EVAULT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // A log line that cannot be written is counted and dropped
+        // (logsink); tracing-subscriber's own report of it would be an
+        // `eprintln!`, which panics on the same broken stderr.
+        .with_writer(|| crate::logsink::Stderr)
+        .log_internal_errors(false)
         .init();
     let data_dir = crate::data_dir(o.data_dir.clone(), &file);
     let limits = o.limits()?;
@@ -317,7 +321,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         // The keystore watcher is the server's own task: stopped on shutdown.
         let mut watcher = None;
         if insecure {
-            eprintln!(
+            crate::say!(
                 "evault: WARNING: --insecure-no-auth: every request is accepted without a token, \
                  with every role. Never expose this server."
             );
@@ -326,12 +330,12 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
                 .map_err(|e| format!("service accounts {}: {e}", keystore_path.display()))?;
             watcher = Some(keystore.spawn_watcher(KEYSTORE_POLL));
             let n = keystore.keys().len();
-            eprintln!(
+            crate::say!(
                 "evault: service accounts {} ({n} keys; reloaded on change and SIGHUP)",
                 keystore_path.display()
             );
             if n == 0 && issuers.is_empty() {
-                eprintln!(
+                crate::say!(
                     "evault: no service account yet: `evault sa create --principal ci \
                      --roles ingester`, then `evault token mint --key-id <id>`"
                 );
@@ -341,7 +345,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
                 Authentication::Tokens(Arc::new(Authenticator::new(keystore, oidc, policy)));
         }
         if vault.audit_log().is_none() {
-            eprintln!("evault: WARNING: --insecure-no-audit: no audit trail is written");
+            crate::say!("evault: WARNING: --insecure-no-audit: no audit trail is written");
         }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -354,23 +358,23 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
                     .map_err(|e| format!("cannot listen on {a} for gRPC: {e}"))?;
                 let local = l.local_addr().map_err(|e| e.to_string())?;
                 let how = if tls.is_some() { "TLS" } else { "plaintext" };
-                eprintln!("evault: serving gRPC on {local} ({how}; health and reflection on)");
+                crate::say!("evault: serving gRPC on {local} ({how}; health and reflection on)");
                 Some(l)
             }
             None => None,
         };
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!(
+        crate::say!(
             "evault: serving {scheme}://{local}  data dir {}",
             data_dir.display()
         );
         let log = vault.evidence_log();
-        eprintln!("evault: log origin  {}", log.origin());
-        eprintln!("evault: verifier key {}", log.verifier_key());
+        crate::say!("evault: log origin  {}", log.origin());
+        crate::say!("evault: verifier key {}", log.verifier_key());
         if let Some(a) = vault.audit_log() {
-            eprintln!("evault: audit origin {}", a.origin());
-            eprintln!("evault: audit verifier key {}", a.verifier_key());
+            crate::say!("evault: audit origin {}", a.origin());
+            crate::say!("evault: audit verifier key {}", a.verifier_key());
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -394,7 +398,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         let served = tokio::select! {
             r = server => r.map_err(|e| format!("server: {e}")),
             _ = deadline => {
-                eprintln!(
+                crate::say!(
                     "evault: requests still running after {shutdown_timeout:?}; cutting them off"
                 );
                 Ok(())
@@ -413,15 +417,16 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
 async fn stop_vault(vault: &evault_vault::Vault) {
     match vault.shutdown().await {
         Ok(s) => {
-            eprintln!(
+            crate::say!(
                 "evault: stopped; evidence log at size {}, signed up to {}",
-                s.evidence_size, s.evidence_checkpoint
+                s.evidence_size,
+                s.evidence_checkpoint
             );
             if let Some((size, signed)) = s.audit {
-                eprintln!("evault: audit log at size {size}, signed up to {signed}");
+                crate::say!("evault: audit log at size {size}, signed up to {signed}");
             }
         }
-        Err(e) => eprintln!("evault: stopping the vault: {e}"),
+        Err(e) => crate::say!("evault: stopping the vault: {e}"),
     }
 }
 
@@ -444,7 +449,7 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    eprintln!("evault: shutting down");
+    crate::say!("evault: shutting down");
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ use crate::access::{self, Access, Operation, Scope};
 use crate::problem::{Problem, ProblemDetail};
 use crate::{AppState, Authentication};
 
+/// Operations that answer whatever state the audit trail is in.
+const PROBES: &[&str] = &["health.live", "health.ready"];
+
 /// Principal recorded for callers without an identity.
 pub const ANONYMOUS: &str = "anonymous";
 /// Header carrying the request id, echoed on every reply.
@@ -412,14 +415,30 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
         // and refusals are durable before the reply.
         let answered_read =
             is_read && !refused && matches!(event.outcome, Outcome::Success | Outcome::Failed);
-        let written = if answered_read {
+        // Probes must answer when the audit trail cannot be written (a full
+        // disk, a stopped sequencer): that is what they report. Their event
+        // is offered without waiting and dropped (counted) if it cannot be
+        // queued.
+        let probe = op.is_some_and(|o| PROBES.contains(&o.name));
+        let written = if probe {
+            st.vault.offer_audit(event);
+            Ok(())
+        } else if answered_read {
             st.vault.queue_audit(event).await
         } else {
             st.vault.record_audit(event).await
         };
         if let Err(e) = written {
             tracing::error!(request_id, "audit event not written, request refused: {e}");
-            resp = if protocol == Protocol::Grpc {
+            let full = e.is_storage_full();
+            resp = if full && protocol == Protocol::Grpc {
+                grpc_reply(&tonic::Status::resource_exhausted(
+                    "the vault's storage is full; the audit trail cannot be written; the call \
+                     was refused",
+                ))
+            } else if full {
+                Problem::storage_full().into_response()
+            } else if protocol == Protocol::Grpc {
                 grpc_reply(&tonic::Status::unavailable(
                     "the audit trail cannot be written; the call was refused",
                 ))

@@ -19,35 +19,42 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the vault is open and its store answers a read.
+/// Readiness: the vault's store answers a read and none of its tasks
+/// reports trouble (a failed commit, e.g. a full disk; a checkpoint that
+/// cannot be signed or stored; an audit mirror behind). The 503's detail
+/// lists the reasons; readiness returns by itself once they clear.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String, content_type = "text/plain"),
-        (status = 503, description = "The store does not answer", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready; the detail says why", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem> {
-    // Not ready either once the vault refused to sign a fork: it serves
-    // what it has but signs nothing more until an operator acts.
-    if let Some(why) = st.vault.not_ready() {
-        let mut p = Problem::from(VaultError::Unavailable(why.clone()));
-        p.status = StatusCode::SERVICE_UNAVAILABLE;
-        p.detail = why;
-        return Err(p);
+    if let Err(e) = st.vault.evidence_log().list_checkpoints(None, 1).await {
+        tracing::warn!("readiness check failed: {e}");
+        return Err(not_ready("the vault's store does not answer".into()));
     }
-    match st.vault.evidence_log().list_checkpoints(None, 1).await {
-        Ok(_) => Ok("ready\n"),
-        Err(e) => {
-            tracing::warn!("readiness check failed: {e}");
-            let mut p = Problem::from(VaultError::Unavailable(e.to_string()));
-            p.status = StatusCode::SERVICE_UNAVAILABLE;
-            p.detail = "the vault's store does not answer".into();
-            Err(p)
-        }
+    let reasons = st.vault.health();
+    if reasons.is_empty() {
+        return Ok("ready\n");
     }
+    let detail = reasons
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    tracing::warn!("not ready: {detail}");
+    Err(not_ready(format!("not ready: {detail}")))
+}
+
+fn not_ready(detail: String) -> Problem {
+    let mut p = Problem::from(VaultError::Unavailable(detail.clone()));
+    p.status = StatusCode::SERVICE_UNAVAILABLE;
+    p.detail = detail;
+    p
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).

@@ -154,8 +154,27 @@ impl IntoResponse for Problem {
     }
 }
 
+impl Problem {
+    /// A 507 Insufficient Storage: the disk is full; nothing was written
+    /// and the same request may succeed later.
+    pub fn storage_full() -> Problem {
+        Problem {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            detail: "the vault's storage is full; nothing was written; retry once space is freed"
+                .into(),
+            failure: Some("storage_full"),
+            retry_after: Some(5),
+            denied: None,
+        }
+    }
+}
+
 impl From<VaultError> for Problem {
     fn from(e: VaultError) -> Problem {
+        if e.is_storage_full() {
+            tracing::warn!("{e}");
+            return Problem::storage_full();
+        }
         match e {
             VaultError::Invalid(why) => Problem::bad_request(why),
             VaultError::TooLarge { limit } => Problem::new(
@@ -170,7 +189,7 @@ impl From<VaultError> for Problem {
             VaultError::Store(StoreError::TileUnavailable(t)) => {
                 Problem::not_found(format!("{} is not available", t.path()))
             }
-            e @ (VaultError::Unavailable(_) | VaultError::Task(_)) => {
+            e @ (VaultError::Unavailable(_) | VaultError::Task(_) | VaultError::StorageFull(_)) => {
                 tracing::warn!("{e}");
                 Problem {
                     status: StatusCode::SERVICE_UNAVAILABLE,

@@ -376,6 +376,35 @@ impl std::error::Error for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the failure is the disk (or file system quota) being full:
+    /// SQLite's `SQLITE_FULL`, or an I/O error `ENOSPC`/`EDQUOT`. Nothing
+    /// was written; the same call may succeed once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        let StoreError::Backend(e) = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(c) = cause {
+            if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>()
+                && f.code == rusqlite::ErrorCode::DiskFull
+            {
+                return true;
+            }
+            if let Some(io) = c.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+            {
+                return true;
+            }
+            cause = c.source();
+        }
+        false
+    }
+}
+
 /// Result of a store call; the error is a [`StoreError`] unless given.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::head::{Alarm, HeadGuard, SignedHead};
+use crate::health::{Board, Component};
 use crate::sequencer::TreeHead;
 
 pub(crate) fn now_ms() -> i64 {
@@ -74,13 +75,36 @@ pub(crate) struct Checkpointer {
     pub guard: HeadGuard,
     /// Raised (and the checkpointer ends) when it refuses to sign a fork.
     pub alarm: Alarm,
+    /// Where a failure to sign or store is reported until one succeeds.
+    pub health: Arc<Board>,
 }
 
 impl Checkpointer {
     /// Runs until the sequencer stops (its head channel closes), then
     /// signs the final head if it is not signed yet. `stopping` turns the
     /// interval off, so the last checkpoints come without delay.
-    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
+    pub async fn run(mut self, stopping: watch::Receiver<bool>) {
+        use futures_util::FutureExt;
+        loop {
+            // A panic (e.g. in a signer) restarts the loop from the last
+            // published checkpoint; the attempt is retried.
+            let ran = std::panic::AssertUnwindSafe(self.follow(stopping.clone()))
+                .catch_unwind()
+                .await;
+            if ran.is_ok() {
+                return;
+            }
+            metrics::counter!("evault_task_restarts_total", "task" => "checkpointer").increment(1);
+            tracing::error!("the {} checkpointer panicked; restarting it", self.log);
+            self.health.set(
+                Component::Checkpointer(self.log),
+                false,
+                "restarted after a panic",
+            );
+        }
+    }
+
+    async fn follow(&mut self, mut stopping: watch::Receiver<bool>) {
         let mut last = *self.published.borrow();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -122,6 +146,30 @@ impl Checkpointer {
                 Ok(Ok(Signed::Checkpoint(cp))) => {
                     last = cp.size;
                     let _ = self.published.send(cp.size);
+                    self.health.clear(Component::Checkpointer(self.log));
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(
+                        "{log} checkpoint at size {}: {e} (retrying)",
+                        head.size,
+                        log = self.log
+                    );
+                    self.health.set(
+                        Component::Checkpointer(self.log),
+                        e.is_storage_full(),
+                        format!(
+                            "cannot sign or store the checkpoint of size {}: {e}",
+                            head.size
+                        ),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!("{} checkpoint task failed: {e}", self.log);
+                    self.health.set(
+                        Component::Checkpointer(self.log),
+                        false,
+                        format!("the checkpoint task failed: {e}"),
+                    );
                 }
                 Ok(Ok(Signed::Fork(why))) => {
                     // Signing again cannot help: the stored tree is not the
@@ -130,15 +178,11 @@ impl Checkpointer {
                     tracing::error!("{why}; no checkpoint will be signed (see docs/OPERATIONS.md)");
                     metrics::counter!("evault_fork_refusals_total", "log" => log.to_string())
                         .increment(1);
+                    self.health
+                        .set(Component::Checkpointer(self.log), false, why.clone());
                     self.alarm.raise(why);
                     return;
                 }
-                Ok(Err(e)) => tracing::error!(
-                    "{log} checkpoint at size {}: {e}",
-                    head.size,
-                    log = self.log
-                ),
-                Err(e) => tracing::error!("{} checkpoint task failed: {e}", self.log),
             }
             if closed && last < head.size {
                 // The vault is stopping and the final checkpoint failed:

@@ -48,6 +48,9 @@ pub enum VaultError {
     Proof(ProofFailure),
     /// The vault is shutting down or its sequencer has stopped.
     Unavailable(String),
+    /// The disk holding the store or the blobs is full: nothing was
+    /// written; the same request succeeds once space is freed.
+    StorageFull(String),
     /// A blocking task of the vault died (it panicked or the runtime is
     /// shutting down).
     Task(tokio::task::JoinError),
@@ -82,6 +85,7 @@ impl fmt::Display for VaultError {
             }
             VaultError::Proof(e) => write!(f, "vault state is inconsistent: proof: {e}"),
             VaultError::Unavailable(why) => write!(f, "vault unavailable: {why}"),
+            VaultError::StorageFull(why) => write!(f, "storage full: {why}"),
             VaultError::Task(e) => write!(f, "vault unavailable: a vault task failed: {e}"),
             VaultError::Store(e) => write!(f, "{e}"),
             VaultError::Io(e) => write!(f, "i/o: {e}"),
@@ -106,7 +110,25 @@ impl std::error::Error for VaultError {
             | VaultError::Hidden { .. }
             | VaultError::Inconsistent(_)
             | VaultError::Corrupt { .. }
-            | VaultError::Unavailable(_) => None,
+            | VaultError::Unavailable(_)
+            | VaultError::StorageFull(_) => None,
+        }
+    }
+}
+
+impl VaultError {
+    /// Whether the failure is a full disk ([`VaultError::StorageFull`], or
+    /// a store or file error that says so): worth retrying once space is
+    /// freed, and answered differently from other failures.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            VaultError::StorageFull(_) => true,
+            VaultError::Store(e) => e.is_storage_full(),
+            VaultError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
         }
     }
 }
@@ -172,5 +194,18 @@ mod tests {
             VaultError::NotFound("evidence x".into()).to_string()
         );
         assert!(hidden.source().is_none());
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_through_the_chain() {
+        let enospc = VaultError::from(std::io::Error::from_raw_os_error(28));
+        assert!(enospc.is_storage_full());
+        let wrapped = VaultError::Store(StoreError::Backend(Box::new(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        ))));
+        assert!(wrapped.is_storage_full());
+        assert!(VaultError::StorageFull("x".into()).is_storage_full());
+        assert!(!VaultError::Unavailable("x".into()).is_storage_full());
+        assert!(!VaultError::from(std::io::Error::other("eio")).is_storage_full());
     }
 }

@@ -20,6 +20,7 @@ mod config;
 mod datadir;
 mod error;
 mod head;
+mod health;
 pub mod ingest;
 mod integrity;
 mod keys;
@@ -52,6 +53,7 @@ pub use evault_store::{
     StoredCheckpoint,
 };
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
+pub use health::{Component, NotReady};
 pub use integrity::{BlobReader, INTEGRITY_FAILURES};
 pub use lifecycle::Stopped;
 pub use log::Log;
@@ -62,6 +64,7 @@ pub use stream::{StreamRecord, Submitted};
 pub use types::{ConsistencyProof, LogInfo, LogProof, PayloadData, PutOutcome, PutRequest};
 
 use blobs::{BlobDir, StagedBody};
+use health::Board;
 use lifecycle::Tasks;
 use log::LogHandle;
 use proofs::TileCache;
@@ -87,6 +90,8 @@ struct Inner {
     tasks: Mutex<Option<Tasks>>,
     /// Set when a checkpointer refused to sign a fork.
     alarm: head::Alarm,
+    /// What the background tasks report as keeping the vault not ready.
+    health: Arc<Board>,
 }
 
 impl Inner {
@@ -171,6 +176,7 @@ fn running(
     interval: Duration,
     cache_tiles: usize,
     alarm: &head::Alarm,
+    health: &Arc<Board>,
 ) -> Result<Running> {
     let verifier = evault_note::verifier_for(log.signer.verifier_key().as_str()).map_err(|e| {
         VaultError::Invalid(format!(
@@ -193,6 +199,7 @@ fn running(
         heads: heads.clone(),
         guard: log.guard,
         alarm: alarm.clone(),
+        health: health.clone(),
     };
     let handle = LogHandle {
         id,
@@ -234,6 +241,7 @@ impl Vault {
 
         let interval = config.checkpoint_interval;
         let alarm = head::Alarm::default();
+        let health = Arc::new(Board::default());
         let evidence = running(
             LogId::Evidence,
             started.evidence,
@@ -241,6 +249,7 @@ impl Vault {
             interval,
             TILE_CACHE_TILES,
             &alarm,
+            &health,
         )?;
         let audit = match started.audit {
             Some(log) => Some(running(
@@ -250,6 +259,7 @@ impl Vault {
                 interval,
                 AUDIT_TILE_CACHE_TILES,
                 &alarm,
+                &health,
             )?),
             None => None,
         };
@@ -257,8 +267,9 @@ impl Vault {
         let mirror = match (startup::mirror_dir(&config), &audit) {
             (Some(dir), Some(a)) => {
                 let st = store.clone();
+                let h = health.clone();
                 let m =
-                    tokio::task::spawn_blocking(move || mirror::Mirror::open(dir, st)).await??;
+                    tokio::task::spawn_blocking(move || mirror::Mirror::open(dir, st, h)).await??;
                 Some((m, a.handle.heads.clone()))
             }
             _ => None,
@@ -287,13 +298,14 @@ impl Vault {
         };
         let (stop, stopping) = watch::channel(false);
         let tasks = Tasks {
-            sequencer: tokio::spawn(sequencer::run(
+            sequencer: tokio::spawn(sequencer::supervise(
                 rx,
                 store.clone(),
                 trees,
                 limits,
                 outputs,
                 stopping.clone(),
+                health.clone(),
             )),
             checkpointers: checkpointers
                 .into_iter()
@@ -316,6 +328,7 @@ impl Vault {
                 stop,
                 tasks: Mutex::new(Some(tasks)),
                 alarm,
+                health,
             }),
         })
     }
@@ -342,6 +355,46 @@ impl Vault {
     /// log's latest signed head (a fork), and signs nothing more.
     pub fn not_ready(&self) -> Option<String> {
         self.inner.alarm.reason()
+    }
+
+    /// Why the vault is not ready, one entry per component in trouble;
+    /// empty when it is ready. Entries clear themselves when the component
+    /// recovers (e.g. the next commit succeeds once disk space is freed).
+    /// A stopped sequencer (the vault shut down, or it ended) is listed too.
+    pub fn health(&self) -> Vec<NotReady> {
+        let mut list = self.inner.health.list();
+        if self.inner.tx.is_closed() {
+            list.push(NotReady {
+                component: Component::Sequencer,
+                storage_full: false,
+                reason: "stopped; the vault takes no more writes".into(),
+            });
+        }
+        list
+    }
+
+    /// Like [`Vault::queue_audit`], but never waits: when the sequencer's
+    /// queue is full or closed the event is dropped, counted in
+    /// `evault_audit_events_dropped_total`, and `false` returned. For
+    /// liveness and readiness probes, which must answer even when the
+    /// audit trail cannot be written.
+    pub fn offer_audit(&self, event: AuditEvent) -> bool {
+        if self.inner.audit.is_none() {
+            return true;
+        }
+        if audit::check_event(&event).is_err() {
+            return false;
+        }
+        let (ack, _) = oneshot::channel();
+        let ok = self
+            .inner
+            .tx
+            .try_send(Pending::Audit { event, ack })
+            .is_ok();
+        if !ok {
+            metrics::counter!("evault_audit_events_dropped_total").increment(1);
+        }
+        ok
     }
 
     /// The vault's configuration.

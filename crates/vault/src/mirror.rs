@@ -27,6 +27,7 @@ use evault_store::{AuditQuery, Store};
 use tokio::sync::watch;
 
 use crate::error::{Result, VaultError};
+use crate::health::{Board, Component};
 use crate::sequencer::TreeHead;
 
 /// Least time between two writes (each followed by an fsync): the mirror
@@ -50,13 +51,15 @@ pub(crate) struct Mirror {
     present: HashSet<u64>,
     /// The file of the latest date written, kept open.
     open: Option<(String, File)>,
+    /// Where a mirror that falls behind says why, until it catches up.
+    health: Arc<Board>,
 }
 
 impl Mirror {
     /// Creates (or tightens to 0700) the mirror directory, reads the
     /// cursor, and repairs what a crash may have left: a torn last line is
     /// cut off, and events already written past the cursor are noted.
-    pub fn open(dir: PathBuf, store: Arc<dyn Store>) -> Result<Mirror> {
+    pub fn open(dir: PathBuf, store: Arc<dyn Store>, health: Arc<Board>) -> Result<Mirror> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -91,6 +94,7 @@ impl Mirror {
             cursor_key,
             present,
             open: None,
+            health,
         })
     }
 
@@ -117,7 +121,15 @@ impl Mirror {
             let target = heads.borrow().size.max(target);
             last_write = Some(Instant::now());
             let joined = tokio::task::spawn_blocking(move || {
-                let r = self.catch_up(target);
+                // A panic is a failed attempt like any other: retried.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.catch_up(target)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(VaultError::Unavailable(
+                        "the audit mirror panicked while writing".into(),
+                    ))
+                });
                 (self, r)
             })
             .await;
@@ -130,6 +142,15 @@ impl Mirror {
                     return;
                 }
             };
+            if let Err(e) = &result {
+                self.health.set(
+                    Component::AuditMirror,
+                    e.is_storage_full(),
+                    format!("events from {} on are not mirrored yet: {e}", self.next),
+                );
+            } else {
+                self.health.clear(Component::AuditMirror);
+            }
             if let Err(e) = result {
                 metrics::counter!("evault_audit_mirror_errors_total").increment(1);
                 tracing::error!(

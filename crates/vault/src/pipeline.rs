@@ -197,6 +197,8 @@ fn copy_error(e: &VaultError) -> VaultError {
             what,
             detail: detail.clone(),
         },
+        VaultError::StorageFull(s) => VaultError::StorageFull(s.clone()),
+        e if e.is_storage_full() => VaultError::StorageFull(e.to_string()),
         VaultError::Proof(_)
         | VaultError::Task(_)
         | VaultError::Store(_)

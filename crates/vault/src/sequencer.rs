@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::PutOutcome;
 use crate::audit::{AuditOnCommit, to_row};
 use crate::error::{Result, VaultError};
+use crate::health::{Board, Component};
 use crate::proofs::StoreTiles;
 use crate::records::evidence_from_row;
 
@@ -124,15 +127,78 @@ pub(crate) struct Outputs {
     pub audit_heads: Option<watch::Sender<TreeHead>>,
 }
 
-/// Runs until every sender is dropped, or until `stopping` turns true:
-/// then it takes nothing new, commits what is queued, and ends.
-pub(crate) async fn run(
+/// The sequencer under supervision: if it panics (outside a commit, which
+/// is guarded on its own), it is restarted on the same queue with its trees
+/// reloaded from the store, and counted in `evault_task_restarts_total`.
+/// Ends when [`run`] ends: every sender dropped, or stopped and drained.
+pub(crate) async fn supervise(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
-    mut trees: Trees,
+    trees: Trees,
     limits: BatchLimits,
     out: Outputs,
     mut stopping: watch::Receiver<bool>,
+    health: Arc<Board>,
+) {
+    let audit = trees.audit.is_some();
+    let mut trees = Some(trees);
+    loop {
+        let ran = AssertUnwindSafe(run(
+            &mut rx,
+            &store,
+            &mut trees,
+            audit,
+            limits,
+            &out,
+            &mut stopping,
+            &health,
+        ))
+        .catch_unwind()
+        .await;
+        if ran.is_ok() {
+            return;
+        }
+        metrics::counter!("evault_task_restarts_total", "task" => "sequencer").increment(1);
+        tracing::error!("the sequencer panicked; restarting it from the stored state");
+        health.set(
+            Component::Sequencer,
+            false,
+            "restarted after a panic; reloading the trees from the store",
+        );
+        // What was in memory may be ahead of what committed.
+        trees = None;
+    }
+}
+
+/// Rebuilds both trees from what the store committed.
+pub(crate) fn reload(store: &dyn Store, audit: bool) -> Result<Trees> {
+    let size = store.tree_size(LogId::Evidence)?;
+    let evidence = TreeState::load(store, LogId::Evidence, size)?;
+    let audit = if audit {
+        let size = store.tree_size(LogId::Audit)?;
+        Some(TreeState::load(store, LogId::Audit, size)?)
+    } else {
+        None
+    };
+    Ok(Trees { evidence, audit })
+}
+
+/// Runs until every sender is dropped, or until `stopping` turns true:
+/// then it takes nothing new, commits what is queued, and ends.
+///
+/// `trees` is `None` when the in-memory state cannot be trusted (after a
+/// failed commit or a panic): it is reloaded from the store before the next
+/// batch, and while that fails every batch is refused with the reason.
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    rx: &mut mpsc::Receiver<Pending>,
+    store: &Arc<dyn Store>,
+    trees: &mut Option<Trees>,
+    audit: bool,
+    limits: BatchLimits,
+    out: &Outputs,
+    stopping: &mut watch::Receiver<bool>,
+    health: &Board,
 ) {
     loop {
         let first = tokio::select! {
@@ -168,15 +234,33 @@ pub(crate) async fn run(
             batch.push(next);
         }
         metrics::histogram!("evault_ingest_batch_records").record(records as f64);
-        let store = store.clone();
+        let current = match trees.take() {
+            Some(t) => t,
+            None => match reload_async(store, audit).await {
+                Ok(t) => {
+                    announce_all(out, &t);
+                    t
+                }
+                Err(f) => {
+                    health.set(
+                        Component::Sequencer,
+                        f.full,
+                        format!("cannot reload the trees from the store: {}", f.msg),
+                    );
+                    for p in batch {
+                        p.refused(&f).send();
+                    }
+                    continue;
+                }
+            },
+        };
+        let st = store.clone();
         let started = std::time::Instant::now();
-        // `trees` comes back whatever happens inside: a panic (e.g. in an
-        // audit builder) drops the batch's acks (callers see Unavailable)
-        // and leaves the trees as they were.
+        // `current` comes back whatever happens inside: a panic (e.g. in an
+        // audit builder) drops the batch's acks (callers see Unavailable).
         let joined = tokio::task::spawn_blocking(move || {
-            let done =
-                std::panic::catch_unwind(AssertUnwindSafe(|| commit(&*store, &trees, batch)));
-            (trees, done)
+            let done = std::panic::catch_unwind(AssertUnwindSafe(|| commit(&*st, &current, batch)));
+            (current, done)
         })
         .await;
         metrics::histogram!("evault_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -188,24 +272,68 @@ pub(crate) async fn run(
                 return;
             }
         };
-        trees = unchanged;
         let Ok(done) = done else {
             tracing::error!("sequencer commit panicked; its batch was not committed");
+            health.set(
+                Component::Sequencer,
+                false,
+                "a group commit panicked; reloading the trees from the store",
+            );
+            // Reloaded before the next batch: the panic may have come after
+            // the store committed.
             continue;
         };
+        let mut current = unchanged;
+        if let Some(f) = &done.failure {
+            // What is in memory is what the store had before the batch,
+            // unless the store committed and then failed: reload to be sure.
+            health.set(
+                Component::Sequencer,
+                f.full,
+                format!("the last group commit failed: {}", f.msg),
+            );
+            match reload_async(store, audit).await {
+                Ok(t) => current = t,
+                Err(_) => {
+                    // Retried before the next batch.
+                    for reply in done.replies {
+                        reply.send();
+                    }
+                    continue;
+                }
+            }
+        } else {
+            health.clear(Component::Sequencer);
+        }
         if let Some(next) = done.trees {
             metrics::counter!("evault_records_appended_total")
-                .increment(next.evidence.size() - trees.evidence.size());
-            trees = next;
+                .increment(next.evidence.size() - current.evidence.size());
+            current = next;
         }
         metrics::counter!("evault_audit_events_total").increment(done.events as u64);
-        announce(&out.evidence_heads, trees.evidence.head());
-        if let (Some(tx), Some(audit)) = (&out.audit_heads, &trees.audit) {
-            announce(tx, audit.head());
-        }
+        announce_all(out, &current);
+        *trees = Some(current);
         for reply in done.replies {
             reply.send();
         }
+    }
+}
+
+/// [`reload`] off the runtime.
+async fn reload_async(store: &Arc<dyn Store>, audit: bool) -> std::result::Result<Trees, Failure> {
+    let st = store.clone();
+    match tokio::task::spawn_blocking(move || reload(&*st, audit)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Failure::of(&e)),
+        Err(e) => Err(Failure::of(&VaultError::from(e))),
+    }
+}
+
+/// Publishes the heads of both trees.
+fn announce_all(out: &Outputs, trees: &Trees) {
+    announce(&out.evidence_heads, trees.evidence.head());
+    if let (Some(tx), Some(audit)) = (&out.audit_heads, &trees.audit) {
+        announce(tx, audit.head());
     }
 }
 
@@ -238,27 +366,27 @@ impl Reply {
     }
 
     /// The same caller, told the batch failed.
-    fn failed(self, msg: &str) -> Reply {
+    fn failed(self, f: &Failure) -> Reply {
         match self {
-            Reply::Put(ack, _) => Reply::Put(ack, Err(unavailable(msg))),
+            Reply::Put(ack, _) => Reply::Put(ack, Err(f.error())),
             Reply::Many(ack, r) => {
                 let n = r.len();
-                Reply::Many(ack, (0..n).map(|_| Err(unavailable(msg))).collect())
+                Reply::Many(ack, (0..n).map(|_| Err(f.error())).collect())
             }
-            Reply::Audit(ack, _) => Reply::Audit(ack, Err(unavailable(msg))),
+            Reply::Audit(ack, _) => Reply::Audit(ack, Err(f.error())),
         }
     }
 }
 
 impl Pending {
     /// The caller of a request that will not be committed.
-    fn refused(self, msg: &str) -> Reply {
+    fn refused(self, f: &Failure) -> Reply {
         match self {
-            Pending::Put { ack, .. } => Reply::Put(ack, Err(unavailable(msg))),
+            Pending::Put { ack, .. } => Reply::Put(ack, Err(f.error())),
             Pending::Many { rows, ack } => {
-                Reply::Many(ack, rows.iter().map(|_| Err(unavailable(msg))).collect())
+                Reply::Many(ack, rows.iter().map(|_| Err(f.error())).collect())
             }
-            Pending::Audit { ack, .. } => Reply::Audit(ack, Err(unavailable(msg))),
+            Pending::Audit { ack, .. } => Reply::Audit(ack, Err(f.error())),
         }
     }
 
@@ -275,6 +403,32 @@ fn unavailable(msg: &str) -> VaultError {
     VaultError::Unavailable(msg.to_string())
 }
 
+/// Why a batch was not committed, as every caller of it is told: a full
+/// disk ([`VaultError::StorageFull`]) or another failure
+/// ([`VaultError::Unavailable`]).
+#[derive(Clone, Debug)]
+struct Failure {
+    full: bool,
+    msg: String,
+}
+
+impl Failure {
+    fn of(e: &VaultError) -> Failure {
+        Failure {
+            full: e.is_storage_full(),
+            msg: e.to_string(),
+        }
+    }
+
+    fn error(&self) -> VaultError {
+        if self.full {
+            VaultError::StorageFull(self.msg.clone())
+        } else {
+            VaultError::Unavailable(self.msg.clone())
+        }
+    }
+}
+
 /// What one group commit did.
 struct Committed {
     /// The extended trees; `None` when nothing was written (failure, or a
@@ -283,6 +437,8 @@ struct Committed {
     replies: Vec<Reply>,
     /// How many audit events were committed.
     events: usize,
+    /// Why the store refused the batch, if it did.
+    failure: Option<Failure>,
 }
 
 /// The evidence rows of one group commit, as they are planned: new leaves
@@ -346,17 +502,18 @@ fn all_failed(
     e: &VaultError,
 ) -> Committed {
     metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
-    let msg = e.to_string();
+    let f = Failure::of(e);
     let replies = replies
         .into_iter()
         .chain(std::iter::once(current))
-        .map(|r| r.failed(&msg))
-        .chain(rest.map(|p| p.refused(&msg)))
+        .map(|r| r.failed(&f))
+        .chain(rest.map(|p| p.refused(&f)))
         .collect();
     Committed {
         trees: None,
         replies,
         events: 0,
+        failure: Some(f),
     }
 }
 
@@ -378,11 +535,12 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
         Ok(found) => found.into_iter().map(|r| (r.dedup_key, r)).collect(),
         Err(e) => {
             metrics::counter!("evault_store_errors_total", "op" => "lookup").increment(1);
-            let msg = VaultError::from(e).to_string();
+            let f = Failure::of(&VaultError::from(e));
             return Committed {
                 trees: None,
-                replies: batch.into_iter().map(|p| p.refused(&msg)).collect(),
+                replies: batch.into_iter().map(|p| p.refused(&f)).collect(),
                 events: 0,
+                failure: Some(f),
             };
         }
     };
@@ -482,6 +640,7 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             trees: None,
             replies,
             events: 0,
+            failure: None,
         };
     }
     let mut next = trees.clone();
@@ -509,17 +668,22 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             rows.len(),
             audit_rows.len()
         );
-        let msg = format!("commit failed: {e}");
+        let f = Failure {
+            full: e.is_storage_full(),
+            msg: format!("commit failed: {e}"),
+        };
         return Committed {
             trees: None,
-            replies: replies.into_iter().map(|r| r.failed(&msg)).collect(),
+            replies: replies.into_iter().map(|r| r.failed(&f)).collect(),
             events: 0,
+            failure: Some(f),
         };
     }
     Committed {
         trees: Some(next),
         replies,
         events: audit_rows.len(),
+        failure: None,
     }
 }
 

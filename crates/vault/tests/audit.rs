@@ -15,7 +15,9 @@ use evault_store::{
     AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, SqliteStore, Store,
     StoreError, StoredCheckpoint,
 };
-use evault_vault::{AuditOnCommit, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
+use evault_vault::{
+    AuditOnCommit, Component, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
+};
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
 
 const ORIGIN: &str = "test.example/vault";
@@ -710,6 +712,28 @@ async fn audit_disabled_writes_nothing() {
 struct Flaky {
     inner: SqliteStore,
     fail: AtomicBool,
+    /// Appends and checkpoints fail as on a full disk.
+    full: AtomicBool,
+    /// Appends commit, then report a failure (the in-memory trees of the
+    /// sequencer would be behind the store).
+    lie: AtomicBool,
+}
+
+impl Flaky {
+    fn new(dir: &Path) -> Flaky {
+        Flaky {
+            inner: SqliteStore::open(&dir.join("evault.db")).unwrap(),
+            fail: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+            lie: AtomicBool::new(false),
+        }
+    }
+}
+
+fn disk_full() -> StoreError {
+    StoreError::Backend(Box::new(std::io::Error::from(
+        std::io::ErrorKind::StorageFull,
+    )))
 }
 
 impl Store for Flaky {
@@ -720,7 +744,14 @@ impl Store for Flaky {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("injected failure".into()));
         }
-        self.inner.append(batch)
+        if self.full.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        self.inner.append(batch)?;
+        if self.lie.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("fsync reported a failure".into()));
+        }
+        Ok(())
     }
     fn read_tiles(
         &self,
@@ -767,6 +798,9 @@ impl Store for Flaky {
         self.inner.analytics_summary(q)
     }
     fn put_checkpoint(&self, log: LogId, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
         self.inner.put_checkpoint(log, cp)
     }
     fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -794,10 +828,7 @@ impl Store for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_writes_neither_log() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Flaky {
-        inner: SqliteStore::open(&dir.path().join("evault.db")).unwrap(),
-        fail: AtomicBool::new(false),
-    });
+    let store = Arc::new(Flaky::new(dir.path()));
     let v = Vault::with_store(config(dir.path()), store.clone())
         .await
         .unwrap();
@@ -918,4 +949,92 @@ async fn queue_audit_returns_before_the_commit_and_the_event_follows() {
     let off = Vault::open(c).await.unwrap();
     off.queue_audit(event("a", "b", "c")).await.unwrap();
     assert!(off.audit_log().map(|l| l.head()).is_none());
+}
+
+/// Polls `cond` until it holds or `secs` pass.
+async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_as_storage_full_and_readiness_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Flaky::new(dir.path()));
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    put_audited(&v, b"before", None).await;
+    assert!(v.health().is_empty(), "{:?}", v.health());
+
+    store.full.store(true, Ordering::SeqCst);
+    let err = put_audited_err(&v, b"while full").await;
+    assert!(err.is_storage_full(), "{err}");
+    assert!(matches!(err, VaultError::StorageFull(_)), "{err}");
+    let err = v.record_audit(event("a", "b", "c")).await.unwrap_err();
+    assert!(matches!(err, VaultError::StorageFull(_)), "{err}");
+    let health = v.health();
+    assert!(
+        health
+            .iter()
+            .any(|h| h.component == Component::Sequencer && h.storage_full),
+        "{health:?}"
+    );
+
+    // Space is back: the next commit succeeds, readiness clears by itself.
+    store.full.store(false, Ordering::SeqCst);
+    let out = put_audited(&v, b"after", None).await;
+    assert_eq!(out.record.leaf_index, 1);
+    eventually(10, "the vault is ready again", || v.health().is_empty()).await;
+    v.evidence_log()
+        .wait_for_checkpoint(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    v.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_landed_but_reported_failure_is_reloaded_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Flaky::new(dir.path()));
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    put_audited(&v, b"first", None).await;
+    store.lie.store(true, Ordering::SeqCst);
+    let err = put_audited_err(&v, b"landed").await;
+    assert!(matches!(err, VaultError::Unavailable(_)), "{err}");
+    store.lie.store(false, Ordering::SeqCst);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 2);
+    // The sequencer goes on from the store, not from its stale memory: a
+    // new record follows the one that landed, and both logs verify.
+    let out = put_audited(&v, b"third", None).await;
+    assert_eq!(out.record.leaf_index, 2);
+    assert_eq!(v.evidence_log().head().size, 3);
+    let events = all_events(&v).await;
+    assert_eq!(events.len(), 3);
+    v.log(LogId::Audit)
+        .unwrap()
+        .wait_for_checkpoint(3, Duration::from_secs(10))
+        .await
+        .unwrap();
+    v.audit_log()
+        .unwrap()
+        .inclusion(&Reader::all("test"), &events[2].id, None)
+        .await
+        .map(|p| p.into_audit().unwrap())
+        .unwrap()
+        .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
+        .unwrap();
+    eventually(10, "the vault is ready again", || v.health().is_empty()).await;
+    v.shutdown().await.unwrap();
+}
+
+async fn put_audited_err(v: &Vault, body: &[u8]) -> VaultError {
+    put_as(v, "sa:ci", body, None, Some(on_commit("sa:ci", None)))
+        .await
+        .unwrap_err()
 }

@@ -55,6 +55,17 @@ pub fn write_keystore(data_dir: &Path) {
     .expect("keystore");
 }
 
+/// Where a test server's standard error goes.
+pub enum Stderr {
+    /// A pipe the test drains (the default).
+    Drain,
+    /// A pipe whose read end the test closes once the server is up: every
+    /// later write is EPIPE (a dead log shipper).
+    CloseAfterStart,
+    /// A file (e.g. on the same small disk as the data directory).
+    File(std::path::PathBuf),
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -65,6 +76,12 @@ pub struct Server {
 impl Server {
     /// Starts `evault serve` on a free port and waits until it answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data_dir, extra, Stderr::Drain, "warn")
+    }
+
+    /// [`Server::start`] with its standard error sent to `stderr` and its
+    /// log filter (`EVAULT_LOG`) set to `log`.
+    pub fn start_with(data_dir: &Path, extra: &[&str], stderr: Stderr, log: &str) -> Server {
         if !data_dir.join("service-accounts.json").exists() {
             write_keystore(data_dir);
         }
@@ -86,14 +103,20 @@ impl Server {
             // Never the user's state directory; a test of restores names
             // one outside the data directory with --state-dir.
             .env("EVAULT_STATE_DIR", data_dir.join("state"))
-            .env("EVAULT_LOG", "warn")
+            .env("EVAULT_LOG", log)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(match &stderr {
+                Stderr::File(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                _ => Stdio::piped(),
+            })
             .spawn()
             .expect("spawn evault serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
+        if let Stderr::File(path) = &stderr {
+            return Server::started_from_file(child, path, deadline);
+        }
+        let pipe = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(pipe).lines();
         let mut url = None;
         let mut grpc = None;
         let mut seen = Vec::new();
@@ -112,9 +135,39 @@ impl Server {
             }
         }
         let url = url.unwrap_or_else(|| panic!("evault serve did not start: {seen:?}"));
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        if matches!(stderr, Stderr::CloseAfterStart) {
+            drop(lines);
+        } else {
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+        }
         Server { child, url, grpc }
+    }
+
+    /// Waits for the start-up lines in the log file `path`.
+    fn started_from_file(mut child: Child, path: &Path, deadline: Instant) -> Server {
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let find = |prefix: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(prefix))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            };
+            if let Some(url) = find("evault: serving http") {
+                let url = format!("http{url}");
+                let grpc = find("evault: serving gRPC on ");
+                return Server { child, url, grpc };
+            }
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("evault serve exited ({status}) before serving: {text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "evault serve did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits (at most `limit`) for the process to exit;

@@ -19,4 +19,5 @@ pub fn faults_required() -> bool {
     std::env::var_os("EVAULT_REQUIRE_FAULTS").is_some_and(|v| v == "1")
 }
 
+mod env;
 mod fork;

@@ -11,9 +11,17 @@ set -euo pipefail
 
 evault=${1:?usage: $0 EVAULT_BINARY}
 version=4.32.5
-venv="$HOME/.cache/evault-schemathesis-$version"
+# Python 3.11.7's ast module fails hypothesis' lambda introspection inside
+# schemathesis ("AST constructor recursion depth mismatch", a runtime error
+# of the tool, not of the API); 3.13 does not, so it is required.
+python=$(command -v python3.13 || true)
+if [ -z "$python" ]; then
+  echo "FAIL: schemathesis needs python3.13 on PATH (e.g. pyenv install 3.13)" >&2
+  exit 1
+fi
+venv="$HOME/.cache/evault-schemathesis-$version-py313"
 if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet "schemathesis==$version"
 fi
 "$venv/bin/schemathesis" --version
@@ -61,9 +69,13 @@ for i in 1 2 3; do
 done
 
 curl -fsS "$base/api/v1/openapi.json" -o "$work/openapi.json"
+hooks_dir="$(cd "$(dirname "$0")" && pwd)"
 status=0
+# From the scratch directory: schemathesis keeps its example database in
+# ./.schemathesis, which must not land in the checkout.
+cd "$work"
 EVAULT_OPENAPI_JSON="$work/openapi.json" \
-PYTHONPATH="$(cd "$(dirname "$0")" && pwd)" SCHEMATHESIS_HOOKS=schemathesis_hooks \
+PYTHONPATH="$hooks_dir" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \

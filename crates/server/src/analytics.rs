@@ -129,10 +129,10 @@ fn take_name(q: &mut QueryParams, name: &str) -> Result<Option<String>, Problem>
     path = "/api/v1/analytics/summary",
     tag = "analytics",
     params(
-        ("source" = Option<String>, Query, description = "Exact event source"),
-        ("kind" = Option<String>, Query, description = "Exact event kind"),
-        ("since" = Option<String>, Query, description = "RFC 3339; events timestamped at or after"),
-        ("until" = Option<String>, Query, description = "RFC 3339; events timestamped before"),
+        ("source" = Option<String>, Query, description = "Exact event source", min_length = 1, max_length = 128),
+        ("kind" = Option<String>, Query, description = "Exact event kind", min_length = 1, max_length = 128),
+        ("since" = Option<String>, Query, description = "RFC 3339; events timestamped at or after", format = DateTime),
+        ("until" = Option<String>, Query, description = "RFC 3339; events timestamped before", format = DateTime),
     ),
     responses(
         (status = 200, description = "The summary", body = AnalyticsSummary),

@@ -38,9 +38,9 @@ pub struct AuditPage {
     params(
         ("principal" = Option<String>, Query, description = "Exact principal (`anonymous` for callers without one)"),
         ("operation" = Option<String>, Query, description = "Operation name, e.g. `evidence.put` (docs/SECURITY.md lists them)"),
-        ("outcome" = Option<String>, Query, description = "`success`, `denied`, `unauthenticated` or `failed`"),
-        ("since" = Option<String>, Query, description = "RFC 3339; events at or after"),
-        ("until" = Option<String>, Query, description = "RFC 3339; events before"),
+        ("outcome" = Option<crate::docs::OutcomeFilter>, Query, description = "`success`, `denied`, `unauthenticated` or `failed`"),
+        ("since" = Option<String>, Query, description = "RFC 3339; events at or after", format = DateTime),
+        ("until" = Option<String>, Query, description = "RFC 3339; events before", format = DateTime),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
     ),
@@ -102,7 +102,7 @@ pub async fn list_audit(
     get,
     path = "/api/v1/audit/events/{id}",
     tag = "audit",
-    params(("id" = String, Path, description = "Event id (UUIDv7)")),
+    params(("id" = String, Path, description = "Event id (UUIDv7)", pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The event", body = AuditEventDoc),
         (status = 404, description = "No such event", body = ProblemBody, content_type = "application/problem+json"),

@@ -103,6 +103,28 @@ pub struct AuditProofBundleDoc {
     checkpoint: String,
 }
 
+/// How an inclusion proof is returned.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum ProofFormat {
+    /// A JSON proof bundle (the default).
+    Json,
+    /// C2SP tlog-proof text.
+    TlogProof,
+}
+
+/// The audit outcomes a listing can be filtered by.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum OutcomeFilter {
+    Success,
+    Denied,
+    Unauthenticated,
+    Failed,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -112,6 +134,7 @@ pub struct AuditProofBundleDoc {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(crate::tlog::tile),
+    components(schemas(ProofFormat, OutcomeFilter)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -149,6 +172,80 @@ impl utoipa::Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds the refusals the guard can give on every route to each operation
+/// of the document, so it lists every status a client can get: 401 (a
+/// token that does not verify, or none where one is needed), 403 (a role
+/// the permission table does not grant), 429 (rate limit), 503 (the
+/// audit trail or an OIDC issuer is unavailable) and 507 (a full disk). Statuses an operation
+/// documents itself keep its own description.
+pub(crate) fn add_guard_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use axum::http::Method;
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::content::Content;
+    use utoipa::openapi::response::Response;
+
+    let problem = |description: &str| {
+        Response::builder()
+            .description(description)
+            .content(
+                crate::problem::PROBLEM_JSON,
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            (Method::GET, item.get.as_mut()),
+            (Method::POST, item.post.as_mut()),
+            (Method::PUT, item.put.as_mut()),
+            (Method::DELETE, item.delete.as_mut()),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let access = crate::access::lookup(&method, path).map(|o| o.access);
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(description).into());
+            };
+            add(
+                "401",
+                match access {
+                    Some(crate::access::Access::Open) => {
+                        "A token was sent and does not verify (this route needs none)"
+                    }
+                    Some(crate::access::Access::PublicLog) => {
+                        "A token was sent and does not verify, or none was sent while \
+                         `public_log_read` is off"
+                    }
+                    _ => "No token, or one that does not verify",
+                },
+            );
+            if let Some(crate::access::Access::Roles(_)) = access {
+                add(
+                    "403",
+                    "The token's roles do not grant this operation (docs/SECURITY.md)",
+                );
+            }
+            add(
+                "429",
+                "The caller's rate limit is exhausted; retry after `Retry-After` seconds",
+            );
+            add(
+                "503",
+                "The vault is unavailable or shutting down, the audit trail cannot be \
+                 written, or an OIDC issuer does not answer; retry after `Retry-After`",
+            );
+            add(
+                "507",
+                "The disk holding the vault is full: the write or the request's audit \
+                 event cannot be stored; retry after `Retry-After`",
+            );
+        }
     }
 }
 

@@ -129,9 +129,9 @@ pub struct EvidencePage {
     path = "/api/v1/evidence",
     tag = "evidence",
     params(
-        ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable"),
-        ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key returns the first reply"),
+        ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
+        ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key returns the first reply", pattern = r"^[!-~]{1,128}$"),
     ),
     request_body(
         description = "The payload (any media type), or an envelope",
@@ -420,7 +420,7 @@ pub(crate) async fn drain(mut body: Body) {
     get,
     path = "/api/v1/evidence/{id}",
     tag = "evidence",
-    params(("id" = String, Path, description = "Record id (UUIDv7)")),
+    params(("id" = String, Path, description = "Record id (UUIDv7)", pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The record", body = EvidenceDoc),
         (status = 404, description = "No such record", body = ProblemBody, content_type = "application/problem+json"),
@@ -444,7 +444,7 @@ pub async fn get_evidence(
     get,
     path = "/api/v1/evidence/{id}/payload",
     tag = "evidence",
-    params(("id" = String, Path, description = "Record id (UUIDv7)")),
+    params(("id" = String, Path, description = "Record id (UUIDv7)", pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The payload bytes, exactly as submitted, with the record's content type", content(("*/*"))),
         (status = 404, description = "No such record, or its payload is gone", body = ProblemBody, content_type = "application/problem+json"),
@@ -515,10 +515,10 @@ fn blob_stream(
     path = "/api/v1/evidence",
     tag = "evidence",
     params(
-        ("label" = Option<Vec<String>>, Query, description = "`key:value`; repeatable, all must match"),
+        ("label" = Option<Vec<String>>, Query, description = "`key:value` (or `key=value`); repeatable, all must match", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
         ("content_type" = Option<String>, Query, description = "Exact content type"),
-        ("since" = Option<String>, Query, description = "RFC 3339; records ingested at or after"),
-        ("until" = Option<String>, Query, description = "RFC 3339; records ingested before"),
+        ("since" = Option<String>, Query, description = "RFC 3339; records ingested at or after", format = DateTime),
+        ("until" = Option<String>, Query, description = "RFC 3339; records ingested before", format = DateTime),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
     ),

@@ -155,7 +155,9 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI 3.1 document of the API, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    docs::add_guard_responses(&mut doc);
+    doc
 }
 
 impl AppState {

@@ -207,8 +207,8 @@ macro_rules! consistency_route {
         $(#[doc = $doc])*
         #[utoipa::path(get, path = $path, tag = $tag,
             params(
-                ("from" = u64, Query, description = "Older tree size, at least 1"),
-                ("to" = u64, Query, description = $to),
+                ("from" = u64, Query, description = "Older tree size, at least 1", minimum = 1),
+                ("to" = u64, Query, description = $to, minimum = 1),
             ),
             responses(
                 (status = 200, description = "The proof", body = ConsistencyProof),
@@ -275,9 +275,9 @@ macro_rules! proof_route {
         $(#[doc = $doc])*
         #[utoipa::path(get, path = $path, tag = $tag,
             params(
-                ("id" = String, Path, description = $id),
-                ("tree_size" = Option<u64>, Query, description = $size),
-                ("format" = Option<String>, Query, description = "`json` (default) or `tlog-proof`"),
+                ("id" = String, Path, description = $id, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+                ("tree_size" = Option<u64>, Query, description = $size, minimum = 1),
+                ("format" = Option<crate::docs::ProofFormat>, Query, description = "`json` (default) or `tlog-proof`"),
             ),
             responses(
                 (status = 200, description = "The proof", content(

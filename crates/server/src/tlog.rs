@@ -45,7 +45,7 @@ pub async fn checkpoint(State(st): State<AppState>) -> Result<Response, Problem>
     get,
     path = "/tlog/tile/{path}",
     tag = "tlog-tiles",
-    params(("path" = String, Path, description = "Tile path after `tile/`, e.g. `0/x001/234.p/8` or `entries/000`; may contain slashes")),
+    params(("path" = String, Path, description = "Tile path after `tile/`, e.g. `0/x001/234.p/8` or `entries/000`; may contain slashes", pattern = r"^(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[0-9]{3}/)*[0-9]{3}(\.p/([1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$")),
     responses(
         (status = 200, description = "Tile contents", content(("application/octet-stream"))),
         (status = 400, description = "Malformed tile path", body = ProblemBody, content_type = "application/problem+json"),

@@ -28,6 +28,14 @@ use crate::{AppState, Authentication};
 /// Operations that answer whatever state the audit trail is in.
 const PROBES: &[&str] = &["health.live", "health.ready"];
 
+/// How much of a refused request's body is read (and dropped) before the
+/// refusal is sent, and for how long at most. A connection closed with
+/// unread bytes is reset by the kernel, so a client still sending a small
+/// upload would get a broken pipe instead of its 401/403/429; larger or
+/// slower bodies are cut off as before.
+const REFUSED_BODY_DRAIN: usize = 64 * 1024;
+const REFUSED_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Principal recorded for callers without an identity.
 pub const ANONYMOUS: &str = "anonymous";
 /// Header carrying the request id, echoed on every reply.
@@ -359,6 +367,11 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
         }
         Err(refusal) => {
             caller.event.reason = Some(refusal.reason.clone());
+            let _ = tokio::time::timeout(
+                REFUSED_BODY_WAIT,
+                axum::body::to_bytes(req.into_body(), REFUSED_BODY_DRAIN),
+            )
+            .await;
             let mut resp = refusal.problem.into_response();
             if let Some(v) = refusal
                 .www_authenticate

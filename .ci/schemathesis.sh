@@ -48,7 +48,7 @@ token=$("$evault" token mint --data-dir "$data" --key-id "$key_id" --ttl 1h)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-"$evault" serve --data-dir "$data" --listen "127.0.0.1:$port" --grpc-listen off \
+"$evault" serve --data-dir "$data" --state-dir "$work/state" --listen "127.0.0.1:$port" --grpc-listen off \
   --checkpoint-interval 100ms >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do

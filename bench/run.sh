@@ -37,7 +37,7 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 grpc_port=$((port + 1))
 serve() { # serve DATA_DIR [FLAGS...]: starts the vault in the background, waits for it
   local dir=$1; shift
-  "$bin/evault" serve --data-dir "$dir" --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$grpc_port" "$@" >/tmp/evault-bench-serve.log 2>&1 &
+  "$bin/evault" serve --data-dir "$dir" --state-dir "$dir.state" --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$grpc_port" "$@" >/tmp/evault-bench-serve.log 2>&1 &
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     sleep 0.2
@@ -62,7 +62,7 @@ if [[ $skip != *,http,* ]]; then
   serve "$data"
   base=$(wrk -t2 -c64 -d10s --latency -s bench/baseline.lua "http://127.0.0.1:$port/healthz" | grep RESULT)
   ingest=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "run$$" "$token" | grep RESULT)
-  stop; rm -rf "$data"
+  stop; rm -rf "$data" "$data.state"
   {
     echo
     echo "== HTTP single-record ingest, 64 concurrent clients (target >= 15000 rec/s, p99 < 25 ms)"
@@ -106,14 +106,14 @@ if [[ $skip != *,auth,* ]]; then
     data=$(mktemp -d)
     serve "$data" --insecure-no-auth --insecure-no-audit
     r=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "off$i$$" | grep RESULT)
-    stop; rm -rf "$data"
+    stop; rm -rf "$data" "$data.state"
     off_rps+=("$(echo "$r" | field rps)"); off_p99+=("$(echo "$r" | field p99_ms)"); off_bad=$((off_bad + $(echo "$r" | field non201)))
     data=$(mktemp -d)
     token=$(ingester_token "$data")
     serve "$data"
     r=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "on$i$$" "$token" | grep RESULT)
     events=$(curl -fs "http://127.0.0.1:$port/api/v1/log" >/dev/null; ls "$data"/audit/*.jsonl >/dev/null 2>&1 && cat "$data"/audit/*.jsonl | wc -l || echo 0)
-    stop; rm -rf "$data"
+    stop; rm -rf "$data" "$data.state"
     on_rps+=("$(echo "$r" | field rps)"); on_p99+=("$(echo "$r" | field p99_ms)"); on_bad=$((on_bad + $(echo "$r" | field non201)))
   done
   off_mean=$(( (${off_rps[0]} + ${off_rps[1]}) / 2 )); on_mean=$(( (${on_rps[0]} + ${on_rps[1]}) / 2 ))
@@ -144,7 +144,7 @@ if [[ $skip != *,stream,* ]]; then
     pid=$(pgrep -f "evault serve --data-dir $data" | head -1)
     addr="127.0.0.1:$port"; [ "$mode" = grpc ] && addr="127.0.0.1:$grpc_port"
     r=$("$bin/stream_load" "$mode" "$addr" "$token" "$n" "$streams" "$pid" | grep RESULT)
-    stop; rm -rf "$data"
+    stop; rm -rf "$data" "$data.state"
     rows+=("$r")
   done
   store_rps=$(echo "$store" | field rps)

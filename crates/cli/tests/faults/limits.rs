@@ -47,6 +47,8 @@ fn start(data_dir: &Path, extra: &[&str], nofile: Option<u64>) -> Child_ {
         .arg(data_dir)
         .args(["--origin", "test.example/limits"])
         .args(extra)
+        // Never the user's state directory.
+        .env("EVAULT_STATE_DIR", data_dir.join("state"))
         .env("EVAULT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

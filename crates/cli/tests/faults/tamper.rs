@@ -211,6 +211,9 @@ fn try_start(data: &Path, extra: &[&str]) -> Result<Server, String> {
             "50ms",
         ])
         .args(extra)
+        // Each copy's own signed heads, copied with it (as the seed's were
+        // kept by common::Server), never the user's state directory.
+        .env("EVAULT_STATE_DIR", data.join("state"))
         .env("EVAULT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -117,6 +117,24 @@ async fn all_events(v: &Vault) -> Vec<AuditEvent> {
     }
 }
 
+/// Waits for an audit checkpoint of at least `size` events, then checks
+/// `event`'s inclusion proof against it offline.
+async fn assert_proven(v: &Vault, event: &AuditEvent, size: u64, wait: Duration) {
+    v.log(LogId::Audit)
+        .unwrap()
+        .wait_for_checkpoint(size, wait)
+        .await
+        .unwrap();
+    v.audit_log()
+        .unwrap()
+        .inclusion(&Reader::all("test"), &event.id, None)
+        .await
+        .map(|p| p.into_audit().unwrap())
+        .unwrap()
+        .verify(&audit_verifiers(v), Some(AUDIT_ORIGIN))
+        .unwrap();
+}
+
 fn audit_verifiers(v: &Vault) -> Verifiers {
     let key = Ed25519Verifier::from_verifier_key(&v.audit_log().map(|l| l.verifier_key()).unwrap())
         .unwrap();
@@ -861,19 +879,7 @@ async fn a_failed_commit_writes_neither_log() {
     let events = all_events(&v).await;
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].leaf_index, 1);
-    v.log(LogId::Audit)
-        .unwrap()
-        .wait_for_checkpoint(2, Duration::from_secs(5))
-        .await
-        .unwrap();
-    v.audit_log()
-        .unwrap()
-        .inclusion(&Reader::all("test"), &events[1].id, None)
-        .await
-        .map(|p| p.into_audit().unwrap())
-        .unwrap()
-        .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
-        .unwrap();
+    assert_proven(&v, &events[1], 2, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1016,19 +1022,7 @@ async fn a_commit_that_landed_but_reported_failure_is_reloaded_from_the_store() 
     assert_eq!(v.evidence_log().head().size, 3);
     let events = all_events(&v).await;
     assert_eq!(events.len(), 3);
-    v.log(LogId::Audit)
-        .unwrap()
-        .wait_for_checkpoint(3, Duration::from_secs(10))
-        .await
-        .unwrap();
-    v.audit_log()
-        .unwrap()
-        .inclusion(&Reader::all("test"), &events[2].id, None)
-        .await
-        .map(|p| p.into_audit().unwrap())
-        .unwrap()
-        .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
-        .unwrap();
+    assert_proven(&v, &events[2], 3, Duration::from_secs(10)).await;
     eventually(10, "the vault is ready again", || v.health().is_empty()).await;
     v.shutdown().await.unwrap();
 }

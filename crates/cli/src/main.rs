@@ -11,6 +11,7 @@ mod config;
 mod evidence;
 mod keys;
 mod logsink;
+mod monitor;
 mod output;
 mod proof;
 mod sa;
@@ -173,6 +174,9 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Keep watch over tlog-tiles logs (a vault's, or any): verify each new
+    /// checkpoint and every tile read against it, from a local state file.
+    Monitor(Box<monitor::MonitorArgs>),
     /// Print a signed checkpoint (latest, or of a given size).
     Checkpoint {
         #[arg(long)]
@@ -267,6 +271,8 @@ fn main() -> ExitCode {
             sa::run_token(command, &keystore.path(&file), cli.json)
         }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), cli.json),
+        // Its own exit codes (verification failed, refused, unreachable).
+        Command::Monitor(args) => return monitor::run(*args, &file, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

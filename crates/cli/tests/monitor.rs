@@ -149,6 +149,9 @@ fn follows_a_vault_through_growth_and_a_restart() {
     );
     assert!(text.contains("265 entries checked"), "{}", show(&out));
     assert_eq!(trusted_size(&state, "evidence"), 265);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["logs"][0]["prefix"], format!("{}/tlog/", server.url));
+    assert_eq!(saved["logs"][0]["kind"], "evault-evidence");
 
     // The state alone names the log now; two rounds, nothing new.
     let out = evault(&[

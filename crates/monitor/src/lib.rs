@@ -187,6 +187,9 @@ pub struct Monitor {
     fresh: Vec<LogState>,
     /// Requests that contradict a pinned identity, by log name.
     conflicts: Vec<(String, Failure)>,
+    /// Known logs asked for at another prefix (or as another kind): kept
+    /// once the log verifies there.
+    relocated: Vec<(String, String, LogKind)>,
     options: Options,
     _lock: StateLock,
 }
@@ -212,7 +215,7 @@ impl Monitor {
         let mut fresh = Vec::new();
         let mut conflicts = Vec::new();
         let mut selected = Vec::new();
-        let mut state = state;
+        let mut relocated = Vec::new();
         for r in requests {
             if selected.contains(&r.name) {
                 return Err(format!("log {} is named twice", r.name));
@@ -222,7 +225,7 @@ impl Monitor {
             if let Some(key) = &r.key {
                 verifiers_for(key)?;
             }
-            if let Some(known) = state.logs.iter_mut().find(|l| l.name == r.name) {
+            if let Some(known) = state.logs.iter().find(|l| l.name == r.name) {
                 if let Some(key) = r.key.as_ref().filter(|k| **k != known.key) {
                     conflicts.push((
                         r.name.clone(),
@@ -251,8 +254,9 @@ impl Monitor {
                 }
                 // Where a log is served is not part of its identity: a
                 // mirror or a moved prefix serves the same signed tree.
-                known.prefix = prefix;
-                known.kind = r.kind;
+                if known.prefix != prefix || known.kind != r.kind {
+                    relocated.push((r.name.clone(), prefix, r.kind));
+                }
                 continue;
             }
             let key = r.key.clone().ok_or_else(|| {
@@ -297,6 +301,7 @@ impl Monitor {
             selected,
             fresh,
             conflicts,
+            relocated,
             options,
             _lock: lock,
         })
@@ -315,19 +320,31 @@ impl Monitor {
         let mut local_error = None;
         for name in self.selected.clone() {
             let known = self.state.logs.iter().position(|l| l.name == name);
-            let log = match known {
+            let mut log = match known {
                 Some(i) => self.state.logs[i].clone(),
                 None => match self.fresh.iter().find(|l| l.name == name) {
                     Some(l) => l.clone(),
                     None => continue,
                 },
             };
+            let moved = self.relocated.iter().find(|(n, _, _)| *n == name);
+            if let Some((_, prefix, kind)) = moved {
+                log.prefix = prefix.clone();
+                log.kind = *kind;
+            }
             let conflict = self
                 .conflicts
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, f)| f.clone());
             let (report, advanced) = self.check_one(&log, conflict);
+            let verified = matches!(report.status, Status::Verified | Status::Unchanged);
+            if let (Some(i), true, true) = (known, moved.is_some(), verified) {
+                self.state.logs[i].prefix = log.prefix.clone();
+                self.state.logs[i].kind = log.kind;
+                self.relocated.retain(|(n, _, _)| *n != name);
+                dirty = true;
+            }
             if let Some(tree) = advanced {
                 let trusted = Trusted::from_tree(&tree, now_secs());
                 match known {
@@ -373,10 +390,21 @@ impl Monitor {
         log: &LogState,
         conflict: Option<Failure>,
     ) -> (LogReport, Option<TrustedTree>) {
-        let trusted = log.trusted_tree().ok().flatten();
+        // Checked when the state was loaded; never fall back to trust on
+        // first use because a trusted entry stopped decoding.
+        let (trusted, damaged) = match log.trusted_tree() {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        };
         let before = trusted.as_ref().map(|t| Head {
             size: t.size,
             root: base64_of(&t.root),
+        });
+        let conflict = conflict.or_else(|| {
+            damaged.map(|e| Failure {
+                kind: FailureKind::BadCheckpoint,
+                message: format!("log {}: the trusted state does not verify: {e}", log.name),
+            })
         });
         let mut report = LogReport {
             name: log.name.clone(),

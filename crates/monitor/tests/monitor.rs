@@ -144,6 +144,45 @@ fn follows_a_log_it_did_not_write_over_http() {
 }
 
 #[test]
+fn follows_growth_across_tile_boundaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
+    let prefix = log.dir.display().to_string();
+    let state = tmp.path().join("monitor.json");
+    let req = [request("b", &prefix, &log.vkey)];
+    let mut size = 0;
+    for n in [1u64, 254, 1, 1, 254, 1, 1, 487, 1] {
+        log.append(&opaque_entries(11, size as usize, n as usize));
+        size += n;
+        let r = run(&state, &req, true);
+        assert_eq!(r.outcome, Exit::Ok, "size {size}: {r}");
+        assert_eq!(trusted_size(&state, "b"), Some(size));
+        // A first run at the same size agrees.
+        let fresh = tmp.path().join(format!("fresh-{size}.json"));
+        assert_eq!(run(&fresh, &req, true).outcome, Exit::Ok, "size {size}");
+        assert_eq!(
+            std::fs::read_to_string(&fresh)
+                .unwrap()
+                .replace(&fresh_stamp(&fresh), ""),
+            std::fs::read_to_string(&state)
+                .unwrap()
+                .replace(&fresh_stamp(&state), ""),
+        );
+    }
+    assert_eq!(size, 1001);
+}
+
+/// The `verified_at` member of a one-log state file (differs per run).
+fn fresh_stamp(state: &Path) -> String {
+    let t = State::load(state).unwrap().logs[0]
+        .trusted
+        .as_ref()
+        .unwrap()
+        .verified_at;
+    format!("\"verified_at\": {t}")
+}
+
+#[test]
 fn reads_gzip_bundles_directories_and_full_tiles_for_gone_partial_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
@@ -540,6 +579,18 @@ fn pinned_identity_usage_errors_unreachable_servers_and_the_lock() {
     );
     assert_eq!((r.outcome, r.exit_code), (Exit::Unreachable, 4), "{r}");
     assert_eq!(trusted_size(&state, "pin"), Some(3));
+    // A new prefix is kept only once the log verified there.
+    assert_eq!(State::load(&state).unwrap().logs[0].prefix, server.url);
+    let r = run(
+        &state,
+        &[request("pin", log.dir.to_str().unwrap(), &log.vkey)],
+        false,
+    );
+    assert_eq!(r.logs[0].status, Status::Unchanged, "{r}");
+    assert_eq!(
+        State::load(&state).unwrap().logs[0].prefix,
+        log.dir.display().to_string()
+    );
 
     // An empty directory has no checkpoint: refused.
     let empty = tmp.path().join("nothing");

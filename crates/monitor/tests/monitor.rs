@@ -172,6 +172,43 @@ fn follows_growth_across_tile_boundaries() {
     assert_eq!(size, 1001);
 }
 
+#[test]
+fn follows_a_log_past_the_second_tile_level() {
+    // Past 65,536 leaves: a full level-1 tile and a level-2 tile.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
+    let state = tmp.path().join("monitor.json");
+    let req = [request("big", log.dir.to_str().unwrap(), &log.vkey)];
+    let mut size = 0;
+    for n in [65_000usize, 537, 4_463] {
+        log.append(&opaque_entries(12, size, n));
+        size += n;
+        let r = run(&state, &req, false);
+        assert_eq!(r.outcome, Exit::Ok, "size {size}: {r}");
+    }
+    assert_eq!(trusted_size(&state, "big"), Some(70_000));
+    let before = std::fs::read(&state).unwrap();
+    let at_70000 = String::from_utf8(log.read("checkpoint")).unwrap();
+
+    // A flipped byte in a full tile of new leaves is named through its
+    // parent in the level-1 tile.
+    let at_70300 = log.append(&opaque_entries(12, size, 300));
+    log.flip("tile/0/273", 212 * 32);
+    let r = run(&state, &req, false);
+    let msg = assert_failed(
+        &r,
+        FailureKind::BadTile,
+        &state,
+        &before,
+        &at_70000,
+        at_70300.as_bytes(),
+    );
+    assert!(
+        msg.contains("tile/0/273 hashes to") && msg.contains("tile/1/001.p/18"),
+        "{msg}"
+    );
+}
+
 /// The `verified_at` member of a one-log state file (differs per run).
 fn fresh_stamp(state: &Path) -> String {
     let t = State::load(state).unwrap().logs[0]
@@ -512,6 +549,18 @@ fn a_checkpoint_not_signed_by_the_pinned_key_or_for_another_origin_fails() {
         forged.as_bytes(),
     );
     assert!(msg.contains("pinned key"), "{msg}");
+
+    // A checkpoint far larger than any note: refused unread.
+    log.write("checkpoint", &vec![b'a'; 100_000]);
+    let r = run(&state, &req, false);
+    let f = r.logs[0].failure.as_ref().expect("failure");
+    assert_eq!(f.kind, FailureKind::BadCheckpoint, "{r}");
+    assert!(
+        f.message.contains("larger than 65536 bytes"),
+        "{}",
+        f.message
+    );
+    assert_eq!(std::fs::read(&state).unwrap(), before);
 
     // The pinned key, another origin.
     let mut elsewhere =

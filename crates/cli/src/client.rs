@@ -241,6 +241,26 @@ impl Client {
         Ok(Reply { status, body })
     }
 
+    /// The vault closed the connection mid-upload. It refuses a request
+    /// without a valid token after reading only the start of its body, so
+    /// ask it who we are: a refusal there is the real reason.
+    fn cut_off(&self, io: &std::io::Error) -> CliError {
+        if let Err(e) = self.get_text("/api/v1/whoami", "application/json")
+            && e.exit == Exit::Refused
+        {
+            return e.context("the upload was cut off");
+        }
+        CliError::unreachable(format!(
+            "{} closed the connection while the file was being sent ({})",
+            self.base,
+            io_text(io)
+        ))
+        .hint(
+            "the vault may have refused the upload (e.g. a token without the ingester role); \
+             its audit trail and log say why",
+        )
+    }
+
     /// A JSON body that does not parse: not an evault REST API there.
     pub fn not_json(&self, path: &str, e: impl std::fmt::Display) -> CliError {
         CliError::unreachable(format!(
@@ -317,12 +337,7 @@ impl Client {
                     std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
                 ) =>
             {
-                CliError::unreachable(format!(
-                    "{} closed the connection while the file was being sent ({})",
-                    self.base,
-                    io_text(&io)
-                ))
-                .hint("the vault may have refused the upload; its log says why")
+                self.cut_off(&io)
             }
             e => self.cannot_reach(&e),
         });

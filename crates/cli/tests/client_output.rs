@@ -237,9 +237,13 @@ fn put_errors_blame_the_right_thing(s: &Suite) {
         !out.stderr.contains("cannot reach") && !out.stderr.contains("Broken pipe"),
         "{out:?}"
     );
-    // No token: the 401, and what to do.
+    // No token: the 401, and what to do; also for a file larger than the
+    // start of the body the vault reads before it refuses.
     let out = evault_with(&["put", &a, "--server", &s.server.url], None);
     out.fails(3, &["401", "hint: give a valid token with --token"]);
+    let out = evault_with(&["put", &big, "--server", &s.server.url], None);
+    out.fails(3, &["401", "hint: give a valid token with --token"]);
+    assert!(!out.stderr.contains("Broken pipe"), "{out:?}");
     // --idempotency-key with several files is a usage error.
     s.run(&["put", &a, &a, "--idempotency-key", "k"])
         .fails(2, &["single file"]);

@@ -187,7 +187,12 @@ pub fn get(client: &Client, id: &str, payload: Option<PathBuf>, json_out: bool) 
         )
         .hint("save the payload to a file with --payload FILE"));
     }
-    let rec: Value = client.get_json(&format!("/api/v1/evidence/{}", encode(id)))?;
+    let rec: Value = client
+        .get_json(&format!("/api/v1/evidence/{}", encode(id)))
+        .map_err(|e| match e.extra.get("status").and_then(Value::as_u64) {
+            Some(404) => e.hint("check the id; `evault ls` lists records"),
+            _ => e,
+        })?;
     if let Some(out) = payload {
         let path = format!("/api/v1/evidence/{}/payload", encode(id));
         if to_stdout {

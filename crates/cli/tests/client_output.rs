@@ -281,7 +281,7 @@ fn server_address_errors(s: &Suite) {
 
 fn json_failures_are_on_stdout(s: &Suite) {
     let out = s.run(&["get", "01936f0e-8f3a-7cc2-9b1e-000000000000", "--json"]);
-    out.fails(3, &["404"]);
+    out.fails(3, &["404", "hint: check the id"]);
     let v = out.json();
     assert_eq!(v["exit_code"], 3);
     assert_eq!(v["status"], 404);

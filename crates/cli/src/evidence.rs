@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::client::{Client, encode};
-use crate::output::print_json;
+use crate::error::{CliError, CliResult, Exit, file_error};
+use crate::output::{self, print_json};
 
 fn guess_content_type(path: &Path) -> &'static str {
     match path
@@ -29,13 +30,38 @@ fn guess_content_type(path: &Path) -> &'static str {
     }
 }
 
-fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, String> {
+fn parse_labels(labels: &[String]) -> CliResult<BTreeMap<String, String>> {
     labels
         .iter()
-        .map(|l| evault_vault::ingest::parse_label(l).map_err(|e| e.to_string()))
+        .map(|l| {
+            evault_vault::ingest::parse_label(l)
+                .map_err(|e| CliError::usage(format!("--label {l:?}: {e}")))
+        })
         .collect()
 }
 
+/// A file to upload: it must exist and be a regular file (a directory
+/// would otherwise fail mid-upload as if the network had).
+fn open_upload(path: &Path) -> CliResult<(std::fs::File, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e))?;
+    if meta.is_dir() {
+        return Err(
+            CliError::usage(format!("{} is a directory", path.display()))
+                .hint(format!("give the files in it, e.g. {}/*", path.display())),
+        );
+    }
+    if !meta.is_file() {
+        return Err(CliError::usage(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let f = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
+    Ok((f, meta.len()))
+}
+
+/// `evault put`: one result line per file on stdout (or one JSON array),
+/// failures on stderr; the exit code is the highest of the failures'.
 pub fn put(
     client: &Client,
     files: &[PathBuf],
@@ -43,29 +69,34 @@ pub fn put(
     content_type: Option<String>,
     idempotency_key: Option<String>,
     json_out: bool,
-) -> Result<(), String> {
+) -> CliResult {
     let labels = parse_labels(labels)?;
     if idempotency_key.is_some() && files.len() > 1 {
-        return Err("--idempotency-key applies to a single file".into());
+        return Err(
+            CliError::usage("--idempotency-key applies to a single file")
+                .hint("put the files one by one, each with its own key"),
+        );
     }
     let total: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let bar = if files.len() > 1 && !json_out {
+    let bar = (!json_out && output::progress_allowed()).then(|| {
         let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {eta}",
-            )
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
-        );
-        Some(b)
-    } else {
-        None
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {eta}",
+        ) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b
+    });
+    // Results go to stdout even while the bar is drawn on stderr.
+    let emit = |f: &dyn Fn()| match &bar {
+        Some(b) => b.suspend(f),
+        None => f(),
     };
     let mut results = Vec::new();
+    let mut worst: Option<Exit> = None;
     let mut failures = 0;
     for path in files {
         if let Some(b) = &bar {
@@ -83,15 +114,13 @@ pub fn put(
         if let Some(k) = &idempotency_key {
             headers.push(("Idempotency-Key".into(), k.clone()));
         }
-        let outcome = std::fs::File::open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|f| {
-                let mut reader: Box<dyn std::io::Read> = match &bar {
-                    Some(b) => Box::new(b.wrap_read(f)),
-                    None => Box::new(f),
-                };
-                client.post_stream("/api/v1/evidence", &headers, &mut reader)
-            });
+        let outcome = open_upload(path).and_then(|(f, len)| {
+            let mut reader: Box<dyn std::io::Read> = match &bar {
+                Some(b) => Box::new(b.wrap_read(f)),
+                None => Box::new(f),
+            };
+            client.post_file("/api/v1/evidence", &headers, path, len, &mut reader)
+        });
         match outcome {
             Ok((_, v)) => {
                 let rec = &v["record"];
@@ -106,52 +135,74 @@ pub fn put(
                         ""
                     }
                 );
-                match &bar {
-                    Some(b) => b.println(line),
-                    None if !json_out => println!("{line}"),
-                    None => {}
+                if !json_out {
+                    emit(&|| println!("{line}"));
                 }
                 results.push(json!({"file": path, "result": v}));
             }
             Err(e) => {
                 failures += 1;
-                match &bar {
-                    Some(b) => b.println(format!("FAILED {}: {e}", path.display())),
-                    None => eprintln!("evault: {}: {e}", path.display()),
-                }
-                results.push(json!({"file": path, "error": e}));
+                worst = worst.max(Some(e.exit));
+                // A local file error already names the file.
+                let text = if e.message.starts_with(&path.display().to_string()) {
+                    e.message.clone()
+                } else {
+                    format!("{}: {}", path.display(), e.message)
+                };
+                emit(&|| {
+                    crate::say!("evault: FAILED {text}");
+                    if let Some(h) = &e.hint {
+                        crate::say!("evault: hint: {h}");
+                    }
+                });
+                let mut entry = e.to_json();
+                entry["file"] = json!(path);
+                results.push(entry);
             }
         }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if json_out {
-        print_json(&Value::Array(results));
+    match worst {
+        None => {
+            if json_out {
+                print_json(&Value::Array(results));
+            }
+            Ok(())
+        }
+        Some(exit) => Err(CliError::new(
+            exit,
+            format!("{failures} of {} files failed", files.len()),
+        )
+        .with("results", results)),
     }
-    if failures > 0 {
-        return Err(format!("{failures} of {} files failed", files.len()));
-    }
-    Ok(())
 }
 
-pub fn get(
-    client: &Client,
-    id: &str,
-    payload: Option<PathBuf>,
-    json_out: bool,
-) -> Result<(), String> {
-    let rec: Value = client.get_json(&format!("/api/v1/evidence/{}", encode(id)))?;
+pub fn get(client: &Client, id: &str, payload: Option<PathBuf>, json_out: bool) -> CliResult {
+    let to_stdout = payload.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if to_stdout && json_out {
+        return Err(CliError::usage(
+            "--payload - writes the payload to stdout, where --json writes the record",
+        )
+        .hint("save the payload to a file with --payload FILE"));
+    }
+    let rec: Value = client
+        .get_json(&format!("/api/v1/evidence/{}", encode(id)))
+        .map_err(|e| match e.extra.get("status").and_then(Value::as_u64) {
+            Some(404) => e.hint("check the id; `evault ls` lists records"),
+            _ => e,
+        })?;
     if let Some(out) = payload {
         let path = format!("/api/v1/evidence/{}/payload", encode(id));
-        if out.as_os_str() == "-" {
+        if to_stdout {
             client.get_to(&path, &mut std::io::stdout().lock())?;
             return Ok(());
         }
-        let mut f = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let mut f = std::fs::File::create(&out).map_err(|e| file_error(&out, &e))?;
         let n = client.get_to(&path, &mut f)?;
-        f.sync_all().map_err(|e| e.to_string())?;
-        eprintln!("evault: wrote {n} bytes to {}", out.display());
+        f.sync_all().map_err(|e| file_error(&out, &e))?;
+        crate::say!("evault: wrote {n} bytes to {}", out.display());
     }
     if json_out {
         print_json(&rec);
@@ -188,10 +239,9 @@ pub fn ls(
     limit: u32,
     cursor: Option<String>,
     json_out: bool,
-) -> Result<(), String> {
+) -> CliResult {
     let mut q = vec![format!("limit={limit}")];
-    for l in labels {
-        let (k, v) = evault_vault::ingest::parse_label(l).map_err(|e| e.to_string())?;
+    for (k, v) in parse_labels(labels)? {
         q.push(format!("label={}", encode(&format!("{k}:{v}"))));
     }
     for (name, v) in [
@@ -220,7 +270,7 @@ pub fn ls(
         );
     }
     if let Some(next) = page["next_cursor"].as_str() {
-        eprintln!("evault: more results: --cursor {next}");
+        crate::say!("evault: more results: --cursor {next}");
     }
     Ok(())
 }

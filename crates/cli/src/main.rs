@@ -1,13 +1,18 @@
 //! `evault`: runs the vault (`serve`), talks to it (`put`, `get`, `ls`,
-//! `prove`, `checkpoint`) and verifies its proofs offline (`verify`).
+//! `prove`, `checkpoint`, `analytics`) and verifies its proofs offline
+//! (`verify`, `consistency`).
 //!
 //! This file holds the command line and its dispatch; each command group
-//! lives in its own module.
+//! lives in its own module. Output rules and exit codes: `error.rs`,
+//! `output.rs` and crates/cli/README.md.
 
+mod analytics;
 mod audit;
 mod checkpoint;
 mod client;
 mod config;
+mod consistency;
+mod error;
 mod evidence;
 mod keys;
 mod logsink;
@@ -19,11 +24,14 @@ mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use client::Client;
 use config::{DEFAULT_DATA_DIR, DEFAULT_SERVER, FileConfig};
+use error::{CliError, CliResult};
+use proof::LogKind;
 
 #[derive(Parser)]
 #[command(
@@ -35,7 +43,8 @@ struct Cli {
     /// Optional TOML configuration file (flags and EVAULT_* variables win).
     #[arg(long, global = true, env = "EVAULT_CONFIG")]
     config: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
+    /// Print results as JSON on stdout; a failure is a JSON object with
+    /// `error` and `exit_code` there too.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -44,10 +53,11 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct ClientOpts {
-    /// Vault URL.
+    /// The vault's REST address, with http:// or https:// [default:
+    /// http://127.0.0.1:8470].
     #[arg(long, env = "EVAULT_SERVER")]
     server: Option<String>,
-    /// Bearer token.
+    /// Bearer token (`evault token mint` makes one).
     #[arg(long, env = "EVAULT_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
@@ -64,8 +74,15 @@ struct KeystoreOpts {
 }
 
 impl KeystoreOpts {
-    fn path(self, file: &FileConfig) -> PathBuf {
-        keystore_path(self.service_accounts, self.data_dir.as_deref(), file)
+    fn location(self, file: &FileConfig) -> sa::KeystoreLocation {
+        let explicit = self.service_accounts.is_some()
+            || self.data_dir.is_some()
+            || file.service_accounts.is_some()
+            || file.data_dir.is_some();
+        sa::KeystoreLocation {
+            path: keystore_path(self.service_accounts, self.data_dir.as_deref(), file),
+            explicit,
+        }
     }
 }
 
@@ -73,8 +90,10 @@ impl KeystoreOpts {
 enum Command {
     /// Run the vault on its embedded store.
     Serve(Box<serve::ServeArgs>),
-    /// Put files into the vault as evidence.
+    /// Put files into the vault as evidence: one line per file on stdout
+    /// (id, leaf index, file).
     Put {
+        /// Files to put, one record each.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Label as key=value (repeatable).
@@ -91,6 +110,7 @@ enum Command {
     },
     /// Show a record (and optionally save its payload).
     Get {
+        /// The record's id (as `put` printed it).
         id: String,
         /// Write the payload to this file ("-" for stdout).
         #[arg(long)]
@@ -103,6 +123,7 @@ enum Command {
         /// Label filter key:value or key=value (repeatable; all must match).
         #[arg(long = "label", short = 'l')]
         labels: Vec<String>,
+        /// Only records of this content type.
         #[arg(long)]
         content_type: Option<String>,
         /// RFC 3339 lower bound on ingestion time.
@@ -111,35 +132,50 @@ enum Command {
         /// RFC 3339 upper bound on ingestion time.
         #[arg(long)]
         until: Option<String>,
+        /// Records per page, 1 to 1000.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// Continue after a previous page (the cursor it printed).
         #[arg(long)]
         cursor: Option<String>,
         #[command(flatten)]
         client: ClientOpts,
     },
-    /// Fetch an inclusion proof bundle for offline verification.
+    /// Fetch a record's inclusion proof for offline verification.
     Prove {
+        /// The record's id.
         id: String,
-        /// Prove against the checkpoint of this size (default: latest).
+        /// Prove against the checkpoint of this size (default: the latest,
+        /// waiting for one that covers the record).
         #[arg(long)]
         tree_size: Option<u64>,
-        /// Write the bundle here instead of stdout.
+        /// Write the proof to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Output C2SP tlog-proof text instead of the JSON bundle.
+        /// Output C2SP tlog-proof text instead of the JSON bundle (verify it
+        /// with `evault verify --record <record JSON>`).
         #[arg(long)]
         tlog_proof: bool,
+        /// How long to wait for a checkpoint covering a new record (an
+        /// unknown id fails at once).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        wait: Duration,
         #[command(flatten)]
         client: ClientOpts,
     },
-    /// Verify a proof bundle offline: recompute the leaf from the record,
-    /// check inclusion, check the checkpoint signature.
+    /// Verify a proof offline: recompute the leaf from the record, check
+    /// inclusion, check the checkpoint signature. Reads a JSON bundle or a
+    /// C2SP tlog-proof (told apart by its first line).
     Verify {
-        /// Proof bundle from `evault prove --out`.
+        /// Proof from `evault prove --out` (bundle, or tlog-proof text).
         #[arg(long)]
         proof: PathBuf,
-        /// Checkpoint (signed note) to verify against; default: the bundle's.
+        /// The record proven, as JSON (`evault get <id> --json`, or an audit
+        /// event): required for a tlog-proof, which does not carry it; with a
+        /// bundle it must be the bundle's record.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Checkpoint (signed note) to verify against; default: the proof's.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Log verifier key (name+hash+base64), or a file holding it.
@@ -148,6 +184,34 @@ enum Command {
         /// Expected checkpoint origin.
         #[arg(long)]
         origin: Option<String>,
+    },
+    /// Check that a newer checkpoint of a log extends an older one (nothing
+    /// removed or rewritten): the proof comes from the vault, or offline
+    /// from --proof.
+    Consistency {
+        /// The older checkpoint (signed note file, e.g. `evault checkpoint --out`).
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer checkpoint.
+        #[arg(long)]
+        new: PathBuf,
+        /// The log's verifier key (name+hash+base64), or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// Expected checkpoint origin.
+        #[arg(long)]
+        origin: Option<String>,
+        /// A consistency proof (JSON, as `--out` saves it): verify offline.
+        #[arg(long, conflicts_with = "out")]
+        proof: Option<PathBuf>,
+        /// Save the fetched proof here, to verify again offline later.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Which log the checkpoints are of.
+        #[arg(long, value_enum, default_value = "evidence")]
+        log: LogKind,
+        #[command(flatten)]
+        client: ClientOpts,
     },
     /// Key management.
     Keys {
@@ -179,8 +243,33 @@ enum Command {
     Monitor(Box<monitor::MonitorArgs>),
     /// Print a signed checkpoint (latest, or of a given size).
     Checkpoint {
+        /// The checkpoint of this tree size (default: the latest).
         #[arg(long)]
         size: Option<u64>,
+        /// Which log's checkpoint.
+        #[arg(long, value_enum, default_value = "evidence")]
+        log: LogKind,
+        /// Also write the signed note to this file (for `consistency`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+    /// Summarise the analytics events (records of type
+    /// application/vnd.evault.analytics+json): per source and kind.
+    Analytics {
+        /// Only this event source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this event kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// RFC 3339: events timestamped at or after.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339: events timestamped before.
+        #[arg(long)]
+        until: Option<String>,
         #[command(flatten)]
         client: ClientOpts,
     },
@@ -199,13 +288,42 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let file = match FileConfig::load(cli.config.as_deref()) {
-        Ok(f) => f,
-        Err(e) => return fail(&e),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
     };
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => fail(&e, json),
+    }
+}
+
+/// A clap error: help and version are printed as usual; a real usage
+/// error exits 2, with `--json` also as a JSON object on stdout.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args().any(|a| a == "--json");
+    if json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // The message is the text before the usage block.
+        let text = e.to_string();
+        let msg: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        let msg = msg.join(" ");
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        output::print_json(&CliError::usage(msg).to_json());
+    }
+    e.exit()
+}
+
+fn run(cli: Cli) -> CliResult<ExitCode> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let json = cli.json;
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(*args, file),
+        Command::Serve(args) => Ok(serve::serve(*args, file)?),
         Command::Put {
             files,
             labels,
@@ -213,18 +331,18 @@ fn main() -> ExitCode {
             idempotency_key,
             client,
         } => evidence::put(
-            &client_for(&client, &file),
+            &client_for(&client, &file)?,
             &files,
             &labels,
             content_type,
             idempotency_key,
-            cli.json,
+            json,
         ),
         Command::Get {
             id,
             payload,
             client,
-        } => evidence::get(&client_for(&client, &file), &id, payload, cli.json),
+        } => evidence::get(&client_for(&client, &file)?, &id, payload, json),
         Command::Ls {
             labels,
             content_type,
@@ -234,59 +352,124 @@ fn main() -> ExitCode {
             cursor,
             client,
         } => evidence::ls(
-            &client_for(&client, &file),
+            &client_for(&client, &file)?,
             &labels,
             content_type,
             since,
             until,
             limit,
             cursor,
-            cli.json,
+            json,
         ),
         Command::Prove {
             id,
             tree_size,
             out,
             tlog_proof,
+            wait,
             client,
-        } => proof::prove(&client_for(&client, &file), &id, tree_size, out, tlog_proof),
+        } => proof::prove(
+            &client_for(&client, &file)?,
+            LogKind::Evidence,
+            &id,
+            tree_size,
+            out,
+            tlog_proof,
+            wait,
+            json,
+        ),
         Command::Verify {
             proof,
+            record,
             checkpoint,
             key,
             origin,
         } => proof::verify(
             &proof,
+            record.as_deref(),
             checkpoint.as_deref(),
             &key,
             origin.as_deref(),
-            cli.json,
+            json,
+        ),
+        Command::Consistency {
+            old,
+            new,
+            key,
+            origin,
+            proof,
+            out,
+            log,
+            client,
+        } => consistency::run(
+            || client_for(&client, &file),
+            consistency::Args {
+                old: &old,
+                new: &new,
+                key: &key,
+                origin: origin.as_deref(),
+                proof: proof.as_deref(),
+                out: out.as_deref(),
+                log,
+            },
+            json,
         ),
         Command::Keys {
             command: KeysCommand::Generate { name, out },
-        } => keys::generate(&name, &out, cli.json),
-        Command::Checkpoint { size, client } => checkpoint::show(&client_for(&client, &file), size),
-        Command::Sa { command, keystore } => sa::run_sa(command, &keystore.path(&file), cli.json),
+        } => keys::generate(&name, &out, json),
+        Command::Checkpoint {
+            size,
+            log,
+            out,
+            client,
+        } => checkpoint::show(
+            &client_for(&client, &file)?,
+            log,
+            size,
+            out.as_deref(),
+            json,
+        ),
+        Command::Analytics {
+            source,
+            kind,
+            since,
+            until,
+            client,
+        } => analytics::summary(
+            &client_for(&client, &file)?,
+            analytics::Filters {
+                source,
+                kind,
+                since,
+                until,
+            },
+            json,
+        ),
+        Command::Sa { command, keystore } => sa::run_sa(command, &keystore.location(&file), json),
         Command::Token { command, keystore } => {
-            sa::run_token(command, &keystore.path(&file), cli.json)
+            sa::run_token(command, &keystore.location(&file), json)
         }
-        Command::Audit { command } => audit::run(command, |c| client_for(c, &file), cli.json),
-        // Its own exit codes (verification failed, refused, unreachable).
-        Command::Monitor(args) => return monitor::run(*args, &file, cli.json),
+        Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
+        // It reports its own exit codes (verification failed, refused, unreachable).
+        Command::Monitor(args) => return Ok(monitor::run(*args, &file, json)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Reports `e`: on stderr, and with `--json` as an object on stdout.
+fn fail(e: &CliError, json: bool) -> ExitCode {
+    if json {
+        output::print_json(&e.to_json());
     }
-}
-
-fn fail(msg: &str) -> ExitCode {
     // Not `eprintln!`: a closed stderr must not turn an exit into a panic.
-    say!("evault: {msg}");
-    ExitCode::FAILURE
+    say!("evault: {}", e.message);
+    if let Some(h) = &e.hint {
+        say!("evault: hint: {h}");
+    }
+    ExitCode::from(e.exit as u8)
 }
 
-fn client_for(opts: &ClientOpts, file: &FileConfig) -> Client {
+fn client_for(opts: &ClientOpts, file: &FileConfig) -> CliResult<Client> {
     let server = opts
         .server
         .clone()
@@ -309,4 +492,31 @@ fn keystore_path(flag: Option<PathBuf>, data: Option<&Path>, file: &FileConfig) 
         .unwrap_or_else(|| {
             data_dir(data.map(Path::to_path_buf), file).join("service-accounts.json")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "evault", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
 }

@@ -16,10 +16,43 @@ use evault_auth::{
 };
 use serde_json::{Value, json};
 
+use crate::error::{CliError, CliResult};
+
+/// Where the keystore is, and whether the user named it (a flag, an
+/// EVAULT_* variable or the config file) or it is the built-in default.
+pub struct KeystoreLocation {
+    pub path: std::path::PathBuf,
+    pub explicit: bool,
+}
+
+/// "No keystore here" with where that is and what to do.
+fn no_keystore(at: &KeystoreLocation, init_helps: bool) -> CliError {
+    let abs = std::path::absolute(&at.path).unwrap_or_else(|_| at.path.clone());
+    let why = if at.explicit {
+        "the path given"
+    } else {
+        "the default, ./evault-data in the current directory"
+    };
+    let mut hint = "run this where the vault's data directory is, or name its keystore with \
+                    --data-dir DIR or --service-accounts FILE (or EVAULT_DATA_DIR / \
+                    EVAULT_SERVICE_ACCOUNTS)"
+        .to_string();
+    if init_helps {
+        hint.push_str("; to start a new keystore there, add --init");
+    }
+    CliError::usage(format!("no keystore at {} ({why})", abs.display())).hint(hint)
+}
+
 #[derive(clap::Subcommand)]
 pub enum SaCommand {
     /// Add a service account key (prints key id; the secret stays in the keystore file)
     Create {
+        /// Start a new keystore if there is none. Needed only at the default
+        /// path (./evault-data): a keystore named with --data-dir,
+        /// --service-accounts, their EVAULT_* variables or the config file
+        /// is created when missing.
+        #[arg(long)]
+        init: bool,
         /// Who tokens signed with this key act as (their `sub`).
         #[arg(long)]
         principal: String,
@@ -38,6 +71,7 @@ pub enum SaCommand {
     /// Replace a key by a new one (same principal and roles, new secret);
     /// prints the new key id.
     Rotate {
+        /// The key to replace.
         key_id: String,
         /// Id of the new key (default: "<principal>-<8 hex digits>").
         #[arg(long)]
@@ -52,13 +86,17 @@ pub enum SaCommand {
     },
     /// Remove a key: tokens signed with it stop working as soon as the
     /// server reloads the file.
-    Revoke { key_id: String },
+    Revoke {
+        /// The key to remove.
+        key_id: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
 pub enum TokenCommand {
     /// Print a token signed with a keystore key
     Mint {
+        /// The keystore key to sign with (`evault sa list` shows them).
         #[arg(long)]
         key_id: String,
         /// Lifetime (at most 24h, the server's default maximum).
@@ -70,10 +108,17 @@ pub enum TokenCommand {
     },
 }
 
-pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String> {
+pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
     let now = SystemTime::now();
+    let keystore = at.path.as_path();
+    // Only `create` makes a keystore; the others need one to be there.
+    let creates = matches!(cmd, SaCommand::Create { .. });
+    if !creates && !keystore.exists() {
+        return Err(no_keystore(at, false));
+    }
     match cmd {
         SaCommand::Create {
+            init,
             principal,
             roles,
             key_id,
@@ -83,6 +128,11 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
             let expires_at = expires_in
                 .map(|d| after(now, "--expires-in", &d))
                 .transpose()?;
+            // A new keystore at the default path is usually the wrong
+            // directory, not the wish for a second keystore.
+            if !keystore.exists() && !at.explicit && !init {
+                return Err(no_keystore(at, true));
+            }
             KeystoreFile::create_if_missing(keystore)?;
             let key = edit(keystore, |file| {
                 create_key(file, &principal, roles, key_id, expires_at)
@@ -92,7 +142,7 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
                     &json!({"keystore": keystore.display().to_string(), "created": key_json(&key, now)}),
                 );
             } else {
-                eprintln!(
+                crate::say!(
                     "evault: created key {} for {} ({}){} in {}",
                     key.key_id,
                     key.principal,
@@ -100,7 +150,7 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
                     expiry_text(&key),
                     keystore.display()
                 );
-                eprintln!(
+                crate::say!(
                     "evault: mint a token with: evault token mint --key-id {}",
                     key.key_id
                 );
@@ -108,16 +158,12 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
             }
         }
         SaCommand::List => {
-            let file = if keystore.exists() {
-                KeystoreFile::load(keystore)?
-            } else {
-                KeystoreFile::default()
-            };
+            let file = KeystoreFile::load(keystore)?;
             if json {
                 let keys: Vec<Value> = file.keys.iter().map(|k| key_json(k, now)).collect();
                 print_json(&json!({"keystore": keystore.display().to_string(), "keys": keys}));
             } else if file.keys.is_empty() {
-                eprintln!("evault: no service-account keys in {}", keystore.display());
+                crate::say!("evault: no service-account keys in {}", keystore.display());
             } else {
                 print_table(&file.keys, now);
             }
@@ -148,14 +194,14 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
                 }));
             } else {
                 match &old {
-                    Some(k) => eprintln!(
+                    Some(k) => crate::say!(
                         "evault: key {} keeps working until {}",
                         k.key_id,
                         k.expires_at_rfc3339().unwrap_or_default()
                     ),
-                    None => eprintln!("evault: key {key_id} removed"),
+                    None => crate::say!("evault: key {key_id} removed"),
                 }
-                eprintln!(
+                crate::say!(
                     "evault: new key {} for {} ({}){}",
                     new.key_id,
                     new.principal,
@@ -184,20 +230,22 @@ pub fn run_sa(cmd: SaCommand, keystore: &Path, json: bool) -> Result<(), String>
     Ok(())
 }
 
-pub fn run_token(cmd: TokenCommand, keystore: &Path, json: bool) -> Result<(), String> {
+pub fn run_token(cmd: TokenCommand, at: &KeystoreLocation, json: bool) -> CliResult {
     let TokenCommand::Mint { key_id, ttl, roles } = cmd;
     let now = SystemTime::now();
     let ttl = parse_ttl(&ttl)?;
+    let keystore = at.path.as_path();
     if !keystore.exists() {
-        return Err(format!(
-            "no keystore at {} (create a key with `evault sa create`)",
-            keystore.display()
-        ));
+        return Err(no_keystore(at, false));
     }
     let file = KeystoreFile::load(keystore)?;
-    let key = file
-        .find(&key_id)
-        .ok_or_else(|| format!("unknown key id {key_id:?} in {}", keystore.display()))?;
+    let key = file.find(&key_id).ok_or_else(|| {
+        CliError::usage(format!(
+            "unknown key id {key_id:?} in {}",
+            keystore.display()
+        ))
+        .hint("`evault sa list` shows the keys")
+    })?;
     let roles = if roles.is_empty() {
         key.roles.clone()
     } else {
@@ -522,28 +570,51 @@ mod tests {
     fn commands_edit_the_file_and_keep_it_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data/service-accounts.json");
+        // Not at the default path without --init: refused, nothing made.
+        let default = KeystoreLocation {
+            path: path.clone(),
+            explicit: false,
+        };
+        let create = || SaCommand::Create {
+            init: false,
+            principal: "ci".into(),
+            roles: vec!["ingester".into()],
+            key_id: Some("ci-0".into()),
+            expires_in: None,
+        };
+        let err = run_sa(create(), &default, true).unwrap_err();
+        assert!(err.message.contains("no keystore at"), "{err:?}");
+        assert!(err.hint.unwrap().contains("--init"));
+        assert!(!path.exists());
+        assert!(run_sa(SaCommand::List, &default, false).is_err());
+        let at = KeystoreLocation {
+            path: path.clone(),
+            explicit: true,
+        };
+        let path = &at;
         run_sa(
             SaCommand::Create {
+                init: false,
                 principal: "ci".into(),
                 roles: vec!["ingester".into()],
                 key_id: Some("ci-1".into()),
                 expires_in: Some("90d".into()),
             },
-            &path,
+            path,
             true,
         )
         .unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(path.parent().unwrap()), 0o700);
-        run_sa(SaCommand::List, &path, false).unwrap();
+        assert_eq!(mode(&at.path), 0o600);
+        assert_eq!(mode(at.path.parent().unwrap()), 0o700);
+        run_sa(SaCommand::List, path, false).unwrap();
         run_token(
             TokenCommand::Mint {
                 key_id: "ci-1".into(),
                 ttl: "10m".into(),
                 roles: vec![],
             },
-            &path,
+            path,
             false,
         )
         .unwrap();
@@ -553,22 +624,22 @@ mod tests {
                 ttl: "1h".into(),
                 roles: vec!["admin".into()],
             },
-            &path,
+            path,
             false,
         )
         .unwrap_err();
-        assert!(err.contains("does not grant role admin"), "{err}");
+        assert!(err.message.contains("does not grant role admin"), "{err:?}");
         let err = run_token(
             TokenCommand::Mint {
                 key_id: "nope".into(),
                 ttl: "1h".into(),
                 roles: vec![],
             },
-            &path,
+            path,
             false,
         )
         .unwrap_err();
-        assert!(err.contains("nope"), "{err}");
+        assert!(err.message.contains("nope"), "{err:?}");
         run_sa(
             SaCommand::Rotate {
                 key_id: "ci-1".into(),
@@ -576,7 +647,7 @@ mod tests {
                 keep_old_for: Some("1h".into()),
                 expires_in: None,
             },
-            &path,
+            path,
             false,
         )
         .unwrap();
@@ -584,17 +655,19 @@ mod tests {
             SaCommand::Revoke {
                 key_id: "ci-1".into(),
             },
-            &path,
+            path,
             false,
         )
         .unwrap();
-        let f = KeystoreFile::load(&path).unwrap();
+        let f = KeystoreFile::load(&at.path).unwrap();
         assert_eq!(f.keys.len(), 1);
         assert_eq!(f.keys[0].key_id, "ci-2");
-        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&at.path), 0o600);
         // No temp files left behind.
         assert_eq!(
-            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            std::fs::read_dir(at.path.parent().unwrap())
+                .unwrap()
+                .count(),
             1
         );
     }

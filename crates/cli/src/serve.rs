@@ -17,57 +17,67 @@ const KEYSTORE_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Data directory (database, blobs, log keys, service accounts).
+    /// Data directory (database, blobs, log keys, service accounts)
+    /// [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address of the REST API, ADDR:PORT [default: 127.0.0.1:8470].
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
-    /// Address of the gRPC API (HTTP/2, TLS with --tls-cert), or `off`.
+    /// Address of the gRPC API (HTTP/2, TLS with --tls-cert), or `off`
+    /// [default: 127.0.0.1:9090].
     #[arg(long, env = "EVAULT_GRPC_LISTEN")]
     grpc_listen: Option<String>,
-    /// Checkpoint origin of a new log (kept forever once chosen).
+    /// Checkpoint origin of a new log (kept forever once chosen) [default:
+    /// evault.local/<random>].
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
-    /// Log signing key file (PRIVATE+KEY+… format); generated if missing.
+    /// Log signing key file (PRIVATE+KEY+… format); generated if missing
+    /// [default: <data dir>/log.key].
     #[arg(long, env = "EVAULT_KEY_FILE")]
     key_file: Option<PathBuf>,
-    /// TLS certificate chain (PEM); with --tls-key enables HTTPS.
+    /// TLS certificate chain (PEM); with --tls-key enables HTTPS (and TLS
+    /// on gRPC) [default: none, plain HTTP].
     #[arg(long, env = "EVAULT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
+    /// TLS private key (PEM), for --tls-cert.
     #[arg(long, env = "EVAULT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// How often at most to sign a checkpoint (e.g. 500ms).
+    /// How often at most to sign a checkpoint of a growing log
+    /// [default: 500ms].
     #[arg(long, env = "EVAULT_CHECKPOINT_INTERVAL")]
     checkpoint_interval: Option<String>,
-    /// Largest accepted payload in bytes.
+    /// Largest accepted payload in bytes [default: 67108864, 64 MiB].
     #[arg(long, env = "EVAULT_MAX_UPLOAD")]
     max_upload: Option<u64>,
     /// Leaves of each log checked at start-up against their tiles, at
-    /// random, besides the right edge (0: off; default 64).
+    /// random, besides the right edge (0: off) [default: 64].
     #[arg(long, env = "EVAULT_STARTUP_SAMPLE")]
     startup_sample: Option<u64>,
-    /// Service-account keystore (default <data dir>/service-accounts.json).
+    /// Service-account keystore, created empty if missing [default: <data
+    /// dir>/service-accounts.json].
     #[arg(long, env = "EVAULT_SERVICE_ACCOUNTS")]
     pub service_accounts: Option<PathBuf>,
-    /// Directory of the audit trail's JSON-lines mirror (default <data dir>/audit).
+    /// Directory of the audit trail's JSON-lines mirror [default: <data
+    /// dir>/audit].
     #[arg(long, env = "EVAULT_AUDIT_DIR")]
     audit_dir: Option<PathBuf>,
     /// Directory of each log's latest signed tree head, which the vault
     /// never signs a fork of. Keep it OUTSIDE the data directory, so that
-    /// restoring a backup of that does not restore it (default
-    /// $XDG_STATE_HOME/evault, else ~/.local/state/evault).
+    /// restoring a backup of that does not restore it [default:
+    /// $XDG_STATE_HOME/evault, else ~/.local/state/evault].
     #[arg(long, env = "EVAULT_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Do not write the JSON-lines mirror of the audit trail (the audit
     /// Merkle log itself is always written).
     #[arg(long)]
     no_audit_mirror: bool,
-    /// Per-principal rate limit in requests per second (0: none).
+    /// Per-principal rate limit in requests per second (0: none) [default:
+    /// 0].
     #[arg(long, env = "EVAULT_RATE_LIMIT")]
     rate_limit: Option<f64>,
-    /// Requests a principal may send in a burst above the rate limit.
+    /// Requests a principal may send in a burst above the rate limit
+    /// [default: twice the rate, at least 1].
     #[arg(long, env = "EVAULT_RATE_LIMIT_BURST")]
     rate_limit_burst: Option<u32>,
     /// Require a token for checkpoints, tiles and consistency proofs too.
@@ -97,10 +107,10 @@ pub struct ServeArgs {
     /// the shorter one applies).
     #[arg(long, env = "EVAULT_KEEP_ALIVE_TIMEOUT", default_value = "60s")]
     keep_alive_timeout: String,
-    /// Most connections held at once, REST and gRPC together (default:
-    /// 4096, or 3/4 of the descriptor limit if less). At the cap the
-    /// connection idle longest is closed; if none is idle, newcomers are
-    /// refused (503).
+    /// Most connections held at once, REST and gRPC together. At the cap
+    /// the connection idle longest is closed; if none is idle, newcomers
+    /// are refused (503) [default: 4096, or 3/4 of the descriptor limit if
+    /// less].
     #[arg(long, env = "EVAULT_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// HTTP/2: most concurrent streams per connection.
@@ -216,8 +226,19 @@ fn check_jwks_url(issuer: &str, url: &str) -> Result<(), String> {
     }
 }
 
+/// Whether the log gets ANSI colours: only on a terminal, and never when
+/// NO_COLOR is set to anything but the empty string (https://no-color.org).
+fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_ansi(log_colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EVAULT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -454,7 +475,49 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::check_jwks_url;
+    use super::{check_jwks_url, log_colours};
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())));
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
+    }
+
+    /// The defaults `serve --help` states are the ones the code uses.
+    #[test]
+    fn help_states_the_real_defaults() {
+        use clap::CommandFactory as _;
+        let help = crate::Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let config = evault_vault::VaultConfig::new("x");
+        for want in [
+            format!("[default: {}]", crate::config::DEFAULT_DATA_DIR),
+            format!("[default: {}]", crate::config::DEFAULT_LISTEN),
+            format!("[default: {}]", crate::config::DEFAULT_GRPC_LISTEN),
+            format!(
+                "[default: {}]",
+                humantime::format_duration(config.checkpoint_interval)
+            ),
+            format!("[default: {},", config.max_upload),
+            format!("[default: {}]", config.startup_sample),
+            "[default: 10s]".to_string(),
+        ] {
+            assert!(help.contains(&want), "serve --help lacks {want:?}:\n{help}");
+        }
+        // Every argument is described.
+        for arg in crate::Cli::command()
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .get_arguments()
+        {
+            assert!(arg.get_help().is_some(), "{} has no help", arg.get_id());
+        }
+    }
 
     #[test]
     fn jwks_urls_must_be_https_unless_local() {

@@ -63,8 +63,10 @@ impl FromStr for Outcome {
     }
 }
 
-/// One audit event as the API returns it.
+/// One audit event as the API returns it. Strict like
+/// [`crate::Evidence`]: unknown members are an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditEvent {
     /// UUIDv7, assigned by the vault when committed (callers leave it empty).
     pub id: String,
@@ -464,5 +466,16 @@ mod tests {
             bundle.verify(&verifiers, Some("vault.example/log")),
             Err(BundleError::WrongOrigin { .. })
         ));
+    }
+
+    #[test]
+    fn unknown_members_are_rejected() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(
+            serde_json::from_value::<AuditEvent>(v.clone()).unwrap(),
+            sample()
+        );
+        v["approved"] = true.into();
+        assert!(serde_json::from_value::<AuditEvent>(v).is_err());
     }
 }

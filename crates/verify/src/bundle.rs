@@ -43,6 +43,7 @@ impl LoggedRecord for AuditEvent {
 /// `R` defaults to [`Evidence`], so the evidence bundle's type and JSON are
 /// unchanged; the audit log's is [`AuditProofBundle`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProofBundle<R = Evidence> {
     /// The record proven; its leaf is recomputed from it, never taken on trust.
     pub record: R,
@@ -77,9 +78,12 @@ pub struct Verified {
 /// auditor must be told about.
 #[derive(Debug)]
 pub enum BundleError {
-    /// The checkpoint is not a well-formed signed note, or no signature on it
-    /// verifies with the given keys.
+    /// The checkpoint is not a well-formed signed note, or a signature by a
+    /// given key does not verify.
     Signature(OpenError),
+    /// The checkpoint is well formed but signed by none of the given keys;
+    /// holds the keys that did sign it, as `name+keyid` (hex).
+    UnknownSigner(Vec<String>),
     /// The signed text is not a valid tlog checkpoint body.
     Checkpoint(evault_note::CheckpointError),
     /// The checkpoint is for another log than the one asked for.
@@ -116,6 +120,11 @@ impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BundleError::Signature(e) => write!(f, "checkpoint signature: {e}"),
+            BundleError::UnknownSigner(keys) => write!(
+                f,
+                "the checkpoint is not signed by the given key; it is signed by {}",
+                keys.join(", ")
+            ),
             BundleError::Checkpoint(e) => write!(f, "checkpoint body: {e}"),
             BundleError::WrongOrigin { expected, found } => {
                 write!(f, "checkpoint origin is {found:?}, expected {expected:?}")
@@ -147,7 +156,15 @@ pub fn open_checkpoint(
     verifiers: &Verifiers,
     origin: Option<&str>,
 ) -> Result<(Checkpoint, Vec<String>), BundleError> {
-    let opened = open(note.as_bytes(), verifiers).map_err(BundleError::Signature)?;
+    let opened = open(note.as_bytes(), verifiers).map_err(|e| match e {
+        OpenError::Unverified(n) => BundleError::UnknownSigner(
+            n.unverified
+                .iter()
+                .map(|s| format!("{}+{:08x}", s.name, s.key_id))
+                .collect(),
+        ),
+        e => BundleError::Signature(e),
+    })?;
     let cp = Checkpoint::parse(&opened.text).map_err(BundleError::Checkpoint)?;
     if let Some(expected) = origin
         && cp.origin != expected
@@ -217,5 +234,36 @@ impl<R: LoggedRecord> ProofBundle<R> {
                     .ok_or(BundleError::BadProofEncoding(i))
             })
             .collect()
+    }
+}
+
+impl TlogProof {
+    /// Verifies this C2SP tlog-proof offline for `record`, which travels
+    /// separately (the proof carries only its index): checks the checkpoint
+    /// signature, that the record's own index is the proof's, recomputes
+    /// the leaf from the record and checks inclusion against the
+    /// checkpoint's root.
+    pub fn verify<R: LoggedRecord>(
+        &self,
+        record: &R,
+        verifiers: &Verifiers,
+        origin: Option<&str>,
+    ) -> Result<Verified, BundleError> {
+        let (cp, signed_by) = open_checkpoint(&self.checkpoint, verifiers, origin)?;
+        if record.leaf_index() != self.index {
+            return Err(BundleError::IndexMismatch {
+                bundle: self.index,
+                record: record.leaf_index(),
+            });
+        }
+        let leaf = record.leaf_hash().map_err(BundleError::Leaf)?;
+        verify_inclusion(&leaf, self.index, cp.size, &self.proof, &cp.root_hash)
+            .map_err(BundleError::Inclusion)?;
+        Ok(Verified {
+            origin: cp.origin,
+            tree_size: cp.size,
+            leaf_index: self.index,
+            signed_by,
+        })
     }
 }

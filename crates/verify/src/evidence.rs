@@ -13,8 +13,11 @@ use sha2::{Digest, Sha256};
 /// Version tag inside every leaf; a new leaf layout gets a new tag.
 pub const LEAF_VERSION: &str = "evault/evidence/v1";
 
-/// An evidence record as the API returns it.
+/// An evidence record as the API returns it. The format is strict: a
+/// member this struct does not know is an error, never silently dropped
+/// (an auditor must not take a record with unverified content as checked).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Evidence {
     /// UUIDv7.
     pub id: String,

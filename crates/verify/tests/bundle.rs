@@ -125,12 +125,61 @@ fn every_tampering_is_caught() {
         Err(BundleError::WrongOrigin { .. })
     ));
 
+    // A wrong key is named, with the key that did sign.
     let stranger = Ed25519Signer::from_seed(ORIGIN, &[1; 32]).unwrap();
     let wrong_key = Verifiers::new().with(stranger.verifier()).unwrap();
+    let err = bundle.verify(&wrong_key, None).unwrap_err();
+    let signer = evault_note::parse_verifier_key(setup().2.verifier_key().as_str()).unwrap();
+    let want = format!("{ORIGIN}+{:08x}", signer.key_id);
+    assert!(
+        matches!(&err, BundleError::UnknownSigner(keys) if keys == std::slice::from_ref(&want)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&want), "{err}");
+}
+
+#[test]
+fn a_tlog_proof_verifies_with_its_record() {
+    let (bundle, verifiers, _) = setup();
+    let text = bundle.to_tlog_proof().unwrap().to_text();
+    let proof = TlogProof::parse(&text).unwrap();
+    let v = proof
+        .verify(&bundle.record, &verifiers, Some(ORIGIN))
+        .unwrap();
+    assert_eq!((v.tree_size, v.leaf_index), (37, 21));
+    // Another record, or the same one altered, does not.
     assert!(matches!(
-        bundle.verify(&wrong_key, None),
-        Err(BundleError::Signature(_))
+        proof.verify(&record(20), &verifiers, None),
+        Err(BundleError::IndexMismatch { .. })
     ));
+    let mut altered = bundle.record.clone();
+    altered.ingested_by = "someone-else".into();
+    assert!(matches!(
+        proof.verify(&altered, &verifiers, None),
+        Err(BundleError::Inclusion(_))
+    ));
+    assert!(matches!(
+        proof.verify(&bundle.record, &verifiers, Some("other.example/log")),
+        Err(BundleError::WrongOrigin { .. })
+    ));
+}
+
+/// The record format is strict: an unknown member is an error, in the
+/// record and in the bundle.
+#[test]
+fn unknown_members_are_rejected() {
+    let (bundle, _, _) = setup();
+    let mut v = serde_json::to_value(&bundle).unwrap();
+    assert!(serde_json::from_value::<ProofBundle>(v.clone()).is_ok());
+    v["record"]["approved_by"] = "mallory".into();
+    let err = serde_json::from_value::<ProofBundle>(v.clone()).unwrap_err();
+    assert!(err.to_string().contains("approved_by"), "{err}");
+    v["record"].as_object_mut().unwrap().remove("approved_by");
+    v["note"] = "x".into();
+    assert!(serde_json::from_value::<ProofBundle>(v).is_err());
+    let mut e = serde_json::to_value(record(1)).unwrap();
+    e["extra"] = 1.into();
+    assert!(serde_json::from_value::<Evidence>(e).is_err());
 }
 
 /// Making the bundle generic changed neither its type for existing users

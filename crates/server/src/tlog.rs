@@ -2,12 +2,13 @@
 //! and immutable hash tiles and entry bundles, for tile-reading clients
 //! and witnesses.
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use evault_merkle::tiles::parse_tile_path;
 
 use crate::AppState;
+use crate::guard::Caller;
 use crate::params::PathParam;
 use crate::problem::{Problem, ProblemBody};
 
@@ -54,12 +55,13 @@ pub async fn checkpoint(State(st): State<AppState>) -> Result<Response, Problem>
 )]
 pub async fn tile(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParam(rest): PathParam,
 ) -> Result<Response, Problem> {
     let full = format!("tile/{rest}");
     let tile = parse_tile_path(&full)
         .map_err(|e| Problem::bad_request(format!("tile path {full:?}: {e}")))?;
-    let data = st.vault.evidence_log().tile(tile).await?;
+    let data = st.vault.evidence_log().tile(&caller.reader(), tile).await?;
     let mut resp = data.into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -512,6 +512,11 @@ async fn admit(
     }
     caller.identity = identity;
 
+    // Least privilege: only a role of the table widens the reader's scope.
+    // A caller of the public log data (or of an open route) reads as its
+    // own principal, so the vault gives it only what is public: e.g. never
+    // the audit log's entry bundles, whatever path reached the handler.
+    caller.scope = Scope::Own;
     if let Some(op) = op {
         match (op.access, &caller.identity) {
             (Access::Open, _) => {}

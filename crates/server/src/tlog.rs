@@ -35,18 +35,26 @@ async fn checkpoint_of(st: &AppState, log: LogId) -> Result<Response, Problem> {
     Ok(resp)
 }
 
-/// `tile/<rest>` of `log`, as `caller` may read it.
+/// `tile/<rest>` of `log`, as `caller` may read it; entry bundles only
+/// with `bundles`.
 async fn tile_of(
     st: &AppState,
-    log: LogId,
+    (log, bundles): (LogId, bool),
     caller: &Caller,
     full: String,
     headers: &HeaderMap,
 ) -> Result<Response, Problem> {
     let tile = parse_tile_path(&full)
         .map_err(|e| Problem::bad_request(format!("tile path {full:?}: {e}")))?;
-    let data = st.vault.log(log)?.tile(&caller.reader(), tile).await?;
     let entries = matches!(tile, TilePath::Entries { .. });
+    if entries && !bundles {
+        // E.g. `/tlog-audit/tile/entr%69es/000`: the router matched the
+        // hash tile route; bundles are served by their own route only.
+        return Err(Problem::not_found(format!(
+            "{full} is not a hash tile; this log's entry bundles are under tile/entries/"
+        )));
+    }
+    let data = st.vault.log(log)?.tile(&caller.reader(), tile).await?;
     // tlog-tiles: entry bundles SHOULD be compressed at the HTTP layer,
     // with gzip unconditionally or with what the client's Accept-Encoding
     // asks for. We negotiate, so a client that cannot decode gzip still
@@ -156,7 +164,7 @@ pub async fn tile(
 ) -> Result<Response, Problem> {
     tile_of(
         &st,
-        LogId::Evidence,
+        (LogId::Evidence, true),
         &caller,
         format!("tile/{rest}"),
         &headers,
@@ -207,7 +215,14 @@ pub async fn audit_tile(
     PathParam(rest): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    tile_of(&st, LogId::Audit, &caller, format!("tile/{rest}"), &headers).await
+    tile_of(
+        &st,
+        (LogId::Audit, false),
+        &caller,
+        format!("tile/{rest}"),
+        &headers,
+    )
+    .await
 }
 
 /// An entry bundle of the audit log (C2SP tlog-tiles; role auditor).
@@ -236,7 +251,7 @@ pub async fn audit_entries(
 ) -> Result<Response, Problem> {
     tile_of(
         &st,
-        LogId::Audit,
+        (LogId::Audit, true),
         &caller,
         format!("tile/entries/{rest}"),
         &headers,

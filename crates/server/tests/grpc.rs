@@ -622,7 +622,14 @@ fn health_is_not_serving_while_the_vault_is_not_ready() {
             "{service:?}"
         );
     }
-    let next = s.rt.block_on(watch.message()).unwrap().unwrap();
+    // The next message is the change (one message per change of status).
+    let next =
+        s.rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(20), watch.message()).await
+        })
+        .expect("the watcher hears of the change")
+        .unwrap()
+        .unwrap();
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     // A service the server does not have is still NOT_FOUND.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&s));

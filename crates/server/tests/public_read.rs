@@ -196,6 +196,21 @@ fn the_audit_log_is_followed_without_a_token() {
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(parse_entry_bundle(&r.body).unwrap().len() as u64, width);
     }
+    // No other path to a bundle: an escaped `entries` reaches the hash
+    // tile route, which serves no bundles; and the vault would not give
+    // one to a reader that may not see every event anyway.
+    for key in [None, Some("ingester"), Some("auditor")] {
+        for path in [
+            "/tlog-audit/tile/entr%69es/000",
+            "/tlog-audit/tile/%65ntries/000.p/3",
+        ] {
+            let r = match key {
+                Some(k) => as_key(&s, k, path, &[]),
+                None => anon(&s, path, &[]),
+            };
+            assert_eq!(r.status, 404, "{path} as {key:?}: {}", r.text());
+        }
+    }
     // The evidence log's entries stay public, and its prefix unchanged.
     assert_eq!(anon(&s, "/tlog/tile/entries/000.p/5", &[]).status, 200);
     assert_eq!(anon(&s, "/tlog/checkpoint", &[]).status, 200);

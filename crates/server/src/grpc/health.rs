@@ -8,6 +8,7 @@
 //! [`FOLLOW_EVERY`]) bring up to date, so a watcher hears of a change
 //! within that time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::{Request, Response, Status};
@@ -30,7 +31,7 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct VaultHealth {
     state: AppState,
-    reporter: HealthReporter,
+    reporter: Reporter,
     inner: HealthService,
     /// Dropped with the service: the follower task ends at once (it holds
     /// the vault, which must not outlive the server).
@@ -39,7 +40,10 @@ pub(crate) struct VaultHealth {
 
 /// The health service over `state`, and its follower task.
 pub(crate) fn service(state: AppState) -> HealthServer<VaultHealth> {
-    let reporter = HealthReporter::new();
+    let reporter = Reporter {
+        inner: HealthReporter::new(),
+        last: Arc::new(tokio::sync::Mutex::new(None)),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let follower = Follower {
         state: state.clone(),
@@ -48,15 +52,23 @@ pub(crate) fn service(state: AppState) -> HealthServer<VaultHealth> {
     };
     tokio::spawn(follower.run());
     HealthServer::new(VaultHealth {
-        inner: HealthService::from_health_reporter(reporter.clone()),
+        inner: HealthService::from_health_reporter(reporter.inner.clone()),
         state,
         reporter,
         _stop: stop,
     })
 }
 
-/// The status readiness gives now, published to the reporter.
-async fn refresh(state: &AppState, reporter: &HealthReporter) -> ServingStatus {
+/// tonic's reporter, told only of changes: a watcher gets one message per
+/// change of status, as the health protocol says, not one per refresh.
+#[derive(Clone)]
+struct Reporter {
+    inner: HealthReporter,
+    last: Arc<tokio::sync::Mutex<Option<ServingStatus>>>,
+}
+
+/// The status readiness gives now, published to the reporter if it changed.
+async fn refresh(state: &AppState, reporter: &Reporter) {
     let status = match crate::ops::readiness(&state.vault).await {
         Ok(()) => ServingStatus::Serving,
         Err(why) => {
@@ -64,15 +76,20 @@ async fn refresh(state: &AppState, reporter: &HealthReporter) -> ServingStatus {
             ServingStatus::NotServing
         }
     };
-    for name in std::iter::once("").chain(SERVICES.iter().copied()) {
-        reporter.set_service_status(name, status).await;
+    // Held while publishing, so two refreshes cannot interleave.
+    let mut last = reporter.last.lock().await;
+    if *last == Some(status) {
+        return;
     }
-    status
+    for name in std::iter::once("").chain(SERVICES.iter().copied()) {
+        reporter.inner.set_service_status(name, status).await;
+    }
+    *last = Some(status);
 }
 
 struct Follower {
     state: AppState,
-    reporter: HealthReporter,
+    reporter: Reporter,
     stopped: tokio::sync::oneshot::Receiver<()>,
 }
 

@@ -2,10 +2,14 @@
 //! for every token kind.
 //!
 //! - Time claims are integer seconds (a JSON number with no fraction).
-//! - A token is expired when `now >= exp + leeway` (RFC 7519: `exp` is the
-//!   first instant it must not be accepted, leeway absorbs clock skew); it
-//!   is not yet valid when `nbf > now + leeway`; `iat > now + leeway` is
-//!   rejected too, and `exp - iat` may not exceed the policy's maximum.
+//! - A token is expired when `now >= exp`, with no leeway (RFC 7519: `exp`
+//!   is the first instant it must not be accepted). The expiry is the
+//!   issuer's promise of how long a leaked token is good for; stretching it
+//!   would make every token live a minute longer than its holder was told.
+//! - The leeway absorbs clock skew where a fast issuer clock would refuse
+//!   a fresh token: it is not yet valid when `nbf > now + leeway`, and
+//!   `iat > now + leeway` is rejected. `exp - iat` may not exceed the
+//!   policy's maximum.
 //! - Callers check the signature before any claim, so a forged token
 //!   learns nothing about which claims would pass.
 
@@ -18,7 +22,7 @@ use super::failure::AuthFailure;
 /// How strict the time claims are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenPolicy {
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    /// Clock skew tolerated on `nbf` and `iat` (never on `exp`).
     pub leeway: Duration,
     /// Longest `exp - iat`: a leaked token is useful for at most this long.
     pub max_lifetime: Duration,
@@ -96,7 +100,7 @@ pub(crate) fn check_times(
     if nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err(AuthFailure::NotYetValid);
     }
-    if now >= exp.saturating_add(leeway) {
+    if now >= exp {
         return Err(AuthFailure::Expired);
     }
     Ok(())

@@ -143,7 +143,7 @@ pub enum AuthFailure {
         /// `iat`, `exp` or `nbf`.
         claim: &'static str,
     },
-    /// `exp` (plus leeway) has passed.
+    /// `exp` has passed (no leeway).
     Expired,
     /// `nbf` is later than now plus leeway.
     NotYetValid,

@@ -426,8 +426,13 @@ mod tests {
                 F::NonNumericTimeClaim { claim: "nbf" },
             ),
             (
-                "expired at exp + leeway",
-                tok(HDR, json!({"iat": NOW - 600, "exp": NOW - leeway})),
+                "expired at exp exactly (no leeway on exp)",
+                tok(HDR, json!({"iat": NOW - 600, "exp": NOW})),
+                F::Expired,
+            ),
+            (
+                "expired one second ago, well inside the leeway",
+                tok(HDR, json!({"iat": NOW - 600, "exp": NOW - 1})),
                 F::Expired,
             ),
             (
@@ -477,11 +482,11 @@ mod tests {
     }
 
     #[test]
-    fn boundaries_inside_the_leeway_are_accepted() {
+    fn last_second_before_exp_and_nbf_iat_inside_the_leeway_are_accepted() {
         let keys = keys();
         let policy = TokenPolicy::default();
         for extra in [
-            json!({"iat": NOW - 600, "exp": NOW - 59}),
+            json!({"iat": NOW - 600, "exp": NOW + 1}),
             json!({"nbf": NOW + 60}),
             json!({"iat": NOW + 60, "exp": NOW + 600}),
             json!({"iat": NOW, "exp": NOW + 24 * 3600}),
@@ -509,8 +514,8 @@ mod tests {
         let jws = parse_compact(&t).unwrap();
         assert!(jws.claims.get("jti").and_then(Value::as_str).is_some());
         assert_eq!(jws.header.get("typ"), Some(&json!("JWT")));
-        // Expires after its ttl (plus leeway).
-        let later = now() + Duration::from_secs(3600 + 60);
+        // Expires at the end of its ttl: the leeway never extends `exp`.
+        let later = now() + Duration::from_secs(3600);
         assert_eq!(
             verify_service_token(&t, &keys, &TokenPolicy::default(), later),
             Err(AuthFailure::Expired)

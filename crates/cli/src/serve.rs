@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// evault.local/<random>].
     #[arg(long, env = "EVAULT_ORIGIN")]
     origin: Option<String>,
+    /// The URL clients reach this server at (e.g. https://vault.example.com/).
+    /// A new log without --origin takes the origin C2SP tlog-tiles
+    /// recommends for its tiles prefix: <host/path>/tlog for the evidence
+    /// log, <host/path>/tlog-audit for the audit log. An existing log keeps
+    /// its origin (a mismatch is logged as a warning, not refused). Also the
+    /// OpenAPI document's server.
+    #[arg(long, env = "EVAULT_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Log signing key file (PRIVATE+KEY+… format); generated if missing
     /// [default: <data dir>/log.key].
     #[arg(long, env = "EVAULT_KEY_FILE")]
@@ -271,6 +279,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     };
     let mut config = evault_vault::VaultConfig::new(&data_dir);
     config.origin = o.origin.or(file.origin.clone());
+    config.public_url = o.public_url;
     config.key_file = o.key_file.or(file.key_file.clone());
     if let Some(i) = o.checkpoint_interval.or(file.checkpoint_interval.clone()) {
         config.checkpoint_interval = parse_duration("checkpoint interval", &i)?;

@@ -79,6 +79,15 @@ const fn op(
 pub const OPERATIONS: &[Operation] = &[
     op("health.live", Method::GET, "/healthz", Access::Open, false),
     op("health.ready", Method::GET, "/readyz", Access::Open, false),
+    // A CORS preflight of any path: the CORS layer answers it for the
+    // public read routes, the router (405 or 404) for every other one.
+    op(
+        "cors.preflight",
+        Method::OPTIONS,
+        "/{*path}",
+        Access::Open,
+        false,
+    ),
     op(
         "api.describe",
         Method::GET,
@@ -209,28 +218,35 @@ pub const OPERATIONS: &[Operation] = &[
         "audit.log",
         Method::GET,
         "/api/v1/audit/log",
-        Access::Roles(AUDITOR),
+        Access::PublicLog,
         false,
     ),
     op(
         "audit.consistency",
         Method::GET,
         "/api/v1/audit/consistency",
-        Access::Roles(AUDITOR),
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "audit.checkpoints.list",
+        Method::GET,
+        "/api/v1/audit/checkpoints",
+        Access::PublicLog,
         false,
     ),
     op(
         "audit.checkpoints.latest",
         Method::GET,
         "/api/v1/audit/checkpoints/latest",
-        Access::Roles(AUDITOR),
+        Access::PublicLog,
         false,
     ),
     op(
         "audit.checkpoints.get",
         Method::GET,
         "/api/v1/audit/checkpoints/{size}",
-        Access::Roles(AUDITOR),
+        Access::PublicLog,
         false,
     ),
     op(
@@ -244,6 +260,30 @@ pub const OPERATIONS: &[Operation] = &[
         "audit.proof",
         Method::GET,
         "/api/v1/audit/events/{id}/proof",
+        Access::Roles(AUDITOR),
+        false,
+    ),
+    op(
+        "audit.tlog.checkpoint",
+        Method::GET,
+        "/tlog-audit/checkpoint",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "audit.tlog.tile",
+        Method::GET,
+        "/tlog-audit/tile/{*path}",
+        Access::PublicLog,
+        false,
+    ),
+    // The audit log's leaves name principals and operations: an entry
+    // bundle is everyone's events, for auditors only (the vault refuses it
+    // to any reader that may not see them all).
+    op(
+        "audit.tlog.entries",
+        Method::GET,
+        "/tlog-audit/tile/entries/{*path}",
         Access::Roles(AUDITOR),
         false,
     ),
@@ -353,6 +393,25 @@ fn template_matches(template: &str, path: &str) -> bool {
     }
 }
 
+/// Whether `op` needs a token: a role, or the public log data while
+/// `public_log_read` is off. Routes that need none are answered to anyone
+/// (a token sent to them that does not verify is ignored, not refused);
+/// only they get CORS headers.
+pub fn needs_token(op: &Operation, public_log_read: bool) -> bool {
+    match op.access {
+        Access::Open => false,
+        Access::PublicLog => !public_log_read,
+        Access::Roles(_) => true,
+    }
+}
+
+/// Whether a caller with a valid token can be refused `op` for its roles
+/// (403): some role does not grant it. An operation every role may call
+/// never answers 403 (a token always carries at least one role).
+pub fn can_forbid(op: &Operation) -> bool {
+    matches!(op.access, Access::Roles(_)) && Role::ALL.iter().any(|r| scope_for(op, [*r]).is_none())
+}
+
 /// What a caller with `roles` may do through `op`: `None` if nothing, else
 /// the widest scope any of its roles grants.
 pub fn scope_for(op: &Operation, roles: impl IntoIterator<Item = Role>) -> Option<Scope> {
@@ -433,6 +492,19 @@ mod tests {
             name(Method::POST, "/api/v1/evidence/stream"),
             Some("evidence.stream")
         );
+        assert_eq!(
+            name(Method::GET, "/tlog-audit/tile/0/000.p/3"),
+            Some("audit.tlog.tile")
+        );
+        assert_eq!(
+            name(Method::GET, "/tlog-audit/tile/entries/000.p/3"),
+            Some("audit.tlog.entries")
+        );
+        assert_eq!(
+            name(Method::OPTIONS, "/tlog/checkpoint"),
+            Some("cors.preflight")
+        );
+        assert_eq!(name(Method::OPTIONS, "/"), Some("cors.preflight"));
         assert_eq!(name(Method::DELETE, "/api/v1/evidence"), None);
         assert_eq!(name(Method::GET, "/api/v1/evidence/"), None);
         assert_eq!(name(Method::GET, "/nope"), None);

@@ -47,6 +47,9 @@ pub struct ServiceAccounts {
 }
 
 /// Who the caller is.
+///
+/// The principal, roles, authentication method and key id the server
+/// derived from the bearer token: a way to check a token before using it.
 #[utoipa::path(
     get,
     path = "/api/v1/whoami",
@@ -102,6 +105,9 @@ fn service_accounts(a: &evault_auth::Authenticator) -> ServiceAccounts {
 }
 
 /// The service-account keys in force (never their secrets).
+///
+/// Key id, principal, roles and expiry of every key the keystore file
+/// holds now (role admin). Secrets never leave the file.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/service-accounts",
@@ -117,8 +123,10 @@ pub async fn list_service_accounts(
     Ok(Json(service_accounts(authenticator(&st)?)))
 }
 
-/// Reload the keystore file now (it is also reloaded when it changes and on
-/// SIGHUP). An invalid file is reported and the keys in force stay.
+/// Reload the keystore file now.
+///
+/// The file is also reloaded when it changes and on SIGHUP. An invalid file
+/// is reported (422) and the keys in force stay.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/service-accounts/reload",

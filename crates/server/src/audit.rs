@@ -98,6 +98,9 @@ pub async fn list_audit(
 }
 
 /// One audit event.
+///
+/// The event of one API request (role auditor); its inclusion proof is at
+/// `…/proof`.
 #[utoipa::path(
     get,
     path = "/api/v1/audit/events/{id}",

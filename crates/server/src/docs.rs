@@ -133,7 +133,7 @@ pub enum OutcomeFilter {
                        C2SP signed checkpoints. Every error is `application/problem+json` (RFC 9457).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(crate::tlog::tile),
+    paths(crate::tlog::tile, crate::tlog::audit_tile, crate::tlog::audit_entries),
     components(schemas(ProofFormat, OutcomeFilter)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -142,16 +142,17 @@ pub enum OutcomeFilter {
         (name = "analytics", description = "Summaries of typed analytics events (`application/vnd.evault.analytics+json` records)"),
         (name = "log", description = "The log's identity, size and consistency proofs"),
         (name = "checkpoints", description = "Signed checkpoints"),
-        (name = "tlog-tiles", description = "C2SP tlog-tiles static API (outside /api/v1)"),
+        (name = "tlog-tiles", description = "C2SP tlog-tiles static API (outside /api/v1): the evidence log under /tlog/, the audit log under /tlog-audit/"),
         (name = "operations", description = "Health, readiness and metrics"),
-        (name = "audit", description = "The audit trail: every request, in its own Merkle log (role auditor)"),
+        (name = "audit", description = "The audit trail: every request, in its own Merkle log. Its events and their proofs need role auditor; its identity, checkpoints and consistency proofs are public log data"),
         (name = "identity", description = "Who the caller is, and service-account administration"),
     )
 )]
 pub(crate) struct ApiDoc;
 
-/// Bearer tokens (service-account HS256 JWS or OIDC JWT), on every route;
-/// which role each route needs is in docs/SECURITY.md.
+/// Bearer tokens (service-account HS256 JWS or OIDC JWT), on every route
+/// that needs one ([`complete`] marks the others); which role each route
+/// needs is in docs/SECURITY.md.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -166,8 +167,8 @@ impl utoipa::Modify for BearerAuth {
                     .bearer_format("JWT")
                     .description(Some(
                         "A service-account token (`evault token mint`) or an OIDC token from \
-                         a configured issuer. Public log data needs none while \
-                         `public_log_read` is on.",
+                         a configured issuer. Operations with `security: []` need none: the \
+                         open routes, and the public log data while `public_log_read` is on.",
                     ))
                     .build(),
             ),
@@ -175,17 +176,37 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Adds the refusals the guard can give on every route to each operation
-/// of the document, so it lists every status a client can get: 401 (a
-/// token that does not verify, or none where one is needed), 403 (a role
-/// the permission table does not grant), 429 (rate limit), 503 (the
-/// audit trail or an OIDC issuer is unavailable) and 507 (a full disk). Statuses an operation
-/// documents itself keep its own description.
-pub(crate) fn add_guard_responses(doc: &mut utoipa::openapi::OpenApi) {
+/// Completes the generated document with what the permission table and
+/// the guard decide for every operation, so it lists every status a client
+/// can get and the auth each route actually enforces:
+///
+/// - `security: []` on routes that need no token (open routes, and the
+///   public log data while `public_log_read` is on); the document's
+///   bearer requirement stays on every other one.
+/// - 401 only where a token is needed (a route that needs none ignores a
+///   token that does not verify), 403 only where some role is not granted
+///   (an operation every role may call cannot be refused for roles).
+/// - 429 everywhere (anonymous callers are limited per address).
+/// - 400 wherever a path parameter can be malformed (not UTF-8).
+/// - 503 and 507 everywhere but the probes: the request's audit event
+///   cannot be written, or the disk is full. The probes never wait for the
+///   audit trail; `/readyz` documents its own 503.
+///
+/// Statuses an operation documents itself keep its own description. Also
+/// sets `servers`: the public URL when it is known, else this server.
+pub(crate) fn complete(
+    doc: &mut utoipa::openapi::OpenApi,
+    public_log_read: bool,
+    public_url: Option<&str>,
+) {
     use axum::http::Method;
     use utoipa::openapi::Ref;
     use utoipa::openapi::content::Content;
+    use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::response::Response;
+    use utoipa::openapi::server::Server;
+
+    use crate::access::{self, Access};
 
     let problem = |description: &str| {
         Response::builder()
@@ -205,27 +226,44 @@ pub(crate) fn add_guard_responses(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let access = crate::access::lookup(&method, path).map(|o| o.access);
+            // Every documented operation is in the table (a test checks).
+            let Some(row) = access::lookup(&method, path) else {
+                continue;
+            };
+            let needs_token = access::needs_token(row, public_log_read);
+            if !needs_token {
+                op.security = Some(Vec::new());
+            }
+            let has_path_param = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == ParameterIn::Path);
             let mut add = |status: &str, description: &str| {
                 op.responses
                     .responses
                     .entry(status.to_string())
                     .or_insert_with(|| problem(description).into());
             };
-            add(
-                "401",
-                match access {
-                    Some(crate::access::Access::Open) => {
-                        "A token was sent and does not verify (this route needs none)"
-                    }
-                    Some(crate::access::Access::PublicLog) => {
-                        "A token was sent and does not verify, or none was sent while \
-                         `public_log_read` is off"
-                    }
-                    _ => "No token, or one that does not verify",
-                },
-            );
-            if let Some(crate::access::Access::Roles(_)) = access {
+            if has_path_param {
+                add(
+                    "400",
+                    "A path parameter is malformed (e.g. a percent escape that is not UTF-8)",
+                );
+            }
+            if needs_token {
+                add(
+                    "401",
+                    match row.access {
+                        Access::PublicLog => {
+                            "No token, or one that does not verify (`public_log_read` is off \
+                             on this server)"
+                        }
+                        _ => "No token, or one that does not verify",
+                    },
+                );
+            }
+            if access::can_forbid(row) {
                 add(
                     "403",
                     "The token's roles do not grant this operation (docs/SECURITY.md)",
@@ -235,18 +273,38 @@ pub(crate) fn add_guard_responses(doc: &mut utoipa::openapi::OpenApi) {
                 "429",
                 "The caller's rate limit is exhausted; retry after `Retry-After` seconds",
             );
-            add(
-                "503",
-                "The vault is unavailable or shutting down, the audit trail cannot be \
-                 written, or an OIDC issuer does not answer; retry after `Retry-After`",
-            );
-            add(
-                "507",
-                "The disk holding the vault is full: the write or the request's audit \
-                 event cannot be stored; retry after `Retry-After`",
-            );
+            if !matches!(row.name, "health.live" | "health.ready") {
+                add(
+                    "503",
+                    if needs_token {
+                        "The vault is unavailable or shutting down, the audit trail cannot be \
+                         written, or an OIDC issuer does not answer; retry after `Retry-After`"
+                    } else {
+                        "The vault is unavailable or shutting down, or the audit trail cannot \
+                         be written; retry after `Retry-After`"
+                    },
+                );
+                add(
+                    "507",
+                    "The disk holding the vault is full: the write or the request's audit \
+                     event cannot be stored; retry after `Retry-After`",
+                );
+            }
         }
     }
+    let server = match public_url {
+        Some(url) => Server::builder()
+            .url(url.trim_end_matches('/'))
+            .description(Some("The vault's public URL (`--public-url`)"))
+            .build(),
+        None => Server::builder()
+            .url("/")
+            .description(Some(
+                "The server this document is served by (at `/api/v1/openapi.json`)",
+            ))
+            .build(),
+    };
+    doc.servers = Some(vec![server]);
 }
 
 #[cfg(test)]

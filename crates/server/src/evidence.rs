@@ -416,6 +416,10 @@ pub(crate) async fn drain(mut body: Body) {
 }
 
 /// Get a record.
+///
+/// The record's metadata (not its payload: `…/payload`). An ingester sees
+/// only the records it submitted; another principal's record is 404, as
+/// if it did not exist.
 #[utoipa::path(
     get,
     path = "/api/v1/evidence/{id}",

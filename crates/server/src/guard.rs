@@ -297,7 +297,7 @@ fn grpc_reply(status: &tonic::Status) -> Response {
 /// The gRPC status code of a reply, and its message: from the headers of
 /// a trailers-only reply; a reply that streams its status in trailers
 /// started fine (OK here; a streaming handler audits its own end).
-fn grpc_code(resp: &Response) -> (u16, Option<String>) {
+pub(crate) fn grpc_code(resp: &Response) -> (u16, Option<String>) {
     match tonic::Status::from_header_map(resp.headers()) {
         Some(s) => {
             let msg = (!s.message().is_empty()).then(|| s.message().to_string());
@@ -319,7 +319,8 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
     let (op, is_read) = match protocol {
         Protocol::Http => (
             access::lookup(req.method(), req.uri().path()),
-            matches!(*req.method(), Method::GET | Method::HEAD),
+            // A preflight (OPTIONS) changes nothing either.
+            matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS),
         ),
         Protocol::Grpc => {
             let op = access::lookup_grpc(req.uri().path());
@@ -485,10 +486,25 @@ async fn admit(
         }
         Authentication::Tokens(a) => a,
     };
-    let identity = authenticator
+    let identity = match authenticator
         .authenticate(authorization.as_ref().map(HeaderValue::as_bytes))
         .await
-        .map_err(|f| Refusal::unauthenticated(&f))?;
+    {
+        Ok(identity) => identity,
+        // A route anyone may read answers anyone: a token that does not
+        // verify (or an OIDC issuer that does not answer) changes nothing
+        // about what it returns, so it is served as to a caller without
+        // one, and the audit event says why.
+        Err(f) if op.is_some_and(|o| !access::needs_token(o, st.opts.public_log_read)) => {
+            caller.event.reason = Some(format!(
+                "token not accepted ({}: {}); answered as to a caller without one",
+                f.code(),
+                f.reason()
+            ));
+            None
+        }
+        Err(f) => return Err(Refusal::unauthenticated(&f)),
+    };
     if let Some(id) = &identity {
         caller.event.principal = id.principal.clone();
         caller.event.key_id = id.key_id.clone();
@@ -496,6 +512,11 @@ async fn admit(
     }
     caller.identity = identity;
 
+    // Least privilege: only a role of the table widens the reader's scope.
+    // A caller of the public log data (or of an open route) reads as its
+    // own principal, so the vault gives it only what is public: e.g. never
+    // the audit log's entry bundles, whatever path reached the handler.
+    caller.scope = Scope::Own;
     if let Some(op) = op {
         match (op.access, &caller.identity) {
             (Access::Open, _) => {}
@@ -513,7 +534,10 @@ async fn admit(
         }
     }
     if caller.identity.is_none() {
-        caller.event.reason = Some("no credentials presented".into());
+        caller
+            .event
+            .reason
+            .get_or_insert_with(|| "no credentials presented".into());
     }
 
     if let Some(limiter) = &st.limiter {

@@ -11,6 +11,7 @@ mod admin;
 mod analytics;
 mod audit;
 mod conn;
+mod cors;
 mod docs;
 mod evidence;
 mod grpc;
@@ -123,7 +124,7 @@ impl AppState {
 
 /// Routes documented in the OpenAPI document, without state.
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(evidence::put_evidence, evidence::list_evidence))
         .routes(routes!(stream::stream_evidence))
         .routes(routes!(evidence::get_evidence))
@@ -133,9 +134,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(log::log_info))
         .routes(routes!(log::consistency))
         .routes(routes!(log::list_checkpoints))
+        .routes(routes!(log::list_audit_checkpoints))
         .routes(routes!(log::latest_checkpoint))
         .routes(routes!(log::checkpoint_at))
         .routes(routes!(tlog::checkpoint))
+        .routes(routes!(tlog::audit_checkpoint))
         .routes(routes!(audit::list_audit))
         .routes(routes!(log::audit_log))
         .routes(routes!(log::audit_consistency))
@@ -149,23 +152,83 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
-        // Documented as /tlog/tile/{path} by ApiDoc; the wildcard spans slashes.
-        .route("/tlog/tile/{*path}", get(tlog::tile))
+        .routes(routes!(ops::openapi_json));
+    WILDCARD_ROUTES.iter().fold(router, |r, (route, _)| {
+        r.route(route, wildcard_handler(route))
+    })
 }
 
-/// The OpenAPI 3.1 document of the API, as served at `/api/v1/openapi.json`.
+/// Routes whose last parameter spans slashes (`{*path}`), which utoipa-axum
+/// cannot register: the axum route and the path `docs::ApiDoc` documents
+/// it under.
+const WILDCARD_ROUTES: &[(&str, &str)] = &[
+    ("/tlog/tile/{*path}", "/tlog/tile/{path}"),
+    ("/tlog-audit/tile/{*path}", "/tlog-audit/tile/{path}"),
+    (
+        "/tlog-audit/tile/entries/{*path}",
+        "/tlog-audit/tile/entries/{path}",
+    ),
+];
+
+fn wildcard_handler(route: &str) -> axum::routing::MethodRouter<AppState> {
+    match route {
+        "/tlog/tile/{*path}" => get(tlog::tile),
+        "/tlog-audit/tile/{*path}" => get(tlog::audit_tile),
+        "/tlog-audit/tile/entries/{*path}" => get(tlog::audit_entries),
+        // WILDCARD_ROUTES lists only the routes above (a test calls each).
+        _ => get(problem::not_found),
+    }
+}
+
+/// Every route of the REST router: method and axum route template, with
+/// the path the OpenAPI document gives it. For the schema test, which
+/// checks them against the document and the permission table.
+pub fn routes() -> Vec<(axum::http::Method, String, String)> {
+    use axum::http::Method;
+    let doc = api_router().split_for_parts().1;
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let route = WILDCARD_ROUTES
+            .iter()
+            .find(|(_, documented)| documented == path)
+            .map_or_else(|| path.clone(), |(route, _)| route.to_string());
+        for (method, op) in [
+            (Method::GET, &item.get),
+            (Method::POST, &item.post),
+            (Method::PUT, &item.put),
+            (Method::DELETE, &item.delete),
+            (Method::PATCH, &item.patch),
+        ] {
+            if op.is_some() {
+                out.push((method, route.clone(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The OpenAPI 3.1 document of the API with the default options (public
+/// log read on; no public URL), as `openapi.snapshot.json` pins it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi_for(true, None)
+}
+
+/// The OpenAPI 3.1 document a server with these settings serves at
+/// `/api/v1/openapi.json`: which routes need a token follows
+/// `public_log_read`; `servers` names `public_url` when it is known.
+pub fn openapi_for(public_log_read: bool, public_url: Option<&str>) -> utoipa::openapi::OpenApi {
     let mut doc = api_router().split_for_parts().1;
-    docs::add_guard_responses(&mut doc);
+    docs::complete(&mut doc, public_log_read, public_url);
     doc
 }
 
 impl AppState {
     fn new(vault: Vault, opts: ServerOptions) -> AppState {
-        let openapi: Arc<str> = openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".into())
-            .into();
+        let openapi: Arc<str> =
+            openapi_for(opts.public_log_read, vault.config().public_url.as_deref())
+                .to_pretty_json()
+                .unwrap_or_else(|_| "{}".into())
+                .into();
         let limiter = opts
             .rate_limit
             .filter(|r| r.per_second > 0.0)
@@ -194,14 +257,25 @@ pub fn grpc_router(vault: Vault, opts: ServerOptions) -> Router {
 fn rest_router(state: AppState) -> Router {
     let (routes, _) = api_router().split_for_parts();
     routes
-        .route("/api/v1/openapi.json", get(ops::openapi_json))
         .fallback(problem::not_found)
         .layer(axum::middleware::from_fn(conn::refuse_transfer_codings))
         .layer(CatchPanicLayer::custom(problem::panic_response))
         .layer(axum::middleware::from_fn(problem::normalize_errors))
+        // Inside the guard, so a preflight is authenticated (it needs
+        // nothing), rate-limited and audited like any request.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::preflight,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
+        ))
+        // Outside the guard, so its refusals (429, 503) of a public read
+        // carry CORS headers too and a browser can read them.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::headers,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

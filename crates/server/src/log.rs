@@ -300,10 +300,18 @@ macro_rules! proof_route {
 
 info_route!(
     /// The log's identity and sizes.
+    ///
+    /// The checkpoint origin and verifier key a verifier needs to open the
+    /// log's checkpoints, the number of records committed, and the size of
+    /// the latest signed checkpoint. Public log data.
     log_info, LogId::Evidence, "/api/v1/log", "log", "Origin, verifier key and sizes"
 );
 info_route!(
     /// The audit log's identity and sizes.
+    ///
+    /// The audit log's own origin and verifier key (never the evidence
+    /// log's), its size and its latest checkpoint's size. Public log data,
+    /// like the evidence log's: a monitor follows the audit trail with it.
     audit_log, LogId::Audit, "/api/v1/audit/log", "audit",
     "The audit log's origin, verifier key and sizes",
     (status = 404, description = "The audit trail is disabled", body = ProblemBody, content_type = PROBLEM)
@@ -319,6 +327,9 @@ consistency_route!(
 );
 consistency_route!(
     /// Consistency proof between two audit checkpoints.
+    ///
+    /// Both sizes must be at most the latest audit checkpoint's, and
+    /// `0 < from <= to`. Public log data.
     audit_consistency, LogId::Audit, "/api/v1/audit/consistency", "audit",
     "Newer tree size, at most the latest audit checkpoint's",
     "`to` is beyond the latest audit checkpoint"
@@ -326,22 +337,33 @@ consistency_route!(
 
 latest_route!(
     /// The latest signed checkpoint.
+    ///
+    /// The C2SP tlog-checkpoint note as text, or with its size and signing
+    /// time as JSON when `Accept` prefers `application/json`.
     latest_checkpoint, LogId::Evidence, "/api/v1/checkpoints/latest", "checkpoints",
     "No checkpoint signed yet"
 );
 latest_route!(
     /// The latest signed audit checkpoint.
+    ///
+    /// As for the evidence log, signed with the audit log's own key. Public
+    /// log data.
     latest_audit_checkpoint, LogId::Audit, "/api/v1/audit/checkpoints/latest", "audit",
     "No audit checkpoint, or the audit trail is disabled"
 );
 
 at_size_route!(
     /// The signed checkpoint of one tree size.
+    ///
+    /// Every checkpoint is kept; a size beyond the latest one is 404. Text,
+    /// or JSON when `Accept` prefers `application/json`.
     checkpoint_at, LogId::Evidence, "/api/v1/checkpoints/{size}", "checkpoints",
     "No checkpoint of that size"
 );
 at_size_route!(
     /// The signed audit checkpoint of one tree size.
+    ///
+    /// As for the evidence log; public log data.
     audit_checkpoint_at, LogId::Audit, "/api/v1/audit/checkpoints/{size}", "audit",
     "No audit checkpoint of that size"
 );
@@ -370,24 +392,11 @@ proof_route!(
     "No such event or checkpoint, or the event is not in it yet"
 );
 
-// --- evidence log only ------------------------------------------------------
+// --- checkpoint listings ------------------------------------------------------
 
-/// All signed checkpoints, ascending by size.
-#[utoipa::path(
-    get,
-    path = "/api/v1/checkpoints",
-    tag = "checkpoints",
-    params(
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
-    ),
-    responses(
-        (status = 200, description = "One page of checkpoints", body = CheckpointPage),
-        (status = 400, description = "Bad cursor or limit", body = ProblemBody, content_type = "application/problem+json"),
-    )
-)]
-pub async fn list_checkpoints(
-    State(st): State<AppState>,
+async fn list_of(
+    st: &AppState,
+    log: LogId,
     mut q: QueryParams,
 ) -> Result<Json<CheckpointPage>, Problem> {
     let after = q
@@ -399,7 +408,7 @@ pub async fn list_checkpoints(
     // One more than asked tells whether there is a next page.
     let mut items = st
         .vault
-        .evidence_log()
+        .log(log)?
         .list_checkpoints(after, limit + 1)
         .await?;
     let more = items.len() > limit as usize;
@@ -412,4 +421,56 @@ pub async fn list_checkpoints(
         items: items.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
+}
+
+/// All signed checkpoints, ascending by size.
+///
+/// Every checkpoint the log has signed is kept; a witness or monitor that
+/// was away walks them with `cursor` and checks each against the next with
+/// a consistency proof. Each note is verified against the log's key before
+/// it is listed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/checkpoints",
+    tag = "checkpoints",
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "One page of checkpoints", body = CheckpointPage),
+        (status = 400, description = "Bad cursor or limit", body = ProblemBody, content_type = PROBLEM),
+    )
+)]
+pub async fn list_checkpoints(
+    State(st): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<CheckpointPage>, Problem> {
+    list_of(&st, LogId::Evidence, q).await
+}
+
+/// All signed audit checkpoints, ascending by size.
+///
+/// The audit log's checkpoints are public log data like the evidence
+/// log's, so a monitor or witness can follow the audit trail without a
+/// token; same paging as `GET /api/v1/checkpoints`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/checkpoints",
+    tag = "audit",
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "One page of audit checkpoints", body = CheckpointPage),
+        (status = 400, description = "Bad cursor or limit", body = ProblemBody, content_type = PROBLEM),
+        (status = 404, description = "The audit trail is disabled", body = ProblemBody, content_type = PROBLEM),
+    )
+)]
+pub async fn list_audit_checkpoints(
+    State(st): State<AppState>,
+    q: QueryParams,
+) -> Result<Json<CheckpointPage>, Problem> {
+    list_of(&st, LogId::Audit, q).await
 }

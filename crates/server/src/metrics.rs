@@ -24,6 +24,8 @@ use crate::problem::VaultFailure;
 
 const REQUESTS: &str = "evault_http_requests_total";
 const DURATION: &str = "evault_http_request_duration_seconds";
+const GRPC_REQUESTS: &str = "evault_grpc_requests_total";
+const GRPC_DURATION: &str = "evault_grpc_request_duration_seconds";
 const ERRORS: &str = "evault_vault_errors_total";
 const TREE_SIZE: &str = "evault_tree_size";
 const CHECKPOINT_SIZE: &str = "evault_checkpoint_size";
@@ -48,7 +50,9 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let builder = PrometheusBuilder::new();
-        let recorder = match builder.set_buckets_for_metric(Matcher::Full(DURATION.into()), BUCKETS)
+        let recorder = match builder
+            .set_buckets_for_metric(Matcher::Full(DURATION.into()), BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(GRPC_DURATION.into()), BUCKETS))
         {
             Ok(b) => b.build_recorder(),
             // Only an empty bucket list fails; fall back to summaries.
@@ -63,6 +67,16 @@ impl Metrics {
             DURATION.into(),
             Some(Unit::Seconds),
             "Time to produce the response head, by method, route template and status".into(),
+        );
+        recorder.describe_counter(
+            GRPC_REQUESTS.into(),
+            None,
+            "gRPC calls by method and status code (the refusals of the guard included)".into(),
+        );
+        recorder.describe_histogram(
+            GRPC_DURATION.into(),
+            Some(Unit::Seconds),
+            "Time to produce the gRPC reply's head, by method and status code".into(),
         );
         recorder.describe_counter(
             ERRORS.into(),
@@ -95,11 +109,29 @@ impl Metrics {
             Label::new("route", route.to_string()),
             Label::new("status", status.to_string()),
         ];
+        self.count(REQUESTS, DURATION, labels, seconds);
+    }
+
+    fn observe_grpc(&self, method: &str, code: &'static str, seconds: f64) {
+        let labels = vec![
+            Label::new("method", method.to_string()),
+            Label::new("code", code),
+        ];
+        self.count(GRPC_REQUESTS, GRPC_DURATION, labels, seconds);
+    }
+
+    fn count(
+        &self,
+        counter: &'static str,
+        histogram: &'static str,
+        labels: Vec<Label>,
+        seconds: f64,
+    ) {
         self.recorder
-            .register_counter(&Key::from_parts(REQUESTS, labels.clone()), &META)
+            .register_counter(&Key::from_parts(counter, labels.clone()), &META)
             .increment(1);
         self.recorder
-            .register_histogram(&Key::from_parts(DURATION, labels), &META)
+            .register_histogram(&Key::from_parts(histogram, labels), &META)
             .record(seconds);
         let now = now_ms();
         let last = self.last_upkeep_ms.load(Ordering::Relaxed);
@@ -186,4 +218,119 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
         metrics.vault_error(kind);
     }
     resp
+}
+
+/// Counts and times every gRPC call by its method (one of
+/// `access::GRPC_METHODS`, else `unknown`) and its status code, as the
+/// guard does for the audit trail: from the reply's head, so a refusal
+/// (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED) counts as what
+/// it is, not as the HTTP 200 that carries it. A streamed reply that fails
+/// after its head counts with the status of its head.
+pub(crate) async fn track_grpc(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let path = req.uri().path();
+    let method = crate::access::GRPC_METHODS
+        .iter()
+        .find(|(m, _)| *m == path)
+        .map_or("unknown", |(m, _)| m);
+    let resp = next.run(req).await;
+    let (code, _) = crate::guard::grpc_code(&resp);
+    let elapsed = start.elapsed();
+    tracing::debug!(method, code, ?elapsed, "gRPC call");
+    state
+        .metrics
+        .observe_grpc(method, grpc_code_name(code), elapsed.as_secs_f64());
+    if let Some(VaultFailure(kind)) = resp.extensions().get::<VaultFailure>() {
+        state.metrics.vault_error(kind);
+    }
+    resp
+}
+
+/// The name gRPC's status code table gives `code`.
+fn grpc_code_name(code: u16) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES.get(usize::from(code)).copied().unwrap_or("UNKNOWN")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_code_names_follow_the_status_code_table() {
+        assert_eq!(super::grpc_code_name(tonic::Code::Ok as u16), "OK");
+        assert_eq!(
+            super::grpc_code_name(tonic::Code::Unauthenticated as u16),
+            "UNAUTHENTICATED"
+        );
+        assert_eq!(
+            super::grpc_code_name(tonic::Code::ResourceExhausted as u16),
+            "RESOURCE_EXHAUSTED"
+        );
+        assert_eq!(super::grpc_code_name(99), "UNKNOWN");
+    }
+
+    /// Every `"evault_…"` string literal in the sources of `dir`.
+    fn metric_names(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                metric_names(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"evault_").skip(1) {
+                    let name: String = piece
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if piece[name.len()..].starts_with('"') {
+                        out.insert(format!("evault_{name}"));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_metric_the_code_registers() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut names = std::collections::BTreeSet::new();
+        for krate in ["server", "vault", "store", "auth", "cli"] {
+            metric_names(&root.join("crates").join(krate).join("src"), &mut names);
+        }
+        // The metrics' target name, not a metric.
+        names.remove("evault_server");
+        assert!(names.len() >= 20, "{names:?}");
+        let readme = std::fs::read_to_string(root.join("crates/server/README.md")).unwrap();
+        let metrics = &readme[readme.find("## Metrics").unwrap()..];
+        let metrics = &metrics[..metrics.find("\n## ").unwrap_or(metrics.len())];
+        let missing: Vec<_> = names
+            .iter()
+            .filter(|n| !metrics.contains(&format!("`{n}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "crates/server/README.md, \"Metrics\", does not list {missing:?}"
+        );
+    }
 }

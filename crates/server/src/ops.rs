@@ -9,6 +9,10 @@ use crate::AppState;
 use crate::problem::{Problem, ProblemBody};
 
 /// Liveness: the process serves requests.
+///
+/// Answers `ok` whatever state the vault is in: it never waits for the
+/// audit trail (its audit event is offered, and dropped if it cannot be
+/// queued). Needs no token.
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -19,10 +23,14 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the vault's store answers a read and none of its tasks
+/// Readiness: whether the vault can do its work.
+///
+/// Ready when the vault's store answers a read and none of its tasks
 /// reports trouble (a failed commit, e.g. a full disk; a checkpoint that
-/// cannot be signed or stored; an audit mirror behind). The 503's detail
-/// lists the reasons; readiness returns by itself once they clear.
+/// cannot be signed or stored, or a fork refused; an audit mirror behind).
+/// The 503's detail lists the reasons; readiness returns by itself once
+/// they clear. gRPC's `grpc.health.v1.Health` reports the same. Needs no
+/// token.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -33,21 +41,35 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem> {
-    if let Err(e) = st.vault.evidence_log().list_checkpoints(None, 1).await {
+    match readiness(&st.vault).await {
+        Ok(()) => Ok("ready\n"),
+        Err(detail) => {
+            tracing::warn!("{detail}");
+            Err(not_ready(detail))
+        }
+    }
+}
+
+/// The one readiness check of both APIs (`/readyz` and gRPC health):
+/// `Err` with the reasons when the vault is not ready.
+pub(crate) async fn readiness(vault: &evault_vault::Vault) -> Result<(), String> {
+    if let Err(e) = vault.evidence_log().list_checkpoints(None, 1).await {
         tracing::warn!("readiness check failed: {e}");
-        return Err(not_ready("the vault's store does not answer".into()));
+        return Err("the vault's store does not answer".into());
     }
-    let reasons = st.vault.health();
+    let mut reasons: Vec<String> = vault.health().iter().map(|r| r.to_string()).collect();
+    // A refused fork is on the health board too; the alarm is the part of
+    // it that never clears, so it is named even if the board was changed.
+    if let Some(fork) = vault.not_ready()
+        && !reasons.iter().any(|r| r.contains(&fork))
+    {
+        reasons.push(fork);
+    }
     if reasons.is_empty() {
-        return Ok("ready\n");
+        Ok(())
+    } else {
+        Err(format!("not ready: {}", reasons.join("; ")))
     }
-    let detail = reasons
-        .iter()
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
-    tracing::warn!("not ready: {detail}");
-    Err(not_ready(format!("not ready: {detail}")))
 }
 
 fn not_ready(detail: String) -> Problem {
@@ -60,9 +82,11 @@ fn not_ready(detail: String) -> Problem {
 /// Prometheus metrics (text exposition format 0.0.4).
 ///
 /// `evault_http_requests_total` and `evault_http_request_duration_seconds`
-/// by method, route template and status; `evault_vault_errors_total` by
-/// kind; gauges `evault_tree_size`, `evault_checkpoint_size` and
-/// `evault_checkpoint_age_seconds`.
+/// by method, route template and status; `evault_grpc_requests_total` and
+/// `evault_grpc_request_duration_seconds` by gRPC method and status code;
+/// `evault_vault_errors_total` by kind; gauges `evault_tree_size`,
+/// `evault_checkpoint_size` and `evault_checkpoint_age_seconds`; then the
+/// vault's own metrics (the server README lists them all).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -85,6 +109,16 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 /// This API's OpenAPI 3.1 document.
+///
+/// Generated from the code (the committed `openapi.snapshot.json` pins
+/// it). Which routes need a token follows this server's `public_log_read`;
+/// `servers` names its public URL when it has one. Needs no token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json"))
+)]
 pub async fn openapi_json(State(st): State<AppState>) -> Response {
     let mut resp = st.openapi.to_string().into_response();
     resp.headers_mut().insert(

@@ -480,12 +480,28 @@ fn the_permission_table_is_what_is_enforced() {
             if op.name == "log.consistency" || op.name == "audit.consistency" {
                 path.push_str("?from=1&to=1");
             }
+            if op.name == "audit.tlog.entries" {
+                path = "/tlog-audit/tile/entries/000.p/1".into();
+            }
+            if op.name == "cors.preflight" {
+                // The preflight of a route anyone may read, whatever
+                // public_log_read says.
+                path = "/healthz".into();
+            }
             for (who, token, roles) in &callers {
                 let (headers, body): (Vec<(&str, &[u8])>, &[u8]) = if op.name == "evidence.put" {
                     (vec![("Content-Type", b"text/plain")], who.as_bytes())
                 } else if op.name == "evidence.stream" {
                     // An empty stream: just its summary line.
                     (vec![("Content-Type", b"application/x-ndjson")], b"")
+                } else if op.name == "cors.preflight" {
+                    (
+                        vec![
+                            ("Origin", b"https://verifier.example"),
+                            ("Access-Control-Request-Method", b"GET"),
+                        ],
+                        b"",
+                    )
                 } else {
                     (vec![], b"")
                 };

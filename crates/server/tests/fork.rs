@@ -1,5 +1,6 @@
 //! Once the vault refuses to sign a fork, `/readyz` says so (503 with the
-//! reason as problem+json) while the rest keeps serving what it has.
+//! reason as problem+json), and so does gRPC health (NOT_SERVING), while the
+//! rest keeps serving what it has.
 
 mod common;
 
@@ -73,6 +74,29 @@ fn readiness_fails_with_the_reason_once_a_fork_is_refused() {
         detail.contains("refusing to sign a fork of the evidence log"),
         "{detail}"
     );
+    // gRPC health follows the same readiness.
+    let channel =
+        s.rt.block_on(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc_addr))
+                .unwrap()
+                .connect(),
+        )
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "evault.v1.LogService"] {
+        let status =
+            s.rt.block_on(health.check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            }))
+            .expect("health check")
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::NotServing as i32,
+            "{service:?}"
+        );
+    }
     // Reads still work; the refused tree was never signed.
     let log = s.get("/api/v1/log").json();
     assert_eq!(log["tree_size"], 2);

@@ -580,6 +580,145 @@ fn health_and_reflection_answer() {
     }
 }
 
+fn health_status(s: &TestServer, service: &str) -> i32 {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(s));
+    s.rt.block_on(health.check(tonic_health::pb::HealthCheckRequest {
+        service: service.into(),
+    }))
+    .expect("health check")
+    .into_inner()
+    .status
+}
+
+#[test]
+fn health_is_not_serving_while_the_vault_is_not_ready() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let s = TestServer::start();
+    assert_eq!(health_status(&s, ""), ServingStatus::Serving as i32);
+    // A watcher hears the change too.
+    let mut watcher = tonic_health::pb::health_client::HealthClient::new(channel(&s));
+    let mut watch =
+        s.rt.block_on(watcher.watch(tonic_health::pb::HealthCheckRequest {
+            service: "evault.v1.LogService".into(),
+        }))
+        .expect("watch")
+        .into_inner();
+    let first = s.rt.block_on(watch.message()).unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    // The sequencer stops: /readyz says 503, and so does gRPC health, for
+    // the server and for every evault service.
+    s.rt.block_on(s.vault.shutdown()).unwrap();
+    assert_eq!(s.get("/readyz").status, 503);
+    for service in [
+        "",
+        "evault.v1.EvidenceService",
+        "evault.v1.LogService",
+        "evault.v1.AuditService",
+    ] {
+        assert_eq!(
+            health_status(&s, service),
+            ServingStatus::NotServing as i32,
+            "{service:?}"
+        );
+    }
+    // The next message is the change (one message per change of status).
+    let next =
+        s.rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(20), watch.message()).await
+        })
+        .expect("the watcher hears of the change")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    // A service the server does not have is still NOT_FOUND.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&s));
+    let e =
+        s.rt.block_on(health.check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".into(),
+        }))
+        .expect_err("unknown service");
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+/// The value of the sample of `name` whose labels include all of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn grpc_calls_are_counted_with_their_real_status() {
+    let s = TestServer::start();
+    // No token: UNAUTHENTICATED, carried by an HTTP 200.
+    let refused =
+        s.rt.block_on(evidence(&s, None).get(pb::GetRequest { id: "x".into() }))
+            .expect_err("no token");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let denied =
+        s.rt.block_on(evidence(&s, Some("admin")).get(pb::GetRequest { id: "x".into() }))
+            .expect_err("no role");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    s.rt.block_on(log(&s, None).get_log_info(pb::GetLogInfoRequest {}))
+        .expect("public log info");
+
+    let metrics = s
+        .request_as(Some(&token_for("admin")), "GET", "/metrics", &[], b"")
+        .text();
+    let get = "method=\"/evault.v1.EvidenceService/Get\"";
+    assert_eq!(
+        sample(
+            &metrics,
+            "evault_grpc_requests_total",
+            &[get, "code=\"UNAUTHENTICATED\""]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "evault_grpc_requests_total",
+            &[get, "code=\"PERMISSION_DENIED\""]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "evault_grpc_requests_total",
+            &[get, "code=\"OK\""]
+        ),
+        None,
+        "a refused call is never counted as OK"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "evault_grpc_requests_total",
+            &["method=\"/evault.v1.LogService/GetLogInfo\"", "code=\"OK\""]
+        )
+        .is_some(),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("evault_grpc_request_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    // gRPC calls are not counted as HTTP requests with status 200.
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("evault_http_requests_total{") && l.contains("evault.v1")),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn grpc_over_tls() {
     let s = TestServer::start_with(|_| {}, true);

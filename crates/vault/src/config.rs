@@ -34,6 +34,13 @@ pub struct VaultConfig {
     pub data_dir: PathBuf,
     /// Checkpoint origin for a new log; must match a stored one.
     pub origin: Option<String>,
+    /// The URL clients reach the vault's server at, e.g.
+    /// `https://vault.example.com/`. A new log without a configured origin
+    /// takes the one C2SP tlog-tiles recommends for its tiles prefix
+    /// ([`tlog_origin`](crate::tlog_origin)): `<host/path>/tlog` for the
+    /// evidence log, `<host/path>/tlog-audit` for the audit log. An existing
+    /// log keeps its origin; a mismatch is logged as a warning.
+    pub public_url: Option<String>,
     /// Log signing key file; default `<data dir>/log.key`, generated if
     /// missing while the log is empty. Ignored when `signer` is set.
     pub key_file: Option<PathBuf>,
@@ -77,6 +84,7 @@ impl VaultConfig {
         VaultConfig {
             data_dir: data_dir.into(),
             origin: None,
+            public_url: None,
             key_file: None,
             signer: None,
             inline_max: 64 * 1024,

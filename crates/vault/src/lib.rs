@@ -60,6 +60,7 @@ pub use log::Log;
 pub use reader::{ReadScope, Reader};
 pub use records::evidence_from_row;
 pub use sequencer::{BatchLimits, TreeHead};
+pub use startup::{AUDIT_TILES_PREFIX, EVIDENCE_TILES_PREFIX, tlog_origin};
 pub use stream::{StreamRecord, Submitted};
 pub use types::{ConsistencyProof, LogInfo, LogProof, PayloadData, PutOutcome, PutRequest};
 

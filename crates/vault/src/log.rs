@@ -372,7 +372,27 @@ impl Log {
     /// Contents of a C2SP tlog-tiles resource of this log: a hash tile, or
     /// an entry bundle (the leaf data of up to 256 entries). Only what the
     /// tree has at its current size exists, at exactly the width asked for.
-    pub async fn tile(&self, path: TilePath) -> Result<Vec<u8>> {
+    ///
+    /// Hash tiles of both logs, and the evidence log's entry bundles, are
+    /// public log data: any reader gets them. An entry bundle of the audit
+    /// log holds the events of every principal's calls, so only a reader
+    /// that sees everything ([`ReadScope::All`](crate::ReadScope)) gets
+    /// one; anyone else is [`VaultError::Hidden`], before the bundle is
+    /// looked up.
+    pub async fn tile(&self, reader: &Reader, path: TilePath) -> Result<Vec<u8>> {
+        if let (LogId::Audit, TilePath::Entries { index, width }) = (self.id, path)
+            && reader.scope() != crate::ReadScope::All
+        {
+            return Err(VaultError::Hidden {
+                what: format!(
+                    "audit entry bundle {}",
+                    evault_merkle::tiles::entries_path(index, width)
+                ),
+                reason: "an audit entry bundle holds every principal's events; it needs a \
+                         reader that may see them all"
+                    .into(),
+            });
+        }
         // Checked before the store is asked: absurd indexes never reach it.
         let size = self.head().size;
         let (level, index, width) = match path {

@@ -47,12 +47,27 @@ pub(crate) struct Started {
 /// against both. A log without checkpoints gets its signed empty one.
 pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started> {
     let heads = head_store(config)?;
-    let (origin, stored) = resolve_origin(store, META_ORIGIN, config.origin.as_deref(), || {
-        format!(
-            "evault.local/{}",
-            &uuid::Uuid::now_v7().simple().to_string()[20..]
-        )
-    })?;
+    let public = config
+        .public_url
+        .as_deref()
+        .map(|url| public_origin_base(url).map(|base| (url, base)))
+        .transpose()?;
+    let (origin, stored) =
+        resolve_origin(
+            store,
+            META_ORIGIN,
+            config.origin.as_deref(),
+            || match &public {
+                Some((_, base)) => format!("{base}/{EVIDENCE_TILES_PREFIX}"),
+                None => format!(
+                    "evault.local/{}",
+                    &uuid::Uuid::now_v7().simple().to_string()[20..]
+                ),
+            },
+        )?;
+    if let Some((url, base)) = &public {
+        note_origin(LogId::Evidence, &origin, url, base, EVIDENCE_TILES_PREFIX);
+    }
     let key = KeySource::of(
         config.signer.as_ref(),
         config.key_file.as_ref(),
@@ -74,8 +89,14 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             store,
             META_AUDIT_ORIGIN,
             config.audit.origin.as_deref(),
-            || format!("{}/audit", evidence.origin),
+            || match &public {
+                Some((_, base)) => format!("{base}/{AUDIT_TILES_PREFIX}"),
+                None => format!("{}/audit", evidence.origin),
+            },
         )?;
+        if let Some((url, base)) = &public {
+            note_origin(LogId::Audit, &origin, url, base, AUDIT_TILES_PREFIX);
+        }
         if origin == evidence.origin {
             return Err(VaultError::Invalid(format!(
                 "the audit log's origin must differ from the evidence log's ({origin:?}): a \
@@ -116,6 +137,75 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         None
     };
     Ok(Started { evidence, audit })
+}
+
+/// The path, under the server's public URL, of the evidence log's C2SP
+/// tlog-tiles resources (`<public URL>/tlog/checkpoint`, `…/tlog/tile/…`).
+pub const EVIDENCE_TILES_PREFIX: &str = "tlog";
+/// The same for the audit log (`<public URL>/tlog-audit/…`).
+pub const AUDIT_TILES_PREFIX: &str = "tlog-audit";
+
+/// The checkpoint origin C2SP tlog-tiles recommends for a log served at
+/// `<public_url>/<prefix>/`: that URL prefix with the scheme removed and no
+/// trailing slashes, e.g. `https://vault.example.com/` and `tlog` give
+/// `vault.example.com/tlog`. `public_url` must be an absolute `http` or
+/// `https` URL without query or fragment; the origin is also the log key's
+/// name, so it may not hold `+` or white space.
+pub fn tlog_origin(public_url: &str, prefix: &str) -> Result<String> {
+    Ok(format!("{}/{prefix}", public_origin_base(public_url)?))
+}
+
+/// `public_url` without its scheme and trailing slashes.
+fn public_origin_base(public_url: &str) -> Result<String> {
+    let bad = |why: &str| {
+        VaultError::Invalid(format!(
+            "public URL {public_url:?}: {why} (expected e.g. https://vault.example.com/evault)"
+        ))
+    };
+    let lower = public_url
+        .get(..8)
+        .unwrap_or(public_url)
+        .to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &public_url[8..]
+    } else if lower.starts_with("http://") {
+        &public_url[7..]
+    } else {
+        return Err(bad("must start with https:// or http://"));
+    };
+    if let Some(c) = rest
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '+' | '?' | '#' | '@'))
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed (no credentials, query, fragment, `+` or white space)"
+        )));
+    }
+    let base = rest.trim_end_matches('/');
+    let host = base.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if base.contains("//") {
+        return Err(bad("has an empty path segment"));
+    }
+    Ok(base.to_string())
+}
+
+/// Says, loudly, when a log's origin is not the one its public URL would
+/// give it. The origin is never changed to match: it is part of every
+/// checkpoint the log has signed and the name of its key, so verifiers and
+/// witnesses know the log by it. A mismatch is legal (tlog-tiles says
+/// SHOULD) and happens when a vault moves to a new address, so it is a
+/// warning, not a refusal.
+fn note_origin(log: LogId, origin: &str, url: &str, base: &str, prefix: &str) {
+    let derived = format!("{base}/{prefix}");
+    if origin != derived {
+        tracing::warn!(
+            "the {log} log's checkpoint origin is {origin:?}, but the public URL {url:?} serves              it under {}/{prefix}/, whose C2SP tlog-tiles origin would be {derived:?}. The              origin of an existing log never changes (every checkpoint and the key's name carry              it), so it stays {origin:?}: give verifiers and witnesses that origin",
+            url.trim_end_matches('/')
+        );
+    }
 }
 
 /// Where the signed heads live: the configured store, else files in the

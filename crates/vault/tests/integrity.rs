@@ -104,26 +104,35 @@ async fn changed_bytes_are_refused_when_read() {
         let v = Vault::open(c).await.unwrap();
         v.payload(&all, &ids[5]).await.unwrap();
         let log = v.evidence_log();
-        log.tile(TilePath::Entries {
-            index: 0,
-            width: 256,
-        })
+        log.tile(
+            &all,
+            TilePath::Entries {
+                index: 0,
+                width: 256,
+            },
+        )
         .await
         .unwrap();
         for (level, width) in [(0, 256), (0, 4), (1, 1)] {
-            log.tile(TilePath::Hashes(TileId {
-                level,
-                index: if width == 4 { 1 } else { 0 },
-                width,
-            }))
+            log.tile(
+                &all,
+                TilePath::Hashes(TileId {
+                    level,
+                    index: if width == 4 { 1 } else { 0 },
+                    width,
+                }),
+            )
             .await
             .unwrap();
         }
-        log.tile(TilePath::Hashes(TileId {
-            level: 0,
-            index: 0,
-            width: 17,
-        }))
+        log.tile(
+            &all,
+            TilePath::Hashes(TileId {
+                level: 0,
+                index: 0,
+                width: 17,
+            }),
+        )
         .await
         .unwrap();
         log.checkpoint_at(100).await.unwrap();
@@ -165,10 +174,13 @@ async fn changed_bytes_are_refused_when_read() {
         corrupt(v.list(&all, page).await, "record");
         corrupt(
             v.evidence_log()
-                .tile(TilePath::Entries {
-                    index: 0,
-                    width: 12,
-                })
+                .tile(
+                    &all,
+                    TilePath::Entries {
+                        index: 0,
+                        width: 12,
+                    },
+                )
                 .await,
             "entries",
         );
@@ -198,7 +210,7 @@ async fn changed_bytes_are_refused_when_read() {
                 index: 0,
                 width,
             };
-            corrupt(log.tile(TilePath::Hashes(tile)).await, "tile");
+            corrupt(log.tile(&all, TilePath::Hashes(tile)).await, "tile");
         }
         corrupt(log.inclusion(&all, &ids[11], None).await, "proof");
         v.shutdown().await.unwrap();

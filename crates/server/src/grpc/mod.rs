@@ -6,6 +6,7 @@
 
 mod audit;
 mod evidence;
+mod health;
 mod log;
 
 use axum::Router;
@@ -23,21 +24,8 @@ pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// The gRPC services, with health and reflection, over `state`.
 pub(crate) fn router(state: AppState) -> Router {
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    // SERVING for "" (the whole server) is the reporter's default; name
-    // each service too, so a client can ask for any of them.
-    let reporter = health_reporter.clone();
-    tokio::spawn(async move {
-        for name in [
-            "evault.v1.EvidenceService",
-            "evault.v1.LogService",
-            "evault.v1.AuditService",
-        ] {
-            reporter
-                .set_service_status(name, tonic_health::ServingStatus::Serving)
-                .await;
-        }
-    });
+    // SERVING exactly while /readyz says ready.
+    let health = health::service(state.clone());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(evault_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
@@ -71,7 +59,7 @@ pub(crate) fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::metrics::track,
+            crate::metrics::track_grpc,
         ))
 }
 

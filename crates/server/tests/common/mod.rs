@@ -461,6 +461,41 @@ pub fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+pub const ANONYMOUS: &str = evault_server::ANONYMOUS;
+
+/// The audit event of the request with `request_id`, once it is committed
+/// (answered reads are queued for the next group commit): polls.
+pub fn wait_for_audit_event(s: &TestServer, request_id: &str) -> evault_verify::AuditEvent {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut after = None;
+        loop {
+            let page =
+                s.rt.block_on(s.vault.audit_list(
+                    &evault_vault::Reader::all("test"),
+                    evault_store::AuditQuery {
+                        after_index: after,
+                        limit: 1000,
+                        ..Default::default()
+                    },
+                ))
+                .unwrap();
+            if let Some(e) = page.items.iter().find(|e| e.request_id == request_id) {
+                return e.clone();
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit event for request {request_id}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Verifiers for the log key the server reports.
 pub fn verifiers(server: &TestServer) -> evault_note::Verifiers {
     let log = server.get("/api/v1/log").ok_json();

@@ -202,7 +202,10 @@ fn note_origin(log: LogId, origin: &str, url: &str, base: &str, prefix: &str) {
     let derived = format!("{base}/{prefix}");
     if origin != derived {
         tracing::warn!(
-            "the {log} log's checkpoint origin is {origin:?}, but the public URL {url:?} serves              it under {}/{prefix}/, whose C2SP tlog-tiles origin would be {derived:?}. The              origin of an existing log never changes (every checkpoint and the key's name carry              it), so it stays {origin:?}: give verifiers and witnesses that origin",
+            "the {log} log's checkpoint origin is {origin:?}, but the public URL {url:?} serves \
+             it under {}/{prefix}/, whose C2SP tlog-tiles origin would be {derived:?}. The \
+             origin of an existing log never changes (every checkpoint and the key's name carry \
+             it), so it stays {origin:?}: give verifiers and witnesses that origin",
             url.trim_end_matches('/')
         );
     }

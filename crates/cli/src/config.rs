@@ -20,6 +20,8 @@ pub struct FileConfig {
     /// gRPC address, or "off".
     pub grpc_listen: Option<String>,
     pub origin: Option<String>,
+    /// The URL clients reach the server at (`--public-url`).
+    pub public_url: Option<String>,
     pub key_file: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -91,6 +93,8 @@ mod tests {
         let c: FileConfig = toml::from_str("data_dir = \"/x\"\nlisten = \"0.0.0.0:1\"").unwrap();
         assert_eq!(c.data_dir.as_deref(), Some(Path::new("/x")));
         assert!(toml::from_str::<FileConfig>("dta_dir = \"/x\"").is_err());
+        let c: FileConfig = toml::from_str("public_url = \"https://v.example/\"").unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://v.example/"));
         assert_eq!(parse_duration("t", "250ms").unwrap().as_millis(), 250);
         assert!(parse_duration("t", "soon").is_err());
         let c: FileConfig = toml::from_str(

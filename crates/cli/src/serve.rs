@@ -279,7 +279,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     };
     let mut config = evault_vault::VaultConfig::new(&data_dir);
     config.origin = o.origin.or(file.origin.clone());
-    config.public_url = o.public_url;
+    config.public_url = o.public_url.or(file.public_url.clone());
     config.key_file = o.key_file.or(file.key_file.clone());
     if let Some(i) = o.checkpoint_interval.or(file.checkpoint_interval.clone()) {
         config.checkpoint_interval = parse_duration("checkpoint interval", &i)?;

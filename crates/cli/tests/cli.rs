@@ -160,6 +160,63 @@ fn clear_errors_for_bad_flags_and_unreachable_servers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
 
+#[test]
+fn serve_reads_its_config_file_and_refuses_an_unknown_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("evault.toml");
+    std::fs::write(
+        &cfg,
+        "public_url = \"https://vault.example.com/evault/\"\nmax_upload = 1024\n",
+    )
+    .unwrap();
+    let server = Server::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let agent = common::agent();
+    // A new log takes its origins from the file's public URL (C2SP
+    // tlog-tiles: the prefix without its scheme).
+    let (status, log) = common::get_json(&agent, &format!("{}/api/v1/log", server.url));
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["origin"], "vault.example.com/evault/tlog");
+    let (_, audit) = common::get_json(&agent, &format!("{}/api/v1/audit/log", server.url));
+    assert_eq!(audit["origin"], "vault.example.com/evault/tlog-audit");
+    let (_, doc) = common::get_json(&agent, &format!("{}/api/v1/openapi.json", server.url));
+    assert_eq!(
+        doc["servers"][0]["url"]
+            .as_str()
+            .map(|u| u.trim_end_matches('/')),
+        Some("https://vault.example.com/evault")
+    );
+    // The file's max_upload holds too: 2 KiB is refused with 413.
+    let big = tmp.path().join("big.bin");
+    std::fs::write(&big, vec![b'x'; 2048]).unwrap();
+    let out = evault(&["put", "--server", &server.url, big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("413"),
+        "{out:?}"
+    );
+    drop(server);
+
+    // An unknown key is a usage error naming the key and the file.
+    std::fs::write(&cfg, "public_ulr = \"https://vault.example.com/\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evault"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "off"])
+        .arg("--data-dir")
+        .arg(tmp.path().join("other"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("EVAULT_STATE_DIR", tmp.path().join("state"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("public_ulr") && stderr.contains("evault.toml"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("other").exists(), "{stderr}");
+}
+
 /// Runs the binary with no token at all.
 /// Polls the audit log until a signed audit checkpoint covers `size`
 /// events.

@@ -15,12 +15,18 @@ use evault_note::{Checkpoint, Ed25519Signer, generate_ed25519, sign};
 use serde_json::Value;
 
 fn evault(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_evault"))
-        .args(args)
-        .env("EVAULT_TOKEN", common::token())
-        .env_remove("EVAULT_MONITOR_STATE")
-        .output()
-        .expect("run evault")
+    evault_as(args, Some(common::token()))
+}
+
+/// Runs the binary with `token` as EVAULT_TOKEN, or with none.
+fn evault_as(args: &[&str], token: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evault"));
+    cmd.args(args).env_remove("EVAULT_MONITOR_STATE");
+    match token {
+        Some(t) => cmd.env("EVAULT_TOKEN", t),
+        None => cmd.env_remove("EVAULT_TOKEN"),
+    };
+    cmd.output().expect("run evault")
 }
 
 fn show(out: &Output) -> String {
@@ -43,7 +49,12 @@ fn report(out: &Output) -> Value {
 
 /// Size of the evidence log's latest `/tlog/checkpoint`.
 fn checkpoint_size(url: &str) -> u64 {
-    let (status, text) = common::get_text(&common::agent(), &format!("{url}/tlog/checkpoint"));
+    size_at(&format!("{url}/tlog/checkpoint"))
+}
+
+/// Tree size of the checkpoint at `url` (0 while there is none).
+fn size_at(url: &str) -> u64 {
+    let (status, text) = common::get_text(&common::agent(), url);
     if status != 200 {
         return 0;
     }
@@ -189,6 +200,113 @@ fn follows_a_vault_through_growth_and_a_restart() {
         "{}",
         show(&out)
     );
+}
+
+/// Polls until the audit log has a checkpoint of at least `size`; returns
+/// its size (the log keeps growing: each call is audited).
+fn wait_for_audit_checkpoint(url: &str, size: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = size_at(&format!("{url}/tlog-audit/checkpoint"));
+        if got >= size {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit checkpoint of size {size}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn follows_both_logs_of_a_vault_and_audit_entries_need_the_auditor_role() {
+    use evault_auth::Role;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let heads = tmp.path().join("heads");
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let server = Server::start(&data, &["--state-dir", heads.to_str().unwrap()]);
+    let agent = common::agent();
+    let (_, info) = common::get_json(&agent, &format!("{}/api/v1/log", server.url));
+    let key = info["verifier_key"].as_str().unwrap().to_string();
+    let (_, info) = common::get_json(&agent, &format!("{}/api/v1/audit/log", server.url));
+    let audit_key = info["verifier_key"].as_str().unwrap().to_string();
+    assert_ne!(key, audit_key);
+    let state = tmp.path().join("monitor.json");
+    let state_arg = state.to_str().unwrap();
+
+    put(&server.url, &files, "first", 3);
+    wait_for_checkpoint(&server.url, 3);
+    // The puts and reads above are audited: at least the puts' events.
+    wait_for_audit_checkpoint(&server.url, 3);
+    let args = [
+        "monitor",
+        "--server",
+        &server.url,
+        "--key",
+        &key,
+        "--audit-key",
+        &audit_key,
+        "--state",
+        state_arg,
+        "--entries",
+        "--json",
+    ];
+
+    // An auditor re-hashes every entry of both logs; each audit entry must
+    // be a canonical audit event.
+    let auditor = common::token_with(&[Role::Auditor]);
+    let out = evault_as(&args, Some(&auditor));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = report(&out);
+    let logs = r["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{}", show(&out));
+    assert_eq!(logs[0]["name"], "evidence");
+    assert_eq!(logs[0]["status"], "verified");
+    assert_eq!(logs[0]["entries_checked"], 3);
+    assert_eq!(logs[1]["name"], "audit");
+    assert_eq!(logs[1]["status"], "verified", "{}", show(&out));
+    let audit_size = logs[1]["trusted_after"]["size"].as_u64().unwrap();
+    assert!(audit_size >= 3, "{}", show(&out));
+    assert_eq!(logs[1]["entries_checked"], audit_size, "{}", show(&out));
+    assert_eq!(trusted_size(&state, "audit"), audit_size);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        saved["logs"][1]["prefix"],
+        format!("{}/tlog-audit/", server.url)
+    );
+    assert_eq!(saved["logs"][1]["kind"], "evault-audit");
+
+    // Both logs grow. An ingester may read the audit log's checkpoints and
+    // tiles but not its entries (they name principals and operations): the
+    // audit log is refused (exit 3) and its trusted state stays where it
+    // was, while the evidence log still advances.
+    put(&server.url, &files, "second", 2);
+    wait_for_checkpoint(&server.url, 5);
+    wait_for_audit_checkpoint(&server.url, audit_size + 1);
+    let ingester = common::token_with(&[Role::Ingester]);
+    let out = evault_as(&args, Some(&ingester));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let r = report(&out);
+    assert_eq!(r["logs"][0]["status"], "verified", "{}", show(&out));
+    assert_eq!(r["logs"][0]["trusted_after"]["size"], 5);
+    assert_eq!(r["logs"][1]["status"], "refused", "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("403"), "{}", show(&out));
+    assert_eq!(trusted_size(&state, "evidence"), 5);
+    assert_eq!(trusted_size(&state, "audit"), audit_size);
+
+    // Without --entries no token is needed: checkpoints and tiles are
+    // public, and every tile read is authenticated against the signed root.
+    let out = evault_as(&["monitor", "--state", state_arg, "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let r = report(&out);
+    assert_eq!(r["logs"][1]["status"], "verified", "{}", show(&out));
+    let grown = r["logs"][1]["trusted_after"]["size"].as_u64().unwrap();
+    assert!(grown > audit_size, "{}", show(&out));
+    assert_eq!(trusted_size(&state, "audit"), grown);
 }
 
 /// A tlog-tiles log in a directory, not evault's: opaque entries, its own

@@ -41,6 +41,18 @@ pub fn token() -> &'static str {
     })
 }
 
+/// A token of the test key that carries only `roles`, valid for an hour.
+pub fn token_with(roles: &[evault_auth::Role]) -> String {
+    let key = test_key();
+    evault_auth::mint_service_token(
+        &key,
+        roles,
+        Duration::from_secs(3600),
+        std::time::SystemTime::now(),
+    )
+    .expect("mint")
+}
+
 pub fn bearer() -> String {
     format!("Bearer {}", token())
 }
@@ -88,7 +100,15 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_evault"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(["--origin", "test.example/crash"])
+            // A test that names its origin (or a config file that may) does
+            // without the default one.
+            .args(
+                if extra.iter().any(|a| *a == "--origin" || *a == "--config") {
+                    &[][..]
+                } else {
+                    &["--origin", "test.example/crash"][..]
+                },
+            )
             .args(if extra.contains(&"--checkpoint-interval") {
                 &[][..]
             } else {

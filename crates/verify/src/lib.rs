@@ -1,12 +1,14 @@
 //! What an auditor runs alone: the evidence record and audit event formats
 //! and their canonical leaves (RFC 8785), C2SP tlog-proof text, offline
 //! verification of either against a signed checkpoint of its log, and
-//! consistency of two checkpoints (RFC 9162). Depends on no store and no
-//! server.
+//! consistency of two checkpoints (RFC 9162), and evidence bundles
+//! (`.evb`: write, read hostile files safely, verify). Depends on no store
+//! and no server.
 
 pub mod audit;
 mod bundle;
 pub mod consistency;
+pub mod evb;
 pub mod evidence;
 pub mod tlog_proof;
 

@@ -219,6 +219,10 @@ impl From<VaultError> for Problem {
             VaultError::Io(e) => Problem::internal("io", &e),
             e @ VaultError::Key { .. } => Problem::internal("key", &e),
             VaultError::Signing(e) => Problem::internal("signing", &e),
+            // Only long operations are cancelled, by their own caller.
+            VaultError::Cancelled => {
+                Problem::new(StatusCode::CONFLICT, "the operation was cancelled")
+            }
         }
     }
 }

@@ -67,6 +67,9 @@ pub enum VaultError {
     },
     /// Signing a checkpoint failed.
     Signing(SignError),
+    /// A long operation (an export) stopped because its caller cancelled
+    /// it; it left nothing behind.
+    Cancelled,
 }
 
 impl fmt::Display for VaultError {
@@ -91,6 +94,7 @@ impl fmt::Display for VaultError {
             VaultError::Io(e) => write!(f, "i/o: {e}"),
             VaultError::Key { path, source } => write!(f, "key {}: {source}", path.display()),
             VaultError::Signing(e) => write!(f, "signing: {e}"),
+            VaultError::Cancelled => write!(f, "cancelled"),
         }
     }
 }
@@ -111,7 +115,8 @@ impl std::error::Error for VaultError {
             | VaultError::Inconsistent(_)
             | VaultError::Corrupt { .. }
             | VaultError::Unavailable(_)
-            | VaultError::StorageFull(_) => None,
+            | VaultError::StorageFull(_)
+            | VaultError::Cancelled => None,
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod analytics;
 mod audit;
 mod blobs;
+mod bundles;
 pub mod calendar;
 mod checkpointer;
 mod config;
@@ -46,6 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use analytics::{ANALYTICS_TYPE, Summary};
 pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
+pub use bundles::{BundleSelection, BundleSummary};
 pub use config::{LogSigner, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::{

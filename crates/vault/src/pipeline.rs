@@ -198,6 +198,7 @@ fn copy_error(e: &VaultError) -> VaultError {
             detail: detail.clone(),
         },
         VaultError::StorageFull(s) => VaultError::StorageFull(s.clone()),
+        VaultError::Cancelled => VaultError::Cancelled,
         e if e.is_storage_full() => VaultError::StorageFull(e.to_string()),
         VaultError::Proof(_)
         | VaultError::Task(_)

@@ -13,6 +13,7 @@ mod client;
 mod config;
 mod consistency;
 mod error;
+mod evb;
 mod evidence;
 mod keys;
 mod logsink;
@@ -163,19 +164,27 @@ enum Command {
         #[command(flatten)]
         client: ClientOpts,
     },
-    /// Verify a proof offline: recompute the leaf from the record, check
-    /// inclusion, check the checkpoint signature. Reads a JSON bundle or a
-    /// C2SP tlog-proof (told apart by its first line).
+    /// Verify offline: a proof (recompute the leaf from the record, check
+    /// inclusion, check the checkpoint signature), read as a JSON bundle or
+    /// a C2SP tlog-proof (told apart by its first line), or an evidence
+    /// bundle (`.evb`, told apart by the zstd magic): every record, proof,
+    /// payload and digest in it, with a per-record report.
     Verify {
+        /// An evidence bundle (`.evb`), or a proof file as for --proof.
+        #[arg(value_name = "BUNDLE", conflicts_with = "proof")]
+        bundle: Option<PathBuf>,
         /// Proof from `evault prove --out` (bundle, or tlog-proof text).
-        #[arg(long)]
-        proof: PathBuf,
+        #[arg(long, required_unless_present = "bundle")]
+        proof: Option<PathBuf>,
         /// The record proven, as JSON (`evault get <id> --json`, or an audit
         /// event): required for a tlog-proof, which does not carry it; with a
         /// bundle it must be the bundle's record.
         #[arg(long)]
         record: Option<PathBuf>,
         /// Checkpoint (signed note) to verify against; default: the proof's.
+        /// With an evidence bundle: a newer checkpoint of the log that the
+        /// bundle's must be consistent with (the bundle must carry that
+        /// consistency proof).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Log verifier key (name+hash+base64), or a file holding it.
@@ -379,19 +388,34 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             json,
         ),
         Command::Verify {
+            bundle,
             proof,
             record,
             checkpoint,
             key,
             origin,
-        } => proof::verify(
-            &proof,
-            record.as_deref(),
-            checkpoint.as_deref(),
-            &key,
-            origin.as_deref(),
-            json,
-        ),
+        } => {
+            let file = bundle.or(proof).ok_or_else(|| {
+                CliError::usage("give the file to verify: `evault verify BUNDLE.evb` or --proof")
+            })?;
+            if evb::is_bundle_file(&file)? {
+                if record.is_some() {
+                    return Err(CliError::usage(
+                        "--record is for a single proof; an evidence bundle carries its records",
+                    ));
+                }
+                evb::verify(&file, &key, checkpoint.as_deref(), origin.as_deref(), json)
+            } else {
+                proof::verify(
+                    &file,
+                    record.as_deref(),
+                    checkpoint.as_deref(),
+                    &key,
+                    origin.as_deref(),
+                    json,
+                )
+            }
+        }
         Command::Consistency {
             old,
             new,

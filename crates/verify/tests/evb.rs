@@ -466,6 +466,30 @@ fn hostile_archives_are_refused_with_clear_errors() {
         regular("a/../../x", b"owned"),
     ]));
     assert!(matches!(&e, ReadError::PathTraversal(_)), "{e}");
+    // The same path given by a pax extended header or a GNU long name.
+    let e = err(compress(&[
+        m("manifest.json"),
+        member(b"PaxHeader", tar::EntryType::XHeader, b"13 path=../x\n", 13),
+        m("checkpoint"),
+    ]));
+    assert!(
+        matches!(&e, ReadError::PathTraversal(n) if n == "../x"),
+        "{e}"
+    );
+    let e = err(compress(&[
+        m("manifest.json"),
+        member(
+            b"././@LongLink",
+            tar::EntryType::GNULongName,
+            b"../../y\0",
+            8,
+        ),
+        m("checkpoint"),
+    ]));
+    assert!(
+        matches!(&e, ReadError::PathTraversal(n) if n == "../../y"),
+        "{e}"
+    );
     let e = err(compress(&[regular("/etc/passwd", b"owned")]));
     assert!(
         matches!(&e, ReadError::AbsolutePath(n) if n == "/etc/passwd"),

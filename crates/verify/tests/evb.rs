@@ -335,6 +335,17 @@ fn a_flipped_byte_in_each_kind_of_member_is_caught_and_named() {
     assert_eq!(bad[0].id.as_deref(), Some(record(12).id.as_str()));
     assert_eq!(bad[0].failures[0].check, Check::Inclusion);
 
+    // A record that no longer parses (a member name changed) is still
+    // named by its id and leaf index.
+    let r = verify(&tamper(&good, "records.jsonl", |d| {
+        flip_after(d, "\"ingested_b", 0)
+    }));
+    let bad: Vec<_> = r.failed_records().collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(bad[0].id.as_deref(), Some(record(6).id.as_str()));
+    assert_eq!((bad[0].leaf_index, bad[0].line), (Some(6), 1));
+    assert_eq!(bad[0].failures[0].check, Check::Record);
+
     // A proof: the second record's first hash.
     let r = verify(&tamper(&good, "proofs.jsonl", |d| {
         let at = nth_line_start(d, 1);

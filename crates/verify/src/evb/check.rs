@@ -327,16 +327,6 @@ pub fn verify_bundle(
     let mut previous: Option<u64> = None;
     for (i, line) in records.iter().enumerate() {
         let mut rf = Vec::new();
-        let loose: Option<Value> = serde_json::from_slice(line).ok();
-        let mut report = RecordReport {
-            line: i as u64 + 1,
-            id: loose
-                .as_ref()
-                .and_then(|v| v.get("id")?.as_str().map(str::to_string)),
-            leaf_index: loose.as_ref().and_then(|v| v.get("leaf_index")?.as_u64()),
-            ok: false,
-            failures: Vec::new(),
-        };
         let record: Option<Evidence> = match serde_json::from_slice(line) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -347,6 +337,26 @@ pub fn verify_bundle(
                 ));
                 None
             }
+        };
+        // A record that does not parse is still named by what can be read.
+        let (id, leaf_index) = match &record {
+            Some(r) => (Some(r.id.clone()), Some(r.leaf_index)),
+            None => {
+                let loose: Option<Value> = serde_json::from_slice(line).ok();
+                (
+                    loose
+                        .as_ref()
+                        .and_then(|v| v.get("id")?.as_str().map(str::to_string)),
+                    loose.as_ref().and_then(|v| v.get("leaf_index")?.as_u64()),
+                )
+            }
+        };
+        let mut report = RecordReport {
+            line: i as u64 + 1,
+            id,
+            leaf_index,
+            ok: false,
+            failures: Vec::new(),
         };
         let proof: Option<ProofLine> = match proofs.get(i).map(|p| serde_json::from_slice(p)) {
             Some(Ok(p)) => Some(p),

@@ -273,7 +273,7 @@ fn checkpoint_what(log: LogId) -> &'static str {
 
 /// The RFC 6962 hash of the perfect subtree whose row hashes are `hashes`
 /// (a power of two of them).
-fn subtree_hash(hashes: &[Hash]) -> Hash {
+pub(crate) fn subtree_hash(hashes: &[Hash]) -> Hash {
     let mut range = CompactRange::new();
     for h in hashes {
         range.append(*h, |_, _| {});
@@ -281,7 +281,7 @@ fn subtree_hash(hashes: &[Hash]) -> Hash {
     range.root()
 }
 
-fn split_hashes(data: &[u8]) -> Vec<Hash> {
+pub(crate) fn split_hashes(data: &[u8]) -> Vec<Hash> {
     data.chunks_exact(HASH_SIZE)
         .map(|c| {
             let mut h = [0u8; HASH_SIZE];

@@ -122,6 +122,26 @@ pub enum FindingKind {
     Index,
 }
 
+impl FindingKind {
+    /// The kind's name, as in the JSON report (`leaf_hash`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::LeafRow => "leaf_row",
+            FindingKind::Unreadable => "unreadable",
+            FindingKind::Record => "record",
+            FindingKind::AuditEvent => "audit_event",
+            FindingKind::LeafHash => "leaf_hash",
+            FindingKind::Tile => "tile",
+            FindingKind::Checkpoint => "checkpoint",
+            FindingKind::CheckpointRoot => "checkpoint_root",
+            FindingKind::CheckpointConsistency => "checkpoint_consistency",
+            FindingKind::Payload => "payload",
+            FindingKind::Blob => "blob",
+            FindingKind::Index => "index",
+        }
+    }
+}
+
 /// One disagreement: where, and what was expected and found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -199,7 +219,7 @@ impl Finding {
 
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} log", self.log)?;
+        write!(f, "{}: {} log", self.kind.as_str(), self.log)?;
         if let Some(i) = self.leaf_index {
             write!(f, ", leaf {i}")?;
         }

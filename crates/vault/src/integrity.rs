@@ -27,7 +27,7 @@ pub const INTEGRITY_FAILURES: &str = "evault_integrity_failures_total";
 pub(crate) fn failure(what: &'static str, detail: String) -> VaultError {
     tracing::error!(
         what,
-        "integrity check failed: {detail}; run `evault fsck` (planned, issue 15) for a full check"
+        "integrity check failed: {detail}; run `evault fsck` for a full check"
     );
     metrics::counter!(INTEGRITY_FAILURES, "what" => what).increment(1);
     VaultError::Corrupt { what, detail }

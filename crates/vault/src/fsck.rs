@@ -531,7 +531,10 @@ fn run(
             break;
         }
     }
-    progress(total.max(done), total);
+    if complete {
+        let total = total.max(done);
+        progress(total, total);
+    }
     Ok(FsckReport {
         clean: complete && findings.total == 0,
         complete,
@@ -647,10 +650,8 @@ impl LogRun<'_> {
         self.check_extra_rows()?;
         self.check_stored_tile_set()?;
         self.check_checkpoints(&checkpoints, &roots)?;
-        if log == LogId::Evidence {
-            if !self.check_label_index(advance, cancelled)? {
-                return Ok(false);
-            }
+        if log == LogId::Evidence && !self.check_label_index(advance, cancelled)? {
+            return Ok(false);
         }
         Ok(true)
     }

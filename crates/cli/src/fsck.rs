@@ -145,8 +145,10 @@ fn text(r: &FsckReport) -> String {
         out.push_str(&format!("clean ({} ms)\n", r.elapsed_ms));
     } else {
         out.push_str(&format!(
-            "{} findings ({} ms)\n",
-            r.total_findings, r.elapsed_ms
+            "{} finding{} ({} ms)\n",
+            r.total_findings,
+            if r.total_findings == 1 { "" } else { "s" },
+            r.elapsed_ms
         ));
     }
     out

@@ -481,6 +481,32 @@ async fn clean_vault_passes_and_every_change_is_found_at_its_place() {
         assert_eq!(r.total_findings, 1, "{}", show(&r));
     }
 
+    // A tile and a row stored beyond the tree.
+    {
+        let d = fresh();
+        let db = db(d.path());
+        db.execute(
+            "INSERT INTO tiles (level, idx, data) VALUES (0, 7, zeroblob(64))",
+            [],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO records SELECT 5000, id || 'x', content_type, sha256, size, \
+             ingested_at_ms, ingested_by, NULL, randomblob(32), leaf_data, payload, labels \
+             FROM records WHERE leaf_index = 0",
+            [],
+        )
+        .unwrap();
+        drop(db);
+        let r = fsck(d.path());
+        let t = found(&r, FindingKind::Tile);
+        assert_eq!(t.len(), 1, "{}", show(&r));
+        assert_eq!(t[0].tile.as_deref(), Some("tile/0/007"));
+        let rows = found(&r, FindingKind::LeafRow);
+        assert_eq!(rows.len(), 1, "{}", show(&r));
+        assert_eq!(rows[0].leaf_index, Some(5000));
+    }
+
     // A missing row below the tree size.
     {
         let d = fresh();

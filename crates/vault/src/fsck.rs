@@ -342,7 +342,7 @@ pub type Cancelled<'a> = &'a (dyn Fn() -> bool + Send + Sync);
 impl crate::Vault {
     /// Runs fsck on this running vault's store (blocking: call it from a
     /// blocking thread). Leaves appended while it runs are not covered: each
-    /// log is checked up to its size when the run reaches it. Keys and
+    /// log is checked up to its size when the run starts. Keys and
     /// origins are the vault's own unless `options` names keys.
     pub fn fsck(
         &self,

@@ -15,6 +15,7 @@ mod consistency;
 mod error;
 mod evb;
 mod evidence;
+mod fsck;
 mod keys;
 mod logsink;
 mod monitor;
@@ -250,6 +251,11 @@ enum Command {
     /// Keep watch over tlog-tiles logs (a vault's, or any): verify each new
     /// checkpoint and every tile read against it, from a local state file.
     Monitor(Box<monitor::MonitorArgs>),
+    /// Check a stopped vault's data directory in full, read only: every
+    /// leaf against its record, every tile rebuilt from the leaves, every
+    /// checkpoint's signature, root and consistency, every payload's digest,
+    /// the indexes against the log. Exit 0 clean, 1 on any finding.
+    Fsck(Box<fsck::FsckArgs>),
     /// Print a signed checkpoint (latest, or of a given size).
     Checkpoint {
         /// The checkpoint of this tree size (default: the latest).
@@ -476,6 +482,8 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
         // It reports its own exit codes (verification failed, refused, unreachable).
         Command::Monitor(args) => return Ok(monitor::run(*args, &file, json)),
+        // Exit 1 on findings, with the report printed.
+        Command::Fsck(args) => return fsck::run(*args, &file, json),
     };
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -855,6 +855,50 @@ impl Store for SlowStore {
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
         self.inner.set_meta(key, value)
     }
+    fn scan_records(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<evault_store::Scanned<EvidenceRow>>> {
+        self.inner.scan_records(start, end)
+    }
+    fn scan_audit(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<evault_store::Scanned<AuditRow>>> {
+        self.inner.scan_audit(start, end)
+    }
+    fn leaf_rows(&self, log: LogId) -> StoreResult<(u64, Option<u64>)> {
+        self.inner.leaf_rows(log)
+    }
+    fn tile_keys(&self, log: LogId) -> StoreResult<Vec<evault_store::StoredTileKey>> {
+        self.inner.tile_keys(log)
+    }
+    fn stored_tile(&self, log: LogId, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.stored_tile(log, level, index)
+    }
+    fn index_lookups(
+        &self,
+        log: LogId,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<evault_store::IndexLookup>> {
+        self.inner.index_lookups(log, start, end)
+    }
+    fn label_index_len(&self) -> StoreResult<u64> {
+        self.inner.label_index_len()
+    }
+    fn label_index_page(
+        &self,
+        after: Option<&evault_store::LabelEntry>,
+        limit: u32,
+    ) -> StoreResult<Vec<evault_store::LabelEntry>> {
+        self.inner.label_index_page(after, limit)
+    }
+    fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> StoreResult<bool> {
+        self.inner.label_entry_matches(entry)
+    }
 }
 
 #[test]

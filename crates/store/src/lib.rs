@@ -310,6 +310,67 @@ pub struct StoredCheckpoint {
     pub created_at_ms: i64,
 }
 
+/// A row a scan found but could not decode (a wrong-size hash, malformed
+/// labels, …): where it is and why. Scans report it and go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableRow {
+    /// The row's leaf index.
+    pub leaf_index: u64,
+    /// Why it could not be read.
+    pub why: String,
+}
+
+/// One row of a scan: decoded, or why not.
+pub type Scanned<T> = std::result::Result<T, UnreadableRow>;
+
+/// A stored tile's position and the length of its stored contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredTileKey {
+    /// Tile level.
+    pub level: u8,
+    /// Tile index within its level.
+    pub index: u64,
+    /// Bytes stored (32 per hash).
+    pub bytes: u64,
+}
+
+/// What the store's lookup indexes answer for one stored leaf row, for
+/// `fsck`: each lookup by the row's own values, through that index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexLookup {
+    /// The row looked up.
+    pub leaf_index: u64,
+    /// The leaf its id leads to, if any.
+    pub by_id: Option<u64>,
+    /// Evidence: the leaf its dedup key leads to, if any; `None` for audit.
+    pub by_dedup_key: Option<u64>,
+    /// Evidence: whether the row has an idempotency key.
+    pub has_idempotency_key: bool,
+    /// Evidence with an idempotency key: the leaf (submitter, key) leads
+    /// to, if any; `None` without a key and for audit.
+    pub by_idempotency_key: Option<u64>,
+    /// Evidence: how many labels the row has (`None` if its labels do not
+    /// parse); `Some(0)` for audit.
+    pub labels: Option<u64>,
+    /// Evidence: how many of the row's labels the label index holds for
+    /// this leaf (`None` if its labels do not parse); `Some(0)` for audit.
+    pub labels_indexed: Option<u64>,
+    /// Secondary indexes (by name) that do not list this row under its own
+    /// values.
+    pub missing_from: Vec<&'static str>,
+}
+
+/// One entry of the evidence label index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelEntry {
+    /// Label key.
+    pub key: String,
+    /// Label value.
+    pub value: String,
+    /// The record it points to.
+    pub leaf_index: u64,
+}
+
 /// Why a store call failed.
 #[derive(Debug)]
 pub enum StoreError {
@@ -483,4 +544,31 @@ pub trait Store: Send + Sync {
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets setting `key` to `value`, replacing any earlier value.
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    // Whole-store reads for `fsck`; each is one short read.
+
+    /// Evidence rows with leaf index in `[start, end)`, in leaf order, as
+    /// stored (gaps show as missing indexes; a row that does not decode is
+    /// an [`UnreadableRow`], and the scan goes on).
+    fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>>;
+    /// Audit rows with leaf index in `[start, end)`, like
+    /// [`Store::scan_records`].
+    fn scan_audit(&self, start: u64, end: u64) -> Result<Vec<Scanned<AuditRow>>>;
+    /// How many leaf rows `log` stores, and the largest leaf index.
+    fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>)>;
+    /// Every stored tile of `log`: position and stored length, ordered by
+    /// level and index.
+    fn tile_keys(&self, log: LogId) -> Result<Vec<StoredTileKey>>;
+    /// A tile's stored contents, whole (not cut to any width), if stored.
+    fn stored_tile(&self, log: LogId, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
+    /// For each `log` row in `[start, end)`, in leaf order, what the
+    /// store's indexes answer when looked up by the row's own values.
+    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>>;
+    /// Number of entries in the evidence label index.
+    fn label_index_len(&self) -> Result<u64>;
+    /// Label index entries after `after`, in index order, at most `limit`
+    /// (clamped to 1..=10,000).
+    fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>>;
+    /// Whether the entry's record exists and carries that label.
+    fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool>;
 }

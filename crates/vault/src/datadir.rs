@@ -25,6 +25,28 @@ pub(crate) fn lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// Takes a shared lock on `<data dir>/LOCK` without creating or writing
+/// anything (for `fsck` on a stopped vault): refused while a server holds
+/// it, and a server cannot start while it is held. A data directory
+/// without `LOCK` never had a server; there is nothing to lock then.
+pub(crate) fn lock_shared(dir: &Path) -> Result<Option<std::fs::File>> {
+    let path = dir.join("LOCK");
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(VaultError::Unavailable(format!(
+            "data directory {} is in use by a running evault server; stop it first, or run \
+             fsck online as a task on that server",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 /// Creates `path` (and its parents) with mode 0700 if missing.
 pub(crate) fn create_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -27,7 +27,7 @@ pub const INTEGRITY_FAILURES: &str = "evault_integrity_failures_total";
 pub(crate) fn failure(what: &'static str, detail: String) -> VaultError {
     tracing::error!(
         what,
-        "integrity check failed: {detail}; run `evault fsck` (planned, issue 15) for a full check"
+        "integrity check failed: {detail}; run `evault fsck` for a full check"
     );
     metrics::counter!(INTEGRITY_FAILURES, "what" => what).increment(1);
     VaultError::Corrupt { what, detail }
@@ -273,7 +273,7 @@ fn checkpoint_what(log: LogId) -> &'static str {
 
 /// The RFC 6962 hash of the perfect subtree whose row hashes are `hashes`
 /// (a power of two of them).
-fn subtree_hash(hashes: &[Hash]) -> Hash {
+pub(crate) fn subtree_hash(hashes: &[Hash]) -> Hash {
     let mut range = CompactRange::new();
     for h in hashes {
         range.append(*h, |_, _| {});
@@ -281,7 +281,7 @@ fn subtree_hash(hashes: &[Hash]) -> Hash {
     range.root()
 }
 
-fn split_hashes(data: &[u8]) -> Vec<Hash> {
+pub(crate) fn split_hashes(data: &[u8]) -> Vec<Hash> {
     data.chunks_exact(HASH_SIZE)
         .map(|c| {
             let mut h = [0u8; HASH_SIZE];

@@ -20,6 +20,7 @@ mod checkpointer;
 mod config;
 mod datadir;
 mod error;
+pub mod fsck;
 mod head;
 mod health;
 pub mod ingest;
@@ -54,6 +55,7 @@ pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
     StoredCheckpoint,
 };
+pub use fsck::{Finding, FindingKind, FsckOptions, FsckReport, LogSummary, fsck_data_dir};
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
 pub use health::{Component, NotReady};
 pub use integrity::{BlobReader, INTEGRITY_FAILURES};

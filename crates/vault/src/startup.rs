@@ -323,7 +323,7 @@ fn open_log(
                 VaultError::Inconsistent(format!(
                     "latest {log} checkpoint (size {}) does not verify with the log's key {}: \
                      {e} (the stored checkpoint or the key file was changed); run `evault \
-                     fsck` (planned, issue 15) for a full check",
+                     fsck` for a full check",
                     cp.size,
                     key.describe()
                 ))
@@ -467,7 +467,7 @@ fn check_sample(store: &dyn Store, log: LogId, start: &LogStart, sample: u64) ->
     integrity::check_sample(store, log, size, &indexes).map_err(|e| {
         VaultError::Inconsistent(format!(
             "start-up check of the {log} log ({} of {size} leaves): {e}; refusing to serve \
-             it. Run `evault fsck` (planned, issue 15) for a full check",
+             it. Run `evault fsck` for a full check",
             indexes.len()
         ))
     })
@@ -535,7 +535,7 @@ where
     if root != cp.root_hash {
         return Err(VaultError::Inconsistent(format!(
             "the stored {log} tree at size {} does not have the root the latest checkpoint \
-             signed (a changed tile or leaf); run `evault fsck` (planned, issue 15) for a full \
+             signed (a changed tile or leaf); run `evault fsck` for a full \
              check",
             cp.size
         )));

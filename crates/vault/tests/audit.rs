@@ -841,6 +841,55 @@ impl Store for Flaky {
     fn set_meta(&self, k: &str, v: &str) -> Result<(), StoreError> {
         self.inner.set_meta(k, v)
     }
+    fn scan_records(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<evault_store::Scanned<EvidenceRow>>, StoreError> {
+        self.inner.scan_records(start, end)
+    }
+    fn scan_audit(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<evault_store::Scanned<AuditRow>>, StoreError> {
+        self.inner.scan_audit(start, end)
+    }
+    fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>), StoreError> {
+        self.inner.leaf_rows(log)
+    }
+    fn tile_keys(&self, log: LogId) -> Result<Vec<evault_store::StoredTileKey>, StoreError> {
+        self.inner.tile_keys(log)
+    }
+    fn stored_tile(
+        &self,
+        log: LogId,
+        level: u8,
+        index: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.stored_tile(log, level, index)
+    }
+    fn index_lookups(
+        &self,
+        log: LogId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<evault_store::IndexLookup>, StoreError> {
+        self.inner.index_lookups(log, start, end)
+    }
+    fn label_index_len(&self) -> Result<u64, StoreError> {
+        self.inner.label_index_len()
+    }
+    fn label_index_page(
+        &self,
+        after: Option<&evault_store::LabelEntry>,
+        limit: u32,
+    ) -> Result<Vec<evault_store::LabelEntry>, StoreError> {
+        self.inner.label_index_page(after, limit)
+    }
+    fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> Result<bool, StoreError> {
+        self.inner.label_entry_matches(entry)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

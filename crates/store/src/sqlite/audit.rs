@@ -10,7 +10,8 @@ use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
 use super::rows::{col_blob, col_i64, col_text, to_u64};
 use crate::{AuditQuery, AuditRow, Page, Result, StoreError};
 
-const AUDIT_COLUMNS: &str = "leaf_index, id, time_ms, principal, operation, outcome, leaf_data";
+pub(super) const AUDIT_COLUMNS: &str =
+    "leaf_index, id, time_ms, principal, operation, outcome, leaf_data";
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_events (leaf_index, id, time_ms, principal, \
      operation, outcome, leaf_data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
@@ -52,7 +53,7 @@ fn insert_error(e: rusqlite::Error, ev: &AuditRow) -> StoreError {
 }
 
 /// Decodes a row of [`AUDIT_COLUMNS`].
-fn decode(row: &Row<'_>) -> Result<AuditRow> {
+pub(super) fn decode(row: &Row<'_>) -> Result<AuditRow> {
     let leaf_index = to_u64(col_i64(row, 0, "audit leaf_index")?, "audit leaf_index")?;
     let at = |what: &str| format!("{what} of audit event {leaf_index}");
     Ok(AuditRow {

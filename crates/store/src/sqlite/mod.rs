@@ -23,8 +23,8 @@ use evault_merkle::tiles::TileId;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::{
-    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery,
-    LogId, Page, Result, Store, StoredCheckpoint,
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, IndexLookup,
+    LabelEntry, ListQuery, LogId, Page, Result, Scanned, Store, StoredCheckpoint, StoredTileKey,
 };
 
 mod analytics;
@@ -38,6 +38,7 @@ mod pool;
 mod query;
 mod records;
 mod rows;
+mod scan;
 mod schema;
 
 use error::{DbResult, invalid};
@@ -138,6 +139,62 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing database for reading only, changing nothing in
+    /// its directory: no file is created, migrated or chmod'ed, and every
+    /// write fails. For `evault fsck` on a stopped vault. A database whose
+    /// write-ahead log was checkpointed away (a clean shutdown) is opened
+    /// `immutable` (no `-wal`/`-shm` is created); one with a non-empty
+    /// `-wal` (a crash) is opened read-only so the committed transactions
+    /// in the log are read too, and SQLite may then create the `-shm`
+    /// index of that log (derived state, no data). The schema must be the
+    /// one this binary writes: an older one is refused (`evault serve`
+    /// migrates it), a newer one is [`StoreError::SchemaTooNew`].
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(invalid(format!("no database file at {}", path.display())));
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_len = std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+        let uri = format!(
+            "file:{}?{}",
+            uri_path(path),
+            if wal_len == 0 {
+                "immutable=1"
+            } else {
+                "mode=ro"
+            }
+        );
+        let open = || -> Result<Connection> {
+            let conn = Connection::open_with_flags(
+                &uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .db()?;
+            pool::configure_reader(&conn)?;
+            Ok(conn)
+        };
+        let writer = open()?;
+        let found = schema::version(&writer)?;
+        schema::check_not_too_new(found)?;
+        if found != schema::SCHEMA_VERSION {
+            return Err(invalid(format!(
+                "{} has schema version {found}, this binary reads {}: start `evault serve` \
+                 on it once to migrate it",
+                path.display(),
+                schema::SCHEMA_VERSION
+            )));
+        }
+        let readers = ReaderPool::open_with(open)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -156,6 +213,22 @@ impl SqliteStore {
         // rusqlite's Transaction rolls back on drop, also on unwind.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// `path` for a `file:` URI: every byte outside the unreserved set is
+/// percent-encoded, so `?`, `#` and `%` in a directory name stay part of
+/// the path.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Store for SqliteStore {
@@ -269,5 +342,41 @@ impl Store for SqliteStore {
 
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         meta::set(&self.writer(), key, value)
+    }
+
+    fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>> {
+        scan::records(&self.readers.get(), start, end)
+    }
+
+    fn scan_audit(&self, start: u64, end: u64) -> Result<Vec<Scanned<AuditRow>>> {
+        scan::audit(&self.readers.get(), start, end)
+    }
+
+    fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>)> {
+        scan::row_bounds(&self.readers.get(), log)
+    }
+
+    fn tile_keys(&self, log: LogId) -> Result<Vec<StoredTileKey>> {
+        scan::tile_keys(&self.readers.get(), log)
+    }
+
+    fn stored_tile(&self, log: LogId, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        scan::tile(&self.readers.get(), log, level, index)
+    }
+
+    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
+        scan::index_lookups(&self.readers.get(), log, start, end)
+    }
+
+    fn label_index_len(&self) -> Result<u64> {
+        scan::label_index_len(&self.readers.get())
+    }
+
+    fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>> {
+        scan::label_index_page(&self.readers.get(), after, limit)
+    }
+
+    fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool> {
+        scan::has_label(&self.readers.get(), entry)
     }
 }

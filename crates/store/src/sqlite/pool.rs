@@ -38,9 +38,15 @@ impl ReaderPool {
     /// Opens the pool's connections to the database at `path`, which must
     /// exist and be migrated.
     pub(super) fn open(path: &Path) -> Result<Self> {
+        Self::open_with(|| open_reader(path))
+    }
+
+    /// A pool of connections made by `open` (read-only ones, for
+    /// [`SqliteStore::open_read_only`](super::SqliteStore::open_read_only)).
+    pub(super) fn open_with(open: impl Fn() -> Result<Connection>) -> Result<Self> {
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            conns.push(open_reader(path)?);
+            conns.push(open()?);
         }
         Ok(ReaderPool {
             idle: Mutex::new(conns),
@@ -61,6 +67,14 @@ impl ReaderPool {
             idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
         }
     }
+}
+
+/// Applies the reader settings to a new connection.
+pub(super) fn configure_reader(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.execute_batch(READER_PRAGMAS).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> Result<Connection> {

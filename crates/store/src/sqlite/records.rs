@@ -14,7 +14,7 @@ use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
 use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
 use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
 
-const RECORD_COLUMNS: &str = "leaf_index, id, content_type, sha256, size, ingested_at_ms, \
+pub(super) const RECORD_COLUMNS: &str = "leaf_index, id, content_type, sha256, size, ingested_at_ms, \
      ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels";
 
 const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
@@ -105,7 +105,7 @@ fn insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
 }
 
 /// Decodes a row of [`RECORD_COLUMNS`].
-fn decode(row: &Row<'_>) -> Result<EvidenceRow> {
+pub(super) fn decode(row: &Row<'_>) -> Result<EvidenceRow> {
     let leaf_index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
     let at = |what: &str| format!("{what} of record {leaf_index}");
     let payload = match row.get_ref(10).db()? {

@@ -1,0 +1,333 @@
+//! Whole-store reads for `evault fsck`: rows in leaf order (a row that does
+//! not decode is reported, not fatal), every stored tile, and what the
+//! lookup indexes answer for each row. Each call is one short read
+//! transaction, so a scan of a live store never holds the WAL back for
+//! long.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::error::DbResult;
+use super::rows::{col_blob, col_i64, col_text, to_u64};
+use super::{audit, records};
+use crate::{
+    AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, Result, StoredTileKey, UnreadableRow,
+};
+
+/// `[start, end)` as SQLite integers; an end past `i64::MAX` is clamped
+/// (nothing can be stored there).
+fn bounds(start: u64, end: u64) -> (i64, i64) {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    (clamp(start), clamp(end))
+}
+
+/// Runs `sql` over leaf range `[start, end)` and decodes each row with
+/// `decode`; a row that does not decode becomes an [`UnreadableRow`].
+fn scan<T>(
+    conn: &Connection,
+    sql: &str,
+    start: u64,
+    end: u64,
+    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<std::result::Result<T, UnreadableRow>>> {
+    let (lo, hi) = bounds(start, end);
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query([lo, hi]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        match decode(row) {
+            Ok(v) => out.push(Ok(v)),
+            Err(e) => {
+                // The rowid always reads as an integer.
+                let leaf_index = row.get::<_, i64>(0).db()?;
+                out.push(Err(UnreadableRow {
+                    leaf_index: leaf_index.max(0) as u64,
+                    why: e.to_string(),
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn records(
+    conn: &Connection,
+    start: u64,
+    end: u64,
+) -> Result<Vec<std::result::Result<EvidenceRow, UnreadableRow>>> {
+    let sql = format!(
+        "SELECT {} FROM records WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
+        records::RECORD_COLUMNS
+    );
+    scan(conn, &sql, start, end, records::decode)
+}
+
+pub(super) fn audit(
+    conn: &Connection,
+    start: u64,
+    end: u64,
+) -> Result<Vec<std::result::Result<AuditRow, UnreadableRow>>> {
+    let sql = format!(
+        "SELECT {} FROM audit_events WHERE leaf_index >= ?1 AND leaf_index < ?2 \
+         ORDER BY leaf_index",
+        audit::AUDIT_COLUMNS
+    );
+    scan(conn, &sql, start, end, audit::decode)
+}
+
+/// Number of rows and largest leaf index of `log`'s leaf table.
+pub(super) fn row_bounds(conn: &Connection, log: LogId) -> Result<(u64, Option<u64>)> {
+    let sql = match log {
+        LogId::Evidence => "SELECT count(*), max(leaf_index) FROM records",
+        LogId::Audit => "SELECT count(*), max(leaf_index) FROM audit_events",
+    };
+    let (count, max): (i64, Option<i64>) = conn
+        .prepare_cached(sql)
+        .db()?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?;
+    Ok((
+        to_u64(count, "row count")?,
+        max.map(|m| to_u64(m, "largest leaf index")).transpose()?,
+    ))
+}
+
+fn tiles_table(log: LogId) -> &'static str {
+    match log {
+        LogId::Evidence => "tiles",
+        LogId::Audit => "audit_tiles",
+    }
+}
+
+pub(super) fn tile_keys(conn: &Connection, log: LogId) -> Result<Vec<StoredTileKey>> {
+    let sql = format!(
+        "SELECT level, idx, length(data) FROM {} ORDER BY level, idx",
+        tiles_table(log)
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query([]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let level = col_i64(row, 0, "tile level")?;
+        out.push(StoredTileKey {
+            level: u8::try_from(level).unwrap_or(u8::MAX),
+            index: to_u64(col_i64(row, 1, "tile index")?, "tile index")?,
+            bytes: to_u64(col_i64(row, 2, "tile length")?, "tile length")?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn tile(
+    conn: &Connection,
+    log: LogId,
+    level: u8,
+    index: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Ok(index) = i64::try_from(index) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT data FROM {} WHERE level = ?1 AND idx = ?2",
+        tiles_table(log)
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query([i64::from(level), index]).db()?;
+    match rows.next().db()? {
+        Some(row) => Ok(Some(col_blob(row, 0, "tile data")?.to_vec())),
+        None => Ok(None),
+    }
+}
+
+/// Each lookup goes through the index it names: `INDEXED BY` keeps the
+/// planner from answering by rowid instead, which would check nothing.
+const EVIDENCE_LOOKUPS: &str = "
+SELECT r.leaf_index,
+  (SELECT x.leaf_index FROM records x INDEXED BY sqlite_autoindex_records_1 WHERE x.id = r.id),
+  (SELECT x.leaf_index FROM records x INDEXED BY sqlite_autoindex_records_2
+     WHERE x.dedup_key = r.dedup_key),
+  CASE WHEN r.idempotency_key IS NULL THEN NULL ELSE
+    (SELECT x.leaf_index FROM records x INDEXED BY records_idempotency
+       WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key
+         AND x.idempotency_key IS NOT NULL) END,
+  r.idempotency_key IS NOT NULL,
+  CASE WHEN json_valid(r.labels) THEN (SELECT count(*) FROM json_each(r.labels)) ELSE -1 END,
+  CASE WHEN json_valid(r.labels) THEN
+    (SELECT count(*) FROM json_each(r.labels) j WHERE EXISTS
+       (SELECT 1 FROM record_labels l
+          WHERE l.key = j.key AND l.value = j.value AND l.leaf_index = r.leaf_index))
+  ELSE -1 END,
+  EXISTS (SELECT 1 FROM records x INDEXED BY records_content_type
+    WHERE x.content_type = r.content_type AND x.leaf_index = r.leaf_index),
+  EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_at
+    WHERE x.ingested_at_ms = r.ingested_at_ms AND x.leaf_index = r.leaf_index),
+  EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_by
+    WHERE x.ingested_by = r.ingested_by AND x.leaf_index = r.leaf_index)
+FROM records r WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 ORDER BY r.leaf_index";
+
+const EVIDENCE_INDEXES: [&str; 3] = [
+    "records_content_type",
+    "records_ingested_at",
+    "records_ingested_by",
+];
+
+const AUDIT_LOOKUPS: &str = "
+SELECT a.leaf_index,
+  (SELECT x.leaf_index FROM audit_events x INDEXED BY sqlite_autoindex_audit_events_1
+     WHERE x.id = a.id),
+  EXISTS (SELECT 1 FROM audit_events x INDEXED BY audit_events_principal
+    WHERE x.principal = a.principal AND x.leaf_index = a.leaf_index),
+  EXISTS (SELECT 1 FROM audit_events x INDEXED BY audit_events_operation
+    WHERE x.operation = a.operation AND x.leaf_index = a.leaf_index),
+  EXISTS (SELECT 1 FROM audit_events x INDEXED BY audit_events_time
+    WHERE x.time_ms = a.time_ms AND x.leaf_index = a.leaf_index),
+  CASE WHEN a.outcome = 'success' THEN 1 ELSE
+    EXISTS (SELECT 1 FROM audit_events x INDEXED BY audit_events_unusual
+      WHERE x.outcome = a.outcome AND x.outcome <> 'success'
+        AND x.leaf_index = a.leaf_index) END
+FROM audit_events a WHERE a.leaf_index >= ?1 AND a.leaf_index < ?2 ORDER BY a.leaf_index";
+
+const AUDIT_INDEXES: [&str; 4] = [
+    "audit_events_principal",
+    "audit_events_operation",
+    "audit_events_time",
+    "audit_events_unusual",
+];
+
+fn opt_index(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+pub(super) fn index_lookups(
+    conn: &Connection,
+    log: LogId,
+    start: u64,
+    end: u64,
+) -> Result<Vec<IndexLookup>> {
+    let (lo, hi) = bounds(start, end);
+    let mut out = Vec::new();
+    match log {
+        LogId::Evidence => {
+            let mut stmt = conn.prepare_cached(EVIDENCE_LOOKUPS).db()?;
+            let mut rows = stmt.query([lo, hi]).db()?;
+            while let Some(row) = rows.next().db()? {
+                let labels: i64 = row.get(5).db()?;
+                let indexed: i64 = row.get(6).db()?;
+                let mut missing_from = Vec::new();
+                for (i, name) in EVIDENCE_INDEXES.iter().enumerate() {
+                    if !row.get::<_, bool>(7 + i).db()? {
+                        missing_from.push(*name);
+                    }
+                }
+                out.push(IndexLookup {
+                    leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
+                    by_id: opt_index(row.get(1).db()?),
+                    by_dedup_key: opt_index(row.get(2).db()?),
+                    has_idempotency_key: row.get(4).db()?,
+                    by_idempotency_key: opt_index(row.get(3).db()?),
+                    labels: u64::try_from(labels).ok(),
+                    labels_indexed: u64::try_from(indexed).ok(),
+                    missing_from,
+                });
+            }
+        }
+        LogId::Audit => {
+            let mut stmt = conn.prepare_cached(AUDIT_LOOKUPS).db()?;
+            let mut rows = stmt.query([lo, hi]).db()?;
+            while let Some(row) = rows.next().db()? {
+                let mut missing_from = Vec::new();
+                for (i, name) in AUDIT_INDEXES.iter().enumerate() {
+                    if !row.get::<_, bool>(2 + i).db()? {
+                        missing_from.push(*name);
+                    }
+                }
+                out.push(IndexLookup {
+                    leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
+                    by_id: opt_index(row.get(1).db()?),
+                    by_dedup_key: None,
+                    has_idempotency_key: false,
+                    by_idempotency_key: None,
+                    labels: Some(0),
+                    labels_indexed: Some(0),
+                    missing_from,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn label_index_len(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM record_labels")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()?;
+    to_u64(n, "label index length")
+}
+
+pub(super) fn label_index_page(
+    conn: &Connection,
+    after: Option<&LabelEntry>,
+    limit: u32,
+) -> Result<Vec<LabelEntry>> {
+    let limit = i64::from(limit.clamp(1, 10_000));
+    let decode = |row: &rusqlite::Row<'_>| -> Result<LabelEntry> {
+        Ok(LabelEntry {
+            key: col_text(row, 0, "label index key")?,
+            value: col_text(row, 1, "label index value")?,
+            leaf_index: to_u64(col_i64(row, 2, "label index leaf")?, "label index leaf")?,
+        })
+    };
+    let mut out = Vec::new();
+    match after {
+        None => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, value, leaf_index FROM record_labels \
+                     ORDER BY key, value, leaf_index LIMIT ?1",
+                )
+                .db()?;
+            let mut rows = stmt.query([limit]).db()?;
+            while let Some(row) = rows.next().db()? {
+                out.push(decode(row)?);
+            }
+        }
+        Some(a) => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, value, leaf_index FROM record_labels \
+                     WHERE (key, value, leaf_index) > (?1, ?2, ?3) \
+                     ORDER BY key, value, leaf_index LIMIT ?4",
+                )
+                .db()?;
+            let leaf = i64::try_from(a.leaf_index).unwrap_or(i64::MAX);
+            let mut rows = stmt
+                .query(rusqlite::params![a.key, a.value, leaf, limit])
+                .db()?;
+            while let Some(row) = rows.next().db()? {
+                out.push(decode(row)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `leaf_index` is a record carrying label `key` = `value`.
+pub(super) fn has_label(conn: &Connection, entry: &LabelEntry) -> Result<bool> {
+    let Ok(leaf) = i64::try_from(entry.leaf_index) else {
+        return Ok(false);
+    };
+    let found: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM records r, json_each(CASE WHEN json_valid(r.labels) \
+             THEN r.labels ELSE '{}' END) j \
+             WHERE r.leaf_index = ?1 AND j.key = ?2 AND j.value = ?3",
+        )
+        .db()?
+        .query_row(rusqlite::params![leaf, entry.key, entry.value], |r| {
+            r.get(0)
+        })
+        .optional()
+        .db()?;
+    Ok(found.is_some())
+}

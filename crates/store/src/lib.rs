@@ -15,8 +15,10 @@ use std::fmt;
 use evault_merkle::tiles::TileId;
 
 mod sqlite;
+mod tasks;
 
 pub use sqlite::SqliteStore;
+pub use tasks::{TaskQuery, TaskRow, TaskState, TaskStore};
 
 /// Which of the two Merkle logs a tree-level call is about. Each has its
 /// own size, tiles and checkpoints.
@@ -483,4 +485,11 @@ pub trait Store: Send + Sync {
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets setting `key` to `value`, replacing any earlier value.
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    /// The store's task table, if it keeps one (the vault's task runner
+    /// needs it; a store without one runs no tasks). A wrapper store
+    /// should pass its inner store's through.
+    fn tasks(&self) -> Option<&dyn TaskStore> {
+        None
+    }
 }

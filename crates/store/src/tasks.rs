@@ -72,6 +72,9 @@ pub struct TaskRow {
     /// The principal that created it: the only one (besides an admin) that
     /// may see it.
     pub principal: String,
+    /// Whether the task reads the vault as a reader that sees everything
+    /// (else only what its principal submitted).
+    pub reads_all: bool,
     /// Its parameters, JSON text.
     pub params: String,
     /// Its state.

@@ -13,6 +13,7 @@ fn task(n: u32, principal: &str, kind: &str, state: TaskState) -> TaskRow {
         id: format!("0000000{n:02}-0000-7000-8000-000000000000"),
         kind: kind.into(),
         principal: principal.into(),
+        reads_all: n % 4 == 0,
         params: format!("{{\"n\":{n}}}"),
         state,
         done: 0,

@@ -8,7 +8,7 @@ use super::query::{self, MAX_PAGE};
 use super::rows::{col_i64, col_opt_text, col_text, to_i64, to_u64};
 use crate::{Result, StoreError, TaskQuery, TaskRow, TaskState};
 
-const COLUMNS: &str = "id, kind, principal, params, state, done, total, result_file, \
+const COLUMNS: &str = "id, kind, principal, reads_all, params, state, done, total, result_file, \
      result_size, result_sha256, summary, error, created_ms, started_ms, finished_ms, checkpoint";
 
 fn opt_u64(v: Option<u64>, what: &str) -> Result<Option<i64>> {
@@ -25,7 +25,7 @@ fn col_opt_i64(row: &Row<'_>, idx: usize, what: &str) -> Result<Option<i64>> {
 fn decode(row: &Row<'_>) -> Result<TaskRow> {
     let id = col_text(row, 0, "task id")?;
     let at = |what: &str| format!("{what} of task {id}");
-    let state_text = col_text(row, 4, &at("state"))?;
+    let state_text = col_text(row, 5, &at("state"))?;
     let state = TaskState::parse(&state_text)
         .ok_or_else(|| corrupt(format!("task {id} has unknown state {state_text:?}")))?;
     let opt_u64 = |idx: usize, what: &str| -> Result<Option<u64>> {
@@ -36,19 +36,24 @@ fn decode(row: &Row<'_>) -> Result<TaskRow> {
     Ok(TaskRow {
         kind: col_text(row, 1, &at("kind"))?,
         principal: col_text(row, 2, &at("principal"))?,
-        params: col_text(row, 3, &at("params"))?,
+        reads_all: match col_i64(row, 3, &at("reads_all"))? {
+            0 => false,
+            1 => true,
+            v => return Err(corrupt(format!("task {id} has reads_all {v}"))),
+        },
+        params: col_text(row, 4, &at("params"))?,
         state,
-        done: to_u64(col_i64(row, 5, &at("done"))?, &at("done"))?,
-        total: opt_u64(6, "total")?,
-        result_file: col_opt_text(row, 7, &at("result_file"))?,
-        result_size: opt_u64(8, "result_size")?,
-        result_sha256: col_opt_text(row, 9, &at("result_sha256"))?,
-        summary: col_opt_text(row, 10, &at("summary"))?,
-        error: col_opt_text(row, 11, &at("error"))?,
-        created_ms: col_i64(row, 12, &at("created_ms"))?,
-        started_ms: col_opt_i64(row, 13, &at("started_ms"))?,
-        finished_ms: col_opt_i64(row, 14, &at("finished_ms"))?,
-        checkpoint: col_opt_text(row, 15, &at("checkpoint"))?,
+        done: to_u64(col_i64(row, 6, &at("done"))?, &at("done"))?,
+        total: opt_u64(7, "total")?,
+        result_file: col_opt_text(row, 8, &at("result_file"))?,
+        result_size: opt_u64(9, "result_size")?,
+        result_sha256: col_opt_text(row, 10, &at("result_sha256"))?,
+        summary: col_opt_text(row, 11, &at("summary"))?,
+        error: col_opt_text(row, 12, &at("error"))?,
+        created_ms: col_i64(row, 13, &at("created_ms"))?,
+        started_ms: col_opt_i64(row, 14, &at("started_ms"))?,
+        finished_ms: col_opt_i64(row, 15, &at("finished_ms"))?,
+        checkpoint: col_opt_text(row, 16, &at("checkpoint"))?,
         id,
     })
 }
@@ -56,7 +61,7 @@ fn decode(row: &Row<'_>) -> Result<TaskRow> {
 pub(super) fn insert(conn: &Connection, t: &TaskRow) -> Result<()> {
     let sql = format!(
         "INSERT INTO tasks ({COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     );
     conn.prepare_cached(&sql)
         .db()?
@@ -64,6 +69,7 @@ pub(super) fn insert(conn: &Connection, t: &TaskRow) -> Result<()> {
             t.id,
             t.kind,
             t.principal,
+            i64::from(t.reads_all),
             t.params,
             t.state.as_str(),
             to_i64(t.done, "task done")?,

@@ -10,6 +10,9 @@ CREATE TABLE tasks (
     id            TEXT    PRIMARY KEY,
     kind          TEXT    NOT NULL,
     principal     TEXT    NOT NULL,
+    -- 1: the task reads as a reader that sees everything (an auditor's);
+    -- 0: only what its principal submitted.
+    reads_all     INTEGER NOT NULL CHECK (reads_all IN (0, 1)),
     -- The parameters as given, JSON text.
     params        TEXT    NOT NULL,
     state         TEXT    NOT NULL

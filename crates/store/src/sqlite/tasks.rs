@@ -147,9 +147,7 @@ pub(super) fn list(conn: &Connection, q: &TaskQuery) -> Result<Vec<TaskRow>> {
 pub(super) fn unfinished(conn: &Connection) -> Result<Vec<TaskRow>> {
     query::all(
         conn,
-        &format!(
-            "SELECT {COLUMNS} FROM tasks WHERE state IN ('pending', 'running') ORDER BY id"
-        ),
+        &format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('pending', 'running') ORDER BY id"),
         [],
         decode,
     )

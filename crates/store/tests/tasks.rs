@@ -13,7 +13,7 @@ fn task(n: u32, principal: &str, kind: &str, state: TaskState) -> TaskRow {
         id: format!("0000000{n:02}-0000-7000-8000-000000000000"),
         kind: kind.into(),
         principal: principal.into(),
-        reads_all: n % 4 == 0,
+        reads_all: n.is_multiple_of(4),
         params: format!("{{\"n\":{n}}}"),
         state,
         done: 0,
@@ -81,8 +81,8 @@ fn lists_filter_page_and_find_unfinished_and_expired() {
         TaskState::Cancelled,
     ];
     for n in 0..20u32 {
-        let principal = if n % 2 == 0 { "sa:a" } else { "sa:b" };
-        let kind = if n % 3 == 0 { "fsck" } else { "count" };
+        let principal = if n.is_multiple_of(2) { "sa:a" } else { "sa:b" };
+        let kind = if n.is_multiple_of(3) { "fsck" } else { "count" };
         let mut row = task(n, principal, kind, states[n as usize % 5]);
         if row.state.is_final() {
             row.finished_ms = Some(100 + i64::from(n));

@@ -467,17 +467,17 @@ async fn tasks_are_bound_to_their_principal() {
     let ids = |list: Vec<TaskInfo>| list.into_iter().map(|i| i.id).collect::<Vec<_>>();
     assert_eq!(
         ids(v.tasks(&bob, TaskFilter::default()).await.unwrap()),
-        [theirs.id.clone()]
+        [theirs.id.as_str()]
     );
     assert_eq!(
         ids(v.tasks(&alice(), TaskFilter::default()).await.unwrap()),
-        [t.id.clone()]
+        [t.id.as_str()]
     );
     // An admin (a reader that sees everything) sees, lists and downloads all.
     let admin = Reader::all("sa:admin");
     assert_eq!(
         ids(v.tasks(&admin, TaskFilter::default()).await.unwrap()),
-        [theirs.id.clone(), t.id.clone()]
+        [theirs.id.as_str(), t.id.as_str()]
     );
     assert!(v.task_result(&admin, &t.id).await.is_ok());
     let by_kind = v

@@ -818,6 +818,11 @@ impl Vault {
     ) {
         let id = live.row().id.clone();
         let finished = now_ms();
+        // Before the final state is published: whoever sees a failed or
+        // cancelled task must find no partial output left.
+        if to != TaskState::Succeeded {
+            remove_if_present(&self.runner().output_path(&id));
+        }
         let changed = self
             .transition(
                 live,
@@ -831,9 +836,6 @@ impl Vault {
             .await;
         if changed {
             lock(&self.runner().live).remove(&id);
-            if to != TaskState::Succeeded {
-                remove_if_present(&self.runner().output_path(&id));
-            }
             self.sweep_results().await;
         }
     }
@@ -957,6 +959,9 @@ impl Vault {
 
         if live.cancelled() {
             self.finish(live, TaskState::Cancelled, |_| {}, None).await;
+            // Also when a cancel of the task while it was still pending
+            // finished it before it started writing.
+            remove_if_present(&output);
             return;
         }
         if runner.stopping.load(Ordering::SeqCst) {

@@ -284,6 +284,35 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| self.not_json(path, e))
     }
 
+    /// GET returning a reader of the body as it arrives (an event stream).
+    pub fn get_stream(&self, path: &str, accept: &str) -> Result<Box<dyn Read + Send>, CliError> {
+        let req = self
+            .auth(self.agent.get(self.url(path)))
+            .header("Accept", accept);
+        let mut resp = req.call().map_err(|e| self.cannot_reach(&e))?;
+        if let Some(e) = self.check(&mut resp)? {
+            return Err(e);
+        }
+        Ok(Box::new(
+            resp.into_body().into_with_config().limit(u64::MAX).reader(),
+        ))
+    }
+
+    /// POST of an optional JSON body, returning the JSON reply.
+    pub fn post_json(&self, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+        let req = self
+            .auth(self.agent.post(self.url(path)))
+            .header("Accept", "application/json");
+        let sent = match body {
+            Some(b) => req
+                .header("Content-Type", "application/json")
+                .send(b.to_string()),
+            None => req.send_empty(),
+        };
+        let reply = self.finish(sent)?;
+        serde_json::from_str(&reply.body).map_err(|e| self.not_json(path, e))
+    }
+
     /// GET streaming the body into `out`.
     pub fn get_to(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, CliError> {
         let req = self.auth(self.agent.get(self.url(path)));

@@ -23,6 +23,7 @@ mod output;
 mod proof;
 mod sa;
 mod serve;
+mod task;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -247,6 +248,12 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Tracked long jobs (exports, fsck): start, list, show, cancel,
+    /// follow and download them.
+    Task {
+        #[command(subcommand)]
+        command: task::TaskCommand,
     },
     /// Keep watch over tlog-tiles logs (a vault's, or any): verify each new
     /// checkpoint and every tile read against it, from a local state file.
@@ -480,6 +487,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             sa::run_token(command, &keystore.location(&file), json)
         }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
+        Command::Task { command } => task::run(command, |c| client_for(c, &file), json),
         // It reports its own exit codes (verification failed, refused, unreachable).
         Command::Monitor(args) => return Ok(monitor::run(*args, &file, json)),
         // Exit 1 on findings, with the report printed.

@@ -162,6 +162,59 @@ fn every_client_command_with_stdout_piped() {
     analytics_summary(&s);
     audit_tail_counts_and_filters(&s);
     audit_tail_follow_hides_its_own_polls(&s);
+    task_commands_on_a_vault_without_kinds(&s);
+}
+
+/// The product registers no task kinds yet (the integrator wires them):
+/// what the task commands can honestly show against it is how they fail.
+fn task_commands_on_a_vault_without_kinds(s: &Suite) {
+    let out = s.run(&["task", "start", "nope"]);
+    out.fails(
+        3,
+        &[
+            "400",
+            "unknown task kind \"nope\": this vault has no task kinds",
+            "request id",
+        ],
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let out = s.run(&["task", "start", "nope", "--json"]);
+    assert_eq!(out.code, 3);
+    assert_eq!(out.json()["status"], 400);
+    s.run(&["task", "start", "x", "--params", "{bad"])
+        .fails(2, &["--params is not JSON"]);
+
+    let out = s.run(&["task", "ls"]);
+    out.ok();
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let out = s.run(&["task", "ls", "--json"]);
+    out.ok();
+    assert_eq!(out.json()["items"], serde_json::json!([]));
+    s.run(&["task", "ls", "--state", "done"]).fails(
+        3,
+        &["expected pending, running, succeeded, failed or cancelled"],
+    );
+
+    let id = "0193aaaa-0000-7000-8000-000000000000";
+    for cmd in [
+        vec!["task", "show", id],
+        vec!["task", "cancel", id],
+        vec!["task", "watch", id],
+    ] {
+        let out = s.run(&cmd);
+        out.fails(3, &["404", &format!("task {id} not found")]);
+        assert!(out.stdout.is_empty(), "{cmd:?}: {out:?}");
+    }
+    s.run(&["task", "show", id]).fails(
+        3,
+        &["hint: check the id; `evault task ls` lists your tasks"],
+    );
+    let target = s.path("result.bin");
+    s.run(&["task", "result", id, "--out", &target])
+        .fails(3, &["404"]);
+    assert!(!Path::new(&target).exists());
+    assert!(!Path::new(&target).with_extension("partial").exists());
+    s.run(&["task"]).fails(2, &["Usage"]);
 }
 
 /// A redirected log has no ANSI colour codes.

@@ -53,6 +53,12 @@ const INGESTER_OWN_AUDITOR_ADMIN_ALL: &[(Role, Scope)] = &[
     (Role::Auditor, Scope::All),
     (Role::Admin, Scope::All),
 ];
+/// Tasks: every role sees its own; an admin sees everyone's.
+const TASKS: &[(Role, Scope)] = &[
+    (Role::Ingester, Scope::Own),
+    (Role::Auditor, Scope::Own),
+    (Role::Admin, Scope::All),
+];
 const ANY_ROLE: &[(Role, Scope)] = &[
     (Role::Ingester, Scope::All),
     (Role::Auditor, Scope::All),
@@ -286,6 +292,50 @@ pub const OPERATIONS: &[Operation] = &[
         "/tlog-audit/tile/entries/{*path}",
         Access::Roles(AUDITOR),
         false,
+    ),
+    // Any role may start a task; each kind names the roles that may start
+    // it (checked by the handler against the kind, 403 otherwise).
+    op(
+        "task.create",
+        Method::POST,
+        "/api/v1/tasks",
+        Access::Roles(ANY_ROLE),
+        true,
+    ),
+    op(
+        "task.list",
+        Method::GET,
+        "/api/v1/tasks",
+        Access::Roles(TASKS),
+        false,
+    ),
+    op(
+        "task.get",
+        Method::GET,
+        "/api/v1/tasks/{id}",
+        Access::Roles(TASKS),
+        false,
+    ),
+    op(
+        "task.events",
+        Method::GET,
+        "/api/v1/tasks/{id}/events",
+        Access::Roles(TASKS),
+        false,
+    ),
+    op(
+        "task.result",
+        Method::GET,
+        "/api/v1/tasks/{id}/result",
+        Access::Roles(TASKS),
+        false,
+    ),
+    op(
+        "task.cancel",
+        Method::POST,
+        "/api/v1/tasks/{id}/cancel",
+        Access::Roles(TASKS),
+        true,
     ),
     op(
         "admin.service_accounts.list",

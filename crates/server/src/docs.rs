@@ -145,6 +145,7 @@ pub enum OutcomeFilter {
         (name = "tlog-tiles", description = "C2SP tlog-tiles static API (outside /api/v1): the evidence log under /tlog/, the audit log under /tlog-audit/"),
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The audit trail: every request, in its own Merkle log. Its events and their proofs need role auditor; its identity, checkpoints and consistency proofs are public log data"),
+        (name = "tasks", description = "Tracked long jobs (exports, fsck): each bound to the principal that started it (an admin sees all), with progress as Server-Sent Events and a result file"),
         (name = "identity", description = "Who the caller is, and service-account administration"),
     )
 )]

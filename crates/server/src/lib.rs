@@ -22,6 +22,7 @@ mod ops;
 mod params;
 mod problem;
 mod stream;
+mod tasks;
 mod tlog;
 mod tls;
 
@@ -45,6 +46,7 @@ pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
 pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
 pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary, parse_ndjson};
+pub use tasks::{NewTask, Task, TaskPage, TaskProgress, TaskResultInfo};
 pub use tls::TlsConfig;
 
 /// How callers prove who they are.
@@ -146,6 +148,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(log::audit_checkpoint_at))
         .routes(routes!(audit::get_audit_event))
         .routes(routes!(log::get_audit_proof))
+        .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(tasks::task_events))
+        .routes(routes!(tasks::task_result))
         .routes(routes!(admin::whoami))
         .routes(routes!(admin::list_service_accounts))
         .routes(routes!(admin::reload_service_accounts))

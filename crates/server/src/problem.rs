@@ -182,6 +182,7 @@ impl From<VaultError> for Problem {
                 format!("payload exceeds the limit of {limit} bytes"),
             ),
             VaultError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            VaultError::Conflict(why) => Problem::new(StatusCode::CONFLICT, why),
             VaultError::Hidden { what, reason } => Problem {
                 denied: Some(reason),
                 ..Problem::not_found(format!("{what} not found"))

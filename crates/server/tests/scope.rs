@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, token_for};
+use common::{TestServer, token_for, with_task_kinds};
 use evault_auth::Role;
 use evault_proto::v1 as pb;
 use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
@@ -78,7 +78,7 @@ fn with_token<T>(msg: T, key: &str) -> Request<T> {
 
 #[test]
 fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
-    let s = TestServer::start();
+    let s = TestServer::start_with(with_task_kinds, false);
     // What the owner submitted: a record and an analytics event.
     let put = |key: &str, ct: &str, body: &[u8]| {
         let r = s.request_as(
@@ -98,23 +98,59 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
         br#"{"source":"ci","kind":"build","value":1,"timestamp":"2026-11-29T10:00:00Z"}"#,
     );
     s.wait_for_checkpoint(2);
+    // And a task, run to its end.
+    let r = s.request_as(
+        Some(&token_for(OWNER)),
+        "POST",
+        "/api/v1/tasks",
+        &[("Content-Type", b"application/json")],
+        br#"{"kind":"count","params":{"n":1}}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let task = r.json()["id"].as_str().unwrap().to_string();
+    // Waited for through the vault: polling the route would flood the
+    // audit trail this test reads.
+    s.rt.block_on(async {
+        let mut rx = s
+            .vault
+            .watch_task(&evault_vault::Reader::all("test"), &task)
+            .await
+            .unwrap();
+        let ended = rx.wait_for(|t| t.state.is_final());
+        let waited = tokio::time::timeout(Duration::from_secs(30), ended)
+            .await
+            .expect("the task never ended")
+            .map(|t| t.state);
+        // Err: the runner let go of it; the value held is the final one.
+        let state = waited.unwrap_or_else(|_| rx.borrow().state);
+        assert_eq!(state, evault_vault::TaskState::Succeeded);
+    });
 
     // --- REST: every route the table gives ingesters with `own` scope.
     let scoped = own_scoped();
     assert!(scoped.len() >= 5, "{scoped:?}");
     for name in &scoped {
         let op = OPERATIONS.iter().find(|o| o.name == *name).unwrap();
-        let path = op.path.replace("{id}", &mine);
-        let ask = |key: &str| s.request_as(Some(&token_for(key)), "GET", &path, &[], b"");
+        let id = if name.starts_with("task.") {
+            &task
+        } else {
+            &mine
+        };
+        let path = op.path.replace("{id}", id);
+        let method = op.method.as_str();
+        let ask = |key: &str| s.request_as(Some(&token_for(key)), method, &path, &[], b"");
         let (owner, other) = (ask(OWNER), ask(OTHER));
+        // The owner reads it; cancelling its ended task is a conflict.
+        let expected = if *name == "task.cancel" { 409 } else { 200 };
         assert_eq!(
             owner.status,
-            200,
+            expected,
             "{name}: the owner reads it: {}",
             owner.text()
         );
         match *name {
-            "evidence.get" | "evidence.payload" | "evidence.proof" => {
+            "evidence.get" | "evidence.payload" | "evidence.proof" | "task.get" | "task.events"
+            | "task.result" | "task.cancel" => {
                 assert_eq!(other.status, 404, "{name}: {}", other.text());
                 let rid = other.header("x-request-id").unwrap();
                 let e = event_of(&s, &rid);
@@ -124,6 +160,11 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
                     "{name}"
                 );
                 assert!(e.reason.is_some(), "{name}: a denial says why");
+            }
+            "task.list" => {
+                assert_eq!(other.status, 200, "{name}");
+                assert_eq!(owner.json()["items"].as_array().unwrap().len(), 1);
+                assert_eq!(other.json()["items"], serde_json::json!([]), "{name}");
             }
             "evidence.list" => {
                 assert_eq!(other.status, 200, "{name}");

@@ -15,8 +15,10 @@ use std::fmt;
 use evault_merkle::tiles::TileId;
 
 mod sqlite;
+mod tasks;
 
 pub use sqlite::SqliteStore;
+pub use tasks::{TaskQuery, TaskRow, TaskState, TaskStore};
 
 /// Which of the two Merkle logs a tree-level call is about. Each has its
 /// own size, tiles and checkpoints.
@@ -571,4 +573,10 @@ pub trait Store: Send + Sync {
     fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>>;
     /// Whether the entry's record exists and carries that label.
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool>;
+    /// The store's task table, if it keeps one (the vault's task runner
+    /// needs it; a store without one runs no tasks). A wrapper store
+    /// should pass its inner store's through.
+    fn tasks(&self) -> Option<&dyn TaskStore> {
+        None
+    }
 }

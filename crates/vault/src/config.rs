@@ -10,6 +10,7 @@ use evault_note::Signer;
 
 use crate::audit::AuditConfig;
 use crate::head::HeadStore;
+use crate::tasks::TaskConfig;
 
 /// A log's signing key held by the embedding program (a PKCS#11 token, a
 /// cloud KMS, a key kept in memory) instead of a key file. Its name and
@@ -76,6 +77,9 @@ pub struct VaultConfig {
     /// above), spread at random over the tree; the leaves of the right edge
     /// are checked too. 0: off. A full check is `evault fsck` (planned).
     pub startup_sample: u64,
+    /// Tracked long jobs: the kinds this vault runs, how many at once, how
+    /// long results are kept.
+    pub tasks: TaskConfig,
 }
 
 impl VaultConfig {
@@ -98,6 +102,7 @@ impl VaultConfig {
             state_dir: None,
             head_store: None,
             startup_sample: 64,
+            tasks: TaskConfig::default(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum VaultError {
         /// Why the reader may not see it, for the audit trail only.
         reason: String,
     },
+    /// The request conflicts with the current state of what it names
+    /// (e.g. cancelling a task that has ended); nothing was changed.
+    Conflict(String),
     /// The vault's stored state does not add up; it refuses to serve.
     Inconsistent(String),
     /// Stored data failed an integrity check on read (changed at rest:
@@ -39,7 +42,7 @@ pub enum VaultError {
     /// and counted. The fault is the server's storage, not the request.
     Corrupt {
         /// What failed: `payload`, `record`, `checkpoint`,
-        /// `audit_checkpoint`, `audit_event`, `entries` or `tile`.
+        /// `audit_checkpoint`, `audit_event`, `entries`, `tile` or `task`.
         what: &'static str,
         /// Which entry and how, for the operator's log only.
         detail: String,
@@ -82,6 +85,7 @@ impl fmt::Display for VaultError {
             VaultError::NotFound(what) | VaultError::Hidden { what, .. } => {
                 write!(f, "{what} not found")
             }
+            VaultError::Conflict(why) => write!(f, "conflict: {why}"),
             VaultError::Inconsistent(why) => write!(f, "vault state is inconsistent: {why}"),
             VaultError::Corrupt { what, detail } => {
                 write!(f, "stored {what} failed its integrity check: {detail}")
@@ -112,6 +116,7 @@ impl std::error::Error for VaultError {
             | VaultError::TooLarge { .. }
             | VaultError::NotFound(_)
             | VaultError::Hidden { .. }
+            | VaultError::Conflict(_)
             | VaultError::Inconsistent(_)
             | VaultError::Corrupt { .. }
             | VaultError::Unavailable(_)

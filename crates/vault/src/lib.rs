@@ -36,6 +36,7 @@ mod records;
 mod sequencer;
 mod startup;
 mod stream;
+pub mod tasks;
 mod types;
 
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ pub use blobs::{StagedPayload, Upload};
 pub use bundles::{BundleSelection, BundleSummary};
 pub use config::{LogSigner, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
+pub use evault_store::TaskState;
 pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
     StoredCheckpoint,
@@ -66,6 +68,9 @@ pub use records::evidence_from_row;
 pub use sequencer::{BatchLimits, TreeHead};
 pub use startup::{AUDIT_TILES_PREFIX, EVIDENCE_TILES_PREFIX, tlog_origin};
 pub use stream::{StreamRecord, Submitted};
+pub use tasks::{
+    KindInfo, TaskConfig, TaskContext, TaskFilter, TaskInfo, TaskKind, TaskOutput, TaskResult,
+};
 pub use types::{ConsistencyProof, LogInfo, LogProof, PayloadData, PutOutcome, PutRequest};
 
 use blobs::{BlobDir, StagedBody};
@@ -97,6 +102,8 @@ struct Inner {
     alarm: head::Alarm,
     /// What the background tasks report as keeping the vault not ready.
     health: Arc<Board>,
+    /// Tracked long jobs (`tasks.rs`).
+    runner: tasks::Runner,
 }
 
 impl Inner {
@@ -320,7 +327,8 @@ impl Vault {
         };
 
         let stream_budget = stream::budget(&config);
-        Ok(Vault {
+        let runner = tasks::Runner::new(&config.tasks, &config.data_dir)?;
+        let vault = Vault {
             inner: Arc::new(Inner {
                 _lock: lock,
                 store,
@@ -334,8 +342,11 @@ impl Vault {
                 tasks: Mutex::new(Some(tasks)),
                 alarm,
                 health,
+                runner,
             }),
-        })
+        };
+        vault.recover_tasks().await?;
+        Ok(vault)
     }
 
     /// The read API of one log; [`VaultError::NotFound`] for the audit log

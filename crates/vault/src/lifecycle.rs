@@ -40,6 +40,9 @@ impl Vault {
     /// Fails if a task died or a final checkpoint could not be signed (the
     /// records stay durable; the next start signs them).
     pub async fn shutdown(&self) -> Result<Stopped> {
+        // Tracked tasks first: they may still write (and audit) through the
+        // sequencer until they have stopped.
+        self.stop_tasks().await;
         let tasks = self
             .inner
             .tasks

@@ -192,6 +192,7 @@ fn copy_error(e: &VaultError) -> VaultError {
             reason: reason.clone(),
         },
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
+        VaultError::Conflict(s) => VaultError::Conflict(s.clone()),
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
         VaultError::Corrupt { what, detail } => VaultError::Corrupt {
             what,

@@ -504,3 +504,72 @@ pub fn verifiers(server: &TestServer) -> evault_note::Verifiers {
             .unwrap();
     evault_note::Verifiers::new().with(key).unwrap()
 }
+
+/// A task kind for the tests (the product registers its own): counts to
+/// `n` (params `{"n": N}`), writing a line per step to its result, or with
+/// `{"wait": true}` waits until it is cancelled (up to 30 s, so a failing
+/// test cannot hang its runtime). Any ingester or auditor may start it.
+pub struct CountKind;
+
+impl evault_vault::TaskKind for CountKind {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+    fn roles(&self) -> &'static [&'static str] {
+        &["ingester", "auditor"]
+    }
+    fn validate(&self, params: &Value) -> Result<(), String> {
+        match params.get("n").map(Value::as_u64) {
+            None | Some(Some(0..=100_000)) => Ok(()),
+            Some(_) => Err("n must be an integer from 0 to 100000".into()),
+        }
+    }
+    fn run(&self, ctx: &evault_vault::TaskContext) -> Result<evault_vault::TaskOutput, String> {
+        if ctx.params()["wait"].as_bool() == Some(true) {
+            let mut out = ctx.create_output().map_err(|e| e.to_string())?;
+            out.write_all(b"partial").map_err(|e| e.to_string())?;
+            let give_up = std::time::Instant::now() + Duration::from_secs(30);
+            while !ctx.cancelled() && std::time::Instant::now() < give_up {
+                ctx.progress(1, None);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Err("stopped waiting".into());
+        }
+        let n = ctx.params()["n"].as_u64().unwrap_or(0);
+        let mut out = ctx.create_output().map_err(|e| e.to_string())?;
+        for i in 0..n {
+            if ctx.cancelled() {
+                return Err("cancelled".into());
+            }
+            writeln!(out, "{i}").map_err(|e| e.to_string())?;
+            ctx.progress(i + 1, Some(n));
+        }
+        Ok(evault_vault::TaskOutput {
+            summary: Some(serde_json::json!({ "counted": n })),
+        })
+    }
+}
+
+/// A kind only auditors may start.
+pub struct AuditorKind;
+
+impl evault_vault::TaskKind for AuditorKind {
+    fn name(&self) -> &'static str {
+        "audit_only"
+    }
+    fn roles(&self) -> &'static [&'static str] {
+        &["auditor"]
+    }
+    fn validate(&self, _: &Value) -> Result<(), String> {
+        Ok(())
+    }
+    fn run(&self, _: &evault_vault::TaskContext) -> Result<evault_vault::TaskOutput, String> {
+        Ok(evault_vault::TaskOutput::default())
+    }
+}
+
+/// Registers the test kinds.
+pub fn with_task_kinds(c: &mut VaultConfig) {
+    c.tasks.register(CountKind);
+    c.tasks.register(AuditorKind);
+}

@@ -9,8 +9,8 @@
 //! This module opens the store and wires [`Store`] to the modules that own
 //! each part of the schema:
 //! - `log_state`: each log's tree size, tiles and checkpoints;
-//! - `records` (with `labels`), `audit`, `analytics`, `meta`: the rows of
-//!   their tables;
+//! - `records` (with `labels`), `audit`, `analytics`, `meta`, `tasks`: the
+//!   rows of their tables;
 //! - `schema`: migrations; `files`: file modes; `pool`: the readers;
 //! - `rows`, `query`, `error`: checked values, queries and pages, errors.
 
@@ -25,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::{
     AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, IndexLookup,
     LabelEntry, ListQuery, LogId, Page, Result, Scanned, Store, StoredCheckpoint, StoredTileKey,
+    TaskQuery, TaskRow, TaskStore,
 };
 
 mod analytics;
@@ -40,6 +41,7 @@ mod records;
 mod rows;
 mod scan;
 mod schema;
+mod tasks;
 
 use error::{DbResult, invalid};
 use pool::ReaderPool;
@@ -378,5 +380,35 @@ impl Store for SqliteStore {
 
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool> {
         scan::has_label(&self.readers.get(), entry)
+    }
+
+    fn tasks(&self) -> Option<&dyn TaskStore> {
+        Some(self)
+    }
+}
+
+impl TaskStore for SqliteStore {
+    fn insert_task(&self, task: &TaskRow) -> Result<()> {
+        tasks::insert(&self.writer(), task)
+    }
+
+    fn update_task(&self, task: &TaskRow) -> Result<bool> {
+        tasks::update(&self.writer(), task)
+    }
+
+    fn task(&self, id: &str) -> Result<Option<TaskRow>> {
+        tasks::by_id(&self.readers.get(), id)
+    }
+
+    fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRow>> {
+        tasks::list(&self.readers.get(), query)
+    }
+
+    fn unfinished_tasks(&self) -> Result<Vec<TaskRow>> {
+        tasks::unfinished(&self.readers.get())
+    }
+
+    fn expired_results(&self, before_ms: i64) -> Result<Vec<TaskRow>> {
+        tasks::expired(&self.readers.get(), before_ms)
     }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_audit.sql"),
     include_str!("migrations/0003_analytics.sql"),
+    include_str!("migrations/0004_tasks.sql"),
 ];
 
 /// The schema version this binary understands.

@@ -560,3 +560,46 @@ async fn a_restart_fails_interrupted_tasks_resumes_resumable_ones_and_keeps_resu
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_past_the_retention_are_removed_and_the_task_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let gates = Gates::default();
+    let mut c = config(dir.path(), &gates, 2);
+    c.tasks.retention = Duration::ZERO;
+    let v = Vault::open(c.clone()).await.unwrap();
+    let t = create(&v, "count", 1, "r").await;
+    gate(&gates, "r").allow(1);
+    let done = wait_until(&v, &t.id, "success", |i| i.state == TaskState::Succeeded).await;
+    let path = dir
+        .path()
+        .join("data/tasks")
+        .join(format!("{}.result", t.id));
+    v.shutdown().await.unwrap();
+    drop(v);
+    // The sweep removes results that ended before now minus the
+    // retention: wait for the clock to pass the task's end.
+    let finished = done.finished_ms.unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        <= finished
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::yield_now();
+    }
+    let v = Vault::open(c).await.unwrap();
+    assert!(!path.exists(), "the result file was removed");
+    let info = v.task(&alice(), &t.id).await.unwrap();
+    assert_eq!(info.state, TaskState::Succeeded);
+    let result = info.result.unwrap();
+    assert!(!result.available);
+    assert_eq!(result.size, 7);
+    assert!(matches!(
+        v.task_result(&alice(), &t.id).await,
+        Err(VaultError::NotFound(_))
+    ));
+    v.shutdown().await.unwrap();
+}

@@ -162,18 +162,18 @@ fn every_client_command_with_stdout_piped() {
     analytics_summary(&s);
     audit_tail_counts_and_filters(&s);
     audit_tail_follow_hides_its_own_polls(&s);
-    task_commands_on_a_vault_without_kinds(&s);
+    task_commands_refuse_unknown_kinds_and_ids(&s);
 }
 
-/// The product registers no task kinds yet (the integrator wires them):
-/// what the task commands can honestly show against it is how they fail.
-fn task_commands_on_a_vault_without_kinds(s: &Suite) {
+/// How the task commands fail against the product's serve (its kinds
+/// themselves run end to end in tests/task_kinds.rs).
+fn task_commands_refuse_unknown_kinds_and_ids(s: &Suite) {
     let out = s.run(&["task", "start", "nope"]);
     out.fails(
         3,
         &[
             "400",
-            "unknown task kind \"nope\": this vault has no task kinds",
+            "unknown task kind \"nope\"; known kinds: export_bundle, fsck",
             "request id",
         ],
     );

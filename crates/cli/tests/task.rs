@@ -90,6 +90,8 @@ fn task_commands_against_a_vault_with_a_kind() {
     let mut config = VaultConfig::new(dir.path().join("data"));
     config.state_dir = Some(dir.path().join("state"));
     config.origin = Some("test.example/cli-tasks".into());
+    // Only the test's kind, stepped by the test.
+    config.tasks.kinds.clear();
     config.tasks.register(Count);
     let vault = rt.block_on(Vault::open(config)).unwrap();
     let listener = rt

@@ -36,6 +36,7 @@ mod records;
 mod sequencer;
 mod startup;
 mod stream;
+mod task_kinds;
 pub mod tasks;
 mod types;
 
@@ -68,6 +69,7 @@ pub use records::evidence_from_row;
 pub use sequencer::{BatchLimits, TreeHead};
 pub use startup::{AUDIT_TILES_PREFIX, EVIDENCE_TILES_PREFIX, tlog_origin};
 pub use stream::{StreamRecord, Submitted};
+pub use task_kinds::{ExportBundle, Fsck};
 pub use tasks::{
     KindInfo, TaskConfig, TaskContext, TaskFilter, TaskInfo, TaskKind, TaskOutput, TaskResult,
 };

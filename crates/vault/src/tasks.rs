@@ -82,7 +82,8 @@ pub struct TaskOutput {
 /// How tasks run. Defaults are the documented ones.
 #[derive(Clone)]
 pub struct TaskConfig {
-    /// The kinds of task this vault runs (none by default).
+    /// The kinds of task this vault runs (by default the vault's own:
+    /// `export_bundle` and `fsck`).
     pub kinds: Vec<Arc<dyn TaskKind>>,
     /// Tasks running at once; more wait in a FIFO queue. Default 2.
     pub concurrency: usize,
@@ -99,9 +100,14 @@ impl TaskConfig {
 }
 
 impl Default for TaskConfig {
+    /// The vault's own kinds (`export_bundle`, `fsck`), 2 at once, results
+    /// kept 7 days.
     fn default() -> Self {
         TaskConfig {
-            kinds: Vec::new(),
+            kinds: vec![
+                Arc::new(crate::task_kinds::ExportBundle),
+                Arc::new(crate::task_kinds::Fsck),
+            ],
             concurrency: 2,
             retention: Duration::from_secs(7 * 24 * 3600),
         }

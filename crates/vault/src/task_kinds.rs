@@ -50,12 +50,12 @@ fn selection(v: &Value) -> Result<BundleSelection, String> {
         t.map(|s| parse_timestamp(&s).map_err(|e| format!("export_bundle parameter {name} {e}")))
             .transpose()
     };
-    if let (Some(from), Some(to)) = (p.leaf_from, p.leaf_to) {
-        if from >= to {
-            return Err(format!(
-                "export_bundle parameters: leaf_from {from} must be below leaf_to {to}"
-            ));
-        }
+    if let (Some(from), Some(to)) = (p.leaf_from, p.leaf_to)
+        && from >= to
+    {
+        return Err(format!(
+            "export_bundle parameters: leaf_from {from} must be below leaf_to {to}"
+        ));
     }
     Ok(BundleSelection {
         leaf_from: p.leaf_from,

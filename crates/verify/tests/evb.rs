@@ -678,3 +678,644 @@ fn a_zstd_bomb_stops_at_the_ratio_limit() {
         "{e}"
     );
 }
+
+// A forger who rewrites members *and* re-seals the manifest (every listed
+// size and digest made to match again) defeats the member digests, which
+// only catch accidents: what the manifest cannot vouch for (records,
+// proofs, payloads, selection) must still be caught by the checks of
+// their meaning, each named with its record.
+
+/// The full fixture (payloads, a newer checkpoint), written and read back.
+fn genuine() -> (Fixture, evb::ReadBundle) {
+    let f = fixture();
+    let b = read(&write(&f.contents)).unwrap();
+    (f, b)
+}
+
+/// Makes every manifest entry (size and SHA-256) and the manifest's own
+/// bytes agree with the members as they now are.
+fn reseal(b: &mut evb::ReadBundle) {
+    let mut now: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut put = |name: &str, bytes: &[u8]| {
+        now.insert(
+            name.to_string(),
+            (bytes.len() as u64, hex(&Sha256::digest(bytes))),
+        );
+    };
+    put(evb::CHECKPOINT, &b.checkpoint);
+    put(evb::RECORDS, &b.records);
+    put(evb::PROOFS, &b.proofs);
+    if let Some(n) = &b.newer_checkpoint {
+        put(evb::NEWER_CHECKPOINT, n);
+    }
+    if let Some(c) = &b.consistency {
+        put(evb::CONSISTENCY, c);
+    }
+    for p in &b.payloads {
+        now.insert(
+            evb::payload_member(&p.name_sha256),
+            (p.size, p.actual_sha256.clone()),
+        );
+    }
+    b.manifest.members.retain(|m| now.contains_key(&m.name));
+    for m in &mut b.manifest.members {
+        (m.size, m.sha256) = now[&m.name].clone();
+    }
+    b.digests = now.into_iter().map(|(k, (_, d))| (k, d)).collect();
+    b.manifest.payloads = b.payloads.len() as u64;
+    b.manifest_bytes = serde_json::to_vec(&b.manifest).unwrap();
+    b.manifest_bytes.push(b'\n');
+}
+
+/// The lines of a JSONL member, without their newlines.
+fn jsonl(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn unjsonl(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect()
+}
+
+/// Rewrites line `i` of a JSONL member as JSON, by `edit`.
+fn edit_line(bytes: &mut Vec<u8>, i: usize, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut lines = jsonl(bytes);
+    let mut v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
+    edit(&mut v);
+    lines[i] = v.to_string();
+    *bytes = unjsonl(&lines);
+}
+
+/// Verifies `b` and returns the report, which must fail.
+fn forged(f: &Fixture, b: &evb::ReadBundle) -> evb::BundleReport {
+    let r = evb::verify_bundle(b, &f.verifiers, Some(ORIGIN), None);
+    assert!(!r.verified, "a forgery verified: {r:#?}");
+    // Re-sealing leaves no digest for the member check to catch.
+    assert!(
+        r.failures.iter().all(|x| x.check != Check::MemberDigest),
+        "{:#?}",
+        r.failures
+    );
+    r
+}
+
+/// `(line, check, detail)` of every record failure.
+fn record_failures(r: &evb::BundleReport) -> Vec<(u64, Check, String)> {
+    r.entries
+        .iter()
+        .flat_map(|e| {
+            e.failures
+                .iter()
+                .map(|x| (e.line, x.check, x.detail.clone()))
+        })
+        .collect()
+}
+
+fn has(failures: &[(u64, Check, String)], line: u64, check: Check, words: &str) -> bool {
+    failures
+        .iter()
+        .any(|(l, c, d)| *l == line && *c == check && d.contains(words))
+}
+
+#[test]
+fn a_relabelled_record_fails_its_selection_and_its_inclusion() {
+    let (f, mut b) = genuine();
+    edit_line(&mut b.records, 2, |v| v["labels"]["team"] = "b".into());
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    let fs = record_failures(&r);
+    assert!(
+        has(
+            &fs,
+            3,
+            Check::Selection,
+            "does not carry the selected label team=a"
+        ),
+        "{fs:#?}"
+    );
+    assert!(has(&fs, 3, Check::Inclusion, "do not lead to"), "{fs:#?}");
+    assert_eq!(r.failed_records().count(), 1, "{fs:#?}");
+    assert_eq!(r.entries[2].leaf_index, Some(10));
+    assert!(r.failures.is_empty(), "{:#?}", r.failures);
+}
+
+#[test]
+fn a_narrowed_selection_names_every_record_outside_it() {
+    // Records are leaves 6, 8, …, 24; leaf i was ingested at second i.
+    type Narrow = Box<dyn Fn(&mut Selection)>;
+    let cases: Vec<(&str, Narrow, Vec<u64>)> = vec![
+        (
+            "is outside the selected range",
+            Box::new(|s| s.leaf_to = Some(10)),
+            (10..25).step_by(2).collect(),
+        ),
+        (
+            "is outside the selected range",
+            Box::new(|s| s.leaf_from = Some(20)),
+            vec![6, 8, 10, 12, 14, 16, 18],
+        ),
+        (
+            "is not the selected \"application/json\"",
+            Box::new(|s| s.content_type = Some("application/json".into())),
+            (6..25).step_by(2).collect(),
+        ),
+        (
+            "before the selected 2026-11-23T11:30:20.000Z",
+            Box::new(|s| s.since = Some("2026-11-23T11:30:20.000Z".into())),
+            vec![6, 8, 10, 12, 14, 16, 18],
+        ),
+        (
+            "not before the selected 2026-11-23T11:30:10.000Z",
+            Box::new(|s| s.until = Some("2026-11-23T11:30:10.000Z".into())),
+            (10..25).step_by(2).collect(),
+        ),
+        (
+            "not the selected \"sa:other\"",
+            Box::new(|s| s.ingested_by = Some("sa:other".into())),
+            (6..25).step_by(2).collect(),
+        ),
+    ];
+    for (words, narrow, outside) in cases {
+        let (f, mut b) = genuine();
+        narrow(&mut b.manifest.selection);
+        reseal(&mut b);
+        let r = forged(&f, &b);
+        let failed: Vec<u64> = r.failed_records().filter_map(|e| e.leaf_index).collect();
+        assert_eq!(failed, outside, "{words}");
+        for e in r.failed_records() {
+            assert_eq!(e.failures.len(), 1, "{:#?}", e.failures);
+            assert_eq!(e.failures[0].check, Check::Selection);
+            assert!(e.failures[0].detail.contains(words), "{:#?}", e.failures);
+        }
+    }
+
+    // A time that would not order as the records' own form does.
+    let (f, mut b) = genuine();
+    b.manifest.selection.since = Some("yesterday".into());
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    assert!(
+        r.failures.iter().any(|x| x.check == Check::Manifest
+            && x.detail
+                .contains("selection since \"yesterday\" is not of the form")),
+        "{:#?}",
+        r.failures
+    );
+}
+
+#[test]
+fn records_out_of_order_or_beyond_the_checkpoint_are_named() {
+    let (f, mut b) = genuine();
+    for member in [&mut b.records, &mut b.proofs] {
+        let mut lines = jsonl(member);
+        lines.swap(0, 1);
+        *member = unjsonl(&lines);
+    }
+    reseal(&mut b);
+    let fs = record_failures(&forged(&f, &b));
+    assert!(
+        has(&fs, 2, Check::Order, "leaf 6 does not follow leaf 8"),
+        "{fs:#?}"
+    );
+
+    let (f, mut b) = genuine();
+    edit_line(&mut b.records, 9, |v| v["leaf_index"] = 45.into());
+    edit_line(&mut b.proofs, 9, |v| v["leaf_index"] = 45.into());
+    reseal(&mut b);
+    let fs = record_failures(&forged(&f, &b));
+    assert!(
+        has(
+            &fs,
+            10,
+            Check::Order,
+            "leaf 45 is beyond the checkpoint's size 40"
+        ),
+        "{fs:#?}"
+    );
+}
+
+#[test]
+fn forged_proof_lines_are_named() {
+    // One proof line fewer than records.
+    let (f, mut b) = genuine();
+    let mut lines = jsonl(&b.proofs);
+    lines.pop();
+    b.proofs = unjsonl(&lines);
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.check == Check::Proof && x.detail == "9 proofs for 10 records"),
+        "{:#?}",
+        r.failures
+    );
+    assert!(has(&record_failures(&r), 10, Check::Proof, "no proof line"));
+
+    // Not a proof line; a proof of another leaf; an element that is not a hash.
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|v| *v = serde_json::json!({"leaf": 1})),
+            "not a valid proof line",
+        ),
+        (
+            Box::new(|v| v["leaf_index"] = 8.into()),
+            "the proof is for leaf 8, the record is leaf 6",
+        ),
+        (
+            Box::new(|v| v["inclusion_proof"][0] = "AAAA".into()),
+            "proof element 0 is not base64 of 32 bytes",
+        ),
+    ];
+    for (edit, words) in cases {
+        let (f, mut b) = genuine();
+        edit_line(&mut b.proofs, 0, edit);
+        reseal(&mut b);
+        let r = forged(&f, &b);
+        let fs = record_failures(&r);
+        assert!(has(&fs, 1, Check::Proof, words), "{words}: {fs:#?}");
+        assert_eq!(r.failed_records().count(), 1, "{fs:#?}");
+    }
+}
+
+#[test]
+fn forged_counts_lines_and_manifest_form_are_named() {
+    let (f, mut b) = genuine();
+    reseal(&mut b);
+    b.manifest.records = 11;
+    b.manifest_bytes = serde_json::to_vec(&b.manifest).unwrap();
+    b.manifest_bytes.push(b'\n');
+    let r = forged(&f, &b);
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.detail == "10 records, the manifest says 11"),
+        "{:#?}",
+        r.failures
+    );
+
+    // The last record without its newline.
+    let (f, mut b) = genuine();
+    b.records.pop();
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.member.as_deref() == Some(evb::RECORDS)
+                && x.detail == "the last line has no final newline"),
+        "{:#?}",
+        r.failures
+    );
+
+    // The same manifest, pretty-printed: bytes no check would cover.
+    let (f, mut b) = genuine();
+    b.manifest_bytes = serde_json::to_vec_pretty(&b.manifest).unwrap();
+    let r = forged(&f, &b);
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.check == Check::Manifest && x.detail.contains("canonical form")),
+        "{:#?}",
+        r.failures
+    );
+
+    // A member the manifest lists that was never read.
+    let (f, mut b) = genuine();
+    b.digests.remove(evb::PROOFS);
+    let r = evb::verify_bundle(&b, &f.verifiers, None, None);
+    assert!(
+        r.failures.iter().any(|x| x.check == Check::MemberDigest
+            && x.member.as_deref() == Some(evb::PROOFS)
+            && x.detail == "not read"),
+        "{:#?}",
+        r.failures
+    );
+}
+
+#[test]
+fn forged_payloads_are_named_by_record_and_member() {
+    // Other bytes under the record's digest; other length; gone; extra.
+    let (f, mut b) = genuine();
+    b.payloads[0].actual_sha256 = hex(&Sha256::digest(b"forged"));
+    b.payloads[1].size += 1;
+    let gone = b.payloads.remove(2).name_sha256;
+    b.payloads.push(evb::PayloadSeen {
+        name_sha256: hex(&[0xee; 32]),
+        actual_sha256: hex(&[0xee; 32]),
+        size: 1,
+    });
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    let line_of = |sha: &str| {
+        r.entries
+            .iter()
+            .zip(&f.contents.entries)
+            .find(|(_, e)| e.record.sha256 == sha)
+            .map(|(x, _)| x.line)
+            .unwrap()
+    };
+    let fs = record_failures(&r);
+    let p0 = &b.payloads[0].name_sha256;
+    let p1 = &b.payloads[1].name_sha256;
+    assert!(
+        has(&fs, line_of(p0), Check::Payload, "the payload's SHA-256 is"),
+        "{fs:#?}"
+    );
+    assert!(
+        has(&fs, line_of(p1), Check::Payload, "the record says"),
+        "{fs:#?}"
+    );
+    assert!(
+        has(&fs, line_of(&gone), Check::Payload, "not in the bundle"),
+        "{fs:#?}"
+    );
+    assert_eq!(r.failed_records().count(), 3, "{fs:#?}");
+    assert!(
+        r.failures.iter().any(|x| x.check == Check::Payload
+            && x.member == Some(evb::payload_member(&hex(&[0xee; 32])))
+            && x.detail == "no record in the bundle has this payload"),
+        "{:#?}",
+        r.failures
+    );
+}
+
+#[test]
+fn forged_consistency_and_forked_newer_checkpoints_are_refused() {
+    let (f, mut b) = genuine();
+    b.consistency = Some(b"[]".to_vec());
+    reseal(&mut b);
+    let r = forged(&f, &b);
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.check == Check::Consistency
+                && x.detail.starts_with("not a consistency proof")),
+        "{:#?}",
+        r.failures
+    );
+
+    // A given newer checkpoint that does not open, and one of a fork: the
+    // same key signed another root for size 50.
+    let (f, b) = genuine();
+    let r = evb::verify_bundle(&b, &f.verifiers, None, Some("not a note"));
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    assert_eq!(r.failures[0].check, Check::NewerCheckpoint);
+    let signer = Ed25519Signer::from_seed(ORIGIN, &[9; 32]).unwrap();
+    let fork = sign(&Checkpoint::new(ORIGIN, 50, [7; 32]).to_text(), &[&signer]).unwrap();
+    let r = evb::verify_bundle(&b, &f.verifiers, None, Some(&fork));
+    assert!(!r.verified);
+    assert!(
+        r.failures.iter().any(|x| x.check == Check::Consistency
+            && x.detail.contains("not consistent with the given one")),
+        "{:#?}",
+        r.failures
+    );
+    // An older given checkpoint cannot be proven by a bundle.
+    let older = sign(&Checkpoint::new(ORIGIN, 30, [7; 32]).to_text(), &[&signer]).unwrap();
+    let r = evb::verify_bundle(&b, &f.verifiers, None, Some(&older));
+    assert!(
+        r.failures
+            .iter()
+            .any(|x| x.check == Check::ConsistencyUnavailable
+                && x.detail.contains("is older than the bundle's")),
+        "{:#?}",
+        r.failures
+    );
+}
+
+#[test]
+fn the_writer_refuses_what_it_cannot_vouch_for() {
+    let f = fixture();
+    let refused = |c: &BundleContents, source: Option<&mut dyn PayloadSource>| {
+        let mut out = Vec::new();
+        evb::write_bundle(&mut out, c, source)
+            .expect_err("must be refused")
+            .to_string()
+    };
+    let mut c = f.contents.clone();
+    c.entries.swap(0, 1);
+    let e = refused(&c, Some(&mut Payloads));
+    assert!(
+        e.contains("ascending leaf order") && e.contains("leaf 6 follows 8"),
+        "{e}"
+    );
+
+    let mut c = f.contents.clone();
+    c.entries[9].record.leaf_index = 40;
+    let e = refused(&c, Some(&mut Payloads));
+    assert!(
+        e.contains("(leaf 40) is not in the checkpoint of size 40"),
+        "{e}"
+    );
+
+    let mut c = f.contents.clone();
+    c.checkpoint = "not a checkpoint".into();
+    let e = refused(&c, Some(&mut Payloads));
+    assert!(e.contains("not a tlog checkpoint"), "{e}");
+
+    let mut c = f.contents.clone();
+    c.entries[0].record.sha256 = c.entries[0].record.sha256.to_uppercase();
+    let e = refused(&c, Some(&mut Payloads));
+    assert!(e.contains("sha256 is not lower-case hex"), "{e}");
+
+    let mut c = f.contents.clone();
+    c.entries[1].record.sha256 = c.entries[0].record.sha256.clone();
+    c.entries[1].record.size += 1;
+    let e = refused(&c, Some(&mut Payloads));
+    assert!(e.contains("the same sha256 but different sizes"), "{e}");
+
+    let e = refused(&f.contents, None);
+    assert!(e.contains("no payload source was given"), "{e}");
+
+    // A source whose bytes are short, or not what the record says.
+    struct Short;
+    impl PayloadSource for Short {
+        fn open(&mut self, _: &Evidence) -> io::Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::Cursor::new(b"short".to_vec())))
+        }
+    }
+    let e = refused(&f.contents, Some(&mut Short));
+    assert!(
+        e.contains("payload of record") && e.contains("bytes early"),
+        "{e}"
+    );
+    struct Other;
+    impl PayloadSource for Other {
+        fn open(&mut self, r: &Evidence) -> io::Result<Box<dyn Read + '_>> {
+            Ok(Box::new(io::Cursor::new(vec![b'x'; r.size as usize])))
+        }
+    }
+    let e = refused(&f.contents, Some(&mut Other));
+    assert!(
+        e.contains("its SHA-256 is") && e.contains("the record says"),
+        "{e}"
+    );
+    struct Gone;
+    impl PayloadSource for Gone {
+        fn open(&mut self, _: &Evidence) -> io::Result<Box<dyn Read + '_>> {
+            Err(io::Error::new(io::ErrorKind::NotFound, "blob missing"))
+        }
+    }
+    let e = refused(&f.contents, Some(&mut Gone));
+    assert!(
+        e.starts_with("writing the bundle:") && e.contains("blob missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_manifest_the_format_does_not_allow_is_refused_before_any_member() {
+    let g = genuine_members();
+    let base: evb::Manifest = serde_json::from_slice(&g[evb::MANIFEST]).unwrap();
+    let with = |edit: &dyn Fn(&mut evb::Manifest)| {
+        let mut m = base.clone();
+        edit(&mut m);
+        let mut bytes = serde_json::to_vec(&m).unwrap();
+        bytes.push(b'\n');
+        let mut parts = vec![regular(evb::MANIFEST, &bytes)];
+        for name in [evb::CHECKPOINT, evb::RECORDS, evb::PROOFS] {
+            parts.push(regular(name, &g[name]));
+        }
+        read(&compress(&parts)).expect_err("must be refused")
+    };
+    let payload = |sha: String, size: u64| evb::MemberDigest {
+        name: evb::payload_member(&sha),
+        size,
+        sha256: sha,
+    };
+    type Edit = Box<dyn Fn(&mut evb::Manifest)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|m| m.format = "evault/bundle/v9".into()),
+            "evault/bundle/v9",
+        ),
+        (
+            Box::new(|m| m.members.swap(0, 1)),
+            "members must start with checkpoint, records.jsonl, proofs.jsonl",
+        ),
+        (
+            Box::new(|m| {
+                m.members.push(evb::MemberDigest {
+                    name: "run.sh".into(),
+                    size: 1,
+                    sha256: hex(&[1; 32]),
+                })
+            }),
+            "\"run.sh\" is not one of the format's",
+        ),
+        (
+            Box::new(move |m| {
+                m.members.push(payload(hex(&[2; 32]), 1));
+                m.members.push(payload(hex(&[1; 32]), 1));
+                m.payloads = 2;
+            }),
+            "ascending digest order",
+        ),
+        (
+            Box::new(move |m| {
+                m.members.push(payload(hex(&[1; 32]), 1));
+            }),
+            "says 0 payloads but lists 1",
+        ),
+        (
+            Box::new(move |m| {
+                m.members.push(payload(hex(&[1; 32]), 10 << 30));
+                m.payloads = 1;
+            }),
+            "more than the limit of",
+        ),
+        (
+            Box::new(|m| m.members[0].sha256 = "ABC".into()),
+            "is not 64 lower-case hex digits",
+        ),
+    ];
+    for (edit, words) in cases {
+        let e = with(&*edit).to_string();
+        assert!(e.contains(words), "{words:?} not in {e:?}");
+    }
+
+    // The header's size disagreeing with the manifest's.
+    let mut m = base.clone();
+    m.members[0].size += 1;
+    let mut bytes = serde_json::to_vec(&m).unwrap();
+    bytes.push(b'\n');
+    let e = read(&compress(&[
+        regular(evb::MANIFEST, &bytes),
+        regular(evb::CHECKPOINT, &g[evb::CHECKPOINT]),
+    ]))
+    .expect_err("size mismatch");
+    assert!(
+        matches!(&e, ReadError::SizeMismatch { name, .. } if name == evb::CHECKPOINT),
+        "{e}"
+    );
+    assert!(e.to_string().contains("checkpoint"), "{e}");
+}
+
+#[test]
+fn read_errors_say_what_and_where() {
+    let cases = [
+        (ReadError::NotABundle, "not an evidence bundle"),
+        (ReadError::Truncated, "truncated"),
+        (ReadError::Corrupt("bad frame".into()), "damaged: bad frame"),
+        (
+            ReadError::PathTraversal("../x".into()),
+            "\"../x\" has a path that leaves",
+        ),
+        (
+            ReadError::AbsolutePath("/etc/x".into()),
+            "\"/etc/x\" has an absolute path",
+        ),
+        (
+            ReadError::NotARegularFile {
+                name: "checkpoint".into(),
+                kind: "symbolic link".into(),
+            },
+            "\"checkpoint\" is a symbolic link, not a regular file",
+        ),
+        (
+            ReadError::MemberTooLarge {
+                name: "records.jsonl".into(),
+                size: 10,
+                limit: 5,
+            },
+            "records.jsonl",
+        ),
+        (
+            ReadError::SizeMismatch {
+                name: "proofs.jsonl".into(),
+                header: 3,
+                manifest: 4,
+            },
+            "proofs.jsonl",
+        ),
+        (ReadError::TotalTooLarge { limit: 7 }, "more than 7 bytes"),
+        (ReadError::CompressionRatio { limit: 1000 }, "1000"),
+        (
+            ReadError::Duplicate("checkpoint".into()),
+            "\"checkpoint\" occurs twice",
+        ),
+        (
+            ReadError::Missing("checkpoint".into()),
+            "\"checkpoint\" is missing",
+        ),
+        (ReadError::Unexpected("run.sh".into()), "run.sh"),
+        (ReadError::TrailingData, "data follows the end"),
+        (ReadError::BadManifest("odd".into()), "manifest.json: odd"),
+        (ReadError::UnsupportedFormat("v9".into()), "v9"),
+        (
+            ReadError::Sink(io::Error::other("disk full")),
+            "storing a payload: disk full",
+        ),
+    ];
+    for (e, words) in cases {
+        assert!(e.to_string().contains(words), "{words:?} not in {e}");
+    }
+}

@@ -14,9 +14,14 @@ use std::fmt;
 
 use evault_merkle::tiles::TileId;
 
+mod mirrors;
 mod sqlite;
 mod tasks;
 
+pub use mirrors::{
+    ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
+    MirrorStore,
+};
 pub use sqlite::SqliteStore;
 pub use tasks::{TaskQuery, TaskRow, TaskState, TaskStore};
 
@@ -577,6 +582,12 @@ pub trait Store: Send + Sync {
     /// needs it; a store without one runs no tasks). A wrapper store
     /// should pass its inner store's through.
     fn tasks(&self) -> Option<&dyn TaskStore> {
+        None
+    }
+    /// The store's mirror tables (evidence of other logs, imported from
+    /// bundles), if it keeps them. A wrapper store should pass its inner
+    /// store's through.
+    fn mirrors(&self) -> Option<&dyn MirrorStore> {
         None
     }
 }

@@ -23,9 +23,10 @@ use evault_merkle::tiles::TileId;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::{
-    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, IndexLookup,
-    LabelEntry, ListQuery, LogId, Page, Result, Scanned, Store, StoredCheckpoint, StoredTileKey,
-    TaskQuery, TaskRow, TaskStore,
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, ImportConflict,
+    ImportCounts, IndexLookup, LabelEntry, ListQuery, LogId, MirrorCheckpoint, MirrorImport,
+    MirrorLog, MirrorRecord, MirrorStore, Page, Result, Scanned, Store, StoredCheckpoint,
+    StoredTileKey, TaskQuery, TaskRow, TaskStore,
 };
 
 mod analytics;
@@ -35,6 +36,7 @@ mod files;
 mod labels;
 mod log_state;
 mod meta;
+mod mirrors;
 mod pool;
 mod query;
 mod records;
@@ -384,6 +386,44 @@ impl Store for SqliteStore {
 
     fn tasks(&self) -> Option<&dyn TaskStore> {
         Some(self)
+    }
+
+    fn mirrors(&self) -> Option<&dyn MirrorStore> {
+        Some(self)
+    }
+}
+
+impl MirrorStore for SqliteStore {
+    fn import(
+        &self,
+        batch: &MirrorImport,
+    ) -> Result<std::result::Result<ImportCounts, ImportConflict>> {
+        mirrors::import(&mut self.writer(), batch)
+    }
+
+    fn mirror_logs(&self) -> Result<Vec<MirrorLog>> {
+        mirrors::logs(&self.readers.get())
+    }
+
+    fn mirror_records(
+        &self,
+        origin: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MirrorRecord>> {
+        mirrors::records(&self.readers.get(), origin, after, limit)
+    }
+
+    fn mirror_record(&self, origin: &str, leaf_index: u64) -> Result<Option<MirrorRecord>> {
+        mirrors::record(&self.readers.get(), origin, leaf_index)
+    }
+
+    fn mirror_checkpoint(&self, origin: &str, tree_size: u64) -> Result<Option<MirrorCheckpoint>> {
+        mirrors::checkpoint(&self.readers.get(), origin, tree_size)
+    }
+
+    fn mirror_payload(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        mirrors::payload(&self.readers.get(), sha256)
     }
 }
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_audit.sql"),
     include_str!("migrations/0003_analytics.sql"),
     include_str!("migrations/0004_tasks.sql"),
+    include_str!("migrations/0005_mirrors.sql"),
 ];
 
 /// The schema version this binary understands.

@@ -122,6 +122,36 @@ impl BlobDir {
     }
 }
 
+impl StagedPayload {
+    /// Moves the payload to `dest` (a new file, mode 0600, fsync'd): a
+    /// task's input file. `dest` must be on the data directory's file
+    /// system (the staged file is renamed).
+    pub(crate) fn write_to(mut self, dest: &Path) -> Result<()> {
+        match &mut self.body {
+            StagedBody::File(tmp) => {
+                if let Some(src) = tmp.path() {
+                    std::fs::rename(src, dest)?;
+                    tmp.disarm();
+                }
+            }
+            StagedBody::Inline(bytes) => {
+                use std::io::Write as _;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(dest)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+            }
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
 /// A payload being received.
 pub struct Upload {
     staging: PathBuf,

@@ -51,6 +51,9 @@ pub struct VaultConfig {
     pub inline_max: usize,
     /// Largest accepted payload.
     pub max_upload: u64,
+    /// Largest accepted task input file (an evidence bundle to import).
+    /// Default 1 GiB.
+    pub max_task_input: u64,
     /// Most records in one group commit.
     pub max_batch: usize,
     /// Extra time the sequencer waits to fill a batch (0: take what queued).
@@ -93,6 +96,7 @@ impl VaultConfig {
             signer: None,
             inline_max: 64 * 1024,
             max_upload: 64 * 1024 * 1024,
+            max_task_input: 1024 * 1024 * 1024,
             max_batch: 16 * 1024,
             max_delay: Duration::ZERO,
             checkpoint_interval: Duration::from_millis(500),

@@ -23,6 +23,7 @@ mod error;
 pub mod fsck;
 mod head;
 mod health;
+mod imports;
 pub mod ingest;
 mod integrity;
 mod keys;
@@ -55,12 +56,13 @@ pub use config::{LogSigner, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;
 pub use evault_store::{
-    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, Page, SqliteStore, Stats,
-    StoredCheckpoint,
+    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, MirrorCheckpoint, MirrorLog,
+    Page, SqliteStore, Stats, StoredCheckpoint,
 };
 pub use fsck::{Finding, FindingKind, FsckOptions, FsckReport, LogSummary, fsck_data_dir};
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
 pub use health::{Component, NotReady};
+pub use imports::{ImportSummary, verifiers_of};
 pub use integrity::{BlobReader, INTEGRITY_FAILURES};
 pub use lifecycle::Stopped;
 pub use log::Log;
@@ -69,7 +71,7 @@ pub use records::evidence_from_row;
 pub use sequencer::{BatchLimits, TreeHead};
 pub use startup::{AUDIT_TILES_PREFIX, EVIDENCE_TILES_PREFIX, tlog_origin};
 pub use stream::{StreamRecord, Submitted};
-pub use task_kinds::{ExportBundle, Fsck};
+pub use task_kinds::{ExportBundle, Fsck, ImportBundle};
 pub use tasks::{
     KindInfo, TaskConfig, TaskContext, TaskFilter, TaskInfo, TaskKind, TaskOutput, TaskResult,
 };

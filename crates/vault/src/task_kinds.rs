@@ -1,6 +1,7 @@
-//! The task kinds the vault runs itself: `export_bundle` and `fsck`. Each
-//! adapts a blocking vault call to the runner's progress and cancellation;
-//! [`TaskConfig::default`](crate::tasks::TaskConfig) registers both.
+//! The task kinds the vault runs itself: `export_bundle`, `import_bundle`
+//! and `fsck`. Each adapts a blocking vault call to the runner's progress
+//! and cancellation; [`TaskConfig::default`](crate::tasks::TaskConfig)
+//! registers them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -190,6 +191,74 @@ impl TaskKind for Fsck {
                 "clean": report.clean,
                 "logs": report.logs,
                 "elapsed_ms": report.elapsed_ms,
+            })),
+        })
+    }
+}
+
+/// `import_bundle`: an evidence bundle of another log, given as the task's
+/// input file, verified with that log's key (`{"key": "<verifier key>"}`)
+/// and stored as a mirror (`Vault::import_bundle`). Admins only: it adds
+/// to what every auditor reads.
+pub struct ImportBundle;
+
+/// `import_bundle`'s parameters.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    /// The other log's verifier key (C2SP signed-note form).
+    key: String,
+}
+
+fn import_params(v: &Value) -> Result<ImportParams, String> {
+    let p: ImportParams = params("import_bundle", v)?;
+    if p.key.is_empty() {
+        return Err(
+            "import_bundle needs the bundle's log key: {\"key\": \"<verifier key>\"}".into(),
+        );
+    }
+    crate::imports::verifiers_of(&p.key).map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+impl TaskKind for ImportBundle {
+    fn name(&self) -> &'static str {
+        "import_bundle"
+    }
+
+    fn roles(&self) -> &'static [&'static str] {
+        &["admin"]
+    }
+
+    fn takes_input(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, params: &Value) -> Result<(), String> {
+        import_params(params).map(|_| ())
+    }
+
+    fn run(&self, ctx: &TaskContext) -> Result<TaskOutput, String> {
+        let p = import_params(ctx.params())?;
+        let input = ctx.input_path().ok_or("import_bundle has no input file")?;
+        let s = ctx
+            .vault()
+            .import_bundle(
+                ctx.reader().principal(),
+                input,
+                &p.key,
+                &|done, total| ctx.progress(done, Some(total)),
+                &|| ctx.cancelled(),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(TaskOutput {
+            summary: Some(json!({
+                "origin": s.origin,
+                "tree_size": s.tree_size,
+                "records": s.records,
+                "records_new": s.records_new,
+                "payloads_new": s.payloads_new,
+                "checkpoint_new": s.checkpoint_new,
             })),
         })
     }

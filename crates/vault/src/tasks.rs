@@ -31,6 +31,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::blobs::{StagedPayload, Upload};
 use crate::error::{Result, VaultError};
 use crate::{ReadScope, Reader, Vault};
 
@@ -64,6 +65,13 @@ pub trait TaskKind: Send + Sync + 'static {
     fn resumable(&self) -> bool {
         false
     }
+    /// Whether a task of this kind is started with an input file (an
+    /// uploaded evidence bundle), by [`Vault::create_task_with_input`]; it
+    /// reads it at [`TaskContext::input_path`]. A kind that takes one is
+    /// refused without one, and the other way round.
+    fn takes_input(&self) -> bool {
+        false
+    }
     /// Does the work. Should report progress, check
     /// [`TaskContext::cancelled`] often (a cancelled task must stop within
     /// a second) and write its result, if any, at
@@ -83,7 +91,7 @@ pub struct TaskOutput {
 #[derive(Clone)]
 pub struct TaskConfig {
     /// The kinds of task this vault runs (by default the vault's own:
-    /// `export_bundle` and `fsck`).
+    /// `export_bundle`, `import_bundle` and `fsck`).
     pub kinds: Vec<Arc<dyn TaskKind>>,
     /// Tasks running at once; more wait in a FIFO queue. Default 2.
     pub concurrency: usize,
@@ -100,12 +108,13 @@ impl TaskConfig {
 }
 
 impl Default for TaskConfig {
-    /// The vault's own kinds (`export_bundle`, `fsck`), 2 at once, results
+    /// The vault's own kinds (`export_bundle`, `import_bundle`, `fsck`), 2 at once, results
     /// kept 7 days.
     fn default() -> Self {
         TaskConfig {
             kinds: vec![
                 Arc::new(crate::task_kinds::ExportBundle),
+                Arc::new(crate::task_kinds::ImportBundle),
                 Arc::new(crate::task_kinds::Fsck),
             ],
             concurrency: 2,
@@ -204,6 +213,7 @@ pub struct TaskContext {
     vault: Vault,
     runtime: tokio::runtime::Handle,
     output: PathBuf,
+    input: Option<PathBuf>,
     resume_from: Option<String>,
     live: Arc<Live>,
     store: Arc<dyn Store>,
@@ -242,6 +252,12 @@ impl TaskContext {
     /// file with [`TaskContext::create_output`] so it is private).
     pub fn output_path(&self) -> &Path {
         &self.output
+    }
+
+    /// The task's input file, for a kind that [takes one](TaskKind::takes_input).
+    /// It is deleted when the task ends.
+    pub fn input_path(&self) -> Option<&Path> {
+        self.input.as_deref()
     }
 
     /// Creates (or truncates) the result file, mode 0600.
@@ -406,6 +422,10 @@ impl Runner {
 
     fn output_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.partial"))
+    }
+
+    fn input_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.input"))
     }
 
     fn result_name(id: &str) -> String {
@@ -582,6 +602,37 @@ impl Vault {
     /// [`MAX_PARAMS`] or refused by the kind are [`VaultError::Invalid`];
     /// nothing is stored then.
     pub async fn create_task(&self, owner: &Reader, kind: &str, params: Value) -> Result<TaskInfo> {
+        self.new_task(owner, kind, params, None).await
+    }
+
+    /// Like [`Vault::create_task`], for a kind that [takes an input
+    /// file](TaskKind::takes_input): `input` (received with
+    /// [`Vault::upload_task_input`]) becomes the task's, deleted when the
+    /// task ends. Nothing is kept if the task is refused.
+    pub async fn create_task_with_input(
+        &self,
+        owner: &Reader,
+        kind: &str,
+        params: Value,
+        input: StagedPayload,
+    ) -> Result<TaskInfo> {
+        self.new_task(owner, kind, params, Some(input)).await
+    }
+
+    /// Receives a task's input file (an evidence bundle to import), up to
+    /// [`VaultConfig::max_task_input`](crate::VaultConfig) bytes, straight
+    /// to a private staging file.
+    pub fn upload_task_input(&self) -> Upload {
+        self.inner.blobs.upload(0, self.inner.config.max_task_input)
+    }
+
+    async fn new_task(
+        &self,
+        owner: &Reader,
+        kind: &str,
+        params: Value,
+        input: Option<StagedPayload>,
+    ) -> Result<TaskInfo> {
         self.task_table()?;
         if self.is_shutting_down() {
             return Err(VaultError::Unavailable("the vault is shutting down".into()));
@@ -601,6 +652,20 @@ impl Vault {
         }
         k.validate(&params)
             .map_err(|why| VaultError::Invalid(format!("params of task kind {kind:?}: {why}")))?;
+        match (k.takes_input(), input.is_some()) {
+            (true, false) => {
+                return Err(VaultError::Invalid(format!(
+                    "task kind {kind:?} is started with its input file (an evidence bundle: \
+                     POST /api/v1/imports, or `evault import`)"
+                )));
+            }
+            (false, true) => {
+                return Err(VaultError::Invalid(format!(
+                    "task kind {kind:?} takes no input file"
+                )));
+            }
+            _ => {}
+        }
         if owner.principal().is_empty() {
             return Err(VaultError::Invalid("missing principal".into()));
         }
@@ -624,11 +689,18 @@ impl Vault {
             checkpoint: None,
         };
         let stored = row.clone();
+        let input_path = runner.input_path(&row.id);
         self.blocking(move |i| {
             let table = i.store.tasks().ok_or_else(|| {
                 VaultError::Unavailable("this vault's store keeps no tasks".into())
             })?;
-            table.insert_task(&stored)?;
+            // The input first: a stored task always finds its input.
+            if let Some(input) = input {
+                input.write_to(&input_path)?;
+            }
+            table
+                .insert_task(&stored)
+                .inspect_err(|_| remove_if_present(&input_path))?;
             Ok(())
         })
         .await?;
@@ -645,9 +717,12 @@ impl Vault {
     pub async fn task(&self, reader: &Reader, id: &str) -> Result<TaskInfo> {
         self.task_table()?;
         if let Some(live) = self.runner().live(id) {
-            let row = live.row().clone();
-            check_owner(reader, &row)?;
-            return info_of(&row, live.cancelled());
+            check_owner(reader, &live.row())?;
+            // As published: a state change shows once it is stored (so a
+            // list filtered by state agrees), progress at once.
+            let mut info = live.tx.borrow().clone();
+            info.cancel_requested = live.cancelled();
+            return Ok(info);
         }
         let (reader, id) = (reader.clone(), id.to_string());
         self.blocking(move |i| {
@@ -687,10 +762,17 @@ impl Vault {
             })
             .await?;
         rows.iter()
-            .map(|row| match self.runner().live(&row.id) {
-                // Fresher progress than the stored row.
-                Some(live) => info_of(&live.row(), live.cancelled()),
-                None => info_of(row, false),
+            .map(|row| {
+                if let Some(live) = self.runner().live(&row.id) {
+                    // Fresher progress than the stored row, in the state
+                    // the list was filtered by.
+                    let mut info = live.tx.borrow().clone();
+                    if info.state == row.state {
+                        info.cancel_requested = live.cancelled();
+                        return Ok(info);
+                    }
+                }
+                info_of(row, false)
             })
             .collect()
     }
@@ -829,6 +911,7 @@ impl Vault {
         if to != TaskState::Succeeded {
             remove_if_present(&self.runner().output_path(&id));
         }
+        remove_if_present(&self.runner().input_path(&id));
         let changed = self
             .transition(
                 live,
@@ -951,6 +1034,7 @@ impl Vault {
             vault: self.clone(),
             runtime: tokio::runtime::Handle::current(),
             output: output.clone(),
+            input: kind.takes_input().then(|| runner.input_path(&id)),
             resume_from,
             live: live.clone(),
             store: self.inner.store.clone(),

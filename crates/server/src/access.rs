@@ -337,6 +337,44 @@ pub const OPERATIONS: &[Operation] = &[
         Access::Roles(TASKS),
         true,
     ),
+    // Importing adds to what every auditor reads: admins only. Mirrors
+    // name another vault's principals, not this one's: read with a scope
+    // over everything.
+    op(
+        "import.create",
+        Method::POST,
+        "/api/v1/imports",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "mirrors.list",
+        Method::GET,
+        "/api/v1/mirrors",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "mirrors.records",
+        Method::GET,
+        "/api/v1/mirrors/records",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "mirrors.proof",
+        Method::GET,
+        "/api/v1/mirrors/proof",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "mirrors.payload",
+        Method::GET,
+        "/api/v1/mirrors/payload",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
     op(
         "admin.service_accounts.list",
         Method::GET,
@@ -373,6 +411,12 @@ pub const GRPC_METHODS: &[(&str, &str)] = &[
         "log.consistency",
     ),
     ("/evault.v1.AuditService/Query", "audit.list"),
+    ("/evault.v1.TaskService/Start", "task.create"),
+    ("/evault.v1.TaskService/Get", "task.get"),
+    ("/evault.v1.TaskService/List", "task.list"),
+    ("/evault.v1.TaskService/Cancel", "task.cancel"),
+    ("/evault.v1.TaskService/Watch", "task.events"),
+    ("/evault.v1.TaskService/GetResult", "task.result"),
     ("/grpc.health.v1.Health/Check", "health.ready"),
     ("/grpc.health.v1.Health/Watch", "health.ready"),
     (

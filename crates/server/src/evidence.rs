@@ -354,7 +354,7 @@ async fn stream_raw(st: &AppState, mut body: Body) -> Result<StagedPayload, Prob
     Ok(upload.finish().await?)
 }
 
-fn body_error(e: &axum::Error) -> Problem {
+pub(crate) fn body_error(e: &axum::Error) -> Problem {
     if crate::conn::is_body_timeout(e) {
         return Problem::new(
             StatusCode::REQUEST_TIMEOUT,

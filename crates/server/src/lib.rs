@@ -18,6 +18,7 @@ mod grpc;
 mod guard;
 mod log;
 mod metrics;
+mod mirrors;
 mod ops;
 mod params;
 mod problem;
@@ -153,6 +154,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::cancel_task))
         .routes(routes!(tasks::task_events))
         .routes(routes!(tasks::task_result))
+        .routes(routes!(mirrors::import_bundle))
+        .routes(routes!(mirrors::list_mirrors))
+        .routes(routes!(mirrors::mirror_records))
+        .routes(routes!(mirrors::mirror_proof))
+        .routes(routes!(mirrors::mirror_payload))
         .routes(routes!(admin::whoami))
         .routes(routes!(admin::list_service_accounts))
         .routes(routes!(admin::reload_service_accounts))

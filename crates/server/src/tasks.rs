@@ -145,6 +145,43 @@ fn task_reader(caller: &Caller) -> Reader {
     }
 }
 
+/// Starts a task of `kind` as `caller` (REST and gRPC): 403 unless the
+/// caller holds a role the kind names; the vault validates the rest.
+pub(crate) async fn start_task(
+    st: &AppState,
+    caller: &Caller,
+    kind: &str,
+    params: Value,
+    input: Option<evault_vault::StagedPayload>,
+) -> Result<TaskInfo, Problem> {
+    if let (Some(kind), Some(identity)) = (st.vault.task_kind(kind), &caller.identity)
+        && !identity
+            .roles
+            .iter()
+            .any(|r| kind.roles.contains(&r.as_str()))
+    {
+        let held: Vec<_> = identity.roles.iter().map(|r| r.as_str()).collect();
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "task kind {} needs role {}; the token has {}",
+                kind.name,
+                kind.roles.join(" or "),
+                held.join(", ")
+            ),
+        ));
+    }
+    let reader = task_reader(caller);
+    Ok(match input {
+        Some(input) => {
+            st.vault
+                .create_task_with_input(&reader, kind, params, input)
+                .await?
+        }
+        None => st.vault.create_task(&reader, kind, params).await?,
+    })
+}
+
 /// Start a task.
 ///
 /// The task runs as the caller: it reads what the caller may read, and
@@ -192,27 +229,7 @@ pub async fn create_task(
     let params = req
         .params
         .unwrap_or_else(|| Value::Object(Default::default()));
-    if let (Some(kind), Some(identity)) = (st.vault.task_kind(&req.kind), &caller.identity)
-        && !identity
-            .roles
-            .iter()
-            .any(|r| kind.roles.contains(&r.as_str()))
-    {
-        let held: Vec<_> = identity.roles.iter().map(|r| r.as_str()).collect();
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "task kind {} needs role {}; the token has {}",
-                kind.name,
-                kind.roles.join(" or "),
-                held.join(", ")
-            ),
-        ));
-    }
-    let task = st
-        .vault
-        .create_task(&task_reader(&caller), &req.kind, params)
-        .await?;
+    let task = start_task(&st, &caller, &req.kind, params, None).await?;
     let mut resp = (StatusCode::ACCEPTED, Json(Task::from(task.clone()))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", task.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -347,24 +364,9 @@ pub async fn task_events(
     Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let reader = caller.reader();
-    let rx = st.vault.watch_task(&reader, &id).await?;
-    let follow = Follow {
-        rx,
-        vault: st.vault.clone(),
-        reader,
-        id,
-        last: None,
-        ended: false,
-    };
+    let follow = Follow::start(&st.vault, caller.reader(), id).await?;
     let stream = futures_util::stream::unfold(follow, |mut f| async move {
-        let task = f.next().await?;
-        let name = match &f.last {
-            Some(prev) if *prev == task.state => "progress",
-            _ => "state",
-        };
-        f.ended = task.state.is_final();
-        f.last = Some(task.state);
+        let (name, task) = f.event().await?;
         let data = serde_json::to_string(&Task::from(task)).unwrap_or_default();
         Some((
             Ok::<_, Infallible>(Event::default().event(name).data(data)),
@@ -381,8 +383,8 @@ pub async fn task_events(
     Ok(resp)
 }
 
-/// The state of an event stream.
-struct Follow {
+/// The state of an event stream (REST's SSE and gRPC's `Watch`).
+pub(crate) struct Follow {
     rx: tokio::sync::watch::Receiver<TaskInfo>,
     vault: Vault,
     reader: Reader,
@@ -392,6 +394,32 @@ struct Follow {
 }
 
 impl Follow {
+    /// Follows task `id` as `reader` (404 if it may not see it).
+    pub(crate) async fn start(vault: &Vault, reader: Reader, id: String) -> Result<Self, Problem> {
+        let rx = vault.watch_task(&reader, &id).await?;
+        Ok(Follow {
+            rx,
+            vault: vault.clone(),
+            reader,
+            id,
+            last: None,
+            ended: false,
+        })
+    }
+
+    /// The next event, `state` or `progress`, with the task as it is;
+    /// `None` after the event of the final state.
+    pub(crate) async fn event(&mut self) -> Option<(&'static str, TaskInfo)> {
+        let task = self.next().await?;
+        let name = match &self.last {
+            Some(prev) if *prev == task.state => "progress",
+            _ => "state",
+        };
+        self.ended = task.state.is_final();
+        self.last = Some(task.state);
+        Some((name, task))
+    }
+
     /// The next task state to send; `None` once the final one was sent.
     async fn next(&mut self) -> Option<TaskInfo> {
         if self.ended {

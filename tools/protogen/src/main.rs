@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     let out = root.join("crates/proto/src/gen");
     std::fs::create_dir_all(&out)?;
-    let protos: Vec<PathBuf> = ["evidence", "log", "audit"]
+    let protos: Vec<PathBuf> = ["evidence", "log", "audit", "task"]
         .iter()
         .map(|f| root.join(format!("proto/evault/v1/{f}.proto")))
         .collect();

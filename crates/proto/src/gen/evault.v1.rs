@@ -1568,3 +1568,738 @@ pub mod audit_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StartTaskRequest {
+    /// The kind, e.g. `export_bundle` or `fsck`.
+    #[prost(string, tag = "1")]
+    pub kind: ::prost::alloc::string::String,
+    /// Its parameters as a JSON object (docs: the kinds and their params);
+    /// empty means `{}`.
+    #[prost(string, tag = "2")]
+    pub params_json: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetTaskRequest {
+    /// Task id (UUIDv7).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListTasksRequest {
+    /// `pending`, `running`, `succeeded`, `failed` or `cancelled`; empty: any.
+    #[prost(string, tag = "1")]
+    pub state: ::prost::alloc::string::String,
+    /// Exact kind; empty: any.
+    #[prost(string, tag = "2")]
+    pub kind: ::prost::alloc::string::String,
+    /// `next_before` of the previous page.
+    #[prost(string, tag = "3")]
+    pub before: ::prost::alloc::string::String,
+    /// 1 to 1000; 0 means 100.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListTasksResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub items: ::prost::alloc::vec::Vec<Task>,
+    /// Pass as `before` for the next (older) page; empty on the last.
+    #[prost(string, tag = "2")]
+    pub next_before: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelTaskRequest {
+    /// Task id (UUIDv7).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WatchTaskRequest {
+    /// Task id (UUIDv7).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetTaskResultRequest {
+    /// Task id (UUIDv7).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+}
+/// A tracked task, as GET /api/v1/tasks/{id} returns it.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Task {
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub kind: ::prost::alloc::string::String,
+    /// Who created it.
+    #[prost(string, tag = "3")]
+    pub principal: ::prost::alloc::string::String,
+    /// Its parameters as given, as a JSON object.
+    #[prost(string, tag = "4")]
+    pub params_json: ::prost::alloc::string::String,
+    /// `pending`, `running`, `succeeded`, `failed` or `cancelled`.
+    #[prost(string, tag = "5")]
+    pub state: ::prost::alloc::string::String,
+    /// Steps done.
+    #[prost(uint64, tag = "6")]
+    pub done: u64,
+    /// Steps in all; absent while unknown.
+    #[prost(uint64, optional, tag = "7")]
+    pub total: ::core::option::Option<u64>,
+    /// Its result file, once it succeeded with one.
+    #[prost(message, optional, tag = "8")]
+    pub result: ::core::option::Option<TaskResultInfo>,
+    /// What the task reported on success, as JSON; empty if nothing.
+    #[prost(string, tag = "9")]
+    pub summary_json: ::prost::alloc::string::String,
+    /// Why it failed; empty otherwise.
+    #[prost(string, tag = "10")]
+    pub error: ::prost::alloc::string::String,
+    /// A cancel was asked for; a running task stops within a second.
+    #[prost(bool, tag = "11")]
+    pub cancel_requested: bool,
+    /// RFC 3339, UTC, milliseconds.
+    #[prost(string, tag = "12")]
+    pub created: ::prost::alloc::string::String,
+    /// When it (last) started running; empty if it has not.
+    #[prost(string, tag = "13")]
+    pub started: ::prost::alloc::string::String,
+    /// When it ended; empty if it has not.
+    #[prost(string, tag = "14")]
+    pub finished: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TaskResultInfo {
+    #[prost(uint64, tag = "1")]
+    pub size: u64,
+    /// Lower-case hex SHA-256 of the file.
+    #[prost(string, tag = "2")]
+    pub sha256: ::prost::alloc::string::String,
+    /// False once the retention removed the file.
+    #[prost(bool, tag = "3")]
+    pub available: bool,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TaskEvent {
+    /// `state` when the state changed, `progress` when only the progress did.
+    #[prost(string, tag = "1")]
+    pub event: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub task: ::core::option::Option<Task>,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TaskResultChunk {
+    /// The next bytes of the file.
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: ::prost::alloc::vec::Vec<u8>,
+    /// The file's size; in the first chunk only.
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+    /// The file's lower-case hex SHA-256; in the first chunk only.
+    #[prost(string, tag = "3")]
+    pub sha256: ::prost::alloc::string::String,
+}
+/// Generated client implementations.
+pub mod task_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value
+    )]
+    use tonic::codegen::http::Uri;
+    use tonic::codegen::*;
+    #[derive(Debug, Clone)]
+    pub struct TaskServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> TaskServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> TaskServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                    http::Request<tonic::body::Body>,
+                    Response = http::Response<
+                        <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                    >,
+                >,
+            <T as tonic::codegen::Service<http::Request<tonic::body::Body>>>::Error:
+                Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            TaskServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Queues a task; the answer comes at once, `pending` or `running`.
+        /// INVALID_ARGUMENT: an unknown kind (the message lists the known ones),
+        /// params that are not a JSON object or that the kind refuses.
+        /// PERMISSION_DENIED: the token holds none of the roles the kind needs.
+        pub async fn start(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StartTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/Start");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "Start"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// One task.
+        pub async fn get(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/Get");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "Get"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Tasks, newest first: the caller's own; an admin's list holds everyone's.
+        pub async fn list(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListTasksRequest>,
+        ) -> std::result::Result<tonic::Response<super::ListTasksResponse>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/List");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "List"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Cancels a task: a pending one at once; a running one is told to stop
+        /// and the answer waits (up to 5 s) for it to end. FAILED_PRECONDITION:
+        /// it has ended already.
+        pub async fn cancel(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CancelTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status> {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/Cancel");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "Cancel"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Follows a task: one event per change, the first always a `state`
+        /// event; the stream ends after the event of the final state.
+        pub async fn watch(
+            &mut self,
+            request: impl tonic::IntoRequest<super::WatchTaskRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::TaskEvent>>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/Watch");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "Watch"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// The result file of a succeeded task, in chunks of up to 64 KiB; the
+        /// first chunk carries its size and SHA-256. FAILED_PRECONDITION: the task
+        /// has not succeeded; NOT_FOUND: it made none, or the retention removed it.
+        pub async fn get_result(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetTaskResultRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::TaskResultChunk>>,
+            tonic::Status,
+        > {
+            self.inner.ready().await.map_err(|e| {
+                tonic::Status::unknown(format!("Service was not ready: {}", e.into()))
+            })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static("/evault.v1.TaskService/GetResult");
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("evault.v1.TaskService", "GetResult"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod task_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with TaskServiceServer.
+    #[async_trait]
+    pub trait TaskService: std::marker::Send + std::marker::Sync + 'static {
+        /// Queues a task; the answer comes at once, `pending` or `running`.
+        /// INVALID_ARGUMENT: an unknown kind (the message lists the known ones),
+        /// params that are not a JSON object or that the kind refuses.
+        /// PERMISSION_DENIED: the token holds none of the roles the kind needs.
+        async fn start(
+            &self,
+            request: tonic::Request<super::StartTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status>;
+        /// One task.
+        async fn get(
+            &self,
+            request: tonic::Request<super::GetTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status>;
+        /// Tasks, newest first: the caller's own; an admin's list holds everyone's.
+        async fn list(
+            &self,
+            request: tonic::Request<super::ListTasksRequest>,
+        ) -> std::result::Result<tonic::Response<super::ListTasksResponse>, tonic::Status>;
+        /// Cancels a task: a pending one at once; a running one is told to stop
+        /// and the answer waits (up to 5 s) for it to end. FAILED_PRECONDITION:
+        /// it has ended already.
+        async fn cancel(
+            &self,
+            request: tonic::Request<super::CancelTaskRequest>,
+        ) -> std::result::Result<tonic::Response<super::Task>, tonic::Status>;
+        /// Server streaming response type for the Watch method.
+        type WatchStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::TaskEvent, tonic::Status>,
+            > + std::marker::Send
+            + 'static;
+        /// Follows a task: one event per change, the first always a `state`
+        /// event; the stream ends after the event of the final state.
+        async fn watch(
+            &self,
+            request: tonic::Request<super::WatchTaskRequest>,
+        ) -> std::result::Result<tonic::Response<Self::WatchStream>, tonic::Status>;
+        /// Server streaming response type for the GetResult method.
+        type GetResultStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::TaskResultChunk, tonic::Status>,
+            > + std::marker::Send
+            + 'static;
+        /// The result file of a succeeded task, in chunks of up to 64 KiB; the
+        /// first chunk carries its size and SHA-256. FAILED_PRECONDITION: the task
+        /// has not succeeded; NOT_FOUND: it made none, or the retention removed it.
+        async fn get_result(
+            &self,
+            request: tonic::Request<super::GetTaskResultRequest>,
+        ) -> std::result::Result<tonic::Response<Self::GetResultStream>, tonic::Status>;
+    }
+    #[derive(Debug)]
+    pub struct TaskServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> TaskServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(inner: T, interceptor: F) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for TaskServiceServer<T>
+    where
+        T: TaskService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/evault.v1.TaskService/Start" => {
+                    #[allow(non_camel_case_types)]
+                    struct StartSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService> tonic::server::UnaryService<super::StartTaskRequest> for StartSvc<T> {
+                        type Response = super::Task;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StartTaskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut =
+                                async move { <T as TaskService>::start(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StartSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/evault.v1.TaskService/Get" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService> tonic::server::UnaryService<super::GetTaskRequest> for GetSvc<T> {
+                        type Response = super::Task;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetTaskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move { <T as TaskService>::get(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/evault.v1.TaskService/List" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService> tonic::server::UnaryService<super::ListTasksRequest> for ListSvc<T> {
+                        type Response = super::ListTasksResponse;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListTasksRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut =
+                                async move { <T as TaskService>::list(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/evault.v1.TaskService/Cancel" => {
+                    #[allow(non_camel_case_types)]
+                    struct CancelSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService> tonic::server::UnaryService<super::CancelTaskRequest> for CancelSvc<T> {
+                        type Response = super::Task;
+                        type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::CancelTaskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut =
+                                async move { <T as TaskService>::cancel(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = CancelSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/evault.v1.TaskService/Watch" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService>
+                        tonic::server::ServerStreamingService<super::WatchTaskRequest>
+                        for WatchSvc<T>
+                    {
+                        type Response = super::TaskEvent;
+                        type ResponseStream = T::WatchStream;
+                        type Future =
+                            BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::WatchTaskRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut =
+                                async move { <T as TaskService>::watch(&inner, request).await };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/evault.v1.TaskService/GetResult" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetResultSvc<T: TaskService>(pub Arc<T>);
+                    impl<T: TaskService>
+                        tonic::server::ServerStreamingService<super::GetTaskResultRequest>
+                        for GetResultSvc<T>
+                    {
+                        type Response = super::TaskResultChunk;
+                        type ResponseStream = T::GetResultStream;
+                        type Future =
+                            BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetTaskResultRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as TaskService>::get_result(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetResultSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => Box::pin(async move {
+                    let mut response = http::Response::new(tonic::body::Body::default());
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        tonic::Status::GRPC_STATUS,
+                        (tonic::Code::Unimplemented as i32).into(),
+                    );
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        tonic::metadata::GRPC_CONTENT_TYPE,
+                    );
+                    Ok(response)
+                }),
+            }
+        }
+    }
+    impl<T> Clone for TaskServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "evault.v1.TaskService";
+    impl<T> tonic::server::NamedService for TaskServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}

@@ -8,6 +8,7 @@ mod audit;
 mod evidence;
 mod health;
 mod log;
+mod tasks;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -41,6 +42,9 @@ pub(crate) fn router(state: AppState) -> Router {
         )))
         .add_service(pb::audit_service_server::AuditServiceServer::new(
             audit::Service(state.clone()),
+        ))
+        .add_service(pb::task_service_server::TaskServiceServer::new(
+            tasks::Service(state.clone()),
         ))
         .add_service(health);
     match reflection.build_v1() {

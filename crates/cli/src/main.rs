@@ -16,6 +16,7 @@ mod error;
 mod evb;
 mod evidence;
 mod fsck;
+mod import;
 mod keys;
 mod logsink;
 mod monitor;
@@ -255,6 +256,24 @@ enum Command {
         #[command(subcommand)]
         command: task::TaskCommand,
     },
+    /// Import an evidence bundle (`.evb`) of another log (role admin): the
+    /// vault verifies it with --key and keeps its records as a mirror of
+    /// that log (their origin, leaf indexes and checkpoint), never in its
+    /// own log. Follows the import task to its end; exit 1 if the bundle
+    /// does not verify or contradicts what the mirror holds.
+    Import {
+        /// The bundle, e.g. from `evault task result` of an export_bundle task.
+        bundle: PathBuf,
+        /// Verifier key of the bundle's log (name+hash+base64), or a file
+        /// holding it.
+        #[arg(long)]
+        key: String,
+        /// Print the import task's id once it is queued; do not follow it.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Keep watch over tlog-tiles logs (a vault's, or any): verify each new
     /// checkpoint and every tile read against it, from a local state file.
     Monitor(Box<monitor::MonitorArgs>),
@@ -488,6 +507,12 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
         Command::Task { command } => task::run(command, |c| client_for(c, &file), json),
+        Command::Import {
+            bundle,
+            key,
+            no_wait,
+            client,
+        } => import::run(&client_for(&client, &file)?, &bundle, &key, no_wait, json),
         // It reports its own exit codes (verification failed, refused, unreachable).
         Command::Monitor(args) => return Ok(monitor::run(*args, &file, json)),
         // Exit 1 on findings, with the report printed.

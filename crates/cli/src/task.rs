@@ -143,7 +143,7 @@ fn start(client: &Client, kind: &str, params: Option<&str>, json: bool) -> CliRe
     Ok(())
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or("")
 }
 
@@ -237,6 +237,38 @@ fn is_final(state: &str) -> bool {
 /// Follows the task's event stream until its final state, reconnecting
 /// when the stream is cut (the client's request timeout, a proxy).
 fn watch(client: &Client, id: &str, json: bool) -> CliResult {
+    let t = follow(client, id, json)?;
+    let state = str_of(&t, "state").to_string();
+    if json {
+        print_json(&t);
+    } else {
+        println!("{}  {state}", str_of(&t, "id"));
+    }
+    ended(id, &t)
+}
+
+/// Exit 0 for a succeeded task, 1 (with its error) for a failed or
+/// cancelled one.
+pub fn ended(id: &str, t: &Value) -> CliResult {
+    match str_of(t, "state") {
+        "succeeded" => Ok(()),
+        "failed" => Err(CliError::new(
+            Exit::Verify,
+            format!("task {id} failed: {}", str_of(t, "error")),
+        )),
+        "cancelled" => Err(CliError::new(
+            Exit::Verify,
+            format!("task {id} was cancelled"),
+        )),
+        other => Err(CliError::unreachable(format!(
+            "the event stream of task {id} ended while it was {other}"
+        ))),
+    }
+}
+
+/// Follows a task's event stream until it ends (a progress bar on stderr,
+/// on a terminal, unless `json`); returns it as it ended.
+pub fn follow(client: &Client, id: &str, json: bool) -> CliResult<Value> {
     let path = format!("/api/v1/tasks/{}/events", encode(id));
     let bar = (!json && progress_allowed()).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -292,29 +324,9 @@ fn watch(client: &Client, id: &str, json: bool) -> CliResult {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let t = match last {
-        Some(t) if is_final(str_of(&t, "state")) => t,
-        _ => show_task(client, id)?,
-    };
-    let state = str_of(&t, "state").to_string();
-    if json {
-        print_json(&t);
-    } else {
-        println!("{}  {state}", str_of(&t, "id"));
-    }
-    match state.as_str() {
-        "succeeded" => Ok(()),
-        "failed" => Err(CliError::new(
-            Exit::Verify,
-            format!("task {id} failed: {}", str_of(&t, "error")),
-        )),
-        "cancelled" => Err(CliError::new(
-            Exit::Verify,
-            format!("task {id} was cancelled"),
-        )),
-        other => Err(CliError::unreachable(format!(
-            "the event stream of task {id} ended while it was {other}"
-        ))),
+    match last {
+        Some(t) if is_final(str_of(&t, "state")) => Ok(t),
+        _ => show_task(client, id),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The vault's own task kinds through the product's `evault serve` and the
 //! CLI: an evidence bundle of 10,000 records exported by a task, followed,
-//! downloaded and verified offline with the server stopped (and a tampered
-//! copy refused); an online fsck task on the same vault.
+//! downloaded and verified offline with the server stopped (a byte
+//! flipped in each kind of member refused, the member named), then
+//! imported into a second vault as a verified mirror; an online fsck task
+//! on the same vault.
 
 mod common;
 
@@ -197,6 +199,172 @@ fn export_bundle_and_fsck_run_as_tasks() {
     std::fs::write(&tampered, &bytes).unwrap();
     let out = evault(&["verify", tampered.to_str().unwrap(), "--key", &key]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    // One byte flipped inside each kind of member in turn (the archive
+    // re-compressed, so only that member differs): refused, and the report
+    // names the member.
+    let tar = zstd::decode_all(&std::fs::read(&bundle).unwrap()[..]).unwrap();
+    let members = tar_members(&tar);
+    let payload = members
+        .iter()
+        .find(|(name, _)| name.starts_with("payloads/"))
+        .map(|(name, _)| name.clone())
+        .expect("a payload member");
+    for name in [
+        "checkpoint",
+        "records.jsonl",
+        "proofs.jsonl",
+        payload.as_str(),
+    ] {
+        let (_, data) = members.iter().find(|(n, _)| n == name).unwrap();
+        let mut t = tar.clone();
+        t[data.start + data.len() / 2] ^= 1;
+        let out = verify_tar(tmp.path(), &t, &key);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", show(&out));
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            report.contains(&format!("FAILED  bundle {name}  member_digest: SHA-256 is")),
+            "{name}: {}",
+            show(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("NOT VERIFIED"),
+            "{name}: {}",
+            show(&out)
+        );
+    }
+    // The manifest has no digest of its own: a changed tree size in it
+    // disagrees with the signed checkpoint.
+    let (_, data) = members.iter().find(|(n, _)| n == "manifest.json").unwrap();
+    let at = data.start
+        + find(&tar[data.clone()], b"\"tree_size\":").expect("tree_size")
+        + "\"tree_size\":".len();
+    let mut t = tar.clone();
+    t[at] = if t[at] == b'9' { b'8' } else { t[at] + 1 };
+    let out = verify_tar(tmp.path(), &t, &key);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("FAILED  bundle manifest.json  manifest: the manifest describes"),
+        "{}",
+        show(&out)
+    );
+
+    // Imported into a second vault: a verified mirror of the first's
+    // records, never leaves of its own log.
+    let second = Server::start(
+        &tmp.path().join("second"),
+        &["--origin", "second.example/vault"],
+    );
+    let url2 = second.url.clone();
+    let (_, own) = common::get_json(&common::agent(), &format!("{url2}/api/v1/log"));
+    let bundle_path = bundle.to_str().unwrap();
+    // With the second vault's own key: refused, nothing imported.
+    let out = evault(&[
+        "import",
+        bundle_path,
+        "--key",
+        own["verifier_key"].as_str().unwrap(),
+        "--server",
+        &url2,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not verify"),
+        "{}",
+        show(&out)
+    );
+    let out = ok(&evault(&[
+        "import",
+        bundle_path,
+        "--key",
+        &key,
+        "--server",
+        &url2,
+    ]));
+    assert!(
+        out.contains("imported 5000 records of") && out.contains("(5000 new, 5000 payloads new"),
+        "{out}"
+    );
+    let mirrors = authed_json(&format!("{url2}/api/v1/mirrors"));
+    let origin = mirrors["items"][0]["origin"].as_str().unwrap().to_string();
+    assert_eq!(mirrors["items"][0]["records"], 5_000, "{mirrors:#}");
+    assert_eq!(
+        mirrors["items"].as_array().map(Vec::len),
+        Some(1),
+        "{mirrors:#}"
+    );
+    let (_, own_log) = common::get_json(&common::agent(), &format!("{url2}/api/v1/log"));
+    assert_ne!(own_log["origin"], origin.as_str());
+    // The second vault's own log holds none of them (its audit events only).
+    assert_eq!(
+        authed_json(&format!("{url2}/api/v1/evidence?limit=1"))["items"],
+        serde_json::json!([])
+    );
+    // A mirrored record, proven offline with the first vault's key alone.
+    let enc = |s: &str| s.replace('/', "%2F");
+    let page = authed_json(&format!(
+        "{url2}/api/v1/mirrors/records?origin={}&limit=2",
+        enc(&origin)
+    ));
+    let leaf = page["items"][1]["leaf_index"].as_u64().unwrap();
+    assert_eq!(page["next_after"], leaf);
+    let proof = authed_json(&format!(
+        "{url2}/api/v1/mirrors/proof?origin={}&leaf_index={leaf}",
+        enc(&origin)
+    ));
+    let proof_file = tmp.path().join("mirrored-proof.json");
+    std::fs::write(&proof_file, proof.to_string()).unwrap();
+    drop(second);
+    let out = ok(&evault(&[
+        "verify",
+        "--proof",
+        proof_file.to_str().unwrap(),
+        "--key",
+        &key,
+    ]));
+    assert!(
+        out.contains(&format!("leaf {leaf}")) || out.contains("verified"),
+        "{out}"
+    );
+}
+
+/// GET with the test token, as JSON (200 only).
+fn authed_json(url: &str) -> Value {
+    let (status, v) = common::get_json(&common::agent(), url);
+    assert_eq!(status, 200, "{url}: {v}");
+    v
+}
+
+/// Writes `tar` zstd-compressed and runs `evault verify` on it.
+fn verify_tar(dir: &std::path::Path, tar: &[u8], key: &str) -> Output {
+    let path = dir.join("flipped.evb");
+    std::fs::write(&path, zstd::encode_all(tar, 3).unwrap()).unwrap();
+    evault(&["verify", path.to_str().unwrap(), "--key", key])
+}
+
+/// The members of a ustar archive: name and the byte range of its data.
+fn tar_members(tar: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let h = &tar[at..at + 512];
+        let name = String::from_utf8_lossy(&h[..100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&h[124..136]).trim_matches(|c: char| c == '\0' || c == ' '),
+            8,
+        )
+        .unwrap();
+        out.push((name, at + 512..at + 512 + size));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn base64_of(s: &str) -> String {

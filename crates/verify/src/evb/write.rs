@@ -176,6 +176,21 @@ impl Read for Exact<'_> {
     }
 }
 
+/// Never writes a bundle a reader with the default limits refuses: the
+/// manifest lists every payload (about 170 bytes each), so a bundle with
+/// payloads holds at most some 370,000 of them.
+fn check_manifest_size(len: u64, payloads: usize) -> Result<(), WriteError> {
+    let limit = super::ReadLimits::default().max_manifest;
+    if len > limit {
+        return Err(WriteError::Invalid(format!(
+            "the manifest would be {len} bytes, more than a reader accepts ({limit}): it lists \
+             {payloads} payloads; export fewer records with payloads per bundle (a leaf range), \
+             or the records without their payloads"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `contents` as a bundle to `out`. `payloads` must be given when
 /// `contents.selection.payloads` is set; each payload is checked against
 /// its record's size and SHA-256 as it is copied.
@@ -274,6 +289,7 @@ pub fn write_bundle<W: Write>(
     };
     let mut manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| invalid(e.to_string()))?;
     manifest_bytes.push(b'\n');
+    check_manifest_size(manifest_bytes.len() as u64, wanted.len())?;
 
     let counting = Counting {
         inner: out,
@@ -327,4 +343,22 @@ pub fn write_bundle<W: Write>(
         bytes: counting.count,
         manifest_sha256: hex(&Sha256::digest(&manifest_bytes)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_no_reader_accepts_is_refused() {
+        let limit = super::super::ReadLimits::default().max_manifest;
+        assert!(check_manifest_size(limit, 10).is_ok());
+        let e = check_manifest_size(limit + 1, 400_000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("more than a reader accepts") && e.contains("400000 payloads"),
+            "{e}"
+        );
+    }
 }

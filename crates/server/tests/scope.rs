@@ -14,6 +14,7 @@ use evault_auth::Role;
 use evault_proto::v1 as pb;
 use evault_proto::v1::evidence_service_client::EvidenceServiceClient;
 use evault_proto::v1::log_service_client::LogServiceClient;
+use evault_proto::v1::task_service_client::TaskServiceClient;
 use evault_server::access::{Access, GRPC_METHODS, OPERATIONS, Scope};
 use evault_verify::AuditEvent;
 use tonic::metadata::MetadataValue;
@@ -193,7 +194,8 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
         )
         .unwrap();
     let mut ev = EvidenceServiceClient::new(channel.clone());
-    let mut lg = LogServiceClient::new(channel);
+    let mut lg = LogServiceClient::new(channel.clone());
+    let mut tk = TaskServiceClient::new(channel);
     let methods: Vec<_> = GRPC_METHODS
         .iter()
         .filter(|(_, op)| scoped.contains(op))
@@ -237,6 +239,40 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
                 let err = s.rt.block_on(lg.get_inclusion_proof(at)).unwrap_err();
                 assert_eq!(err.code(), Code::NotFound, "{method} at size 1");
             }
+            "/evault.v1.TaskService/Get"
+            | "/evault.v1.TaskService/Watch"
+            | "/evault.v1.TaskService/GetResult"
+            | "/evault.v1.TaskService/Cancel" => {
+                let id = task.clone();
+                let other = match *method {
+                    "/evault.v1.TaskService/Get" => {
+                        s.rt.block_on(tk.get(with_token(pb::GetTaskRequest { id }, OTHER)))
+                            .map(|_| ())
+                    }
+                    "/evault.v1.TaskService/Watch" => {
+                        s.rt.block_on(tk.watch(with_token(pb::WatchTaskRequest { id }, OTHER)))
+                            .map(|_| ())
+                    }
+                    "/evault.v1.TaskService/GetResult" => s
+                        .rt
+                        .block_on(tk.get_result(with_token(pb::GetTaskResultRequest { id }, OTHER)))
+                        .map(|_| ()),
+                    _ => {
+                        s.rt.block_on(tk.cancel(with_token(pb::CancelTaskRequest { id }, OTHER)))
+                            .map(|_| ())
+                    }
+                };
+                assert_eq!(other.unwrap_err().code(), Code::NotFound, "{method}");
+                let get = pb::GetTaskRequest { id: task.clone() };
+                s.rt.block_on(tk.get(with_token(get, OWNER)))
+                    .expect("the owner sees it");
+            }
+            "/evault.v1.TaskService/List" => {
+                let list = |key| with_token(pb::ListTasksRequest::default(), key);
+                let owner = s.rt.block_on(tk.list(list(OWNER))).unwrap().into_inner();
+                let other = s.rt.block_on(tk.list(list(OTHER))).unwrap().into_inner();
+                assert_eq!((owner.items.len(), other.items.len()), (1, 0), "{method}");
+            }
             unknown => panic!(
                 "RPC {unknown} gives ingesters their own scope: add what another ingester \
                  must get to this walk"
@@ -249,8 +285,10 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
         outcome: Some("denied".into()),
         ..Default::default()
     };
-    poll_audit(&s, denied, "the 3 gRPC denials", |events| {
-        (events.iter().filter(|e| e.protocol == "grpc").count() == 3).then_some(())
+    // Get and two inclusion proofs of the record; Get, Watch, GetResult
+    // and Cancel of the task.
+    poll_audit(&s, denied, "the 7 gRPC denials", |events| {
+        (events.iter().filter(|e| e.protocol == "grpc").count() == 7).then_some(())
     });
 }
 

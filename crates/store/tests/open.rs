@@ -301,11 +301,14 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The task table came with the migrations, empty.
     let tasks = store.tasks().expect("SQLite keeps tasks");
     assert_eq!(tasks.unfinished_tasks().unwrap(), Vec::new());
+    // So did the mirror tables.
+    let mirrors = store.mirrors().expect("SQLite keeps mirrors");
+    assert!(mirrors.mirror_logs().unwrap().is_empty());
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 0);
     for i in [0, 1, 150, 299] {
         assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));

@@ -14,7 +14,16 @@ version=4.32.5
 # Python 3.11.7's ast module fails hypothesis' lambda introspection inside
 # schemathesis ("AST constructor recursion depth mismatch", a runtime error
 # of the tool, not of the API); 3.13 does not, so it is required.
-python=$(command -v python3.13 || true)
+# A pyenv shim named python3.13 exists even when pyenv would not run it
+# (3.13 installed but not selected): take the first candidate that runs.
+python=
+for candidate in python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3.13; do
+  found=$(command -v "$candidate" 2>/dev/null) || continue
+  if "$found" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+    python=$found
+    break
+  fi
+done
 if [ -z "$python" ]; then
   echo "FAIL: schemathesis needs python3.13 on PATH (e.g. pyenv install 3.13)" >&2
   exit 1

@@ -4,7 +4,7 @@ use evault_vault::AuditQuery;
 use evault_verify::audit::{AuditEvent, Outcome};
 use tonic::{Request, Response, Status};
 
-use super::{caller, limit_field, pb, time_field, vault_status};
+use super::{caller, filter, limit_field, pb, time_field, vault_status};
 use crate::AppState;
 use crate::params::{CursorKind, decode_cursor, encode_cursor};
 
@@ -28,11 +28,6 @@ fn event_msg(e: AuditEvent) -> pb::AuditEvent {
         params_digest: e.params_digest,
         reason: e.reason.unwrap_or_default(),
     }
-}
-
-/// An optional string filter (empty: none).
-fn filter(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
 }
 
 #[tonic::async_trait]

@@ -160,6 +160,11 @@ fn time_field(name: &str, s: &str) -> Result<Option<i64>, Status> {
         .ok_or_else(|| Status::invalid_argument(format!("{name} {s:?} is not an RFC 3339 time")))
 }
 
+/// An optional string field of a request (empty: none).
+fn filter(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
 /// A page size: 0 is the default, more than the maximum is refused.
 fn limit_field(limit: u32) -> Result<u32, Status> {
     match limit {

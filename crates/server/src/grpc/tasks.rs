@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt as _;
 use tonic::{Request, Response, Status};
 
-use super::{caller, limit_field, pb, vault_status};
+use super::{caller, filter, limit_field, pb, vault_status};
 use crate::AppState;
 use crate::params::format_ms;
 use crate::problem::Problem;
@@ -66,11 +66,6 @@ fn params(json: &str) -> Result<Value, Status> {
             "params_json is not JSON: {e}"
         ))),
     }
-}
-
-/// An optional string field (empty: none).
-fn filter(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::TaskEvent, Status>> + Send>>;

@@ -28,7 +28,7 @@
 //!
 //! where the timestamp is ASCII decimal with no leading zeroes.
 //!
-//! The ML-DSA-44 (`subtree/v1`) cosignature type is not implemented.
+//! The ML-DSA-44 (`subtree/v1`) type is in [`mldsa`](crate::mldsa).
 
 use core::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -43,6 +43,10 @@ pub const ALG_ED25519: u8 = 0x01;
 /// (C2SP tlog-cosignature).
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
 
+/// Signature type byte of timestamped ML-DSA-44 (sub)tree cosignatures
+/// (C2SP tlog-cosignature v1.1, `subtree/v1`).
+pub const ALG_MLDSA44_COSIGNATURE: u8 = 0x06;
+
 /// Length in bytes of an Ed25519 public key (RFC 8032).
 pub const ED25519_PUBLIC_KEY_LEN: usize = 32;
 
@@ -381,6 +385,34 @@ pub(crate) fn parse_ed25519_signer_key(
     let result = signing_key_from_data(name, declared, &data, alg);
     data.zeroize();
     result
+}
+
+/// Parses a signer key `PRIVATE+KEY+<name>+<key ID>+<base64(alg || 32-byte
+/// seed)>` of signature type `alg` into its name, declared key ID and seed.
+///
+/// The key ID is not checked: the caller derives the public key from the
+/// seed and compares.
+pub(crate) fn parse_seed_signer_key(
+    text: &str,
+    alg: u8,
+) -> Result<(String, u32, zeroize::Zeroizing<[u8; 32]>), KeyError> {
+    let rest = text
+        .strip_prefix(PRIVATE_KEY_PREFIX)
+        .ok_or(KeyError::MissingPrivateKeyPrefix)?;
+    let (name, declared, data) = split_fields(rest)?;
+    let data = zeroize::Zeroizing::new(data);
+    let (found, seed) = data.split_first().ok_or(KeyError::EmptyKeyData)?;
+    if *found != alg {
+        return Err(KeyError::UnsupportedAlgorithm {
+            found: *found,
+            expected: alg,
+        });
+    }
+    let seed: [u8; 32] = seed.try_into().map_err(|_| KeyError::WrongKeyLength {
+        expected: 32,
+        found: seed.len(),
+    })?;
+    Ok((name.to_owned(), declared, zeroize::Zeroizing::new(seed)))
 }
 
 fn signing_key_from_data(

@@ -9,15 +9,19 @@
 //!   and [`open`].
 //! - [C2SP tlog-checkpoint] (`c2sp.org/tlog-checkpoint`): the note text that
 //!   commits to a log's origin, tree size and root hash. See [`Checkpoint`].
-//! - [C2SP tlog-cosignature] (`c2sp.org/tlog-cosignature`), Ed25519
-//!   `cosignature/v1` only: timestamped witness signatures over a
-//!   checkpoint. See [`CosignatureSigner`] and [`CosignatureVerifier`].
+//! - [C2SP tlog-cosignature] (`c2sp.org/tlog-cosignature`, v1.1.0-rc.1):
+//!   timestamped signatures over a checkpoint, Ed25519 `cosignature/v1`
+//!   ([`CosignatureSigner`], [`CosignatureVerifier`]) and post-quantum
+//!   ML-DSA-44 `subtree/v1` ([`MlDsaCosigner`],
+//!   [`MlDsaCosignatureVerifier`]), which C2SP tlog-checkpoint recommends
+//!   logs use for their own signature too.
 //! - The verifier and signer key encodings of Go's
 //!   [`golang.org/x/mod/sumdb/note`] package: `<name>+<hex key ID>+<base64
 //!   key>` and `PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>`. See
 //!   [`key`].
 //!
-//! Only Ed25519 is implemented (signature types `0x01` and `0x04`). Signing
+//! Signature types `0x01` (Ed25519), `0x04` (Ed25519 cosignature) and
+//! `0x06` (ML-DSA-44 cosignature, FIPS 204) are implemented. Signing
 //! goes through the object-safe [`Signer`] trait and verification through the
 //! [`Verifier`] trait, so that keys held in a file, a PKCS#11 token or a cloud
 //! KMS can be plugged in without changing the note code.
@@ -56,6 +60,7 @@
 pub mod checkpoint;
 pub mod cosignature;
 pub mod key;
+pub mod mldsa;
 pub mod note;
 pub mod signer;
 pub mod verifier;
@@ -70,6 +75,10 @@ pub use cosignature::{
 pub use key::{
     KeyError, ParsedVerifierKey, SignerKeyText, VerifierKeyText, generate_ed25519, is_valid_name,
     key_id, parse_verifier_key,
+};
+pub use mldsa::{
+    MLDSA44_PUBLIC_KEY_LEN, MLDSA44_SIGNATURE_LEN, MlDsaCosignatureVerifier, MlDsaCosigner,
+    generate_mldsa44, mldsa_cosignature_message,
 };
 pub use note::{MAX_SIGNATURES, Note, OpenError, Signature, open, sign, sign_note};
 pub use signer::{Ed25519Signer, SignError, Signer};

@@ -87,6 +87,14 @@ pub enum SignError {
         /// The rejected timestamp, in seconds since the Unix epoch.
         timestamp: u64,
     },
+    /// The checkpoint's origin is too long for the ML-DSA-44 cosigned
+    /// message, whose `log_origin` holds at most 255 bytes.
+    OriginTooLong {
+        /// The origin's length in bytes.
+        len: usize,
+        /// The maximum, 255.
+        max: usize,
+    },
     /// The signing backend (HSM, KMS, clock, ...) failed.
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -116,6 +124,10 @@ impl fmt::Display for SignError {
             SignError::TimestampOutOfRange { timestamp } => {
                 write!(f, "cosignature timestamp {timestamp} exceeds 2^63 - 1")
             }
+            SignError::OriginTooLong { len, max } => write!(
+                f,
+                "checkpoint origin is {len} bytes; an ML-DSA-44 cosignature allows at most {max}"
+            ),
             SignError::Backend(e) => write!(f, "signing backend failed: {e}"),
         }
     }

@@ -152,8 +152,9 @@ impl fmt::Display for VerifiersError {
 impl std::error::Error for VerifiersError {}
 
 /// Returns the verifier for an encoded verifier key of any signature type
-/// this crate knows: Ed25519 (`0x01`) and timestamped Ed25519
-/// `cosignature/v1` (`0x04`). Callers that hold a `dyn Signer` use it with
+/// this crate knows: Ed25519 (`0x01`), timestamped Ed25519
+/// `cosignature/v1` (`0x04`) and ML-DSA-44 `subtree/v1` cosignatures
+/// (`0x06`). Callers that hold a `dyn Signer` use it with
 /// [`Signer::verifier_key`](crate::Signer::verifier_key).
 pub fn verifier_for(vkey: &str) -> Result<Box<dyn Verifier>, KeyError> {
     let parsed = crate::key::parse_verifier_key(vkey)?;
@@ -161,6 +162,9 @@ pub fn verifier_for(vkey: &str) -> Result<Box<dyn Verifier>, KeyError> {
         ALG_ED25519 => Ok(Box::new(Ed25519Verifier::from_verifier_key(vkey)?)),
         crate::key::ALG_COSIGNATURE_V1 => Ok(Box::new(
             crate::cosignature::CosignatureVerifier::from_verifier_key(vkey)?,
+        )),
+        crate::key::ALG_MLDSA44_COSIGNATURE => Ok(Box::new(
+            crate::mldsa::MlDsaCosignatureVerifier::from_verifier_key(vkey)?,
         )),
         found => Err(KeyError::UnsupportedAlgorithm {
             found,

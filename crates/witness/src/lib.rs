@@ -1,0 +1,24 @@
+//! C2SP tlog-witness (v1.0.0, with the clarifications on C2SP main as of
+//! 2026-11: 422 for a same-size checkpoint with another root, for a size-0
+//! checkpoint without the empty root and for a proof sent with old size 0).
+//!
+//! - [`AddCheckpoint`]: the `add-checkpoint` request body, parsed strictly
+//!   and encoded (for a log that asks witnesses to cosign).
+//! - [`Witness`]: a witness for a configured set of logs. It verifies the
+//!   log's signature and the consistency proof from the size it last
+//!   cosigned, checks and updates that size atomically, persists the new
+//!   checkpoint (fsync'd, before answering), and cosigns with its keys
+//!   (Ed25519 `cosignature/v1` and/or ML-DSA-44). Each refusal carries the
+//!   HTTP status the specification assigns ([`AddError::status`]).
+//!
+//! The HTTP server around it (`evault witness`) is not built yet.
+
+#![forbid(unsafe_code)]
+
+mod request;
+mod witness;
+
+pub use request::{AddCheckpoint, MAX_PROOF_LINES, RequestError};
+pub use witness::{
+    AddError, ConfigError, LogConfig, MAX_BODY, Witness, WitnessConfig, origin_hash,
+};

@@ -11,13 +11,24 @@
 //!   (Ed25519 `cosignature/v1` and/or ML-DSA-44). Each refusal carries the
 //!   HTTP status the specification assigns ([`AddError::status`]).
 //!
-//! The HTTP server around it (`evault witness`) is not built yet.
+//! - [`Witnesses`]: the log's side: asks each configured witness to cosign
+//!   a new checkpoint (with a proof from the size it last cosigned, retrying
+//!   once from the size a 409 names), keeps the cosignatures that verify,
+//!   backs failing witnesses off, and applies a k-of-n policy
+//!   ([`Round::witnessed`]). HTTP is behind [`Transport`].
+//!
+//! Neither the HTTP server (`evault witness`) nor the vault's use of
+//! [`Witnesses`] is built yet.
 
 #![forbid(unsafe_code)]
 
+mod client;
 mod request;
 mod witness;
 
+pub use client::{
+    ProofSource, Response, Round, SetupError, Transport, WitnessOutcome, WitnessSpec, Witnesses,
+};
 pub use request::{AddCheckpoint, MAX_PROOF_LINES, RequestError};
 pub use witness::{
     AddError, ConfigError, LogConfig, MAX_BODY, Witness, WitnessConfig, origin_hash,

@@ -393,3 +393,27 @@ mod tests {
         assert_eq!(percent_decode("").unwrap(), b"");
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn any_text_parses_or_is_refused(text in "pkcs11:[a-z%0-9=;?&/._-]{0,80}") {
+            if let Ok(u) = Pkcs11Uri::parse(&text) {
+                prop_assert!(!u.module_path.is_empty());
+                prop_assert!(u.object.is_some() || u.id.is_some());
+            }
+        }
+
+        #[test]
+        fn any_bytes_as_text(text in any::<String>()) {
+            let _ = Pkcs11Uri::parse(&text);
+            let _ = percent_decode(&text);
+        }
+    }
+}

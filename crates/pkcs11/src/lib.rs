@@ -24,7 +24,7 @@ mod uri;
 use core::fmt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -134,33 +134,60 @@ impl From<UriError> for Pkcs11Error {
     }
 }
 
-/// A loaded module and how many times it has been re-initialised.
+/// A loaded module.
+///
+/// `gate` holds its generation: how many times it was initialised again.
+/// Sessions are opened, used and closed under the read guard;
+/// [`Module::reinitialize`] takes the write guard, so no call is ever in
+/// flight while `C_Finalize` runs, and a session of an older generation is
+/// recognised and forgotten (its handle may now name someone else's).
 struct Module {
+    path: String,
     ctx: Pkcs11,
-    generation: u64,
+    gate: RwLock<u64>,
 }
 
-/// One initialised context per module path for the whole process: PKCS#11
-/// allows a single `C_Initialize` per process, and every signer and
-/// provisioning call shares it.
-fn modules() -> std::sync::MutexGuard<'static, HashMap<String, Module>> {
-    static MODULES: OnceLock<Mutex<HashMap<String, Module>>> = OnceLock::new();
-    MODULES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+impl Module {
+    fn read(&self) -> RwLockReadGuard<'_, u64> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finalises and initialises the module again, unless someone already
+    /// did since `seen` (the generation the caller's failure happened in).
+    ///
+    /// Some tokens (SoftHSM among them) do not come back from being taken
+    /// out until the library is initialised again.
+    fn reinitialize(&self, seen: u64) -> Result<(), Pkcs11Error> {
+        let mut generation = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if *generation != seen {
+            return Ok(());
+        }
+        let _ = self.ctx.clone().finalize();
+        *generation += 1;
+        self.ctx
+            .initialize(init_args())
+            .map_err(|error| Pkcs11Error::Module {
+                path: PathBuf::from(&self.path),
+                error,
+            })
+    }
 }
 
 fn init_args() -> CInitializeArgs {
     CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
 }
 
-/// Returns the context of the module at `path`, loading and initialising it
-/// on first use, with its generation.
-fn module(path: &str) -> Result<(Pkcs11, u64), Pkcs11Error> {
-    let mut map = modules();
+/// Returns the module at `path`, loading and initialising it on first use.
+/// PKCS#11 allows a single `C_Initialize` per process, so every signer and
+/// provisioning call of the process shares one context per module path.
+fn module(path: &str) -> Result<Arc<Module>, Pkcs11Error> {
+    static MODULES: OnceLock<Mutex<HashMap<String, Arc<Module>>>> = OnceLock::new();
+    let mut map = MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(m) = map.get(path) {
-        return Ok((m.ctx.clone(), m.generation));
+        return Ok(Arc::clone(m));
     }
     let err = |error| Pkcs11Error::Module {
         path: PathBuf::from(path),
@@ -172,44 +199,46 @@ fn module(path: &str) -> Result<(Pkcs11, u64), Pkcs11Error> {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(err(e)),
     }
-    map.insert(
-        path.to_owned(),
-        Module {
-            ctx: ctx.clone(),
-            generation: 0,
-        },
-    );
-    Ok((ctx, 0))
+    let m = Arc::new(Module {
+        path: path.to_owned(),
+        ctx,
+        gate: RwLock::new(0),
+    });
+    map.insert(path.to_owned(), Arc::clone(&m));
+    Ok(m)
 }
 
-/// Finalises and initialises the module again, unless someone already did
-/// since `seen` (the generation the caller's failure happened in).
-///
-/// Some tokens (SoftHSM among them) do not come back from being taken out
-/// until the library is initialised again. Every session of the old
-/// generation is then invalid; their owners open new ones.
-fn reinitialize(path: &str, seen: u64) -> Result<(), Pkcs11Error> {
-    let mut map = modules();
-    let Some(m) = map.get_mut(path) else {
-        return Ok(());
-    };
-    if m.generation != seen {
-        return Ok(());
+/// Whether retrying cannot help, and could hurt: a wrong or locked PIN (each
+/// retry is a failed login, and tokens lock the PIN after a few), or a key
+/// that is missing, ambiguous or not the one evault started with.
+fn is_final(e: &Pkcs11Error) -> bool {
+    match e {
+        Pkcs11Error::Pin(_)
+        | Pkcs11Error::KeyNotFound(_)
+        | Pkcs11Error::KeyAmbiguous(_)
+        | Pkcs11Error::NotEd25519(_)
+        | Pkcs11Error::InvalidName(_)
+        | Pkcs11Error::Uri(_) => true,
+        Pkcs11Error::Token {
+            error: CkError::Pkcs11(rv, _),
+            ..
+        } => matches!(
+            rv,
+            RvError::PinIncorrect
+                | RvError::PinInvalid
+                | RvError::PinLenRange
+                | RvError::PinExpired
+                | RvError::PinLocked
+        ),
+        _ => false,
     }
-    let _ = m.ctx.clone().finalize();
-    m.generation += 1;
-    m.ctx
-        .initialize(init_args())
-        .map_err(|error| Pkcs11Error::Module {
-            path: PathBuf::from(path),
-            error,
-        })
 }
 
-/// Reads the user PIN named by the URI, or from [`PIN_ENV`].
-fn read_pin(uri: &Pkcs11Uri) -> Result<AuthPin, Pkcs11Error> {
-    if let Some(v) = &uri.pin_value {
-        return Ok(AuthPin::from(v.clone()));
+/// Reads the user PIN named by the URI, or from [`PIN_ENV`]. A PIN given in
+/// the URI is moved out of it, so the URI kept afterwards holds none.
+fn read_pin(uri: &mut Pkcs11Uri) -> Result<AuthPin, Pkcs11Error> {
+    if let Some(v) = uri.pin_value.take() {
+        return Ok(AuthPin::from(v));
     }
     if let Some(path) = &uri.pin_source {
         return read_pin_file(Path::new(path));
@@ -225,11 +254,14 @@ fn read_pin(uri: &Pkcs11Uri) -> Result<AuthPin, Pkcs11Error> {
 /// Reads a PIN file: its first line, which must not be readable by group or
 /// others.
 fn read_pin_file(path: &Path) -> Result<AuthPin, Pkcs11Error> {
+    use std::io::Read as _;
+    let fail = |e: std::io::Error| Pkcs11Error::Pin(format!("{}: {e}", path.display()));
+    // Opened once; the mode checked is that of the file read.
+    let mut file = std::fs::File::open(path).map_err(fail)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Pkcs11Error::Pin(format!("{}: {e}", path.display())))?;
+        let meta = file.metadata().map_err(fail)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(Pkcs11Error::Pin(format!(
@@ -238,10 +270,8 @@ fn read_pin_file(path: &Path) -> Result<AuthPin, Pkcs11Error> {
             )));
         }
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Pkcs11Error::Pin(format!("{}: {e}", path.display())))?,
-    );
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(fail)?;
     let pin = text.lines().next().unwrap_or("");
     if pin.is_empty() {
         return Err(Pkcs11Error::Pin(format!("{} is empty", path.display())));
@@ -403,21 +433,12 @@ fn ec_point_to_ed25519(point: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// An open session on the key, and the module generation it belongs to.
+/// Its session is never closed on drop: only [`Pkcs11Signer`] closes it, and
+/// only while its generation is current.
 struct Open {
     session: Session,
     key: ObjectHandle,
     generation: u64,
-}
-
-impl Open {
-    /// Closes the session if it still belongs to the current generation;
-    /// an older handle is forgotten, since it may now name another session.
-    fn discard(self, path: &str) {
-        let current = modules().get(path).map(|m| m.generation);
-        if current == Some(self.generation) {
-            let _ = self.session.close();
-        }
-    }
 }
 
 /// An Ed25519 note signer backed by a PKCS#11 token.
@@ -428,7 +449,9 @@ pub struct Pkcs11Signer {
     verifier: Ed25519Verifier,
     uri: Pkcs11Uri,
     pin: AuthPin,
-    // One session at a time; signing is serial anyway.
+    module: Arc<Module>,
+    // One session at a time; signing is serial anyway. Locked before the
+    // module's gate, never after.
     state: Mutex<Option<Open>>,
 }
 
@@ -437,23 +460,34 @@ impl Pkcs11Signer {
     /// origin): loads the module, finds the token, logs in, finds the
     /// Ed25519 key and reads its public key.
     pub fn open(uri: &str, name: &str) -> Result<Self, Pkcs11Error> {
-        let uri = Pkcs11Uri::parse(uri)?;
+        let mut uri = Pkcs11Uri::parse(uri)?;
         if !is_valid_name(name) {
             return Err(Pkcs11Error::InvalidName(name.to_owned()));
         }
-        let pin = read_pin(&uri)?;
-        let (ctx, generation) = module(&uri.module_path)?;
-        let session = open_session(&ctx, &uri, &pin, false)?;
-        let (key, public) = match find_key(&session, &uri) {
+        let pin = read_pin(&mut uri)?;
+        let module = module(&uri.module_path)?;
+        let gate = module.read();
+        let session = open_session(&module.ctx, &uri, &pin, false)?;
+        let found = find_key(&session, &uri).and_then(|(key, public)| {
+            Ed25519Verifier::from_public_key(name, &public)
+                .map(|v| (key, public, v))
+                .map_err(|e| {
+                    Pkcs11Error::NotEd25519(format!("{}: public key refused: {e}", uri.describe()))
+                })
+        });
+        let (key, public, verifier) = match found {
             Ok(found) => found,
             Err(e) => {
                 let _ = session.close();
                 return Err(e);
             }
         };
-        let verifier = Ed25519Verifier::from_public_key(name, &public).map_err(|e| {
-            Pkcs11Error::NotEd25519(format!("{}: public key refused: {e}", uri.describe()))
-        })?;
+        let open = Open {
+            session,
+            key,
+            generation: *gate,
+        };
+        drop(gate);
         Ok(Pkcs11Signer {
             name: name.to_owned(),
             key_id: key_id(name, ALG_ED25519, &public),
@@ -461,11 +495,8 @@ impl Pkcs11Signer {
             verifier,
             uri,
             pin,
-            state: Mutex::new(Some(Open {
-                session,
-                key,
-                generation,
-            })),
+            module,
+            state: Mutex::new(Some(open)),
         })
     }
 
@@ -484,10 +515,10 @@ impl Pkcs11Signer {
         self.uri.describe()
     }
 
-    /// Opens a session on the key, checking it is still the same key.
-    fn reopen(&self) -> Result<Open, Pkcs11Error> {
-        let (ctx, generation) = module(&self.uri.module_path)?;
-        let session = open_session(&ctx, &self.uri, &self.pin, false)?;
+    /// Opens a session on the key, checking it is still the same key. Runs
+    /// under the module's read guard.
+    fn reopen(&self, generation: u64) -> Result<Open, Pkcs11Error> {
+        let session = open_session(&self.module.ctx, &self.uri, &self.pin, false)?;
         match find_key(&session, &self.uri) {
             Ok((key, public)) if public == self.public => Ok(Open {
                 session,
@@ -509,23 +540,28 @@ impl Pkcs11Signer {
         }
     }
 
-    /// Signs on the open session, opening one first if there is none. On
-    /// failure the session is discarded and its generation returned.
+    /// One attempt, under the module's read guard: forget a session of an
+    /// older generation, open one if there is none, sign. On failure the
+    /// session is closed and the generation of the attempt returned.
     fn attempt(&self, state: &mut Option<Open>, msg: &[u8]) -> Result<Vec<u8>, (Pkcs11Error, u64)> {
+        let gate = self.module.read();
+        let generation = *gate;
+        if state.as_ref().is_some_and(|o| o.generation != generation) {
+            // Not closed: after re-initialisation its handle may name a
+            // session of someone else.
+            *state = None;
+        }
         if state.is_none() {
-            let generation = modules()
-                .get(&self.uri.module_path)
-                .map_or(0, |m| m.generation);
-            *state = Some(self.reopen().map_err(|e| (e, generation))?);
+            *state = Some(self.reopen(generation).map_err(|e| (e, generation))?);
         }
         let open = state.as_ref().expect("a session was just opened");
         let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
         match open.session.sign(&mechanism, open.key, msg) {
             Ok(sig) => Ok(sig),
             Err(error) => {
-                let open = state.take().expect("checked above");
-                let generation = open.generation;
-                open.discard(&self.uri.module_path);
+                if let Some(open) = state.take() {
+                    let _ = open.session.close();
+                }
                 Err((
                     Pkcs11Error::Token {
                         context: format!("signing with {}", self.uri.describe()),
@@ -539,17 +575,22 @@ impl Pkcs11Signer {
 
     /// Signs, recovering from a stale session (a new session) and from a
     /// token that went away and came back (the module initialised again).
+    /// Errors that a retry cannot mend (the PIN, the key) end it at once.
     fn sign_with_recovery(&self, msg: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, generation) = match self.attempt(&mut state, msg) {
+        let generation = match self.attempt(&mut state, msg) {
             Ok(sig) => return Ok(sig),
-            Err(failed) => failed,
+            Err((e, _)) if is_final(&e) => return Err(e),
+            Err((_, g)) => g,
         };
-        let (_, generation) = match self.attempt(&mut state, msg) {
+        // A stale session or a lost login: a new session.
+        let generation = match self.attempt(&mut state, msg) {
             Ok(sig) => return Ok(sig),
-            Err((e, g)) => (e, g.max(generation)),
+            Err((e, _)) if is_final(&e) => return Err(e),
+            Err((_, g)) => g.max(generation),
         };
-        reinitialize(&self.uri.module_path, generation)?;
+        // The token went away and came back: initialise the module again.
+        self.module.reinitialize(generation)?;
         self.attempt(&mut state, msg).map_err(|(e, _)| e)
     }
 }
@@ -568,8 +609,12 @@ impl Signer for Pkcs11Signer {
             .sign_with_recovery(msg)
             .map_err(|e| SignError::Backend(Box::new(e)))?;
         if !self.verifier.verify(msg, &sig) {
-            if let Some(open) = self.state.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                open.discard(&self.uri.module_path);
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let gate = self.module.read();
+            if let Some(open) = state.take()
+                && open.generation == *gate
+            {
+                let _ = open.session.close();
             }
             return Err(SignError::Backend(
                 format!(
@@ -589,13 +634,16 @@ impl Signer for Pkcs11Signer {
 
 impl Drop for Pkcs11Signer {
     fn drop(&mut self) {
-        if let Some(open) = self
+        let state = self
             .state
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            open.discard(&self.uri.module_path);
+            .take();
+        if let Some(open) = state {
+            let gate = self.module.read();
+            if open.generation == *gate {
+                let _ = open.session.close();
+            }
         }
     }
 }
@@ -617,10 +665,11 @@ impl fmt::Debug for Pkcs11Signer {
 /// The private key is created sensitive and not extractable: it can sign,
 /// and nothing can read it out. Refuses if a key already matches the URI.
 pub fn generate_ed25519(uri: &str) -> Result<[u8; 32], Pkcs11Error> {
-    let uri = Pkcs11Uri::parse(uri)?;
-    let pin = read_pin(&uri)?;
-    let (ctx, _) = module(&uri.module_path)?;
-    let session = open_session(&ctx, &uri, &pin, true)?;
+    let mut uri = Pkcs11Uri::parse(uri)?;
+    let pin = read_pin(&mut uri)?;
+    let module = module(&uri.module_path)?;
+    let _gate = module.read();
+    let session = open_session(&module.ctx, &uri, &pin, true)?;
     let result = generate_in(&session, &uri);
     let _ = session.close();
     result

@@ -169,16 +169,29 @@ impl Pkcs11Uri {
                 _ => return Err(UriError::Unsupported(name.to_owned())),
             }
         }
-        for attr in query.split('&').filter(|a| !a.is_empty()) {
-            let (name, raw) = attr
-                .split_once('=')
-                .ok_or_else(|| UriError::MalformedAttribute(attr.to_owned()))?;
+        // The query may hold a PIN, and a PIN with an unescaped '&' spills
+        // into what looks like further attributes: errors here never echo
+        // the text.
+        for (n, attr) in query.split('&').filter(|a| !a.is_empty()).enumerate() {
+            let (name, raw) = attr.split_once('=').ok_or_else(|| {
+                UriError::MalformedAttribute(format!("query attribute {}", n + 1))
+            })?;
             match name {
                 "module-path" => set_text(&mut module_path, name, raw)?,
                 "pin-source" => set_text(&mut uri.pin_source, name, raw)?,
-                "pin-value" => set_text(&mut uri.pin_value, name, raw)?,
+                "pin-value" => {
+                    if uri.pin_value.is_some() {
+                        return Err(UriError::Duplicate(name.to_owned()));
+                    }
+                    uri.pin_value = Some(decode_text(name, raw).map_err(|_| {
+                        UriError::BadPercentEncoding("pin-value=<redacted>".into())
+                    })?);
+                }
                 n if n.starts_with("x-") => {}
-                _ => return Err(UriError::Unsupported(name.to_owned())),
+                "module-name" => return Err(UriError::Unsupported(name.to_owned())),
+                _ => {
+                    return Err(UriError::Unsupported(format!("query attribute {}", n + 1)));
+                }
             }
         }
         uri.module_path = module_path
@@ -371,6 +384,18 @@ mod tests {
             (
                 "pkcs11:token=t;object=k?module-path=/x&pin-value=1&pin-source=/p",
                 UriError::TwoPins,
+            ),
+            (
+                "pkcs11:token=t;object=k?module-path=/x&pin-value=12%3",
+                UriError::BadPercentEncoding("pin-value=<redacted>".into()),
+            ),
+            (
+                "pkcs11:token=t;object=k?module-path=/x&pin-value=12&secret34",
+                UriError::MalformedAttribute("query attribute 3".into()),
+            ),
+            (
+                "pkcs11:token=t;object=k?module-path=/x&pin-value=12&se=cret",
+                UriError::Unsupported("query attribute 3".into()),
             ),
             (
                 "pkcs11:token=t;object=k?module-path=",

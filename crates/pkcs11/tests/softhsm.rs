@@ -379,3 +379,74 @@ fn a_token_taken_away_fails_cleanly_and_recovers_when_back() {
         },
     );
 }
+
+#[test]
+fn two_signers_share_the_module_through_a_reinitialisation() {
+    with_softhsm(
+        "two_signers_share_the_module_through_a_reinitialisation",
+        1,
+        |dir, _| {
+            generate_ed25519(&uri(dir, "key-a")).unwrap();
+            generate_ed25519(&uri(dir, "key-b")).unwrap();
+            let a = Pkcs11Signer::open(&uri(dir, "key-a"), NAME).unwrap();
+            let b = Pkcs11Signer::open(&uri(dir, "key-b"), "example.com/audit").unwrap();
+            let text = checkpoint_text(5);
+            let (sa, sb) = (
+                a.sign(text.as_bytes()).unwrap(),
+                b.sign(text.as_bytes()).unwrap(),
+            );
+
+            // The token goes away; a fails and initialises the module again,
+            // which invalidates b's session too.
+            let tokens = dir.join("tokens");
+            let away = dir.join("tokens-away");
+            std::fs::rename(&tokens, &away).unwrap();
+            std::fs::create_dir(&tokens).unwrap();
+            assert!(a.sign(text.as_bytes()).is_err());
+            std::fs::remove_dir(&tokens).unwrap();
+            std::fs::rename(&away, &tokens).unwrap();
+
+            // b forgets its stale session rather than closing a handle that
+            // may now be a's, opens a new one, and both sign as before.
+            assert_eq!(b.sign(text.as_bytes()).unwrap(), sb);
+            assert_eq!(a.sign(text.as_bytes()).unwrap(), sa);
+            assert_eq!(b.sign(text.as_bytes()).unwrap(), sb);
+        },
+    );
+}
+
+#[test]
+fn a_wrong_pin_is_not_retried_and_disturbs_no_one() {
+    with_softhsm(
+        "a_wrong_pin_is_not_retried_and_disturbs_no_one",
+        1,
+        |dir, _| {
+            generate_ed25519(&uri(dir, "log-key")).unwrap();
+            let signer = Pkcs11Signer::open(&uri(dir, "log-key"), NAME).unwrap();
+            let text = checkpoint_text(6);
+            signer.sign(text.as_bytes()).unwrap();
+
+            // Our own session in the same process, logged in: it must stay
+            // valid (a re-initialisation of the module would end it).
+            let ctx = Pkcs11::new(lib().unwrap()).unwrap();
+            let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+            let slot = ctx.get_slots_with_initialized_token().unwrap()[0];
+            let mine = ctx.open_rw_session(slot).unwrap();
+            // The PIN changes under the signer, and every session is logged
+            // out: the signer's next login is refused.
+            // (The signer's login holds for every session of the process.)
+            mine.set_pin(
+                &AuthPin::from(PIN.to_owned()),
+                &AuthPin::from("5555".to_owned()),
+            )
+            .unwrap();
+            mine.logout().unwrap();
+            let err = signer.sign(text.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("logging in"), "{err}");
+            // Our session survived: the module was not initialised again.
+            assert!(mine.get_session_info().is_ok());
+            mine.login(UserType::User, Some(&AuthPin::from("5555".to_owned())))
+                .unwrap();
+        },
+    );
+}

@@ -70,6 +70,10 @@ pub enum WitnessOutcome {
     },
     /// It refused or could not be reached; it is backed off.
     Failed(String),
+    /// It answered 422: this checkpoint is not consistent with one it
+    /// cosigned before. Either this log forked or was rolled back, or the
+    /// witness is wrong; an operator must look. It is backed off.
+    Inconsistent(String),
 }
 
 /// The state kept per witness between checkpoints.
@@ -148,7 +152,16 @@ impl Witnesses {
             )));
         }
         let mut witnesses = Vec::with_capacity(specs.len());
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
         for spec in specs {
+            // One witness listed twice would count twice toward k.
+            if !names.insert(spec.name.clone()) {
+                return Err(SetupError::Policy(format!(
+                    "witness {} is listed twice",
+                    spec.name
+                )));
+            }
             if spec.keys.is_empty() {
                 return Err(SetupError::Policy(format!(
                     "witness {} has no key",
@@ -161,6 +174,14 @@ impl Witnesses {
                     witness: spec.name.clone(),
                     error,
                 })?;
+                if !keys.insert((v.name().to_owned(), v.key_id())) {
+                    return Err(SetupError::Policy(format!(
+                        "witness {}: key {}+{:08x} is also another witness's",
+                        spec.name,
+                        v.name(),
+                        v.key_id()
+                    )));
+                }
                 verifiers
                     .insert_boxed(v)
                     .map_err(|e| SetupError::Policy(format!("witness {}: {e}", spec.name)))?;
@@ -231,8 +252,16 @@ impl Witnesses {
                         .saturating_mul(1u32 << (w.failures - 1).min(12))
                         .min(MAX_BACKOFF);
                     w.retry_at = Some(now + wait);
-                    w.last_error = e.clone();
-                    WitnessOutcome::Failed(e)
+                    match e {
+                        AskError::Failed(e) => {
+                            w.last_error = e.clone();
+                            WitnessOutcome::Failed(e)
+                        }
+                        AskError::Inconsistent(e) => {
+                            w.last_error = e.clone();
+                            WitnessOutcome::Inconsistent(e)
+                        }
+                    }
                 }
             };
             outcomes.push((w.spec.name.clone(), outcome));
@@ -250,6 +279,18 @@ impl Witnesses {
     }
 }
 
+/// Why a witness did not cosign.
+enum AskError {
+    Failed(String),
+    Inconsistent(String),
+}
+
+impl From<String> for AskError {
+    fn from(e: String) -> Self {
+        AskError::Failed(e)
+    }
+}
+
 /// One witness, one checkpoint: at most two requests (the second after a
 /// 409 names the witness's size).
 fn ask(
@@ -258,7 +299,7 @@ fn ask(
     size: u64,
     proofs: &dyn ProofSource,
     transport: &dyn Transport,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, AskError> {
     let mut old = w.acked.min(size);
     for attempt in 0..2 {
         let proof = if old == 0 {
@@ -278,31 +319,40 @@ fn ask(
             .post(&w.spec.url, body.as_bytes())
             .map_err(|e| format!("{}: {e}", w.spec.url))?;
         match resp.status {
-            200 => return verify_cosignatures(w, note, &resp.body),
+            200 => return Ok(verify_cosignatures(w, note, &resp.body)?),
             409 if attempt == 0 => {
                 let theirs = parse_size_body(&resp)
                     .ok_or_else(|| "409 without a text/x.tlog.size body".to_string())?;
                 if theirs > size {
-                    return Err(format!(
+                    return Err(AskError::Inconsistent(format!(
                         "the witness has cosigned size {theirs}, beyond this checkpoint's {size}: \
                          this log is behind what it once published"
-                    ));
+                    )));
                 }
                 w.acked = theirs;
                 old = theirs;
             }
             status => {
                 let text = String::from_utf8_lossy(&resp.body);
-                let reason = text.lines().next().unwrap_or("").chars().take(200);
-                return Err(format!(
-                    "{} answered {status}: {}",
-                    w.spec.url,
-                    reason.collect::<String>()
-                ));
+                let reason: String = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect();
+                let e = format!("{} answered {status}: {reason}", w.spec.url);
+                return Err(if status == 422 {
+                    AskError::Inconsistent(e)
+                } else {
+                    AskError::Failed(e)
+                });
             }
         }
     }
-    Err("409 twice in a row: the witness's size keeps moving".into())
+    Err(AskError::Failed(
+        "409 twice in a row: the witness's size keeps moving".into(),
+    ))
 }
 
 /// Reads a 409 body: the witness's size and a newline, as

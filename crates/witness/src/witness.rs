@@ -223,6 +223,8 @@ pub struct Witness {
     dir: PathBuf,
     logs: HashMap<String, Log>,
     cosigners: Vec<Box<dyn Signer>>,
+    /// The cosigners' own verifiers, to recognise their stored lines.
+    own: Verifiers,
 }
 
 impl fmt::Debug for Witness {
@@ -260,7 +262,13 @@ impl Witness {
                 "a witness needs a cosigner key".into(),
             ));
         }
+        let mut own = Verifiers::new();
         for c in &cosigners {
+            own.insert_boxed(
+                verifier_for(c.verifier_key().as_str())
+                    .map_err(|e| ConfigError::Cosigner(format!("cosigner {}: {e}", c.name())))?,
+            )
+            .map_err(|e| ConfigError::Cosigner(format!("cosigner {}: {e}", c.name())))?;
             let alg = parse_verifier_key(c.verifier_key().as_str())
                 .map(|k| k.alg)
                 .map_err(|e| ConfigError::Cosigner(format!("cosigner {}: {e}", c.name())))?;
@@ -308,6 +316,7 @@ impl Witness {
             dir: config.state_dir,
             logs,
             cosigners,
+            own,
         })
     }
 
@@ -319,16 +328,20 @@ impl Witness {
     /// hashes to `origin_hash` (lowercase hex), with the log's signatures
     /// and the witness's cosignatures: the monitoring API's
     /// `GET <prefix>/<origin hash>/checkpoint`. `None` if it never cosigned
-    /// one (404).
-    pub fn latest(&self, origin_hash_hex: &str) -> Option<String> {
+    /// one (404); an error if the state cannot be read (500).
+    pub fn latest(&self, origin_hash_hex: &str) -> std::io::Result<Option<String>> {
         if origin_hash_hex.len() != 64
             || !origin_hash_hex
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            return None;
+            return Ok(None);
         }
-        fs::read_to_string(self.dir.join(format!("{origin_hash_hex}.checkpoint"))).ok()
+        match fs::read_to_string(self.dir.join(format!("{origin_hash_hex}.checkpoint"))) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Handles an `add-checkpoint` request body. On success returns the
@@ -366,12 +379,13 @@ impl Witness {
             )));
         }
 
+        // One request per log at a time, in this process (the mutex) and
+        // across processes sharing the state directory (the file lock),
+        // from reading the cosigned size to persisting the new one.
         let mut state = log.state.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .bucket
-            .take(Instant::now())
-            .map_err(|retry_after| AddError::RateLimited { retry_after })?;
         let path = self.state_path(&checkpoint.origin);
+        let _flock = lock_file(&path.with_extension("lock"))
+            .map_err(|e| AddError::Internal(format!("locking the log's state: {e}")))?;
         let latest = self.read_latest(&path)?;
         let latest_size = latest.as_ref().map_or(0, |c| c.size);
         if req.old_size != latest_size {
@@ -416,6 +430,21 @@ impl Witness {
             }
         }
 
+        // The checkpoint it cosigned last, sent again: the same answer, from
+        // the state, without signing, writing or charging the rate.
+        let resubmitted = latest
+            .as_ref()
+            .is_some_and(|old| old.size == checkpoint.size);
+        if resubmitted && let Some(lines) = self.stored_cosignatures(&path) {
+            return Ok(lines);
+        }
+        // Only progress is charged, so replaying a log's public checkpoints
+        // cannot use up its rate.
+        state
+            .bucket
+            .take(Instant::now())
+            .map_err(|retry_after| AddError::RateLimited { retry_after })?;
+
         // Cosign, persist, and only then answer.
         let signers: Vec<&dyn Signer> = self.cosigners.iter().map(|c| c.as_ref()).collect();
         let signed = sign(&note.text, &signers)
@@ -431,6 +460,22 @@ impl Witness {
         write_atomically(&path, kept.as_bytes())
             .map_err(|e| AddError::Internal(format!("persisting the checkpoint: {e}")))?;
         Ok(cosignatures.to_owned())
+    }
+
+    /// The witness's own cosignature lines in a log's stored checkpoint, if
+    /// they all still verify.
+    fn stored_cosignatures(&self, path: &Path) -> Option<String> {
+        let stored = fs::read_to_string(path).ok()?;
+        let note = open(stored.as_bytes(), &self.own).ok()?;
+        if note.verified.len() != self.cosigners.len() {
+            return None;
+        }
+        Some(
+            note.verified
+                .iter()
+                .map(|s| format!("— {} {}\n", s.name, s.base64))
+                .collect(),
+        )
     }
 
     /// Reads the stored checkpoint of a log, if any.
@@ -469,6 +514,21 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         fs::create_dir_all(dir)
     }
+}
+
+/// Opens (creating, 0600) and exclusively locks `path`; the lock is released
+/// when the returned file is dropped.
+fn lock_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut opts = fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let f = opts.open(path)?;
+    f.lock()?;
+    Ok(f)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the

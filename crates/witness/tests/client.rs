@@ -278,7 +278,7 @@ fn a_forked_log_is_refused_and_not_witnessed() {
     assert!(!round.witnessed());
     for (_, o) in &round.outcomes {
         assert!(
-            matches!(o, WitnessOutcome::Failed(e) if e.contains("422")),
+            matches!(o, WitnessOutcome::Inconsistent(e) if e.contains("422")),
             "{o:?}"
         );
     }
@@ -318,7 +318,7 @@ fn a_log_behind_its_witness_is_told_so() {
     let round = fresh.cosign(&note, size, &restored, &net, Instant::now());
     assert!(!round.witnessed());
     assert!(
-        matches!(&round.outcomes[0].1, WitnessOutcome::Failed(e) if e.contains("beyond this checkpoint's 10")),
+        matches!(&round.outcomes[0].1, WitnessOutcome::Inconsistent(e) if e.contains("beyond this checkpoint's 10")),
         "{round:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -376,4 +376,16 @@ fn the_policy_is_checked() {
     };
     let e = Witnesses::new(vec![bad], 1).unwrap_err();
     assert!(e.to_string().contains("key"), "{e}");
+
+    // One witness listed twice, by name or by key, would count twice.
+    let key = a_keys();
+    let w = |name: &str, url: &str| WitnessSpec {
+        name: name.into(),
+        url: url.into(),
+        keys: key.clone(),
+    };
+    let e = Witnesses::new(vec![w("a", "u1"), w("a", "u2")], 2).unwrap_err();
+    assert!(e.to_string().contains("listed twice"), "{e}");
+    let e = Witnesses::new(vec![w("a", "u1"), w("b", "u2")], 2).unwrap_err();
+    assert!(e.to_string().contains("also another witness's"), "{e}");
 }

@@ -139,7 +139,7 @@ fn cosigns_a_growing_log_and_persists_what_it_cosigned() {
     assert_eq!(status(w.add_checkpoint(log.request(16).as_bytes())), 200);
 
     // The monitoring view holds the log's signature and the cosignatures.
-    let latest = w.latest(&origin_hash(ORIGIN)).unwrap();
+    let latest = w.latest(&origin_hash(ORIGIN)).unwrap().unwrap();
     let with_log = Verifiers::new()
         .with(log.key.verifier())
         .unwrap()
@@ -150,9 +150,17 @@ fn cosigns_a_growing_log_and_persists_what_it_cosigned() {
     let opened = open(latest.as_bytes(), &with_log).unwrap();
     assert_eq!(opened.verified.len(), 3);
     assert_eq!(Checkpoint::parse(&opened.text).unwrap().size, 16);
-    assert!(w.latest(&origin_hash("example.com/other")).is_none());
-    assert!(w.latest("../../etc/passwd").is_none());
-    assert!(w.latest(&origin_hash(ORIGIN).to_uppercase()).is_none());
+    assert!(
+        w.latest(&origin_hash("example.com/other"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(w.latest("../../etc/passwd").unwrap().is_none());
+    assert!(
+        w.latest(&origin_hash(ORIGIN).to_uppercase())
+            .unwrap()
+            .is_none()
+    );
 
     // A restarted witness remembers the size it cosigned.
     drop(w);
@@ -363,7 +371,7 @@ fn racing_requests_never_roll_the_size_back() {
         .collect();
     all.sort();
     assert!(!all.is_empty());
-    let latest = w.latest(&origin_hash(ORIGIN)).unwrap();
+    let latest = w.latest(&origin_hash(ORIGIN)).unwrap().unwrap();
     let text = &latest[..latest.rfind("\n\n").unwrap() + 1];
     let size = Checkpoint::parse(text).unwrap().size;
     assert_eq!(
@@ -375,16 +383,75 @@ fn racing_requests_never_roll_the_size_back() {
 }
 
 #[test]
-fn requests_beyond_the_rate_get_429() {
+fn progress_beyond_the_rate_gets_429_and_resubmissions_are_free() {
     let state = dir("rate");
     let mut log = Log::new(1);
     log.grow(2, 0);
     let w = witness(&state, &log, 2);
-    assert_eq!(status(w.add_checkpoint(log.request(0).as_bytes())), 200);
+    let first = w.add_checkpoint(log.request(0).as_bytes()).unwrap();
+    // Sending the cosigned checkpoint again, as often as anyone likes (it is
+    // public): the same cosignatures, not signed again, nothing charged.
+    for _ in 0..5 {
+        assert_eq!(w.add_checkpoint(log.request(2).as_bytes()).unwrap(), first);
+    }
+    log.grow(1, 0);
     assert_eq!(status(w.add_checkpoint(log.request(2).as_bytes())), 200);
-    let e = w.add_checkpoint(log.request(2).as_bytes()).unwrap_err();
+    log.grow(1, 0);
+    let e = w.add_checkpoint(log.request(3).as_bytes()).unwrap_err();
     assert_eq!(e.status(), 429);
     assert!(e.to_string().contains("retry in"), "{e}");
+    // A refused request (here a 409) is not charged either, and changes
+    // nothing.
+    assert_eq!(status(w.add_checkpoint(log.request(1).as_bytes())), 409);
+    std::fs::remove_dir_all(&state).unwrap();
+}
+
+#[test]
+fn two_witness_instances_on_one_state_directory_never_roll_back() {
+    // An overlapping restart: two instances share the state directory. The
+    // file lock makes their check-and-write one step each.
+    let state = dir("two-instances");
+    let mut log = Log::new(1);
+    log.grow(40, 0);
+    let a = Arc::new(witness(&state, &log, 100_000));
+    let b = Arc::new(witness(&state, &log, 100_000));
+    assert_eq!(
+        status(a.add_checkpoint(log.request_for(0, 20).as_bytes())),
+        200
+    );
+    let log = Arc::new(log);
+    let handles: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(t, w)| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut old = 20;
+                let mut done = Vec::new();
+                for size in (21 + t as u64..=40).step_by(2) {
+                    match w.add_checkpoint(log.request_for(old, size).as_bytes()) {
+                        Ok(_) => {
+                            done.push(size);
+                            old = size;
+                        }
+                        Err(AddError::Conflict { latest }) if latest <= size => old = latest,
+                        Err(AddError::Conflict { .. }) => {}
+                        Err(e) => panic!("{size}: {e}"),
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let latest = a.latest(&origin_hash(ORIGIN)).unwrap().unwrap();
+    let size = Checkpoint::parse(&latest[..latest.rfind("\n\n").unwrap() + 1])
+        .unwrap()
+        .size;
+    assert_eq!(size, *all.iter().max().unwrap());
     std::fs::remove_dir_all(&state).unwrap();
 }
 

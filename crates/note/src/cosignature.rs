@@ -137,6 +137,18 @@ pub fn generate_cosigner(name: &str) -> Result<(SignerKeyText, VerifierKeyText),
     generate(name, ALG_COSIGNATURE_V1)
 }
 
+/// The timestamp a cosigner signs with: `fixed` if set, else the current
+/// POSIX time.
+pub(crate) fn signing_time(fixed: Option<u64>) -> Result<u64, SignError> {
+    match fixed {
+        Some(t) => Ok(t),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| SignError::Backend(Box::new(e)))?
+            .as_secs()),
+    }
+}
+
 /// Checks that `msg` is a checkpoint note text and returns it as `&str`.
 fn checkpoint_text(msg: &[u8]) -> Result<&str, SignError> {
     let text = core::str::from_utf8(msg)
@@ -253,14 +265,7 @@ impl Signer for CosignatureSigner {
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        let timestamp = match self.fixed_timestamp {
-            Some(t) => t,
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_err(|e| SignError::Backend(Box::new(e)))?
-                .as_secs(),
-        };
-        self.sign_at(msg, timestamp)
+        self.sign_at(msg, signing_time(self.fixed_timestamp)?)
     }
 
     fn verifier_key(&self) -> VerifierKeyText {

@@ -34,7 +34,6 @@
 //! log uses when it signs its own checkpoints.
 
 use core::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ml_dsa::{
     EncodedVerifyingKey, ExpandedSigningKey, MlDsa44, Signature as MlDsaSignature, VerifyingKey,
@@ -42,6 +41,7 @@ use ml_dsa::{
 use zeroize::Zeroizing;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::cosignature::signing_time;
 use crate::key::{
     ALG_MLDSA44_COSIGNATURE, KeyError, SignerKeyText, VerifierKeyText, is_valid_name, key_id,
     parse_seed_signer_key, parse_verifier_key,
@@ -247,14 +247,7 @@ impl Signer for MlDsaCosigner {
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        let timestamp = match self.fixed_timestamp {
-            Some(t) => t,
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_err(|e| SignError::Backend(Box::new(e)))?
-                .as_secs(),
-        };
-        self.sign_at(msg, timestamp)
+        self.sign_at(msg, signing_time(self.fixed_timestamp)?)
     }
 
     fn verifier_key(&self) -> VerifierKeyText {

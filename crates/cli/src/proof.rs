@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use evault_note::{Ed25519Verifier, Verifiers};
+use evault_note::{Verifiers, log_verifier};
 use evault_verify::audit::AuditEvent;
 use evault_verify::{BundleError, Evidence, LoggedRecord, ProofBundle, TlogProof, Verified};
 use serde::de::DeserializeOwned;
@@ -188,18 +188,21 @@ pub fn read_key(key: &str) -> CliResult<String> {
 /// The verifiers for `--key`, and the key's `name+id` for messages.
 pub fn load_verifiers(key: &str, flag: &str) -> CliResult<(Verifiers, String)> {
     let text = read_key(key)?;
-    let verifier = Ed25519Verifier::from_verifier_key(&text).map_err(|e| {
-        CliError::usage(format!("{flag}: not a verifier key ({e})")).hint(
-            "a verifier key looks like <origin>+<8 hex>+<base64>: `evault serve` prints the \
-             log's, and GET /api/v1/log (or /api/v1/audit/log) returns it",
+    // A log's key: Ed25519, or ML-DSA-44 as C2SP tlog-checkpoint recommends.
+    let verifier = log_verifier(&text).map_err(|e| {
+        CliError::usage(format!("{flag}: not a log's verifier key ({e})")).hint(
+            "a verifier key looks like <origin>+<8 hex>+<base64> (Ed25519 or ML-DSA-44): \
+             `evault serve` prints the log's, and GET /api/v1/log (or /api/v1/audit/log) \
+             returns it",
         )
     })?;
     let name = match evault_note::parse_verifier_key(&text) {
         Ok(k) => format!("{}+{:08x}", k.name, k.key_id),
         Err(_) => text.clone(),
     };
-    let verifiers = Verifiers::new()
-        .with(verifier)
+    let mut verifiers = Verifiers::new();
+    verifiers
+        .insert_boxed(verifier)
         .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
     Ok((verifiers, name))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use evault_merkle::MemoryTree;
-use evault_note::{Checkpoint, Ed25519Signer, sign};
+use evault_note::{Checkpoint, CosignatureSigner, Ed25519Signer, MlDsaCosigner, Signer, sign};
 use evault_verify::evb::{self, BundleContents, BundleEntry, NewerCheckpoint, Selection};
 use evault_verify::{ConsistencyProof, Evidence};
 use serde_json::Value;
@@ -66,13 +66,21 @@ fn record(i: u64) -> Evidence {
 /// `cp25` and `cp30` (newer checkpoints).
 fn setup(dir: &Path) {
     let signer = Ed25519Signer::from_seed(ORIGIN, &[5; 32]).unwrap();
+    setup_signed_by(dir, &signer, &[]);
+}
+
+/// As [`setup`], with checkpoints signed by `signer` and `also` (written
+/// to `also-<n>.key`).
+fn setup_signed_by(dir: &Path, signer: &dyn Signer, also: &[&dyn Signer]) {
     let mut tree = MemoryTree::new();
     for i in 0..30 {
         tree.push(record(i).leaf_hash().unwrap());
     }
+    let mut signers: Vec<&dyn Signer> = vec![signer];
+    signers.extend_from_slice(also);
     let note = |size: u64| {
         let cp = Checkpoint::new(ORIGIN, size, tree.root_at(size).unwrap());
-        sign(&cp.to_text(), &[&signer]).unwrap()
+        sign(&cp.to_text(), &signers).unwrap()
     };
     let proof = |i| tree.inclusion_proof(i, 20).unwrap();
     let consistency = ConsistencyProof {
@@ -116,6 +124,44 @@ fn setup(dir: &Path) {
     std::fs::write(dir.join("other.key"), other.verifier_key().as_str()).unwrap();
     std::fs::write(dir.join("cp25"), note(25)).unwrap();
     std::fs::write(dir.join("cp30"), note(30)).unwrap();
+    for (n, s) in also.iter().enumerate() {
+        std::fs::write(dir.join(format!("also-{n}.key")), s.verifier_key().as_str()).unwrap();
+    }
+}
+
+#[test]
+fn a_bundle_signed_with_ml_dsa_44_verifies_with_either_key() {
+    // Checkpoints signed with Ed25519 and ML-DSA-44 (C2SP tlog-checkpoint's
+    // recommendation): either key alone verifies the bundle, the other
+    // signature line being skipped as an unknown key's.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ed = Ed25519Signer::from_seed(ORIGIN, &[5; 32]).unwrap();
+    let pq = MlDsaCosigner::from_seed(ORIGIN, &[5; 32])
+        .unwrap()
+        .with_fixed_timestamp(0);
+    setup_signed_by(d, &ed, &[&pq]);
+    for key in ["key", "also-0.key"] {
+        let out = evault(d, &["verify", "good.evb", "--key", key]);
+        assert_eq!(out.code, 0, "{key}: {out:?}");
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+            5
+        );
+        let out = evault(d, &["verify", "tampered.evb", "--key", key]);
+        assert_eq!(out.code, 1, "{key}: {out:?}");
+    }
+    // Another ML-DSA-44 key of the same name does not verify it.
+    let stranger = MlDsaCosigner::from_seed(ORIGIN, &[6; 32]).unwrap();
+    std::fs::write(d.join("stranger.key"), stranger.verifier_key().as_str()).unwrap();
+    let out = evault(d, &["verify", "good.evb", "--key", "stranger.key"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    // A witness's cosignature key is not a log's key: a usage error.
+    let witness = CosignatureSigner::from_seed("w.example/w", &[7; 32]).unwrap();
+    std::fs::write(d.join("witness.key"), witness.verifier_key().as_str()).unwrap();
+    let out = evault(d, &["verify", "good.evb", "--key", "witness.key"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not a log's verifier key"), "{out:?}");
 }
 
 #[test]

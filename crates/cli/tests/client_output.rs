@@ -442,7 +442,7 @@ fn prove_and_verify_both_formats(s: &Suite) {
     evault_with(&["verify", "--proof", &f, "--key", &key], None)
         .fails(2, &["neither a JSON proof bundle nor a C2SP tlog-proof"]);
     evault_with(&["verify", "--proof", &bundle, "--key", "nonsense"], None)
-        .fails(2, &["--key: not a verifier key"]);
+        .fails(2, &["--key: not a log's verifier key"]);
 
     // An audit event's proof, verified with the audit key.
     let event = s.audit_events_about(&id, 1)[0]["id"]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_merkle::{CompactRange, Hash, hash_from_slice};
-use evault_note::{Checkpoint, Ed25519Verifier, Verifiers, open, parse_verifier_key};
+use evault_note::{Checkpoint, Verifiers, log_verifier, open, parse_verifier_key};
 use serde::{Deserialize, Serialize};
 
 /// Version of the state file layout.
@@ -113,10 +113,12 @@ pub struct TrustedTree {
     pub checkpoint: String,
 }
 
-/// The verifier set of a single pinned key.
+/// The verifier set of a single pinned log key: Ed25519 or ML-DSA-44.
 pub fn verifiers_for(key: &str) -> Result<Verifiers, String> {
-    let v = Ed25519Verifier::from_verifier_key(key).map_err(|e| format!("key {key:?}: {e}"))?;
-    Verifiers::new().with(v).map_err(|e| e.to_string())
+    let v = log_verifier(key).map_err(|e| format!("key {key:?}: {e}"))?;
+    let mut set = Verifiers::new();
+    set.insert_boxed(v).map_err(|e| e.to_string())?;
+    Ok(set)
 }
 
 /// The name inside a verifier key (the default origin).

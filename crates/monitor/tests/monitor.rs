@@ -579,6 +579,59 @@ fn a_checkpoint_not_signed_by_the_pinned_key_or_for_another_origin_fails() {
 }
 
 #[test]
+fn follows_a_log_that_signs_with_ml_dsa_44_and_refuses_its_forgeries() {
+    // C2SP tlog-checkpoint recommends ML-DSA-44 for a log's own signature;
+    // the monitor pins such a key like an Ed25519 one.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = TestLog::new_mldsa(&tmp.path().join("log"), ORIGIN);
+    let good = log.append(&opaque_entries(4, 0, 20));
+    assert!(log.vkey.contains("+B"), "type 0x06: {}", log.vkey);
+    let server = StaticServer::start(&log.dir);
+    let state = tmp.path().join("monitor.json");
+    let req = [request("pq", &server.url, &log.vkey)];
+    let r = run(&state, &req, true);
+    assert_eq!(r.outcome, Exit::Ok, "{r}");
+    assert_eq!(trusted_size(&state, "pq"), Some(20));
+    log.append(&opaque_entries(4, 20, 10));
+    assert_eq!(run(&state, &req, true).outcome, Exit::Ok);
+    assert_eq!(trusted_size(&state, "pq"), Some(30));
+    let good = std::fs::read_to_string(log.dir.join("checkpoint")).unwrap_or(good);
+    let before = std::fs::read(&state).unwrap();
+
+    // Another ML-DSA-44 key of the same name, and an Ed25519 one: both
+    // refused by the pinned key.
+    for impostor in [
+        TestLog::new_mldsa(&tmp.path().join("i1"), ORIGIN),
+        TestLog::new(&tmp.path().join("i2"), ORIGIN),
+    ] {
+        let forged = impostor.sign(30, log.root());
+        log.write("checkpoint", forged.as_bytes());
+        let r = run(&state, &req, false);
+        let msg = assert_failed(
+            &r,
+            FailureKind::BadCheckpoint,
+            &state,
+            &before,
+            &good,
+            forged.as_bytes(),
+        );
+        assert!(msg.contains("pinned key"), "{msg}");
+        std::fs::remove_dir_all(tmp.path().join("monitor.json.evidence")).ok();
+    }
+
+    // A witness key (cosignature/v1) cannot be pinned as a log's key.
+    let witness = evault_note::CosignatureSigner::from_seed("w.example/w", &[3; 32]).unwrap();
+    let bad = [request("w", &server.url, witness.verifier_key().as_str())];
+    let err = Monitor::open(&tmp.path().join("other.json"), &bad, Options::default())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("unsupported key algorithm 0x04"),
+        "{err}"
+    );
+}
+
+#[test]
 fn pinned_identity_usage_errors_unreachable_servers_and_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);

@@ -82,7 +82,9 @@ pub use mldsa::{
 };
 pub use note::{MAX_SIGNATURES, Note, OpenError, Signature, open, sign, sign_note};
 pub use signer::{Ed25519Signer, SignError, Signer};
-pub use verifier::{Ed25519Verifier, Verifier, Verifiers, VerifiersError, verifier_for};
+pub use verifier::{
+    Ed25519Verifier, Verifier, Verifiers, VerifiersError, log_verifier, verifier_for,
+};
 
 /// Compiles and runs the example in `README.md` as a doctest.
 #[cfg(doctest)]

@@ -173,6 +173,21 @@ pub fn verifier_for(vkey: &str) -> Result<Box<dyn Verifier>, KeyError> {
     }
 }
 
+/// Returns the verifier for a **log's** key: Ed25519 (`0x01`) or ML-DSA-44
+/// (`0x06`, which C2SP tlog-checkpoint recommends for a log's own
+/// signature). A witness's Ed25519 `cosignature/v1` key (`0x04`) is refused:
+/// it states that a witness saw a checkpoint, not that the log signed it.
+pub fn log_verifier(vkey: &str) -> Result<Box<dyn Verifier>, KeyError> {
+    let parsed = crate::key::parse_verifier_key(vkey)?;
+    match parsed.alg {
+        ALG_ED25519 | crate::key::ALG_MLDSA44_COSIGNATURE => verifier_for(vkey),
+        found => Err(KeyError::UnsupportedAlgorithm {
+            found,
+            expected: ALG_ED25519,
+        }),
+    }
+}
+
 /// A collection of known verifier keys, looked up by (name, key ID).
 ///
 /// Signatures whose (name, key ID) pair is not in the collection are
@@ -388,6 +403,25 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + ?Sized>() {}
         assert_send_sync::<dyn Verifier>();
         assert_send_sync::<Verifiers>();
+    }
+
+    #[test]
+    fn log_verifier_takes_ed25519_and_mldsa44_only() {
+        let ed = crate::Ed25519Signer::from_seed("example.com/log", &[1; 32]).unwrap();
+        let pq = crate::MlDsaCosigner::from_seed("example.com/log", &[1; 32]).unwrap();
+        let witness = crate::CosignatureSigner::from_seed("w.example/w", &[1; 32]).unwrap();
+        for s in [&ed as &dyn crate::Signer, &pq] {
+            let v = log_verifier(s.verifier_key().as_str()).unwrap();
+            assert_eq!((v.name(), v.key_id()), (s.name(), s.key_id()));
+        }
+        assert!(matches!(
+            log_verifier(witness.verifier_key().as_str()),
+            Err(KeyError::UnsupportedAlgorithm {
+                found: 0x04,
+                expected: 0x01
+            })
+        ));
+        assert!(log_verifier("not a key").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use evault_note::{Ed25519Verifier, Verifiers};
+use evault_note::{Verifiers, log_verifier};
 use evault_store::{
     ImportConflict, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord, MirrorStore,
 };
@@ -75,13 +75,14 @@ fn check_reader(reader: &Reader, what: &str) -> Result<()> {
     })
 }
 
-/// The verifiers of a log key given as a C2SP verifier key.
+/// The verifiers of a log key given as a C2SP verifier key (Ed25519 or
+/// ML-DSA-44).
 pub fn verifiers_of(key: &str) -> Result<Verifiers> {
-    let v = Ed25519Verifier::from_verifier_key(key.trim())
+    let v = log_verifier(key.trim()).map_err(|e| invalid(format!("the bundle's log key: {e}")))?;
+    let mut set = Verifiers::new();
+    set.insert_boxed(v)
         .map_err(|e| invalid(format!("the bundle's log key: {e}")))?;
-    Verifiers::new()
-        .with(v)
-        .map_err(|e| invalid(format!("the bundle's log key: {e}")))
+    Ok(set)
 }
 
 impl Vault {

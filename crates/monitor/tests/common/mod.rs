@@ -12,13 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use evault_merkle::tiles::{TILE_WIDTH, TileBuilder, encode_entry_bundle, entries_path};
 use evault_merkle::{Hash, leaf_hash};
-use evault_note::{Checkpoint, Ed25519Signer, generate_ed25519, sign};
+use evault_note::{
+    Checkpoint, Ed25519Signer, MlDsaCosigner, Signer, generate_ed25519, generate_mldsa44, sign,
+};
 
 /// A log in tlog-tiles layout under `dir`, grown by [`TestLog::append`].
 pub struct TestLog {
     pub dir: PathBuf,
     pub origin: String,
-    pub signer: Ed25519Signer,
+    pub signer: Box<dyn Signer>,
     /// The signer key text, to sign a fork with the same key.
     pub skey: String,
     pub vkey: String,
@@ -33,9 +35,24 @@ impl TestLog {
         TestLog::with_key(dir, origin, skey.expose_secret())
     }
 
-    /// An empty log signed by the signer key `skey` (a fork shares it).
+    /// An empty log with a fresh ML-DSA-44 key (C2SP tlog-checkpoint's
+    /// recommendation for a log's own signature; timestamp 0).
+    pub fn new_mldsa(dir: &Path, origin: &str) -> TestLog {
+        let (skey, _) = generate_mldsa44(origin).expect("key");
+        TestLog::with_key(dir, origin, skey.expose_secret())
+    }
+
+    /// An empty log signed by the signer key `skey`, Ed25519 or ML-DSA-44
+    /// (a fork shares it).
     pub fn with_key(dir: &Path, origin: &str, skey: &str) -> TestLog {
-        let signer = Ed25519Signer::from_signer_key(skey).expect("signer");
+        let signer: Box<dyn Signer> = match Ed25519Signer::from_signer_key(skey) {
+            Ok(s) => Box::new(s),
+            Err(_) => Box::new(
+                MlDsaCosigner::from_signer_key(skey)
+                    .expect("signer")
+                    .with_fixed_timestamp(0),
+            ),
+        };
         std::fs::create_dir_all(dir).expect("log dir");
         let vkey = signer.verifier_key().as_str().to_string();
         TestLog {
@@ -83,7 +100,7 @@ impl TestLog {
     /// A checkpoint note for any size and root, signed by the log's key.
     pub fn sign(&self, size: u64, root: Hash) -> String {
         let text = Checkpoint::new(self.origin.clone(), size, root).to_text();
-        sign(&text, &[&self.signer]).expect("sign")
+        sign(&text, &[self.signer.as_ref()]).expect("sign")
     }
 
     /// Writes `data` at `path` under the log directory.

@@ -318,13 +318,24 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Generate an Ed25519 signing key in the C2SP signed-note format.
+    /// Generate a signing key in the C2SP signed-note format, in a file or
+    /// inside a PKCS#11 token; the verifier key is printed.
     Generate {
         /// Key name (for a log key: its checkpoint origin).
         name: String,
-        /// Write the private key here (mode 0600); the verifier key is printed.
+        /// Write the private key here (mode 0600).
+        #[arg(long, required_unless_present = "pkcs11", conflicts_with = "pkcs11")]
+        out: Option<PathBuf>,
+        /// Key type: ed25519 (a log's key, type 0x01), ml-dsa-44 (a log's
+        /// or witness's post-quantum key, 0x06) or ed25519-cosignature (a
+        /// witness's Ed25519 key, 0x04).
+        #[arg(long = "type", value_enum, default_value = "ed25519")]
+        key_type: keys::KeyType,
+        /// Generate an Ed25519 key inside the PKCS#11 token this RFC 7512
+        /// URI names (`pkcs11:token=…;object=…?module-path=…&pin-source=…`);
+        /// the private key is created sensitive and never leaves the token.
         #[arg(long)]
-        out: PathBuf,
+        pkcs11: Option<String>,
     },
 }
 
@@ -471,8 +482,18 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             json,
         ),
         Command::Keys {
-            command: KeysCommand::Generate { name, out },
-        } => keys::generate(&name, &out, json),
+            command:
+                KeysCommand::Generate {
+                    name,
+                    out,
+                    key_type,
+                    pkcs11,
+                },
+        } => match (out, pkcs11) {
+            (_, Some(uri)) => keys::generate_in_token(&name, &uri, key_type, json),
+            (Some(out), None) => keys::generate(&name, &out, key_type, json),
+            (None, None) => Err(error::CliError::usage("give --out FILE or --pkcs11 URI")),
+        },
         Command::Checkpoint {
             size,
             log,

@@ -14,10 +14,12 @@ use std::fmt;
 
 use evault_merkle::tiles::TileId;
 
+mod cosignatures;
 mod mirrors;
 mod sqlite;
 mod tasks;
 
+pub use cosignatures::{Cosignature, CosignatureStore};
 pub use mirrors::{
     ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
     MirrorStore,
@@ -588,6 +590,12 @@ pub trait Store: Send + Sync {
     /// bundles), if it keeps them. A wrapper store should pass its inner
     /// store's through.
     fn mirrors(&self) -> Option<&dyn MirrorStore> {
+        None
+    }
+    /// The store's witness cosignatures of the vault's checkpoints, if it
+    /// keeps them (the vault asks witnesses only then). A wrapper store
+    /// should pass its inner store's through.
+    fn cosignatures(&self) -> Option<&dyn CosignatureStore> {
         None
     }
 }

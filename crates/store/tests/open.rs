@@ -301,8 +301,16 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
+    // And the cosignature table, empty.
+    let cosignatures = store.cosignatures().expect("SQLite keeps cosignatures");
+    assert!(
+        cosignatures
+            .cosignatures_at(LogId::Evidence, 1)
+            .unwrap()
+            .is_empty()
+    );
     // The task table came with the migrations, empty.
     let tasks = store.tasks().expect("SQLite keeps tasks");
     assert_eq!(tasks.unfinished_tasks().unwrap(), Vec::new());

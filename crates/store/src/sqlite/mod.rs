@@ -23,14 +23,15 @@ use evault_merkle::tiles::TileId;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::{
-    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, ImportConflict,
-    ImportCounts, IndexLookup, LabelEntry, ListQuery, LogId, MirrorCheckpoint, MirrorImport,
-    MirrorLog, MirrorRecord, MirrorStore, Page, Result, Scanned, Store, StoredCheckpoint,
-    StoredTileKey, TaskQuery, TaskRow, TaskStore,
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, Cosignature,
+    CosignatureStore, EvidenceRow, ImportConflict, ImportCounts, IndexLookup, LabelEntry,
+    ListQuery, LogId, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord, MirrorStore, Page,
+    Result, Scanned, Store, StoredCheckpoint, StoredTileKey, TaskQuery, TaskRow, TaskStore,
 };
 
 mod analytics;
 mod audit;
+mod cosignatures;
 mod error;
 mod files;
 mod labels;
@@ -390,6 +391,24 @@ impl Store for SqliteStore {
 
     fn mirrors(&self) -> Option<&dyn MirrorStore> {
         Some(self)
+    }
+
+    fn cosignatures(&self) -> Option<&dyn CosignatureStore> {
+        Some(self)
+    }
+}
+
+impl CosignatureStore for SqliteStore {
+    fn put_cosignatures(&self, log: LogId, size: u64, cosignatures: &[Cosignature]) -> Result<()> {
+        cosignatures::put(&self.writer(), log, size, cosignatures)
+    }
+
+    fn cosignatures_at(&self, log: LogId, size: u64) -> Result<Vec<Cosignature>> {
+        cosignatures::at(&self.readers.get(), log, size)
+    }
+
+    fn witnessed_size(&self, log: LogId, threshold: usize) -> Result<Option<u64>> {
+        cosignatures::witnessed_size(&self.readers.get(), log, threshold)
     }
 }
 

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_analytics.sql"),
     include_str!("migrations/0004_tasks.sql"),
     include_str!("migrations/0005_mirrors.sql"),
+    include_str!("migrations/0006_cosignatures.sql"),
 ];
 
 /// The schema version this binary understands.

@@ -23,6 +23,14 @@ pub struct FileConfig {
     /// The URL clients reach the server at (`--public-url`).
     pub public_url: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// The evidence log's signer, a `file:` or `pkcs11:` URI (`--signer`).
+    pub signer: Option<String>,
+    /// The audit log's signer, as `signer` (`--audit-signer`).
+    pub audit_signer: Option<String>,
+    /// The evidence log's ML-DSA-44 key, a `file:` URI (`--pq-signer`).
+    pub pq_signer: Option<String>,
+    /// The audit log's ML-DSA-44 key (`--audit-pq-signer`).
+    pub audit_pq_signer: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub server: Option<String>,
@@ -49,6 +57,15 @@ pub struct FileConfig {
     /// OIDC issuers whose tokens are accepted.
     #[serde(default)]
     pub oidc: Vec<OidcConfig>,
+    /// Witnesses asked to cosign each evidence checkpoint (C2SP
+    /// tlog-witness).
+    #[serde(default)]
+    pub witness: Vec<crate::witnessing::WitnessConfig>,
+    /// How many distinct witnesses must cosign a checkpoint (default: all).
+    pub witness_threshold: Option<usize>,
+    /// How often a checkpoint not yet witnessed is offered again (default
+    /// 10s).
+    pub witness_retry: Option<String>,
 }
 
 /// One `[[oidc]]` table.

@@ -24,7 +24,9 @@ mod output;
 mod proof;
 mod sa;
 mod serve;
+mod signers;
 mod task;
+mod witnessing;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

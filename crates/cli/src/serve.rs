@@ -44,6 +44,27 @@ pub struct ServeArgs {
     /// [default: <data dir>/log.key].
     #[arg(long, env = "EVAULT_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Where the evidence log's signing key is, as a URI: file:PATH (a key
+    /// file, as --key-file) or an RFC 7512 pkcs11: URI, e.g.
+    /// pkcs11:token=evault;object=log-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/evault/pin
+    /// (the PIN from pin-source, pin-value or EVAULT_PKCS11_PIN). Not with
+    /// --key-file [default: file:<data dir>/log.key].
+    #[arg(long, env = "EVAULT_SIGNER")]
+    signer: Option<String>,
+    /// Where the audit log's signing key is, as --signer [default:
+    /// file:<data dir>/audit.key].
+    #[arg(long, env = "EVAULT_AUDIT_SIGNER")]
+    audit_signer: Option<String>,
+    /// An ML-DSA-44 key (post-quantum, C2SP signature type 0x06) that signs
+    /// every evidence checkpoint beside the Ed25519 key, as a file: URI.
+    /// Generated if missing while the log is empty; for a log with history
+    /// make it with `evault keys generate ORIGIN --type ml-dsa-44 --out F`
+    /// [default: none].
+    #[arg(long, env = "EVAULT_PQ_SIGNER")]
+    pq_signer: Option<String>,
+    /// The audit log's ML-DSA-44 key, as --pq-signer [default: none].
+    #[arg(long, env = "EVAULT_AUDIT_PQ_SIGNER")]
+    audit_pq_signer: Option<String>,
     /// TLS certificate chain (PEM); with --tls-key enables HTTPS (and TLS
     /// on gRPC) [default: none, plain HTTP].
     #[arg(long, env = "EVAULT_TLS_CERT", requires = "tls_key")]
@@ -280,7 +301,38 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     let mut config = evault_vault::VaultConfig::new(&data_dir);
     config.origin = o.origin.or(file.origin.clone());
     config.public_url = o.public_url.or(file.public_url.clone());
-    config.key_file = o.key_file.or(file.key_file.clone());
+    let key_file = o.key_file.or(file.key_file.clone());
+    match (o.signer.or(file.signer.clone()), key_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the evidence log's key as --signer or as --key-file, not both".into(),
+            );
+        }
+        (Some(uri), None) => {
+            (config.key_file, config.signer) =
+                crate::signers::SignerUri::parse("signer", &uri)?.into_config();
+        }
+        (None, key_file) => config.key_file = key_file,
+    }
+    config.pq_key_file = o
+        .pq_signer
+        .or(file.pq_signer.clone())
+        .map(|uri| crate::signers::pq_key_file("pq signer", &uri))
+        .transpose()?;
+    config.audit.pq_key_file = o
+        .audit_pq_signer
+        .or(file.audit_pq_signer.clone())
+        .map(|uri| crate::signers::pq_key_file("audit pq signer", &uri))
+        .transpose()?;
+    config.witnesses = crate::witnessing::setup(
+        &file.witness,
+        file.witness_threshold,
+        file.witness_retry.as_deref(),
+    )?;
+    if let Some(uri) = o.audit_signer.or(file.audit_signer.clone()) {
+        (config.audit.key_file, config.audit.signer) =
+            crate::signers::SignerUri::parse("audit signer", &uri)?.into_config();
+    }
     if let Some(i) = o.checkpoint_interval.or(file.checkpoint_interval.clone()) {
         config.checkpoint_interval = parse_duration("checkpoint interval", &i)?;
     }

@@ -87,6 +87,9 @@ pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
     d.deserialize_map(V)
 }
 
+/// How long a `wait=checkpoint` submission waits for its checkpoint.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reply to a submission.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PutResponse {
@@ -97,6 +100,14 @@ pub struct PutResponse {
     /// True when an identical record (same payload, content type and
     /// labels) was already in the log; `record` is that record.
     pub duplicate: bool,
+    /// With `wait=checkpoint`: the size of the signed checkpoint that
+    /// covers the record (its inclusion proof is ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_size: Option<u64>,
+    /// With `wait=checkpoint`: true when no checkpoint covered the record
+    /// in time (the record is logged all the same; its proof follows).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub checkpoint_pending: bool,
 }
 
 /// One page of records.
@@ -124,12 +135,18 @@ pub struct EvidencePage {
 ///
 /// `Content-Encoding` other than `identity` is refused (415). A retry with
 /// the same `Idempotency-Key` (same principal) gets the first reply again.
+///
+/// With `wait=checkpoint` the reply waits (up to 10 s) for a signed
+/// checkpoint that covers the record and names its size. While the log's
+/// signer is unavailable (e.g. its PKCS#11 token was removed) such a write
+/// is refused with 503 and `Retry-After` before anything is written.
 #[utoipa::path(
     post,
     path = "/api/v1/evidence",
     tag = "evidence",
     params(
         ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
+        ("wait" = Option<String>, Query, description = "`checkpoint`: reply once a signed checkpoint covers the record (up to 10 s; 503 at once, writing nothing, while the signer is unavailable)", pattern = "^checkpoint$"),
         ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key returns the first reply", pattern = r"^[!-~]{1,128}$"),
     ),
@@ -149,7 +166,8 @@ pub struct EvidencePage {
         (status = 413, description = "Payload larger than the vault's upload limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "A `Content-Encoding` other than identity", body = ProblemBody, content_type = "application/problem+json"),
         (status = 501, description = "A `Transfer-Encoding` other than `chunked`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The vault is shutting down", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The vault is shutting down, or (with `wait=checkpoint`) the log's signer is unavailable; nothing was written", body = ProblemBody, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn put_evidence(
@@ -186,6 +204,8 @@ struct Submission {
     labels: BTreeMap<String, String>,
     idempotency_key: Option<String>,
     declared_len: Option<u64>,
+    /// `wait=checkpoint`: reply once a checkpoint covers the record.
+    wait_checkpoint: bool,
 }
 
 impl Submission {
@@ -217,7 +237,21 @@ impl Submission {
 
         let mut q = QueryParams::parse(query.unwrap_or(""))?;
         let query_labels = q.take_all("label");
+        let wait_checkpoint = match q.take_one("wait")?.as_deref() {
+            None => false,
+            Some("checkpoint") => true,
+            Some(other) => {
+                return Err(Problem::bad_request(format!(
+                    "wait={other:?} is not known; the only value is \"checkpoint\""
+                )));
+            }
+        };
         q.finish()?;
+        // Refused before a byte is read, so nothing is written: the
+        // client asked for a checkpoint the vault cannot sign now.
+        if wait_checkpoint && let Some(e) = st.vault.evidence_log().signer_unavailable() {
+            return Err(e.into());
+        }
         let mut labels = BTreeMap::new();
         for l in &query_labels {
             add_label(&mut labels, l, "query parameter label")?;
@@ -261,6 +295,7 @@ impl Submission {
             labels,
             idempotency_key,
             declared_len,
+            wait_checkpoint,
         })
     }
 
@@ -292,11 +327,27 @@ impl Submission {
             StatusCode::CREATED
         };
         let location = format!("/api/v1/evidence/{}", outcome.record.id);
+        // The record is committed and audited as such: a signer that fails
+        // now makes the checkpoint pending, never the write a failure.
+        let (checkpoint_size, checkpoint_pending) = if self.wait_checkpoint {
+            let log = st.vault.evidence_log();
+            match log
+                .wait_for_checkpoint(outcome.record.leaf_index + 1, CHECKPOINT_WAIT)
+                .await
+            {
+                Ok(size) => (Some(size), false),
+                Err(_) => (None, true),
+            }
+        } else {
+            (None, false)
+        };
         let mut resp = (
             status,
             Json(PutResponse {
                 record: outcome.record,
                 duplicate: outcome.duplicate,
+                checkpoint_size,
+                checkpoint_pending,
             }),
         )
             .into_response();

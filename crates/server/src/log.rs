@@ -30,10 +30,65 @@ pub struct LogInfo {
     pub origin: String,
     /// The log's Ed25519 verifier key in note format (`name+hash+base64`).
     pub verifier_key: String,
+    /// Every key that signs the log's new checkpoints, in the order of
+    /// their signature lines: `verifier_key` first, then an ML-DSA-44 key
+    /// (C2SP signature type 0x06) when the log has one.
+    pub verifier_keys: Vec<String>,
+    /// The log's witnesses (C2SP tlog-witness), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<Witnessing>,
     /// Records durably committed.
     pub tree_size: u64,
     /// Size of the latest signed checkpoint.
     pub checkpoint_size: u64,
+}
+
+/// Who cosigns the log's checkpoints, and how far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Witnessing {
+    /// How many distinct witnesses must cosign a checkpoint (k of n).
+    pub threshold: usize,
+    /// How many are configured (n).
+    pub total: usize,
+    /// The largest checkpoint size `threshold` witnesses cosigned; null
+    /// before the first. A checkpoint beyond it is not witnessed yet.
+    pub witnessed_size: Option<u64>,
+    /// Each witness, in configuration order.
+    pub items: Vec<WitnessItem>,
+}
+
+/// One witness, as the vault last heard from it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WitnessItem {
+    /// Its name (its key's name).
+    pub name: String,
+    /// The checkpoint size it last cosigned (0: none yet since start).
+    pub acknowledged_size: u64,
+    /// Its last failure, until it cosigns again.
+    pub last_error: Option<String>,
+    /// It said a checkpoint is inconsistent with one it cosigned (a fork or
+    /// a rollback, or a faulty witness): an operator must look.
+    pub inconsistent: bool,
+}
+
+impl From<evault_vault::WitnessStatus> for Witnessing {
+    fn from(s: evault_vault::WitnessStatus) -> Self {
+        Witnessing {
+            threshold: s.threshold,
+            total: s.total,
+            witnessed_size: s.witnessed_size,
+            items: s
+                .witnesses
+                .into_iter()
+                .map(|w| WitnessItem {
+                    name: w.name,
+                    acknowledged_size: w.acknowledged_size,
+                    last_error: w.last_error,
+                    inconsistent: w.inconsistent,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A consistency proof between two checkpointed tree sizes.
@@ -92,6 +147,8 @@ impl From<evault_vault::LogInfo> for LogInfo {
         LogInfo {
             origin: i.origin,
             verifier_key: i.verifier_key,
+            verifier_keys: i.verifier_keys,
+            witnesses: i.witnesses.map(Witnessing::from),
             tree_size: i.tree_size,
             checkpoint_size: i.checkpoint_size,
         }

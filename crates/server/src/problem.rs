@@ -200,6 +200,15 @@ impl From<VaultError> for Problem {
                     denied: None,
                 }
             }
+            // Says which log, never which token or why: that is for the
+            // operator's log, where the checkpointer wrote it.
+            VaultError::SignerUnavailable(why) => Problem {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                detail: why,
+                failure: Some("signer_unavailable"),
+                retry_after: Some(5),
+                denied: None,
+            },
             // The vault has logged and counted it; a 500 (the server's
             // storage is at fault, not the request) that names what, not
             // where.

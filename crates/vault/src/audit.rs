@@ -26,6 +26,9 @@ pub struct AuditConfig {
     pub key_file: Option<PathBuf>,
     /// The audit log's signer, when its key does not live in a file.
     pub signer: Option<crate::LogSigner>,
+    /// The audit log's ML-DSA-44 key file, as
+    /// [`VaultConfig::pq_key_file`](crate::VaultConfig::pq_key_file).
+    pub pq_key_file: Option<PathBuf>,
     /// Also append every committed event to daily JSON-lines files. Default
     /// on.
     pub mirror: bool,
@@ -40,6 +43,7 @@ impl Default for AuditConfig {
             origin: None,
             key_file: None,
             signer: None,
+            pq_key_file: None,
             mirror: true,
             mirror_dir: None,
         }

@@ -10,7 +10,7 @@ use evault_note::{Checkpoint, Signer, sign};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use tokio::sync::watch;
 
-use crate::error::Result;
+use crate::error::{Result, VaultError};
 use crate::head::{Alarm, HeadGuard, SignedHead};
 use crate::health::{Board, Component};
 use crate::sequencer::TreeHead;
@@ -38,16 +38,19 @@ pub(crate) enum Signed {
 pub(crate) fn make_checkpoint(
     store: &dyn Store,
     log: LogId,
-    signer: &dyn Signer,
+    signers: &[&dyn Signer],
     origin: &str,
     head: TreeHead,
     guard: &HeadGuard,
 ) -> Result<Signed> {
+    // Checked once, before any key signs: no key (ML-DSA-44 included)
+    // ever signs a second root for a size.
     if let Err(why) = guard.check(store, head)? {
         return Ok(Signed::Fork(why));
     }
     let body = Checkpoint::new(origin, head.size, head.root).to_text();
-    let note = sign(&body, &[signer])?;
+    // All signatures in one call: a note is stored whole or not at all.
+    let note = sign(&body, signers)?;
     guard.save(&SignedHead {
         size: head.size,
         root: head.root,
@@ -65,7 +68,8 @@ pub(crate) fn make_checkpoint(
 pub(crate) struct Checkpointer {
     pub store: Arc<dyn Store>,
     pub log: LogId,
-    pub signer: Arc<dyn Signer>,
+    /// The log's keys, Ed25519 first.
+    pub signers: Vec<Arc<dyn Signer>>,
     pub origin: String,
     pub interval: Duration,
     pub published: watch::Sender<u64>,
@@ -133,13 +137,14 @@ impl Checkpointer {
                 continue;
             }
             let store = self.store.clone();
-            let signer = self.signer.clone();
+            let signers = self.signers.clone();
             let origin = self.origin.clone();
             let log = self.log;
             let guard = self.guard.clone();
             // Off the runtime: a hardware or remote signer may block.
             let made = tokio::task::spawn_blocking(move || {
-                make_checkpoint(&*store, log, &*signer, &origin, head, &guard)
+                let keys: Vec<&dyn Signer> = signers.iter().map(|s| &**s).collect();
+                make_checkpoint(&*store, log, &keys, &origin, head, &guard)
             })
             .await;
             match made {
@@ -147,6 +152,25 @@ impl Checkpointer {
                     last = cp.size;
                     let _ = self.published.send(cp.size);
                     self.health.clear(Component::Checkpointer(self.log));
+                    self.health.clear(Component::Signer(self.log));
+                }
+                Ok(Err(e @ VaultError::Signing(_))) => {
+                    // The signer is away (a token removed, a service
+                    // down): checkpoints wait for it, and what needs one
+                    // is refused quickly until the next signature works.
+                    tracing::error!(
+                        "{log} checkpoint at size {}: {e} (retrying every {:?})",
+                        head.size,
+                        self.interval,
+                        log = self.log
+                    );
+                    metrics::counter!("evault_signing_failures_total", "log" => self.log.to_string())
+                        .increment(1);
+                    self.health.set(
+                        Component::Signer(self.log),
+                        false,
+                        format!("cannot sign the checkpoint of size {}: {e}", head.size),
+                    );
                 }
                 Ok(Err(e)) => {
                     tracing::error!(

@@ -12,19 +12,64 @@ use crate::audit::AuditConfig;
 use crate::head::HeadStore;
 use crate::tasks::TaskConfig;
 
+/// Opens a log's signer once the log's name (its origin) is known.
+type OpenFn = dyn Fn(&str) -> std::result::Result<Arc<dyn Signer>, String> + Send + Sync;
+
 /// A log's signing key held by the embedding program (a PKCS#11 token, a
 /// cloud KMS, a key kept in memory) instead of a key file. Its name and
 /// verifier key are what the log publishes.
+///
+/// Either a signer ready to use ([`LogSigner::new`]) or one opened at
+/// start-up for the log's origin ([`LogSigner::open`]): a token's signer
+/// needs the key's name, which is the stored origin of an existing log.
 #[derive(Clone)]
-pub struct LogSigner(pub Arc<dyn Signer>);
+pub struct LogSigner(Source);
+
+#[derive(Clone)]
+enum Source {
+    Ready(Arc<dyn Signer>),
+    Open { what: String, open: Arc<OpenFn> },
+}
+
+impl LogSigner {
+    /// A signer ready to use; its name must be the log's origin.
+    pub fn new(signer: Arc<dyn Signer>) -> LogSigner {
+        LogSigner(Source::Ready(signer))
+    }
+
+    /// A signer that `open` makes for the log's origin at start-up.
+    /// `what` names it in messages (never a secret: no PIN).
+    pub fn open(
+        what: impl Into<String>,
+        open: impl Fn(&str) -> std::result::Result<Arc<dyn Signer>, String> + Send + Sync + 'static,
+    ) -> LogSigner {
+        LogSigner(Source::Open {
+            what: what.into(),
+            open: Arc::new(open),
+        })
+    }
+
+    /// The signer for the log named `origin`.
+    pub(crate) fn signer_for(&self, origin: &str) -> std::result::Result<Arc<dyn Signer>, String> {
+        match &self.0 {
+            Source::Ready(s) => Ok(s.clone()),
+            Source::Open { open, .. } => open(origin),
+        }
+    }
+
+    /// What it is, for messages.
+    pub fn describe(&self) -> String {
+        match &self.0 {
+            Source::Ready(s) => format!("signer {:?} ({:08x})", s.name(), s.key_id()),
+            Source::Open { what, .. } => what.clone(),
+        }
+    }
+}
 
 impl fmt::Debug for LogSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the key: only what identifies it.
-        f.debug_struct("LogSigner")
-            .field("name", &self.0.name())
-            .field("key_id", &format_args!("{:08x}", self.0.key_id()))
-            .finish()
+        f.debug_tuple("LogSigner").field(&self.describe()).finish()
     }
 }
 
@@ -47,6 +92,10 @@ pub struct VaultConfig {
     pub key_file: Option<PathBuf>,
     /// The log's signer, when the key does not live in a file.
     pub signer: Option<LogSigner>,
+    /// An ML-DSA-44 key file (C2SP signature type 0x06): every checkpoint
+    /// is then signed with it as well, after the Ed25519 signature. Made
+    /// if missing while the log is empty. Default none.
+    pub pq_key_file: Option<PathBuf>,
     /// Payloads up to this size are kept in the store, larger ones as blobs.
     pub inline_max: usize,
     /// Largest accepted payload.
@@ -83,6 +132,9 @@ pub struct VaultConfig {
     /// Tracked long jobs: the kinds this vault runs, how many at once, how
     /// long results are kept.
     pub tasks: TaskConfig,
+    /// Witnesses asked to cosign each new evidence checkpoint (C2SP
+    /// tlog-witness). Default none.
+    pub witnesses: Option<crate::WitnessSetup>,
 }
 
 impl VaultConfig {
@@ -94,6 +146,7 @@ impl VaultConfig {
             public_url: None,
             key_file: None,
             signer: None,
+            pq_key_file: None,
             inline_max: 64 * 1024,
             max_upload: 64 * 1024 * 1024,
             max_task_input: 1024 * 1024 * 1024,
@@ -107,6 +160,7 @@ impl VaultConfig {
             head_store: None,
             startup_sample: 64,
             tasks: TaskConfig::default(),
+            witnesses: None,
         }
     }
 }

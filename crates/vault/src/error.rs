@@ -70,6 +70,10 @@ pub enum VaultError {
     },
     /// Signing a checkpoint failed.
     Signing(SignError),
+    /// The log's signer is unavailable (its token was taken away, its
+    /// service is down), so what needs a new checkpoint cannot be done
+    /// now; nothing was written. The text names the log, not the signer.
+    SignerUnavailable(String),
     /// A long operation (an export) stopped because its caller cancelled
     /// it; it left nothing behind.
     Cancelled,
@@ -98,6 +102,7 @@ impl fmt::Display for VaultError {
             VaultError::Io(e) => write!(f, "i/o: {e}"),
             VaultError::Key { path, source } => write!(f, "key {}: {source}", path.display()),
             VaultError::Signing(e) => write!(f, "signing: {e}"),
+            VaultError::SignerUnavailable(why) => write!(f, "signer unavailable: {why}"),
             VaultError::Cancelled => write!(f, "cancelled"),
         }
     }
@@ -120,6 +125,7 @@ impl std::error::Error for VaultError {
             | VaultError::Inconsistent(_)
             | VaultError::Corrupt { .. }
             | VaultError::Unavailable(_)
+            | VaultError::SignerUnavailable(_)
             | VaultError::StorageFull(_)
             | VaultError::Cancelled => None,
         }

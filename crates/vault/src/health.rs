@@ -16,6 +16,9 @@ pub enum Component {
     Sequencer,
     /// The checkpointer of one log.
     Checkpointer(LogId),
+    /// The signer of one log (a token taken away, a signing service
+    /// down): no checkpoint of that log can be signed until it is back.
+    Signer(LogId),
     /// The audit trail's JSON-lines mirror.
     AuditMirror,
 }
@@ -25,6 +28,7 @@ impl fmt::Display for Component {
         match self {
             Component::Sequencer => f.write_str("sequencer"),
             Component::Checkpointer(log) => write!(f, "{log} checkpointer"),
+            Component::Signer(log) => write!(f, "{log} signer"),
             Component::AuditMirror => f.write_str("audit mirror"),
         }
     }
@@ -69,6 +73,16 @@ impl Board {
     pub fn clear(&self, component: Component) {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         e.retain(|n| n.component != component);
+    }
+
+    /// What `component` reported, if it is in trouble.
+    pub fn get(&self, component: Component) -> Option<NotReady> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|n| n.component == component)
+            .cloned()
     }
 
     pub fn list(&self) -> Vec<NotReady> {

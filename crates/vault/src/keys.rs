@@ -8,7 +8,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use evault_note::{Ed25519Signer, Signer, SignerKeyText, generate_ed25519};
+use evault_note::{
+    Ed25519Signer, MlDsaCosigner, Signer, SignerKeyText, generate_ed25519, generate_mldsa44,
+};
 
 use crate::error::{Result, VaultError};
 
@@ -18,52 +20,100 @@ pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Arc<dyn S
     load_or_create_ed25519(path, name, create).map(|s| Arc::new(s) as Arc<dyn Signer>)
 }
 
-fn load_or_create_ed25519(path: &Path, name: &str, create: bool) -> Result<Ed25519Signer> {
+/// Loads the ML-DSA-44 key at `path` (C2SP signature type 0x06), or
+/// creates one named `name` if the file does not exist and `create` is set.
+/// It signs the log's own checkpoints, so with timestamp 0 (C2SP
+/// tlog-cosignature: a log's signature makes no statement about time).
+pub fn load_or_create_mldsa44(path: &Path, name: &str, create: bool) -> Result<Arc<dyn Signer>> {
+    let key_error = |source| VaultError::Key {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = match read_key(path)? {
+        Some(text) => text,
+        None if create => {
+            let (skey, _) = generate_mldsa44(name).map_err(key_error)?;
+            write_new_key(path, &skey)?;
+            tracing::info!("generated a new ML-DSA-44 log key at {}", path.display());
+            skey
+        }
+        None => {
+            return Err(VaultError::Inconsistent(format!(
+                "ML-DSA-44 key {} is missing but the log already has checkpoints; restore it, \
+                 or make one for this log with `evault keys generate {name} --type ml-dsa-44 \
+                 --out {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+    };
+    let signer = MlDsaCosigner::from_signer_key(text.expose_secret())
+        .map_err(key_error)?
+        .with_fixed_timestamp(0);
+    Ok(Arc::new(signer))
+}
+
+/// The key text at `path`, or `None` if there is no such file. A key others
+/// can read is used, with a warning.
+fn read_key(path: &Path) -> Result<Option<SignerKeyText>> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let mode = std::fs::metadata(path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    "log key {} is readable by group or others (mode {:o}); chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
-            let text = SignerKeyText::from(text.trim().to_string());
-            Ed25519Signer::from_signer_key(text.expose_secret()).map_err(|source| VaultError::Key {
-                path: path.to_path_buf(),
-                source,
-            })
+            warn_if_readable(path)?;
+            Ok(Some(SignerKeyText::from(text.trim().to_string())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            let (skey, _vkey) = generate_ed25519(name).map_err(|source| VaultError::Key {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)?;
-            f.write_all(skey.expose_secret().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            tracing::info!("generated a new log key at {}", path.display());
-            Ed25519Signer::from_signer_key(skey.expose_secret()).map_err(|source| VaultError::Key {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(VaultError::Inconsistent(format!(
-                "log key {} is missing but the log already has checkpoints; restore the key \
-             file (a new key would make every earlier checkpoint unverifiable)",
-                path.display()
-            )))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+fn warn_if_readable(path: &Path) -> Result<()> {
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "log key {} is readable by group or others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Writes a new key file, 0600, durably (file and directory synced).
+fn write_new_key(path: &Path, skey: &SignerKeyText) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(skey.expose_secret().as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn load_or_create_ed25519(path: &Path, name: &str, create: bool) -> Result<Ed25519Signer> {
+    let key_error = |source| VaultError::Key {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = match read_key(path)? {
+        Some(text) => text,
+        None if create => {
+            let (skey, _) = generate_ed25519(name).map_err(key_error)?;
+            write_new_key(path, &skey)?;
+            tracing::info!("generated a new log key at {}", path.display());
+            skey
+        }
+        None => {
+            return Err(VaultError::Inconsistent(format!(
+                "log key {} is missing but the log already has checkpoints; restore the key \
+                 file (a new key would make every earlier checkpoint unverifiable)",
+                path.display()
+            )));
+        }
+    };
+    Ed25519Signer::from_signer_key(text.expose_secret()).map_err(key_error)
 }

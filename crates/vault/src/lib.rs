@@ -40,6 +40,7 @@ mod stream;
 mod task_kinds;
 pub mod tasks;
 mod types;
+mod witnessing;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, MirrorCheckpoint, MirrorLog,
     Page, SqliteStore, Stats, StoredCheckpoint,
 };
+/// The witness protocol's client-side types, for building a [`WitnessSetup`].
+pub use evault_witness::{Response as WitnessResponse, Transport as WitnessTransport, WitnessSpec};
 pub use fsck::{Finding, FindingKind, FsckOptions, FsckReport, LogSummary, fsck_data_dir};
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
 pub use health::{Component, NotReady};
@@ -76,6 +79,7 @@ pub use tasks::{
     KindInfo, TaskConfig, TaskContext, TaskFilter, TaskInfo, TaskKind, TaskOutput, TaskResult,
 };
 pub use types::{ConsistencyProof, LogInfo, LogProof, PayloadData, PutOutcome, PutRequest};
+pub use witnessing::{WitnessSetup, WitnessStatus, WitnessView};
 
 use blobs::{BlobDir, StagedBody};
 use health::Board;
@@ -108,6 +112,8 @@ struct Inner {
     health: Arc<Board>,
     /// Tracked long jobs (`tasks.rs`).
     runner: tasks::Runner,
+    /// The evidence log's witnessing, when witnesses are configured.
+    witness_status: Option<watch::Receiver<WitnessStatus>>,
 }
 
 impl Inner {
@@ -177,6 +183,37 @@ const TILE_CACHE_TILES: usize = 4096;
 const AUDIT_TILE_CACHE_TILES: usize = 1024;
 
 /// A started log: its handle, its tree state and head channel for the
+/// The evidence log's witnessing task (to spawn) and its status.
+async fn witnessing_task(
+    store: &Arc<dyn Store>,
+    setup: &witnessing::WitnessSetup,
+    evidence: &LogHandle,
+) -> Result<(witnessing::Witnessing, watch::Receiver<WitnessStatus>)> {
+    if store.cosignatures().is_none() {
+        return Err(VaultError::Invalid(
+            "witnesses are configured, but this store keeps no cosignatures".into(),
+        ));
+    }
+    let witnesses = setup.witnesses()?;
+    let (st, s) = (store.clone(), setup.clone());
+    let initial = tokio::task::spawn_blocking(move || {
+        witnessing::Witnessing::initial_status(&*st, LogId::Evidence, &s)
+    })
+    .await??;
+    let (tx, rx) = watch::channel(initial);
+    Ok((
+        witnessing::Witnessing {
+            store: store.clone(),
+            log: LogId::Evidence,
+            witnesses: Some(witnesses),
+            setup: setup.clone(),
+            checkpoints: evidence.checkpoints.clone(),
+            status: tx,
+        },
+        rx,
+    ))
+}
+
 /// sequencer, and its checkpointer with the heads it follows (to spawn).
 struct Running {
     handle: LogHandle,
@@ -194,21 +231,15 @@ fn running(
     alarm: &head::Alarm,
     health: &Arc<Board>,
 ) -> Result<Running> {
-    let verifier = evault_note::verifier_for(log.signer.verifier_key().as_str()).map_err(|e| {
-        VaultError::Invalid(format!(
-            "the {id} log's signer has no usable verifier key: {e}"
-        ))
-    })?;
-    let mut verifiers = evault_note::Verifiers::new();
-    verifiers
-        .insert_boxed(verifier)
-        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let verifiers = startup::verifiers_of(id, std::iter::once(&log.signer).chain(log.pq.as_ref()))?;
     let (head_tx, heads) = watch::channel(log.state.head());
     let (cp_tx, checkpoints) = watch::channel(log.published);
     let checkpointer = checkpointer::Checkpointer {
         store: store.clone(),
         log: id,
-        signer: log.signer.clone(),
+        signers: std::iter::once(log.signer.clone())
+            .chain(log.pq.clone())
+            .collect(),
         origin: log.origin.clone(),
         interval,
         published: cp_tx,
@@ -221,10 +252,12 @@ fn running(
         id,
         origin: log.origin,
         signer: log.signer,
+        pq: log.pq,
         verifiers,
         tile_cache: TileCache::new(cache_tiles),
         heads,
         checkpoints,
+        health: health.clone(),
     };
     Ok(Running {
         handle,
@@ -313,6 +346,11 @@ impl Vault {
             max_delay: config.max_delay,
         };
         let (stop, stopping) = watch::channel(false);
+        let witnessing = match &config.witnesses {
+            Some(setup) => Some(witnessing_task(&store, setup, &evidence).await?),
+            None => None,
+        };
+        let witness_status = witnessing.as_ref().map(|(_, rx)| rx.clone());
         let tasks = Tasks {
             sequencer: tokio::spawn(sequencer::supervise(
                 rx,
@@ -328,6 +366,7 @@ impl Vault {
                 .map(|c| tokio::spawn(c.run(stopping.clone())))
                 .collect(),
             mirror: mirror.map(|(m, heads)| tokio::spawn(m.follow(heads))),
+            witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run(stopping.clone()))),
         };
 
         let stream_budget = stream::budget(&config);
@@ -347,6 +386,7 @@ impl Vault {
                 alarm,
                 health,
                 runner,
+                witness_status,
             }),
         };
         vault.recover_tasks().await?;
@@ -368,6 +408,15 @@ impl Vault {
     /// The audit log's read API; `None` when audit is disabled.
     pub fn audit_log(&self) -> Option<Log> {
         self.log(LogId::Audit).ok()
+    }
+
+    /// The evidence log's witnessing (k of n, each witness's last answer);
+    /// `None` when no witnesses are configured.
+    pub fn witness_status(&self) -> Option<WitnessStatus> {
+        self.inner
+            .witness_status
+            .as_ref()
+            .map(|rx| rx.borrow().clone())
     }
 
     /// Why the vault should not be considered ready, if it should not: a

@@ -16,6 +16,8 @@ pub(crate) struct Tasks {
     pub checkpointers: Vec<JoinHandle<()>>,
     /// The audit mirror, if on.
     pub mirror: Option<JoinHandle<()>>,
+    /// The evidence log's witnessing, if witnesses are configured.
+    pub witnessing: Option<JoinHandle<()>>,
 }
 
 /// What [`Vault::shutdown`] left behind: each log's final size and the
@@ -51,6 +53,11 @@ impl Vault {
             .take();
         self.inner.stop.send_replace(true);
         if let Some(tasks) = tasks {
+            // Cosignatures are extra, and a witness may be slow to answer:
+            // not waited for (a round in flight finishes on its own).
+            if let Some(w) = &tasks.witnessing {
+                w.abort();
+            }
             // Order matters: the checkpointers sign the sequencer's last
             // head, and the mirror follows the audit log's.
             tasks.sequencer.await?;

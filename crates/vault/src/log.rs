@@ -18,6 +18,7 @@ use evault_verify::{LoggedRecord, ProofBundle};
 use tokio::sync::watch;
 
 use crate::error::{Result, VaultError};
+use crate::health::{Board, Component};
 use crate::integrity;
 use crate::proofs::{StoreTiles, TileCache};
 use crate::sequencer::TreeHead;
@@ -29,12 +30,16 @@ pub(crate) struct LogHandle {
     pub id: LogId,
     pub origin: String,
     pub signer: Arc<dyn Signer>,
-    /// Holding the log's key only, for opening its checkpoints.
+    /// The ML-DSA-44 key that signs beside `signer`, if configured.
+    pub pq: Option<Arc<dyn Signer>>,
+    /// Holding the log's keys only, for opening its checkpoints.
     pub verifiers: Verifiers,
     /// Full tiles recently used by this log's proofs.
     pub tile_cache: TileCache,
     pub heads: watch::Receiver<TreeHead>,
     pub checkpoints: watch::Receiver<u64>,
+    /// Where the checkpointer reports a signer that is away.
+    pub health: Arc<Board>,
 }
 
 impl LogHandle {
@@ -63,6 +68,19 @@ impl LogHandle {
         *self.checkpoints.borrow()
     }
 
+    /// [`VaultError::SignerUnavailable`] while the log's last signing
+    /// attempt failed: no new checkpoint can be signed until one works.
+    pub fn signer_trouble(&self) -> Option<VaultError> {
+        self.health.get(Component::Signer(self.id)).map(|_| {
+            VaultError::SignerUnavailable(format!(
+                "the {} log's signer is unavailable, so no new {} can be signed until it is \
+                 back; retry later",
+                self.id,
+                self.noun()
+            ))
+        })
+    }
+
     pub fn verifier_key(&self) -> String {
         self.signer.verifier_key().to_string()
     }
@@ -71,6 +89,11 @@ impl LogHandle {
         LogInfo {
             origin: self.origin.clone(),
             verifier_key: self.verifier_key(),
+            verifier_keys: std::iter::once(&self.signer)
+                .chain(self.pq.as_ref())
+                .map(|s| s.verifier_key().to_string())
+                .collect(),
+            witnesses: None,
             tree_size: self.head().size,
             checkpoint_size: self.checkpoint_size(),
         }
@@ -96,11 +119,54 @@ impl LogHandle {
         Ok((cp, body))
     }
 
+    /// The latest checkpoint, with the witnesses' cosignatures it has.
     pub fn latest_checkpoint(&self, store: &dyn Store) -> Result<StoredCheckpoint> {
         let cp = store
             .latest_checkpoint(self.id)?
             .ok_or_else(|| VaultError::NotFound(self.noun().into()))?;
-        Ok(self.verified(store, cp, true)?.0)
+        Ok(self.cosigned(store, self.verified(store, cp, true)?.0))
+    }
+
+    /// `cp` with the cosignature lines witnesses returned for it appended
+    /// (C2SP tlog-cosignature): verified when received, and served only if
+    /// the whole note still opens (at most 100 signatures, as Go's
+    /// `sumdb/note` accepts). A store that cannot say serves it as signed.
+    fn cosigned(&self, store: &dyn Store, mut cp: StoredCheckpoint) -> StoredCheckpoint {
+        let Some(cs) = store.cosignatures() else {
+            return cp;
+        };
+        let lines = match cs.cosignatures_at(self.id, cp.size) {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!(
+                    "cosignatures of the {} of size {}: {e}; served without them",
+                    self.noun(),
+                    cp.size
+                );
+                return cp;
+            }
+        };
+        if lines.is_empty() {
+            return cp;
+        }
+        let mut note = cp.note.clone();
+        for c in &lines {
+            if !note.lines().any(|l| l == c.line) {
+                note.push_str(&c.line);
+                note.push('\n');
+            }
+        }
+        match evault_note::open(note.as_bytes(), &self.verifiers) {
+            Ok(_) => cp.note = note,
+            Err(e) => tracing::warn!(
+                "the {} of size {} with its {} cosignatures does not open ({e}); served without \
+                 them",
+                self.noun(),
+                cp.size,
+                lines.len()
+            ),
+        }
+        cp
     }
 
     /// The checkpoint of `size`. A size beyond the latest checkpoint is
@@ -110,7 +176,7 @@ impl LogHandle {
         let cp = store
             .checkpoint_at(self.id, size)?
             .ok_or_else(|| VaultError::NotFound(format!("{} of size {size}", self.noun())))?;
-        Ok(self.verified(store, cp, true)?.0)
+        Ok(self.cosigned(store, self.verified(store, cp, true)?.0))
     }
 
     /// `NotFound` when `size` is beyond the latest signed checkpoint.
@@ -167,6 +233,11 @@ impl LogHandle {
         let (cp, body) = self.verified(store, cp, false)?;
         let leaf_index = record.leaf_index();
         if leaf_index >= cp.size {
+            if tree_size.is_none()
+                && let Some(e) = self.signer_trouble()
+            {
+                return Err(e);
+            }
             return Err(VaultError::NotFound(format!(
                 "{what} (leaf {leaf_index}) in {noun} of size {}; it will be in the next \
                  {noun}, retry shortly",
@@ -222,16 +293,25 @@ impl LogHandle {
     }
 
     /// Waits until a checkpoint of at least `size` is signed, or `timeout`.
+    /// While the signer is away ([`LogHandle::signer_trouble`]) it fails
+    /// at once, unless such a checkpoint is already signed.
     pub async fn wait_for_checkpoint(&self, size: u64, timeout: Duration) -> Result<u64> {
         let mut rx = self.checkpoints.clone();
         let noun = self.noun();
+        let signed = *rx.borrow();
+        if signed >= size {
+            return Ok(signed);
+        }
+        if let Some(e) = self.signer_trouble() {
+            return Err(e);
+        }
         let wait = rx.wait_for(|&s| s >= size);
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(s)) => Ok(*s),
             Ok(Err(_)) => Err(VaultError::Unavailable(format!("{noun}er stopped"))),
-            Err(_) => Err(VaultError::Unavailable(format!(
-                "no {noun} of size {size} within {timeout:?}"
-            ))),
+            Err(_) => Err(self.signer_trouble().unwrap_or_else(|| {
+                VaultError::Unavailable(format!("no {noun} of size {size} within {timeout:?}"))
+            })),
         }
     }
 }
@@ -282,9 +362,13 @@ impl Log {
         &self.handle().verifiers
     }
 
-    /// Origin, verifier key and sizes.
+    /// Origin, verifier keys, sizes, and witnessing.
     pub fn info(&self) -> LogInfo {
-        self.handle().info()
+        let mut info = self.handle().info();
+        if self.id == LogId::Evidence {
+            info.witnesses = self.vault.witness_status();
+        }
+        info
     }
 
     /// Tree size and root after the latest durable commit.
@@ -295,6 +379,13 @@ impl Log {
     /// Size of the latest signed checkpoint.
     pub fn checkpoint_size(&self) -> u64 {
         self.handle().checkpoint_size()
+    }
+
+    /// [`VaultError::SignerUnavailable`] while the log's signer is away
+    /// (its last signing attempt failed), else `None`. What needs a new
+    /// checkpoint is refused with it, before anything is written.
+    pub fn signer_unavailable(&self) -> Option<VaultError> {
+        self.handle().signer_trouble()
     }
 
     /// The latest signed checkpoint.

@@ -194,6 +194,7 @@ fn copy_error(e: &VaultError) -> VaultError {
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
         VaultError::Conflict(s) => VaultError::Conflict(s.clone()),
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
+        VaultError::SignerUnavailable(s) => VaultError::SignerUnavailable(s.clone()),
         VaultError::Corrupt { what, detail } => VaultError::Corrupt {
             what,
             detail: detail.clone(),

@@ -28,7 +28,10 @@ const META_AUDIT_ORIGIN: &str = "audit_origin";
 /// One log, checked and ready to extend.
 pub(crate) struct LogStart {
     pub origin: String,
+    /// The log's Ed25519 key, whose signature comes first.
     pub signer: Arc<dyn Signer>,
+    /// The ML-DSA-44 key that signs beside it, if configured.
+    pub pq: Option<Arc<dyn Signer>>,
     pub state: TreeState,
     /// Size of the latest signed checkpoint.
     pub published: u64,
@@ -79,7 +82,10 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         META_ORIGIN,
         origin,
         stored,
-        &key,
+        Keys {
+            signer: &key,
+            pq: config.pq_key_file.as_deref(),
+        },
         &heads,
     )?;
     check_sample(store, LogId::Evidence, &evidence, config.startup_sample)?;
@@ -116,13 +122,21 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
                 e.display()
             )));
         }
+        if config.audit.pq_key_file.is_some() && config.audit.pq_key_file == config.pq_key_file {
+            return Err(VaultError::Invalid(
+                "the audit log needs its own ML-DSA-44 key, not the evidence log's".into(),
+            ));
+        }
         let log = open_log(
             store,
             LogId::Audit,
             META_AUDIT_ORIGIN,
             origin,
             stored,
-            &audit_key,
+            Keys {
+                signer: &audit_key,
+                pq: config.audit.pq_key_file.as_deref(),
+            },
             &heads,
         )?;
         check_sample(store, LogId::Audit, &log, config.startup_sample)?;
@@ -268,16 +282,35 @@ fn open_log(
     meta_key: &str,
     origin: String,
     origin_stored: bool,
-    key: &KeySource,
+    keys: Keys<'_>,
     heads: &Arc<dyn SignedHeadStore>,
 ) -> Result<LogStart> {
+    let (key, pq_key) = (keys.signer, keys.pq);
     let size = store.tree_size(log)?;
     let latest = store.latest_checkpoint(log)?;
     let has_history = latest.is_some() || size > 0;
     let signer = match key {
-        KeySource::Signer(s) => s.0.clone(),
+        KeySource::Signer(s) => s.signer_for(&origin).map_err(|e| {
+            VaultError::Unavailable(format!(
+                "the {log} log's signer ({}) cannot be opened: {e}",
+                s.describe()
+            ))
+        })?,
         KeySource::File(path) => keys::load_or_create(path, &origin, !has_history)?,
     };
+    let pq = pq_key
+        .map(|path| keys::load_or_create_mldsa44(path, &origin, !has_history))
+        .transpose()?;
+    if let (Some(pq), Some(path)) = (&pq, pq_key)
+        && pq.name() != origin
+    {
+        return Err(VaultError::Invalid(format!(
+            "the {log} log's ML-DSA-44 key {} is named {:?}; it must be named after the log's \
+             origin {origin:?}",
+            path.display(),
+            pq.name()
+        )));
+    }
     if !origin_stored {
         store.set_meta(meta_key, &origin)?;
     }
@@ -287,14 +320,7 @@ fn open_log(
         origin: origin.clone(),
         verifier_key: signer.verifier_key().as_str().to_string(),
     };
-    let mut verifiers = Verifiers::new();
-    verifiers
-        .insert_boxed(
-            verifier_for(signer.verifier_key().as_str()).map_err(|e| {
-                VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
-            })?,
-        )
-        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    let verifiers = verifiers_of(log, std::iter::once(&signer).chain(pq.as_ref()))?;
 
     let state = TreeState::load(store, log, size)?;
     let reader = TiledHashReader {
@@ -362,7 +388,7 @@ fn open_log(
             match checkpointer::make_checkpoint(
                 store,
                 log,
-                &*signer,
+                &signing_set(&signer, pq.as_ref()),
                 &origin,
                 state.head(),
                 &guard,
@@ -376,6 +402,7 @@ fn open_log(
     Ok(LogStart {
         origin,
         signer,
+        pq,
         state,
         published,
         guard,
@@ -473,6 +500,12 @@ fn check_sample(store: &dyn Store, log: LogId, start: &LogStart, sample: u64) ->
     })
 }
 
+/// A log's keys: the Ed25519 signer and an optional ML-DSA-44 key file.
+struct Keys<'a> {
+    signer: &'a KeySource,
+    pq: Option<&'a std::path::Path>,
+}
+
 /// Where a log's key comes from: a signer the embedding program holds, or
 /// a key file (loaded, or created for a new log).
 enum KeySource {
@@ -492,10 +525,37 @@ impl KeySource {
     /// For messages.
     fn describe(&self) -> String {
         match self {
-            KeySource::Signer(s) => format!("(signer {:?})", s.0.name()),
+            KeySource::Signer(s) => format!("({})", s.describe()),
             KeySource::File(p) => p.display().to_string(),
         }
     }
+}
+
+/// Verifiers holding the verifier keys of `signers`, for opening the log's
+/// own checkpoints (any one of its keys is enough).
+pub(crate) fn verifiers_of<'a>(
+    log: LogId,
+    signers: impl Iterator<Item = &'a Arc<dyn Signer>>,
+) -> Result<Verifiers> {
+    let mut verifiers = Verifiers::new();
+    for signer in signers {
+        verifiers
+            .insert_boxed(verifier_for(signer.verifier_key().as_str()).map_err(|e| {
+                VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
+            })?)
+            .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    }
+    Ok(verifiers)
+}
+
+/// The keys that sign each checkpoint, in their order in the note:
+/// Ed25519 first (C2SP tlog-tiles asks a public log for one; old verifiers
+/// skip the ML-DSA-44 line as an unknown key's).
+pub(crate) fn signing_set<'a>(
+    signer: &'a Arc<dyn Signer>,
+    pq: Option<&'a Arc<dyn Signer>>,
+) -> Vec<&'a dyn Signer> {
+    std::iter::once(&**signer).chain(pq.map(|p| &**p)).collect()
 }
 
 /// The public key bytes of a signer, from its verifier key.

@@ -66,8 +66,14 @@ pub enum PayloadData {
 pub struct LogInfo {
     /// Checkpoint origin line.
     pub origin: String,
-    /// The log's verifier key in note format (`name+hash+base64`).
+    /// The log's Ed25519 verifier key in note format (`name+hash+base64`).
     pub verifier_key: String,
+    /// Every key that signs the log's new checkpoints, in the order of
+    /// their signature lines: `verifier_key` first, then ML-DSA-44 if
+    /// configured.
+    pub verifier_keys: Vec<String>,
+    /// The log's witnessing, when witnesses are configured (evidence log).
+    pub witnesses: Option<crate::WitnessStatus>,
     /// Leaves durably committed.
     pub tree_size: u64,
     /// Size of the latest signed checkpoint.

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use evault_note::{Ed25519Signer, SignError, Signer, VerifierKeyText, Verifiers, verifier_for};
 use evault_store::{LogId, SqliteStore, Store};
-use evault_vault::{LogSigner, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
+use evault_vault::{
+    Component, LogSigner, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
+};
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
 
 const ORIGIN: &str = "test.example/lifecycle";
@@ -95,7 +97,7 @@ async fn a_signer_that_is_not_a_file_signs_every_checkpoint() {
     let vkey = Signer::verifier_key(&log_signer).to_string();
     let mut c = config(dir.path());
     c.checkpoint_interval = Duration::from_millis(20);
-    c.signer = Some(LogSigner(Arc::new(log_signer)));
+    c.signer = Some(LogSigner::new(Arc::new(log_signer)));
     let v = Vault::open(c).await.unwrap();
     assert_eq!(v.evidence_log().verifier_key(), vkey);
     // The empty log's checkpoint, then one for the record.
@@ -112,6 +114,116 @@ async fn a_signer_that_is_not_a_file_signs_every_checkpoint() {
     assert!(signed.load(Ordering::SeqCst) >= 2);
     // No key file was written for the evidence log.
     assert!(!dir.path().join("log.key").exists());
+    v.shutdown().await.unwrap();
+}
+
+/// A signer whose backend can be taken away (standing in for a PKCS#11
+/// token that is removed and put back).
+struct AwaySigner {
+    key: Ed25519Signer,
+    away: Arc<AtomicBool>,
+}
+
+impl Signer for AwaySigner {
+    fn name(&self) -> &str {
+        self.key.name()
+    }
+    fn key_id(&self) -> u32 {
+        Signer::key_id(&self.key)
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        if self.away.load(Ordering::SeqCst) {
+            return Err(SignError::Backend("token not present".into()));
+        }
+        Signer::sign(&self.key, msg)
+    }
+    fn verifier_key(&self) -> VerifierKeyText {
+        Signer::verifier_key(&self.key)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_that_goes_away_refuses_what_needs_a_checkpoint_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let away = Arc::new(AtomicBool::new(false));
+    let token = away.clone();
+    let mut c = config(dir.path());
+    c.checkpoint_interval = Duration::from_millis(20);
+    c.signer = Some(LogSigner::open("a test token", move |origin: &str| {
+        assert_eq!(origin, ORIGIN, "opened for the log's origin");
+        Ok(Arc::new(AwaySigner {
+            key: Ed25519Signer::from_seed(origin, &[9; 32]).unwrap(),
+            away: token.clone(),
+        }) as Arc<dyn Signer>)
+    }));
+    let v = Vault::open(c).await.unwrap();
+    let log = v.evidence_log();
+    let first = put(&v, b"one").await.unwrap();
+    log.wait_for_checkpoint(1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(log.signer_unavailable().is_none());
+
+    // Away: the record still commits, its checkpoint cannot be signed.
+    away.store(true, Ordering::SeqCst);
+    let second = put(&v, b"two").await.unwrap();
+    assert_eq!(second.record.leaf_index, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.signer_unavailable().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never reported");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let health = v.health();
+    assert!(
+        health
+            .iter()
+            .any(|h| h.component == Component::Signer(LogId::Evidence)
+                && h.reason.contains("token not present")),
+        "{health:?}"
+    );
+    // Waiting for a checkpoint fails at once, not after the timeout...
+    let started = std::time::Instant::now();
+    let e = log
+        .wait_for_checkpoint(2, Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, VaultError::SignerUnavailable(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(3600));
+    // ... one already signed is still there ...
+    assert_eq!(
+        log.wait_for_checkpoint(1, Duration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    // ... and so is the proof of a record it covers, but not of the new one.
+    let reader = Reader::all("sa:auditor");
+    log.inclusion(&reader, &first.record.id, None)
+        .await
+        .unwrap();
+    let e = log
+        .inclusion(&reader, &second.record.id, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, VaultError::SignerUnavailable(_)), "{e}");
+    assert!(e.to_string().contains("evidence log's signer"), "{e}");
+
+    // Back: the checkpointer's next attempt signs, and the trouble clears.
+    away.store(false, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.signer_unavailable().is_some() {
+        assert!(std::time::Instant::now() < deadline, "never cleared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let size = log
+        .wait_for_checkpoint(2, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(size >= 2);
+    assert!(v.health().is_empty(), "{:?}", v.health());
+    log.inclusion(&reader, &second.record.id, None)
+        .await
+        .unwrap();
     v.shutdown().await.unwrap();
 }
 

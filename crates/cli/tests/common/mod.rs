@@ -94,6 +94,17 @@ impl Server {
     /// [`Server::start`] with its standard error sent to `stderr` and its
     /// log filter (`EVAULT_LOG`) set to `log`.
     pub fn start_with(data_dir: &Path, extra: &[&str], stderr: Stderr, log: &str) -> Server {
+        Server::start_env(data_dir, extra, stderr, log, &[])
+    }
+
+    /// [`Server::start_with`] with more environment variables.
+    pub fn start_env(
+        data_dir: &Path,
+        extra: &[&str],
+        stderr: Stderr,
+        log: &str,
+        env: &[(&str, &Path)],
+    ) -> Server {
         if !data_dir.join("service-accounts.json").exists() {
             write_keystore(data_dir);
         }
@@ -124,6 +135,7 @@ impl Server {
             // one outside the data directory with --state-dir.
             .env("EVAULT_STATE_DIR", data_dir.join("state"))
             .env("EVAULT_LOG", log)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(match &stderr {
                 Stderr::File(path) => Stdio::from(std::fs::File::create(path).expect("log file")),

@@ -636,7 +636,7 @@ pub struct LogInfo {
     /// Checkpoint origin line.
     #[prost(string, tag = "1")]
     pub origin: ::prost::alloc::string::String,
-    /// Note verifier key, `name+hash+base64`.
+    /// The log's Ed25519 note verifier key, `name+hash+base64`.
     #[prost(string, tag = "2")]
     pub verifier_key: ::prost::alloc::string::String,
     /// Leaves durably committed.
@@ -645,6 +645,10 @@ pub struct LogInfo {
     /// Size of the latest signed checkpoint.
     #[prost(uint64, tag = "4")]
     pub checkpoint_size: u64,
+    /// Every key that signs new checkpoints, in the order of their signature
+    /// lines: verifier_key first, then ML-DSA-44 (C2SP type 0x06) if set.
+    #[prost(string, repeated, tag = "5")]
+    pub verifier_keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

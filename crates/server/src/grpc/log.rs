@@ -35,6 +35,7 @@ impl pb::log_service_server::LogService for Service {
         Ok(Response::new(pb::LogInfo {
             origin: i.origin,
             verifier_key: i.verifier_key,
+            verifier_keys: i.verifier_keys,
             tree_size: i.tree_size,
             checkpoint_size: i.checkpoint_size,
         }))

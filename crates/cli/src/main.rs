@@ -1,6 +1,6 @@
 //! `evault`: runs the vault (`serve`), talks to it (`put`, `get`, `ls`,
-//! `prove`, `checkpoint`, `analytics`) and verifies its proofs offline
-//! (`verify`, `consistency`).
+//! `prove`, `checkpoint`, `analytics`), verifies its proofs offline
+//! (`verify`, `consistency`) and witnesses other logs (`witness`).
 //!
 //! This file holds the command line and its dispatch; each command group
 //! lives in its own module. Output rules and exit codes: `error.rs`,

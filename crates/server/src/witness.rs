@@ -18,9 +18,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -87,22 +86,19 @@ fn refusal(e: &AddError) -> Response {
     resp
 }
 
-async fn add_checkpoint(
-    State(st): State<WitnessState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    // Axum reads up to the limit before refusing; a declared length over it
-    // is refused before the body is read (a client that sent `Expect:
+async fn add_checkpoint(State(st): State<WitnessState>, req: Request) -> Response {
+    // The body limit refuses only once that much was read; a declared
+    // length over it is refused before any is (a client that sent `Expect:
     // 100-continue` then never sends it).
-    let declared = headers
+    let declared = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return refusal(&AddError::TooLarge);
     }
-    let body = match body {
+    let body = match Bytes::from_request(req, &()).await {
         Ok(b) => b,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return refusal(&AddError::TooLarge);

@@ -1,6 +1,6 @@
 //! `evault`: runs the vault (`serve`), talks to it (`put`, `get`, `ls`,
-//! `prove`, `checkpoint`, `analytics`) and verifies its proofs offline
-//! (`verify`, `consistency`).
+//! `prove`, `checkpoint`, `analytics`), verifies its proofs offline
+//! (`verify`, `consistency`) and witnesses other logs (`witness`).
 //!
 //! This file holds the command line and its dispatch; each command group
 //! lives in its own module. Output rules and exit codes: `error.rs`,
@@ -26,6 +26,7 @@ mod sa;
 mod serve;
 mod signers;
 mod task;
+mod witness;
 mod witnessing;
 
 use std::path::{Path, PathBuf};
@@ -284,6 +285,10 @@ enum Command {
     /// checkpoint's signature, root and consistency, every payload's digest,
     /// the indexes against the log. Exit 0 clean, 1 on any finding.
     Fsck(Box<fsck::FsckArgs>),
+    /// Run a C2SP tlog-witness: cosign the checkpoints of the logs that
+    /// --config FILE (the witness's own TOML, not the vault's) names, each
+    /// only if it extends the one cosigned before.
+    Witness(Box<witness::WitnessArgs>),
     /// Print a signed checkpoint (latest, or of a given size).
     Checkpoint {
         /// The checkpoint of this tree size (default: the latest).
@@ -374,10 +379,16 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> CliResult<ExitCode> {
-    let file = FileConfig::load(cli.config.as_deref())?;
+    // `witness` reads --config as a file of its own (witness.rs).
+    let file = if matches!(cli.command, Command::Witness(_)) {
+        FileConfig::default()
+    } else {
+        FileConfig::load(cli.config.as_deref())?
+    };
     let json = cli.json;
     let result = match cli.command {
         Command::Serve(args) => Ok(serve::serve(*args, file)?),
+        Command::Witness(args) => Ok(witness::run(*args, cli.config.as_deref())?),
         Command::Put {
             files,
             labels,

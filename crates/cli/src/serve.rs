@@ -261,7 +261,9 @@ fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
+/// The process's log: stderr through `logsink`, filtered by `EVAULT_LOG`
+/// (default `info`), coloured only on a terminal.
+pub(crate) fn init_logging() {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_ansi(log_colours(
@@ -278,6 +280,10 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         .with_writer(|| crate::logsink::Stderr)
         .log_internal_errors(false)
         .init();
+}
+
+pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
+    init_logging();
     let data_dir = crate::data_dir(o.data_dir.clone(), &file);
     let limits = o.limits()?;
     let listen = o
@@ -512,7 +518,7 @@ async fn stop_vault(vault: &evault_vault::Vault) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

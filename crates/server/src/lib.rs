@@ -26,6 +26,7 @@ mod stream;
 mod tasks;
 mod tlog;
 mod tls;
+pub mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
 pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary, parse_ndjson};
 pub use tasks::{NewTask, Task, TaskPage, TaskProgress, TaskResultInfo};
 pub use tls::TlsConfig;
+pub use witness::witness_router;
 
 /// How callers prove who they are.
 #[derive(Clone)]
@@ -335,6 +337,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     serve_all(vault, opts, listener, None, tls, shutdown).await
+}
+
+/// Serves `app` (e.g. [`witness_router`]) on `listener` with the
+/// connection driver of [`serve`]: `limits` on every connection, plain
+/// HTTP/1.1 or HTTPS with `tls`. When `shutdown` completes, stops
+/// accepting and returns once the requests in flight have finished;
+/// dropping the future before that cuts off every connection still open.
+pub async fn serve_router(
+    app: Router,
+    limits: Limits,
+    listener: TcpListener,
+    tls: Option<TlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let tls = tls
+        .as_ref()
+        .map(|t| t.load(b"http/1.1").map(tokio_rustls::TlsAcceptor::from))
+        .transpose()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let listener = conn::Listener {
+        app,
+        tcp: listener,
+        refuse_with_503: tls.is_none(),
+        tls,
+    };
+    conn::serve(listener, conn::Registry::new(limits), stop_rx).await?;
+    Ok(())
 }
 
 /// Serves the REST API on `http` and, when given, the gRPC API on `grpc`

@@ -103,7 +103,7 @@ impl Metrics {
         })
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub(crate) fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let labels = vec![
             Label::new("method", method.to_string()),
             Label::new("route", route.to_string()),
@@ -169,12 +169,33 @@ impl Metrics {
             let age = (now_ms() as i64).saturating_sub(ms).max(0) as f64 / 1000.0;
             self.gauge(CHECKPOINT_AGE, age);
         }
+        self.render_requests()
+    }
+
+    /// Renders the request metrics and the process-wide ones, without the
+    /// vault gauges (for a router with no vault: `evault witness`).
+    pub(crate) fn render_requests(&self) -> String {
         let mut text = self.handle.render();
         if let Some(global) = global_handle() {
             global.run_upkeep();
             text.push_str(&global.render());
         }
         text
+    }
+}
+
+/// The `method` label: the standard methods by name, anything else `OTHER`
+/// (a client must not be able to mint time series).
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
     }
 }
 
@@ -201,10 +222,7 @@ fn now_ms() -> u64 {
 /// which would make one time series per record).
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m.to_string(),
-        _ => "OTHER".to_string(),
-    };
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -213,7 +231,7 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
     let metrics = &state.metrics;
     let (status, elapsed) = (resp.status().as_u16(), start.elapsed());
     tracing::debug!(%method, %route, status, ?elapsed, "request");
-    metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+    metrics.observe(method, &route, status, elapsed.as_secs_f64());
     if let Some(VaultFailure(kind)) = resp.extensions().get::<VaultFailure>() {
         metrics.vault_error(kind);
     }

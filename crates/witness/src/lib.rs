@@ -17,8 +17,8 @@
 //!   backs failing witnesses off, and applies a k-of-n policy
 //!   ([`Round::witnessed`]). HTTP is behind [`Transport`].
 //!
-//! Neither the HTTP server (`evault witness`) nor the vault's use of
-//! [`Witnesses`] is built yet.
+//! The HTTP server is `evault witness` (`evault_server::witness_router`);
+//! the vault's use of [`Witnesses`] is not built yet.
 
 #![forbid(unsafe_code)]
 

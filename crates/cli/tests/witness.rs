@@ -450,6 +450,118 @@ fn two_witnesses_cosign_a_log_and_refuse_its_fork() {
     assert!(b.terminate(), "evault witness did not stop cleanly");
 }
 
+/// `GET /api/v1/log` of the vault at `url`, once `ok` holds for it.
+fn log_info_until(
+    url: &str,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, v) = common::get_json(&agent(), &format!("{url}/api/v1/log"));
+        assert_eq!(status, 200, "{v}");
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_vault_is_reported_witnessed_only_once_both_witness_processes_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log_vkey = generate(d, ORIGIN, "ed25519", "log.key");
+    let a_key = generate(d, "witness-a.example", "ed25519-cosignature", "a.key");
+    let b_key = generate(d, "witness-b.example", "ed25519-cosignature", "b.key");
+    let a = WitnessProc::start(&write_config(d, "a", &["a.key"], &log_vkey), &[&a_key]);
+    let b_config = write_config(d, "b", &["b.key"], &log_vkey);
+    let b = WitnessProc::start(&b_config, &[&b_key]);
+    let serve_config = d.join("serve.toml");
+    std::fs::write(
+        &serve_config,
+        format!(
+            "witness_threshold = 2\nwitness_retry = \"50ms\"\n\n\
+             [[witness]]\nname = \"witness-a.example\"\nurl = \"{}\"\nkeys = [\"{a_key}\"]\n\n\
+             [[witness]]\nname = \"witness-b.example\"\nurl = \"{}/\"\nkeys = [\"{b_key}\"]\n",
+            a.url, b.url
+        ),
+    )
+    .unwrap();
+    let log_key = d.join("log.key").to_str().unwrap().to_string();
+    let vault = Server::start(
+        &d.join("vault"),
+        &[
+            "--origin",
+            ORIGIN,
+            "--key-file",
+            &log_key,
+            "--config",
+            serve_config.to_str().unwrap(),
+        ],
+    );
+    let url = vault.url.clone();
+    let witnessed = |v: &serde_json::Value| {
+        let size = v["checkpoint_size"].as_u64().unwrap();
+        v["witnesses"]["witnessed_size"].as_u64() == Some(size)
+    };
+
+    // Both up: the checkpoint is witnessed, and served with both
+    // witnesses' cosignatures beside the log's signature.
+    put(&url, "one", 2);
+    let v = log_info_until(&url, "2 of 2", |v| {
+        v["checkpoint_size"].as_u64() == Some(2) && witnessed(v)
+    });
+    assert_eq!(v["witnesses"]["threshold"], 2, "{v}");
+    assert_eq!(v["witnesses"]["total"], 2, "{v}");
+    let note = checkpoint_at(&url, 2);
+    for key in [&log_vkey, &a_key, &b_key] {
+        let opened = open(note.as_bytes(), &verifiers(&[key])).expect("signed by it");
+        assert_eq!(opened.verified.len(), 1, "{key}: {note}");
+    }
+
+    // B is stopped: A still cosigns, but 1 of 2 is not witnessed.
+    let b_addr = b.url.trim_start_matches("http://").to_string();
+    assert!(b.terminate(), "evault witness did not stop cleanly");
+    put(&url, "two", 1);
+    let v = log_info_until(&url, "A to cosign size 3", |v| {
+        v["witnesses"]["items"][0]["acknowledged_size"].as_u64() == Some(3)
+    });
+    assert_eq!(v["checkpoint_size"], 3, "{v}");
+    assert_eq!(v["witnesses"]["witnessed_size"], 2, "not witnessed: {v}");
+    assert!(v["witnesses"]["items"][1]["last_error"].is_string(), "{v}");
+    let note = checkpoint_at(&url, 3);
+    assert!(open(note.as_bytes(), &verifiers(&[&a_key])).is_ok());
+    assert!(open(note.as_bytes(), &verifiers(&[&b_key])).is_err());
+
+    // B is back, with its state: the vault catches up from the size B
+    // holds, and the checkpoint counts.
+    // (At the address the vault knows.)
+    let text = std::fs::read_to_string(&b_config).unwrap();
+    std::fs::write(
+        &b_config,
+        text.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{b_addr}\""),
+        ),
+    )
+    .unwrap();
+    let b = WitnessProc::start(&b_config, &[&b_key]);
+    assert_eq!(b.url, format!("http://{b_addr}"));
+    let v = log_info_until(&url, "2 of 2 again", witnessed);
+    assert_eq!(v["witnesses"]["witnessed_size"], 3, "{v}");
+    let note = checkpoint_at(&url, 3);
+    assert!(
+        open(note.as_bytes(), &verifiers(&[&b_key])).is_ok(),
+        "{note}"
+    );
+    assert!(a.terminate() && b.terminate());
+}
+
 #[test]
 fn a_bad_configuration_is_refused_before_serving() {
     use std::os::unix::fs::PermissionsExt as _;

@@ -11,12 +11,13 @@ use serde_json::json;
 use crate::client::Client;
 use crate::error::{CliError, CliResult, file_error};
 use crate::output::{print_json, read_file};
-use crate::proof::{LogKind, bundle_failure, load_verifiers};
+use crate::proof::{LogKind, bundle_failure};
 
 pub struct Args<'a> {
     pub old: &'a Path,
     pub new: &'a Path,
-    pub key: &'a str,
+    pub key: &'a [String],
+    pub key_policy: crate::proof::KeyPolicy,
     pub origin: Option<&'a str>,
     pub proof: Option<&'a Path>,
     pub out: Option<&'a Path>,
@@ -39,7 +40,8 @@ fn claimed_size(path: &Path, note: &str) -> CliResult<u64> {
 pub fn run(client: impl FnOnce() -> CliResult<Client>, a: Args<'_>, json_out: bool) -> CliResult {
     let old_note = read_file(a.old)?;
     let new_note = read_file(a.new)?;
-    let (verifiers, key_name) = load_verifiers(a.key, "--key")?;
+    let keys = crate::proof::KeySet::load(a.key, a.key_policy, "--key")?;
+    let (verifiers, key_name) = (&keys.verifiers, keys.name.as_str());
     let (from, to) = (
         claimed_size(a.old, &old_note)?,
         claimed_size(a.new, &new_note)?,
@@ -67,13 +69,15 @@ pub fn run(client: impl FnOnce() -> CliResult<Client>, a: Args<'_>, json_out: bo
             proof
         }
     };
-    let ok = verify_checkpoints(&old_note, &new_note, &proof, &verifiers, a.origin).map_err(
+    let ok = verify_checkpoints(&old_note, &new_note, &proof, verifiers, a.origin).map_err(
         |e| match &e {
-            ConsistencyError::Old(b) => bundle_failure(b, &key_name, "--key").context("--old"),
-            ConsistencyError::New(b) => bundle_failure(b, &key_name, "--key").context("--new"),
+            ConsistencyError::Old(b) => bundle_failure(b, key_name, "--key").context("--old"),
+            ConsistencyError::New(b) => bundle_failure(b, key_name, "--key").context("--new"),
             e => CliError::not_verified(e),
         },
     )?;
+    keys.check(&old_note, "--old")?;
+    keys.check(&new_note, "--new")?;
     if json_out {
         print_json(&json!({
             "consistent": true,

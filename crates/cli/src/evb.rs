@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::error::{CliError, CliResult, file_error};
 use crate::output::{print_json, read_file};
-use crate::proof::load_verifiers;
 
 /// Whether `path` starts with the zstd magic (an evidence bundle); a file
 /// that cannot be opened is a usage error.
@@ -36,12 +35,12 @@ fn check_name(c: Check) -> String {
 
 pub fn verify(
     path: &Path,
-    key: &str,
+    keys: &crate::proof::KeySet,
     newer: Option<&Path>,
     origin: Option<&str>,
     json_out: bool,
 ) -> CliResult {
-    let (verifiers, key_name) = load_verifiers(key, "--key")?;
+    let (verifiers, key_name) = (&keys.verifiers, keys.name.as_str());
     let newer = newer.map(read_file).transpose()?;
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| file_error(path, &e))?;
@@ -54,7 +53,16 @@ pub fn verify(
         CliError::not_verified(format!("{name}: not a valid evidence bundle: {e}"))
             .hint("nothing was extracted or written; the file is refused as it is")
     })?;
-    let report = evb::verify_bundle(&bundle, &verifiers, origin, newer.as_deref());
+    let report = evb::verify_bundle(&bundle, verifiers, origin, newer.as_deref());
+    if report.verified {
+        keys.check(
+            &String::from_utf8_lossy(&bundle.checkpoint),
+            &format!("{name}: its checkpoint"),
+        )?;
+        if let Some(newer) = &newer {
+            keys.check(newer, "the newer checkpoint")?;
+        }
+    }
     if json_out {
         if report.verified {
             let mut v = serde_json::to_value(&report).unwrap_or(Value::Null);
@@ -67,7 +75,7 @@ pub fn verify(
     if report.verified {
         return Ok(());
     }
-    Err(failure(&name, &report, &key_name, json_out))
+    Err(failure(&name, &report, key_name, json_out))
 }
 
 /// One line per record (`ok`, or `FAILED` with each failed check), the

@@ -193,9 +193,14 @@ enum Command {
         /// consistency proof).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Log verifier key (name+hash+base64), or a file holding it.
-        #[arg(long)]
-        key: String,
+        /// Log verifier key (name+hash+base64), or a file holding keys one
+        /// per line; repeat for several (e.g. Ed25519 and ML-DSA-44, as
+        /// GET /api/v1/log lists them in verifier_keys).
+        #[arg(long, required = true)]
+        key: Vec<String>,
+        /// Whether the checkpoint needs a signature by any --key or by all.
+        #[arg(long, value_enum, default_value = "any")]
+        key_policy: proof::KeyPolicy,
         /// Expected checkpoint origin.
         #[arg(long)]
         origin: Option<String>,
@@ -210,9 +215,13 @@ enum Command {
         /// The newer checkpoint.
         #[arg(long)]
         new: PathBuf,
-        /// The log's verifier key (name+hash+base64), or a file holding it.
-        #[arg(long)]
-        key: String,
+        /// The log's verifier key (name+hash+base64), or a file holding keys
+        /// one per line; repeat for several.
+        #[arg(long, required = true)]
+        key: Vec<String>,
+        /// Whether each checkpoint needs a signature by any --key or by all.
+        #[arg(long, value_enum, default_value = "any")]
+        key_policy: proof::KeyPolicy,
         /// Expected checkpoint origin.
         #[arg(long)]
         origin: Option<String>,
@@ -449,24 +458,28 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             record,
             checkpoint,
             key,
+            key_policy,
             origin,
         } => {
             let file = bundle.or(proof).ok_or_else(|| {
                 CliError::usage("give the file to verify: `evault verify BUNDLE.evb` or --proof")
             })?;
-            if evb::is_bundle_file(&file)? {
+            // The file's own errors first, then the keys'.
+            let is_bundle = evb::is_bundle_file(&file)?;
+            let keys = proof::KeySet::load(&key, key_policy, "--key")?;
+            if is_bundle {
                 if record.is_some() {
                     return Err(CliError::usage(
                         "--record is for a single proof; an evidence bundle carries its records",
                     ));
                 }
-                evb::verify(&file, &key, checkpoint.as_deref(), origin.as_deref(), json)
+                evb::verify(&file, &keys, checkpoint.as_deref(), origin.as_deref(), json)
             } else {
                 proof::verify(
                     &file,
                     record.as_deref(),
                     checkpoint.as_deref(),
-                    &key,
+                    &keys,
                     origin.as_deref(),
                     json,
                 )
@@ -476,6 +489,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             old,
             new,
             key,
+            key_policy,
             origin,
             proof,
             out,
@@ -487,6 +501,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
                 old: &old,
                 new: &new,
                 key: &key,
+                key_policy,
                 origin: origin.as_deref(),
                 proof: proof.as_deref(),
                 out: out.as_deref(),

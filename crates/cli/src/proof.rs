@@ -207,6 +207,82 @@ pub fn load_verifiers(key: &str, flag: &str) -> CliResult<(Verifiers, String)> {
     Ok((verifiers, name))
 }
 
+/// `--key-policy`: which of the given keys each checkpoint must carry.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// A signature by any one of them (e.g. during a key rotation).
+    #[default]
+    Any,
+    /// A signature by every one of them (e.g. Ed25519 and ML-DSA-44).
+    All,
+}
+
+/// The log keys given with `--key` (repeatable; a file may hold several,
+/// one per line, as `GET /api/v1/log` lists them in `verifier_keys`).
+pub struct KeySet {
+    /// All of them, for opening checkpoints.
+    pub verifiers: Verifiers,
+    /// Their `name+id`s, for messages.
+    pub name: String,
+    keys: Vec<(String, Verifiers)>,
+    policy: KeyPolicy,
+}
+
+impl KeySet {
+    pub fn load(given: &[String], policy: KeyPolicy, flag: &str) -> CliResult<KeySet> {
+        let mut texts = Vec::new();
+        for g in given {
+            let text = read_key(g)?;
+            texts.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        if texts.is_empty() {
+            return Err(CliError::usage(format!("{flag}: no key given")));
+        }
+        let mut verifiers = Verifiers::new();
+        let mut names = Vec::new();
+        let mut keys = Vec::new();
+        for text in texts {
+            let (one, name) = load_verifiers(&text, flag)?;
+            verifiers
+                .insert_boxed(log_verifier(&text).map_err(|e| CliError::usage(e.to_string()))?)
+                .map_err(|e| CliError::usage(format!("{flag}: {e}")))?;
+            names.push(name);
+            keys.push((text, one));
+        }
+        Ok(KeySet {
+            verifiers,
+            name: names.join(", "),
+            keys,
+            policy,
+        })
+    }
+
+    /// With `--key-policy all`: `note` (already verified with the set)
+    /// must carry a valid signature by every key. `what` names it.
+    pub fn check(&self, note: &str, what: &str) -> CliResult {
+        if self.policy == KeyPolicy::Any {
+            return Ok(());
+        }
+        for (text, one) in &self.keys {
+            if evault_note::open(note.as_bytes(), one).is_err() {
+                let name = evault_note::parse_verifier_key(text)
+                    .map(|k| format!("{}+{:08x}", k.name, k.key_id))
+                    .unwrap_or_else(|_| text.clone());
+                return Err(CliError::not_verified(format!(
+                    "{what} is not signed by {name}, and --key-policy all asks for a signature by \
+                     every --key"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A failed check as `NOT VERIFIED`, naming the given key when the
 /// checkpoint was signed by another one.
 pub fn bundle_failure(e: &BundleError, key_name: &str, flag: &str) -> CliError {
@@ -225,12 +301,12 @@ pub fn verify(
     proof: &Path,
     record: Option<&Path>,
     checkpoint: Option<&Path>,
-    key: &str,
+    keys: &KeySet,
     origin: Option<&str>,
     json_out: bool,
 ) -> CliResult {
     let text = read_file(proof)?;
-    let (verifiers, key_name) = load_verifiers(key, "--key")?;
+    let (verifiers, key_name) = (&keys.verifiers, keys.name.as_str());
     let checkpoint = checkpoint.map(read_file).transpose()?;
     let record: Option<Value> = match record {
         Some(p) => Some(
@@ -256,14 +332,16 @@ pub fn verify(
         if let Some(cp) = checkpoint {
             parsed.checkpoint = cp;
         }
+        let note = parsed.checkpoint.clone();
         let audit = record.get("request_id").is_some();
         let id = record["id"].as_str().unwrap_or("?").to_string();
         let ok = if audit {
-            tlog_verify::<AuditEvent>(&parsed, record, &verifiers, origin)
+            tlog_verify::<AuditEvent>(&parsed, record, verifiers, origin)
         } else {
-            tlog_verify::<Evidence>(&parsed, record, &verifiers, origin)
+            tlog_verify::<Evidence>(&parsed, record, verifiers, origin)
         }
-        .map_err(|e| e.into_error(&key_name).context(&name))?;
+        .map_err(|e| e.into_error(key_name).context(&name))?;
+        keys.check(&note, &format!("{name}: the checkpoint"))?;
         ("tlog-proof", audit, ok, id)
     } else {
         let value: Value = serde_json::from_str(&text).map_err(|e| {
@@ -276,12 +354,17 @@ pub fn verify(
         // is told apart by the fields only an audit event has.
         let audit = value["record"].get("request_id").is_some();
         let id = value["record"]["id"].as_str().unwrap_or("?").to_string();
+        let note = checkpoint
+            .clone()
+            .or_else(|| value["checkpoint"].as_str().map(str::to_string))
+            .unwrap_or_default();
         let ok = if audit {
-            bundle_verify::<AuditEvent>(value, record, checkpoint, &verifiers, origin)
+            bundle_verify::<AuditEvent>(value, record, checkpoint, verifiers, origin)
         } else {
-            bundle_verify::<Evidence>(value, record, checkpoint, &verifiers, origin)
+            bundle_verify::<Evidence>(value, record, checkpoint, verifiers, origin)
         }
-        .map_err(|e| e.into_error(&key_name).context(&name))?;
+        .map_err(|e| e.into_error(key_name).context(&name))?;
+        keys.check(&note, &format!("{name}: the checkpoint"))?;
         ("bundle", audit, ok, id)
     };
     let what = if audit { "audit event" } else { "record" };

@@ -63,9 +63,9 @@ pub struct FileConfig {
     pub witness: Vec<crate::witnessing::WitnessConfig>,
     /// How many distinct witnesses must cosign a checkpoint (default: all).
     pub witness_threshold: Option<usize>,
-    /// How often a checkpoint not yet witnessed is offered again (default
-    /// 10s).
-    pub witness_retry: Option<String>,
+    /// The least time between two rounds of witness requests (default
+    /// 10s): the latest checkpoint is offered then, until witnessed.
+    pub witness_interval: Option<String>,
 }
 
 /// One `[[oidc]]` table.
@@ -92,7 +92,23 @@ impl FileConfig {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+        toml::from_str(&text).map_err(|e: toml::de::Error| {
+            // toml quotes the offending line; a signer URI may hold a PIN
+            // (pin-value), which must not reach a terminal or a log.
+            if text.contains("pin-value") {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                format!(
+                    "config file {}: {}{}",
+                    path.display(),
+                    e.message(),
+                    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                )
+            } else {
+                format!("config file {}: {e}", path.display())
+            }
+        })
     }
 }
 

@@ -49,11 +49,11 @@ pub struct ServeArgs {
     /// pkcs11:token=evault;object=log-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/evault/pin
     /// (the PIN from pin-source, pin-value or EVAULT_PKCS11_PIN). Not with
     /// --key-file [default: file:<data dir>/log.key].
-    #[arg(long, env = "EVAULT_SIGNER")]
+    #[arg(long, env = "EVAULT_SIGNER", hide_env_values = true)]
     signer: Option<String>,
     /// Where the audit log's signing key is, as --signer [default:
     /// file:<data dir>/audit.key].
-    #[arg(long, env = "EVAULT_AUDIT_SIGNER")]
+    #[arg(long, env = "EVAULT_AUDIT_SIGNER", hide_env_values = true)]
     audit_signer: Option<String>,
     /// An ML-DSA-44 key (post-quantum, C2SP signature type 0x06) that signs
     /// every evidence checkpoint beside the Ed25519 key, as a file: URI.
@@ -333,7 +333,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     config.witnesses = crate::witnessing::setup(
         &file.witness,
         file.witness_threshold,
-        file.witness_retry.as_deref(),
+        file.witness_interval.as_deref(),
     )?;
     if let Some(uri) = o.audit_signer.or(file.audit_signer.clone()) {
         (config.audit.key_file, config.audit.signer) =

@@ -11,12 +11,27 @@ use evault_pkcs11::{Pkcs11Signer, Pkcs11Uri};
 use evault_vault::LogSigner;
 
 /// Where a log's key is.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum SignerUri {
     /// A key file.
     File(PathBuf),
     /// A key in a PKCS#11 token; the whole URI, PIN attributes included.
     Pkcs11(String),
+}
+
+impl std::fmt::Debug for SignerUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignerUri::File(p) => f.debug_tuple("File").field(p).finish(),
+            // Never the URI itself: it may hold a PIN (pin-value).
+            SignerUri::Pkcs11(uri) => {
+                let shown = Pkcs11Uri::parse(uri)
+                    .map(|u| u.describe())
+                    .unwrap_or_else(|_| "?".into());
+                f.debug_tuple("Pkcs11").field(&shown).finish()
+            }
+        }
+    }
 }
 
 impl SignerUri {
@@ -177,6 +192,8 @@ mod tests {
             SignerUri::parse("signer", uri).unwrap(),
             SignerUri::Pkcs11(uri.into())
         );
+        let shown = format!("{:?}", SignerUri::Pkcs11(uri.into()));
+        assert!(!shown.contains("123456"), "{shown}");
         let (file, signer) = SignerUri::Pkcs11(uri.into()).into_config();
         assert!(file.is_none());
         let shown = format!("{:?}", signer.unwrap());

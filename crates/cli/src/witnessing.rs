@@ -33,7 +33,7 @@ pub struct WitnessConfig {
 pub fn setup(
     witnesses: &[WitnessConfig],
     threshold: Option<usize>,
-    retry: Option<&str>,
+    interval: Option<&str>,
 ) -> Result<Option<WitnessSetup>, String> {
     if witnesses.is_empty() {
         if threshold.is_some() {
@@ -63,15 +63,18 @@ pub fn setup(
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let retry = match retry {
-        Some(r) => parse_duration("witness_retry", r)?,
+    let interval = match interval {
+        Some(r) => match parse_duration("witness_interval", r)? {
+            d if d.is_zero() => return Err("witness_interval must not be zero".into()),
+            d => d,
+        },
         None => Duration::from_secs(10),
     };
     Ok(Some(WitnessSetup {
         threshold: threshold.unwrap_or(specs.len()),
         witnesses: specs,
         transport: Arc::new(HttpTransport::new()),
-        retry,
+        interval,
     }))
 }
 
@@ -147,11 +150,11 @@ mod tests {
         assert_eq!(s.witnesses[0].url, "https://a.example/w/add-checkpoint");
         assert_eq!(s.witnesses[1].url, "http://b.example/add-checkpoint");
         assert_eq!(s.threshold, 2);
-        assert_eq!(s.retry, Duration::from_secs(10));
+        assert_eq!(s.interval, Duration::from_secs(10));
         let s = setup(&[w("https://a.example")], Some(1), Some("2s"))
             .unwrap()
             .unwrap();
-        assert_eq!((s.threshold, s.retry), (1, Duration::from_secs(2)));
+        assert_eq!((s.threshold, s.interval), (1, Duration::from_secs(2)));
     }
 
     #[test]
@@ -162,6 +165,8 @@ mod tests {
         let e = setup(&[w("ftp://a.example")], None, None).unwrap_err();
         assert!(e.contains("not an http(s) URL"), "{e}");
         let e = setup(&[w("https://a.example")], None, Some("soon")).unwrap_err();
-        assert!(e.contains("witness_retry"), "{e}");
+        assert!(e.contains("witness_interval"), "{e}");
+        let e = setup(&[w("https://a.example")], None, Some("0s")).unwrap_err();
+        assert!(e.contains("must not be zero"), "{e}");
     }
 }

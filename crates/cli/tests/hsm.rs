@@ -244,7 +244,7 @@ fn a_signer_uri_that_cannot_be_used_stops_serve_with_a_clear_error() {
         (
             &[
                 "--signer",
-                "pkcs11:token=t;object=k?module-path=/nonexistent/libpkcs11.so&pin-value=1",
+                "pkcs11:token=t;object=k?module-path=/nonexistent/libpkcs11.so&pin-value=731942",
             ][..],
             "evidence log's signer (PKCS#11 token \"t\", key \"k\") cannot be opened",
         ),
@@ -253,6 +253,41 @@ fn a_signer_uri_that_cannot_be_used_stops_serve_with_a_clear_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
-        assert!(!stderr.contains("pin-value=1"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("731942"),
+            "the PIN is never shown: {stderr}"
+        );
     }
+    // Nor by --help, which shows the environment's values of other flags.
+    let help = Command::new(env!("CARGO_BIN_EXE_evault"))
+        .args(["serve", "--help"])
+        .env(
+            "EVAULT_SIGNER",
+            "pkcs11:token=t;object=k?module-path=/m.so&pin-value=731942",
+        )
+        .env(
+            "EVAULT_AUDIT_SIGNER",
+            "pkcs11:token=a;object=k?module-path=/m.so&pin-value=731942",
+        )
+        .env_remove("EVAULT_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--signer"), "{text}");
+    assert!(!text.contains("731942"), "the PIN is never shown: {text}");
+    // Nor by a config file error on the line that holds it.
+    let config = dir.path().join("evault.toml");
+    std::fs::write(
+        &config,
+        "signer = \"pkcs11:token=t;object=k?module-path=/m.so&pin-value=731942\" oops\n",
+    )
+    .unwrap();
+    let out = run(&["--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("evault.toml"), "{stderr}");
+    assert!(
+        !stderr.contains("731942"),
+        "the PIN is never shown: {stderr}"
+    );
 }

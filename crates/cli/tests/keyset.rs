@@ -239,7 +239,7 @@ fn a_dual_signed_log_verifies_with_either_key_or_all_of_them() {
             "--key",
             ml,
         ]),
-        "",
+        "--key is",
     );
     // A key list with nothing in it is a usage error.
     let empty = w.join("empty.txt");

@@ -485,7 +485,7 @@ fn a_vault_is_reported_witnessed_only_once_both_witness_processes_cosigned() {
     std::fs::write(
         &serve_config,
         format!(
-            "witness_threshold = 2\nwitness_retry = \"50ms\"\n\n\
+            "witness_threshold = 2\nwitness_interval = \"50ms\"\n\n\
              [[witness]]\nname = \"witness-a.example\"\nurl = \"{}\"\nkeys = [\"{a_key}\"]\n\n\
              [[witness]]\nname = \"witness-b.example\"\nurl = \"{}/\"\nkeys = [\"{b_key}\"]\n",
             a.url, b.url

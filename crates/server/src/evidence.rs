@@ -247,11 +247,6 @@ impl Submission {
             }
         };
         q.finish()?;
-        // Refused before a byte is read, so nothing is written: the
-        // client asked for a checkpoint the vault cannot sign now.
-        if wait_checkpoint && let Some(e) = st.vault.evidence_log().signer_unavailable() {
-            return Err(e.into());
-        }
         let mut labels = BTreeMap::new();
         for l in &query_labels {
             add_label(&mut labels, l, "query parameter label")?;
@@ -288,6 +283,12 @@ impl Submission {
         };
         if declared_len.is_some_and(|n| n > limit) {
             return Err(too_large(envelope, limit));
+        }
+        // Last, so a bad request is a 400 whatever the signer's state; and
+        // before a byte is read, so nothing is written: the client asked
+        // for a checkpoint the vault cannot sign now.
+        if wait_checkpoint && let Some(e) = st.vault.evidence_log().signer_unavailable() {
+            return Err(e.into());
         }
         Ok(Submission {
             envelope,

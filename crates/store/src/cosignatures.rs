@@ -10,6 +10,9 @@ use crate::{LogId, Result};
 pub struct Cosignature {
     /// The witness's name, as configured.
     pub witness: String,
+    /// The cosigner key that made it, `<key name>+<key id, 8 hex digits>`:
+    /// one line per witness and key is kept.
+    pub key: String,
     /// The signature line, `— <key name> <base64>`, verified with the
     /// witness's key before it is stored.
     pub line: String,
@@ -19,13 +22,20 @@ pub struct Cosignature {
 
 /// Where cosignatures are kept.
 pub trait CosignatureStore: Send + Sync {
-    /// Adds cosignatures of `log`'s checkpoint of `size`; a line already
-    /// stored for that witness and size is kept as it is.
+    /// Adds cosignatures of `log`'s checkpoint of `size`; for a witness
+    /// and key that already has a line for that size, the stored line is
+    /// kept as it is.
     fn put_cosignatures(&self, log: LogId, size: u64, cosignatures: &[Cosignature]) -> Result<()>;
     /// The cosignatures of `log`'s checkpoint of `size`, by witness, then
-    /// line.
+    /// key.
     fn cosignatures_at(&self, log: LogId, size: u64) -> Result<Vec<Cosignature>>;
     /// The largest size of `log` whose checkpoint at least `threshold`
-    /// distinct witnesses cosigned.
-    fn witnessed_size(&self, log: LogId, threshold: usize) -> Result<Option<u64>>;
+    /// distinct witnesses among `witnesses` cosigned (a witness no longer
+    /// configured does not count).
+    fn witnessed_size(
+        &self,
+        log: LogId,
+        threshold: usize,
+        witnesses: &[String],
+    ) -> Result<Option<u64>>;
 }

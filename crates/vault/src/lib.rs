@@ -188,6 +188,7 @@ async fn witnessing_task(
     store: &Arc<dyn Store>,
     setup: &witnessing::WitnessSetup,
     evidence: &LogHandle,
+    stopping: &watch::Receiver<bool>,
 ) -> Result<(witnessing::Witnessing, watch::Receiver<WitnessStatus>)> {
     if store.cosignatures().is_none() {
         return Err(VaultError::Invalid(
@@ -209,6 +210,7 @@ async fn witnessing_task(
             setup: setup.clone(),
             checkpoints: evidence.checkpoints.clone(),
             status: tx,
+            stopping: stopping.clone(),
         },
         rx,
     ))
@@ -347,7 +349,7 @@ impl Vault {
         };
         let (stop, stopping) = watch::channel(false);
         let witnessing = match &config.witnesses {
-            Some(setup) => Some(witnessing_task(&store, setup, &evidence).await?),
+            Some(setup) => Some(witnessing_task(&store, setup, &evidence, &stopping).await?),
             None => None,
         };
         let witness_status = witnessing.as_ref().map(|(_, rx)| rx.clone());
@@ -366,7 +368,7 @@ impl Vault {
                 .map(|c| tokio::spawn(c.run(stopping.clone())))
                 .collect(),
             mirror: mirror.map(|(m, heads)| tokio::spawn(m.follow(heads))),
-            witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run(stopping.clone()))),
+            witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run())),
         };
 
         let stream_budget = stream::budget(&config);

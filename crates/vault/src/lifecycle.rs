@@ -54,7 +54,9 @@ impl Vault {
         self.inner.stop.send_replace(true);
         if let Some(tasks) = tasks {
             // Cosignatures are extra, and a witness may be slow to answer:
-            // not waited for (a round in flight finishes on its own).
+            // not waited for. A round in flight in the blocking pool sends
+            // no more requests once `stop` is set (at most the one in
+            // flight, bounded by the transport's timeout, finishes).
             if let Some(w) = &tasks.witnessing {
                 w.abort();
             }

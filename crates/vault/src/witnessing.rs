@@ -34,8 +34,10 @@ pub struct WitnessSetup {
     /// How requests reach them (HTTP in `evault serve`); it bounds the time
     /// and size of each answer.
     pub transport: Arc<dyn Transport + Send + Sync>,
-    /// How often a checkpoint not yet witnessed is offered again.
-    pub retry: Duration,
+    /// The least time between two rounds (witnesses rate-limit the logs
+    /// they serve): a newer checkpoint waits for it, and one not yet
+    /// witnessed is offered again after it.
+    pub interval: Duration,
 }
 
 impl fmt::Debug for WitnessSetup {
@@ -43,7 +45,7 @@ impl fmt::Debug for WitnessSetup {
         f.debug_struct("WitnessSetup")
             .field("witnesses", &self.witnesses)
             .field("threshold", &self.threshold)
-            .field("retry", &self.retry)
+            .field("interval", &self.interval)
             .finish_non_exhaustive()
     }
 }
@@ -80,8 +82,18 @@ pub struct WitnessStatus {
 impl WitnessSetup {
     /// Checks the policy and the keys before the vault starts.
     pub(crate) fn witnesses(&self) -> Result<Witnesses> {
+        if self.interval.is_zero() {
+            return Err(VaultError::Invalid(
+                "witnesses: the interval between rounds must not be zero".into(),
+            ));
+        }
         Witnesses::new(self.witnesses.clone(), self.threshold)
             .map_err(|e| VaultError::Invalid(format!("witnesses: {e}")))
+    }
+
+    /// The configured witnesses' names: only they count toward k.
+    fn names(&self) -> Vec<String> {
+        self.witnesses.iter().map(|w| w.name.clone()).collect()
     }
 }
 
@@ -112,6 +124,29 @@ pub(crate) struct Witnessing {
     /// The log's signed checkpoint sizes.
     pub checkpoints: watch::Receiver<u64>,
     pub status: watch::Sender<WitnessStatus>,
+    /// Set when the vault stops: a round in flight sends no more requests.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// The transport, refusing new requests once the vault stops, so a round
+/// in the blocking pool ends after the request in flight (at most its
+/// timeout) instead of asking every witness in turn.
+struct StopAware {
+    inner: Arc<dyn Transport + Send + Sync>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Transport for StopAware {
+    fn post(
+        &self,
+        url: &str,
+        body: &[u8],
+    ) -> std::result::Result<evault_witness::Response, String> {
+        if *self.stopping.borrow() {
+            return Err("the vault is stopping".into());
+        }
+        self.inner.post(url, body)
+    }
 }
 
 impl Witnessing {
@@ -122,7 +157,7 @@ impl Witnessing {
         setup: &WitnessSetup,
     ) -> Result<WitnessStatus> {
         let witnessed_size = match store.cosignatures() {
-            Some(c) => c.witnessed_size(log, setup.threshold)?,
+            Some(c) => c.witnessed_size(log, setup.threshold, &setup.names())?,
             None => None,
         };
         Ok(WitnessStatus {
@@ -140,24 +175,27 @@ impl Witnessing {
         })
     }
 
-    /// Offers each new checkpoint, and the latest one again every
-    /// `retry` until it is witnessed; ends when the checkpointer does or
-    /// the vault stops.
-    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
+    /// Offers the latest checkpoint until it is witnessed, at most one
+    /// round per `interval`; ends when the checkpointer does or the vault
+    /// stops.
+    pub async fn run(mut self) {
+        let mut stopping = self.stopping.clone();
         loop {
             let size = *self.checkpoints.borrow_and_update();
-            let witnessed = self.status.borrow().witnessed_size >= Some(size);
-            if size > 0 && !witnessed {
+            if size > 0 && self.status.borrow().witnessed_size < Some(size) {
                 self.round(size).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(self.setup.interval) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+                continue;
             }
-            let witnessed = self.status.borrow().witnessed_size >= Some(size);
             tokio::select! {
                 changed = self.checkpoints.changed() => {
                     if changed.is_err() {
                         return;
                     }
                 }
-                _ = tokio::time::sleep(self.setup.retry), if !witnessed => {}
                 _ = stopping.wait_for(|s| *s) => return,
             }
         }
@@ -168,13 +206,24 @@ impl Witnessing {
     async fn round(&mut self, size: u64) {
         let store = self.store.clone();
         let log = self.log;
-        let transport = self.setup.transport.clone();
+        let transport = StopAware {
+            inner: self.setup.transport.clone(),
+            stopping: self.stopping.clone(),
+        };
         let threshold = self.setup.threshold;
+        let names = self.setup.names();
         let Some(mut witnesses) = self.witnesses.take() else {
             return;
         };
         let ran = tokio::task::spawn_blocking(move || {
-            let result = ask_and_keep(&*store, log, size, &mut witnesses, &*transport, threshold);
+            let result = ask_and_keep(
+                &*store,
+                log,
+                size,
+                &mut witnesses,
+                &transport,
+                (threshold, &names),
+            );
             (witnesses, result)
         })
         .await;
@@ -251,8 +300,8 @@ fn ask_and_keep(
     log: LogId,
     size: u64,
     witnesses: &mut Witnesses,
-    transport: &(dyn Transport + Send + Sync),
-    threshold: usize,
+    transport: &dyn Transport,
+    (threshold, names): (usize, &[String]),
 ) -> Result<(RoundOutcomes, Option<u64>)> {
     let cp = store.checkpoint_at(log, size)?.ok_or_else(|| {
         VaultError::Inconsistent(format!("the {log} checkpoint of size {size} is not stored"))
@@ -269,15 +318,33 @@ fn ask_and_keep(
         if let WitnessOutcome::Cosigned(lines) = outcome {
             let rows: Vec<Cosignature> = lines
                 .iter()
-                .map(|l| Cosignature {
-                    witness: name.clone(),
-                    line: l.trim_end_matches('\n').to_string(),
-                    received_ms,
+                .filter_map(|l| {
+                    let line = l.trim_end_matches('\n');
+                    Some(Cosignature {
+                        witness: name.clone(),
+                        key: line_key(line)?,
+                        line: line.to_string(),
+                        received_ms,
+                    })
                 })
                 .collect();
             cs.put_cosignatures(log, size, &rows)?;
         }
     }
-    let witnessed = cs.witnessed_size(log, threshold)?;
+    let witnessed = cs.witnessed_size(log, threshold, names)?;
     Ok((round.outcomes, witnessed))
+}
+
+/// `<key name>+<key id hex>` of a signature line `— <name> <base64>`, whose
+/// base64 starts with the 4-byte key ID (C2SP signed-note). The lines were
+/// verified, so this holds; `None` otherwise.
+fn line_key(line: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (name, sig) = line.strip_prefix("\u{2014} ")?.rsplit_once(' ')?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(sig).ok()?;
+    let id = bytes.get(..4)?;
+    Some(format!(
+        "{name}+{:08x}",
+        u32::from_be_bytes([id[0], id[1], id[2], id[3]])
+    ))
 }

@@ -95,7 +95,7 @@ fn setup(dir: &Path) -> Setup {
         witnesses: specs,
         threshold: 2,
         transport: net.clone(),
-        retry: Duration::from_millis(20),
+        interval: Duration::from_millis(20),
     });
     Setup {
         net,

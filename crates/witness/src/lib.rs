@@ -18,7 +18,7 @@
 //!   ([`Round::witnessed`]). HTTP is behind [`Transport`].
 //!
 //! The HTTP server is `evault witness` (`evault_server::witness_router`);
-//! the vault's use of [`Witnesses`] is not built yet.
+//! the vault uses [`Witnesses`] in its witnessing task (`evault_vault`).
 
 #![forbid(unsafe_code)]
 

@@ -13,8 +13,8 @@ pub(super) fn put(conn: &Connection, log: LogId, size: u64, cosigs: &[Cosignatur
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO cosignatures (log, tree_size, witness, line, received_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO cosignatures \
+                 (log, tree_size, witness, key, line, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .db()?;
         for c in cosigs {
@@ -23,6 +23,7 @@ pub(super) fn put(conn: &Connection, log: LogId, size: u64, cosigs: &[Cosignatur
                     log.as_str(),
                     size,
                     c.witness,
+                    c.key,
                     c.line,
                     c.received_ms
                 ])
@@ -36,14 +37,15 @@ pub(super) fn at(conn: &Connection, log: LogId, size: u64) -> Result<Vec<Cosigna
     let size = to_i64(size, "cosignature tree_size")?;
     query::all(
         conn,
-        "SELECT witness, line, received_ms FROM cosignatures WHERE log = ?1 AND tree_size = ?2 \
-         ORDER BY witness, line",
+        "SELECT witness, key, line, received_ms FROM cosignatures \
+         WHERE log = ?1 AND tree_size = ?2 ORDER BY witness, key",
         rusqlite::params![log.as_str(), size],
         |row| {
             Ok(Cosignature {
                 witness: col_text(row, 0, "cosignature witness")?,
-                line: col_text(row, 1, "cosignature line")?,
-                received_ms: col_i64(row, 2, "cosignature received_ms")?,
+                key: col_text(row, 1, "cosignature key")?,
+                line: col_text(row, 2, "cosignature line")?,
+                received_ms: col_i64(row, 3, "cosignature received_ms")?,
             })
         },
     )
@@ -53,13 +55,21 @@ pub(super) fn witnessed_size(
     conn: &Connection,
     log: LogId,
     threshold: usize,
+    witnesses: &[String],
 ) -> Result<Option<u64>> {
+    if threshold == 0 || witnesses.is_empty() {
+        return Ok(None);
+    }
     let threshold = i64::try_from(threshold).unwrap_or(i64::MAX);
+    // The configured names as a JSON array, so one statement serves any
+    // number of them.
+    let names = serde_json::to_string(witnesses).unwrap_or_else(|_| "[]".into());
     let sizes = query::all(
         conn,
-        "SELECT tree_size FROM cosignatures WHERE log = ?1 GROUP BY tree_size \
+        "SELECT tree_size FROM cosignatures WHERE log = ?1 \
+         AND witness IN (SELECT value FROM json_each(?3)) GROUP BY tree_size \
          HAVING COUNT(DISTINCT witness) >= ?2 ORDER BY tree_size DESC LIMIT 1",
-        rusqlite::params![log.as_str(), threshold],
+        rusqlite::params![log.as_str(), threshold, names],
         |row| {
             to_u64(
                 col_i64(row, 0, "cosignature tree_size")?,

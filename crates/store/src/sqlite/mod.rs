@@ -407,8 +407,13 @@ impl CosignatureStore for SqliteStore {
         cosignatures::at(&self.readers.get(), log, size)
     }
 
-    fn witnessed_size(&self, log: LogId, threshold: usize) -> Result<Option<u64>> {
-        cosignatures::witnessed_size(&self.readers.get(), log, threshold)
+    fn witnessed_size(
+        &self,
+        log: LogId,
+        threshold: usize,
+        witnesses: &[String],
+    ) -> Result<Option<u64>> {
+        cosignatures::witnessed_size(&self.readers.get(), log, threshold, witnesses)
     }
 }
 

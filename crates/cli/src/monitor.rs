@@ -21,9 +21,15 @@ pub struct MonitorArgs {
     #[arg(long)]
     server: Option<String>,
     /// Verifier key (name+hash+base64) of the vault's evidence log, or of
-    /// the --log, or a file holding it; pinned on first use.
+    /// the --log, or a file holding keys one per line; pinned on first use.
+    /// Repeat it for a log that signs with several keys (Ed25519 and
+    /// ML-DSA-44: GET /api/v1/log's verifier_keys).
     #[arg(long)]
-    key: Option<String>,
+    key: Vec<String>,
+    /// Whether each checkpoint needs a signature by any pinned --key or by
+    /// all; pinned with the keys [default: any].
+    #[arg(long, value_enum)]
+    key_policy: Option<KeyPolicyArg>,
     /// Checkpoint origin of that log (default: the key's name).
     #[arg(long)]
     origin: Option<String>,
@@ -89,9 +95,35 @@ fn key_text(key: &str) -> Result<String, String> {
     Ok(key.to_string())
 }
 
+/// `--key-policy`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum KeyPolicyArg {
+    Any,
+    All,
+}
+
 /// The logs the arguments name (none: the state file's).
 fn requests(args: &MonitorArgs, file: &FileConfig) -> Result<Vec<LogRequest>, String> {
-    let key = args.key.as_deref().map(key_text).transpose()?;
+    let mut keys = Vec::new();
+    for k in &args.key {
+        keys.extend(
+            key_text(k)?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    if !args.key.is_empty() && keys.is_empty() {
+        return Err("--key: no key given".into());
+    }
+    let mut keys = keys.into_iter();
+    let key = keys.next();
+    let more_keys: Vec<String> = keys.collect();
+    let key_policy = args.key_policy.map(|p| match p {
+        KeyPolicyArg::Any => evault_monitor::KeyPolicy::Any,
+        KeyPolicyArg::All => evault_monitor::KeyPolicy::All,
+    });
     if let Some(prefix) = &args.log {
         let name = match (&args.name, &args.origin, &key) {
             (Some(n), _, _) => n.clone(),
@@ -107,6 +139,8 @@ fn requests(args: &MonitorArgs, file: &FileConfig) -> Result<Vec<LogRequest>, St
             prefix: prefix.clone(),
             origin: args.origin.clone(),
             key,
+            more_keys,
+            key_policy,
         }]);
     }
     let vault = args.server.is_some() || key.is_some() || args.audit_key.is_some();
@@ -128,6 +162,8 @@ fn requests(args: &MonitorArgs, file: &FileConfig) -> Result<Vec<LogRequest>, St
         prefix: format!("{server}/tlog/"),
         origin: args.origin.clone(),
         key,
+        more_keys,
+        key_policy,
     }];
     if !args.no_audit {
         out.push(LogRequest {
@@ -136,6 +172,8 @@ fn requests(args: &MonitorArgs, file: &FileConfig) -> Result<Vec<LogRequest>, St
             prefix: format!("{server}/tlog-audit/"),
             origin: args.audit_origin.clone(),
             key: args.audit_key.as_deref().map(key_text).transpose()?,
+            more_keys: Vec::new(),
+            key_policy: None,
         });
     }
     Ok(out)

@@ -29,7 +29,7 @@ use crate::entries::check_entry;
 use crate::source::{
     FetchError, LogSource, SourceTiles, fetch_bundle, fetch_checkpoint, fetch_tile,
 };
-use crate::state::{LogState, TrustedTree, key_name, verifiers_for};
+use crate::state::{LogState, TrustedTree, short_name};
 
 /// What kind of verification failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -199,17 +199,34 @@ fn check_served(
     let log = input.log;
     let name = &log.name;
     let where_ = format!("{}checkpoint", slash(&input.source.describe()));
-    let verifiers = verifiers_for(&log.key).map_err(|e| failed(FailureKind::KeyChanged, e))?;
+    let verifiers = log
+        .verifiers()
+        .map_err(|e| failed(FailureKind::KeyChanged, e))?;
     let note = open(served, &verifiers).map_err(|e| {
         failed(
             FailureKind::BadCheckpoint,
             format!(
                 "log {name}: the checkpoint at {where_} is not a note validly signed by the \
                  pinned key {}: {e}",
-                key_name(&log.key).unwrap_or_default()
+                log.keys()
+                    .map(|k| short_name(k))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         )
     })?;
+    if let Some(missing) = log
+        .missing_signature(served)
+        .map_err(|e| failed(FailureKind::KeyChanged, e))?
+    {
+        return Err(failed(
+            FailureKind::BadCheckpoint,
+            format!(
+                "log {name}: the checkpoint at {where_} is not signed by the pinned key \
+                 {missing}, and the key policy is all"
+            ),
+        ));
+    }
     let cp = Checkpoint::parse(&note.text).map_err(|e| {
         failed(
             FailureKind::BadCheckpoint,

@@ -36,6 +36,7 @@ pub use source::{DirSource, FetchError, HttpSource, LogSource, open_source};
 pub use state::{LogKind, LogState, State, Trusted};
 
 use check::{Attempt, CheckError, CheckInput, check_log};
+pub use state::KeyPolicy;
 use state::{StateLock, TrustedTree, key_name, parent_dir, verifiers_for};
 
 /// How a run ends; [`Exit::code`] is the process exit code shared by every
@@ -83,6 +84,11 @@ pub struct LogRequest {
     /// Verifier key; required for a log not yet in the state, must match a
     /// pinned one.
     pub key: Option<String>,
+    /// More keys of the same log (e.g. ML-DSA-44 beside Ed25519), pinned
+    /// with `key`; must match the pinned ones.
+    pub more_keys: Vec<String>,
+    /// Any or all of the keys; must match the pinned policy.
+    pub key_policy: Option<KeyPolicy>,
 }
 
 /// Receives progress lines.
@@ -225,17 +231,52 @@ impl Monitor {
             if let Some(key) = &r.key {
                 verifiers_for(key)?;
             }
+            for key in &r.more_keys {
+                verifiers_for(key)?;
+            }
+            if r.key.is_none() && (!r.more_keys.is_empty() || r.key_policy.is_some()) {
+                return Err(format!(
+                    "log {}: more keys and a key policy come with --key",
+                    r.name
+                ));
+            }
             if let Some(known) = state.logs.iter().find(|l| l.name == r.name) {
-                if let Some(key) = r.key.as_ref().filter(|k| **k != known.key) {
+                let same_keys = r.key.is_none()
+                    || (r.key.as_ref() == Some(&known.key) && r.more_keys == known.more_keys);
+                if !same_keys {
+                    let given: Vec<&String> = r.key.iter().chain(&r.more_keys).collect();
+                    let pinned: Vec<&String> = known.keys().collect();
+                    let key = given
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let pinned = pinned
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     conflicts.push((
                         r.name.clone(),
                         Failure {
                             kind: FailureKind::KeyChanged,
                             message: format!(
-                                "log {}: KEY CHANGED: the pinned key is {}, but {key} was \
+                                "log {}: KEY CHANGED: the pinned key is {pinned}, but {key} was \
                                  given; a log's key does not change (to trust a new log, use \
                                  a new name or state file)",
-                                r.name, known.key
+                                r.name
+                            ),
+                        },
+                    ));
+                } else if let Some(policy) = r.key_policy.filter(|p| *p != known.key_policy) {
+                    conflicts.push((
+                        r.name.clone(),
+                        Failure {
+                            kind: FailureKind::KeyChanged,
+                            message: format!(
+                                "log {}: KEY POLICY CHANGED: the pinned policy is {:?}, but \
+                                 {policy:?} was given",
+                                r.name, known.key_policy
                             ),
                         },
                     ));
@@ -275,6 +316,8 @@ impl Monitor {
                 prefix,
                 origin,
                 key,
+                more_keys: r.more_keys.clone(),
+                key_policy: r.key_policy.unwrap_or_default(),
                 trusted: None,
             });
         }

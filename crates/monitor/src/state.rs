@@ -78,6 +78,13 @@ pub struct LogState {
     /// Pinned verifier key (`name+hash+base64`); a different key for this
     /// log is a failure, never an update.
     pub key: String,
+    /// More pinned keys of the same log (e.g. its ML-DSA-44 key beside the
+    /// Ed25519 one), pinned like `key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_keys: Vec<String>,
+    /// Whether a checkpoint needs a signature by any pinned key or by all.
+    #[serde(default, skip_serializing_if = "KeyPolicy::is_any")]
+    pub key_policy: KeyPolicy,
     /// The last verified tree; absent until the first successful run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted: Option<Trusted>,
@@ -111,6 +118,62 @@ pub struct TrustedTree {
     pub frontier: CompactRange,
     /// The signed checkpoint note.
     pub checkpoint: String,
+}
+
+/// Which of a log's pinned keys each checkpoint must be signed by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyPolicy {
+    /// Any one of them.
+    #[default]
+    Any,
+    /// Every one of them.
+    All,
+}
+
+impl KeyPolicy {
+    fn is_any(&self) -> bool {
+        *self == KeyPolicy::Any
+    }
+}
+
+impl LogState {
+    /// Every pinned key, `key` first.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.key).chain(&self.more_keys)
+    }
+
+    /// The verifier set of all pinned keys.
+    pub fn verifiers(&self) -> Result<Verifiers, String> {
+        let mut set = Verifiers::new();
+        for key in self.keys() {
+            let v = log_verifier(key).map_err(|e| format!("key {key:?}: {e}"))?;
+            set.insert_boxed(v).map_err(|e| e.to_string())?;
+        }
+        Ok(set)
+    }
+
+    /// Under [`KeyPolicy::All`], that `note` (which opened with the set)
+    /// carries a valid signature by every pinned key: the first one
+    /// missing, if any.
+    pub fn missing_signature(&self, note: &[u8]) -> Result<Option<String>, String> {
+        if self.key_policy == KeyPolicy::Any {
+            return Ok(None);
+        }
+        for key in self.keys() {
+            if open(note, &verifiers_for(key)?).is_err() {
+                return Ok(Some(short_name(key)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `name+id` of a verifier key, for messages.
+pub fn short_name(key: &str) -> String {
+    parse_verifier_key(key)
+        .map(|k| format!("{}+{:08x}", k.name, k.key_id))
+        .unwrap_or_else(|_| key.to_string())
 }
 
 /// The verifier set of a single pinned log key: Ed25519 or ML-DSA-44.
@@ -155,7 +218,7 @@ impl LogState {
         if frontier.root() != root {
             return Err("the frontier does not hash to the trusted root".into());
         }
-        let note = open(t.checkpoint.as_bytes(), &verifiers_for(&self.key)?)
+        let note = open(t.checkpoint.as_bytes(), &self.verifiers()?)
             .map_err(|e| format!("the trusted checkpoint does not verify: {e}"))?;
         let cp = Checkpoint::parse(&note.text).map_err(|e| e.to_string())?;
         if cp.origin != self.origin || cp.size != t.size || cp.root_hash != root {

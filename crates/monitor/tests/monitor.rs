@@ -25,6 +25,8 @@ fn request(name: &str, prefix: &str, key: &str) -> LogRequest {
         prefix: prefix.into(),
         origin: None,
         key: Some(key.into()),
+        more_keys: Vec::new(),
+        key_policy: None,
     }
 }
 
@@ -629,6 +631,76 @@ fn follows_a_log_that_signs_with_ml_dsa_44_and_refuses_its_forgeries() {
         err.to_string().contains("unsupported key algorithm 0x04"),
         "{err}"
     );
+}
+
+#[test]
+fn a_key_set_with_policy_all_needs_every_pinned_signature() {
+    // A log signing with Ed25519 and ML-DSA-44; the monitor pins both.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
+    let (pq_skey, pq_vkey) = evault_note::generate_mldsa44(ORIGIN).unwrap();
+    log.also.push(Box::new(
+        evault_note::MlDsaCosigner::from_signer_key(pq_skey.expose_secret())
+            .unwrap()
+            .with_fixed_timestamp(0),
+    ));
+    log.append(&opaque_entries(5, 0, 12));
+    let server = StaticServer::start(&log.dir);
+    let all = LogRequest {
+        more_keys: vec![pq_vkey.to_string()],
+        key_policy: Some(evault_monitor::KeyPolicy::All),
+        ..request("dual", &server.url, &log.vkey)
+    };
+    let any = LogRequest {
+        key_policy: Some(evault_monitor::KeyPolicy::Any),
+        ..all.clone()
+    };
+    let (state_all, state_any) = (tmp.path().join("all.json"), tmp.path().join("any.json"));
+    assert_eq!(
+        run(&state_all, std::slice::from_ref(&all), true).outcome,
+        Exit::Ok
+    );
+    assert_eq!(
+        run(&state_any, std::slice::from_ref(&any), true).outcome,
+        Exit::Ok
+    );
+    let pinned = std::fs::read_to_string(&state_all).unwrap();
+    assert!(pinned.contains("\"key_policy\": \"all\""), "{pinned}");
+    assert!(pinned.contains(pq_vkey.as_str()), "{pinned}");
+
+    // The log grows, but its next checkpoint carries only the Ed25519
+    // signature: enough under "any", refused under "all".
+    log.also.clear();
+    log.append(&opaque_entries(5, 12, 4));
+    assert_eq!(
+        run(&state_any, std::slice::from_ref(&any), true).outcome,
+        Exit::Ok
+    );
+    assert_eq!(trusted_size(&state_any, "dual"), Some(16));
+    let before = std::fs::read(&state_all).unwrap();
+    let r = run(&state_all, std::slice::from_ref(&all), false);
+    assert_eq!(r.outcome, Exit::Failed, "{r}");
+    let f = r.logs[0].failure.as_ref().expect("a failure");
+    assert_eq!(f.kind, FailureKind::BadCheckpoint, "{r}");
+    assert!(f.message.contains("key policy is all"), "{}", f.message);
+    assert_eq!(
+        std::fs::read(&state_all).unwrap(),
+        before,
+        "the state did not move"
+    );
+    assert_eq!(trusted_size(&state_all, "dual"), Some(12));
+
+    // The pinned set is the log's identity: another set, or another
+    // policy, is a conflict, not an update.
+    let other = LogRequest {
+        more_keys: Vec::new(),
+        ..all.clone()
+    };
+    let r = run(&state_all, &[other], false);
+    assert_eq!(r.outcome, Exit::Failed, "{r}");
+    assert!(r.to_string().contains("KEY CHANGED"), "{r}");
+    let r = run(&state_all, &[any], false);
+    assert!(r.to_string().contains("KEY POLICY CHANGED"), "{r}");
 }
 
 #[test]

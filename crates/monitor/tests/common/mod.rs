@@ -24,6 +24,9 @@ pub struct TestLog {
     /// The signer key text, to sign a fork with the same key.
     pub skey: String,
     pub vkey: String,
+    /// Keys that sign each checkpoint after `signer` (e.g. ML-DSA-44 beside
+    /// Ed25519).
+    pub also: Vec<Box<dyn Signer>>,
     builder: TileBuilder,
     entries: Vec<Vec<u8>>,
 }
@@ -61,6 +64,7 @@ impl TestLog {
             signer,
             skey: skey.to_string(),
             vkey,
+            also: Vec::new(),
             builder: TileBuilder::new(),
             entries: Vec::new(),
         }
@@ -100,7 +104,10 @@ impl TestLog {
     /// A checkpoint note for any size and root, signed by the log's key.
     pub fn sign(&self, size: u64, root: Hash) -> String {
         let text = Checkpoint::new(self.origin.clone(), size, root).to_text();
-        sign(&text, &[self.signer.as_ref()]).expect("sign")
+        let signers: Vec<&dyn Signer> = std::iter::once(self.signer.as_ref())
+            .chain(self.also.iter().map(|s| s.as_ref()))
+            .collect();
+        sign(&text, &signers).expect("sign")
     }
 
     /// Writes `data` at `path` under the log directory.

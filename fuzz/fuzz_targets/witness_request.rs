@@ -1,7 +1,9 @@
 //! Fuzzes a witness's `add-checkpoint` handling (C2SP tlog-witness): the
 //! request parser, its encoder (what parses re-encodes to the same bytes),
-//! and the whole decision on hostile bodies, which must answer a status
-//! and never panic or move the state on a refusal.
+//! and the whole decision on hostile bodies, which must answer a 4xx and
+//! never panic. The witness (and its state directory under the temporary
+//! directory) lives for the process, as a server's does, so a finding may
+//! need the inputs before it to reproduce.
 
 #![no_main]
 

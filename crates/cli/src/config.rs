@@ -98,7 +98,7 @@ impl FileConfig {
             if text.contains("pin-value") {
                 let line = e
                     .span()
-                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
                 format!(
                     "config file {}: {}{}",
                     path.display(),

@@ -145,8 +145,8 @@ fn requests(args: &MonitorArgs, file: &FileConfig) -> Result<Vec<LogRequest>, St
     }
     let vault = args.server.is_some() || key.is_some() || args.audit_key.is_some();
     if !vault {
-        if args.origin.is_some() || args.no_audit {
-            return Err("--origin and --no-audit need --server or --key".into());
+        if args.origin.is_some() || args.no_audit || args.key_policy.is_some() {
+            return Err("--origin, --no-audit and --key-policy need --server or --key".into());
         }
         return Ok(Vec::new());
     }

@@ -134,6 +134,33 @@ fn a_dual_signed_log_verifies_with_either_key_or_all_of_them() {
         "--server",
         &url,
     ]));
+    // The monitor pins both keys, from the file, under "all".
+    let state = w.join("monitor.json");
+    let out = evault(&[
+        "monitor",
+        "--server",
+        &url,
+        "--key",
+        key_file,
+        "--key-policy",
+        "all",
+        "--no-audit",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let pinned = std::fs::read_to_string(&state).unwrap();
+    assert!(pinned.contains("\"key_policy\": \"all\""), "{pinned}");
+    assert!(pinned.contains(ml), "{pinned}");
+    // --key-policy alone names no log: a usage error, not a silent no-op.
+    let out = evault(&[
+        "monitor",
+        "--key-policy",
+        "all",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     server.kill();
     let c = proof_json.to_str().unwrap();
 

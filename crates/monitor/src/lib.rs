@@ -91,6 +91,19 @@ pub struct LogRequest {
     pub key_policy: Option<KeyPolicy>,
 }
 
+/// The `(name, key ID)` of each key, sorted: a key set's identity.
+fn key_ids<'a>(keys: impl Iterator<Item = &'a String>) -> Result<Vec<(String, u32)>, String> {
+    let mut ids = keys
+        .map(|k| {
+            evault_note::parse_verifier_key(k)
+                .map(|p| (p.name, p.key_id))
+                .map_err(|e| format!("key {k:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort();
+    Ok(ids)
+}
+
 /// Receives progress lines.
 pub type Progress = Box<dyn Fn(&str)>;
 
@@ -234,6 +247,10 @@ impl Monitor {
             for key in &r.more_keys {
                 verifiers_for(key)?;
             }
+            let given = key_ids(r.key.iter().chain(&r.more_keys))?;
+            if given.windows(2).any(|w| w[0] == w[1]) {
+                return Err(format!("log {}: the same key is given twice", r.name));
+            }
             if r.key.is_none() && (!r.more_keys.is_empty() || r.key_policy.is_some()) {
                 return Err(format!(
                     "log {}: more keys and a key policy come with --key",
@@ -241,8 +258,8 @@ impl Monitor {
                 ));
             }
             if let Some(known) = state.logs.iter().find(|l| l.name == r.name) {
-                let same_keys = r.key.is_none()
-                    || (r.key.as_ref() == Some(&known.key) && r.more_keys == known.more_keys);
+                // The same set in any order is the same identity.
+                let same_keys = r.key.is_none() || given == key_ids(known.keys())?;
                 if !same_keys {
                     let given: Vec<&String> = r.key.iter().chain(&r.more_keys).collect();
                     let pinned: Vec<&String> = known.keys().collect();
@@ -571,6 +588,8 @@ impl Monitor {
             "origin": log.origin,
             "prefix": log.prefix,
             "key": log.key,
+            "more_keys": log.more_keys,
+            "key_policy": log.key_policy,
             "failure": failure,
             "trusted": trusted.map(|t| Head { size: t.size, root: base64_of(&t.root) }),
             "served": served.as_ref().and_then(|(_, h)| h.clone()),

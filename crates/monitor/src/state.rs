@@ -220,6 +220,11 @@ impl LogState {
         }
         let note = open(t.checkpoint.as_bytes(), &self.verifiers()?)
             .map_err(|e| format!("the trusted checkpoint does not verify: {e}"))?;
+        if let Some(missing) = self.missing_signature(t.checkpoint.as_bytes())? {
+            return Err(format!(
+                "the trusted checkpoint is not signed by the pinned key {missing} (key policy all)"
+            ));
+        }
         let cp = Checkpoint::parse(&note.text).map_err(|e| e.to_string())?;
         if cp.origin != self.origin || cp.size != t.size || cp.root_hash != root {
             return Err("the trusted checkpoint does not match the trusted size and root".into());

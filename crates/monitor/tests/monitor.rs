@@ -701,6 +701,24 @@ fn a_key_set_with_policy_all_needs_every_pinned_signature() {
     assert!(r.to_string().contains("KEY CHANGED"), "{r}");
     let r = run(&state_all, &[any], false);
     assert!(r.to_string().contains("KEY POLICY CHANGED"), "{r}");
+
+    // The same set in another order is the same log; a key given twice is
+    // a usage error, not a failure of the log.
+    let reordered = LogRequest {
+        key: Some(pq_vkey.to_string()),
+        more_keys: vec![log.vkey.clone()],
+        ..all.clone()
+    };
+    let r = run(&state_all, std::slice::from_ref(&reordered), false);
+    assert!(!r.to_string().contains("KEY CHANGED"), "{r}");
+    let twice = LogRequest {
+        more_keys: vec![pq_vkey.to_string(), log.vkey.clone()],
+        ..all
+    };
+    let err = Monitor::open(&state_all, &[twice], Options::default())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("given twice"), "{err}");
 }
 
 #[test]

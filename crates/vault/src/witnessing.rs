@@ -181,6 +181,10 @@ impl Witnessing {
     pub async fn run(mut self) {
         let mut stopping = self.stopping.clone();
         loop {
+            if self.checkpoints.has_changed().is_err() {
+                // The checkpointer has ended: nothing new will come.
+                return;
+            }
             let size = *self.checkpoints.borrow_and_update();
             if size > 0 && self.status.borrow().witnessed_size < Some(size) {
                 self.round(size).await;

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use evault_note::{
-    Ed25519Signer, MlDsaCosigner, Signer, SignerKeyText, generate_ed25519, generate_mldsa44,
+    Ed25519Signer, KeyError, MlDsaCosigner, Signer, SignerKeyText, VerifierKeyText,
+    generate_ed25519, generate_mldsa44,
 };
 
 use crate::error::{Result, VaultError};
@@ -25,32 +26,53 @@ pub fn load_or_create(path: &Path, name: &str, create: bool) -> Result<Arc<dyn S
 /// It signs the log's own checkpoints, so with timestamp 0 (C2SP
 /// tlog-cosignature: a log's signature makes no statement about time).
 pub fn load_or_create_mldsa44(path: &Path, name: &str, create: bool) -> Result<Arc<dyn Signer>> {
-    let key_error = |source| VaultError::Key {
-        path: path.to_path_buf(),
-        source,
-    };
-    let text = match read_key(path)? {
-        Some(text) => text,
-        None if create => {
-            let (skey, _) = generate_mldsa44(name).map_err(key_error)?;
-            write_new_key(path, &skey)?;
-            tracing::info!("generated a new ML-DSA-44 log key at {}", path.display());
-            skey
-        }
-        None => {
-            return Err(VaultError::Inconsistent(format!(
-                "ML-DSA-44 key {} is missing but the log already has checkpoints; restore it, \
-                 or make one for this log with `evault keys generate {name} --type ml-dsa-44 \
-                 --out {}`",
+    let text = key_text(
+        path,
+        create,
+        "ML-DSA-44 log key",
+        || generate_mldsa44(name),
+        || {
+            format!(
+                "ML-DSA-44 key {} is missing but the log already has checkpoints; restore it, or \
+             make one for this log with `evault keys generate {name} --type ml-dsa-44 --out {}`",
                 path.display(),
                 path.display()
-            )));
-        }
-    };
+            )
+        },
+    )?;
     let signer = MlDsaCosigner::from_signer_key(text.expose_secret())
-        .map_err(key_error)?
+        .map_err(|source| key_error(path, source))?
         .with_fixed_timestamp(0);
     Ok(Arc::new(signer))
+}
+
+fn key_error(path: &Path, source: KeyError) -> VaultError {
+    VaultError::Key {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The key text at `path`; if there is no such file, a new key from
+/// `generate` written there when `create` is set, else `missing()` as an
+/// error (a log with history must not get a new key behind its back).
+fn key_text(
+    path: &Path,
+    create: bool,
+    what: &str,
+    generate: impl FnOnce() -> std::result::Result<(SignerKeyText, VerifierKeyText), KeyError>,
+    missing: impl FnOnce() -> String,
+) -> Result<SignerKeyText> {
+    match read_key(path)? {
+        Some(text) => Ok(text),
+        None if create => {
+            let (skey, _) = generate().map_err(|source| key_error(path, source))?;
+            write_new_key(path, &skey)?;
+            tracing::info!("generated a new {what} at {}", path.display());
+            Ok(skey)
+        }
+        None => Err(VaultError::Inconsistent(missing())),
+    }
 }
 
 /// The key text at `path`, or `None` if there is no such file. A key others
@@ -95,25 +117,18 @@ fn write_new_key(path: &Path, skey: &SignerKeyText) -> Result<()> {
 }
 
 fn load_or_create_ed25519(path: &Path, name: &str, create: bool) -> Result<Ed25519Signer> {
-    let key_error = |source| VaultError::Key {
-        path: path.to_path_buf(),
-        source,
-    };
-    let text = match read_key(path)? {
-        Some(text) => text,
-        None if create => {
-            let (skey, _) = generate_ed25519(name).map_err(key_error)?;
-            write_new_key(path, &skey)?;
-            tracing::info!("generated a new log key at {}", path.display());
-            skey
-        }
-        None => {
-            return Err(VaultError::Inconsistent(format!(
-                "log key {} is missing but the log already has checkpoints; restore the key \
-                 file (a new key would make every earlier checkpoint unverifiable)",
+    let text = key_text(
+        path,
+        create,
+        "log key",
+        || generate_ed25519(name),
+        || {
+            format!(
+                "log key {} is missing but the log already has checkpoints; restore the key file \
+             (a new key would make every earlier checkpoint unverifiable)",
                 path.display()
-            )));
-        }
-    };
-    Ed25519Signer::from_signer_key(text.expose_secret()).map_err(key_error)
+            )
+        },
+    )?;
+    Ed25519Signer::from_signer_key(text.expose_secret()).map_err(|source| key_error(path, source))
 }

@@ -10,6 +10,7 @@ mod bundle;
 pub mod consistency;
 pub mod evb;
 pub mod evidence;
+pub mod key_event;
 pub mod tlog_proof;
 
 pub use audit::{AUDIT_LEAF_VERSION, AuditEvent, Outcome};
@@ -18,4 +19,5 @@ pub use bundle::{
 };
 pub use consistency::{ConsistencyError, ConsistencyProof, Consistent, verify_checkpoints};
 pub use evidence::{Evidence, LEAF_VERSION, LeafError, dedup_key};
+pub use key_event::{KEY_EVENT_TYPE, KeyAction, KeyEvent};
 pub use tlog_proof::{TlogProof, TlogProofError};

@@ -331,6 +331,12 @@ mod tests {
             ),
             (
                 key_json(&format!(
+                    r#""key_id": "k", "principal": "evault", "roles": ["ingester"], "secret": "{s}""#
+                )),
+                "is reserved",
+            ),
+            (
+                key_json(&format!(
                     r#""key_id": "k", "principal": "p", "roles": [], "secret": "{s}""#
                 )),
                 "roles must not be empty",

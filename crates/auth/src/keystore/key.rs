@@ -48,6 +48,13 @@ impl ServiceAccountKey {
         let label = key_label(&self.key_id);
         check_name(&self.key_id).map_err(|e| format!("{label}: key_id {e}"))?;
         check_name(&self.principal).map_err(|e| format!("{label}: principal {e}"))?;
+        if RESERVED_PRINCIPALS.contains(&self.principal.as_str()) {
+            return Err(format!(
+                "{label}: principal {:?} is reserved (the vault logs its own records, e.g. key \
+                 rotation events, under it)",
+                self.principal
+            ));
+        }
         if self.roles.is_empty() {
             return Err(format!("{label}: roles must not be empty"));
         }
@@ -64,6 +71,11 @@ impl ServiceAccountKey {
         Ok(())
     }
 }
+
+/// Principals no service account may have: the vault's own (its key
+/// rotation records are logged as `evault`; monitors trust only those).
+/// OIDC principals (`issuer#sub`) can never be one.
+pub const RESERVED_PRINCIPALS: &[&str] = &["evault"];
 
 /// How a key is named in an error message.
 pub(super) fn key_label(key_id: &str) -> String {

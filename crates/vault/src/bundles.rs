@@ -157,8 +157,9 @@ impl Vault {
         let store = &*inner.store;
         let log = &inner.evidence;
         let cp = log.latest_checkpoint(store)?;
-        let (body, _) = evault_verify::open_checkpoint(&cp.note, &log.verifiers, Some(&log.origin))
-            .map_err(|e| VaultError::Inconsistent(format!("the latest checkpoint: {e}")))?;
+        let (body, _) =
+            evault_verify::open_checkpoint(&cp.note, &log.verifiers(), Some(&log.origin))
+                .map_err(|e| VaultError::Inconsistent(format!("the latest checkpoint: {e}")))?;
         let bound = selection.leaf_to.map_or(body.size, |t| t.min(body.size));
 
         // The records, in log order, narrowed to the reader's own.

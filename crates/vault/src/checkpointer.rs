@@ -68,8 +68,8 @@ pub(crate) fn make_checkpoint(
 pub(crate) struct Checkpointer {
     pub store: Arc<dyn Store>,
     pub log: LogId,
-    /// The log's keys, Ed25519 first.
-    pub signers: Vec<Arc<dyn Signer>>,
+    /// The log's keys, read afresh for each checkpoint (rotation).
+    pub ring: Arc<crate::keyring::KeyRing>,
     pub origin: String,
     pub interval: Duration,
     pub published: watch::Sender<u64>,
@@ -137,7 +137,7 @@ impl Checkpointer {
                 continue;
             }
             let store = self.store.clone();
-            let signers = self.signers.clone();
+            let signers = self.ring.signing_set();
             let origin = self.origin.clone();
             let log = self.log;
             let guard = self.guard.clone();

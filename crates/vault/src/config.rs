@@ -57,6 +57,15 @@ impl LogSigner {
         }
     }
 
+    /// The Ed25519 key in the file at `path`, which must exist (never
+    /// generated): e.g. a key made ahead for a rotation.
+    pub fn key_file(path: std::path::PathBuf) -> LogSigner {
+        let what = format!("key file {}", path.display());
+        LogSigner::open(what, move |origin: &str| {
+            crate::keys::load_or_create(&path, origin, false).map_err(|e| e.to_string())
+        })
+    }
+
     /// What it is, for messages.
     pub fn describe(&self) -> String {
         match &self.0 {
@@ -92,6 +101,11 @@ pub struct VaultConfig {
     pub key_file: Option<PathBuf>,
     /// The log's signer, when the key does not live in a file.
     pub signer: Option<LogSigner>,
+    /// The Ed25519 key the next rotation of the evidence log moves to
+    /// (e.g. one made in a PKCS#11 token); default none: the rotation makes
+    /// a new key file in the data directory. Keep it configured until the
+    /// old key is retired, then make it `signer`.
+    pub next_signer: Option<LogSigner>,
     /// An ML-DSA-44 key file (C2SP signature type 0x06): every checkpoint
     /// is then signed with it as well, after the Ed25519 signature. Made
     /// if missing while the log is empty. Default none.
@@ -146,6 +160,7 @@ impl VaultConfig {
             public_url: None,
             key_file: None,
             signer: None,
+            next_signer: None,
             pq_key_file: None,
             inline_max: 64 * 1024,
             max_upload: 64 * 1024 * 1024,

@@ -321,7 +321,7 @@ impl Findings {
 struct Subject {
     log: LogId,
     origin: String,
-    verifiers: Verifiers,
+    verifiers: std::sync::Arc<Verifiers>,
 }
 
 /// Where fsck reads from.
@@ -353,15 +353,18 @@ impl crate::Vault {
         let inner = &self.inner;
         let mut logs = Vec::new();
         for handle in std::iter::once(&inner.evidence).chain(inner.audit.as_ref()) {
-            let key = match handle.id {
-                LogId::Evidence => options.evidence_key.clone(),
-                LogId::Audit => options.audit_key.clone(),
-            }
-            .unwrap_or_else(|| handle.verifier_key());
+            // The vault's own: every key the log ever signed with.
+            let verifiers = match match handle.id {
+                LogId::Evidence => &options.evidence_key,
+                LogId::Audit => &options.audit_key,
+            } {
+                Some(key) => verifiers(handle.id, std::slice::from_ref(key))?,
+                None => handle.verifiers(),
+            };
             logs.push(Subject {
                 log: handle.id,
                 origin: handle.origin.clone(),
-                verifiers: verifiers(handle.id, &key)?,
+                verifiers,
             });
         }
         let target = Target {
@@ -421,14 +424,21 @@ pub fn fsck_data_dir(
                 "the store has no {log} log origin (meta key {meta:?})"
             )));
         };
-        let key = match given {
-            Some(k) => k.clone(),
-            None => key_file_verifier(&data_dir.join(file), log)?,
+        // Given, else every key of the stored key set (after a rotation),
+        // else the key file's.
+        let keys = match (given, crate::keyring::load_entries(&store, log)?) {
+            (Some(k), _) => vec![k.clone()],
+            (None, Some(entries)) => entries
+                .into_iter()
+                .filter(|e| e.state != crate::keyring::KeyState::Pending)
+                .map(|e| e.verifier_key)
+                .collect(),
+            (None, None) => vec![key_file_verifier(&data_dir.join(file), log)?],
         };
         logs.push(Subject {
             log,
             origin,
-            verifiers: verifiers(log, &key)?,
+            verifiers: verifiers(log, &keys)?,
         });
     }
     let target = Target {
@@ -460,14 +470,16 @@ fn key_file_verifier(path: &Path, log: LogId) -> Result<String> {
     Ok(signer.verifier_key().as_str().to_string())
 }
 
-fn verifiers(log: LogId, key: &str) -> Result<Verifiers> {
+fn verifiers(log: LogId, keys: &[String]) -> Result<std::sync::Arc<Verifiers>> {
     let mut v = Verifiers::new();
-    v.insert_boxed(
-        verifier_for(key)
-            .map_err(|e| VaultError::Invalid(format!("the {log} log's verifier key: {e}")))?,
-    )
-    .map_err(|e| VaultError::Invalid(e.to_string()))?;
-    Ok(v)
+    for key in keys {
+        v.insert_boxed(
+            verifier_for(key)
+                .map_err(|e| VaultError::Invalid(format!("the {log} log's verifier key: {e}")))?,
+        )
+        .map_err(|e| VaultError::Invalid(e.to_string()))?;
+    }
+    Ok(std::sync::Arc::new(v))
 }
 
 /// The run over every log of `target`.

@@ -132,3 +132,25 @@ fn load_or_create_ed25519(path: &Path, name: &str, create: bool) -> Result<Ed255
     )?;
     Ed25519Signer::from_signer_key(text.expose_secret()).map_err(|source| key_error(path, source))
 }
+
+/// Generates a new Ed25519 key named `name` into a new file of `dir`
+/// (`log-<key ID>.key`, or `audit-…` for the audit log; 0600, synced), for
+/// a key rotation. Returns the signer and the file's name.
+pub fn create_ed25519_in(
+    dir: &Path,
+    log: evault_store::LogId,
+    name: &str,
+) -> Result<(Arc<dyn Signer>, std::path::PathBuf)> {
+    let prefix = match log {
+        evault_store::LogId::Evidence => "log",
+        evault_store::LogId::Audit => "audit",
+    };
+    let (skey, _) = generate_ed25519(name).map_err(|source| key_error(dir, source))?;
+    let signer = Ed25519Signer::from_signer_key(skey.expose_secret())
+        .map_err(|source| key_error(dir, source))?;
+    let file = std::path::PathBuf::from(format!("{prefix}-{:08x}.key", signer.key_id()));
+    let path = dir.join(&file);
+    write_new_key(&path, &skey)?;
+    tracing::info!("generated a new {log} log key at {}", path.display());
+    Ok((Arc::new(signer), file))
+}

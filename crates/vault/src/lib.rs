@@ -26,6 +26,7 @@ mod health;
 mod imports;
 pub mod ingest;
 mod integrity;
+mod keyring;
 mod keys;
 mod lifecycle;
 mod log;
@@ -34,6 +35,7 @@ pub mod pipeline;
 mod proofs;
 mod reader;
 mod records;
+mod rotation;
 mod sequencer;
 mod startup;
 mod stream;
@@ -67,10 +69,12 @@ pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, d
 pub use health::{Component, NotReady};
 pub use imports::{ImportSummary, verifiers_of};
 pub use integrity::{BlobReader, INTEGRITY_FAILURES};
+pub use keyring::{KeyEntry, KeyState};
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use reader::{ReadScope, Reader};
 pub use records::evidence_from_row;
+pub use rotation::{KEY_EVENT_PRINCIPAL, MAX_OVERLAP};
 pub use sequencer::{BatchLimits, TreeHead};
 pub use startup::{AUDIT_TILES_PREFIX, EVIDENCE_TILES_PREFIX, tlog_origin};
 pub use stream::{StreamRecord, Submitted};
@@ -114,6 +118,8 @@ struct Inner {
     runner: tasks::Runner,
     /// The evidence log's witnessing, when witnesses are configured.
     witness_status: Option<watch::Receiver<WitnessStatus>>,
+    /// Wakes the key retirement timer when a rotation changed the keys.
+    key_changes: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
@@ -233,15 +239,12 @@ fn running(
     alarm: &head::Alarm,
     health: &Arc<Board>,
 ) -> Result<Running> {
-    let verifiers = startup::verifiers_of(id, std::iter::once(&log.signer).chain(log.pq.as_ref()))?;
     let (head_tx, heads) = watch::channel(log.state.head());
     let (cp_tx, checkpoints) = watch::channel(log.published);
     let checkpointer = checkpointer::Checkpointer {
         store: store.clone(),
         log: id,
-        signers: std::iter::once(log.signer.clone())
-            .chain(log.pq.clone())
-            .collect(),
+        ring: log.ring.clone(),
         origin: log.origin.clone(),
         interval,
         published: cp_tx,
@@ -253,9 +256,7 @@ fn running(
     let handle = LogHandle {
         id,
         origin: log.origin,
-        signer: log.signer,
-        pq: log.pq,
-        verifiers,
+        ring: log.ring,
         tile_cache: TileCache::new(cache_tiles),
         heads,
         checkpoints,
@@ -369,6 +370,7 @@ impl Vault {
                 .collect(),
             mirror: mirror.map(|(m, heads)| tokio::spawn(m.follow(heads))),
             witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run())),
+            key_timer: None,
         };
 
         let stream_budget = stream::budget(&config);
@@ -389,8 +391,18 @@ impl Vault {
                 health,
                 runner,
                 witness_status,
+                key_changes: Arc::new(tokio::sync::Notify::new()),
             }),
         };
+        let timer = tokio::spawn(rotation::retirement_timer(
+            Arc::downgrade(&vault.inner),
+            stopping.clone(),
+        ));
+        if let Ok(mut t) = vault.inner.tasks.lock()
+            && let Some(t) = t.as_mut()
+        {
+            t.key_timer = Some(timer);
+        }
         vault.recover_tasks().await?;
         Ok(vault)
     }

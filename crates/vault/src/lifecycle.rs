@@ -18,6 +18,8 @@ pub(crate) struct Tasks {
     pub mirror: Option<JoinHandle<()>>,
     /// The evidence log's witnessing, if witnesses are configured.
     pub witnessing: Option<JoinHandle<()>>,
+    /// Retires old keys when a rotation's overlap ends.
+    pub key_timer: Option<JoinHandle<()>>,
 }
 
 /// What [`Vault::shutdown`] left behind: each log's final size and the
@@ -59,6 +61,11 @@ impl Vault {
             // flight, bounded by the transport's timeout, finishes).
             if let Some(w) = &tasks.witnessing {
                 w.abort();
+            }
+            // A retirement cut short is finished at the next start (its
+            // record is replayed under the same idempotency key).
+            if let Some(k) = &tasks.key_timer {
+                k.abort();
             }
             // Order matters: the checkpointers sign the sequencer's last
             // head, and the mirror follows the audit log's.

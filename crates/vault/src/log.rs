@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use evault_merkle::tiles::{
     TilePath, TileReader, TiledHashReader, encode_entry_bundle, tile_width,
 };
-use evault_note::{Checkpoint, Signer, Verifiers};
+use evault_note::{Checkpoint, Verifiers};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use evault_verify::{LoggedRecord, ProofBundle};
 use tokio::sync::watch;
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::error::{Result, VaultError};
 use crate::health::{Board, Component};
 use crate::integrity;
+use crate::keyring::KeyRing;
 use crate::proofs::{StoreTiles, TileCache};
 use crate::sequencer::TreeHead;
 use crate::{ConsistencyProof, LogInfo, LogProof, Reader, Vault};
@@ -29,11 +30,9 @@ use crate::{ConsistencyProof, LogInfo, LogProof, Reader, Vault};
 pub(crate) struct LogHandle {
     pub id: LogId,
     pub origin: String,
-    pub signer: Arc<dyn Signer>,
-    /// The ML-DSA-44 key that signs beside `signer`, if configured.
-    pub pq: Option<Arc<dyn Signer>>,
-    /// Holding the log's keys only, for opening its checkpoints.
-    pub verifiers: Verifiers,
+    /// The log's keys: those that sign now, and every one that ever did
+    /// (for opening its checkpoints).
+    pub ring: Arc<KeyRing>,
     /// Full tiles recently used by this log's proofs.
     pub tile_cache: TileCache,
     pub heads: watch::Receiver<TreeHead>,
@@ -82,17 +81,19 @@ impl LogHandle {
     }
 
     pub fn verifier_key(&self) -> String {
-        self.signer.verifier_key().to_string()
+        self.ring.primary().verifier_key().to_string()
+    }
+
+    /// Every key the log ever signed with.
+    pub fn verifiers(&self) -> Arc<Verifiers> {
+        self.ring.verifiers()
     }
 
     pub fn info(&self) -> LogInfo {
         LogInfo {
             origin: self.origin.clone(),
             verifier_key: self.verifier_key(),
-            verifier_keys: std::iter::once(&self.signer)
-                .chain(self.pq.as_ref())
-                .map(|s| s.verifier_key().to_string())
-                .collect(),
+            verifier_keys: self.ring.active_keys(),
             witnesses: None,
             tree_size: self.head().size,
             checkpoint_size: self.checkpoint_size(),
@@ -108,7 +109,7 @@ impl LogHandle {
         cp: StoredCheckpoint,
         root: bool,
     ) -> Result<(StoredCheckpoint, Checkpoint)> {
-        let body = integrity::open_stored(self.id, &cp, &self.verifiers, &self.origin)?;
+        let body = integrity::open_stored(self.id, &cp, &self.verifiers(), &self.origin)?;
         if root {
             let what = match self.id {
                 LogId::Evidence => "checkpoint",
@@ -156,7 +157,7 @@ impl LogHandle {
                 note.push('\n');
             }
         }
-        match evault_note::open(note.as_bytes(), &self.verifiers) {
+        match evault_note::open(note.as_bytes(), &self.verifiers()) {
             Ok(_) => cp.note = note,
             Err(e) => tracing::warn!(
                 "the {} of size {} with its {} cosignatures does not open ({e}); served without \
@@ -357,9 +358,10 @@ impl Log {
         self.handle().verifier_key()
     }
 
-    /// Verifiers holding this log's key only, for opening its checkpoints.
-    pub fn verifiers(&self) -> &Verifiers {
-        &self.handle().verifiers
+    /// Verifiers holding every key this log ever signed with (rotation
+    /// keeps retired keys), for opening its checkpoints.
+    pub fn verifiers(&self) -> Arc<Verifiers> {
+        self.handle().verifiers()
     }
 
     /// Origin, verifier keys, sizes, and witnessing.

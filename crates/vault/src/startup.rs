@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use evault_merkle::tiles::TiledHashReader;
 use evault_merkle::{NodeId, leaf_hash};
-use evault_note::{Checkpoint, Signer, Verifiers, parse_verifier_key, verifier_for};
+use evault_note::{Checkpoint, Signer, Verifiers, parse_verifier_key};
 use evault_store::{LogId, Store};
 use evault_verify::open_checkpoint;
 
@@ -16,6 +16,7 @@ use crate::config::{LogSigner, VaultConfig};
 use crate::error::{Result, VaultError};
 use crate::head::{self, FileHeadStore, HeadGuard, SignedHead, SignedHeadStore};
 use crate::integrity;
+use crate::keyring::{self, KeyRing};
 use crate::keys;
 use crate::proofs::StoreTiles;
 use crate::sequencer::TreeState;
@@ -28,10 +29,9 @@ const META_AUDIT_ORIGIN: &str = "audit_origin";
 /// One log, checked and ready to extend.
 pub(crate) struct LogStart {
     pub origin: String,
-    /// The log's Ed25519 key, whose signature comes first.
-    pub signer: Arc<dyn Signer>,
-    /// The ML-DSA-44 key that signs beside it, if configured.
-    pub pq: Option<Arc<dyn Signer>>,
+    /// Its keys (Ed25519, then ML-DSA-44 if configured), changed by
+    /// rotation while it runs.
+    pub ring: Arc<KeyRing>,
     pub state: TreeState,
     /// Size of the latest signed checkpoint.
     pub published: u64,
@@ -84,7 +84,9 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
         stored,
         Keys {
             signer: &key,
+            next: config.next_signer.as_ref(),
             pq: config.pq_key_file.as_deref(),
+            data_dir: &config.data_dir,
         },
         &heads,
     )?;
@@ -135,12 +137,14 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             stored,
             Keys {
                 signer: &audit_key,
+                next: None,
                 pq: config.audit.pq_key_file.as_deref(),
+                data_dir: &config.data_dir,
             },
             &heads,
         )?;
         check_sample(store, LogId::Audit, &log, config.startup_sample)?;
-        if public_key(&*log.signer)? == public_key(&*evidence.signer)? {
+        if public_key(&*log.ring.primary())? == public_key(&*evidence.ring.primary())? {
             return Err(VaultError::Invalid(format!(
                 "the audit key {} holds the evidence log's key; the audit log needs its own",
                 audit_key.describe()
@@ -289,14 +293,17 @@ fn open_log(
     let size = store.tree_size(log)?;
     let latest = store.latest_checkpoint(log)?;
     let has_history = latest.is_some() || size > 0;
-    let signer = match key {
+    // Before the first rotation the configured key is the log's only one;
+    // after it, the stored key set says which keys still sign.
+    let stored_keys = keyring::load_entries(store, log)?;
+    let configured = match key {
         KeySource::Signer(s) => s.signer_for(&origin).map_err(|e| {
             VaultError::Unavailable(format!(
                 "the {log} log's signer ({}) cannot be opened: {e}",
                 s.describe()
             ))
-        })?,
-        KeySource::File(path) => keys::load_or_create(path, &origin, !has_history)?,
+        }),
+        KeySource::File(path) => keys::load_or_create(path, &origin, !has_history),
     };
     let pq = pq_key
         .map(|path| keys::load_or_create_mldsa44(path, &origin, !has_history))
@@ -314,13 +321,34 @@ fn open_log(
     if !origin_stored {
         store.set_meta(meta_key, &origin)?;
     }
+    let next = keys
+        .next
+        .map(|s| {
+            s.signer_for(&origin).map_err(|e| {
+                VaultError::Unavailable(format!(
+                    "the {log} log's next signer ({}) cannot be opened: {e}",
+                    s.describe()
+                ))
+            })
+        })
+        .transpose()?;
+    let ring = Arc::new(KeyRing::open(
+        log,
+        &origin,
+        stored_keys,
+        configured,
+        next,
+        pq,
+        keys.data_dir,
+    )?);
+    // Named by the log's first key, so that a rotation keeps the head.
     let guard = HeadGuard {
         heads: heads.clone(),
         log,
         origin: origin.clone(),
-        verifier_key: signer.verifier_key().as_str().to_string(),
+        verifier_key: ring.genesis.clone(),
     };
-    let verifiers = verifiers_of(log, std::iter::once(&signer).chain(pq.as_ref()))?;
+    let verifiers = ring.verifiers();
 
     let state = TreeState::load(store, log, size)?;
     let reader = TiledHashReader {
@@ -385,10 +413,11 @@ fn open_log(
         // A log always has a checkpoint to serve, even empty (tlog-tiles
         // clients start from /checkpoint); later ones follow as it grows.
         None => {
+            let signers = ring.signing_set();
             match checkpointer::make_checkpoint(
                 store,
                 log,
-                &signing_set(&signer, pq.as_ref()),
+                &signers.iter().map(|s| &**s).collect::<Vec<_>>(),
                 &origin,
                 state.head(),
                 &guard,
@@ -401,8 +430,7 @@ fn open_log(
     };
     Ok(LogStart {
         origin,
-        signer,
-        pq,
+        ring,
         state,
         published,
         guard,
@@ -503,7 +531,11 @@ fn check_sample(store: &dyn Store, log: LogId, start: &LogStart, sample: u64) ->
 /// A log's keys: the Ed25519 signer and an optional ML-DSA-44 key file.
 struct Keys<'a> {
     signer: &'a KeySource,
+    /// The key the next rotation moves to, when it is not to be a new file.
+    next: Option<&'a LogSigner>,
     pq: Option<&'a std::path::Path>,
+    /// Where a rotation's key files are.
+    data_dir: &'a std::path::Path,
 }
 
 /// Where a log's key comes from: a signer the embedding program holds, or
@@ -529,33 +561,6 @@ impl KeySource {
             KeySource::File(p) => p.display().to_string(),
         }
     }
-}
-
-/// Verifiers holding the verifier keys of `signers`, for opening the log's
-/// own checkpoints (any one of its keys is enough).
-pub(crate) fn verifiers_of<'a>(
-    log: LogId,
-    signers: impl Iterator<Item = &'a Arc<dyn Signer>>,
-) -> Result<Verifiers> {
-    let mut verifiers = Verifiers::new();
-    for signer in signers {
-        verifiers
-            .insert_boxed(verifier_for(signer.verifier_key().as_str()).map_err(|e| {
-                VaultError::Invalid(format!("the {log} signer's verifier key: {e}"))
-            })?)
-            .map_err(|e| VaultError::Invalid(e.to_string()))?;
-    }
-    Ok(verifiers)
-}
-
-/// The keys that sign each checkpoint, in their order in the note:
-/// Ed25519 first (C2SP tlog-tiles asks a public log for one; old verifiers
-/// skip the ML-DSA-44 line as an unknown key's).
-pub(crate) fn signing_set<'a>(
-    signer: &'a Arc<dyn Signer>,
-    pq: Option<&'a Arc<dyn Signer>>,
-) -> Vec<&'a dyn Signer> {
-    std::iter::once(&**signer).chain(pq.map(|p| &**p)).collect()
 }
 
 /// The public key bytes of a signer, from its verifier key.

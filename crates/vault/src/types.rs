@@ -66,11 +66,13 @@ pub enum PayloadData {
 pub struct LogInfo {
     /// Checkpoint origin line.
     pub origin: String,
-    /// The log's Ed25519 verifier key in note format (`name+hash+base64`).
+    /// The log's Ed25519 verifier key in note format (`name+hash+base64`);
+    /// during a key rotation's overlap, the new key.
     pub verifier_key: String,
     /// Every key that signs the log's new checkpoints, in the order of
-    /// their signature lines: `verifier_key` first, then ML-DSA-44 if
-    /// configured.
+    /// their signature lines: its Ed25519 keys (two during a key
+    /// rotation's overlap, the older first, so `verifier_key` is the last
+    /// of them), then ML-DSA-44 if configured.
     pub verifier_keys: Vec<String>,
     /// The log's witnessing, when witnesses are configured (evidence log).
     pub witnesses: Option<crate::WitnessStatus>,

@@ -189,7 +189,7 @@ async fn a_put_commits_its_event_and_the_event_proves_offline() {
     assert_eq!((ok.leaf_index, ok.tree_size), (0, 1));
     // The evidence key does not sign audit checkpoints, nor the audit key
     // evidence ones.
-    assert!(back.verify(v.evidence_log().verifiers(), None).is_err());
+    assert!(back.verify(&v.evidence_log().verifiers(), None).is_err());
     v.evidence_log()
         .wait_for_checkpoint(1, Duration::from_secs(5))
         .await
@@ -202,7 +202,7 @@ async fn a_put_commits_its_event_and_the_event_proves_offline() {
         .unwrap();
     assert!(ev.verify(&audit_verifiers(&v), None).is_err());
     assert!(
-        ev.verify(v.evidence_log().verifiers(), Some(ORIGIN))
+        ev.verify(&v.evidence_log().verifiers(), Some(ORIGIN))
             .is_ok()
     );
 

@@ -158,7 +158,7 @@ async fn concurrent_appends_get_consecutive_indexes_and_consistent_checkpoints()
     let opened: Vec<Checkpoint> = cps
         .iter()
         .map(|c| {
-            open_checkpoint(&c.note, v.evidence_log().verifiers(), None)
+            open_checkpoint(&c.note, &v.evidence_log().verifiers(), None)
                 .unwrap()
                 .0
         })
@@ -269,8 +269,8 @@ async fn restart_keeps_everything_and_continues_the_same_log() {
         .await
         .unwrap();
     let cp2 = v.evidence_log().latest_checkpoint().await.unwrap();
-    let (c1, _) = open_checkpoint(&cp1.note, v.evidence_log().verifiers(), None).unwrap();
-    let (c2, _) = open_checkpoint(&cp2.note, v.evidence_log().verifiers(), None).unwrap();
+    let (c1, _) = open_checkpoint(&cp1.note, &v.evidence_log().verifiers(), None).unwrap();
+    let (c2, _) = open_checkpoint(&cp2.note, &v.evidence_log().verifiers(), None).unwrap();
     let p = v
         .evidence_log()
         .consistency(c1.size, c2.size)

@@ -172,6 +172,27 @@ pub const OPERATIONS: &[Operation] = &[
         false,
     ),
     op(
+        "log.keys",
+        Method::GET,
+        "/api/v1/log/keys",
+        Access::PublicLog,
+        false,
+    ),
+    op(
+        "log.keys.rotate",
+        Method::POST,
+        "/api/v1/log/keys/rotate",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "log.keys.retire",
+        Method::POST,
+        "/api/v1/log/keys/retire",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
         "log.consistency",
         Method::GET,
         "/api/v1/tree/consistency",

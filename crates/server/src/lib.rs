@@ -16,6 +16,7 @@ mod docs;
 mod evidence;
 mod grpc;
 mod guard;
+mod keys;
 mod log;
 mod metrics;
 mod mirrors;
@@ -137,6 +138,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(log::get_proof))
         .routes(routes!(analytics::analytics_summary))
         .routes(routes!(log::log_info))
+        .routes(routes!(keys::log_keys))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::retire_keys))
         .routes(routes!(log::consistency))
         .routes(routes!(log::list_checkpoints))
         .routes(routes!(log::list_audit_checkpoints))

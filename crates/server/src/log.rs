@@ -28,11 +28,14 @@ use crate::problem::{Problem, ProblemBody};
 pub struct LogInfo {
     /// Checkpoint origin line.
     pub origin: String,
-    /// The log's Ed25519 verifier key in note format (`name+hash+base64`).
+    /// The log's Ed25519 verifier key in note format (`name+hash+base64`);
+    /// during a key rotation's overlap, the new key.
     pub verifier_key: String,
     /// Every key that signs the log's new checkpoints, in the order of
-    /// their signature lines: `verifier_key` first, then an ML-DSA-44 key
-    /// (C2SP signature type 0x06) when the log has one.
+    /// their signature lines: its Ed25519 keys (two during a key
+    /// rotation's overlap, the older first; `verifier_key` is the last of
+    /// them), then an ML-DSA-44 key (C2SP signature type 0x06) when the log
+    /// has one. `GET /api/v1/log/keys` lists every key it ever used.
     pub verifier_keys: Vec<String>,
     /// The log's witnesses (C2SP tlog-witness), when configured.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub key_file: Option<PathBuf>,
     /// The evidence log's signer, a `file:` or `pkcs11:` URI (`--signer`).
     pub signer: Option<String>,
+    /// The key the next rotation moves the evidence log to, as `signer`
+    /// (`--next-signer`).
+    pub next_signer: Option<String>,
     /// The audit log's signer, as `signer` (`--audit-signer`).
     pub audit_signer: Option<String>,
     /// The evidence log's ML-DSA-44 key, a `file:` URI (`--pq-signer`).

@@ -1,6 +1,7 @@
 //! `evault keys generate`: a signing key in the C2SP signed-note format, in
 //! a file (Ed25519, ML-DSA-44 or a witness's Ed25519 cosignature key) or
-//! inside a PKCS#11 token (Ed25519).
+//! inside a PKCS#11 token (Ed25519). `evault keys rotate|retire|list`: a
+//! running vault's evidence log keys.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,8 +10,9 @@ use evault_note::{
     Ed25519Verifier, SignerKeyText, VerifierKeyText, generate_cosigner, generate_ed25519,
     generate_mldsa44,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::client::Client;
 use crate::error::{CliError, CliResult};
 use crate::output::print_json;
 
@@ -86,4 +88,52 @@ pub fn generate_in_token(name: &str, uri: &str, key_type: KeyType, json_out: boo
 /// The URI without its query (module path and PIN source or value).
 fn redact_query(uri: &str) -> &str {
     uri.split_once('?').map_or(uri, |(path, _)| path)
+}
+
+/// `keys rotate`: asks the server to rotate the evidence log's key.
+pub fn rotate(client: &Client, overlap: std::time::Duration, json_out: bool) -> CliResult {
+    let path = format!(
+        "/api/v1/log/keys/rotate?overlap_seconds={}",
+        overlap.as_secs()
+    );
+    let keys = client.post_json(&path, None)?;
+    show_keys(&keys, json_out);
+    Ok(())
+}
+
+/// `keys retire` (a POST) and `keys list` (a GET): the key set after it.
+pub fn remote(client: &Client, path: &str, post: bool, json_out: bool) -> CliResult {
+    let keys: Value = if post {
+        client.post_json(path, None)?
+    } else {
+        client.get_json(path)?
+    };
+    show_keys(&keys, json_out);
+    Ok(())
+}
+
+/// The key set, as JSON or one line per key.
+fn show_keys(keys: &Value, json_out: bool) {
+    if json_out {
+        print_json(keys);
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for k in keys["keys"].as_array().into_iter().flatten() {
+        let mut line = format!(
+            "{:<8} {}",
+            k["state"].as_str().unwrap_or("?"),
+            k["verifier_key"].as_str().unwrap_or("?")
+        );
+        if let Some(n) = k["added_at"].as_u64() {
+            line.push_str(&format!("  added at leaf {n}"));
+        }
+        if let Some(t) = k["retire_after"].as_str() {
+            line.push_str(&format!("  retires after {t}"));
+        }
+        if let Some(n) = k["retired_at"].as_u64() {
+            line.push_str(&format!("  retired at leaf {n}"));
+        }
+        let _ = writeln!(out, "{line}");
+    }
 }

@@ -353,6 +353,28 @@ enum KeysCommand {
         #[arg(long)]
         pkcs11: Option<String>,
     },
+    /// Rotate a running vault's evidence log key (role admin): a new key is
+    /// made and announced in the log by a key event signed by the old and
+    /// the new key; both sign every checkpoint during the overlap, then the
+    /// old key is retired and only the new one signs.
+    Rotate {
+        /// How long the old key keeps signing beside the new one (e.g. 7d,
+        /// 12h; at most 366 days).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        overlap: std::time::Duration,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+    /// End a rotation's overlap now: the old key is retired (role admin).
+    Retire {
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+    /// A running vault's evidence log keys, past and present.
+    List {
+        #[command(flatten)]
+        client: ClientOpts,
+    },
 }
 
 fn main() -> ExitCode {
@@ -522,6 +544,25 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             (Some(out), None) => keys::generate(&name, &out, key_type, json),
             (None, None) => Err(error::CliError::usage("give --out FILE or --pkcs11 URI")),
         },
+        Command::Keys {
+            command: KeysCommand::Rotate { overlap, client },
+        } => keys::rotate(&client_for(&client, &file)?, overlap, json),
+        Command::Keys {
+            command: KeysCommand::Retire { client },
+        } => keys::remote(
+            &client_for(&client, &file)?,
+            "/api/v1/log/keys/retire",
+            true,
+            json,
+        ),
+        Command::Keys {
+            command: KeysCommand::List { client },
+        } => keys::remote(
+            &client_for(&client, &file)?,
+            "/api/v1/log/keys",
+            false,
+            json,
+        ),
         Command::Checkpoint {
             size,
             log,

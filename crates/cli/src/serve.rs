@@ -51,6 +51,13 @@ pub struct ServeArgs {
     /// --key-file [default: file:<data dir>/log.key].
     #[arg(long, env = "EVAULT_SIGNER", hide_env_values = true)]
     signer: Option<String>,
+    /// The key the next `evault keys rotate` moves the evidence log to,
+    /// as --signer (e.g. a key made in the token with `evault keys generate
+    /// --pkcs11`); keep it until the old key is retired, then make it
+    /// --signer [default: none: the rotation makes a new key file in the
+    /// data directory].
+    #[arg(long, env = "EVAULT_NEXT_SIGNER", hide_env_values = true)]
+    next_signer: Option<String>,
     /// Where the audit log's signing key is, as --signer [default:
     /// file:<data dir>/audit.key].
     #[arg(long, env = "EVAULT_AUDIT_SIGNER", hide_env_values = true)]
@@ -335,6 +342,10 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         file.witness_threshold,
         file.witness_interval.as_deref(),
     )?;
+    if let Some(uri) = o.next_signer.or(file.next_signer.clone()) {
+        config.next_signer =
+            Some(crate::signers::SignerUri::parse("next signer", &uri)?.into_signer());
+    }
     if let Some(uri) = o.audit_signer.or(file.audit_signer.clone()) {
         (config.audit.key_file, config.audit.signer) =
             crate::signers::SignerUri::parse("audit signer", &uri)?.into_config();

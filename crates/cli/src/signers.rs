@@ -76,23 +76,34 @@ impl SignerUri {
         Ok(SignerUri::File(PathBuf::from(path)))
     }
 
+    /// The vault's signer for either: a key file that must exist, or a
+    /// token's key.
+    pub fn into_signer(self) -> LogSigner {
+        match self {
+            SignerUri::File(p) => LogSigner::key_file(p),
+            SignerUri::Pkcs11(uri) => pkcs11_signer(uri),
+        }
+    }
+
     /// The key file's path, or the vault's signer for a token's key.
     pub fn into_config(self) -> (Option<PathBuf>, Option<LogSigner>) {
         match self {
             SignerUri::File(p) => (Some(p), None),
-            SignerUri::Pkcs11(uri) => {
-                let describe = Pkcs11Uri::parse(&uri)
-                    .map(|u| format!("PKCS#11 {}", u.describe()))
-                    .unwrap_or_else(|_| "PKCS#11 key".into());
-                let signer = LogSigner::open(describe, move |origin: &str| {
-                    let s = Pkcs11Signer::open(&uri, origin).map_err(|e| e.to_string())?;
-                    tracing::info!("signing as {origin:?} with PKCS#11 {}", s.describe());
-                    Ok(Arc::new(s) as Arc<dyn Signer>)
-                });
-                (None, Some(signer))
-            }
+            SignerUri::Pkcs11(uri) => (None, Some(pkcs11_signer(uri))),
         }
     }
+}
+
+/// The vault's signer for the key a `pkcs11:` URI names, opened at start-up.
+fn pkcs11_signer(uri: String) -> LogSigner {
+    let describe = Pkcs11Uri::parse(&uri)
+        .map(|u| format!("PKCS#11 {}", u.describe()))
+        .unwrap_or_else(|_| "PKCS#11 key".into());
+    LogSigner::open(describe, move |origin: &str| {
+        let s = Pkcs11Signer::open(&uri, origin).map_err(|e| e.to_string())?;
+        tracing::info!("signing as {origin:?} with PKCS#11 {}", s.describe());
+        Ok(Arc::new(s) as Arc<dyn Signer>)
+    })
 }
 
 /// The key file of an ML-DSA-44 signer: only `file:` URIs, since PKCS#11

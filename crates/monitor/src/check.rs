@@ -22,14 +22,15 @@ use evault_merkle::{
     CompactRange, HASH_SIZE, Hash, HashReader, NodeId, consistency_proof, leaf_hash,
     perfect_subtree_hash, root, verify_consistency,
 };
-use evault_note::{Checkpoint, open};
+use evault_note::{Checkpoint, Verifiers, log_verifier, open};
+use evault_verify::KeyAction;
 use serde::Serialize;
 
-use crate::entries::check_entry;
+use crate::entries::{check_entry, key_event};
 use crate::source::{
     FetchError, LogSource, SourceTiles, fetch_bundle, fetch_checkpoint, fetch_tile,
 };
-use crate::state::{LogState, TrustedTree, short_name};
+use crate::state::{LearnedKey, LogState, RetiredKey, TrustedTree, short_name};
 
 /// What kind of verification failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -132,6 +133,13 @@ pub struct Checked {
     pub tiles_read: u64,
     /// Entries fetched, hashed and checked.
     pub entries_checked: u64,
+    /// Keys the log added by key events among the new entries.
+    pub learned_keys: Vec<LearnedKey>,
+    /// Keys the log retired by key events among the new entries.
+    pub retired_keys: Vec<RetiredKey>,
+    /// Key events among them that taught nothing (signed by no key the
+    /// monitor knows: history before its keys).
+    pub key_notes: Vec<String>,
 }
 
 /// The outcome of [`check_log`], with the checkpoint as served (the
@@ -215,24 +223,13 @@ fn check_served(
             ),
         )
     })?;
-    if let Some(missing) = log
-        .missing_signature(served)
-        .map_err(|e| failed(FailureKind::KeyChanged, e))?
-    {
-        return Err(failed(
-            FailureKind::BadCheckpoint,
-            format!(
-                "log {name}: the checkpoint at {where_} is not signed by the pinned key \
-                 {missing}, and the key policy is all"
-            ),
-        ));
-    }
     let cp = Checkpoint::parse(&note.text).map_err(|e| {
         failed(
             FailureKind::BadCheckpoint,
             format!("log {name}: the signed note at {where_} is not a checkpoint: {e}"),
         )
     })?;
+    check_signers(log, served, cp.size, &where_)?;
     let head = Head::new(cp.size, &cp.root_hash);
     *served_head = Some(head.clone());
     if cp.origin != log.origin {
@@ -273,10 +270,58 @@ fn check_served(
                 advanced: false,
                 tiles_read: 0,
                 entries_checked: 0,
+                learned_keys: Vec::new(),
+                retired_keys: Vec::new(),
+                key_notes: Vec::new(),
             });
         }
     }
     grow(input, &cp, note_text)
+}
+
+/// That the served note (which opened with the trusted keys) is signed as
+/// the log's keys require for a tree of `size`: by a key not retired by a
+/// key event the tree holds, and under policy all by every pinned key that
+/// counts for it.
+fn check_signers(log: &LogState, served: &[u8], size: u64, where_: &str) -> Result<(), CheckError> {
+    let name = &log.name;
+    // A key the log retired no longer vouches for a tree that holds its
+    // retirement: another trusted key must have signed.
+    if !log.retired_keys.is_empty() {
+        let current = log
+            .verifiers_for_size(size)
+            .map_err(|e| failed(FailureKind::KeyChanged, e))?;
+        if current.is_empty() || open(served, &current).is_err() {
+            let retired = log
+                .retired_keys
+                .iter()
+                .filter(|r| r.retired_at < size)
+                .map(|r| format!("{} (retired at leaf {})", short_name(&r.key), r.retired_at))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(failed(
+                FailureKind::BadCheckpoint,
+                format!(
+                    "log {name}: the checkpoint at {where_} (size {size}) is signed only by keys \
+                     the log retired before that size: {retired}; a retired key no longer \
+                     counts"
+                ),
+            ));
+        }
+    }
+    if let Some(missing) = log
+        .missing_signature(served, size)
+        .map_err(|e| failed(FailureKind::KeyChanged, e))?
+    {
+        return Err(failed(
+            FailureKind::BadCheckpoint,
+            format!(
+                "log {name}: the checkpoint at {where_} is not signed by the pinned key \
+                 {missing}, and the key policy is all"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn slash(prefix: &str) -> String {
@@ -386,9 +431,16 @@ fn grow(input: &CheckInput<'_>, cp: &Checkpoint, note_text: String) -> Result<Ch
     if !prefix_ok || frontier.root() != cp.root_hash {
         return Err(CheckError::Failed(diagnose(input, cp, &full_tiles)));
     }
+    let mut keys = input.log.clone();
+    let mut key_notes = Vec::new();
     let mut entries_checked = 0;
     if input.entries {
-        entries_checked = check_entries(input, start, n, &leaves)?;
+        entries_checked = check_entries(input, start, n, &leaves, &mut keys, &mut key_notes)?;
+        // A retirement among the new entries binds this very checkpoint.
+        if keys.retired_keys.len() > input.log.retired_keys.len() {
+            let where_ = format!("{}checkpoint", slash(&src.describe()));
+            check_signers(&keys, note_text.as_bytes(), n, &where_)?;
+        }
     }
     Ok(Checked {
         tree: TrustedTree {
@@ -400,17 +452,22 @@ fn grow(input: &CheckInput<'_>, cp: &Checkpoint, note_text: String) -> Result<Ch
         advanced: true,
         tiles_read,
         entries_checked,
+        learned_keys: keys.learned_keys.split_off(input.log.learned_keys.len()),
+        retired_keys: keys.retired_keys.split_off(input.log.retired_keys.len()),
+        key_notes,
     })
 }
 
 /// Fetches the entry bundles of leaves `start..n` and checks each entry
 /// against its authenticated leaf hash `leaves[i - start]`, then against
-/// the log's kind.
+/// the log's kind. Key events of an evault evidence log update `keys`.
 fn check_entries(
     input: &CheckInput<'_>,
     start: u64,
     n: u64,
     leaves: &[Hash],
+    keys: &mut LogState,
+    notes: &mut Vec<String>,
 ) -> Result<u64, CheckError> {
     let name = &input.log.name;
     let mut checked = 0;
@@ -457,10 +514,87 @@ fn check_entries(
                     format!("log {name}: entry {leaf_index} in {path}: {e}"),
                 )
             })?;
+            let note = follow_key_event(keys, entry, leaf_index).map_err(|e| {
+                failed(
+                    FailureKind::BadEntry,
+                    format!("log {name}: entry {leaf_index} in {path}: {e}"),
+                )
+            })?;
+            notes.extend(note);
             checked += 1;
         }
     }
     Ok(checked)
+}
+
+/// Applies the key event in `entry` (leaf `leaf_index`), if it is one,
+/// to `keys`: checked against the keys that count at that point of the log
+/// (a key retired earlier no longer vouches for anything), it adds its new
+/// key or retires its old one. One already applied is skipped; one signed
+/// by no key the monitor knows is history before its keys, skipped with a
+/// note (returned); one signed only by keys that no longer count is an
+/// error.
+fn follow_key_event(
+    keys: &mut LogState,
+    entry: &[u8],
+    leaf_index: u64,
+) -> Result<Option<String>, String> {
+    let Some((event, note)) = key_event(keys.kind, entry)? else {
+        return Ok(None);
+    };
+    if event.origin != keys.origin {
+        return Ok(None);
+    }
+    let known = keys.keys().any(|k| *k == event.subject);
+    let done = match event.action {
+        KeyAction::Add => known,
+        KeyAction::Retire => keys.retired_at(&event.subject).is_some(),
+    };
+    if done {
+        return Ok(None);
+    }
+    let set = |trusted: Vec<&String>| -> Result<Verifiers, String> {
+        let mut set = Verifiers::new();
+        for k in trusted {
+            let v = log_verifier(k).map_err(|e| format!("key {k:?}: {e}"))?;
+            set.insert_boxed(v).map_err(|e| e.to_string())?;
+        }
+        Ok(set)
+    };
+    let subject = (event.action == KeyAction::Add).then_some(&event.subject);
+    // Signed by no key the monitor knows: history from before the keys it
+    // trusts (a monitor pinned to a later key). Nothing is learned from it.
+    let any_known = set(keys.keys().chain(subject).collect())?;
+    if event.open(&note, &any_known).is_err() {
+        return Ok(Some(format!(
+            "ignored the {} of {} at leaf {leaf_index}: signed by no trusted key",
+            event.action.as_str(),
+            event.subject
+        )));
+    }
+    // Signed by known keys, so it must be by one that still counts there.
+    let current = set(keys.keys_for(leaf_index).chain(subject).collect())?;
+    event.open(&note, &current).map_err(|e| {
+        format!(
+            "the log's key event ({} {}) is not signed by a key that counts at that leaf (a \
+             retired key alone no longer vouches for anything): {e}",
+            event.action.as_str(),
+            short_name(&event.subject)
+        )
+    })?;
+    match event.action {
+        KeyAction::Add => keys.learned_keys.push(LearnedKey {
+            key: event.subject,
+            added_at: leaf_index,
+        }),
+        // A key it never trusted: nothing to retire.
+        KeyAction::Retire if !known => {}
+        KeyAction::Retire => keys.retired_keys.push(RetiredKey {
+            key: event.subject,
+            retired_at: leaf_index,
+        }),
+    }
+    Ok(None)
 }
 
 /// The level-0 tiles did not lead to the signed root. Decides, from the

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use evault_verify::{AuditEvent, Evidence, LEAF_VERSION};
+use evault_verify::{AuditEvent, Evidence, KEY_EVENT_TYPE, KeyEvent, LEAF_VERSION};
 use serde::Deserialize;
 
 use crate::state::LogKind;
@@ -58,6 +58,25 @@ pub fn check_entry(kind: LogKind, entry: &[u8], leaf_index: u64) -> Result<(), S
         }
     }
 }
+
+/// The key event an evault evidence leaf holds, if it is one the log
+/// itself logged (ingested by `evault`), with its signed note rebuilt from
+/// the labels. Records of other principals that carry key event labels
+/// are no key events. The leaf must have passed [`check_entry`].
+pub fn key_event(kind: LogKind, entry: &[u8]) -> Result<Option<(KeyEvent, String)>, String> {
+    if kind != LogKind::EvaultEvidence {
+        return Ok(None);
+    }
+    let f: EvidenceLeaf =
+        serde_json::from_slice(entry).map_err(|e| format!("not an {LEAF_VERSION} leaf: {e}"))?;
+    if f.ingested_by != KEY_EVENT_PRINCIPAL || f.content_type != KEY_EVENT_TYPE {
+        return Ok(None);
+    }
+    KeyEvent::from_labels(&f.labels)
+}
+
+/// Who the vault logs its own key events as.
+const KEY_EVENT_PRINCIPAL: &str = "evault";
 
 #[cfg(test)]
 mod tests {

@@ -179,7 +179,15 @@ pub struct LogReport {
     pub error: Option<String>,
     /// Evidence files written for a failure.
     pub evidence_files: Vec<PathBuf>,
+    /// Key events of the log among the newly checked entries (keys added
+    /// to or retired from the trusted set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_events: Vec<String>,
 }
+
+/// What a log that advanced brings: the tree to trust, the keys it added
+/// and those it retired.
+type Advanced = (TrustedTree, Vec<state::LearnedKey>, Vec<state::RetiredKey>);
 
 /// The result of one run over every selected log.
 #[derive(Clone, Debug, Serialize)]
@@ -259,10 +267,13 @@ impl Monitor {
             }
             if let Some(known) = state.logs.iter().find(|l| l.name == r.name) {
                 // The same set in any order is the same identity.
-                let same_keys = r.key.is_none() || given == key_ids(known.keys())?;
+                // Keys the log added itself may be given too, or not.
+                let same_keys = r.key.is_none()
+                    || given == key_ids(known.pinned_keys())?
+                    || given == key_ids(known.keys())?;
                 if !same_keys {
                     let given: Vec<&String> = r.key.iter().chain(&r.more_keys).collect();
-                    let pinned: Vec<&String> = known.keys().collect();
+                    let pinned: Vec<&String> = known.pinned_keys().collect();
                     let key = given
                         .iter()
                         .map(|k| k.as_str())
@@ -335,6 +346,8 @@ impl Monitor {
                 key,
                 more_keys: r.more_keys.clone(),
                 key_policy: r.key_policy.unwrap_or_default(),
+                learned_keys: Vec::new(),
+                retired_keys: Vec::new(),
                 trusted: None,
             });
         }
@@ -405,14 +418,19 @@ impl Monitor {
                 self.relocated.retain(|(n, _, _)| *n != name);
                 dirty = true;
             }
-            if let Some(tree) = advanced {
+            if let Some((tree, learned, retired)) = advanced {
                 let trusted = Trusted::from_tree(&tree, now_secs());
+                let apply = |l: &mut LogState| {
+                    l.trusted = Some(trusted);
+                    l.learned_keys.extend(learned);
+                    l.retired_keys.extend(retired);
+                };
                 match known {
-                    Some(i) => self.state.logs[i].trusted = Some(trusted),
+                    Some(i) => apply(&mut self.state.logs[i]),
                     None => {
                         // Pinned once the first checkpoint verified.
                         let mut log = log.clone();
-                        log.trusted = Some(trusted);
+                        apply(&mut log);
                         self.state.logs.push(log);
                         self.fresh.retain(|l| l.name != name);
                     }
@@ -443,13 +461,13 @@ impl Monitor {
         }
     }
 
-    /// Checks one log; returns its report and the tree to trust if it
-    /// advanced.
+    /// Checks one log; returns its report and, if it advanced, the tree to
+    /// trust and the keys the log added and retired on the way.
     fn check_one(
         &self,
         log: &LogState,
         conflict: Option<Failure>,
-    ) -> (LogReport, Option<TrustedTree>) {
+    ) -> (LogReport, Option<Advanced>) {
         // Checked when the state was loaded; never fall back to trust on
         // first use because a trusted entry stopped decoding.
         let (trusted, damaged) = match log.trusted_tree() {
@@ -480,6 +498,7 @@ impl Monitor {
             failure: None,
             error: None,
             evidence_files: Vec::new(),
+            key_events: Vec::new(),
         };
         if let Some(f) = conflict {
             report.failure = Some(f);
@@ -522,7 +541,22 @@ impl Monitor {
                 });
                 if checked.advanced {
                     report.status = Status::Verified;
-                    (report, Some(checked.tree))
+                    report.key_events = checked
+                        .learned_keys
+                        .iter()
+                        .map(|k| format!("added {} at leaf {}", k.key, k.added_at))
+                        .chain(
+                            checked
+                                .retired_keys
+                                .iter()
+                                .map(|k| format!("retired {} at leaf {}", k.key, k.retired_at)),
+                        )
+                        .chain(checked.key_notes.iter().cloned())
+                        .collect();
+                    (
+                        report,
+                        Some((checked.tree, checked.learned_keys, checked.retired_keys)),
+                    )
                 } else {
                     report.status = Status::Unchanged;
                     (report, None)

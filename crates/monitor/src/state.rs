@@ -85,9 +85,38 @@ pub struct LogState {
     /// Whether a checkpoint needs a signature by any pinned key or by all.
     #[serde(default, skip_serializing_if = "KeyPolicy::is_any")]
     pub key_policy: KeyPolicy,
+    /// Keys the log added by a key event (an evault evidence log followed
+    /// with `--entries`): each was signed in by a key already trusted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned_keys: Vec<LearnedKey>,
+    /// Keys the log retired by a key event: each counts only for
+    /// checkpoints of trees that do not hold its retirement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_keys: Vec<RetiredKey>,
     /// The last verified tree; absent until the first successful run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted: Option<Trusted>,
+}
+
+/// A key an evault log added by a key event record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedKey {
+    /// Verifier key (`name+hash+base64`).
+    pub key: String,
+    /// Leaf index of the key event that added it.
+    pub added_at: u64,
+}
+
+/// A key an evault log retired by a key event record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredKey {
+    /// Verifier key (`name+hash+base64`).
+    pub key: String,
+    /// Leaf index of the key event that retired it: a checkpoint of a
+    /// larger tree needs another key's signature.
+    pub retired_at: u64,
 }
 
 /// A verified tree head and what is needed to extend it.
@@ -138,35 +167,71 @@ impl KeyPolicy {
 }
 
 impl LogState {
-    /// Every pinned key, `key` first.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    /// The keys pinned by the user, `key` first.
+    pub fn pinned_keys(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.key).chain(&self.more_keys)
     }
 
-    /// The verifier set of all pinned keys.
+    /// Every trusted key: the pinned ones, then those the log added.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.pinned_keys()
+            .chain(self.learned_keys.iter().map(|k| &k.key))
+    }
+
+    /// The verifier set of all trusted keys.
     pub fn verifiers(&self) -> Result<Verifiers, String> {
-        let mut set = Verifiers::new();
-        for key in self.keys() {
-            let v = log_verifier(key).map_err(|e| format!("key {key:?}: {e}"))?;
-            set.insert_boxed(v).map_err(|e| e.to_string())?;
-        }
-        Ok(set)
+        set_of(self.keys())
+    }
+
+    /// Where `key` was retired, if the log retired it.
+    pub fn retired_at(&self, key: &str) -> Option<u64> {
+        self.retired_keys
+            .iter()
+            .filter(|r| r.key == key)
+            .map(|r| r.retired_at)
+            .min()
+    }
+
+    /// The trusted keys that count for a checkpoint of `size`: not retired
+    /// by a key event the tree holds (a leaf index below `size`).
+    pub fn keys_for(&self, size: u64) -> impl Iterator<Item = &String> {
+        self.keys()
+            .filter(move |k| self.retired_at(k).is_none_or(|at| at >= size))
+    }
+
+    /// The verifier set of [`LogState::keys_for`] `size`.
+    pub fn verifiers_for_size(&self, size: u64) -> Result<Verifiers, String> {
+        set_of(self.keys_for(size))
     }
 
     /// Under [`KeyPolicy::All`], that `note` (which opened with the set)
-    /// carries a valid signature by every pinned key: the first one
-    /// missing, if any.
-    pub fn missing_signature(&self, note: &[u8]) -> Result<Option<String>, String> {
+    /// carries a valid signature by every pinned key not retired for
+    /// `size`: the first one missing, if any.
+    pub fn missing_signature(&self, note: &[u8], size: u64) -> Result<Option<String>, String> {
         if self.key_policy == KeyPolicy::Any {
             return Ok(None);
         }
-        for key in self.keys() {
+        // Keys the log added are not required: the vault may sign with the
+        // old key alone for a while after announcing a new one.
+        for key in self
+            .pinned_keys()
+            .filter(|k| self.retired_at(k).is_none_or(|at| at >= size))
+        {
             if open(note, &verifiers_for(key)?).is_err() {
                 return Ok(Some(short_name(key)));
             }
         }
         Ok(None)
     }
+}
+
+fn set_of<'a>(keys: impl Iterator<Item = &'a String>) -> Result<Verifiers, String> {
+    let mut set = Verifiers::new();
+    for key in keys {
+        let v = log_verifier(key).map_err(|e| format!("key {key:?}: {e}"))?;
+        set.insert_boxed(v).map_err(|e| e.to_string())?;
+    }
+    Ok(set)
 }
 
 /// `name+id` of a verifier key, for messages.
@@ -220,7 +285,7 @@ impl LogState {
         }
         let note = open(t.checkpoint.as_bytes(), &self.verifiers()?)
             .map_err(|e| format!("the trusted checkpoint does not verify: {e}"))?;
-        if let Some(missing) = self.missing_signature(t.checkpoint.as_bytes())? {
+        if let Some(missing) = self.missing_signature(t.checkpoint.as_bytes(), t.size)? {
             return Err(format!(
                 "the trusted checkpoint is not signed by the pinned key {missing} (key policy all)"
             ));

@@ -794,3 +794,178 @@ fn pinned_identity_usage_errors_unreachable_servers_and_the_lock() {
     );
     assert_eq!((r.outcome, r.exit_code), (Exit::Refused, 3), "{r}");
 }
+
+/// An evault evidence leaf (index `i`) holding the key event `action` of
+/// `subject`, signed by `signers`, as the vault logs it.
+fn key_event_leaf(
+    i: u64,
+    action: evault_verify::KeyAction,
+    subject: &str,
+    signers: &[&dyn evault_note::Signer],
+) -> Vec<u8> {
+    let event = evault_verify::KeyEvent {
+        origin: ORIGIN.into(),
+        action,
+        subject: subject.into(),
+    };
+    let note = evault_note::sign(&event.statement(), signers).unwrap();
+    evault_verify::Evidence {
+        id: format!("01936f0e-8f3a-7cc2-9b1e-{i:012}"),
+        leaf_index: i,
+        content_type: evault_verify::KEY_EVENT_TYPE.into(),
+        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+        size: note.len() as u64,
+        labels: event.labels(&note).unwrap(),
+        ingested_at: "2026-11-30T11:30:00.123Z".into(),
+        ingested_by: "evault".into(),
+        idempotency_key: None,
+    }
+    .leaf_data()
+    .unwrap()
+}
+
+/// A plain evidence leaf of index `i`.
+fn record_leaf(i: u64) -> Vec<u8> {
+    evault_verify::Evidence {
+        id: format!("01936f0e-8f3a-7cc2-9b1e-{i:012}"),
+        leaf_index: i,
+        content_type: "text/plain".into(),
+        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+        size: 0,
+        labels: Default::default(),
+        ingested_at: "2026-11-30T11:30:00.123Z".into(),
+        ingested_by: "sa:ci".into(),
+        idempotency_key: None,
+    }
+    .leaf_data()
+    .unwrap()
+}
+
+#[test]
+fn follows_a_key_rotation_and_refuses_a_retired_keys_checkpoint() {
+    use evault_note::{Ed25519Signer, Signer, generate_ed25519};
+    use evault_verify::KeyAction;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
+    let a = Ed25519Signer::from_signer_key(&log.skey).unwrap();
+    let (b_skey, b_vkey) = generate_ed25519(ORIGIN).unwrap();
+    let b = Ed25519Signer::from_signer_key(b_skey.expose_secret()).unwrap();
+    let (a_vkey, b_vkey) = (log.vkey.clone(), b_vkey.to_string());
+    let a_skey = log.skey.clone();
+    let key =
+        |skey: &str| -> Box<dyn Signer> { Box::new(Ed25519Signer::from_signer_key(skey).unwrap()) };
+    let server = StaticServer::start(&log.dir);
+    let req = LogRequest {
+        kind: LogKind::EvaultEvidence,
+        ..request("evidence", &server.url, &a_vkey)
+    };
+    let state = tmp.path().join("monitor.json");
+    let follow = || run(&state, std::slice::from_ref(&req), true);
+
+    // Before: A signs.
+    log.append(&(0..3).map(record_leaf).collect::<Vec<_>>());
+    assert_eq!(follow().outcome, Exit::Ok);
+
+    // The rotation: B is added at leaf 3 by an event A and B signed; both
+    // sign the checkpoints of the overlap. The monitor learns B.
+    let add = key_event_leaf(3, KeyAction::Add, &b_vkey, &[&a as &dyn Signer, &b]);
+    log.also.push(key(b_skey.expose_secret()));
+    log.append(&[add, record_leaf(4)]);
+    let r = follow();
+    assert_eq!(r.outcome, Exit::Ok, "{r}");
+    assert_eq!(
+        r.logs[0].key_events,
+        vec![format!("added {b_vkey} at leaf 3")]
+    );
+    let pinned = State::load(&state)
+        .unwrap()
+        .log("evidence")
+        .unwrap()
+        .clone();
+    assert_eq!(pinned.learned_keys.len(), 1);
+    assert_eq!(pinned.learned_keys[0].key, b_vkey);
+    // Giving the same pinned key again is the same identity.
+    assert_eq!(follow().outcome, Exit::Ok);
+    // A second monitor, from here, sees the rest in one run (below).
+    let state2 = tmp.path().join("monitor2.json");
+    std::fs::copy(&state, &state2).unwrap();
+
+    // After the overlap: A is retired at leaf 5 (signed by A and B), and
+    // only B signs.
+    let retire = key_event_leaf(5, KeyAction::Retire, &a_vkey, &[&a as &dyn Signer, &b]);
+    log.signer = key(b_skey.expose_secret());
+    log.also.clear();
+    log.append(&[retire, record_leaf(6)]);
+    let r = follow();
+    assert_eq!(r.outcome, Exit::Ok, "{r}");
+    assert_eq!(
+        r.logs[0].key_events,
+        vec![format!("retired {a_vkey} at leaf 5")]
+    );
+    assert_eq!(trusted_size(&state, "evidence"), Some(7));
+
+    // A checkpoint of a larger tree signed only by the retired key A:
+    // refused, though A is pinned and its signature is valid.
+    let trusted_note = String::from_utf8(log.read("checkpoint")).unwrap();
+    log.signer = key(&a_skey);
+    log.append(&[record_leaf(7)]);
+    let served = log.read("checkpoint");
+    let before = std::fs::read(&state).unwrap();
+    let r = follow();
+    let msg = assert_failed(
+        &r,
+        FailureKind::BadCheckpoint,
+        &state,
+        &before,
+        &trusted_note,
+        &served,
+    );
+    assert!(msg.contains("retired"), "{msg}");
+    // So it is when the retirement and that checkpoint come in one run.
+    let r = run(&state2, std::slice::from_ref(&req), true);
+    let f = r.logs[0].failure.as_ref().expect("failure");
+    assert_eq!(f.kind, FailureKind::BadCheckpoint, "{r}");
+    assert!(f.message.contains("retired"), "{}", f.message);
+    assert_eq!(trusted_size(&state2, "evidence"), Some(5));
+
+    // Signed by B, it is fine again.
+    log.signer = key(b_skey.expose_secret());
+    let note = log.sign(log.size(), log.root());
+    log.write("checkpoint", note.as_bytes());
+    assert_eq!(follow().outcome, Exit::Ok);
+
+    // A key event that, of the keys it knows, only the retired one signed
+    // adds nothing: the entry is refused.
+    let (c_skey, c_vkey) = generate_ed25519(ORIGIN).unwrap();
+    let c = Ed25519Signer::from_signer_key(c_skey.expose_secret()).unwrap();
+    let forged = key_event_leaf(9, KeyAction::Add, c_vkey.as_str(), &[&a as &dyn Signer, &c]);
+    log.append(&[forged]);
+    let r = follow();
+    let f = r.logs[0].failure.as_ref().expect("failure");
+    assert_eq!(f.kind, FailureKind::BadEntry, "{r}");
+    assert!(f.message.contains("counts"), "{}", f.message);
+    assert_eq!(trusted_size(&state, "evidence"), Some(8));
+
+    // A monitor pinned to B from the start: the history before B (the add
+    // of B, the retirement of A, which it never trusted) teaches it
+    // nothing and is no failure; the event no key it knows signed is
+    // ignored with a note.
+    let fresh = tmp.path().join("fresh.json");
+    let req_b = LogRequest {
+        kind: LogKind::EvaultEvidence,
+        ..request("evidence", &server.url, &b_vkey)
+    };
+    let r = run(&fresh, std::slice::from_ref(&req_b), true);
+    assert_eq!(r.outcome, Exit::Ok, "{r}");
+    assert_eq!(r.logs[0].key_events.len(), 1, "{r}");
+    assert!(
+        r.logs[0].key_events[0].starts_with("ignored the add"),
+        "{r}"
+    );
+    let pinned = State::load(&fresh)
+        .unwrap()
+        .log("evidence")
+        .unwrap()
+        .clone();
+    assert!(pinned.learned_keys.is_empty() && pinned.retired_keys.is_empty());
+}

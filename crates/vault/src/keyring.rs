@@ -248,6 +248,11 @@ impl KeyRing {
         r.ed25519.into_iter().chain(r.pq).collect()
     }
 
+    /// The configured key the next rotation moves to, if any.
+    pub fn next_signer(&self) -> Option<Arc<dyn Signer>> {
+        self.next.clone()
+    }
+
     /// The Ed25519 keys that sign now, oldest first.
     pub fn ed25519(&self) -> Vec<Arc<dyn Signer>> {
         self.read().ed25519

@@ -144,11 +144,22 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
             &heads,
         )?;
         check_sample(store, LogId::Audit, &log, config.startup_sample)?;
-        if public_key(&*log.ring.primary())? == public_key(&*evidence.ring.primary())? {
-            return Err(VaultError::Invalid(format!(
-                "the audit key {} holds the evidence log's key; the audit log needs its own",
-                audit_key.describe()
-            )));
+        // Neither a key the evidence log signs with nor the one it will
+        // rotate to.
+        let audit_public = public_key(&*log.ring.primary())?;
+        for key in evidence
+            .ring
+            .ed25519()
+            .iter()
+            .chain(&evidence.ring.next_signer())
+        {
+            if public_key(&**key)? == audit_public {
+                return Err(VaultError::Invalid(format!(
+                    "the audit key {} holds one of the evidence log's keys; the audit log needs \
+                     its own",
+                    audit_key.describe()
+                )));
+            }
         }
         Some(log)
     } else {

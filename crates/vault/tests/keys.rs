@@ -396,8 +396,7 @@ async fn a_rotation_cut_short_after_its_add_record_is_finished_by_the_next_one()
         action: KeyAction::Add,
         subject: p_vkey.as_str().into(),
     };
-    let note =
-        evault_note::sign(&event.statement(), &[&a_signer as &dyn Signer, &p]).unwrap();
+    let note = evault_note::sign(&event.statement(), &[&a_signer as &dyn Signer, &p]).unwrap();
     let mut up = v.upload();
     up.write(note.as_bytes()).await.unwrap();
     let payload = up.finish().await.unwrap();
@@ -441,4 +440,37 @@ async fn a_rotation_cut_short_after_its_add_record_is_finished_by_the_next_one()
     let cp = put_and_checkpoint(&v, b"three").await;
     assert!(signed_by_each(&cp, &[&a, p_vkey.as_str()]));
     v.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_key_cannot_be_the_evidence_logs_next_key() {
+    use std::sync::Arc;
+
+    use evault_note::{Ed25519Signer, Signer};
+    use evault_vault::LogSigner;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    let v = Vault::open(c.clone()).await.unwrap();
+    let audit_origin = v.audit_log().unwrap().origin().to_string();
+    v.shutdown().await.unwrap();
+    drop(v);
+    // The audit log's key, renamed after the evidence origin, as the next
+    // evidence key: refused, the logs keep apart keys.
+    let text = std::fs::read_to_string(dir.path().join("data/audit.key")).unwrap();
+    let audit = Ed25519Signer::from_signer_key(text.trim()).unwrap();
+    assert_eq!(audit.name(), audit_origin);
+    let seed = {
+        // Same key material under the evidence origin: the seed is the
+        // last field of PRIVATE+KEY+<name>+<id>+<base64(type || seed)>.
+        use base64::Engine as _;
+        let data = text.trim().splitn(5, '+').nth(4).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        <[u8; 32]>::try_from(&raw[1..]).unwrap()
+    };
+    let same: Arc<dyn Signer> = Arc::new(Ed25519Signer::from_seed(ORIGIN, &seed).unwrap());
+    c.next_signer = Some(LogSigner::new(same));
+    let err = Vault::open(c).await.err().unwrap();
+    assert!(err.to_string().contains("needs its own"), "{err}");
 }

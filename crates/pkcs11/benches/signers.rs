@@ -95,6 +95,13 @@ fn main() {
         black_box(sign(black_box(&text), &[&file as &dyn Signer]).unwrap());
     });
 
+    // During a key rotation's overlap every checkpoint carries two
+    // Ed25519 signatures.
+    let next = Ed25519Signer::from_seed(NAME, &[2; 32]).unwrap();
+    let overlap_t = median(rounds, per, || {
+        black_box(sign(black_box(&text), &[&file as &dyn Signer, &next]).unwrap());
+    });
+
     let pq = MlDsaCosigner::from_seed(NAME, &[1; 32])
         .unwrap()
         .with_fixed_timestamp(0);
@@ -141,6 +148,7 @@ fn main() {
     };
     row("raw Ed25519 (ed25519-dalek, baseline)", raw);
     row("key file (note::sign, Ed25519)", file_t);
+    row("two key files (a rotation's overlap)", overlap_t);
     row("ML-DSA-44 (note::sign, hedged)", pq_t);
     match hsm_t {
         Some(d) => row("SoftHSM2 via PKCS#11 (note::sign + verify)", d),

@@ -360,14 +360,6 @@ impl KeyRing {
                         e.state.as_str()
                     )));
                 }
-                if n.name() != self.origin {
-                    return Err(VaultError::Invalid(format!(
-                        "the configured next signer's key is named {:?}, not after the log's \
-                         origin {:?}",
-                        n.name(),
-                        self.origin
-                    )));
-                }
                 (n.clone(), None)
             }
             None => {

@@ -474,3 +474,86 @@ async fn the_audit_key_cannot_be_the_evidence_logs_next_key() {
     let err = Vault::open(c).await.err().unwrap();
     assert!(err.to_string().contains("needs its own"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_the_key_and_what_to_do() {
+    use std::sync::Arc;
+
+    use evault_note::{Ed25519Signer, Signer};
+    use evault_store::Store as _;
+    use evault_vault::LogSigner;
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let v = Vault::open(c.clone()).await.unwrap();
+    put_and_checkpoint(&v, b"one").await;
+    // An overlap longer than a year is refused before anything happens.
+    let err = v
+        .rotate_key(LogId::Evidence, Duration::from_secs(400 * 86_400))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::Invalid(_)), "{err}");
+    assert_eq!(v.keys(LogId::Evidence).unwrap().len(), 1);
+    let keys = v
+        .rotate_key(LogId::Evidence, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let b_file = dir.path().join("data").join(keys[1].file.as_ref().unwrap());
+    v.shutdown().await.unwrap();
+    drop(v);
+
+    // A next signer named after another origin.
+    let (skey, _) = evault_note::generate_ed25519("other.example/log").unwrap();
+    let other: Arc<dyn Signer> =
+        Arc::new(Ed25519Signer::from_signer_key(skey.expose_secret()).unwrap());
+    let mut named = c.clone();
+    named.next_signer = Some(LogSigner::new(other));
+    let err = Vault::open(named).await.err().unwrap();
+    assert!(err.to_string().contains("named after the"), "{err}");
+
+    // B's file holding another key of the log's name.
+    let b_text = std::fs::read(&b_file).unwrap();
+    let (skey, _) = evault_note::generate_ed25519(ORIGIN).unwrap();
+    std::fs::write(&b_file, format!("{}\n", skey.expose_secret())).unwrap();
+    let err = Vault::open(c.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("not the log's key"), "{err}");
+    std::fs::write(&b_file, &b_text).unwrap();
+
+    // A (still signing during the overlap) without its key file.
+    let a_file = dir.path().join("data/log.key");
+    let a_text = std::fs::read(&a_file).unwrap();
+    std::fs::remove_file(&a_file).unwrap();
+    let err = Vault::open(c.clone()).await.err().unwrap();
+    assert!(err.to_string().contains("still signs"), "{err}");
+    std::fs::write(&a_file, &a_text).unwrap();
+
+    // An empty stored key set is damage, not a fresh start.
+    {
+        let store = evault_vault::SqliteStore::open(&dir.path().join("data/evault.db")).unwrap();
+        let set = store.get_meta("keys/evidence").unwrap().unwrap();
+        store.set_meta("keys/evidence", "[]").unwrap();
+        drop(store);
+        let err = Vault::open(c.clone()).await.err().unwrap();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let store = evault_vault::SqliteStore::open(&dir.path().join("data/evault.db")).unwrap();
+        // A pending key whose file is gone: the next rotation says so (409).
+        let mut entries: serde_json::Value = serde_json::from_str(&set).unwrap();
+        entries.as_array_mut().unwrap().push(serde_json::json!(
+            {"verifier_key": evault_note::generate_ed25519(ORIGIN).unwrap().1.as_str(),
+             "state": "pending", "file": "log-gone.key"}
+        ));
+        store
+            .set_meta("keys/evidence", &entries.to_string())
+            .unwrap();
+    }
+    let v = Vault::open(c).await.unwrap();
+    v.retire_keys(LogId::Evidence).await.unwrap();
+    let err = v
+        .rotate_key(LogId::Evidence, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, VaultError::Conflict(why) if why.contains("log-gone.key")),
+        "{err}"
+    );
+    v.shutdown().await.unwrap();
+}

@@ -488,21 +488,9 @@ fn entries_are_checked_against_authenticated_leaf_hashes() {
 
 #[test]
 fn evault_entries_must_be_canonical_records_and_get_the_token() {
-    use evault_verify::Evidence;
     let tmp = tempfile::tempdir().unwrap();
     let mut log = TestLog::new(&tmp.path().join("log"), ORIGIN);
-    let record = |i: u64| Evidence {
-        id: format!("01936f0e-8f3a-7cc2-9b1e-{i:012}"),
-        leaf_index: i,
-        content_type: "text/plain".into(),
-        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
-        size: 0,
-        labels: Default::default(),
-        ingested_at: "2026-11-23T11:30:00.123Z".into(),
-        ingested_by: "sa:ci".into(),
-        idempotency_key: None,
-    };
-    let leaves: Vec<Vec<u8>> = (0..5).map(|i| record(i).leaf_data().unwrap()).collect();
+    let leaves: Vec<Vec<u8>> = (0..5).map(record_leaf).collect();
     log.append(&leaves);
     let server = StaticServer::start(&log.dir);
     let mut req = request("evidence", &server.url, &log.vkey);

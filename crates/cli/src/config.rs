@@ -85,6 +85,23 @@ pub struct OidcConfig {
     pub roles_claim: Option<String>,
     /// Least time between two JWKS fetches for unknown key ids (default 30s).
     pub min_refresh_interval: Option<String>,
+    /// Offer this issuer on the dashboard's sign-in page.
+    pub dashboard: Option<DashboardSignIn>,
+}
+
+/// `[oidc.dashboard]`: the dashboard as a public OIDC client of the issuer
+/// (authorization code flow with PKCE). Its redirect URI is the server's
+/// `/ui/`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSignIn {
+    pub client_id: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// Default `openid`.
+    pub scope: Option<String>,
+    /// The token sent as bearer: `id_token` (default) or `access_token`.
+    pub token: Option<String>,
 }
 
 impl FileConfig {

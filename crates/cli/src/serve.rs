@@ -195,6 +195,43 @@ impl ServeArgs {
     }
 }
 
+/// The dashboard's sign-in with `c`'s issuer; its endpoints must be
+/// https (or http on a loopback address, for tests and local issuers).
+fn dashboard_sign_in(
+    c: &OidcConfig,
+    d: &crate::config::DashboardSignIn,
+) -> Result<evault_server::DashboardOidc, String> {
+    for (what, url) in [
+        ("authorization_endpoint", &d.authorization_endpoint),
+        ("token_endpoint", &d.token_endpoint),
+    ] {
+        let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+            .iter()
+            .any(|p| url.starts_with(p));
+        if !url.starts_with("https://") && !local {
+            return Err(format!(
+                "oidc {}: dashboard {what} must be an https URL (or http on loopback)",
+                c.issuer
+            ));
+        }
+    }
+    let token = d.token.clone().unwrap_or_else(|| "id_token".into());
+    if token != "id_token" && token != "access_token" {
+        return Err(format!(
+            "oidc {}: dashboard token must be id_token or access_token",
+            c.issuer
+        ));
+    }
+    Ok(evault_server::DashboardOidc {
+        issuer: c.issuer.clone(),
+        client_id: d.client_id.clone(),
+        authorization_endpoint: d.authorization_endpoint.clone(),
+        token_endpoint: d.token_endpoint.clone(),
+        scope: d.scope.clone().unwrap_or_else(|| "openid".into()),
+        token,
+    })
+}
+
 fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
     let jwks = match (&c.jwks_url, &c.jwks_file) {
         (Some(u), None) => {
@@ -396,6 +433,11 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     let keystore_path = crate::keystore_path(o.service_accounts, Some(&data_dir), &file);
     let insecure = o.insecure_no_auth;
     let mut opts = ServerOptions::new(Authentication::InsecureDisabled);
+    opts.dashboard_oidc = file
+        .oidc
+        .iter()
+        .filter_map(|c| c.dashboard.as_ref().map(|d| dashboard_sign_in(c, d)))
+        .collect::<Result<_, _>>()?;
     opts.limits = limits;
     opts.public_log_read = !o.no_public_log_read && file.public_log_read.unwrap_or(true);
     let per_second = o.rate_limit.or(file.rate_limit).unwrap_or(0.0);
@@ -475,6 +517,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             crate::say!("evault: audit origin {}", a.origin());
             crate::say!("evault: audit verifier key {}", a.verifier_key());
         }
+        crate::say!("evault: dashboard {scheme}://{local}/ui/");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -101,6 +101,23 @@ pub const OPERATIONS: &[Operation] = &[
         Access::Open,
         false,
     ),
+    // The dashboard: public code, no data (it reads the API with the
+    // user's token). Same-origin only: no CORS.
+    op("ui.page", Method::GET, "/ui/", Access::Open, false),
+    op(
+        "ui.config",
+        Method::GET,
+        "/ui/config.json",
+        Access::Open,
+        false,
+    ),
+    op(
+        "ui.asset",
+        Method::GET,
+        "/ui/s/{*path}",
+        Access::Open,
+        false,
+    ),
     op(
         "metrics.read",
         Method::GET,
@@ -162,6 +179,13 @@ pub const OPERATIONS: &[Operation] = &[
         Method::GET,
         "/api/v1/analytics/summary",
         Access::Roles(INGESTER_OWN_AUDITOR_ADMIN_ALL),
+        false,
+    ),
+    op(
+        "stats.evidence",
+        Method::GET,
+        "/api/v1/stats/evidence",
+        Access::Roles(INGESTER_OWN_AUDITOR_ALL),
         false,
     ),
     op(
@@ -246,6 +270,13 @@ pub const OPERATIONS: &[Operation] = &[
         Method::GET,
         "/api/v1/audit/log",
         Access::PublicLog,
+        false,
+    ),
+    op(
+        "audit.stats",
+        Method::GET,
+        "/api/v1/audit/stats",
+        Access::Roles(AUDITOR),
         false,
     ),
     op(

@@ -56,8 +56,10 @@ fn is_public_read(st: &AppState, req: &Request) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    access::lookup(&Method::GET, req.uri().path())
-        .is_some_and(|op| !access::needs_token(op, st.opts.public_log_read))
+    // The dashboard is same-origin only: no other site may read it.
+    access::lookup(&Method::GET, req.uri().path()).is_some_and(|op| {
+        !op.name.starts_with("ui.") && !access::needs_token(op, st.opts.public_log_read)
+    })
 }
 
 async fn with_cors(req: Request, next: Next) -> Response {

@@ -133,7 +133,7 @@ pub enum OutcomeFilter {
                        C2SP signed checkpoints. Every error is `application/problem+json` (RFC 9457).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(crate::tlog::tile, crate::tlog::audit_tile, crate::tlog::audit_entries),
+    paths(crate::tlog::tile, crate::tlog::audit_tile, crate::tlog::audit_entries, crate::ui::ui_asset),
     components(schemas(ProofFormat, OutcomeFilter)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -148,6 +148,7 @@ pub enum OutcomeFilter {
         (name = "tasks", description = "Tracked long jobs (exports, fsck): each bound to the principal that started it (an admin sees all), with progress as Server-Sent Events and a result file"),
         (name = "mirrors", description = "Evidence bundles of other logs imported as verified mirrors (their origin, leaf indexes and signed checkpoint kept as provenance, never leaves of this vault's logs), and reading them back: import needs role admin, reading auditor or admin"),
         (name = "identity", description = "Who the caller is, and service-account administration"),
+        (name = "dashboard", description = "The web dashboard (`/ui/`): its page, settings and embedded assets, served to anyone under a strict Content Security Policy. It reads the API with the user's own token and verifies proofs in the browser"),
     )
 )]
 pub(crate) struct ApiDoc;

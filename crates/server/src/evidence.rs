@@ -573,6 +573,7 @@ fn blob_stream(
     params(
         ("label" = Option<Vec<String>>, Query, description = "`key:value` (or `key=value`); repeatable, all must match", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
         ("content_type" = Option<String>, Query, description = "Exact content type"),
+        ("ingested_by" = Option<String>, Query, description = "Exact principal that submitted the record; an ingester asking for another principal's gets an empty page"),
         ("since" = Option<String>, Query, description = "RFC 3339; records ingested at or after", format = DateTime),
         ("until" = Option<String>, Query, description = "RFC 3339; records ingested before", format = DateTime),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -593,6 +594,7 @@ pub async fn list_evidence(
         add_label(&mut labels, &l, "query parameter label")?;
     }
     let content_type = q.take_one("content_type")?;
+    let ingested_by = q.take_one("ingested_by")?;
     let since_ms = q.take_time("since")?;
     let until_ms = q.take_time("until")?;
     let after_index = q
@@ -604,11 +606,11 @@ pub async fn list_evidence(
     let query = ListQuery {
         labels: labels.into_iter().collect(),
         content_type,
+        ingested_by,
         since_ms,
         until_ms,
         after_index,
         limit,
-        ..ListQuery::default()
     };
     let page = st.vault.list(&caller.reader(), query).await?;
     Ok(Json(EvidencePage {

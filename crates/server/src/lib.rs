@@ -23,10 +23,12 @@ mod mirrors;
 mod ops;
 mod params;
 mod problem;
+mod stats;
 mod stream;
 mod tasks;
 mod tlog;
 mod tls;
+mod ui;
 pub mod witness;
 
 use std::future::Future;
@@ -51,6 +53,7 @@ pub use problem::{PROBLEM_JSON, Problem, ProblemBody};
 pub use stream::{MAX_LINE, NDJSON_TYPE, StreamSummary, parse_ndjson};
 pub use tasks::{NewTask, Task, TaskPage, TaskProgress, TaskResultInfo};
 pub use tls::TlsConfig;
+pub use ui::DashboardOidc;
 pub use witness::witness_router;
 
 /// How callers prove who they are.
@@ -90,6 +93,8 @@ pub struct ServerOptions {
     pub max_envelope: u64,
     /// Timeouts and caps of connections, requests and HTTP/2 streams.
     pub limits: Limits,
+    /// OIDC issuers the dashboard (`/ui/`) offers to sign in with.
+    pub dashboard_oidc: Vec<DashboardOidc>,
 }
 
 impl ServerOptions {
@@ -102,6 +107,7 @@ impl ServerOptions {
             rate_limit: None,
             max_envelope: 16 * 1024 * 1024,
             limits: Limits::default(),
+            dashboard_oidc: Vec::new(),
         }
     }
 }
@@ -137,6 +143,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(evidence::get_payload))
         .routes(routes!(log::get_proof))
         .routes(routes!(analytics::analytics_summary))
+        .routes(routes!(stats::evidence_stats))
+        .routes(routes!(stats::audit_stats))
         .routes(routes!(log::log_info))
         .routes(routes!(keys::log_keys))
         .routes(routes!(keys::rotate_key))
@@ -171,7 +179,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
-        .routes(routes!(ops::openapi_json));
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(ui::ui_page))
+        .routes(routes!(ui::ui_config));
     WILDCARD_ROUTES.iter().fold(router, |r, (route, _)| {
         r.route(route, wildcard_handler(route))
     })
@@ -187,6 +197,7 @@ const WILDCARD_ROUTES: &[(&str, &str)] = &[
         "/tlog-audit/tile/entries/{*path}",
         "/tlog-audit/tile/entries/{path}",
     ),
+    ("/ui/s/{*path}", "/ui/s/{path}"),
 ];
 
 fn wildcard_handler(route: &str) -> axum::routing::MethodRouter<AppState> {
@@ -194,6 +205,7 @@ fn wildcard_handler(route: &str) -> axum::routing::MethodRouter<AppState> {
         "/tlog/tile/{*path}" => get(tlog::tile),
         "/tlog-audit/tile/{*path}" => get(tlog::audit_tile),
         "/tlog-audit/tile/entries/{*path}" => get(tlog::audit_entries),
+        "/ui/s/{*path}" => get(ui::ui_asset),
         // WILDCARD_ROUTES lists only the routes above (a test calls each).
         _ => get(problem::not_found),
     }

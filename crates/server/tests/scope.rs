@@ -178,6 +178,14 @@ fn another_ingester_sees_nothing_of_mine_on_any_route_or_rpc() {
                 assert_eq!(other.json()["groups"], serde_json::json!([]), "{name}");
                 assert_eq!(other.json()["filters"]["ingested_by"], "test:other");
             }
+            "stats.evidence" => {
+                assert_eq!(other.status, 200, "{name}");
+                assert_eq!(owner.json()["total"], 2, "{name}");
+                assert_eq!(other.json()["total"], 0, "{name}");
+                assert_eq!(other.json()["buckets"], serde_json::json!([]), "{name}");
+                assert_eq!(other.json()["content_types"], serde_json::json!([]));
+                assert_eq!(other.json()["ingested_by"], "test:other");
+            }
             unknown => panic!(
                 "operation {unknown} gives ingesters their own scope: add what another \
                  ingester must get to this walk"

@@ -832,6 +832,20 @@ impl Store for SlowStore {
     fn analytics_summary(&self, query: &AnalyticsQuery) -> StoreResult<Vec<AnalyticsGroup>> {
         self.inner.analytics_summary(query)
     }
+    fn evidence_stats(
+        &self,
+        query: &evault_store::StatsQuery,
+    ) -> StoreResult<evault_store::EvidenceStats> {
+        self.inner.evidence_stats(query)
+    }
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        self.inner.audit_outcomes(since_ms, until_ms, principal)
+    }
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> StoreResult<()> {
         self.inner.put_checkpoint(log, checkpoint)
     }

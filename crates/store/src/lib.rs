@@ -297,6 +297,34 @@ pub struct AnalyticsGroup {
     pub metrics: BTreeMap<String, Stats>,
 }
 
+/// What [`Store::evidence_stats`] counts: the records ingested in
+/// `since_ms..until_ms`, per bucket of `bucket_ms` and per content type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsQuery {
+    /// Inclusive lower bound on `ingested_at_ms`.
+    pub since_ms: i64,
+    /// Exclusive upper bound on `ingested_at_ms`.
+    pub until_ms: i64,
+    /// Bucket width in milliseconds (at least 1); buckets start at
+    /// multiples of it since the Unix epoch.
+    pub bucket_ms: i64,
+    /// Exact `ingested_by`: an ingester counts only its own records.
+    pub ingested_by: Option<String>,
+    /// At most this many content types, the most frequent first.
+    pub top_content_types: u32,
+}
+
+/// Record counts of a [`StatsQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EvidenceStats {
+    /// `(bucket start ms, records)` for each non-empty bucket, in time order.
+    pub buckets: Vec<(i64, u64)>,
+    /// `(content type, records)`, most records first, then by type.
+    pub content_types: Vec<(String, u64)>,
+    /// Records in the window.
+    pub total: u64,
+}
+
 /// One page of results; `next` is the cursor for the following page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
@@ -533,6 +561,19 @@ pub trait Store: Send + Sync {
     /// span and statistics of the stored analytics events matching
     /// `query`, aggregated by the database.
     fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>>;
+
+    /// Counts of the records matching `query`, per time bucket and per
+    /// content type, read in one transaction.
+    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats>;
+
+    /// Audit events with `since_ms <= time_ms < until_ms` (and of
+    /// `principal`, if given) per outcome, ordered by outcome.
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>>;
 
     /// Stores a checkpoint of `log`; storing the same size twice keeps the
     /// first.

@@ -59,8 +59,8 @@ pub use config::{LogSigner, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;
 pub use evault_store::{
-    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, LogId, MirrorCheckpoint, MirrorLog,
-    Page, SqliteStore, Stats, StoredCheckpoint,
+    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, EvidenceStats, LogId,
+    MirrorCheckpoint, MirrorLog, Page, SqliteStore, Stats, StatsQuery, StoredCheckpoint,
 };
 /// The witness protocol's client-side types, for building a [`WitnessSetup`].
 pub use evault_witness::{Response as WitnessResponse, Transport as WitnessTransport, WitnessSpec};
@@ -73,6 +73,9 @@ pub use keyring::{KeyEntry, KeyState};
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use reader::{ReadScope, Reader};
+
+/// Most buckets one [`Vault::evidence_stats`] call may count.
+pub const MAX_STATS_BUCKETS: u32 = 1000;
 pub use records::evidence_from_row;
 pub use rotation::{KEY_EVENT_PRINCIPAL, MAX_OVERLAP};
 pub use sequencer::{BatchLimits, TreeHead};
@@ -637,6 +640,14 @@ impl Vault {
     pub async fn list(&self, reader: &Reader, mut query: ListQuery) -> Result<Page<Evidence>> {
         ingest::validate_label_filters(&query.labels)?;
         if let Some(owner) = reader.only_owner() {
+            // Asking for another principal's records: there are none this
+            // reader may see.
+            if query.ingested_by.as_ref().is_some_and(|p| *p != owner) {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            }
             query.ingested_by = Some(owner);
         }
         self.blocking(move |i| {
@@ -667,6 +678,50 @@ impl Vault {
         self.blocking(move |i| {
             let groups = i.store.analytics_summary(&query)?;
             Ok(Summary { groups, query })
+        })
+        .await
+    }
+
+    /// Counts of the records `reader` may see in the query's window, per
+    /// time bucket and per content type (the dashboard's charts). The
+    /// window holds at most [`MAX_STATS_BUCKETS`] buckets.
+    pub async fn evidence_stats(
+        &self,
+        reader: &Reader,
+        mut query: StatsQuery,
+    ) -> Result<EvidenceStats> {
+        if query.bucket_ms < 1 || query.until_ms <= query.since_ms {
+            return Err(VaultError::Invalid(
+                "stats need a bucket of at least 1 ms and since before until".into(),
+            ));
+        }
+        let buckets = (i128::from(query.until_ms) - i128::from(query.since_ms))
+            .div_euclid(i128::from(query.bucket_ms));
+        if buckets >= i128::from(MAX_STATS_BUCKETS) {
+            return Err(VaultError::Invalid(format!(
+                "the window spans more than {MAX_STATS_BUCKETS} buckets; narrow it or widen the bucket"
+            )));
+        }
+        if let Some(owner) = reader.only_owner() {
+            query.ingested_by = Some(owner);
+        }
+        self.blocking(move |i| Ok(i.store.evidence_stats(&query)?))
+            .await
+    }
+
+    /// Audit events in `since_ms..until_ms` per outcome, of those `reader`
+    /// may see. [`VaultError::NotFound`] when audit is disabled.
+    pub async fn audit_outcomes(
+        &self,
+        reader: &Reader,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<(String, u64)>> {
+        let principal = reader.only_owner();
+        self.blocking(move |i| {
+            i.log(LogId::Audit)?;
+            Ok(i.store
+                .audit_outcomes(since_ms, until_ms, principal.as_deref())?)
         })
         .await
     }

@@ -815,6 +815,20 @@ impl Store for Flaky {
     ) -> Result<Vec<evault_store::AnalyticsGroup>, StoreError> {
         self.inner.analytics_summary(q)
     }
+    fn evidence_stats(
+        &self,
+        q: &evault_store::StatsQuery,
+    ) -> Result<evault_store::EvidenceStats, StoreError> {
+        self.inner.evidence_stats(q)
+    }
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.audit_outcomes(since_ms, until_ms, principal)
+    }
     fn put_checkpoint(&self, log: LogId, cp: &StoredCheckpoint) -> Result<(), StoreError> {
         if self.full.load(Ordering::SeqCst) {
             return Err(disk_full());

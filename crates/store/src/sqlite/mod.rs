@@ -24,9 +24,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::{
     AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, Cosignature,
-    CosignatureStore, EvidenceRow, ImportConflict, ImportCounts, IndexLookup, LabelEntry,
-    ListQuery, LogId, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord, MirrorStore, Page,
-    Result, Scanned, Store, StoredCheckpoint, StoredTileKey, TaskQuery, TaskRow, TaskStore,
+    CosignatureStore, EvidenceRow, EvidenceStats, ImportConflict, ImportCounts, IndexLookup,
+    LabelEntry, ListQuery, LogId, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
+    MirrorStore, Page, Result, Scanned, StatsQuery, Store, StoredCheckpoint, StoredTileKey,
+    TaskQuery, TaskRow, TaskStore,
 };
 
 mod analytics;
@@ -44,6 +45,7 @@ mod records;
 mod rows;
 mod scan;
 mod schema;
+mod stats;
 mod tasks;
 
 use error::{DbResult, invalid};
@@ -318,6 +320,19 @@ impl Store for SqliteStore {
 
     fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
         analytics::summary(&self.readers.get(), query)
+    }
+
+    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats> {
+        stats::evidence(&self.readers.get(), query)
+    }
+
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
+        stats::audit_outcomes(&self.readers.get(), since_ms, until_ms, principal)
     }
 
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {

@@ -57,6 +57,43 @@ pub fn bearer() -> String {
     format!("Bearer {}", token())
 }
 
+/// Writes the keystore with the test key and `extra` keys, each given as
+/// (key id, principal, roles) with the secret of `[n; 32]`, n its position
+/// after the test key (1, 2, …); returns a one-hour token of each extra key.
+pub fn write_keystore_with(
+    data_dir: &Path,
+    extra: &[(&str, &str, &[evault_auth::Role])],
+) -> Vec<String> {
+    use base64::Engine as _;
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let mut keys = vec![test_key()];
+    let mut tokens = Vec::new();
+    for (n, (key_id, principal, roles)) in extra.iter().enumerate() {
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([n as u8 + 1; 32]);
+        let key = evault_auth::ServiceAccountKey {
+            key_id: (*key_id).into(),
+            principal: (*principal).into(),
+            roles: roles.to_vec(),
+            secret: evault_auth::Secret::from_base64url(&secret).expect("test secret"),
+            expires_at: None,
+        };
+        tokens.push(
+            evault_auth::mint_service_token(
+                &key,
+                roles,
+                Duration::from_secs(3600),
+                std::time::SystemTime::now(),
+            )
+            .expect("mint"),
+        );
+        keys.push(key);
+    }
+    evault_auth::KeystoreFile { keys }
+        .save(&data_dir.join("service-accounts.json"))
+        .expect("keystore");
+    tokens
+}
+
 /// Writes the keystore with the test key into `data_dir`.
 pub fn write_keystore(data_dir: &Path) {
     std::fs::create_dir_all(data_dir).expect("data dir");

@@ -60,7 +60,7 @@ fn the_browser_verifies_proofs_and_stays_inert_under_probes() {
             ("auditor-only", "test:auditor", &[Role::Auditor]),
         ],
     );
-    let server = Server::start(&data, &[]);
+    let server = Server::start(&data, &["--origin", "vault.example/evidence"]);
     let mut cmd = Command::new("node");
     cmd.arg("e2e/browser.mjs")
         .current_dir(web_dir())

@@ -38,15 +38,19 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
         .collect();
     entries.sort();
     for path in entries {
-        // Editor and OS droppings (`.DS_Store`, swap files) are not assets.
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
+        // Editor and OS droppings (`.DS_Store`, swap files, backups) are
+        // not assets; nor is anything behind a symlink, which could point
+        // at any file of the build machine and would be served to anyone.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_none_or(|n| n.starts_with('.') || n.ends_with('~')) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).expect("read web/public");
+        if meta.file_type().is_symlink() {
             continue;
         }
         println!("cargo:rerun-if-changed={}", path.display());
-        if path.is_dir() {
+        if meta.is_dir() {
             collect(root, &path, files);
             continue;
         }

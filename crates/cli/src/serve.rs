@@ -205,29 +205,43 @@ fn dashboard_sign_in(
         ("authorization_endpoint", &d.authorization_endpoint),
         ("token_endpoint", &d.token_endpoint),
     ] {
-        let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
-            .iter()
-            .any(|p| url.starts_with(p));
-        if !url.starts_with("https://") && !local {
+        check_endpoint(url).map_err(|why| format!("oidc {}: dashboard {what} {why}", c.issuer))?;
+    }
+    if d.client_id.is_empty() {
+        return Err(format!("oidc {}: dashboard client_id is empty", c.issuer));
+    }
+    let token = d.token.clone().unwrap_or_else(|| "id_token".into());
+    let scope = d.scope.clone().unwrap_or_else(|| "openid".into());
+    match token.as_str() {
+        // An ID token is issued to the client: its `aud` is the client id,
+        // which the server checks as the audience, and it needs `openid`.
+        "id_token" if c.audience != d.client_id => {
             return Err(format!(
-                "oidc {}: dashboard {what} must be an https URL (or http on loopback)",
+                "oidc {}: with token = \"id_token\" the audience must be the dashboard's \
+                 client_id ({:?}), the ID token's aud",
+                c.issuer, d.client_id
+            ));
+        }
+        "id_token" if !scope.split(' ').any(|s| s == "openid") => {
+            return Err(format!(
+                "oidc {}: with token = \"id_token\" the scope must include openid",
                 c.issuer
             ));
         }
-    }
-    let token = d.token.clone().unwrap_or_else(|| "id_token".into());
-    if token != "id_token" && token != "access_token" {
-        return Err(format!(
-            "oidc {}: dashboard token must be id_token or access_token",
-            c.issuer
-        ));
+        "id_token" | "access_token" => {}
+        _ => {
+            return Err(format!(
+                "oidc {}: dashboard token must be id_token or access_token",
+                c.issuer
+            ));
+        }
     }
     Ok(evault_server::DashboardOidc {
         issuer: c.issuer.clone(),
         client_id: d.client_id.clone(),
         authorization_endpoint: d.authorization_endpoint.clone(),
         token_endpoint: d.token_endpoint.clone(),
-        scope: d.scope.clone().unwrap_or_else(|| "openid".into()),
+        scope,
         token,
     })
 }
@@ -279,24 +293,23 @@ fn oidc_issuer(c: &OidcConfig) -> Result<OidcIssuer, String> {
 /// A JWKS decides whose tokens are accepted: fetch it over HTTPS, or plain
 /// HTTP only from this machine (a local proxy or a test).
 fn check_jwks_url(issuer: &str, url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let host = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .map(|authority| match authority.rsplit_once(':') {
-            // A bracketed IPv6 literal without a port has colons of its own.
-            Some((h, _)) if !authority.ends_with(']') => h,
-            _ => authority,
-        });
-    match host {
-        Some("127.0.0.1" | "localhost" | "[::1]") => Ok(()),
-        _ => Err(format!(
-            "OIDC issuer {issuer}: jwks_url {url:?} must be https:// (plain http only for \
-             127.0.0.1, localhost or [::1])"
-        )),
-    }
+    check_endpoint(url).map_err(|why| format!("OIDC issuer {issuer}: jwks_url {url:?} {why}"))
+}
+
+/// An OIDC endpoint must be `https://` (plain `http://` only on a loopback
+/// host: whoever sees or answers it controls who gets in) with a host and
+/// no user information (`http://127.0.0.1:@evil.example/` is evil.example).
+fn check_endpoint(text: &str) -> Result<(), String> {
+    let rule = "must be https:// (plain http only for 127.0.0.1, localhost or [::1]), \
+                with a host and no user name or password";
+    let url = url::Url::parse(text).map_err(|e| format!("is not a URL ({e}); it {rule}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    let ok = !host.is_empty()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && (url.scheme() == "https" || (url.scheme() == "http" && loopback));
+    if ok { Ok(()) } else { Err(rule.into()) }
 }
 
 /// Whether the log gets ANSI colours: only on a terminal, and never when
@@ -596,7 +609,8 @@ pub(crate) async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_jwks_url, log_colours};
+    use super::{check_jwks_url, dashboard_sign_in, log_colours};
+    use crate::config::{DashboardSignIn, OidcConfig};
 
     #[test]
     fn colours_only_on_a_terminal_without_no_color() {
@@ -656,8 +670,98 @@ mod tests {
             "http://127.0.0.1.evil.example/jwks",
             "ftp://x/jwks",
             "id.example/jwks",
+            // User information: the host is evil.example.
+            "http://127.0.0.1:@evil.example/jwks",
+            "https://user:pw@id.example/jwks",
+            "https://",
+            "https://a b/jwks",
         ] {
             assert!(check_jwks_url("i", bad).is_err(), "{bad}");
+        }
+    }
+
+    fn issuer(audience: &str) -> OidcConfig {
+        OidcConfig {
+            issuer: "https://id.example".into(),
+            audience: audience.into(),
+            jwks_url: Some("https://id.example/jwks".into()),
+            jwks_file: None,
+            algorithms: vec!["ES256".into()],
+            roles_claim: None,
+            min_refresh_interval: None,
+            dashboard: None,
+        }
+    }
+
+    fn sign_in() -> DashboardSignIn {
+        DashboardSignIn {
+            client_id: "dash".into(),
+            authorization_endpoint: "https://id.example/authorize".into(),
+            token_endpoint: "https://id.example/token".into(),
+            scope: None,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn dashboard_sign_in_settings_are_checked() {
+        let ok = dashboard_sign_in(&issuer("dash"), &sign_in()).unwrap();
+        assert_eq!(
+            (ok.scope.as_str(), ok.token.as_str()),
+            ("openid", "id_token")
+        );
+        let access = DashboardSignIn {
+            token: Some("access_token".into()),
+            ..sign_in()
+        };
+        assert!(dashboard_sign_in(&issuer("evault-api"), &access).is_ok());
+
+        let refused = [
+            (issuer("evault-api"), sign_in(), "audience must be"),
+            (
+                issuer("dash"),
+                DashboardSignIn {
+                    authorization_endpoint: "http://127.0.0.1:@evil.example/authorize".into(),
+                    ..sign_in()
+                },
+                "authorization_endpoint must be https",
+            ),
+            (
+                issuer("dash"),
+                DashboardSignIn {
+                    token_endpoint: "http://id.example/token".into(),
+                    ..sign_in()
+                },
+                "token_endpoint must be https",
+            ),
+            (
+                issuer(""),
+                DashboardSignIn {
+                    client_id: String::new(),
+                    ..sign_in()
+                },
+                "client_id is empty",
+            ),
+            (
+                issuer("dash"),
+                DashboardSignIn {
+                    scope: Some("profile".into()),
+                    ..sign_in()
+                },
+                "must include openid",
+            ),
+            (
+                issuer("dash"),
+                DashboardSignIn {
+                    token: Some("refresh_token".into()),
+                    ..sign_in()
+                },
+                "id_token or access_token",
+            ),
+        ];
+        for (c, d, want) in refused {
+            let e = dashboard_sign_in(&c, &d).unwrap_err();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

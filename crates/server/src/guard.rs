@@ -28,6 +28,13 @@ use crate::{AppState, Authentication};
 /// Operations that answer whatever state the audit trail is in.
 const PROBES: &[&str] = &["health.live", "health.ready"];
 
+/// The dashboard's immutable assets: public code, in memory, cached by the
+/// browser for a year. A page load fetches some forty of them, so they are
+/// not rate-limited (a limit of a few per second would break the page for
+/// everyone behind one address) and their audit events are offered like a
+/// probe's, without holding the reply for a group commit.
+const STATIC_ASSETS: &[&str] = &["ui.asset"];
+
 /// How much of a refused request's body is read (and dropped) before the
 /// refusal is sent, and for how long at most. A connection closed with
 /// unread bytes is reset by the kernel, so a client still sending a small
@@ -433,7 +440,7 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
         // disk, a stopped sequencer): that is what they report. Their event
         // is offered without waiting and dropped (counted) if it cannot be
         // queued.
-        let probe = op.is_some_and(|o| PROBES.contains(&o.name));
+        let probe = op.is_some_and(|o| PROBES.contains(&o.name) || STATIC_ASSETS.contains(&o.name));
         let written = if probe {
             st.vault.offer_audit(event);
             Ok(())
@@ -540,7 +547,8 @@ async fn admit(
             .get_or_insert_with(|| "no credentials presented".into());
     }
 
-    if let Some(limiter) = &st.limiter {
+    let unlimited = op.is_some_and(|o| STATIC_ASSETS.contains(&o.name));
+    if let Some(limiter) = st.limiter.as_ref().filter(|_| !unlimited) {
         let key = match &caller.identity {
             Some(id) => id.principal.clone(),
             None => format!("{ANONYMOUS}@{}", client_ip(&caller.event.client)),

@@ -82,15 +82,20 @@ impl QueryParams {
             .transpose()
     }
 
-    /// A single-valued RFC 3339 date-time parameter, in milliseconds.
+    /// A single-valued RFC 3339 date-time parameter, in milliseconds. A
+    /// time the reply could not write back (after 9999-12-31T23:59:59.999Z,
+    /// e.g. a leap second or a negative offset on the last day) is refused.
     pub fn take_time(&mut self, name: &str) -> Result<Option<i64>, Problem> {
         self.take_one(name)?
             .map(|s| {
-                parse_rfc3339_ms(&s).ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "{name} must be an RFC 3339 date-time such as 2026-11-23T11:30:00Z"
-                    ))
-                })
+                parse_rfc3339_ms(&s)
+                    .filter(|ms| *ms <= MAX_TIME_MS)
+                    .ok_or_else(|| {
+                        Problem::bad_request(format!(
+                            "{name} must be an RFC 3339 date-time no later than \
+                             9999-12-31T23:59:59.999Z, such as 2026-11-23T11:30:00Z"
+                        ))
+                    })
             })
             .transpose()
     }
@@ -227,9 +232,14 @@ pub fn decode_cursor(kind: CursorKind, cursor: &str) -> Result<u64, Problem> {
 /// The same grammar as the keystore's times (`evault_auth`).
 pub use evault_auth::parse_rfc3339_ms;
 
+/// 9999-12-31T23:59:59.999Z: the last time RFC 3339 (and [`format_ms`])
+/// can write.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// RFC 3339 with milliseconds, UTC, as the vault writes `ingested_at`.
 pub fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.clamp(0, MAX_TIME_MS) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 

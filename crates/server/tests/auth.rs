@@ -483,6 +483,16 @@ fn the_permission_table_is_what_is_enforced() {
             if op.name == "audit.tlog.entries" {
                 path = "/tlog-audit/tile/entries/000.p/1".into();
             }
+            if op.name == "ui.asset" {
+                // An asset of this version (anyone may fetch it).
+                let version = s
+                    .request_as(None, "GET", "/ui/config.json", &[], b"")
+                    .json()["version"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                path = format!("/ui/s/{version}/app.css");
+            }
             if op.name == "cors.preflight" {
                 // The preflight of a route anyone may read, whatever
                 // public_log_read says.

@@ -199,7 +199,17 @@ fn stats_count_what_the_caller_may_see() {
     put(&s, "ingester", "text/plain");
     put(&s, "other-ingester", "application/json");
 
-    let all = as_key(&s, "auditor", "/api/v1/stats/evidence").ok_json();
+    // An explicit end an hour ahead: the default (now) would leave out a
+    // record stamped in the very millisecond of the query.
+    let later = humantime::format_rfc3339_millis(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    );
+    let all = as_key(
+        &s,
+        "auditor",
+        &format!("/api/v1/stats/evidence?until={later}"),
+    )
+    .ok_json();
     assert_eq!(all["bucket"], "hour");
     assert_eq!(all["total"], 4, "{all}");
     let buckets: u64 = all["buckets"]
@@ -221,7 +231,12 @@ fn stats_count_what_the_caller_may_see() {
     assert_eq!(all["content_types"][1]["content_type"], "text/plain");
     assert_eq!(all["ingested_by"], Value::Null);
 
-    let own = as_key(&s, "ingester", "/api/v1/stats/evidence?bucket=day").ok_json();
+    let own = as_key(
+        &s,
+        "ingester",
+        &format!("/api/v1/stats/evidence?bucket=day&until={later}"),
+    )
+    .ok_json();
     assert_eq!(own["bucket"], "day");
     assert_eq!(own["total"], 3, "{own}");
     assert_eq!(own["ingested_by"], "test:ingester");
@@ -231,6 +246,15 @@ fn stats_count_what_the_caller_may_see() {
         "/api/v1/stats/evidence?since=2020-01-01T00:00:00Z",
         "/api/v1/stats/evidence?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
         "/api/v1/stats/evidence?bogus=1",
+        // Exactly 1000 hours, but touching 1001 hour buckets.
+        "/api/v1/stats/evidence?since=2026-01-01T00:30:00Z&until=2026-02-11T16:30:00Z",
+        // Times a reply could not write back: past year 9999, before 1970.
+        "/api/v1/stats/evidence?since=9999-12-31T23:00:00Z&until=9999-12-31T23:59:60Z",
+        "/api/v1/stats/evidence?since=9999-12-31T23:00:00Z&until=9999-12-31T23:30:00-01:00",
+        "/api/v1/stats/evidence?since=1969-12-31T23:00:00Z&until=1970-01-01T01:00:00Z",
+        "/api/v1/audit/stats?since=9999-12-31T23:00:00Z&until=9999-12-31T23:59:60Z",
+        "/api/v1/audit/stats?since=2026-01-01T00:00:00Z&until=2026-03-01T00:00:00Z",
+        "/api/v1/analytics/summary?until=9999-12-31T23:59:60Z",
     ] {
         let r = as_key(&s, "auditor", bad);
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
@@ -240,17 +264,33 @@ fn stats_count_what_the_caller_may_see() {
         );
     }
 
-    // Audit outcomes: the refused call below is counted as denied.
+    // Exactly 1000 aligned buckets is allowed.
+    let r = as_key(
+        &s,
+        "auditor",
+        "/api/v1/stats/evidence?since=2026-01-01T00:00:00Z&until=2026-02-11T16:00:00Z",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Audit outcomes: the refused call below is denied (its event is
+    // durable before the reply); the eleven 400s above failed (read events
+    // are queued for the next group commit, so they are polled for).
     assert_eq!(as_key(&s, "ingester", "/api/v1/audit/stats").status, 403);
-    let outcomes = poll(|| {
-        let r = as_key(&s, "auditor", "/api/v1/audit/stats").ok_json();
-        let denied = r["outcomes"]
+    let path = format!("/api/v1/audit/stats?until={later}");
+    let count = |r: &Value, outcome: &str| {
+        r["outcomes"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|o| o["outcome"] == "denied" && o["count"].as_u64() >= Some(1));
-        denied.then_some(r)
+            .find(|o| o["outcome"] == outcome)
+            .map_or(0, |o| o["count"].as_u64().unwrap())
+    };
+    let outcomes = poll(|| {
+        let r = as_key(&s, "auditor", &path).ok_json();
+        (count(&r, "failed") == 11).then_some(r)
     });
+    assert_eq!(count(&outcomes, "denied"), 1, "{outcomes}");
+    assert_eq!(count(&outcomes, "unauthenticated"), 0, "{outcomes}");
     let total: u64 = outcomes["outcomes"]
         .as_array()
         .unwrap()
@@ -258,7 +298,41 @@ fn stats_count_what_the_caller_may_see() {
         .map(|o| o["count"].as_u64().unwrap())
         .sum();
     assert_eq!(outcomes["total"].as_u64(), Some(total));
-    assert!(total >= 6, "{outcomes}");
+    // 4 puts, 2 stats and the 1000-bucket read at least.
+    assert!(count(&outcomes, "success") >= 7, "{outcomes}");
+}
+
+#[test]
+fn assets_are_neither_rate_limited_nor_awaited_but_the_api_is() {
+    let s = TestServer::start_full(
+        |_| {},
+        |o| {
+            o.rate_limit = Some(evault_server::RateLimit {
+                per_second: 0.001,
+                burst: 2,
+            })
+        },
+        false,
+    );
+    let version = anon(&s, "/ui/config.json", &[]).json()["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let asset = public_files()
+        .into_iter()
+        .find(|(n, _)| n != "index.html")
+        .unwrap()
+        .0;
+    // Far more asset fetches than the anonymous burst allows.
+    for _ in 0..20 {
+        let r = anon(&s, &format!("/ui/s/{version}/{asset}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // The page itself and the API are limited: the burst of 2 is spent by
+    // config.json above and one page; the next is refused.
+    assert_eq!(anon(&s, "/ui/", &[]).status, 200);
+    let r = anon(&s, "/ui/", &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
 }
 
 #[test]
@@ -285,8 +359,8 @@ fn uuid_like() -> String {
     )
 }
 
-/// Polls `f` until it gives a value (the audit event of a reply is
-/// committed after the reply is sent).
+/// Polls `f` until it gives a value (a read's audit event is committed
+/// after its reply is sent).
 fn poll<T>(mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..500 {
         if let Some(v) = f() {

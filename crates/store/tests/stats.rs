@@ -6,12 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{T0, Trees, append_both, audit_rows, fresh, rows};
-use evault_store::{EvidenceRow, StatsQuery, Store};
+use evault_store::{EvidenceRow, EvidenceStats, StatsQuery, Store};
 
 const N: u64 = 1000;
 
-/// The expected buckets and content types of `all` in the query's window.
-fn reference(all: &[EvidenceRow], q: &StatsQuery) -> (Vec<(i64, u64)>, Vec<(String, u64)>) {
+/// The expected counts of `all` in the query's window.
+fn reference(all: &[EvidenceRow], q: &StatsQuery) -> EvidenceStats {
     let mut buckets = BTreeMap::new();
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     for r in all.iter().filter(|r| {
@@ -27,7 +27,11 @@ fn reference(all: &[EvidenceRow], q: &StatsQuery) -> (Vec<(i64, u64)>, Vec<(Stri
     let mut types: Vec<_> = types.into_iter().collect();
     types.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     types.truncate(q.top_content_types as usize);
-    (buckets.into_iter().collect(), types)
+    EvidenceStats {
+        total: buckets.values().sum(),
+        buckets: buckets.into_iter().collect(),
+        content_types: types,
+    }
 }
 
 #[test]
@@ -57,10 +61,7 @@ fn counts_per_bucket_and_content_type_match_the_rows() {
                 top_content_types: top,
             };
             let got = store.evidence_stats(&q).unwrap();
-            let (buckets, types) = reference(&all, &q);
-            assert_eq!(got.buckets, buckets, "{q:?}");
-            assert_eq!(got.content_types, types, "{q:?}");
-            assert_eq!(got.total, buckets.iter().map(|b| b.1).sum::<u64>(), "{q:?}");
+            assert_eq!(got, reference(&all, &q), "{q:?}");
         }
     }
     let zero = StatsQuery {

@@ -76,6 +76,10 @@ pub use reader::{ReadScope, Reader};
 
 /// Most buckets one [`Vault::evidence_stats`] call may count.
 pub const MAX_STATS_BUCKETS: u32 = 1000;
+
+/// Longest window one [`Vault::audit_outcomes`] call may count: the audit
+/// log grows with every request, and the count reads every event in it.
+pub const MAX_AUDIT_STATS_WINDOW_MS: i64 = 31 * 24 * 3_600_000;
 pub use records::evidence_from_row;
 pub use rotation::{KEY_EVENT_PRINCIPAL, MAX_OVERLAP};
 pub use sequencer::{BatchLimits, TreeHead};
@@ -690,16 +694,18 @@ impl Vault {
         reader: &Reader,
         mut query: StatsQuery,
     ) -> Result<EvidenceStats> {
-        if query.bucket_ms < 1 || query.until_ms <= query.since_ms {
+        if query.bucket_ms < 1 || query.since_ms < 0 || query.until_ms <= query.since_ms {
             return Err(VaultError::Invalid(
-                "stats need a bucket of at least 1 ms and since before until".into(),
+                "stats need a bucket of at least 1 ms and 0 <= since < until".into(),
             ));
         }
-        let buckets = (i128::from(query.until_ms) - i128::from(query.since_ms))
-            .div_euclid(i128::from(query.bucket_ms));
-        if buckets >= i128::from(MAX_STATS_BUCKETS) {
+        // Buckets start at multiples of the width: count those the window
+        // touches, the partial ones at either end included.
+        let first = query.since_ms.div_euclid(query.bucket_ms);
+        let last = (query.until_ms - 1).div_euclid(query.bucket_ms);
+        if last - first + 1 > i64::from(MAX_STATS_BUCKETS) {
             return Err(VaultError::Invalid(format!(
-                "the window spans more than {MAX_STATS_BUCKETS} buckets; narrow it or widen the bucket"
+                "the window touches more than {MAX_STATS_BUCKETS} buckets; narrow it or widen the bucket"
             )));
         }
         if let Some(owner) = reader.only_owner() {
@@ -709,14 +715,20 @@ impl Vault {
             .await
     }
 
-    /// Audit events in `since_ms..until_ms` per outcome, of those `reader`
-    /// may see. [`VaultError::NotFound`] when audit is disabled.
+    /// Audit events in `since_ms..until_ms` (at most
+    /// [`MAX_AUDIT_STATS_WINDOW_MS`]) per outcome, of those `reader` may
+    /// see. [`VaultError::NotFound`] when audit is disabled.
     pub async fn audit_outcomes(
         &self,
         reader: &Reader,
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<(String, u64)>> {
+        if until_ms <= since_ms || until_ms - since_ms > MAX_AUDIT_STATS_WINDOW_MS {
+            return Err(VaultError::Invalid(
+                "audit stats need since before until, at most 31 days apart".into(),
+            ));
+        }
         let principal = reader.only_owner();
         self.blocking(move |i| {
             i.log(LogId::Audit)?;

@@ -3,6 +3,8 @@
 // - numbers that are not integers, or not exactly representable (above
 //   2^53 - 1): JSON.parse rounds them, and a rounded size or index would
 //   be checked as if the server had sent it;
+// - -0: serde_json reads it as the float -0.0, which no integer member takes
+//   (JSON.parse gives -0, which reads as 0 and would verify);
 // - duplicate member names: JSON.parse keeps the last, the Rust verifier
 //   (serde) refuses them in records and bundles;
 // - lone surrogate escapes such as "\ud800", which have no UTF-8 form (serde
@@ -105,6 +107,7 @@ export function parseJson(text) {
     if (m[1] !== undefined || m[2] !== undefined) {
       throw fail(`${m[0]} is not an integer (every number here is one)`);
     }
+    if (m[0] === '-0') throw fail('-0 is not an integer (serde reads it as a float)');
     const n = Number(m[0]);
     if (!Number.isSafeInteger(n)) {
       throw fail(`${m[0]} is beyond 2^53-1, which JavaScript cannot hold exactly`);

@@ -59,14 +59,14 @@ function members(value, what, members) {
     },
     /**
      * A non-negative integer up to `max` (at most 2^53-1: JSON.parse would
-     * have rounded a larger one).
+     * have rounded a larger one); not -0, which serde refuses as a float.
      * @param {string} k
      * @param {number} max
      */
     integer(k, max) {
       if (!has(k)) throw new VerifyError('record-missing-member', `${what} has no "${k}"`);
       const v = obj[k];
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || Object.is(v, -0) || v > max) {
         throw new VerifyError('record-type', `${what}'s "${k}" is not an integer from 0 to ${max === Number.MAX_SAFE_INTEGER ? '2^53-1' : max}`);
       }
       return v;

@@ -91,7 +91,8 @@ function jsonValue(value, what) {
  * @param {string} what  e.g. "the proof bundle's leaf_index"
  */
 function safeIndex(v, what) {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+  // -0 too: serde refuses it as a float (JSON.parse turns "-0" into it).
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || Object.is(v, -0)) {
     throw new VerifyError('bundle', `${what} is not an integer from 0 to 2^53-1`);
   }
   return BigInt(v);

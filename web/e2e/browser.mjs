@@ -5,8 +5,13 @@
 // It signs in, ingests through the API, finds the record with the
 // Evidence search and sees the browser verify it; it rewrites the
 // server's replies (inclusion proof, checkpoint root, a checkpoint signed
-// by a foreign key, the record, a consistency proof) and sees the failed
-// step; XSS probes in labels, content types, principals and audit fields
+// by a foreign key, the record, a consistency proof, a rolled-back latest
+// checkpoint, another record's valid proof, checkpoints of other sizes,
+// error statuses) and sees the failed step; a pin of another origin or key
+// fails until trusted, and only the latest of two runs shows; ids that are
+// not UUIDs make no request; pins can be forgotten from the keyboard;
+// tokens are kept only once accepted; storage that refuses leaves
+// verification working; XSS probes in labels, content types, principals and audit fields
 // stay inert text; no CSP or Trusted Types violation in the whole run; a
 // keyboard-only walk through every page; axe-core on every page in light
 // and dark; an export bundle from the Bundles page. With
@@ -281,6 +286,58 @@ async function tampered(page, match, edit, run) {
   return hits;
 }
 
+/**
+ * Answers requests `match` accepts with a reply made here (never reaching
+ * the server) while `run` runs.
+ * @param {Page} page
+ * @param {(u: URL) => boolean} match
+ * @param {(u: URL) => {status?: number, body: string, contentType?: string}} reply
+ * @param {() => Promise<void>} run
+ */
+async function answered(page, match, reply, run) {
+  let hits = 0;
+  /** @param {Route} route */
+  const handler = async (route) => {
+    const r = reply(new URL(route.request().url()));
+    hits += 1;
+    await route.fulfill({
+      status: r.status ?? 200,
+      contentType: r.contentType ?? (r.status && r.status >= 400 ? 'application/problem+json' : 'application/json'),
+      headers: { 'Cache-Control': 'no-store' },
+      body: r.body,
+    });
+  };
+  /** @param {URL} u */
+  const matcher = (u) => match(u);
+  await page.route(matcher, handler);
+  try {
+    await run();
+  } finally {
+    await page.unroute(matcher, handler);
+  }
+  return hits;
+}
+
+/**
+ * A localStorage value of the page, or with `value` (null removes) sets it.
+ * @param {Page} page
+ * @param {string} key
+ * @param {string | null} [value]
+ * @returns {Promise<string | null>}
+ */
+function storage(page, key, value) {
+  return page.evaluate(([k, v, set]) => {
+    if (set) {
+      if (v === null) localStorage.removeItem(k);
+      else localStorage.setItem(k, /** @type {string} */ (v));
+    }
+    return localStorage.getItem(k);
+  }, /** @type {[string, string | null, boolean]} */ ([key, value ?? null, value !== undefined]));
+}
+
+/** The tree size of a checkpoint note (NaN without one). @param {string | null} note */
+const sizeOf = (note) => Number((note || '').split('\n')[1]);
+
 // ---------------------------------------------------------------------------
 // The browser
 
@@ -352,7 +409,9 @@ async function newContext(label, o = {}) {
 
 /**
  * Goes to an in-app route as a link would (a hash change), or re-renders
- * it when the page is there already.
+ * it when the page is there already; returns once #main holds that route's
+ * page (app.js marks it with data-route when it clears the page before),
+ * so nothing read afterwards can be the page before's.
  * @param {Page} page
  * @param {string} hash
  */
@@ -364,8 +423,17 @@ async function go(page, hash) {
   } else {
     await page.evaluate((h) => { location.hash = h; }, hash);
   }
-  await page.waitForFunction((h) => location.hash === h, hash);
+  await page.waitForFunction((h) => location.hash === h && document.getElementById('main')?.getAttribute('data-route') === h,
+    hash, { timeout: WAIT });
 }
+
+/** The record page's verification panel (never another page's). */
+const RECORD_PANEL = '[data-testid=verify-result][data-page=record]';
+/** The audit event page's verification panel. */
+const AUDIT_PANEL = '[data-testid=verify-result][data-page=audit-event]';
+/** A consistency page panel of `log`: the latest-against-last check, or the pair form's. */
+const consistencyPanel = (/** @type {string} */ log, check = 'latest') =>
+  `[data-testid=verify-result][data-page=consistency][data-log=${log}][data-check=${check}]`;
 
 /**
  * Signs in on #/signin by pasting the token (kept for this tab, so reloads
@@ -396,12 +464,13 @@ async function settled(page) {
  */
 
 /**
- * Waits for a verification panel to finish and reads it.
+ * Waits for a verification panel to finish and reads it (by default the
+ * record page's).
  * @param {Page} page
  * @param {string} [sel]
  * @returns {Promise<PanelResult>}
  */
-async function panel(page, sel = '[data-testid=verify-result]') {
+async function panel(page, sel = RECORD_PANEL) {
   await page.waitForFunction((s) => {
     const el = document.querySelector(s);
     return !!el && el.getAttribute('data-state') !== 'running';
@@ -796,7 +865,7 @@ await part('tampered replies fail verification at the right step', async () => {
 
 await part('a tampered consistency proof fails once the log has grown', async () => {
   if (!target) throw new Error('no record');
-  const latest = (/** @type {string} */ log) => `[data-testid=verify-result][data-log=${log}][data-check=latest]`;
+  const latest = (/** @type {string} */ log) => consistencyPanel(log);
   await go(page, '#/consistency');
   expectVerified('consistency page: the evidence log\'s latest checkpoint checks out', await panel(page, latest('evidence')));
   expectVerified('consistency page: the audit log\'s latest checkpoint checks out', await panel(page, latest('audit')));
@@ -823,6 +892,322 @@ await part('a tampered consistency proof fails once the log has grown', async ()
   check('a failed check does not move the last verified checkpoint', kept === lastSize, `${lastSize} → ${kept}`);
   await go(page, '#/consistency');
   expectVerified('untampered, the grown log is consistent with the last verified checkpoint', await panel(page, latest('evidence')));
+});
+
+await part('a latest checkpoint older than the last verified one is never "Consistent"; an older proof still proves inclusion', async () => {
+  if (!target) throw new Error('no record');
+  const rec = target;
+  await go(page, '#/consistency');
+  expectVerified('rollback: before, the latest checkpoint checks out', await panel(page, consistencyPanel('evidence')));
+  const lastNote = await storage(page, 'evault.last.evidence');
+  const lastSize = sizeOf(lastNote);
+  /** @type {Array<{size: number, note: string, created_at: string}>} */
+  const list = (await api('/api/v1/checkpoints?limit=100')).json.items;
+  const older = list.filter((c) => c.size < lastSize && c.size > rec.leaf_index).at(-1);
+  if (!older) throw new Error(`no checkpoint older than ${lastSize} covers leaf ${rec.leaf_index}: ${list.map((c) => c.size)}`);
+
+  // The server's "latest" is a genuine older checkpoint (a stale or split view).
+  let hits = await answered(page, (u) => u.pathname === '/api/v1/checkpoints/latest', () => ({ body: JSON.stringify(older) }), async () => {
+    await page.reload();
+    const r = await panel(page, consistencyPanel('evidence'));
+    expectFailed(`rollback: a latest checkpoint (size ${older.size}) older than the last verified one (size ${lastSize}) fails at "consistency"`, r, 'consistency');
+    const st = r.steps.find((x) => x.name === 'consistency');
+    check('rollback: the step says the latest checkpoint is older than one this browser already verified, and that it is a prefix of it',
+      !!st && st.detail.includes(`the server's latest checkpoint (size ${older.size}) is older than one this browser already verified (size ${lastSize})`)
+        && st.detail.includes('it is a prefix of that one'), st ? st.detail : r.steps);
+    check('rollback: the verdict is not "Consistent"', r.state === 'failed' && !/consistent/i.test(r.verdict), r.verdict);
+    expectVerified('rollback: the audit log, not rolled back, still checks out', await panel(page, consistencyPanel('audit')));
+  });
+  check('rollback: the older checkpoint was served as the latest', hits > 0, `${hits} replies`);
+  check('rollback: the last verified checkpoint stays the larger one', (await storage(page, 'evault.last.evidence')) === lastNote,
+    sizeOf(await storage(page, 'evault.last.evidence')));
+
+  // The record's proof against that older checkpoint: inclusion holds.
+  const proofPath = `/api/v1/evidence/${rec.id}/proof`;
+  const olderProof = await api(`${proofPath}?tree_size=${older.size}`);
+  if (olderProof.status !== 200) throw new Error(`GET ${proofPath}?tree_size=${older.size}: ${olderProof.status} ${olderProof.text}`);
+  hits = await answered(page, (u) => u.pathname === proofPath, () => ({ body: olderProof.text }), async () => {
+    await go(page, `#/record/${rec.id}`);
+    const r = await panel(page);
+    expectVerified('an older proof checkpoint: the record verifies (an older checkpoint still proves inclusion)', r, RECORD_STEPS);
+    const hist = r.steps.find((x) => x.name === 'history');
+    check('an older proof checkpoint: the history step says it is older than the last verified one, and a prefix of it',
+      !!hist && hist.detail.includes(`the proof's checkpoint (size ${older.size}) is older than the one last verified here (size ${lastSize}), and a prefix of it`),
+      hist ? hist.detail : r.steps);
+  });
+  check('an older proof checkpoint was served', hits > 0, `${hits} replies`);
+  check('an older proof checkpoint does not become the last verified one', (await storage(page, 'evault.last.evidence')) === lastNote,
+    sizeOf(await storage(page, 'evault.last.evidence')));
+});
+
+await part('the pinned origin and keys decide: another origin fails at "checkpoint", another key at "signature"; trusting fixes it', async () => {
+  if (!target) throw new Error('no record');
+  const rec = target;
+  const pinKey = 'evault.pin.evidence';
+  const pinText = await storage(page, pinKey);
+  if (!pinText) throw new Error('no evidence pin');
+  const pin = JSON.parse(pinText);
+  const serverOrigin = (await api('/api/v1/log')).json.origin;
+  const trust = page.locator('[data-testid=key-changed][data-log=evidence]').getByRole('button', { name: "Trust the server's new keys" });
+
+  // (1) The pin names another origin (same keys): the checkpoint is well
+  // signed by a pinned key, but of another log than the pinned one.
+  await storage(page, pinKey, JSON.stringify({ ...pin, origin: 'other.example/log' }));
+  await go(page, `#/record/${rec.id}`);
+  let r = await panel(page);
+  expectFailed('pinned origin: a checkpoint of another origin than the pinned one fails at "checkpoint" on the record page', r, 'checkpoint');
+  const cp = r.steps.find((x) => x.name === 'checkpoint');
+  check('pinned origin: the step says whose checkpoint it is and which log is pinned',
+    !!cp && cp.detail.includes(`checkpoint of ${JSON.stringify(serverOrigin)}, but this log is "other.example/log"`), cp ? cp.detail : r.steps);
+  check('pinned origin: the key-changed notice is shown', await page.locator('[data-testid=key-changed][data-log=evidence]').isVisible());
+  await go(page, '#/consistency');
+  r = await panel(page, consistencyPanel('evidence'));
+  expectFailed('pinned origin: the consistency page fails at "checkpoint" too', r, 'checkpoint');
+  await go(page, `#/record/${rec.id}`);
+  await panel(page);
+  await trust.click();
+  r = await panel(page);
+  expectVerified('pinned origin: after "Trust the server\'s new keys" the record verifies', r, RECORD_STEPS);
+  const adopted = JSON.parse((await storage(page, pinKey)) || '{}');
+  check('pinned origin: the pin now holds the server\'s origin', adopted.origin === serverOrigin, adopted);
+
+  // (2) The pin holds another key (same origin): the checkpoint is not
+  // signed by a pinned key.
+  const bundle = (await api(`/api/v1/evidence/${rec.id}/proof`)).json;
+  const foreign = foreignNote(bundle.checkpoint);
+  await storage(page, pinKey, JSON.stringify({ ...pin, keys: [foreign.key] }));
+  await go(page, `#/record/${rec.id}`);
+  r = await panel(page);
+  check('a changed key: the key-changed notice is shown', await page.locator('[data-testid=key-changed][data-log=evidence]').isVisible());
+  expectFailed('a changed key: with only the old pinned key the record page fails at "signature"', r, 'signature');
+  await trust.click();
+  r = await panel(page);
+  expectVerified('a changed key: after "Trust the server\'s new keys" the record verifies', r, RECORD_STEPS);
+  const rotated = JSON.parse((await storage(page, pinKey)) || '{}');
+  check('a changed key: the server\'s keys joined the pinned one (a rotation keeps old keys)',
+    Array.isArray(rotated.keys) && rotated.keys[0] === foreign.key && pin.keys.every((/** @type {string} */ k) => rotated.keys.includes(k)), rotated);
+
+  // (3) Two runs in one panel: the first run's proof is held back while
+  // "Trust" starts a second; only the second may show its verdict.
+  await storage(page, pinKey, JSON.stringify({ ...pin, keys: [foreign.key] }));
+  const proofPath = `/api/v1/evidence/${rec.id}/proof`;
+  /** @type {() => void} */
+  let release = () => {};
+  const released = new Promise((res) => { release = () => res(undefined); });
+  /** @type {() => void} */
+  let holding = () => {};
+  const held = new Promise((res) => { holding = () => res(undefined); });
+  let requests = 0;
+  /** @type {string[]} */
+  const aborted = [];
+  /** @type {Promise<void>} */
+  let first = Promise.resolve();
+  /** @param {import('playwright-core').Request} req */
+  const onFailed = (req) => {
+    if (new URL(req.url()).pathname === proofPath) aborted.push(req.failure()?.errorText || 'failed');
+  };
+  page.on('requestfailed', onFailed);
+  /** @param {Route} route */
+  const handler = async (route) => {
+    requests += 1;
+    if (requests === 1) {
+      first = (async () => {
+        holding();
+        await released;
+        await route.continue().catch(() => {});
+      })();
+      return first;
+    }
+    return route.continue();
+  };
+  /** @param {URL} u */
+  const matcher = (u) => u.pathname === proofPath;
+  await page.route(matcher, handler);
+  /** @type {string[]} */
+  const states = [];
+  try {
+    await go(page, `#/record/${rec.id}`);
+    await held;
+    await trust.click();
+    r = await panel(page);
+    expectVerified('two runs: the run started by "Trust" verifies while the first still waits for its proof', r, RECORD_STEPS);
+    release();
+    await first;
+    // The first run has its reply (or was aborted): watch the panel for a
+    // while; it must stay the second run's.
+    const until = Date.now() + 2000;
+    while (Date.now() < until) {
+      states.push((await page.locator(RECORD_PANEL).getAttribute('data-state')) || '');
+      await new Promise((res) => { setTimeout(res, 50); });
+    }
+  } finally {
+    release();
+    await page.unroute(matcher, handler);
+    page.off('requestfailed', onFailed);
+  }
+  check('two runs: the superseded run never writes to the panel', states.length > 0 && states.every((x) => x === 'verified'),
+    [...new Set(states)]);
+  const after = await panel(page);
+  expectVerified('two runs: the panel still shows the second run\'s verdict', after, RECORD_STEPS);
+  check('two runs: the superseded run\'s proof request was aborted', aborted.length >= 1, { requests, aborted });
+  await storage(page, pinKey, pinText);
+});
+
+await part('the record or event verified is the one in the address', async () => {
+  if (!target) throw new Error('no record');
+  const rec = target;
+  const other = seeded.find((x) => x.id !== rec.id);
+  if (!other) throw new Error('no second record');
+  const otherRecord = await api(`/api/v1/evidence/${other.id}`);
+  const otherProof = await api(`/api/v1/evidence/${other.id}/proof`);
+  const keys = JSON.parse((await storage(page, 'evault.pin.evidence')) || '{}').keys;
+  const alone = await verifyProofBundle('evidence', otherProof.text, otherRecord.text, keys);
+  check('wrong record: the other record\'s reply and proof verify on their own (checked in Node)', alone.ok,
+    alone.steps.map((x) => `${x.name}:${x.ok ? 'ok' : x.detail}`).join(' '));
+  const hits = await answered(page, (u) => u.pathname === `/api/v1/evidence/${rec.id}` || u.pathname === `/api/v1/evidence/${rec.id}/proof`,
+    (u) => ({ body: u.pathname.endsWith('/proof') ? otherProof.text : otherRecord.text }), async () => {
+      await go(page, `#/record/${rec.id}`);
+      const r = await panel(page);
+      expectFailed('wrong record: another record and its valid proof, sent for this id, fail at "record"', r, 'record');
+      const st = r.steps.find((x) => x.name === 'record');
+      check('wrong record: the step names the id asked for and the one sent',
+        !!st && st.detail.includes(`asked for record ${rec.id}, the server sent record ${other.id}`), st ? st.detail : r.steps);
+      check('wrong record: the metadata says the server sent another record', await page.locator('[data-testid=wrong-id]').isVisible());
+    });
+  check('wrong record: both replies were rewritten', hits >= 2, `${hits} replies`);
+
+  const events = (await api('/api/v1/audit?limit=2')).json.items;
+  if (events.length < 2) throw new Error('fewer than two audit events');
+  await waitCovered('audit', Math.max(events[0].leaf_index, events[1].leaf_index));
+  const [ea, eb] = events;
+  const ebEvent = await api(`/api/v1/audit/events/${eb.id}`);
+  const ebProof = await api(`/api/v1/audit/events/${eb.id}/proof`);
+  const evHits = await answered(page, (u) => u.pathname === `/api/v1/audit/events/${ea.id}` || u.pathname === `/api/v1/audit/events/${ea.id}/proof`,
+    (u) => ({ body: u.pathname.endsWith('/proof') ? ebProof.text : ebEvent.text }), async () => {
+      await go(page, `#/audit/${ea.id}`);
+      const r = await panel(page, AUDIT_PANEL);
+      expectFailed('wrong event: another audit event and its valid proof, sent for this id, fail at "record"', r, 'record');
+    });
+  check('wrong event: both replies were rewritten', evHits >= 2, `${evHits} replies`);
+  await go(page, `#/audit/${ea.id}`);
+  expectVerified('untouched, the audit event verifies', await panel(page, AUDIT_PANEL));
+});
+
+await part('ids that are not UUIDs never reach the API', async () => {
+  for (const hash of ['#/record/..', '#/record/%2e%2e', '#/record/.', '#/audit/..', '#/audit/%2E%2E', '#/record/NOT-AN-ID']) {
+    /** @type {string[]} */
+    const apiRequests = [];
+    /** @param {import('playwright-core').Request} req */
+    const onRequest = (req) => {
+      const u = new URL(req.url());
+      if (u.pathname.startsWith('/api/')) apiRequests.push(`${req.method()} ${u.pathname}`);
+    };
+    page.on('request', onRequest);
+    try {
+      await go(page, hash);
+      await page.locator('[data-testid=not-an-id]').waitFor({ timeout: WAIT });
+      await settled(page);
+    } finally {
+      page.off('request', onRequest);
+    }
+    const text = await page.locator('[data-testid=not-an-id]').innerText();
+    check(`${hash}: "Not a … id" is shown and no API request is made`, /^✗ Not an? (record|audit event) id\./.test(text) && apiRequests.length === 0,
+      { text, apiRequests });
+  }
+});
+
+await part('the consistency page: errors are errors, and the pair form checks the sizes it was asked for', async () => {
+  const latestPath = '/api/v1/checkpoints/latest';
+  const problem = (/** @type {number} */ status, /** @type {string} */ title) =>
+    ({ status, body: JSON.stringify({ type: 'about:blank', title, status, detail: 'injected by the test' }) });
+  await go(page, '#/consistency');
+  let hits = await answered(page, (u) => u.pathname === latestPath, () => problem(503, 'Service Unavailable'), async () => {
+    await page.reload();
+    const r = await panel(page, consistencyPanel('evidence'));
+    expectFailed('latest checkpoint 503: a failure at "checkpoint", not "nothing to check"', r, 'checkpoint');
+  });
+  hits += await answered(page, (u) => u.pathname === latestPath, () => problem(403, 'Forbidden'), async () => {
+    await page.reload();
+    expectFailed('latest checkpoint 403: a failure at "checkpoint"', await panel(page, consistencyPanel('evidence')), 'checkpoint');
+  });
+  hits += await answered(page, (u) => u.pathname === latestPath, () => problem(404, 'Not Found'), async () => {
+    await page.reload();
+    const r = await panel(page, consistencyPanel('evidence'));
+    check('latest checkpoint 404 (none signed yet): neutral, nothing to check', r.state === 'neutral' && /nothing to check/i.test(r.verdict), describe(r));
+  });
+  const real = (await api(latestPath)).json;
+  hits += await answered(page, (u) => u.pathname === latestPath, () => ({ body: JSON.stringify({ ...real, note: 5 }) }), async () => {
+    await page.reload();
+    expectFailed('a latest checkpoint whose note is not text: a failure, not a panel running forever',
+      await panel(page, consistencyPanel('evidence')), 'checkpoint');
+  });
+  check('the latest checkpoint replies were replaced', hits >= 4, `${hits} replies`);
+  await page.reload();
+  expectVerified('untouched again, the latest checkpoint checks out', await panel(page, consistencyPanel('evidence')));
+
+  /** @type {Array<{size: number, note: string, created_at: string}>} */
+  const list = (await api('/api/v1/checkpoints?limit=100')).json.items.filter((/** @type {{size: number}} */ x) => x.size > 0);
+  if (list.length < 2) throw new Error(`fewer than two checkpoints: ${list.map((x) => x.size)}`);
+  const [a, c] = [list[0], list[list.length - 1]];
+  const b = c;
+  const sec = page.locator('section[data-log=evidence]');
+  const submit = async (/** @type {number} */ from, /** @type {number} */ to) => {
+    await sec.getByLabel('Older tree size').fill(String(from));
+    await sec.getByLabel('Newer tree size').fill(String(to));
+    await sec.getByRole('button', { name: 'Check', exact: true }).click();
+  };
+  await submit(c.size, a.size);
+  const order = sec.locator('[data-testid=pair-order]');
+  await order.waitFor({ timeout: WAIT });
+  check('pair: an older size above the newer one is refused with a message, not swapped',
+    (await order.innerText()).includes(`The older size (${c.size}) is larger than the newer size (${a.size})`)
+      && (await sec.locator(consistencyPanel('evidence', 'pair')).count()) === 0, await order.innerText());
+  await submit(a.size, c.size);
+  let r = await panel(page, consistencyPanel('evidence', 'pair'));
+  expectVerified(`pair: size ${a.size} against size ${c.size} is consistent`, r);
+  check('pair: the verdict names the sizes verified', r.verdict.includes(`size ${c.size} extends the one of size ${a.size}`), r.verdict);
+  // The server answers the older size with a checkpoint of another size.
+  hits = await answered(page, (u) => u.pathname === `/api/v1/checkpoints/${a.size}`, () => ({ body: JSON.stringify(b) }), async () => {
+    await submit(a.size, c.size);
+    r = await panel(page, consistencyPanel('evidence', 'pair'));
+    expectFailed('pair: a checkpoint of another size than asked fails at "checkpoint"', r, 'checkpoint');
+    const st = r.steps.find((x) => x.name === 'checkpoint');
+    check('pair: the step names the size asked for and the one sent',
+      !!st && st.detail.includes(`asked for the older checkpoint of size ${a.size}, the server sent one of size ${b.size}`), st ? st.detail : r.steps);
+  });
+  check('pair: the checkpoint reply was replaced', hits > 0, `${hits} replies`);
+});
+
+await part('Forget pinned keys: a confirmation, from the keyboard; the next check pins on first use again', async () => {
+  await go(page, '#/consistency');
+  await panel(page, consistencyPanel('evidence'));
+  await panel(page, consistencyPanel('audit'));
+  const before = JSON.parse((await storage(page, 'evault.pin.evidence')) || '{}');
+  const auditBefore = await storage(page, 'evault.pin.audit');
+  const openName = "Forget the evidence log's pinned keys…";
+  const yesName = "Forget the evidence log's keys";
+  await page.locator('#main').focus();
+  let f = await tabTo(page, (x) => x.tag === 'button' && x.text === openName, { what: `the "${openName}" button` });
+  await page.keyboard.press('Enter');
+  f = await focused(page);
+  check('forget: Enter opens the confirmation and focus moves to its confirm button', f.tag === 'button' && f.text === yesName, f);
+  check('forget: nothing is forgotten before confirming', (await storage(page, 'evault.pin.evidence')) !== null);
+  await axe(page, 'consistency with the forget confirmation open');
+  await page.keyboard.press('Escape');
+  f = await focused(page);
+  check('forget: Escape cancels and focus returns to the button', f.tag === 'button' && f.text === openName, f);
+  check('forget: cancelling forgets nothing', JSON.parse((await storage(page, 'evault.pin.evidence')) || '{}').pinned_at === before.pinned_at);
+  await page.keyboard.press('Enter');
+  await tabTo(page, (x) => x.tag === 'button' && x.text === 'Cancel', { what: 'the Cancel button', max: 3 });
+  await tabTo(page, (x) => x.tag === 'button' && x.text === yesName, { back: true, what: 'the confirm button', max: 3 });
+  await page.keyboard.press('Enter');
+  await page.locator('[data-testid=key-pinned][data-log=evidence][data-pin-state=first-use]').waitFor({ timeout: WAIT });
+  const r = await panel(page, consistencyPanel('evidence'));
+  const after = JSON.parse((await storage(page, 'evault.pin.evidence')) || '{}');
+  check('forget: confirmed, the evidence log is pinned again on first use (a new pin)', after.pinned_at !== before.pinned_at
+    && JSON.stringify(after.keys) === JSON.stringify(before.keys), { before, after });
+  expectVerified('forget: the latest checkpoint is verified as the new starting point', r);
+  check('forget: the audit log\'s pin is untouched', (await storage(page, 'evault.pin.audit')) === auditBefore);
 });
 
 await part('Bundles: an export bundle runs to success and can be downloaded; Tasks lists it', async () => {
@@ -856,6 +1241,21 @@ await part('Bundles: an export bundle runs to success and can be downloaded; Tas
   const row = page.locator(`[data-testid=task-row][data-task-id="${taskId}"]`);
   const state = await row.waitFor({ timeout: WAIT }).then(() => row.getAttribute('data-state')).catch((e) => String(e));
   check('the Tasks page lists the export task as succeeded', state === 'succeeded', `${taskId}: ${state}`);
+
+  // A task that reports no SHA-256: the file is saved, and the words say
+  // there was nothing to check it against.
+  const hits = await tampered(page, (u) => u.pathname === '/api/v1/tasks', (body) => ({
+    ...body,
+    items: body.items.map((/** @type {any} */ t) => (t.result ? { ...t, result: { ...t.result, sha256: null } } : t)),
+  }), async () => {
+    await go(page, '#/tasks');
+    await row.waitFor({ timeout: WAIT });
+    const [dl2] = await Promise.all([page.waitForEvent('download', { timeout: WAIT }), row.getByRole('button', { name: /^Download/ }).click()]);
+    const status = await row.locator('[data-testid=download-status]').innerText();
+    check('a result whose task reported no SHA-256 is saved saying there was no digest to check against, not "SHA-256 checked"',
+      /no digest to check against/.test(status) && !/SHA-256 checked/.test(status) && dl2.suggestedFilename().endsWith('.evb'), status);
+  });
+  check('the task list was served without the SHA-256', hits > 0, `${hits} replies`);
 });
 
 await part('axe and screenshots: every page in light and dark', async () => {
@@ -898,8 +1298,8 @@ await part('axe and screenshots: every page in light and dark', async () => {
     await shot(p, `record-${scheme}.png`);
 
     await go(p, '#/consistency');
-    await panel(p, '[data-log=evidence][data-check=latest]');
-    await panel(p, '[data-log=audit][data-check=latest]');
+    await panel(p, consistencyPanel('evidence'));
+    await panel(p, consistencyPanel('audit'));
     await settled(p);
     await axe(p, `consistency (${scheme})`);
     await shot(p, `consistency-${scheme}.png`);
@@ -911,7 +1311,7 @@ await part('axe and screenshots: every page in light and dark', async () => {
     await shot(p, `audit-${scheme}.png`);
 
     await go(p, `#/audit/${auditEv.id}`);
-    expectVerified(`audit event page verifies (${scheme})`, await panel(p));
+    expectVerified(`audit event page verifies (${scheme})`, await panel(p, AUDIT_PANEL));
     await axe(p, `audit event (${scheme})`);
     await shot(p, `audit-event-${scheme}.png`);
 
@@ -945,7 +1345,7 @@ await part('axe and screenshots: every page in light and dark', async () => {
   const overflow = await pp.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   check('the phone-sized record page does not scroll sideways', overflow <= 0, `${overflow}px wider than the screen`);
   await axe(pp, 'record (phone, light)');
-  await shot(pp, 'record-phone-light.png', '[data-testid=verify-result]');
+  await shot(pp, 'record-phone-light.png', RECORD_PANEL);
   await phone.close();
 });
 
@@ -1002,11 +1402,11 @@ await part('XSS probes in labels, content types, principals and audit fields sta
   check('Audit list: the filter field holds the markup principal as its value', principalField === XSS_PRINCIPAL, principalField);
   await inert(page, 'Audit list');
   await go(page, `#/audit/${putEvent.id}`);
-  expectVerified('audit event of the markup principal verifies', await panel(page));
+  expectVerified('audit event of the markup principal verifies', await panel(page, AUDIT_PANEL));
   await seesText(page, XSS_PRINCIPAL, 'audit event page (principal)');
   await inert(page, 'audit event page (principal)');
   await go(page, `#/audit/${kidEvent.id}`);
-  expectVerified('audit event with the markup kid verifies', await panel(page));
+  expectVerified('audit event with the markup kid verifies', await panel(page, AUDIT_PANEL));
   await seesText(page, IMG, 'audit event page (reason)');
   await inert(page, 'audit event page (reason)');
   await go(page, '#/audit?outcome=unauthenticated');
@@ -1058,6 +1458,76 @@ await part('an auditor-only token reads and verifies', async () => {
   const tasks = await p.locator('[data-testid=task-row]').count();
   check('auditor: the Tasks page lists only the auditor\'s own tasks (none)', tasks === 0, `${tasks} rows`);
   await ctx.close();
+});
+
+await part('a token is kept for the tab only once the server accepted it', async () => {
+  const ctx = await newContext('keep-after-whoami');
+  const p = await ctx.newPage();
+  await p.goto(`${BASE}/ui/`);
+  await p.waitForFunction(() => location.hash.startsWith('#/signin'));
+  /** @type {Array<string | null>} */
+  const keptWhileAsked = [];
+  await p.route((u) => u.pathname === '/api/v1/whoami', async (route) => {
+    keptWhileAsked.push(await p.evaluate(() => sessionStorage.getItem('evault.token')));
+    await route.fulfill({
+      status: 503, contentType: 'application/problem+json',
+      body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'injected by the test' }),
+    });
+  });
+  await p.getByLabel('Access token', { exact: true }).fill(TOKEN);
+  await p.getByRole('checkbox', { name: /^Keep for this tab/ }).check();
+  await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await p.getByRole('alert').filter({ hasText: 'Service Unavailable' }).waitFor({ timeout: WAIT });
+  check('keep: while /whoami is asked, the token is not in sessionStorage yet', keptWhileAsked.length === 1 && keptWhileAsked[0] === null, keptWhileAsked);
+  const afterFailure = await p.evaluate(() => ({ token: sessionStorage.getItem('evault.token'), hash: location.hash }));
+  check('keep: a token /whoami did not accept is not kept, and does not sign in', afterFailure.token === null && afterFailure.hash.startsWith('#/signin'), afterFailure);
+  await p.unrouteAll();
+  await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await p.waitForFunction(() => location.hash === '#/overview', null, { timeout: WAIT });
+  const kept = await p.evaluate(() => sessionStorage.getItem('evault.token'));
+  check('keep: once accepted, the token is kept for the tab', kept === TOKEN);
+  await ctx.close();
+});
+
+await part('storage that refuses: verification still works with pins in memory, and the page says so', async () => {
+  const ctx = await newContext('storage-refused');
+  await ctx.addInitScript(() => {
+    const refuse = () => { throw new DOMException('The quota has been exceeded.', 'QuotaExceededError'); };
+    Storage.prototype.setItem = refuse;
+    Storage.prototype.removeItem = refuse;
+  });
+  const p = await ctx.newPage();
+  await signIn(p, TOKEN);
+  if (!target) throw new Error('no record');
+  await go(p, `#/record/${target.id}`);
+  expectVerified('storage refused: the record still verifies (pins kept in memory)', await panel(p), RECORD_STEPS);
+  const note = p.locator('[data-testid=pin-storage]').first();
+  const text = await note.waitFor({ timeout: WAIT }).then(() => note.innerText()).catch((e) => String(e));
+  check('storage refused: the page says the pins last for this page only', /kept in this page's memory only/.test(text) && /QuotaExceededError/.test(text), text);
+  await go(p, '#/consistency');
+  expectVerified('storage refused: the consistency page checks out too', await panel(p, consistencyPanel('evidence')));
+  await ctx.close();
+
+  // sessionStorage that throws when the issuer's reply comes back: the
+  // page must not stay at "Loading…".
+  const blocked = newWatch();
+  const bctx = await newContext('session-storage-blocked', { sink: blocked });
+  await bctx.addInitScript(() => {
+    Object.defineProperty(window, 'sessionStorage', {
+      configurable: true,
+      get() { throw new DOMException('The operation is insecure.', 'SecurityError'); },
+    });
+  });
+  const bp = await bctx.newPage();
+  await bp.goto(`${BASE}/ui/?code=x&state=y`);
+  const alert = bp.getByRole('alert').filter({ hasText: 'blocks sessionStorage' });
+  const shown = await alert.waitFor({ timeout: WAIT }).then(() => true).catch(() => false);
+  const loading = await bp.locator('#main .loading').count();
+  check('sessionStorage blocked at the sign-in reply: an alert instead of "Loading…" forever', shown && loading === 0,
+    { shown, loading, main: await bp.locator('#main').innerText() });
+  check('sessionStorage blocked: no uncaught error', blocked.pageErrors.length === 0, blocked.pageErrors);
+  check('sessionStorage blocked: the code leaves the address bar', new URL(bp.url()).search === '', bp.url());
+  await bctx.close();
 });
 
 await part('keyboard only: sign in, every nav link, a record', async () => {

@@ -15,7 +15,11 @@
 // Redirect URIs: http on a loopback host, any port, path /ui/ (the
 // dashboard's; RFC 8252 §7.3 lets loopback redirects vary the port). The
 // token endpoint answers CORS for the origins of redirect URIs it issued
-// codes to.
+// codes to. Replies to /authorize name the issuer (RFC 9207 `iss`).
+//
+// Test switch: `mock_nonce=<value>` on /authorize (not part of OIDC) puts
+// that nonce in the ID token instead of the one asked for, so a test can
+// get a validly signed ID token for another sign-in.
 
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -127,6 +131,7 @@ const server = createServer(async (req, res) => {
         subject_types_supported: ['public'],
         id_token_signing_alg_values_supported: ['ES256'],
         code_challenge_methods_supported: ['S256'],
+        authorization_response_iss_parameter_supported: true,
         token_endpoint_auth_methods_supported: ['none'],
         scopes_supported: ['openid', 'profile'],
       });
@@ -137,7 +142,7 @@ const server = createServer(async (req, res) => {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/authorize') {
-      authorize(res, url.searchParams);
+      authorize(res, url.searchParams, base);
       return;
     }
     if (url.pathname === '/token') {
@@ -174,8 +179,9 @@ const server = createServer(async (req, res) => {
  * with a code (the user is signed in already, and consents).
  * @param {import('node:http').ServerResponse} res
  * @param {URLSearchParams} q
+ * @param {string} issuer this issuer, named in the reply (RFC 9207)
  */
-function authorize(res, q) {
+function authorize(res, q, issuer) {
   const redirectUri = q.get('redirect_uri') || '';
   // Without a valid client and redirect URI, never redirect (RFC 6749
   // §4.1.2.1): tell the user instead.
@@ -194,6 +200,7 @@ function authorize(res, q) {
     back.searchParams.set('error', error);
     back.searchParams.set('error_description', description);
     if (state) back.searchParams.set('state', state);
+    back.searchParams.set('iss', issuer);
     res.writeHead(302, { Location: back.toString(), 'Cache-Control': 'no-store' });
     res.end();
   };
@@ -209,13 +216,15 @@ function authorize(res, q) {
   codes.set(code, {
     challenge,
     redirectUri,
-    nonce: q.get('nonce') || '',
+    // The test switch: another nonce than the one asked for.
+    nonce: q.has('mock_nonce') ? q.get('mock_nonce') || '' : q.get('nonce') || '',
     scope: q.get('scope') || '',
     expires: Date.now() + CODE_TTL_MS,
   });
   corsOrigins.add(back.origin);
   back.searchParams.set('code', code);
   back.searchParams.set('state', state);
+  back.searchParams.set('iss', issuer);
   res.writeHead(302, { Location: back.toString(), 'Cache-Control': 'no-store' });
   res.end();
 }

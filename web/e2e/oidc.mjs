@@ -6,8 +6,9 @@
 // The user clicks "Sign in with <issuer>" and lands on the overview signed
 // in as the issuer's subject, through the authorization code flow with
 // PKCE (S256), state and nonce; the code leaves the address bar; a forged
-// or replayed state is refused without a token exchange; no CSP
-// violation, no page error.
+// or replayed state is refused without a token exchange; a reply naming
+// another issuer (RFC 9207 iss) is refused; a validly signed ID token for
+// another nonce is refused; no CSP violation, no page error.
 //
 // Environment: EVAULT_URL (the server), EVAULT_ISSUER (the mock issuer's
 // URL), EVAULT_SUBJECT (its subject, default alice), EVAULT_CHROMIUM
@@ -216,6 +217,8 @@ async function main() {
     check(callback !== null && callback.searchParams.get('state') === aq.get('state')
       && tq.get('code') === callback.searchParams.get('code'),
     'the issuer\'s redirect carried the state back, and its code was exchanged', callbacks);
+    check(callback !== null && callback.searchParams.get('iss') === ISSUER,
+      'the issuer\'s redirect names it (RFC 9207 iss), and the dashboard accepts its own issuer', callbacks);
 
     // --- A replayed reply (the code and state just used), in a new load of the tab: no sign-in is pending. ---
     const tokensBefore = tokenRequests.length;
@@ -292,6 +295,82 @@ async function main() {
     await alert.waitFor();
     check((await who.count()) === 0 && new URL(page.url()).search === '', 'an issuer\'s error reply is shown, and does not sign in', page.url());
     await page.unrouteAll();
+
+    // --- A reply that names another issuer (RFC 9207 iss; a mix-up
+    // attack): refused before any token exchange. ---
+    const tokensBeforeIss = tokenRequests.length;
+    await page.route((u) => u.href.startsWith(`${ISSUER}/authorize`), async (route) => {
+      const response = await route.fetch({ maxRedirects: 0 });
+      const back = new URL(response.headers().location || REDIRECT_URI);
+      back.searchParams.set('iss', 'https://issuer.attacker.example');
+      await route.fulfill({ status: 302, headers: { Location: back.toString(), 'Cache-Control': 'no-store' } });
+    });
+    await clickAndComeBack(signInButton);
+    alert = page.getByRole('alert').filter({ hasText: 'The sign-in reply comes from another issuer than the one asked (iss).' });
+    // Refused, or (were the check missing) signed in: whichever shows first.
+    const issOutcome = await Promise.race([
+      alert.waitFor().then(() => 'refused'),
+      who.waitFor().then(() => 'signed in'),
+    ]).catch((e) => String(e));
+    check(issOutcome === 'refused' && (await who.count()) === 0 && tokenRequests.length === tokensBeforeIss,
+      'a reply naming another issuer (iss) is refused with an alert, without a token exchange',
+      { issOutcome, tokenExchanges: tokenRequests.length - tokensBeforeIss });
+    await page.unrouteAll();
+    if (issOutcome === 'signed in') {
+      await page.locator('#signout').click();
+      await page.waitForURL((u) => u.hash.startsWith('#/signin'));
+    }
+
+    // --- An ID token for another nonce: validly signed by the issuer (the
+    // server accepts it), but not this sign-in's, so the dashboard refuses
+    // it and never uses it. ---
+    const WRONG_NONCE = 'a-nonce-this-tab-never-asked-for';
+    await page.route((u) => u.href.startsWith(`${ISSUER}/authorize`), (route) => {
+      const u = new URL(route.request().url());
+      if (u.searchParams.has('mock_nonce')) return route.continue();
+      u.searchParams.set('mock_nonce', WRONG_NONCE);
+      return route.fulfill({ status: 302, headers: { Location: u.toString(), 'Cache-Control': 'no-store' } });
+    });
+    /** @type {string[]} */
+    const issuedIdTokens = [];
+    await page.route((u) => u.href === `${ISSUER}/token`, async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      if (typeof body.id_token === 'string') issuedIdTokens.push(body.id_token);
+      await route.fulfill({ response, json: body });
+    });
+    /** @type {string[]} */
+    const bearers = [];
+    /** @param {import('playwright-core').Request} r */
+    const onApi = (r) => {
+      if (r.url().startsWith(`${BASE}/api/`)) bearers.push(r.headers().authorization || '');
+    };
+    page.on('request', onApi);
+    await page.locator('#keep').check();
+    await clickAndComeBack(signInButton);
+    alert = page.getByRole('alert').filter({ hasText: 'The ID token does not match the request (nonce).' });
+    await alert.waitFor();
+    page.off('request', onApi);
+    await page.unrouteAll();
+    const wrongToken = issuedIdTokens[0] || '';
+    /** @type {Record<string, unknown>} */
+    let wrongClaims = {};
+    try {
+      wrongClaims = JSON.parse(Buffer.from(wrongToken.split('.')[1] || '', 'base64url').toString('utf8'));
+    } catch {
+      wrongClaims = {};
+    }
+    check(issuedIdTokens.length === 1 && wrongClaims.nonce === WRONG_NONCE,
+      'the mock issuer minted an ID token for another nonce (mock_nonce)', wrongClaims);
+    const refusedNonce = await page.evaluate(() => ({ token: sessionStorage.getItem('evault.token'), hash: location.hash }));
+    check((await who.count()) === 0 && refusedNonce.token === null && refusedNonce.hash.startsWith('#/signin'),
+      'an ID token with another nonce is refused with an alert: not signed in, nothing kept', refusedNonce);
+    check(wrongToken !== '' && !bearers.some((b) => b.includes(wrongToken)),
+      'and the dashboard never sent it to the server', bearers.filter((b) => b !== ''));
+    const serverSays = await fetch(`${BASE}/api/v1/whoami`, { headers: { Authorization: `Bearer ${wrongToken}` } });
+    check(serverSays.status === 200,
+      'that ID token is otherwise valid (the server itself accepts it): only the dashboard\'s nonce check stops it', serverSays.status);
+    await page.locator('#keep').uncheck();
 
     // --- After the refusals, a real sign-in still works, returns to the
     // page asked for, and with "keep" ticked survives a reload. ---

@@ -2,6 +2,7 @@
 // verify_strict, which the Rust side uses.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 
 import {
@@ -173,7 +174,11 @@ test('small-order keys and R values are refused, though plain WebCrypto accepts 
   sig[0] = 1;
   const msg = enc.encode('anything\n');
   const raw = await crypto.subtle.importKey('raw', identity, { name: 'Ed25519' }, false, ['verify']);
-  t.diagnostic(`plain WebCrypto accepts the identity-key forgery: ${await crypto.subtle.verify('Ed25519', raw, sig, msg)}`);
+  // The pre-checks matter: WebCrypto alone takes this forgery (for every
+  // message), so without them verifyEd25519 would too.
+  assert.equal(await crypto.subtle.verify('Ed25519', raw, sig, msg), true, 'plain WebCrypto accepts the identity-key forgery');
+  assert.equal(await crypto.subtle.verify('Ed25519', raw, sig, enc.encode('any other message')), true);
+  t.diagnostic('plain WebCrypto accepts the identity-key forgery; verifyEd25519 refuses it');
   assert.equal(await verifyEd25519(identity, msg, sig), false);
 
   for (const h of SMALL_ORDER_ENCODINGS) {
@@ -200,4 +205,44 @@ test('a small-order key parses (as in Rust) but its "signatures" reject the note
   sig[4] = 1;
   const note = `anything\n\n\u2014 weak ${toB64(sig)}\n`;
   await assert.rejects(openNote(note, known), { code: 'note-invalid-signature' });
+});
+
+/** @param {bigint} n 32 bytes, little-endian */
+function scalarBytes(n) {
+  const b = new Uint8Array(32);
+  for (let i = 0; i < 32; i++, n >>= 8n) b[i] = Number(n & 0xffn);
+  return b;
+}
+
+test('a genuine key with R = identity: WebCrypto accepts it, verifyEd25519 refuses (the small-order R check)', async () => {
+  // A signature that passes the cofactorless equation [S]B = R + [k]A with
+  // a small-order R under a genuine (prime-order, not small-order) key:
+  // R = the identity, S = k·a mod L with k = SHA-512(R || A || M) mod L
+  // and a the key's secret scalar. Only the isSmallOrder(R) check refuses
+  // it: A is a valid point not of small order, R a valid point encoding, S
+  // canonical. verify_strict refuses it (R is of small order).
+  const seed = new Uint8Array(32).fill(7);
+  const s = signer('k', seed);
+  const hs = createHash('sha512').update(seed).digest();
+  const clamped = Uint8Array.from(hs.subarray(0, 32));
+  clamped[0] &= 248;
+  clamped[31] &= 127;
+  clamped[31] |= 64;
+  const a = leToBigInt(clamped);
+  const r = hex('0100000000000000000000000000000000000000000000000000000000000000');
+  assert.ok(isSmallOrder(r) && isValidPointEncoding(r));
+  assert.ok(!isSmallOrder(s.publicKey) && isValidPointEncoding(s.publicKey));
+  for (const text of ['checkpoint\n', 'anything\n', '']) {
+    const msg = enc.encode(text);
+    const k = leToBigInt(createHash('sha512').update(r).update(s.publicKey).update(msg).digest()) % L;
+    const sig = Uint8Array.of(...r, ...scalarBytes((k * a) % L));
+    assert.ok(isCanonicalScalar(sig.subarray(32)));
+    // Plain WebCrypto (the same engine verifyEd25519 calls) accepts it.
+    const raw = await crypto.subtle.importKey('raw', s.publicKey, { name: 'Ed25519' }, false, ['verify']);
+    assert.equal(await crypto.subtle.verify('Ed25519', raw, sig, msg), true, `WebCrypto accepts R = identity for ${JSON.stringify(text)}`);
+    // verifyEd25519 does not.
+    assert.equal(await verifyEd25519(s.publicKey, msg, sig), false, JSON.stringify(text));
+    // A real signature of the same message by the same key still verifies.
+    assert.equal(await verifyEd25519(s.publicKey, msg, s.sign(msg)), true);
+  }
 });

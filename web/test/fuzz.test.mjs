@@ -10,6 +10,8 @@
 // formats define (FORMATS.md, leaf.js): an absent option equals null,
 // absent labels equal {}, a record's idempotency_key is not in the leaf,
 // signature lines by keys not pinned are skipped (C2SP signed-note). The
+// expected (pinned) origin is drawn too: left out or null admits any, the
+// log's own admits its checkpoints, any other string none. The
 // low-level parsers are fuzzed against independent references: JSON.parse
 // (plus what json.js refuses by design), Buffer's base64, and specs of the
 // checkpoint and verifier key texts written out here.
@@ -479,6 +481,30 @@ function keySet(keys) {
 function keysMean(keys, fx) {
   const set = keySet(keys);
   return set !== null && [...set].every((k) => fx.allowedKeys.includes(k)) && fx.signerKeys.some((k) => set.has(k));
+}
+
+/**
+ * The expected origin a case passes: left out, null (both: any origin),
+ * the log's own, or another (the other log's, a near miss, empty).
+ * @param {Rng} rng
+ * @param {Log} log
+ * @returns {string | null | undefined}
+ */
+function pickOrigin(rng, log) {
+  const other = log.kind === 'evidence' ? AUDIT_ORIGIN : ORIGIN;
+  if (rng.chance(0.2)) return rng.pick([other, `${log.origin} `, log.origin.toUpperCase(), `${log.origin}\n`, '']);
+  return rng.pick([undefined, undefined, null, log.origin, log.origin]);
+}
+
+/**
+ * Whether an expected origin admits the log's checkpoints: none given,
+ * or exactly its origin (a mutated note that verifies keeps its body, so
+ * its origin is the log's).
+ * @param {string | null | undefined} origin
+ * @param {Log} log
+ */
+function originMeans(origin, log) {
+  return origin === undefined || origin === null || origin === log.origin;
 }
 
 /**
@@ -1171,10 +1197,15 @@ test('fuzz regression: -0 is not an integer (it verified as 0; serde refuses it)
 
 test('fuzz: proof bundles (evidence and audit records, fetched records, pinned keys)', { timeout: 180_000 }, async (t) => {
   const rng = rngFor('bundles');
+  // The expected origin comes from a stream of its own, so the mutants
+  // stay those of the bundles stream.
+  const originRng = rngFor('bundles-origin');
   const n = iters(1500);
   let verified = 0;
+  let wrongOrigin = 0;
   for (let i = 0; i < n; i++) {
     const fx = rng.pick(BUNDLES);
+    const origin = pickOrigin(originRng, fx.log);
     const withFetched = rng.chance(0.4);
     const asValue = rng.chance(0.2);
     const target = rng.pick(withFetched ? ['bundle', 'bundle', 'bundle', 'fetched', 'keys'] : ['bundle', 'bundle', 'bundle', 'keys']);
@@ -1195,25 +1226,32 @@ test('fuzz: proof bundles (evidence and audit records, fetched records, pinned k
     const fetched = withFetched ? argument(fetchedText, asValue, (v) => recordMeans(v, fx.record, fx.kind, false)) : null;
     // A fetched value of null means "no fetched record": that step is skipped.
     const skipFetched = fetched === null || (asValue && fetched.parsed && fetched.value == null);
-    const expected = bundle.ok && (skipFetched || fetched.ok) && keysMean(keys, fx);
+    const expected = bundle.ok && (skipFetched || fetched.ok) && keysMean(keys, fx) && originMeans(origin, fx.log);
+    if (!originMeans(origin, fx.log)) wrongOrigin++;
     const order = skipFetched ? BUNDLE_STEPS.slice(1) : BUNDLE_STEPS;
     await fuzzCase('bundles', i, `${fx.kind} ${target}${asValue ? ' as value' : ''}: ${how}`,
-      { bundle: bundle.arg, fetched: fetched?.arg ?? null, keys },
+      { bundle: bundle.arg, fetched: fetched?.arg ?? null, keys, origin },
       async () => {
-        if (await verdict(() => verifyProofBundle(fx.kind, bundle.arg, fetched?.arg ?? null, keys), order, expected)) verified++;
+        const call = origin === undefined
+          ? () => verifyProofBundle(fx.kind, bundle.arg, fetched?.arg ?? null, keys)
+          : () => verifyProofBundle(fx.kind, bundle.arg, fetched?.arg ?? null, keys, origin);
+        if (await verdict(call, order, expected)) verified++;
       });
   }
-  t.diagnostic(`${n} mutants, ${verified} meant the same and verified, ${n - verified} failed as they must`);
+  t.diagnostic(`${n} mutants, ${verified} meant the same and verified, ${n - verified} failed as they must (${wrongOrigin} with another expected origin)`);
+  assert.ok(wrongOrigin > n / 20, `${wrongOrigin} cases expected another origin`);
   // The oracle must see both verdicts often, or it tests little.
   assert.ok(verified > n / 20 && verified < n - n / 4, `${verified} of ${n} verified`);
 });
 
 test('fuzz: consistency proofs (both notes, the proof, pinned keys)', { timeout: 180_000 }, async (t) => {
   const rng = rngFor('consistency');
+  const originRng = rngFor('consistency-origin');
   const n = iters(700);
   let verified = 0;
   for (let i = 0; i < n; i++) {
     const c = rng.pick(CONSISTENCY);
+    const origin = pickOrigin(originRng, c.log);
     const key = c.log.key;
     const fx = { allowedKeys: usableKeys(key), signerKeys: [key.vkey, witness.vkey] };
     /** @type {NoteCtx} */
@@ -1236,11 +1274,13 @@ test('fuzz: consistency proofs (both notes, the proof, pinned keys)', { timeout:
       : isObject(v) && sameKeys(v, ['from', 'to', 'proof']) && Object.is(v.from, c.from) && Object.is(v.to, c.to)
         && isDeepStrictEqual(v.proof, c.proof)));
     const expected = noteMeans(oldNote, c.oldNote, ctx.pinned) && noteMeans(newNote, c.newNote, ctx.pinned)
-      && proof.ok && keysMean(keys, fx);
+      && proof.ok && keysMean(keys, fx) && originMeans(origin, c.log);
     await fuzzCase('consistency', i, `${c.from}->${c.to} ${target}${asValue ? ' as value' : ''}: ${how}`,
-      { oldNote, newNote, proof: proof.arg, keys },
+      { oldNote, newNote, proof: proof.arg, keys, origin },
       async () => {
-        const call = () => verifyConsistencyProof(oldNote, newNote, /** @type {any} */ (proof.arg), keys);
+        const call = origin === undefined
+          ? () => verifyConsistencyProof(oldNote, newNote, /** @type {any} */ (proof.arg), keys)
+          : () => verifyConsistencyProof(oldNote, newNote, /** @type {any} */ (proof.arg), keys, origin);
         if (await verdict(call, CONSISTENCY_STEPS, expected)) verified++;
       });
   }

@@ -376,3 +376,56 @@ test('payload: digest and size against the record', async () => {
   failsAt(await verifyPayload(new Uint8Array(Buffer.from('payload 33')), r), 'payload', /10 bytes but the record says 9/);
   failsAt(await verifyPayload(bytes, { ...r, extra: 1 }), 'payload', /does not know/);
 });
+
+test('the pinned origin: a checkpoint of another log fails at "checkpoint" (bundle.rs WrongOrigin)', async () => {
+  const log = makeLog('evidence', 13);
+  const b = log.bundle(5, 13);
+  // The right origin, null and left out all verify.
+  for (const origin of [ORIGIN, null, undefined]) {
+    const out = await verifyProofBundle('evidence', b, log.items[5], [logKey.vkey], origin);
+    assert.equal(out.ok, true, `${origin}: ${JSON.stringify(out.steps)}`);
+    assert.deepEqual(out.steps.map((s) => s.name), EVIDENCE_STEPS);
+  }
+  // Another origin: the checkpoint is well signed by a pinned key, but of
+  // another log.
+  const out = await verifyProofBundle('evidence', b, log.items[5], [logKey.vkey], 'vault.example/other');
+  failsAt(out, 'checkpoint', /^checkpoint of "vault\.example\/log", but this log is "vault\.example\/other"$/);
+  assert.equal(out.steps[3].name, 'signature');
+  assert.equal(out.steps[3].ok, true);
+  // Case and trailing space matter (the origin line is compared exactly).
+  failsAt(await verifyProofBundle('evidence', b, null, [logKey.vkey], ORIGIN.toUpperCase()), 'checkpoint', /but this log is/);
+  failsAt(await verifyProofBundle('evidence', b, null, [logKey.vkey], `${ORIGIN} `), 'checkpoint', /but this log is/);
+  // A log key that signs for two origins: the pin decides which log this is.
+  const twoNames = makeLog('evidence', 13);
+  const wrong = twoNames.bundle(5, 13);
+  wrong.checkpoint = signNote(checkpointText('vault.example/elsewhere', 13, twoNames.tree.root(13)), [logKey]);
+  assert.equal((await verifyProofBundle('evidence', wrong, null, [logKey.vkey])).ok, true);
+  failsAt(await verifyProofBundle('evidence', wrong, null, [logKey.vkey], ORIGIN), 'checkpoint',
+    /checkpoint of "vault\.example\/elsewhere", but this log is "vault\.example\/log"/);
+  // The audit log's checkpoint is not the evidence log's.
+  const audit = makeLog('audit', 3);
+  failsAt(await verifyProofBundle('audit', audit.bundle(1, 3), null, [auditKey.vkey], ORIGIN), 'checkpoint',
+    /checkpoint of "vault\.example\/log\/audit", but this log is "vault\.example\/log"/);
+  assert.equal((await verifyProofBundle('audit', audit.bundle(1, 3), null, [auditKey.vkey], AUDIT_ORIGIN)).ok, true);
+  // An origin that is not text is a failure, never an exception.
+  failsAt(await verifyProofBundle('evidence', b, null, [logKey.vkey], /** @type {any} */ (5)), 'checkpoint', /pinned origin .* not text/);
+});
+
+test('the pinned origin: consistency proofs between checkpoints of another log fail at "checkpoint"', async () => {
+  const log = makeLog('evidence', 20);
+  const [old, neu] = [log.note(7), log.note(20)];
+  for (const origin of [ORIGIN, null, undefined]) {
+    assert.equal((await verifyConsistencyProof(old, neu, log.proof(7, 20), [logKey.vkey], origin)).ok, true, String(origin));
+  }
+  const out = await verifyConsistencyProof(old, neu, log.proof(7, 20), [logKey.vkey], 'vault.example/other');
+  failsAt(out, 'checkpoint', /^the older checkpoint is a checkpoint of "vault\.example\/log", but this log is "vault\.example\/other"$/);
+  // Both notes of another log than the pinned one, even consistent with each other.
+  const elsewhere = (/** @type {number} */ n) => signNote(checkpointText('vault.example/elsewhere', n, log.tree.root(n)), [logKey]);
+  assert.equal((await verifyConsistencyProof(elsewhere(7), elsewhere(20), log.proof(7, 20), [logKey.vkey])).ok, true);
+  failsAt(await verifyConsistencyProof(elsewhere(7), elsewhere(20), log.proof(7, 20), [logKey.vkey], ORIGIN), 'checkpoint',
+    /older checkpoint is a checkpoint of "vault\.example\/elsewhere"/);
+  // Only the newer one of another log.
+  failsAt(await verifyConsistencyProof(old, elsewhere(20), log.proof(7, 20), [logKey.vkey], ORIGIN), 'checkpoint',
+    /^the newer checkpoint is a checkpoint of "vault\.example\/elsewhere", but this log is "vault\.example\/log"$/);
+  failsAt(await verifyConsistencyProof(old, neu, log.proof(7, 20), [logKey.vkey], /** @type {any} */ ({})), 'checkpoint', /not text/);
+});

@@ -32,13 +32,23 @@ export function tokenKept() {
 }
 
 /**
- * @param {string} t
- * @param {boolean} keep copy it to sessionStorage for this tab
+ * Sets the token in memory only; sessionStorage is left as it is (see
+ * keepToken, called once the server accepted the token).
+ * @param {string | null} t
  */
-export function setToken(t, keep) {
+export function useToken(t) {
   token = t;
+}
+
+/**
+ * Copies the current token to sessionStorage for this tab (keep), or
+ * removes any kept token. Storage may be disabled: the in-memory token
+ * still works.
+ * @param {boolean} keep
+ */
+export function keepToken(keep) {
   try {
-    if (keep) sessionStorage.setItem(TOKEN_KEY, t);
+    if (keep && token !== null) sessionStorage.setItem(TOKEN_KEY, token);
     else sessionStorage.removeItem(TOKEN_KEY);
   } catch {
     // Storage may be disabled; the in-memory token still works.
@@ -115,6 +125,17 @@ async function problemOf(resp) {
 }
 
 /**
+ * Whether a path has a segment the URL parser resolves away ("." or "..",
+ * also as %2e): fetch would then send the request, with the token, to
+ * another path than the one built.
+ * @param {string} path
+ */
+export function hasDotSegment(path) {
+  const p = path.split(/[?#]/)[0];
+  return p.split(/[/\\]/).some((seg) => /^(?:\.|%2e){1,2}$/i.test(seg));
+}
+
+/**
  * @typedef {{method?: string, accept?: string, body?: unknown, signal?: AbortSignal,
  *   anonymous?: boolean}} RequestOptions
  */
@@ -128,6 +149,7 @@ async function problemOf(resp) {
  */
 export async function request(path, opts = {}) {
   if (!path.startsWith('/') || path.startsWith('//')) throw new Error('API paths are same-origin');
+  if (hasDotSegment(path)) throw new Error('API paths have no "." or ".." segments');
   /** @type {Record<string, string>} */
   const headers = { Accept: opts.accept || 'application/json' };
   if (token && !opts.anonymous) headers.Authorization = `Bearer ${token}`;

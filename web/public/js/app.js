@@ -1,6 +1,6 @@
 // The app shell: theme, sign-in state, hash router and navigation.
 
-import { ApiError, UNAUTHENTICATED, clearToken, getJson, getToken, loadToken, setToken } from './api.js';
+import { ApiError, UNAUTHENTICATED, clearToken, getJson, getToken, keepToken, loadToken, useToken } from './api.js';
 import { completeLogin, loadConfig } from './auth.js';
 import { h, replace } from './dom.js';
 import { errorBox, isAbort } from './ui.js';
@@ -85,8 +85,21 @@ const app = {
   config: { version: '', oidc: [] },
   notice: '',
   async signIn(token, keep) {
-    setToken(token, keep);
-    const who = await getJson('/api/v1/whoami');
+    // In memory while the server is asked; kept for the tab (if asked)
+    // only once it accepted the token, so a refused or unchecked token
+    // never outlives this page.
+    const before = getToken();
+    useToken(token);
+    let who;
+    try {
+      who = await getJson('/api/v1/whoami');
+    } catch (e) {
+      // A 401 cleared the token already (UNAUTHENTICATED); otherwise the
+      // token in use before, if any, stays in use.
+      if (getToken() === token) useToken(before);
+      throw e;
+    }
+    keepToken(keep);
     app.session = who;
     app.notice = '';
     showUser();
@@ -161,6 +174,9 @@ async function render() {
   markNav(route ? route.nav : null);
   document.title = `${page.title} — Merkle Evidence Vault`;
   main.replaceChildren();
+  // Which route the content of main is for (tests wait for it: the
+  // content of the page before is gone by then).
+  main.setAttribute('data-route', location.hash);
   if (!firstRender) main.focus();
   firstRender = false;
   try {
@@ -194,7 +210,13 @@ async function start() {
   });
 
   app.config = await loadConfig();
-  const login = await completeLogin();
+  /** @type {import('./auth.js').LoginResult} */
+  let login = null;
+  try {
+    login = await completeLogin();
+  } catch (e) {
+    login = { error: `The sign-in could not be completed: ${e instanceof Error ? e.message : String(e)}` };
+  }
   if (login && 'error' in login) {
     app.notice = login.error;
   } else if (login) {
@@ -220,4 +242,10 @@ async function start() {
   await render();
 }
 
-start();
+start().catch((e) => {
+  // Whatever went wrong, the page must not stay at "Loading…".
+  replace(main,
+    h('h1', null, 'The dashboard could not start'),
+    errorBox(e),
+    h('p', null, 'Reload the page to try again. If this browser blocks site storage, allow it for this site.'));
+});

@@ -3,6 +3,8 @@
 // (this tab only) while the browser is at the issuer; the code is
 // exchanged at the token endpoint with fetch (allowed by connect-src).
 
+import { followSignInUrl, okEndpoint } from './dom.js';
+
 const PENDING_KEY = 'evault.oidc';
 
 /**
@@ -21,20 +23,6 @@ export async function loadConfig() {
     return { version: typeof c.version === 'string' ? c.version : '', oidc };
   } catch {
     return { version: '', oidc: [] };
-  }
-}
-
-/**
- * Endpoints must be https, or http on a loopback host (a test issuer).
- * @param {string} url
- */
-function okEndpoint(url) {
-  try {
-    const u = new URL(url);
-    if (u.protocol === 'https:') return true;
-    return u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
-  } catch {
-    return false;
   }
 }
 
@@ -99,7 +87,7 @@ export async function startLogin(p, next, keep) {
   q.set('nonce', nonce);
   q.set('code_challenge', await challengeOf(verifier));
   q.set('code_challenge_method', 'S256');
-  location.assign(url.toString());
+  followSignInUrl(url.toString());
 }
 
 /**
@@ -135,9 +123,14 @@ function claimsOf(jwt) {
 export async function completeLogin() {
   const q = new URLSearchParams(location.search);
   if (!q.has('code') && !q.has('error')) return null;
-  const raw = sessionStorage.getItem(PENDING_KEY);
-  sessionStorage.removeItem(PENDING_KEY);
   history.replaceState(null, '', `${location.pathname}${location.hash}`);
+  let raw;
+  try {
+    raw = sessionStorage.getItem(PENDING_KEY);
+    sessionStorage.removeItem(PENDING_KEY);
+  } catch {
+    return { error: 'This browser blocks sessionStorage, where the sign-in waits while at the issuer: allow site storage, then sign in again.' };
+  }
   if (!raw) return { error: 'No sign-in was started in this tab.' };
   /** @type {{state: string, nonce: string, verifier: string, next: string, keep: boolean,
    *   issuer: string, client_id: string, token_endpoint: string, token: string}} */
@@ -148,6 +141,11 @@ export async function completeLogin() {
     return { error: 'The pending sign-in is unreadable.' };
   }
   if (q.get('state') !== pending.state) return { error: 'The sign-in reply does not match the request (state).' };
+  // RFC 9207: an issuer that names itself in its reply must be the one
+  // this sign-in went to (a mix-up attack swaps in another issuer's reply).
+  if (q.has('iss') && q.get('iss') !== pending.issuer) {
+    return { error: 'The sign-in reply comes from another issuer than the one asked (iss).' };
+  }
   if (q.has('error')) {
     return { error: `The issuer refused: ${q.get('error')}${q.get('error_description') ? ` (${q.get('error_description')})` : ''}` };
   }

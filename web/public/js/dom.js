@@ -21,18 +21,21 @@ const PLAIN = new Set([
 ]);
 const PREFIXED = /^(aria|data)-[a-z0-9-]+$/;
 
-/** Blob URLs this page made itself (the only non-relative links allowed). */
+/** Blob URLs this page made itself (with `leaving`, the only non-relative links allowed). */
 const ourBlobs = new Set();
+/** The sign-in URL being followed, for the moment its link exists. */
+const leaving = new Set();
 
 /**
  * Whether `href` may be put on a link: an in-app route (`#/...`), a path on
- * this origin (`/...` but never `//host` or `/\host`), or a blob URL we made.
+ * this origin (`/...` but never `//host` or `/\host`), a blob URL we made,
+ * or the checked sign-in URL being followed (followSignInUrl).
  * Whitespace, control characters and backslashes are refused anywhere, as
  * the URL parser strips or rewrites them into `//`.
  * @param {string} href
  */
 export function safeHref(href) {
-  if (ourBlobs.has(href)) return true;
+  if (ourBlobs.has(href) || leaving.has(href)) return true;
   if (/[\u0000-\u0020\u007f\\]/.test(href)) return false;
   return href.startsWith('#/') || /^\/(?![/\\])/.test(href);
 }
@@ -45,6 +48,43 @@ export function blobUrl(blob) {
   const url = URL.createObjectURL(blob);
   ourBlobs.add(url);
   return url;
+}
+
+/**
+ * Whether `url` may be an OIDC endpoint: https, or http on a loopback host
+ * (a test issuer), without user info.
+ * @param {string} url
+ */
+export function okEndpoint(url) {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) return false;
+    if (u.protocol === 'https:') return true;
+    return u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Sends this tab to an issuer's sign-in page the way a click on a link
+ * does: a link made with `h` (so its href passes safeHref), clicked and
+ * removed. Only an okEndpoint URL is followed; anything else throws.
+ * There is no other way out of the app: no script assigns a location.
+ * @param {string} url
+ */
+export function followSignInUrl(url) {
+  if (!okEndpoint(url)) throw new Error('not an https (or loopback http) sign-in URL');
+  const href = new URL(url).href;
+  leaving.add(href);
+  try {
+    const a = h('a', { href, hidden: true }, 'Sign in');
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  } finally {
+    leaving.delete(href);
+  }
 }
 
 /** @param {string} url */

@@ -73,18 +73,28 @@ export async function followTask(id, onTask, signal) {
       const resp = await request(`${path}/events`, { accept: 'text/event-stream', signal });
       if (!resp.body) throw new Error('no stream');
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-      const parser = new SseParser();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        for (const ev of parser.push(value)) {
-          try {
-            last = JSON.parse(ev.data);
-          } catch {
-            continue;
+      try {
+        const parser = new SseParser();
+        let final = false;
+        while (!final) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          for (const ev of parser.push(value)) {
+            try {
+              last = JSON.parse(ev.data);
+            } catch {
+              continue;
+            }
+            if (last) onTask(last);
+            // Nothing follows a final state: stop reading (the stream is
+            // closed below) rather than wait for the server to close it.
+            if (last && FINAL_STATES.includes(last.state)) final = true;
           }
-          if (last) onTask(last);
         }
+      } finally {
+        // Whatever ended the loop (the end, a final state, an error in
+        // the stream, the parser or onTask), the connection is released.
+        reader.cancel().catch(() => {});
       }
     } catch (e) {
       if (signal.aborted) return;

@@ -33,6 +33,32 @@ export function progressOf(t) {
 }
 
 /**
+ * What a downloaded result's SHA-256 says against the one the task
+ * reported: saved only when they match, or (saying so) when the task
+ * reported none, as there is then nothing to check against.
+ * @param {Task} t
+ * @param {string} hex the SHA-256 of the downloaded bytes, lower-case hex
+ * @param {number} size the downloaded size in bytes
+ * @returns {{save: boolean, text: string}}
+ */
+export function digestVerdict(t, hex, size) {
+  const reported = t.result && typeof t.result.sha256 === 'string' ? t.result.sha256.trim().toLowerCase() : '';
+  if (!reported) {
+    return {
+      save: true,
+      text: `Saved (${bytes(size)}). Not checked: the task reported no SHA-256, so there was no digest to check against; the file's SHA-256 is ${hex}.`,
+    };
+  }
+  if (reported !== hex) {
+    return {
+      save: false,
+      text: `The downloaded file's SHA-256 (${hex}) is not the one the task reported (${reported}); not saved.`,
+    };
+  }
+  return { save: true, text: `Saved (${bytes(size)}, SHA-256 checked against the one the task reported).` };
+}
+
+/**
  * Fetches a task's result with the token and saves it, after checking its
  * SHA-256 against the one the task reported.
  * @param {Task} t
@@ -45,14 +71,14 @@ export async function downloadResult(t, status) {
     const buf = await resp.arrayBuffer();
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
     const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-    if (t.result && t.result.sha256 && t.result.sha256 !== hex) {
-      replace(status, h('div', { role: 'alert', class: 'alert error' },
-        `The downloaded file's SHA-256 (${hex}) is not the one the task reported (${t.result.sha256}); not saved.`));
+    const v = digestVerdict(t, hex, buf.byteLength);
+    if (!v.save) {
+      replace(status, h('div', { role: 'alert', class: 'alert error' }, v.text));
       return;
     }
     const ext = t.kind === 'export_bundle' ? '.evb' : (t.kind === 'fsck' ? '.json' : '.bin');
     saveBlob(new Blob([buf], { type: 'application/octet-stream' }), safeFilename(`evault-${t.kind}-${t.id}${ext}`));
-    replace(status, h('p', { class: 'muted', role: 'status' }, `Saved (${bytes(buf.byteLength)}, SHA-256 checked).`));
+    replace(status, h('p', { class: 'muted', role: 'status', 'data-testid': 'download-status' }, v.text));
   } catch (e) {
     replace(status, errorBox(e));
   }

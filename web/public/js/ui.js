@@ -196,3 +196,16 @@ export function safeFilename(name) {
 export function code(text) {
   return h('code', { class: 'wrap' }, text);
 }
+
+/**
+ * The page for an id that is not one: no request is made.
+ * @param {string} id
+ * @param {string} what "record" or "audit event"
+ */
+export function notAnId(id, what) {
+  return h('p', { role: 'alert', class: 'alert error', 'data-testid': 'not-an-id' },
+    h('span', { class: 'icon', 'aria-hidden': 'true' }, '✗'), ' ',
+    h('strong', null, `Not ${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} id. `),
+    `${what[0].toUpperCase()}${what.slice(1)} ids look like 0190f3c2-6b1d-7e4a-9c3f-2d5e8a1b4c70 (a lower-case UUIDv7); `,
+    h('code', { class: 'wrap' }, JSON.stringify(id)), ' is not one, so nothing was fetched.');
+}

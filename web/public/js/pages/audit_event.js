@@ -4,8 +4,9 @@
 import { getText } from '../api.js';
 import { h, replace } from '../dom.js';
 import { localTime } from '../format.js';
+import { LOGS, isEntryId } from '../logs.js';
 import { verifyEntry } from '../proofcheck.js';
-import { badge, code, errorBox, facts, isAbort, loading } from '../ui.js';
+import { badge, code, errorBox, facts, isAbort, loading, notAnId } from '../ui.js';
 import { verifyPanel } from '../verifyview.js';
 
 export const title = 'Audit event';
@@ -19,13 +20,17 @@ export async function render(ctx) {
     h('p', { class: 'crumbs' }, h('a', { href: '#/audit' }, '← Audit trail')),
     h('h1', null, 'Audit event ', h('span', { class: 'mono small' }, id)),
     body);
+  if (!isEntryId(id)) {
+    replace(body, notAnId(id, 'audit event'));
+    return;
+  }
   /** @type {import('./audit.js').AuditEvent} */
   let ev;
   /** @type {string} */
   let evText;
   try {
     // Kept as text too: the verifier parses it strictly.
-    evText = await getText(`/api/v1/audit/events/${encodeURIComponent(id)}`, { signal });
+    evText = await getText(LOGS.audit.entry(id), { signal });
     ev = JSON.parse(evText);
   } catch (e) {
     if (isAbort(e)) return;
@@ -33,11 +38,15 @@ export async function render(ctx) {
     return;
   }
   const pinSlot = h('div', { class: 'pin-slot' });
-  const panel = verifyPanel({ title: 'Inclusion in the audit log' });
+  const panel = verifyPanel({ title: 'Inclusion in the audit log', page: 'audit-event' });
   replace(body,
     h('div', { class: 'grid two' },
       h('section', { class: 'card', 'aria-labelledby': 'ev-fields' },
         h('h2', { id: 'ev-fields' }, 'Event'),
+        ev.id !== id
+          ? h('p', { role: 'alert', class: 'alert error', 'data-testid': 'wrong-id' },
+            `The server sent audit event ${String(ev.id)} for ${id}.`)
+          : null,
         facts([
           ['ID', code(ev.id)],
           ['Leaf index', String(ev.leaf_index)],

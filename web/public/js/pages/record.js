@@ -4,8 +4,9 @@
 import { getText, request } from '../api.js';
 import { h, replace } from '../dom.js';
 import { bytes, localTime } from '../format.js';
+import { LOGS, isEntryId } from '../logs.js';
 import { verifyEntry } from '../proofcheck.js';
-import { code, errorBox, facts, isAbort, loading, safeFilename, saveBlob, table } from '../ui.js';
+import { code, errorBox, facts, isAbort, loading, notAnId, safeFilename, saveBlob, table } from '../ui.js';
 import { stepItem, verifyPanel } from '../verifyview.js';
 import { verifyPayload } from '../verify/verify.js';
 
@@ -22,13 +23,18 @@ export async function render(ctx) {
     h('p', { class: 'crumbs' }, h('a', { href: '#/evidence' }, '← Evidence')),
     h('h1', null, 'Record ', h('span', { class: 'mono small' }, id)),
     body);
+  if (!isEntryId(id)) {
+    // Checked before any request: a dot segment would become another path.
+    replace(body, notAnId(id, 'record'));
+    return;
+  }
   /** @type {Evidence} */
   let rec;
   /** @type {string} */
   let recText;
   try {
     // Kept as text too: the verifier parses it strictly.
-    recText = await getText(`/api/v1/evidence/${encodeURIComponent(id)}`, { signal });
+    recText = await getText(LOGS.evidence.entry(id), { signal });
     rec = JSON.parse(recText);
   } catch (e) {
     if (isAbort(e)) return;
@@ -36,17 +42,21 @@ export async function render(ctx) {
     return;
   }
   const pinSlot = h('div', { class: 'pin-slot' });
-  const panel = verifyPanel({ title: 'Inclusion proof' });
+  const panel = verifyPanel({ title: 'Inclusion proof', page: 'record' });
   const payloadBox = h('div', { class: 'payload-result' });
   const download = h('button', {
     type: 'button',
-    on: { click: () => fetchPayload(rec, payloadBox, download) },
+    on: { click: () => fetchPayload(id, rec, payloadBox, download) },
   }, 'Download payload');
   const labelRows = Object.entries(rec.labels || {}).map(([k, v]) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, v)));
   replace(body,
     h('div', { class: 'grid two' },
       h('section', { class: 'card', 'aria-labelledby': 'rec-meta' },
         h('h2', { id: 'rec-meta' }, 'Metadata'),
+        rec.id !== id
+          ? h('p', { role: 'alert', class: 'alert error', 'data-testid': 'wrong-id' },
+            `The server sent record ${String(rec.id)} for ${id}.`)
+          : null,
         facts([
           ['ID', code(rec.id)],
           ['Leaf index', String(rec.leaf_index)],
@@ -71,23 +81,25 @@ export async function render(ctx) {
 }
 
 /**
- * Fetches the payload with the token, checks it against the record's hash,
- * and saves it; a mismatch is shown and the file is saved only on request.
+ * Fetches the payload of record `id` with the token, checks it against the
+ * record's hash, and saves it; a mismatch is shown and the file is saved
+ * only on request.
+ * @param {string} id  checked (isEntryId)
  * @param {Evidence} rec
  * @param {HTMLElement} box
  * @param {HTMLButtonElement} button
  */
-async function fetchPayload(rec, box, button) {
+async function fetchPayload(id, rec, box, button) {
   button.setAttribute('aria-busy', 'true');
   replace(box, loading('Downloading…'));
   try {
-    const resp = await request(`/api/v1/evidence/${encodeURIComponent(rec.id)}/payload`, { accept: '*/*' });
+    const resp = await request(`${LOGS.evidence.entry(id)}/payload`, { accept: '*/*' });
     const buf = new Uint8Array(await resp.arrayBuffer());
     const outcome = await verifyPayload(buf, rec);
     const step = outcome.steps[0] || { name: 'payload', ok: false, detail: 'not checked' };
     // Saved as bytes, never as a type the browser might render.
     const blob = new Blob([buf], { type: 'application/octet-stream' });
-    const name = safeFilename(`${rec.id}${extension(rec.content_type)}`);
+    const name = safeFilename(`${id}${extension(rec.content_type)}`);
     if (outcome.ok && step.ok) {
       replace(box, h('ul', { class: 'steps' }, stepItem(step, 'payload-step')));
       saveBlob(blob, name);

@@ -246,6 +246,28 @@ function parseBody(text, what) {
 }
 
 /**
+ * The origin check of bundle.rs/consistency.rs `open_checkpoint`: with an
+ * expected origin (the pinned one), a checkpoint of any other log is
+ * refused, however well it is signed.
+ * @param {import('./note.js').CheckpointBody} body
+ * @param {unknown} origin  the expected origin, or null/undefined for any
+ * @param {string} what  e.g. "the checkpoint"
+ */
+function checkOrigin(body, origin, what) {
+  if (origin === null || origin === undefined) return;
+  if (typeof origin !== 'string') {
+    throw new VerifyError('checkpoint', 'the pinned origin of this log is not text');
+  }
+  if (body.origin !== origin) {
+    const which = what === 'the checkpoint' ? '' : `${what} is a `;
+    throw new VerifyError(
+      'checkpoint',
+      `${which}checkpoint of ${JSON.stringify(body.origin)}, but this log is ${JSON.stringify(origin)}`,
+    );
+  }
+}
+
+/**
  * Verifies a proof bundle: the record's leaf is in the tree a pinned key
  * signed.
  *
@@ -259,12 +281,15 @@ function parseBody(text, what) {
  * keys: verifier keys in note text format (the user's pinned keys), a
  * string or a list; the checkpoint must carry a valid Ed25519 signature by
  * at least one of them.
+ * origin: the log's pinned origin, or null (or left out) to accept any;
+ * when given, the checkpoint must be of that log (bundle.rs WrongOrigin).
  *
  * Steps, in order, stopping at the first failure: 'record' (bundle.record
  * equals fetched; only when fetched != null), 'leaf' (leaf data recomputed
  * from bundle.record, strict), 'key' (the keys parse), 'signature'
  * (checkpoint note opens with one of the keys), 'checkpoint' (checkpoint
- * parses; its size equals bundle.tree_size; leaf_index < size), 'inclusion'
+ * parses; its origin is `origin` when one is given; its size equals
+ * bundle.tree_size; leaf_index < size), 'inclusion'
  * (RFC 9162 inclusion of the leaf hash at leaf_index against the
  * checkpoint root). A bundle that is not a valid bundle at all fails the
  * first step. `checkpoint` in the outcome is set once the checkpoint's
@@ -274,9 +299,10 @@ function parseBody(text, what) {
  * @param {unknown} bundle
  * @param {unknown} fetched
  * @param {string | string[]} keys
+ * @param {string | null} [origin]
  * @returns {Promise<Outcome>}
  */
-export async function verifyProofBundle(kind, bundle, fetched, keys) {
+export async function verifyProofBundle(kind, bundle, fetched, keys, origin = null) {
   const run = new Run();
   try {
     const first = fetched != null ? 'record' : 'leaf';
@@ -346,6 +372,7 @@ export async function verifyProofBundle(kind, bundle, fetched, keys) {
       const body = parseBody(text, 'the checkpoint');
       cp = body;
       run.checkpoint = { origin: body.origin, size: body.size, root: body.root, text };
+      checkOrigin(body, origin, 'the checkpoint');
       if (body.size !== b.treeSize) {
         throw new VerifyError(
           'checkpoint',
@@ -417,9 +444,12 @@ function consistencyArg(raw) {
  * oldNote, newNote: signed checkpoint notes (text). proof: the RFC 6962
  * consistency proof as base64 strings (or the API's {from, to, proof}).
  * keys: as for verifyProofBundle; both notes must open with one of them.
+ * origin: the log's pinned origin, or null (or left out) to accept any;
+ * when given, both checkpoints must be of that log.
  *
  * Steps: 'key', 'signature' (both notes open with one of the keys),
- * 'checkpoint' (both parse, same origin, old size <= new size),
+ * 'checkpoint' (both parse, both of `origin` when given, same origin, old
+ * size <= new size),
  * 'consistency' (RFC 9162 consistency proof from old to new; equal sizes
  * need equal roots and an empty proof; an old size of 0 is refused, as RFC
  * 9162 does: the empty tree proves nothing, so there is nothing to check
@@ -429,9 +459,10 @@ function consistencyArg(raw) {
  * @param {string} newNote
  * @param {string[] | {from: number, to: number, proof: string[]}} proof
  * @param {string | string[]} keys
+ * @param {string | null} [origin]
  * @returns {Promise<Outcome>}
  */
-export async function verifyConsistencyProof(oldNote, newNote, proof, keys) {
+export async function verifyConsistencyProof(oldNote, newNote, proof, keys, origin = null) {
   const run = new Run();
   try {
     /** @type {Verifiers} */
@@ -460,6 +491,8 @@ export async function verifyConsistencyProof(oldNote, newNote, proof, keys) {
       const n = parseBody(notes[1].text, 'the newer checkpoint');
       cps = [o, n];
       run.checkpoint = { origin: n.origin, size: n.size, root: n.root, text: notes[1].text };
+      checkOrigin(o, origin, 'the older checkpoint');
+      checkOrigin(n, origin, 'the newer checkpoint');
       if (o.origin !== n.origin) {
         throw new VerifyError('checkpoint', `the checkpoints are of different logs: ${JSON.stringify(o.origin)} and ${JSON.stringify(n.origin)}`);
       }

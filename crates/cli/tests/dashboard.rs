@@ -11,59 +11,22 @@
 //! skips loudly without them, and fails instead when
 //! `EVAULT_REQUIRE_BROWSER=1` (as in CI).
 
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use browser::{CHROMIUM, web_dir};
 use common::Server;
 use evault_auth::Role;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
-}
-
-/// Why the browser test cannot run here, if it cannot.
-fn missing() -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} is not installed (bash web/setup.sh)"));
-    }
-    if !web_dir().join("node_modules/playwright-core").is_dir() {
-        return Some("web/node_modules is missing (bash web/setup.sh)".into());
-    }
-    node_missing()
-}
-
-/// Why Node cannot run the dashboard's tests here (absent, or older than
-/// 20: WebCrypto Ed25519 and `node --test` as the tests use them).
-fn node_missing() -> Option<String> {
-    let out = match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => o,
-        _ => return Some("node is not on PATH".into()),
-    };
-    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let major = version
-        .strip_prefix('v')
-        .and_then(|v| v.split('.').next())
-        .and_then(|m| m.parse::<u32>().ok());
-    match major {
-        Some(m) if m >= 20 => None,
-        _ => Some(format!("node {version} is older than 20")),
-    }
-}
 
 /// The principal of the XSS probe key: markup that must stay text.
 pub const XSS_PRINCIPAL: &str = "<svg/onload=alert(1)>";
 
 #[test]
 fn the_browser_verifies_proofs_and_stays_inert_under_probes() {
-    if let Some(why) = missing() {
-        if std::env::var_os("EVAULT_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("EVAULT_REQUIRE_BROWSER=1 but the browser test cannot run: {why}");
-        }
-        eprintln!("SKIPPED: dashboard browser test: {why}");
+    if !browser::may_run("the dashboard's browser test", browser::browser_missing()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -141,11 +104,7 @@ fn screenshots_are_committed_and_linked() {
 /// JavaScript too. Needs only Node.
 #[test]
 fn the_javascript_verifier_passes_its_node_tests() {
-    if let Some(why) = node_missing() {
-        if std::env::var_os("EVAULT_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("EVAULT_REQUIRE_BROWSER=1 but the dashboard's Node tests cannot run: {why}");
-        }
-        eprintln!("SKIPPED: the dashboard's Node tests: {why}");
+    if !browser::may_run("the dashboard's Node tests", browser::node_missing()) {
         return;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(web_dir().join("test"))

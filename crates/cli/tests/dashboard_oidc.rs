@@ -13,39 +13,21 @@
 //! skips loudly without them, and fails instead when
 //! `EVAULT_REQUIRE_BROWSER=1` (as in CI).
 
+mod browser;
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::{CHROMIUM, web_dir};
 use common::Server;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// The dashboard's client id at the mock issuer, also the audience the
 /// server checks in the ID token (an ID token's `aud` is the client id).
 const CLIENT_ID: &str = "evault-dashboard";
 /// The subject the mock issuer signs in.
 const SUBJECT: &str = "alice";
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")
-}
-
-/// Why the browser test cannot run here, if it cannot.
-fn missing() -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} is not installed (bash web/setup.sh)"));
-    }
-    if !web_dir().join("node_modules/playwright-core").is_dir() {
-        return Some("web/node_modules/playwright-core is missing (bash web/setup.sh)".into());
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(o) if o.status.success() => None,
-        _ => Some("node is not on PATH".into()),
-    }
-}
 
 /// The mock issuer, killed when dropped (also when the test panics).
 struct Issuer {
@@ -96,11 +78,10 @@ impl Drop for Issuer {
 
 #[test]
 fn a_user_signs_in_to_the_dashboard_with_oidc_and_pkce() {
-    if let Some(why) = missing() {
-        if std::env::var_os("EVAULT_REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("EVAULT_REQUIRE_BROWSER=1 but the OIDC browser test cannot run: {why}");
-        }
-        eprintln!("SKIPPED: dashboard OIDC sign-in test: {why}");
+    if !browser::may_run(
+        "the dashboard's OIDC sign-in test",
+        browser::browser_missing(),
+    ) {
         return;
     }
     let started = Instant::now();

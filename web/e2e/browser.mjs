@@ -1131,9 +1131,23 @@ await part('the consistency page: errors are errors, and the pair form checks th
     expectFailed('latest checkpoint 403: a failure at "checkpoint"', await panel(page, consistencyPanel('evidence')), 'checkpoint');
   });
   hits += await answered(page, (u) => u.pathname === latestPath, () => problem(404, 'Not Found'), async () => {
+    // This browser verified a checkpoint of the log before: "none signed"
+    // now is a rollback, not an empty log.
+    const last = await storage(page, 'evault.last.evidence');
+    check('a checkpoint of the evidence log was verified here before', sizeOf(last) > 0, last);
     await page.reload();
-    const r = await panel(page, consistencyPanel('evidence'));
-    check('latest checkpoint 404 (none signed yet): neutral, nothing to check', r.state === 'neutral' && /nothing to check/i.test(r.verdict), describe(r));
+    expectFailed('latest checkpoint 404 after one was verified here: a failure at "consistency"',
+      await panel(page, consistencyPanel('evidence')), 'consistency');
+    // A browser that never verified one: nothing to check yet.
+    await storage(page, 'evault.last.evidence', null);
+    try {
+      await page.reload();
+      const r = await panel(page, consistencyPanel('evidence'));
+      check('latest checkpoint 404 in a browser that verified none: neutral, nothing to check',
+        r.state === 'neutral' && /nothing to check/i.test(r.verdict), describe(r));
+    } finally {
+      await storage(page, 'evault.last.evidence', last);
+    }
   });
   const real = (await api(latestPath)).json;
   hits += await answered(page, (u) => u.pathname === latestPath, () => ({ body: JSON.stringify({ ...real, note: 5 }) }), async () => {

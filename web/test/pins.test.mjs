@@ -67,8 +67,8 @@ test("the audit log never pins or adopts the evidence log's origin or keys, nor 
     assert.equal(getPin('audit'), null);
   }
   // The same key material under another name is the same key.
-  const material = evKey.slice(evKey.lastIndexOf('+'));
-  const renamed = `${AU}+00000000${material}`;
+  const material = evKey.split('+').slice(2).join('+');
+  const renamed = `${AU}+00000000+${material}`;
   assert.equal(checkPin('audit', info(AU, [renamed])).state, 'refused');
 
   // The audit log pinned properly; then the server swaps in the evidence
@@ -126,4 +126,15 @@ test('the last verified checkpoint is a high-water mark', () => {
   assert.equal(setLast('evidence', note(9)), true);
   assert.equal(getLast('evidence'), note(9));
   assert.equal(setLast('evidence', 'not a note'), false);
+});
+
+test('key material is all the base64, which may itself hold a "+"', () => {
+  // Two different keys whose base64 shares the part after its last '+':
+  // not the same key, so no clash.
+  checkPin('evidence', info(EV, [`${EV}+01020304+AQAAAAAA+BBBBBBBB`]));
+  const other = checkPin('audit', info(AU, [`${AU}+05060708+AQCCCCCC+BBBBBBBB`]));
+  assert.equal(other.clash, '');
+  assert.equal(other.state, 'first-use');
+  // The very same material under another name is a clash.
+  assert.notEqual(checkPin('audit', info(AU, [`${AU}+00000000+AQAAAAAA+BBBBBBBB`])).clash, '');
 });

@@ -116,9 +116,9 @@ function savePin(log, pin) {
  * @param {string} key
  */
 function material(key) {
-  const t = key.trim();
-  const i = t.lastIndexOf('+');
-  return i < 0 ? t : t.slice(i + 1);
+  // `<name>+<key id>+<base64>`: a name holds no '+', but base64 may.
+  const parts = key.trim().split('+');
+  return parts.length < 3 ? key.trim() : parts.slice(2).join('+');
 }
 
 /**

@@ -112,7 +112,10 @@ async function latestSection(s) {
     pinned = await pinnedKeys(log, pinSlot, signal, () => ctx.app.rerender());
   } catch (e) {
     if (isAbort(e)) return;
-    const off = disabledNote(e);
+    // "This server keeps no such log" is only believable for the audit log
+    // (it can be off) and only while this browser knows nothing of it: a
+    // log that was pinned or verified here and now is gone is a rollback.
+    const off = log === 'audit' && !lastNote && !getPin(log) ? disabledNote(e) : null;
     if (off) {
       replace(sec, heading, off, forget.el);
       return;
@@ -137,6 +140,17 @@ async function latestSection(s) {
     // error or no answer at all is a failure to check.
     if (e instanceof ApiError && e.status === 404) {
       replace(latestBox, h('p', { class: 'muted' }, 'None signed yet.'));
+      const seen = lastNote ? noteHead(lastNote) : null;
+      if (lastNote) {
+        // A log this browser saw signed now claims to have no checkpoint:
+        // the same rollback as a smaller tree.
+        panel.done([{
+          name: 'consistency',
+          ok: false,
+          detail: `the server says no checkpoint is signed, but this browser verified one of size ${seen ? seen.size : '?'}`,
+        }]);
+        return;
+      }
       panel.neutral('Nothing to check yet: the log has no checkpoint to compare.');
       return;
     }

@@ -33,16 +33,23 @@ test('the conformance vectors are where the Rust tests read them', () => {
   assert.ok(existsSync(DIR), `missing ${DIR}`);
 });
 
-test('inclusion vectors: every valid proof verifies, every wantErr case is rejected', async (t) => {
-  const files = filesUnder(join(DIR, 'inclusion'), '.json');
-  assert.ok(files.length > 50, `expected the full inclusion vector set, found ${files.length}`);
+/**
+ * Runs every vector under conformance/merkle/<kind>: a valid proof must
+ * verify, every wantErr case must be rejected with a VerifyError.
+ * @param {import('node:test').TestContext} t
+ * @param {string} kind
+ * @param {(v: any) => Promise<unknown>} verify
+ */
+async function runVectors(t, kind, verify) {
+  const files = filesUnder(join(DIR, kind), '.json');
+  assert.ok(files.length > 50, `expected the full ${kind} vector set, found ${files.length}`);
   let ok = 0;
   let rejected = 0;
   for (const f of files) {
     const v = readVector(f);
     let err = null;
     try {
-      await verifyInclusion(b64(v.leafHash), BigInt(v.leafIdx), BigInt(v.treeSize), hashes(v.proof), b64(v.root));
+      await verify(v);
     } catch (e) {
       assert.ok(e instanceof VerifyError, `${f}: ${e}`);
       err = e;
@@ -53,31 +60,16 @@ test('inclusion vectors: every valid proof verifies, every wantErr case is rejec
   }
   assert.ok(ok > 0 && rejected > 0, `${ok} verified, ${rejected} rejected`);
   assert.equal(ok + rejected, files.length);
-  t.diagnostic(`inclusion vectors: ${ok} verified, ${rejected} rejected`);
-});
+  t.diagnostic(`${kind} vectors: ${ok} verified, ${rejected} rejected`);
+}
 
-test('consistency vectors: every valid proof verifies, every wantErr case is rejected', async (t) => {
-  const files = filesUnder(join(DIR, 'consistency'), '.json');
-  assert.ok(files.length > 50, `expected the full consistency vector set, found ${files.length}`);
-  let ok = 0;
-  let rejected = 0;
-  for (const f of files) {
-    const v = readVector(f);
-    let err = null;
-    try {
-      await verifyConsistency(BigInt(v.size1), BigInt(v.size2), hashes(v.proof), b64(v.root1), b64(v.root2));
-    } catch (e) {
-      assert.ok(e instanceof VerifyError, `${f}: ${e}`);
-      err = e;
-    }
-    assert.equal(err !== null, v.wantErr, `${f}: ${v.desc}: wantErr=${v.wantErr}, got ${err}`);
-    if (err) rejected++;
-    else ok++;
-  }
-  assert.ok(ok > 0 && rejected > 0, `${ok} verified, ${rejected} rejected`);
-  assert.equal(ok + rejected, files.length);
-  t.diagnostic(`consistency vectors: ${ok} verified, ${rejected} rejected`);
-});
+test('inclusion vectors: every valid proof verifies, every wantErr case is rejected', (t) =>
+  runVectors(t, 'inclusion', (v) =>
+    verifyInclusion(b64(v.leafHash), BigInt(v.leafIdx), BigInt(v.treeSize), hashes(v.proof), b64(v.root))));
+
+test('consistency vectors: every valid proof verifies, every wantErr case is rejected', (t) =>
+  runVectors(t, 'consistency', (v) =>
+    verifyConsistency(BigInt(v.size1), BigInt(v.size2), hashes(v.proof), b64(v.root1), b64(v.root2))));
 
 test('known answers: roots of every prefix, and every proof between them', async () => {
   const ka = JSON.parse(readFileSync(join(DIR, 'known-answers.json'), 'utf8'));

@@ -313,6 +313,14 @@ impl Client {
         serde_json::from_str(&reply.body).map_err(|e| self.not_json(path, e))
     }
 
+    /// DELETE, expecting no body back.
+    pub fn delete(&self, path: &str) -> Result<(), CliError> {
+        let req = self
+            .auth(self.agent.delete(self.url(path)))
+            .header("Accept", "application/json");
+        self.finish(req.call()).map(|_| ())
+    }
+
     /// GET streaming the body into `out`.
     pub fn get_to(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, CliError> {
         let req = self.auth(self.agent.get(self.url(path)));

@@ -69,6 +69,30 @@ pub struct FileConfig {
     /// The least time between two rounds of witness requests (default
     /// 10s): the latest checkpoint is offered then, until witnessed.
     pub witness_interval: Option<String>,
+    /// `[backfill]`: release backfills (`evault backfill`).
+    pub backfill: Option<BackfillConfig>,
+    /// `[sigstore]`: trusted roots and policies for Sigstore bundles.
+    pub sigstore: Option<crate::sigstore_config::SigstoreFileConfig>,
+    /// `[retention]`: how often retention policies are applied.
+    pub retention: Option<RetentionConfig>,
+}
+
+/// The `[retention]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often the vault starts a `retention_sweep` (e.g. "1h", the
+    /// default; "0s": never on its own).
+    pub interval: String,
+}
+
+/// The `[backfill]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillConfig {
+    /// The only directory whose files a backfill reads: inventory paths
+    /// are relative to it. Absent: artifacts are named by digest only.
+    pub dir: PathBuf,
 }
 
 /// One `[[oidc]]` table.

@@ -87,7 +87,10 @@ fn print_text(report: &BundleReport) {
             .map_or_else(|| "?".to_string(), |i| i.to_string());
         let id = r.id.as_deref().unwrap_or("?");
         if r.ok {
-            println!("ok      leaf {leaf}  {id}");
+            match &r.erased_by {
+                Some(t) => println!("ok      leaf {leaf}  {id}  (payload erased by tombstone {t})"),
+                None => println!("ok      leaf {leaf}  {id}"),
+            }
         } else {
             let what: Vec<String> = r
                 .failures
@@ -115,8 +118,16 @@ fn print_text(report: &BundleReport) {
             .iter()
             .map(|c| format!("; consistent with tree size {} ({})", c.to, c.source))
             .collect();
+        let erased = if report.erased > 0 {
+            format!(
+                " ({} with payloads erased, each by a verified tombstone)",
+                report.erased
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "verified: {} records of {} at tree size {}, checkpoint signed by {}{}",
+            "verified: {} records{erased} of {} at tree size {}, checkpoint signed by {}{}",
             report.records,
             report.origin,
             report.tree_size,

@@ -25,9 +25,36 @@ fn guess_content_type(path: &Path) -> &'static str {
         Some("zip") => "application/zip",
         Some("gz") | Some("tgz") => "application/gzip",
         Some("tar") => "application/x-tar",
-        Some("sigstore") => "application/vnd.dev.sigstore.bundle+json",
         _ => "application/octet-stream",
     }
+}
+
+/// A Sigstore bundle's content type when nothing says otherwise.
+const SIGSTORE_DEFAULT: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// Bundles are verified in memory, so the vault takes small ones only; a
+/// larger file is not read to guess its type.
+const SIGSTORE_SNIFF_MAX: u64 = 16 * 1024 * 1024;
+
+/// The content type to declare for `path`: a Sigstore bundle
+/// (`*.sigstore.json`, `*.sigstore`) as the version its own `mediaType`
+/// states (the vault verifies it as that), else by extension.
+fn content_type_for(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !(name.ends_with(".sigstore.json") || name.ends_with(".sigstore")) {
+        return guess_content_type(path).to_string();
+    }
+    // An unreadable file falls back here; the upload then names the error.
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= SIGSTORE_SNIFF_MAX)
+        .and_then(|_| std::fs::read(path).ok())
+        .and_then(|bytes| evault_vault::sigstore::bundle_media_type(&bytes))
+        .unwrap_or_else(|| SIGSTORE_DEFAULT.to_string())
 }
 
 fn parse_labels(labels: &[String]) -> CliResult<BTreeMap<String, String>> {
@@ -68,13 +95,32 @@ pub fn put(
     labels: &[String],
     content_type: Option<String>,
     idempotency_key: Option<String>,
+    artifact_digest: Option<String>,
     json_out: bool,
 ) -> CliResult {
     let labels = parse_labels(labels)?;
+    // The server checks the digest; this only spares an upload of a typo.
+    if let Some(d) = &artifact_digest
+        && !d
+            .strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(CliError::usage(format!(
+            "--artifact-digest {d:?}: expected sha256:<64 hex digits>"
+        )));
+    }
     if idempotency_key.is_some() && files.len() > 1 {
         return Err(
             CliError::usage("--idempotency-key applies to a single file")
                 .hint("put the files one by one, each with its own key"),
+        );
+    }
+    // One artifact digest names one artifact: several bundles would all be
+    // checked against it.
+    if artifact_digest.is_some() && files.len() > 1 {
+        return Err(
+            CliError::usage("--artifact-digest applies to a single file")
+                .hint("put each bundle on its own, with its artifact's digest"),
         );
     }
     let total: u64 = files
@@ -106,13 +152,16 @@ pub fn put(
             "Content-Type".to_string(),
             content_type
                 .clone()
-                .unwrap_or_else(|| guess_content_type(path).to_string()),
+                .unwrap_or_else(|| content_type_for(path)),
         )];
         for (k, v) in &labels {
             headers.push(("X-Evault-Label".into(), format!("{k}={v}")));
         }
         if let Some(k) = &idempotency_key {
             headers.push(("Idempotency-Key".into(), k.clone()));
+        }
+        if let Some(d) = &artifact_digest {
+            headers.push(("X-Evault-Artifact-Digest".into(), d.clone()));
         }
         let outcome = open_upload(path).and_then(|(f, len)| {
             let mut reader: Box<dyn std::io::Read> = match &bar {
@@ -273,4 +322,41 @@ pub fn ls(
         crate::say!("evault: more results: --cursor {next}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigstore_bundles_are_declared_as_their_own_media_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            p
+        };
+        let v01 = r#"{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1"}"#;
+        let v03 = r#"{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}"#;
+        assert_eq!(
+            content_type_for(&write("a.sigstore.json", v01)),
+            "application/vnd.dev.sigstore.bundle+json;version=0.1"
+        );
+        assert_eq!(
+            content_type_for(&write("b.SIGSTORE", v03)),
+            "application/vnd.dev.sigstore.bundle.v0.3+json"
+        );
+        // Not a bundle body (or no file): the current version, so the vault
+        // says what is wrong with it rather than logging it as JSON.
+        for p in [
+            write("c.sigstore.json", r#"{"mediaType": "application/json"}"#),
+            write("d.sigstore", "not json"),
+            dir.path().join("missing.sigstore.json"),
+        ] {
+            assert_eq!(content_type_for(&p), SIGSTORE_DEFAULT, "{}", p.display());
+        }
+        // Everything else by extension, unread.
+        assert_eq!(content_type_for(&write("e.json", v03)), "application/json");
+        assert_eq!(content_type_for(Path::new("f.txt")), "text/plain");
+    }
 }

@@ -8,8 +8,10 @@
 
 mod analytics;
 mod audit;
+mod backfill;
 mod checkpoint;
 mod client;
+mod compliance;
 mod config;
 mod consistency;
 mod error;
@@ -25,6 +27,7 @@ mod proof;
 mod sa;
 mod serve;
 mod signers;
+mod sigstore_config;
 mod task;
 mod witness;
 mod witnessing;
@@ -112,6 +115,10 @@ enum Command {
         /// Idempotency key (single file only): a retry returns the first result.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// For a Sigstore bundle: the artifact it must sign, as
+        /// sha256:<hex> (default: the digest the bundle states).
+        #[arg(long)]
+        artifact_digest: Option<String>,
         #[command(flatten)]
         client: ClientOpts,
     },
@@ -237,6 +244,36 @@ enum Command {
         #[command(flatten)]
         client: ClientOpts,
     },
+    /// Erase a record's payload (role admin): its bytes, and those of
+    /// every record sharing them, are removed; the leaves stay, so every
+    /// proof still verifies; a tombstone record says what was erased.
+    Erase {
+        /// The record's id.
+        id: String,
+        /// Why (required; kept for administrators, the logs carry its
+        /// SHA-256 only).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+    /// Legal holds: records they cover cannot be erased.
+    Hold {
+        #[command(subcommand)]
+        command: compliance::HoldCommand,
+    },
+    /// Retention policies: payloads expire and are erased on schedule.
+    Retention {
+        #[command(subcommand)]
+        command: compliance::RetentionCommand,
+    },
+    /// Rewrite a stopped vault's database (VACUUM, then incremental
+    /// auto-vacuum): no free page keeps stale copies of erased payloads.
+    Compact {
+        /// Data directory of the stopped vault [default: ./evault-data].
+        #[arg(long, env = "EVAULT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -267,6 +304,24 @@ enum Command {
     Task {
         #[command(subcommand)]
         command: task::TaskCommand,
+    },
+    /// Backfill historical releases (role ingester or admin): uploads an
+    /// inventory (CSV or JSON, docs/FORMATS.md) and follows the
+    /// `backfill_releases` task, progress on stderr. Each artifact's digest
+    /// is logged once; artifacts logged already are skipped. Prints the
+    /// counts per status; exit 1 if any item is an error.
+    Backfill {
+        /// The inventory: CSV (`version,release_date,artifact,sha256,bundle,notes`)
+        /// or JSON (a `.json` file, or one starting with `[`).
+        inventory: PathBuf,
+        /// Report what would be logged; log nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write the report (every item's status) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientOpts,
     },
     /// Import an evidence bundle (`.evb`) of another log (role admin): the
     /// vault verifies it with --key and keeps its records as a mirror of
@@ -425,6 +480,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             labels,
             content_type,
             idempotency_key,
+            artifact_digest,
             client,
         } => evidence::put(
             &client_for(&client, &file)?,
@@ -432,6 +488,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             &labels,
             content_type,
             idempotency_key,
+            artifact_digest,
             json,
         ),
         Command::Get {
@@ -597,6 +654,26 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
         Command::Task { command } => task::run(command, |c| client_for(c, &file), json),
+        Command::Erase { id, reason, client } => {
+            compliance::erase(&client_for(&client, &file)?, &id, &reason, json)
+        }
+        Command::Hold { command } => compliance::hold(command, |c| client_for(c, &file), json),
+        Command::Retention { command } => {
+            compliance::retention(command, |c| client_for(c, &file), json)
+        }
+        Command::Compact { data_dir } => compliance::compact(data_dir, &file, json),
+        Command::Backfill {
+            inventory,
+            dry_run,
+            out,
+            client,
+        } => backfill::run(
+            &client_for(&client, &file)?,
+            &inventory,
+            dry_run,
+            out.as_deref(),
+            json,
+        ),
         Command::Import {
             bundle,
             key,

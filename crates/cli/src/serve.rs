@@ -422,6 +422,13 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     config.audit.mirror = !o.no_audit_mirror && file.audit_mirror.unwrap_or(true);
     config.audit.mirror_dir = o.audit_dir.or(file.audit_dir.clone());
     config.state_dir = o.state_dir.or(file.state_dir.clone());
+    config.backfill_dir = file.backfill.as_ref().map(|b| b.dir.clone());
+    if let Some(r) = &file.retention {
+        config.retention_interval = parse_duration("retention interval", &r.interval)?;
+    }
+    // Relative root paths are taken from the working directory, like the
+    // file's other paths.
+    config.sigstore = crate::sigstore_config::setup(file.sigstore.as_ref(), None)?;
     let tls = match (
         o.tls_cert.or(file.tls_cert.clone()),
         o.tls_key.or(file.tls_key.clone()),

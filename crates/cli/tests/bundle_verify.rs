@@ -105,6 +105,7 @@ fn setup_signed_by(dir: &Path, signer: &dyn Signer, also: &[&dyn Signer]) {
                 inclusion_proof: proof(i),
             })
             .collect(),
+        erasures: Vec::new(),
         newer: Some(NewerCheckpoint {
             checkpoint: note(25),
             proof: consistency,
@@ -295,4 +296,77 @@ fn failures_exit_1_naming_what_failed() {
     assert_eq!(out.code, 2, "{out:?}");
     let out = evault(d, &["verify", "--key", "key"]);
     assert_eq!(out.code, 2, "{out:?}");
+}
+
+#[test]
+fn erased_payloads_are_shown_with_their_tombstones() {
+    // Records 0..3, then the tombstones (leaves 3..6) that erased each of
+    // their payloads: a bundle with payloads holds none, only tombstones.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let signer = Ed25519Signer::from_seed(ORIGIN, &[5; 32]).unwrap();
+    let tombstone = |erased: u64| Evidence {
+        content_type: evb::TOMBSTONE_TYPE.into(),
+        labels: BTreeMap::from([
+            (evb::TOMBSTONE_ERASES.to_string(), record(erased).id),
+            (evb::TOMBSTONE_ERASES_LEAF.to_string(), erased.to_string()),
+        ]),
+        ingested_by: evb::TOMBSTONE_BY.into(),
+        ..record(erased + 3)
+    };
+    let mut tree = MemoryTree::new();
+    for r in (0..3).map(record).chain((0..3).map(tombstone)) {
+        tree.push(r.leaf_hash().unwrap());
+    }
+    let cp = Checkpoint::new(ORIGIN, 6, tree.root_at(6).unwrap());
+    let contents = BundleContents {
+        checkpoint: sign(&cp.to_text(), &[&signer as &dyn Signer]).unwrap(),
+        selection: Selection {
+            payloads: true,
+            ..Selection::default()
+        },
+        entries: (0..3)
+            .map(|i| BundleEntry {
+                record: record(i),
+                inclusion_proof: tree.inclusion_proof(i, 6).unwrap(),
+            })
+            .collect(),
+        erasures: (0..3)
+            .map(|i| evb::ErasureEntry {
+                erased_leaf: i,
+                tombstone: tombstone(i),
+                inclusion_proof: tree.inclusion_proof(i + 3, 6).unwrap(),
+            })
+            .collect(),
+        newer: None,
+    };
+    let mut out = Vec::new();
+    evb::write_bundle(&mut out, &contents, None).unwrap();
+    std::fs::write(d.join("erased.evb"), out).unwrap();
+    std::fs::write(d.join("key"), signer.verifier_key().as_str()).unwrap();
+
+    let out = evault(d, &["verify", "erased.evb", "--key", "key"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for i in 0..3 {
+        assert!(
+            out.stdout.contains(&format!(
+                "ok      leaf {i}  {}  (payload erased by tombstone {})",
+                record(i).id,
+                tombstone(i).id
+            )),
+            "{out:?}"
+        );
+    }
+    assert!(
+        out.stdout.contains(
+            "verified: 3 records (3 with payloads erased, each by a verified tombstone) of \
+             vault.example/log at tree size 6"
+        ),
+        "{out:?}"
+    );
+    let out = evault(d, &["--json", "verify", "erased.evb", "--key", "key"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["erased"], 3, "{v}");
+    assert_eq!(v["entries"][1]["erased_by"], tombstone(1).id);
 }

@@ -173,7 +173,7 @@ fn task_commands_refuse_unknown_kinds_and_ids(s: &Suite) {
         3,
         &[
             "400",
-            "unknown task kind \"nope\"; known kinds: export_bundle, fsck",
+            "unknown task kind \"nope\"; known kinds: backfill_releases, export_bundle, fsck",
             "request id",
         ],
     );
@@ -300,6 +300,10 @@ fn put_errors_blame_the_right_thing(s: &Suite) {
     // --idempotency-key with several files is a usage error.
     s.run(&["put", &a, &a, "--idempotency-key", "k"])
         .fails(2, &["single file"]);
+    // So is --artifact-digest: one artifact's digest for several bundles.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    s.run(&["put", &a, &a, "--artifact-digest", &digest])
+        .fails(2, &["--artifact-digest applies to a single file"]);
 }
 
 fn server_address_errors(s: &Suite) {

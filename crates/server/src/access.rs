@@ -48,6 +48,7 @@ const INGESTER: &[(Role, Scope)] = &[(Role::Ingester, Scope::All)];
 const AUDITOR: &[(Role, Scope)] = &[(Role::Auditor, Scope::All)];
 const ADMIN: &[(Role, Scope)] = &[(Role::Admin, Scope::All)];
 const AUDITOR_ADMIN: &[(Role, Scope)] = &[(Role::Auditor, Scope::All), (Role::Admin, Scope::All)];
+const INGESTER_ADMIN: &[(Role, Scope)] = &[(Role::Ingester, Scope::All), (Role::Admin, Scope::All)];
 const INGESTER_OWN_AUDITOR_ADMIN_ALL: &[(Role, Scope)] = &[
     (Role::Ingester, Scope::Own),
     (Role::Auditor, Scope::All),
@@ -166,6 +167,57 @@ pub const OPERATIONS: &[Operation] = &[
         "/api/v1/evidence/{id}/payload",
         Access::Roles(INGESTER_OWN_AUDITOR_ALL),
         false,
+    ),
+    // Erasure, legal holds and retention change what every reader can
+    // read: admins only; auditors may see the holds and policies.
+    op(
+        "evidence.erase",
+        Method::POST,
+        "/api/v1/evidence/{id}/erase",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "holds.list",
+        Method::GET,
+        "/api/v1/holds",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "holds.create",
+        Method::POST,
+        "/api/v1/holds",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "holds.release",
+        Method::POST,
+        "/api/v1/holds/{id}/release",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "retention.list",
+        Method::GET,
+        "/api/v1/retention",
+        Access::Roles(AUDITOR_ADMIN),
+        false,
+    ),
+    op(
+        "retention.create",
+        Method::POST,
+        "/api/v1/retention",
+        Access::Roles(ADMIN),
+        true,
+    ),
+    op(
+        "retention.delete",
+        Method::DELETE,
+        "/api/v1/retention/{id}",
+        Access::Roles(ADMIN),
+        true,
     ),
     op(
         "evidence.proof",
@@ -387,6 +439,15 @@ pub const OPERATIONS: &[Operation] = &[
         Method::POST,
         "/api/v1/tasks/{id}/cancel",
         Access::Roles(TASKS),
+        true,
+    ),
+    // A backfill logs evidence, as its caller: whoever may ingest, and
+    // admins (the kind names the same roles).
+    op(
+        "backfill.create",
+        Method::POST,
+        "/api/v1/backfills",
+        Access::Roles(INGESTER_ADMIN),
         true,
     ),
     // Importing adds to what every auditor reads: admins only. Mirrors

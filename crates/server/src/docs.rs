@@ -146,6 +146,7 @@ pub enum OutcomeFilter {
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "audit", description = "The audit trail: every request, in its own Merkle log. Its events and their proofs need role auditor; its identity, checkpoints and consistency proofs are public log data"),
         (name = "tasks", description = "Tracked long jobs (exports, fsck): each bound to the principal that started it (an admin sees all), with progress as Server-Sent Events and a result file"),
+        (name = "compliance", description = "Erasure of payloads (their leaves, proofs and bundles stay valid; a tombstone record says what was erased), legal holds that block it, and retention policies that erase expired payloads on schedule: changes need role admin, listing auditor or admin"),
         (name = "mirrors", description = "Evidence bundles of other logs imported as verified mirrors (their origin, leaf indexes and signed checkpoint kept as provenance, never leaves of this vault's logs), and reading them back: import needs role admin, reading auditor or admin"),
         (name = "identity", description = "Who the caller is, and service-account administration"),
         (name = "dashboard", description = "The web dashboard (`/ui/`): its page, settings and embedded assets, served to anyone under a strict Content Security Policy. It reads the API with the user's own token and verifies proofs in the browser"),

@@ -145,10 +145,11 @@ pub struct EvidencePage {
     path = "/api/v1/evidence",
     tag = "evidence",
     params(
-        ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
+        ("label" = Option<Vec<String>>, Query, description = "Label `key=value` (raw mode only); repeatable. Keys beginning `evault.` (any case) are the vault's and refused", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
         ("wait" = Option<String>, Query, description = "`checkpoint`: reply once a signed checkpoint covers the record (up to 10 s; 503 at once, writing nothing, while the signer is unavailable)", pattern = "^checkpoint$"),
-        ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
+        ("X-Evault-Label" = Option<String>, Header, description = "Label `key=value` (raw mode only); repeat the header for more labels. Keys beginning `evault.` (any case) are the vault's and refused", pattern = r"^[A-Za-z0-9._/-]{1,64}(=.{0,256}|:[^=]{0,256})$"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key returns the first reply", pattern = r"^[!-~]{1,128}$"),
+        ("X-Evault-Artifact-Digest" = Option<String>, Header, description = "For a Sigstore bundle: the artifact it must sign (default: the digest the bundle states); a bundle that signs another is labelled `failed`. Refused with any other content type", pattern = r"^sha256:[0-9a-fA-F]{64}$"),
     ),
     request_body(
         description = "The payload (any media type), or an envelope",
@@ -165,6 +166,7 @@ pub struct EvidencePage {
         (status = 408, description = "The body sent nothing for longer than the server's body idle timeout", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Payload larger than the vault's upload limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "A `Content-Encoding` other than identity", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A Sigstore policy refuses the bundle; `detail` names the policy and why. Nothing was written", body = ProblemBody, content_type = "application/problem+json"),
         (status = 501, description = "A `Transfer-Encoding` other than `chunked`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "The vault is shutting down, or (with `wait=checkpoint`) the log's signer is unavailable; nothing was written", body = ProblemBody, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
@@ -206,6 +208,30 @@ struct Submission {
     declared_len: Option<u64>,
     /// `wait=checkpoint`: reply once a checkpoint covers the record.
     wait_checkpoint: bool,
+    /// `X-Evault-Artifact-Digest`: the artifact a Sigstore bundle must sign.
+    artifact_digest: Option<[u8; 32]>,
+}
+
+/// The header naming the artifact a Sigstore bundle is for, as
+/// `sha256:<64 hex digits>`.
+pub const ARTIFACT_DIGEST_HEADER: &str = "x-evault-artifact-digest";
+
+/// Parses `sha256:<64 lowercase or uppercase hex digits>`.
+fn parse_artifact_digest(v: &str) -> Result<[u8; 32], Problem> {
+    let bad = || {
+        Problem::bad_request(format!(
+            "header X-Evault-Artifact-Digest {v:?}: expected sha256:<64 hex digits>"
+        ))
+    };
+    let hex = v.trim().strip_prefix("sha256:").ok_or_else(bad)?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 impl Submission {
@@ -263,6 +289,9 @@ impl Submission {
         }
         // The vault checks the key's syntax (1 to 128 visible ASCII characters).
         let idempotency_key = header_text(headers, IDEMPOTENCY_HEADER)?.map(str::to_string);
+        let artifact_digest = header_text(headers, ARTIFACT_DIGEST_HEADER)?
+            .map(parse_artifact_digest)
+            .transpose()?;
         // The vault validates again in `put`; checking here first spares
         // streaming a whole body only to refuse its labels.
         if !envelope {
@@ -297,6 +326,7 @@ impl Submission {
             idempotency_key,
             declared_len,
             wait_checkpoint,
+            artifact_digest,
         })
     }
 
@@ -311,14 +341,17 @@ impl Submission {
         };
         let outcome = st
             .vault
-            .put(PutRequest {
-                content_type,
-                labels,
-                payload,
-                principal: caller.principal().to_string(),
-                idempotency_key: self.idempotency_key,
-                audit: Some(audit_on_commit(caller)),
-            })
+            .put_with_artifact(
+                PutRequest {
+                    content_type,
+                    labels,
+                    payload,
+                    principal: caller.principal().to_string(),
+                    idempotency_key: self.idempotency_key,
+                    audit: Some(audit_on_commit(caller)),
+                },
+                self.artifact_digest,
+            )
             .await?;
         // A replay repeats the first reply: that one created the record (a
         // request whose record was a duplicate stored no idempotency key).
@@ -487,8 +520,25 @@ pub async fn get_evidence(
     Extension(caller): Extension<Caller>,
     PathParam(id): PathParam,
 ) -> Result<Response, Problem> {
-    let record = st.vault.get(&caller.reader(), &id).await?;
-    Ok(Json(record).into_response())
+    let reader = caller.reader();
+    let record = st.vault.get(&reader, &id).await?;
+    // An erased record's metadata says so (and which tombstone erased it).
+    let Some(erased) = st.vault.erasure(&reader, &id).await? else {
+        return Ok(Json(record).into_response());
+    };
+    let mut doc = serde_json::to_value(&record).map_err(|e| Problem::internal("json", &e))?;
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert(
+            "erased".into(),
+            serde_json::json!({
+                "tombstone_id": erased.tombstone_id,
+                "tombstone_leaf": erased.tombstone_leaf,
+                "erased_at": erased.erased_at,
+                "basis": erased.basis,
+            }),
+        );
+    }
+    Ok(Json(doc).into_response())
 }
 
 /// Download a record's payload.
@@ -504,6 +554,7 @@ pub async fn get_evidence(
     responses(
         (status = 200, description = "The payload bytes, exactly as submitted, with the record's content type", content(("*/*"))),
         (status = 404, description = "No such record, or its payload is gone", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "The payload was erased; `tombstone_id` names the tombstone record that erased it", body = ProblemBody, content_type = "application/problem+json"),
         (status = 500, description = "The stored payload or record failed its integrity check (changed at rest): not served. A blob that fails only at its end is cut short instead: the connection closes before Content-Length bytes", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]

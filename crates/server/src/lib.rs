@@ -10,6 +10,8 @@ pub mod access;
 mod admin;
 mod analytics;
 mod audit;
+mod backfills;
+mod compliance;
 mod conn;
 mod cors;
 mod docs;
@@ -168,6 +170,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::cancel_task))
         .routes(routes!(tasks::task_events))
         .routes(routes!(tasks::task_result))
+        .routes(routes!(backfills::create_backfill))
+        .routes(routes!(compliance::erase_evidence))
+        .routes(routes!(compliance::list_holds, compliance::create_hold))
+        .routes(routes!(compliance::release_hold))
+        .routes(routes!(
+            compliance::list_retention,
+            compliance::create_retention
+        ))
+        .routes(routes!(compliance::delete_retention))
         .routes(routes!(mirrors::import_bundle))
         .routes(routes!(mirrors::list_mirrors))
         .routes(routes!(mirrors::mirror_records))

@@ -45,6 +45,10 @@ pub struct ProblemBody {
     pub status: u16,
     /// What went wrong, for a human.
     pub detail: String,
+    /// 410 Gone of an erased payload: the id of the tombstone record that
+    /// erased it (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tombstone_id: Option<String>,
 }
 
 /// Marks a response caused by a failure inside the vault or its store, so
@@ -70,6 +74,8 @@ pub struct Problem {
     /// The vault refused to show something that exists: answered as a
     /// 404, audited as denied with this reason.
     pub(crate) denied: Option<String>,
+    /// The tombstone of an erased payload (410), for the body.
+    pub(crate) tombstone_id: Option<String>,
 }
 
 impl Problem {
@@ -81,12 +87,19 @@ impl Problem {
             failure: None,
             retry_after: None,
             denied: None,
+            tombstone_id: None,
         }
     }
 
     /// Adds a `Retry-After` header (seconds).
     pub fn retry_after(mut self, seconds: u32) -> Problem {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Names the tombstone of an erased payload in the body.
+    fn with_tombstone(mut self, id: String) -> Problem {
+        self.tombstone_id = Some(id);
         self
     }
 
@@ -109,6 +122,7 @@ impl Problem {
             failure: Some(kind),
             retry_after: None,
             denied: None,
+            tombstone_id: None,
         }
     }
 
@@ -119,6 +133,7 @@ impl Problem {
             title: self.status.canonical_reason().unwrap_or("Error").into(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
+            tombstone_id: self.tombstone_id.clone(),
         }
     }
 }
@@ -165,6 +180,7 @@ impl Problem {
             failure: Some("storage_full"),
             retry_after: Some(5),
             denied: None,
+            tombstone_id: None,
         }
     }
 }
@@ -183,6 +199,11 @@ impl From<VaultError> for Problem {
             ),
             VaultError::NotFound(what) => Problem::not_found(format!("{what} not found")),
             VaultError::Conflict(why) => Problem::new(StatusCode::CONFLICT, why),
+            VaultError::Gone { id, tombstone_id } => Problem::new(
+                StatusCode::GONE,
+                format!("the payload of evidence {id} was erased (tombstone {tombstone_id})"),
+            )
+            .with_tombstone(tombstone_id),
             VaultError::Hidden { what, reason } => Problem {
                 denied: Some(reason),
                 ..Problem::not_found(format!("{what} not found"))
@@ -198,6 +219,7 @@ impl From<VaultError> for Problem {
                     failure: Some("unavailable"),
                     retry_after: Some(1),
                     denied: None,
+                    tombstone_id: None,
                 }
             }
             // Says which log, never which token or why: that is for the
@@ -208,6 +230,7 @@ impl From<VaultError> for Problem {
                 failure: Some("signer_unavailable"),
                 retry_after: Some(5),
                 denied: None,
+                tombstone_id: None,
             },
             // The vault has logged and counted it; a 500 (the server's
             // storage is at fault, not the request) that names what, not
@@ -222,6 +245,7 @@ impl From<VaultError> for Problem {
                 failure: Some(INTEGRITY),
                 retry_after: None,
                 denied: None,
+                tombstone_id: None,
             },
             VaultError::Inconsistent(why) => Problem::internal("inconsistent", &why),
             VaultError::Proof(e) => Problem::internal("inconsistent", &e),
@@ -229,6 +253,9 @@ impl From<VaultError> for Problem {
             VaultError::Io(e) => Problem::internal("io", &e),
             e @ VaultError::Key { .. } => Problem::internal("key", &e),
             VaultError::Signing(e) => Problem::internal("signing", &e),
+            // An operator's policy refuses it (e.g. a Sigstore identity
+            // policy): well-formed, but not acceptable; the text says why.
+            VaultError::Refused(why) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why),
             // Only long operations are cancelled, by their own caller.
             VaultError::Cancelled => {
                 Problem::new(StatusCode::CONFLICT, "the operation was cancelled")

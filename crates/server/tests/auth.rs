@@ -521,6 +521,14 @@ fn the_permission_table_is_what_is_enforced() {
                         vec![("Content-Type", b"application/json")],
                         br#"{"kind":"none"}"#,
                     )
+                } else if op.name == "backfill.create" {
+                    // One artifact named by digest: an allowed backfill is
+                    // queued (202).
+                    (
+                        vec![("Content-Type", b"text/csv")],
+                        b"version,release_date,artifact,sha256,bundle,notes\n\
+                          1.0,2024-01-01,,0000000000000000000000000000000000000000000000000000000000000000,,\n",
+                    )
                 } else if op.name == "evidence.stream" {
                     // An empty stream: just its summary line.
                     (vec![("Content-Type", b"application/x-ndjson")], b"")

@@ -377,7 +377,7 @@ fn raw_insert(conn: &mut Connection, chunk: &[EvidenceRow]) {
             labels_json(&r.labels, &mut labels);
             let payload = match &r.payload {
                 Payload::Inline(p) => Some(p.as_slice()),
-                Payload::External => None,
+                Payload::External | Payload::Erased { .. } => None,
             };
             rec.execute(params![
                 r.leaf_index as i64,

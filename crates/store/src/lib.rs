@@ -14,11 +14,13 @@ use std::fmt;
 
 use evault_merkle::tiles::TileId;
 
+mod compliance;
 mod cosignatures;
 mod mirrors;
 mod sqlite;
 mod tasks;
 
+pub use compliance::{ComplianceStore, ErasureRow, HoldRow, Reclaimed, RetentionRow, Selector};
 pub use cosignatures::{Cosignature, CosignatureStore};
 pub use mirrors::{
     ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
@@ -139,6 +141,12 @@ pub enum Payload {
     Inline(Vec<u8>),
     /// Kept by the vault in its content-addressed blob directory.
     External,
+    /// Erased: the bytes are gone; the tombstone record at
+    /// `tombstone_leaf` says so (see [`ComplianceStore::erase`]).
+    Erased {
+        /// Leaf index of the tombstone record.
+        tombstone_leaf: u64,
+    },
 }
 
 /// One audit event as stored: the leaf data (which is the event) plus the
@@ -439,6 +447,15 @@ pub enum StoreError {
     },
     /// Stored data is not what it must be (corruption, manual edits).
     Corrupt(String),
+    /// An erasure was refused because an active legal hold covers one of
+    /// its records (checked inside the erase transaction); nothing was
+    /// written.
+    Held {
+        /// The hold's id.
+        hold: String,
+        /// The held record's leaf index.
+        leaf_index: u64,
+    },
     /// The database failed.
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -460,6 +477,9 @@ impl fmt::Display for StoreError {
                 "database schema version {found} is newer than this binary supports ({supported})"
             ),
             StoreError::Corrupt(why) => write!(f, "store is inconsistent: {why}"),
+            StoreError::Held { hold, leaf_index } => {
+                write!(f, "record {leaf_index} is under legal hold {hold}")
+            }
             StoreError::Backend(e) => write!(f, "storage backend: {e}"),
         }
     }
@@ -637,6 +657,12 @@ pub trait Store: Send + Sync {
     /// keeps them (the vault asks witnesses only then). A wrapper store
     /// should pass its inner store's through.
     fn cosignatures(&self) -> Option<&dyn CosignatureStore> {
+        None
+    }
+    /// The store's erasure, legal hold and retention tables, if it keeps
+    /// them (without them the vault cannot erase). A wrapper store should
+    /// pass its inner store's through.
+    fn compliance(&self) -> Option<&dyn ComplianceStore> {
         None
     }
 }

@@ -242,7 +242,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         for r in &old {
             let payload = match &r.payload {
                 evault_store::Payload::Inline(p) => Some(p.clone()),
-                evault_store::Payload::External => None,
+                evault_store::Payload::External | evault_store::Payload::Erased { .. } => None,
             };
             tx.execute(
                 "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
@@ -301,8 +301,17 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
+    // The compliance tables came with the migrations, empty; the migrated
+    // records are not erased.
+    let compliance = store.compliance().expect("SQLite keeps erasures");
+    assert!(compliance.list_holds().unwrap().is_empty());
+    assert!(compliance.list_erasures(None, 10).unwrap().is_empty());
+    assert!(!matches!(
+        store.record_by_index(0).unwrap().unwrap().payload,
+        evault_store::Payload::Erased { .. }
+    ));
     // And the cosignature table, empty.
     let cosignatures = store.cosignatures().expect("SQLite keeps cosignatures");
     assert!(

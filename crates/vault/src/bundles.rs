@@ -47,6 +47,9 @@ pub struct BundleSummary {
     pub records: u64,
     /// Payloads in it.
     pub payloads: u64,
+    /// Records in it whose payloads were erased (each carried as its
+    /// tombstone, in `erasures.jsonl`).
+    pub erased: u64,
     /// Tree size of the checkpoint it is built against.
     pub tree_size: u64,
     /// Size of the file in bytes.
@@ -183,6 +186,20 @@ impl Vault {
                     break 'pages;
                 }
                 integrity::check_record(&row)?;
+                // An erased payload goes out as its tombstone, which must be
+                // under the same checkpoint to be proven by it; a tombstone
+                // newer than the latest checkpoint is covered by the next.
+                if selection.payloads
+                    && let Payload::Erased { tombstone_leaf } = row.payload
+                    && tombstone_leaf >= body.size
+                {
+                    return Err(VaultError::Conflict(format!(
+                        "the payload of evidence {} was erased by the tombstone at leaf \
+                         {tombstone_leaf}, which the latest checkpoint (size {}) does not cover \
+                         yet; retry shortly",
+                        row.id, body.size
+                    )));
+                }
                 if !selection.payloads {
                     row.payload = Payload::External;
                 }
@@ -201,6 +218,7 @@ impl Vault {
             tree_size: body.size,
         };
         let mut entries = Vec::with_capacity(rows.len());
+        let mut erasures = Vec::new();
         let mut inline = BTreeMap::new();
         for (done, mut row) in rows.into_iter().enumerate() {
             let done = done as u64;
@@ -231,6 +249,10 @@ impl Vault {
                     ),
                 ));
             }
+            if let Payload::Erased { tombstone_leaf } = row.payload {
+                let proof = evault_merkle::inclusion_proof(&tiles, tombstone_leaf, body.size)?;
+                erasures.push(self.erasure_entry(&row, tombstone_leaf, proof, &body)?);
+            }
             if let Payload::Inline(bytes) = std::mem::replace(&mut row.payload, Payload::External) {
                 integrity::check_inline(&row, &bytes)?;
                 inline.insert(record.sha256.clone(), bytes);
@@ -246,6 +268,7 @@ impl Vault {
             checkpoint: cp.note,
             selection: manifest_selection,
             entries,
+            erasures,
             newer: None,
         };
         let dir = match out.parent() {
@@ -288,9 +311,55 @@ impl Vault {
             path: out.to_path_buf(),
             records: written.records,
             payloads: written.payloads,
+            erased: written.erasures,
             tree_size: written.tree_size,
             bytes: written.bytes,
             manifest_sha256: written.manifest_sha256,
+        })
+    }
+
+    /// The tombstone of `row` (erased by the record at `tombstone_leaf`)
+    /// with its inclusion `proof` against the checkpoint `body`, checked
+    /// before it goes out like every record's.
+    fn erasure_entry(
+        &self,
+        row: &EvidenceRow,
+        tombstone_leaf: u64,
+        proof: Vec<evault_merkle::Hash>,
+        body: &evault_note::Checkpoint,
+    ) -> Result<evb::ErasureEntry> {
+        let store = &*self.inner.store;
+        let tombstone = store.record_by_index(tombstone_leaf)?.ok_or_else(|| {
+            integrity::failure(
+                "erasure",
+                format!(
+                    "the tombstone of evidence {} (leaf {tombstone_leaf}) is not in the store",
+                    row.id
+                ),
+            )
+        })?;
+        integrity::check_record(&tombstone)?;
+        let leaf = evault_merkle::leaf_hash(&tombstone.leaf_data);
+        if let Err(e) = evault_merkle::verify_inclusion(
+            &leaf,
+            tombstone_leaf,
+            body.size,
+            &proof,
+            &body.root_hash,
+        ) {
+            return Err(integrity::failure(
+                "proof",
+                format!(
+                    "inclusion proof of the tombstone {} (leaf {tombstone_leaf}) at size {} does \
+                     not verify against its signed checkpoint: {e}",
+                    tombstone.id, body.size
+                ),
+            ));
+        }
+        Ok(evb::ErasureEntry {
+            erased_leaf: row.leaf_index,
+            tombstone: evidence_from_row(&tombstone),
+            inclusion_proof: proof,
         })
     }
 }

@@ -149,6 +149,18 @@ pub struct VaultConfig {
     /// Witnesses asked to cosign each new evidence checkpoint (C2SP
     /// tlog-witness). Default none.
     pub witnesses: Option<crate::WitnessSetup>,
+    /// The only directory whose files a `backfill_releases` task may read
+    /// (artifact and bundle paths of its inventory are relative to it).
+    /// Default none: inventories may name artifacts by digest only.
+    pub backfill_dir: Option<PathBuf>,
+    /// How often the vault starts a `retention_sweep` task (when any
+    /// retention policy exists and no sweep is queued or running). Default
+    /// 1 hour; zero: never (sweeps can still be started as tasks).
+    pub retention_interval: Duration,
+    /// Sigstore bundles: the trusted roots they are verified against on
+    /// ingest and the policies that may refuse them. Default: no root (every
+    /// bundle is `unverifiable`), no policy.
+    pub sigstore: crate::sigstore::SigstoreConfig,
 }
 
 impl VaultConfig {
@@ -176,6 +188,9 @@ impl VaultConfig {
             startup_sample: 64,
             tasks: TaskConfig::default(),
             witnesses: None,
+            backfill_dir: None,
+            retention_interval: Duration::from_secs(3600),
+            sigstore: crate::sigstore::SigstoreConfig::default(),
         }
     }
 }

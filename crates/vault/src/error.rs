@@ -32,6 +32,14 @@ pub enum VaultError {
         /// Why the reader may not see it, for the audit trail only.
         reason: String,
     },
+    /// The record exists but its payload was erased; the tombstone record
+    /// with this id says when and on what basis.
+    Gone {
+        /// The erased record's id.
+        id: String,
+        /// Id of the tombstone record that erased it.
+        tombstone_id: String,
+    },
     /// The request conflicts with the current state of what it names
     /// (e.g. cancelling a task that has ended); nothing was changed.
     Conflict(String),
@@ -77,6 +85,10 @@ pub enum VaultError {
     /// A long operation (an export) stopped because its caller cancelled
     /// it; it left nothing behind.
     Cancelled,
+    /// An operator's policy refuses the record (e.g. a Sigstore policy
+    /// whose identity the bundle's certificate does not name); nothing was
+    /// written. The text names the policy and why.
+    Refused(String),
 }
 
 impl fmt::Display for VaultError {
@@ -89,6 +101,10 @@ impl fmt::Display for VaultError {
             VaultError::NotFound(what) | VaultError::Hidden { what, .. } => {
                 write!(f, "{what} not found")
             }
+            VaultError::Gone { id, tombstone_id } => write!(
+                f,
+                "the payload of evidence {id} was erased (tombstone {tombstone_id})"
+            ),
             VaultError::Conflict(why) => write!(f, "conflict: {why}"),
             VaultError::Inconsistent(why) => write!(f, "vault state is inconsistent: {why}"),
             VaultError::Corrupt { what, detail } => {
@@ -104,6 +120,7 @@ impl fmt::Display for VaultError {
             VaultError::Signing(e) => write!(f, "signing: {e}"),
             VaultError::SignerUnavailable(why) => write!(f, "signer unavailable: {why}"),
             VaultError::Cancelled => write!(f, "cancelled"),
+            VaultError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -122,12 +139,14 @@ impl std::error::Error for VaultError {
             | VaultError::NotFound(_)
             | VaultError::Hidden { .. }
             | VaultError::Conflict(_)
+            | VaultError::Gone { .. }
             | VaultError::Inconsistent(_)
             | VaultError::Corrupt { .. }
             | VaultError::Unavailable(_)
             | VaultError::SignerUnavailable(_)
             | VaultError::StorageFull(_)
-            | VaultError::Cancelled => None,
+            | VaultError::Cancelled
+            | VaultError::Refused(_) => None,
         }
     }
 }

@@ -120,6 +120,9 @@ pub enum FindingKind {
     /// not lead to it, a recomputed dedup key differs, or an index entry
     /// points at a row without that value or past the log.
     Index,
+    /// An erased record without its erasure row or a valid tombstone naming
+    /// it, or whose blob file is still there with no live record sharing it.
+    Erasure,
 }
 
 impl FindingKind {
@@ -138,6 +141,7 @@ impl FindingKind {
             FindingKind::Payload => "payload",
             FindingKind::Blob => "blob",
             FindingKind::Index => "index",
+            FindingKind::Erasure => "erasure",
         }
     }
 }
@@ -892,8 +896,75 @@ impl LogRun<'_> {
             );
         }
         self.label_count += row.labels.len() as u64;
-        if self.options.payloads {
+        if self.options.payloads || matches!(row.payload, Payload::Erased { .. }) {
             self.check_payload(row)?;
+        }
+        Ok(())
+    }
+
+    /// An erased record: its erasure row and tombstone agree with it, and
+    /// no blob file keeps its bytes unless a live record shares them.
+    fn check_erased(&mut self, row: &EvidenceRow, tombstone_leaf: u64) -> Result<()> {
+        let log = self.log();
+        let i = row.leaf_index;
+        let finding = |detail: String| {
+            Finding::new(FindingKind::Erasure, log, detail)
+                .leaf(i)
+                .blob(&row.sha256)
+        };
+        let Some(c) = self.target.store.compliance() else {
+            self.report(finding(
+                "the record is marked erased but the store keeps no erasures".into(),
+            ));
+            return Ok(());
+        };
+        match c.erasure(i)? {
+            Some(e) if e.tombstone_leaf == tombstone_leaf => {}
+            Some(e) => self.report(finding(format!(
+                "the erasure row names tombstone leaf {}, the record {tombstone_leaf}",
+                e.tombstone_leaf
+            ))),
+            None => self.report(finding(
+                "the record is marked erased but has no erasure row".into(),
+            )),
+        }
+        let tombstone = self
+            .target
+            .store
+            .record_by_index(tombstone_leaf)?
+            .filter(crate::erasure::is_tombstone)
+            .and_then(|t| match t.payload {
+                Payload::Inline(b) => crate::erasure::Tombstone::parse(&b),
+                _ => None,
+            });
+        match tombstone {
+            Some(t)
+                if t.erases.id == row.id
+                    && t.erases.leaf_index == i
+                    && t.erases.sha256 == hex(&row.sha256)
+                    && t.erases.size == row.size => {}
+            Some(_) => self.report(finding(format!(
+                "the tombstone at leaf {tombstone_leaf} names another record"
+            ))),
+            None => self.report(finding(format!(
+                "no valid tombstone at leaf {tombstone_leaf}"
+            ))),
+        }
+        let h = hex(&row.sha256);
+        let path = self.target.blobs.join(&h[0..2]).join(&h[2..4]).join(&h);
+        if path.exists() {
+            let live = c
+                .records_by_sha256(&row.sha256)?
+                .iter()
+                .any(|r| matches!(r.payload, Payload::External));
+            if !live {
+                self.report(finding(format!(
+                    "the blob file {} of an erased payload is still there (a crash between \
+                     the erasure and its unlink; remediable: `evault serve` removes it at \
+                     start, or delete the file)",
+                    path.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -921,6 +992,10 @@ impl LogRun<'_> {
                         ),
                     );
                 }
+            }
+            Payload::Erased { tombstone_leaf } => {
+                let tombstone_leaf = *tombstone_leaf;
+                self.check_erased(row, tombstone_leaf)?;
             }
             Payload::External => {
                 if !self.checked_blobs.insert(row.sha256) {

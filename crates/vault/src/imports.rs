@@ -123,6 +123,18 @@ impl Vault {
                  already (import bundles of other logs)"
             )));
         }
+        // A mirror keeps records with their payloads or, from a bundle
+        // without payloads, records only; an erased payload is neither,
+        // and mirroring its tombstone is not supported.
+        if read.manifest.erasures > 0 {
+            return Err(invalid(format!(
+                "the bundle lists {} record(s) whose payloads were erased ({}); importing \
+                 erased records is not supported: import a bundle exported without payloads, \
+                 or one whose selection leaves the erased records out",
+                read.manifest.erasures,
+                evb::ERASURES
+            )));
+        }
         if cancelled() {
             return Err(VaultError::Cancelled);
         }

@@ -13,12 +13,14 @@
 
 pub mod analytics;
 mod audit;
+pub mod backfill;
 mod blobs;
 mod bundles;
 pub mod calendar;
 mod checkpointer;
 mod config;
 mod datadir;
+pub mod erasure;
 mod error;
 pub mod fsck;
 mod head;
@@ -35,8 +37,10 @@ pub mod pipeline;
 mod proofs;
 mod reader;
 mod records;
+pub mod retention;
 mod rotation;
 mod sequencer;
+pub mod sigstore;
 mod startup;
 mod stream;
 mod task_kinds;
@@ -60,7 +64,7 @@ pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;
 pub use evault_store::{
     AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AuditQuery, EvidenceStats, LogId,
-    MirrorCheckpoint, MirrorLog, Page, SqliteStore, Stats, StatsQuery, StoredCheckpoint,
+    MirrorCheckpoint, MirrorLog, Page, Selector, SqliteStore, Stats, StatsQuery, StoredCheckpoint,
 };
 /// The witness protocol's client-side types, for building a [`WitnessSetup`].
 pub use evault_witness::{Response as WitnessResponse, Transport as WitnessTransport, WitnessSpec};
@@ -127,6 +131,8 @@ struct Inner {
     witness_status: Option<watch::Receiver<WitnessStatus>>,
     /// Wakes the key retirement timer when a rotation changed the keys.
     key_changes: Arc<tokio::sync::Notify>,
+    /// External puts in flight, by payload digest (`erasure.rs`).
+    in_flight: erasure::InFlight,
 }
 
 impl Inner {
@@ -297,6 +303,8 @@ impl Vault {
         let cfg = config.clone();
         let st = store.clone();
         let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st)).await??;
+        let (st, b) = (store.clone(), blobs.clone());
+        tokio::task::spawn_blocking(move || erasure::remove_orphan_blobs(&*st, &b)).await??;
 
         let interval = config.checkpoint_interval;
         let alarm = head::Alarm::default();
@@ -378,6 +386,7 @@ impl Vault {
             mirror: mirror.map(|(m, heads)| tokio::spawn(m.follow(heads))),
             witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run())),
             key_timer: None,
+            retention_timer: None,
         };
 
         let stream_budget = stream::budget(&config);
@@ -399,16 +408,25 @@ impl Vault {
                 runner,
                 witness_status,
                 key_changes: Arc::new(tokio::sync::Notify::new()),
+                in_flight: erasure::InFlight::default(),
             }),
         };
         let timer = tokio::spawn(rotation::retirement_timer(
             Arc::downgrade(&vault.inner),
             stopping.clone(),
         ));
+        let retention = (!vault.inner.config.retention_interval.is_zero()).then(|| {
+            tokio::spawn(retention::retention_timer(
+                Arc::downgrade(&vault.inner),
+                vault.inner.config.retention_interval,
+                stopping.clone(),
+            ))
+        });
         if let Ok(mut t) = vault.inner.tasks.lock()
             && let Some(t) = t.as_mut()
         {
             t.key_timer = Some(timer);
+            t.retention_timer = retention;
         }
         vault.recover_tasks().await?;
         Ok(vault)
@@ -500,10 +518,44 @@ impl Vault {
     }
 
     /// Validates and logs a submission. Returns once it is durably committed
-    /// (or found to be a duplicate or a replay).
+    /// (or found to be a duplicate or a replay). A Sigstore bundle is
+    /// verified first (see [`sigstore`]) against the digest the bundle
+    /// states; labels beginning with `evault.` are refused.
     pub async fn put(&self, req: PutRequest) -> Result<PutOutcome> {
+        self.put_checked(req, None, false).await
+    }
+
+    /// [`Vault::put`] of a Sigstore bundle for the artifact of this SHA-256
+    /// (when the client names it): a bundle that signs another artifact is
+    /// labelled `failed`. Refused for any other content type.
+    pub async fn put_with_artifact(
+        &self,
+        req: PutRequest,
+        artifact_digest: Option<[u8; 32]>,
+    ) -> Result<PutOutcome> {
+        self.put_checked(req, artifact_digest, false).await
+    }
+
+    /// [`Vault::put`] for the vault's own records (key events), which carry
+    /// labels in its reserved `evault.` namespace. Never for a client's
+    /// request: the server and the CLI only call [`Vault::put`] and
+    /// [`Vault::put_with_artifact`] (tests use it to write a key event as
+    /// the vault would).
+    pub async fn put_trusted(&self, req: PutRequest) -> Result<PutOutcome> {
+        self.put_checked(req, None, true).await
+    }
+
+    async fn put_checked(
+        &self,
+        mut req: PutRequest,
+        artifact_digest: Option<[u8; 32]>,
+        internal: bool,
+    ) -> Result<PutOutcome> {
         ingest::validate_content_type(&req.content_type)?;
         ingest::validate_labels(&req.labels)?;
+        if !internal {
+            sigstore::refuse_reserved(&req.labels)?;
+        }
         if let Some(k) = &req.idempotency_key {
             ingest::validate_idempotency_key(k)?;
         }
@@ -519,6 +571,32 @@ impl Vault {
             }
             StagedBody::File(_) => None,
         };
+        // Sigstore bundles are verified in memory too.
+        match &staged.body {
+            StagedBody::Inline(bytes) => {
+                let config = &self.inner.config;
+                sigstore::apply(
+                    &config.sigstore,
+                    &req.content_type,
+                    bytes,
+                    &mut req.labels,
+                    artifact_digest,
+                )
+                .await?;
+            }
+            StagedBody::File(_) if sigstore::is_sigstore_bundle(&req.content_type) => {
+                return Err(sigstore::too_large(self.inner.config.inline_max));
+            }
+            StagedBody::File(_) if artifact_digest.is_some() => {
+                return Err(VaultError::Invalid(
+                    "an artifact digest is only taken with a Sigstore bundle".into(),
+                ));
+            }
+            StagedBody::File(_) => {}
+        }
+        let external = matches!(staged.body, StagedBody::File(_));
+        let sha256 = staged.sha256;
+        let flight = external.then(|| self.inner.in_flight.enter(sha256));
         if matches!(staged.body, StagedBody::File(_)) {
             let blobs = self.inner.blobs.clone();
             staged =
@@ -544,7 +622,18 @@ impl Vault {
         let audit = req.audit.filter(|_| self.inner.audit.is_some());
         let (ack, done) = oneshot::channel();
         self.enqueue(Pending::Put { row, audit, ack }).await?;
-        done.await.map_err(|_| dropped())?
+        let outcome = done.await.map_err(|_| dropped())??;
+        drop(flight);
+        if external && (outcome.duplicate || outcome.replayed) {
+            // The blob was persisted before the sequencer found the
+            // record; if that record's payload was erased, the bytes must
+            // not come back. One row read decides; the sharer lookup runs
+            // only then.
+            let leaf = outcome.record.leaf_index;
+            self.blocking(move |i| erasure::drop_if_erased(i, leaf, &sha256))
+                .await?;
+        }
+        Ok(outcome)
     }
 
     /// Durably appends one audit event on its own (any call but a put,
@@ -627,13 +716,40 @@ impl Vault {
                         Stored::Inline(b)
                     }
                     Payload::External => Stored::Blob(i.blobs.path_for(&row.sha256)),
+                    Payload::Erased { tombstone_leaf } => {
+                        return Err(VaultError::Gone {
+                            tombstone_id: erasure::tombstone_id(&*i.store, tombstone_leaf)?,
+                            id: row.id,
+                        });
+                    }
                 };
                 Ok((row, stored))
             })
             .await?;
         let data = match stored {
             Stored::Inline(b) => PayloadData::Inline(b),
-            Stored::Blob(path) => PayloadData::File(Box::new(BlobReader::open(path, &row).await?)),
+            Stored::Blob(path) => match BlobReader::open(path, &row).await {
+                Ok(r) => PayloadData::File(Box::new(r)),
+                // An erasure may have unlinked the blob since the row was
+                // read: then the answer is Gone, not NotFound.
+                Err(VaultError::NotFound(what)) => {
+                    let leaf = row.leaf_index;
+                    return Err(self
+                        .blocking(move |i| {
+                            if let Some(r) = i.store.record_by_index(leaf)?
+                                && let Payload::Erased { tombstone_leaf } = r.payload
+                            {
+                                return Ok(VaultError::Gone {
+                                    tombstone_id: erasure::tombstone_id(&*i.store, tombstone_leaf)?,
+                                    id: r.id,
+                                });
+                            }
+                            Ok(VaultError::NotFound(what))
+                        })
+                        .await?);
+                }
+                Err(e) => return Err(e),
+            },
         };
         Ok((evidence_from_row(&row), data))
     }

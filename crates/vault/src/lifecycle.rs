@@ -20,6 +20,8 @@ pub(crate) struct Tasks {
     pub witnessing: Option<JoinHandle<()>>,
     /// Retires old keys when a rotation's overlap ends.
     pub key_timer: Option<JoinHandle<()>>,
+    /// Starts retention sweeps on schedule.
+    pub retention_timer: Option<JoinHandle<()>>,
 }
 
 /// What [`Vault::shutdown`] left behind: each log's final size and the
@@ -66,6 +68,10 @@ impl Vault {
             // record is replayed under the same idempotency key).
             if let Some(k) = &tasks.key_timer {
                 k.abort();
+            }
+            // A sweep it started is a task: the runner stops it.
+            if let Some(r) = &tasks.retention_timer {
+                r.abort();
             }
             // Order matters: the checkpointers sign the sequencer's last
             // head, and the mirror follows the audit log's.

@@ -175,7 +175,7 @@ impl Queued {
 fn rejection(e: &VaultError) -> Option<String> {
     match e {
         VaultError::Invalid(why) => Some(why.clone()),
-        VaultError::TooLarge { .. } => Some(e.to_string()),
+        VaultError::TooLarge { .. } | VaultError::Refused(_) => Some(e.to_string()),
         _ => None,
     }
 }
@@ -193,6 +193,10 @@ fn copy_error(e: &VaultError) -> VaultError {
         },
         VaultError::Inconsistent(s) => VaultError::Inconsistent(s.clone()),
         VaultError::Conflict(s) => VaultError::Conflict(s.clone()),
+        VaultError::Gone { id, tombstone_id } => VaultError::Gone {
+            id: id.clone(),
+            tombstone_id: tombstone_id.clone(),
+        },
         VaultError::Unavailable(s) => VaultError::Unavailable(s.clone()),
         VaultError::SignerUnavailable(s) => VaultError::SignerUnavailable(s.clone()),
         VaultError::Corrupt { what, detail } => VaultError::Corrupt {
@@ -201,6 +205,7 @@ fn copy_error(e: &VaultError) -> VaultError {
         },
         VaultError::StorageFull(s) => VaultError::StorageFull(s.clone()),
         VaultError::Cancelled => VaultError::Cancelled,
+        VaultError::Refused(s) => VaultError::Refused(s.clone()),
         e if e.is_storage_full() => VaultError::StorageFull(e.to_string()),
         VaultError::Proof(_)
         | VaultError::Task(_)

@@ -175,7 +175,7 @@ impl Vault {
         upload.write(note.as_bytes()).await?;
         let payload = upload.finish().await?;
         let outcome: PutOutcome = self
-            .put(PutRequest {
+            .put_trusted(PutRequest {
                 content_type: KEY_EVENT_TYPE.to_string(),
                 labels: labels.clone(),
                 payload,

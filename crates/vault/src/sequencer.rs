@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use evault_merkle::tiles::{TileBuilder, TileId, TiledHashReader, TiledReadError};
 use evault_merkle::{CompactRange, Hash, leaf_hash};
-use evault_store::{AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Store};
+use evault_store::{AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, Store};
 use evault_verify::AuditEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::PutOutcome;
 use crate::audit::{AuditOnCommit, to_row};
+use crate::erasure::{EraseJob, Erased};
 use crate::error::{Result, VaultError};
 use crate::health::{Board, Component};
 use crate::proofs::StoreTiles;
@@ -44,6 +45,12 @@ pub(crate) enum Pending {
     Audit {
         event: AuditEvent,
         ack: oneshot::Sender<Result<()>>,
+    },
+    /// An erasure: its tombstones are appended and its payloads removed in
+    /// the same transaction (`erasure.rs`).
+    Erase {
+        job: EraseJob,
+        ack: oneshot::Sender<Result<Vec<Erased>>>,
     },
 }
 
@@ -354,6 +361,7 @@ enum Reply {
         Vec<Result<PutOutcome>>,
     ),
     Audit(oneshot::Sender<Result<()>>, Result<()>),
+    Erase(oneshot::Sender<Result<Vec<Erased>>>, Result<Vec<Erased>>),
 }
 
 impl Reply {
@@ -362,6 +370,7 @@ impl Reply {
             Reply::Put(ack, r) => drop(ack.send(r)),
             Reply::Many(ack, r) => drop(ack.send(r)),
             Reply::Audit(ack, r) => drop(ack.send(r)),
+            Reply::Erase(ack, r) => drop(ack.send(r)),
         }
     }
 
@@ -374,6 +383,7 @@ impl Reply {
                 Reply::Many(ack, (0..n).map(|_| Err(f.error())).collect())
             }
             Reply::Audit(ack, _) => Reply::Audit(ack, Err(f.error())),
+            Reply::Erase(ack, _) => Reply::Erase(ack, Err(f.error())),
         }
     }
 }
@@ -387,6 +397,7 @@ impl Pending {
                 Reply::Many(ack, rows.iter().map(|_| Err(f.error())).collect())
             }
             Pending::Audit { ack, .. } => Reply::Audit(ack, Err(f.error())),
+            Pending::Erase { ack, .. } => Reply::Erase(ack, Err(f.error())),
         }
     }
 
@@ -394,6 +405,7 @@ impl Pending {
     fn records(&self) -> usize {
         match self {
             Pending::Many { rows, .. } => rows.len().max(1),
+            Pending::Erase { job, .. } => job.tombstones.len().max(1),
             Pending::Put { .. } | Pending::Audit { .. } => 1,
         }
     }
@@ -527,7 +539,7 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
         .flat_map(|p| match p {
             Pending::Put { row, .. } => std::slice::from_ref(row),
             Pending::Many { rows, .. } => rows.as_slice(),
-            Pending::Audit { .. } => &[],
+            Pending::Audit { .. } | Pending::Erase { .. } => &[],
         })
         .map(|r| r.dedup_key)
         .collect();
@@ -554,6 +566,10 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
     };
     let mut audit_rows: Vec<AuditRow> = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
+    // Erasures of this batch: committed with its records, in the same
+    // transaction.
+    let mut erasures = Vec::new();
+    let mut erased_here = std::collections::HashSet::new();
 
     let mut batch = batch.into_iter();
     while let Some(p) = batch.next() {
@@ -597,6 +613,40 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
                     }
                 }
                 replies.push(Reply::Many(ack, results));
+                continue;
+            }
+            Pending::Erase { job, ack } => {
+                let digests = plan
+                    .rows
+                    .iter()
+                    .filter(|r| !matches!(r.payload, Payload::Erased { .. }))
+                    .map(|r| r.sha256)
+                    .collect();
+                if let Err(e) = crate::erasure::check(store, &job, &erased_here, &digests) {
+                    replies.push(Reply::Erase(ack, Err(e)));
+                    continue;
+                }
+                let mut done = Vec::with_capacity(job.targets.len());
+                let parts = job
+                    .targets
+                    .into_iter()
+                    .zip(job.tombstones)
+                    .zip(job.erasures);
+                for ((target, mut tomb), mut erasure) in parts {
+                    // Tombstones name their target's id: never duplicates.
+                    tomb.leaf_index = plan.old_size + plan.rows.len() as u64;
+                    erasure.tombstone_leaf = tomb.leaf_index;
+                    erased_here.insert(target.leaf_index);
+                    done.push(Erased {
+                        id: target.id,
+                        leaf_index: target.leaf_index,
+                        tombstone_id: tomb.id.clone(),
+                        tombstone_leaf: tomb.leaf_index,
+                    });
+                    plan.accept(tomb);
+                    erasures.push(erasure);
+                }
+                replies.push(Reply::Erase(ack, Ok(done)));
                 continue;
             }
             Pending::Put { row, audit, ack } => (row, audit, ack),
@@ -661,7 +711,44 @@ fn commit(store: &dyn Store, trees: &Trees, batch: Vec<Pending>) -> Committed {
             tiles: &audit_tiles,
         }),
     };
-    if let Err(e) = store.append(&batch) {
+    let appended = if erasures.is_empty() {
+        store.append(&batch)
+    } else {
+        match store.compliance() {
+            Some(c) => c.erase(&batch, &erasures),
+            // `erasure.rs` refuses to plan an erasure without these.
+            None => Err(evault_store::StoreError::Corrupt(
+                "an erasure reached a store without erasure tables".into(),
+            )),
+        }
+    };
+    if let Err(evault_store::StoreError::Held { hold, leaf_index }) = &appended {
+        // A hold placed after the check: the store refused in the erase
+        // transaction and wrote nothing. Not a store failure; the erasure
+        // is refused, the rest of the batch asked to retry.
+        let why = crate::erasure::held(&format!("at leaf {leaf_index}"), hold);
+        let replies = replies
+            .into_iter()
+            .map(|r| match r {
+                Reply::Erase(ack, _) => {
+                    Reply::Erase(ack, Err(VaultError::Conflict(why.to_string())))
+                }
+                other => other.failed(&Failure {
+                    full: false,
+                    msg: "a legal hold placed meanwhile refused an erasure in the same group \
+                          commit; retry"
+                        .into(),
+                }),
+            })
+            .collect();
+        return Committed {
+            trees: None,
+            replies,
+            events: 0,
+            failure: None,
+        };
+    }
+    if let Err(e) = appended {
         metrics::counter!("evault_store_errors_total", "op" => "append").increment(1);
         tracing::error!(
             "group commit of {} records and {} audit events failed: {e}",

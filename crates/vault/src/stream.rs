@@ -86,6 +86,7 @@ impl Submitted {
 fn check(config: &VaultConfig, r: &StreamRecord) -> Result<Option<AnalyticsRow>> {
     ingest::validate_content_type(&r.content_type)?;
     ingest::validate_labels(&r.labels)?;
+    crate::sigstore::refuse_reserved(&r.labels)?;
     if let Some(k) = &r.idempotency_key {
         ingest::validate_idempotency_key(k)?;
     }
@@ -128,7 +129,7 @@ impl Vault {
 
         let mut rejected = Vec::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
-        for r in records {
+        for mut r in records {
             let analytics = match check(&self.inner.config, &r) {
                 Ok(analytics) => analytics,
                 Err(e) => {
@@ -136,6 +137,20 @@ impl Vault {
                     continue;
                 }
             };
+            // A Sigstore bundle is verified (and its policies applied) like
+            // a single put's; a refusal rejects this record only.
+            if let Err(e) = crate::sigstore::apply(
+                &self.inner.config.sigstore,
+                &r.content_type,
+                &r.payload,
+                &mut r.labels,
+                None,
+            )
+            .await
+            {
+                rejected.push(Some(e));
+                continue;
+            }
             let sha256: [u8; 32] = Sha256::digest(&r.payload).into();
             let row = NewRecord {
                 content_type: r.content_type,

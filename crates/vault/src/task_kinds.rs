@@ -100,6 +100,7 @@ impl TaskKind for ExportBundle {
             summary: Some(json!({
                 "records": summary.records,
                 "payloads": summary.payloads,
+                "erased": summary.erased,
                 "tree_size": summary.tree_size,
                 "bytes": summary.bytes,
                 "manifest_sha256": summary.manifest_sha256,

@@ -91,7 +91,8 @@ pub struct TaskOutput {
 #[derive(Clone)]
 pub struct TaskConfig {
     /// The kinds of task this vault runs (by default the vault's own:
-    /// `export_bundle`, `import_bundle` and `fsck`).
+    /// `export_bundle`, `import_bundle`, `fsck`, `backfill_releases` and
+    /// `retention_sweep`).
     pub kinds: Vec<Arc<dyn TaskKind>>,
     /// Tasks running at once; more wait in a FIFO queue. Default 2.
     pub concurrency: usize,
@@ -108,14 +109,17 @@ impl TaskConfig {
 }
 
 impl Default for TaskConfig {
-    /// The vault's own kinds (`export_bundle`, `import_bundle`, `fsck`), 2 at once, results
-    /// kept 7 days.
+    /// The vault's own kinds (`export_bundle`, `import_bundle`, `fsck`,
+    /// `backfill_releases`, `retention_sweep`), 2 at once, results kept 7
+    /// days.
     fn default() -> Self {
         TaskConfig {
             kinds: vec![
                 Arc::new(crate::task_kinds::ExportBundle),
                 Arc::new(crate::task_kinds::ImportBundle),
                 Arc::new(crate::task_kinds::Fsck),
+                Arc::new(crate::backfill::BackfillReleases::default()),
+                Arc::new(crate::retention::RetentionSweep),
             ],
             concurrency: 2,
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -654,9 +658,13 @@ impl Vault {
             .map_err(|why| VaultError::Invalid(format!("params of task kind {kind:?}: {why}")))?;
         match (k.takes_input(), input.is_some()) {
             (true, false) => {
+                let how = if kind == crate::backfill::KIND {
+                    "an inventory: POST /api/v1/backfills, or `evault backfill`"
+                } else {
+                    "an evidence bundle: POST /api/v1/imports, or `evault import`"
+                };
                 return Err(VaultError::Invalid(format!(
-                    "task kind {kind:?} is started with its input file (an evidence bundle: \
-                     POST /api/v1/imports, or `evault import`)"
+                    "task kind {kind:?} is started with its input file ({how})"
                 )));
             }
             (false, true) => {

@@ -492,8 +492,8 @@ async fn clean_vault_passes_and_every_change_is_found_at_its_place() {
         .unwrap();
         db.execute(
             "INSERT INTO records SELECT 5000, id || 'x', content_type, sha256, size, \
-             ingested_at_ms, ingested_by, NULL, randomblob(32), leaf_data, payload, labels \
-             FROM records WHERE leaf_index = 0",
+             ingested_at_ms, ingested_by, NULL, randomblob(32), leaf_data, payload, labels, \
+             NULL FROM records WHERE leaf_index = 0",
             [],
         )
         .unwrap();

@@ -99,6 +99,7 @@ fn fixture() -> Fixture {
             checkpoint: note(40),
             selection,
             entries,
+            erasures: Vec::new(),
             newer: Some(NewerCheckpoint {
                 checkpoint: note(50),
                 proof,
@@ -705,6 +706,9 @@ fn reseal(b: &mut evb::ReadBundle) {
     put(evb::CHECKPOINT, &b.checkpoint);
     put(evb::RECORDS, &b.records);
     put(evb::PROOFS, &b.proofs);
+    if let Some(e) = &b.erasures {
+        put(evb::ERASURES, e);
+    }
     if let Some(n) = &b.newer_checkpoint {
         put(evb::NEWER_CHECKPOINT, n);
     }
@@ -1318,4 +1322,388 @@ fn read_errors_say_what_and_where() {
     for (e, words) in cases {
         assert!(e.to_string().contains(words), "{words:?} not in {e}");
     }
+}
+
+// Erased payloads: the bundle carries the tombstone, proven against its
+// checkpoint, instead of the payload.
+
+/// A tombstone record at `leaf` for the record at `erased`, by `by`.
+fn tombstone(leaf: u64, erased: u64, by: &str) -> Evidence {
+    let body = format!("tombstone {leaf}");
+    Evidence {
+        id: format!("01936f0e-8f3a-7cc2-9b1e-{leaf:012x}"),
+        leaf_index: leaf,
+        content_type: evb::TOMBSTONE_TYPE.into(),
+        sha256: hex(&Sha256::digest(body.as_bytes())),
+        size: body.len() as u64,
+        labels: BTreeMap::from([
+            (evb::TOMBSTONE_ERASES.to_string(), record(erased).id),
+            (evb::TOMBSTONE_ERASES_LEAF.to_string(), erased.to_string()),
+        ]),
+        ingested_at: "2026-11-23T11:31:00.000Z".into(),
+        ingested_by: by.into(),
+        idempotency_key: None,
+    }
+}
+
+/// A log of records 0..10, then tombstones: leaf 10 erases leaf 3 (by
+/// evault), leaf 11 erases leaf 5 (by evault), leaf 12 "erases" leaf 5 but
+/// was submitted by `sa:ci`. The bundle holds records 0..8 with payloads
+/// against the checkpoint at size 13; `erase` lists (erased leaf, tombstone
+/// leaf) pairs.
+struct Erasures {
+    tree: MemoryTree,
+    verifiers: Verifiers,
+    note: String,
+}
+
+const ERASE_SIZE: u64 = 13;
+
+fn erasure_log() -> Erasures {
+    let signer = Ed25519Signer::from_seed(ORIGIN, &[9; 32]).unwrap();
+    let verifiers = Verifiers::new().with(signer.verifier()).unwrap();
+    let mut tree = MemoryTree::new();
+    for r in (0..10).map(record).chain([
+        tombstone(10, 3, "evault"),
+        tombstone(11, 5, "evault"),
+        tombstone(12, 5, "sa:ci"),
+    ]) {
+        tree.push(r.leaf_hash().unwrap());
+    }
+    let cp = Checkpoint::new(ORIGIN, ERASE_SIZE, tree.root_at(ERASE_SIZE).unwrap());
+    let note = sign(&cp.to_text(), &[&signer]).unwrap();
+    Erasures {
+        tree,
+        verifiers,
+        note,
+    }
+}
+
+fn tombstone_at(leaf: u64) -> Evidence {
+    match leaf {
+        10 => tombstone(10, 3, "evault"),
+        11 => tombstone(11, 5, "evault"),
+        12 => tombstone(12, 5, "sa:ci"),
+        _ => unreachable!("no tombstone at leaf {leaf}"),
+    }
+}
+
+fn erasure_contents(log: &Erasures, erase: &[(u64, u64)]) -> BundleContents {
+    BundleContents {
+        checkpoint: log.note.clone(),
+        selection: Selection {
+            payloads: true,
+            ..Selection::default()
+        },
+        entries: (0..8)
+            .map(|i| BundleEntry {
+                record: record(i),
+                inclusion_proof: log.tree.inclusion_proof(i, ERASE_SIZE).unwrap(),
+            })
+            .collect(),
+        erasures: erase
+            .iter()
+            .map(|&(erased, t)| evb::ErasureEntry {
+                erased_leaf: erased,
+                tombstone: tombstone_at(t),
+                inclusion_proof: log.tree.inclusion_proof(t, ERASE_SIZE).unwrap(),
+            })
+            .collect(),
+        newer: None,
+    }
+}
+
+/// Payloads of records only (the writer must never ask for an erased one).
+struct NotErased(Vec<u64>);
+
+impl PayloadSource for NotErased {
+    fn open(&mut self, record: &Evidence) -> io::Result<Box<dyn Read + '_>> {
+        assert!(
+            !self.0.contains(&record.leaf_index),
+            "the writer asked for the erased payload of leaf {}",
+            record.leaf_index
+        );
+        Ok(Box::new(io::Cursor::new(payload(record.leaf_index))))
+    }
+}
+
+fn erasure_bundle(log: &Erasures, erase: &[(u64, u64)]) -> (Vec<u8>, evb::ReadBundle) {
+    let mut out = Vec::new();
+    let mut source = NotErased(erase.iter().map(|&(e, _)| e).collect());
+    let written =
+        evb::write_bundle(&mut out, &erasure_contents(log, erase), Some(&mut source)).unwrap();
+    assert_eq!(written.erasures, erase.len() as u64);
+    let b = read(&out).unwrap();
+    (out, b)
+}
+
+fn verify_erasures(log: &Erasures, b: &evb::ReadBundle) -> evb::BundleReport {
+    evb::verify_bundle(b, &log.verifiers, Some(ORIGIN), None)
+}
+
+/// The `Check::Erasure` failures of the record at `leaf`.
+fn erasure_failures(r: &evb::BundleReport, leaf: u64) -> Vec<String> {
+    r.entries
+        .iter()
+        .filter(|e| e.leaf_index == Some(leaf))
+        .flat_map(|e| e.failures.iter())
+        .filter(|f| f.check == Check::Erasure)
+        .map(|f| f.detail.clone())
+        .collect()
+}
+
+#[test]
+fn an_erased_payload_is_carried_as_its_tombstone_and_verifies() {
+    let log = erasure_log();
+    let (bytes, b) = erasure_bundle(&log, &[(3, 10), (5, 11)]);
+    assert_eq!(b.manifest.erasures, 2);
+    assert_eq!(b.manifest.payloads, 6);
+    assert!(b.erasures.is_some());
+    let names: Vec<&str> = b.manifest.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        &names[..4],
+        &[evb::CHECKPOINT, evb::RECORDS, evb::PROOFS, evb::ERASURES]
+    );
+    for erased in [3, 5] {
+        let member = evb::payload_member(&record(erased).sha256);
+        assert!(
+            !names.contains(&member.as_str()),
+            "{member} is in the bundle"
+        );
+    }
+    // No byte of an erased payload is anywhere in the bundle.
+    let tar = zstd::decode_all(&bytes[..]).unwrap();
+    for erased in [3, 5] {
+        let p = payload(erased);
+        assert!(
+            !tar.windows(p.len()).any(|w| w == p),
+            "payload {erased} is in the bundle"
+        );
+    }
+    let report = verify_erasures(&log, &b);
+    assert!(report.verified, "{report:#?}");
+    assert_eq!((report.records, report.payloads, report.erased), (8, 6, 2));
+    let erased_by: Vec<(Option<u64>, Option<String>)> = report
+        .entries
+        .iter()
+        .filter(|e| e.erased_by.is_some())
+        .map(|e| (e.leaf_index, e.erased_by.clone()))
+        .collect();
+    assert_eq!(
+        erased_by,
+        vec![
+            (Some(3), Some(tombstone(10, 3, "evault").id)),
+            (Some(5), Some(tombstone(11, 5, "evault").id))
+        ]
+    );
+    // Reproducible, like every bundle.
+    assert_eq!(erasure_bundle(&log, &[(3, 10), (5, 11)]).0, bytes);
+}
+
+#[test]
+fn a_bundle_without_erasures_has_no_erasures_member_or_count() {
+    let log = erasure_log();
+    let (_, b) = erasure_bundle(&log, &[]);
+    assert!(b.erasures.is_none());
+    assert!(!String::from_utf8_lossy(&b.manifest_bytes).contains("erasures"));
+    let report = verify_erasures(&log, &b);
+    assert!(report.verified, "{report:#?}");
+    assert_eq!(report.erased, 0);
+}
+
+#[test]
+fn a_tombstone_of_another_record_does_not_excuse_a_missing_payload() {
+    let log = erasure_log();
+    // Leaf 11 erased leaf 5, not leaf 3.
+    let (_, b) = erasure_bundle(&log, &[(3, 11)]);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    assert_eq!(report.erased, 0);
+    let fs = erasure_failures(&report, 3);
+    assert!(
+        fs.iter()
+            .any(|d| d.contains("evault.erases is") && d.contains(&record(3).id)),
+        "{fs:#?}"
+    );
+    assert_eq!(report.failed_records().count(), 1, "{report:#?}");
+}
+
+#[test]
+fn a_tombstone_not_by_evault_is_refused() {
+    let log = erasure_log();
+    // Leaf 12 names leaf 5 in its labels, but a client submitted it.
+    let (_, b) = erasure_bundle(&log, &[(5, 12)]);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    let fs = erasure_failures(&report, 5);
+    assert!(
+        fs.iter()
+            .any(|d| d.contains("ingested by \"sa:ci\", not \"evault\"")),
+        "{fs:#?}"
+    );
+}
+
+#[test]
+fn a_tombstone_with_a_broken_proof_is_refused() {
+    let log = erasure_log();
+    let (_, mut b) = erasure_bundle(&log, &[(3, 10)]);
+    let mut erasures = b.erasures.take().unwrap();
+    edit_line(&mut erasures, 0, |v| {
+        v["inclusion_proof"][0] = base64_of(&[7u8; 32]).into();
+    });
+    b.erasures = Some(erasures);
+    reseal(&mut b);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|x| x.check != Check::MemberDigest)
+    );
+    let fs = erasure_failures(&report, 3);
+    assert!(
+        fs.iter()
+            .any(|d| d.contains("the tombstone is not in the checkpoint")),
+        "{fs:#?}"
+    );
+
+    // A tombstone edited to say what the proof does not prove fails too.
+    let (_, mut b) = erasure_bundle(&log, &[(3, 10)]);
+    let mut erasures = b.erasures.take().unwrap();
+    edit_line(&mut erasures, 0, |v| {
+        v["tombstone"]["ingested_at"] = "2026-11-23T11:32:00.000Z".into()
+    });
+    b.erasures = Some(erasures);
+    reseal(&mut b);
+    let fs = erasure_failures(&verify_erasures(&log, &b), 3);
+    assert!(
+        fs.iter()
+            .any(|d| d.contains("the tombstone is not in the checkpoint")),
+        "{fs:#?}"
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn an_erasure_of_a_payload_the_bundle_carries_is_refused() {
+    let log = erasure_log();
+    let (_, mut b) = erasure_bundle(&log, &[(3, 10)]);
+    // The "erased" payload is in the bundle after all.
+    let r = record(3);
+    b.payloads.push(evb::PayloadSeen {
+        name_sha256: r.sha256.clone(),
+        actual_sha256: r.sha256.clone(),
+        size: r.size,
+    });
+    reseal(&mut b);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    let fs = erasure_failures(&report, 3);
+    assert!(fs.iter().any(|d| d.contains("yet carries it")), "{fs:#?}");
+}
+
+#[test]
+fn a_missing_payload_without_its_erasures_line_fails() {
+    let log = erasure_log();
+    let (_, mut b) = erasure_bundle(&log, &[(3, 10)]);
+    // Dropping the member and its count leaves a plain missing payload.
+    b.erasures = None;
+    b.manifest.erasures = 0;
+    reseal(&mut b);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    assert_eq!(report.erased, 0);
+    let bad: Vec<_> = report.failed_records().collect();
+    assert_eq!(bad.len(), 1, "{report:#?}");
+    assert_eq!(bad[0].leaf_index, Some(3));
+    assert_eq!(bad[0].failures[0].check, Check::Payload);
+    assert!(bad[0].failures[0].detail.contains("not in the bundle"));
+}
+
+#[test]
+fn an_erasures_line_for_a_leaf_not_in_the_bundle_fails() {
+    let log = erasure_log();
+    let (_, mut b) = erasure_bundle(&log, &[(3, 10)]);
+    let mut erasures = b.erasures.take().unwrap();
+    edit_line(&mut erasures, 0, |v| v["leaf_index"] = 9.into());
+    b.erasures = Some(erasures);
+    reseal(&mut b);
+    let report = verify_erasures(&log, &b);
+    assert!(!report.verified);
+    // Leaf 3 lost its excuse; leaf 9 is not a record of the bundle.
+    assert_eq!(
+        report
+            .failed_records()
+            .map(|r| r.leaf_index)
+            .collect::<Vec<_>>(),
+        vec![Some(3)]
+    );
+    assert!(
+        report.failures.iter().any(|f| f.check == Check::Erasure
+            && f.detail
+                .contains("names leaf 9, which is not a record of the bundle")),
+        "{:#?}",
+        report.failures
+    );
+}
+
+#[test]
+fn the_erasures_count_and_member_go_together() {
+    let log = erasure_log();
+    let (_, b) = erasure_bundle(&log, &[(3, 10)]);
+    let members = genuine_tar_members(&b);
+    // A manifest that hides the count of a member it lists is refused by
+    // the reader, before anything is verified.
+    let mut m = b.manifest.clone();
+    m.erasures = 0;
+    let e = read(&retar(&m, &members)).unwrap_err();
+    assert!(
+        matches!(&e, ReadError::BadManifest(d) if d.contains("says 0 erasures but lists")),
+        "{e}"
+    );
+}
+
+/// Every member after the manifest, as written.
+fn genuine_tar_members(b: &evb::ReadBundle) -> Vec<(String, Vec<u8>)> {
+    let mut out = vec![
+        (evb::CHECKPOINT.to_string(), b.checkpoint.clone()),
+        (evb::RECORDS.to_string(), b.records.clone()),
+        (evb::PROOFS.to_string(), b.proofs.clone()),
+    ];
+    if let Some(e) = &b.erasures {
+        out.push((evb::ERASURES.to_string(), e.clone()));
+    }
+    for p in &b.payloads {
+        out.push((
+            evb::payload_member(&p.name_sha256),
+            payload((0..8).find(|&i| record(i).sha256 == p.name_sha256).unwrap()),
+        ));
+    }
+    out
+}
+
+/// A bundle of `manifest` and `members`, in that order.
+fn retar(manifest: &evb::Manifest, members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut json = serde_json::to_vec(manifest).unwrap();
+    json.push(b'\n');
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tar.append(&h, bytes).unwrap();
+    };
+    add(evb::MANIFEST, &json);
+    for (n, b) in members {
+        add(n, b);
+    }
+    zstd::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap()
 }

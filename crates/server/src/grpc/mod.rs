@@ -102,7 +102,9 @@ impl From<Problem> for Status {
             | StatusCode::INSUFFICIENT_STORAGE => Code::ResourceExhausted,
             StatusCode::UNAUTHORIZED => Code::Unauthenticated,
             StatusCode::FORBIDDEN => Code::PermissionDenied,
-            StatusCode::CONFLICT => Code::FailedPrecondition,
+            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => Code::FailedPrecondition,
+            // An erased payload: its detail names the tombstone's id.
+            StatusCode::GONE => Code::NotFound,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
             _ if p.failure == Some(crate::problem::INTEGRITY) => Code::DataLoss,
             s if s.is_server_error() => Code::Internal,

@@ -32,6 +32,7 @@ use crate::{
 
 mod analytics;
 mod audit;
+mod compliance;
 mod cosignatures;
 mod error;
 mod files;
@@ -71,6 +72,8 @@ const STATEMENT_CACHE: usize = 64;
 ///   much more (at 4096 pages it reached 46 MB after 130 commits of 59 KB
 ///   payloads: what fills a small disk). Index pages rewritten by
 ///   consecutive batches are still copied back once per 16 MiB.
+/// - `secure_delete=ON`: deleted content (an erased payload) is
+///   overwritten with zeros, not left in free pages.
 /// - `journal_size_limit` 16 MiB: when the WAL restarts after a checkpoint
 ///   its file is truncated to this instead of staying at its high-water
 ///   mark. Peak: about 16 MiB plus one group commit (see the README).
@@ -81,6 +84,7 @@ const WRITER_PRAGMAS: &str = "
     PRAGMA temp_store = MEMORY;
     PRAGMA wal_autocheckpoint = 1024;
     PRAGMA journal_size_limit = 16777216;
+    PRAGMA secure_delete = ON;
 ";
 
 /// The embedded SQLite store. Cheap to share: `Send + Sync`, put it in an
@@ -122,6 +126,12 @@ impl SqliteStore {
         // page without overflow. Only takes effect when the file is new
         // (before WAL is enabled); harmless otherwise.
         writer.pragma_update(None, "page_size", PAGE_SIZE).db()?;
+        // Incremental auto-vacuum lets an erasure give the pages of the
+        // erased bytes back to the file system; like page_size it only
+        // takes effect on a new file (`evault compact` converts old ones).
+        writer
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .db()?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .db()?;
@@ -238,6 +248,34 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// Writes `batch` inside `tx` (an immediate transaction): both logs' sizes
+/// are checked before anything is written; any error leaves `tx` to be
+/// dropped, which rolls back both logs' parts.
+pub(super) fn append_in(tx: &Connection, batch: &AppendBatch<'_>) -> Result<()> {
+    let new_size =
+        log_state::check_extend(tx, LogId::Evidence, batch.old_size, batch.records.len())?;
+    let audit_new_size = match &batch.audit {
+        Some(a) => Some(log_state::check_extend(
+            tx,
+            LogId::Audit,
+            a.old_size,
+            a.events.len(),
+        )?),
+        None => None,
+    };
+
+    records::insert(tx, batch.old_size, batch.records)?;
+    log_state::write_tiles(tx, LogId::Evidence, new_size, batch.tiles)?;
+    log_state::set_size(tx, LogId::Evidence, batch.old_size, new_size)?;
+
+    if let (Some(audit), Some(audit_new_size)) = (&batch.audit, audit_new_size) {
+        audit::insert(tx, audit.old_size, audit.events)?;
+        log_state::write_tiles(tx, LogId::Audit, audit_new_size, audit.tiles)?;
+        log_state::set_size(tx, LogId::Audit, audit.old_size, audit_new_size)?;
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn tree_size(&self, log: LogId) -> Result<u64> {
         log_state::read_size(&self.readers.get(), log)
@@ -248,29 +286,7 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
-        // Both logs' sizes are checked before anything is written; any
-        // error below drops `tx`, which rolls back both logs' parts.
-        let new_size =
-            log_state::check_extend(&tx, LogId::Evidence, batch.old_size, batch.records.len())?;
-        let audit_new_size = match &batch.audit {
-            Some(a) => Some(log_state::check_extend(
-                &tx,
-                LogId::Audit,
-                a.old_size,
-                a.events.len(),
-            )?),
-            None => None,
-        };
-
-        records::insert(&tx, batch.old_size, batch.records)?;
-        log_state::write_tiles(&tx, LogId::Evidence, new_size, batch.tiles)?;
-        log_state::set_size(&tx, LogId::Evidence, batch.old_size, new_size)?;
-
-        if let (Some(audit), Some(audit_new_size)) = (&batch.audit, audit_new_size) {
-            audit::insert(&tx, audit.old_size, audit.events)?;
-            log_state::write_tiles(&tx, LogId::Audit, audit_new_size, audit.tiles)?;
-            log_state::set_size(&tx, LogId::Audit, audit.old_size, audit_new_size)?;
-        }
+        append_in(&tx, batch)?;
         tx.commit().db()
     }
 
@@ -405,6 +421,10 @@ impl Store for SqliteStore {
     }
 
     fn mirrors(&self) -> Option<&dyn MirrorStore> {
+        Some(self)
+    }
+
+    fn compliance(&self) -> Option<&dyn crate::ComplianceStore> {
         Some(self)
     }
 

@@ -15,7 +15,7 @@ use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, t
 use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
 
 pub(super) const RECORD_COLUMNS: &str = "leaf_index, id, content_type, sha256, size, ingested_at_ms, \
-     ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels";
+     ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels, erased_tombstone";
 
 const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, sha256, size, \
      ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels) \
@@ -41,6 +41,13 @@ pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) ->
         let payload = match &rec.payload {
             Payload::Inline(bytes) => Some(bytes.as_slice()),
             Payload::External => None,
+            // A new leaf is never erased: erasure names an existing one.
+            Payload::Erased { .. } => {
+                return Err(invalid(format!(
+                    "record {} cannot be appended as erased",
+                    rec.leaf_index
+                )));
+            }
         };
         labels::encode(&rec.labels, &mut labels_json).map_err(invalid)?;
         insert_record
@@ -108,8 +115,18 @@ fn insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
 pub(super) fn decode(row: &Row<'_>) -> Result<EvidenceRow> {
     let leaf_index = to_u64(col_i64(row, 0, "leaf_index")?, "leaf_index")?;
     let at = |what: &str| format!("{what} of record {leaf_index}");
+    let erased = match row.get_ref(12).db()? {
+        ValueRef::Null => None,
+        _ => Some(to_u64(
+            col_i64(row, 12, &at("erased_tombstone"))?,
+            &at("erased_tombstone"),
+        )?),
+    };
     let payload = match row.get_ref(10).db()? {
-        ValueRef::Null => Payload::External,
+        ValueRef::Null => match erased {
+            Some(tombstone_leaf) => Payload::Erased { tombstone_leaf },
+            None => Payload::External,
+        },
         ValueRef::Blob(b) => Payload::Inline(b.to_vec()),
         other => {
             return Err(corrupt(format!(
@@ -248,12 +265,25 @@ pub(super) fn leaf_data_range(conn: &Connection, start: u64, end: u64) -> Result
 
 /// Records matching `query`, in leaf order, one page.
 pub(super) fn list(conn: &Connection, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+    let columns = format!("r.{}", RECORD_COLUMNS.replace(", ", ", r."));
+    list_where(conn, query, &columns, "")
+}
+
+/// Like [`list`], selecting `columns` (of `r`, in [`RECORD_COLUMNS`]'
+/// order) and with `extra` (an SQL term on `r` starting with ` AND`)
+/// appended.
+pub(super) fn list_where(
+    conn: &Connection,
+    query: &ListQuery,
+    columns: &str,
+    extra: &str,
+) -> Result<Page<EvidenceRow>> {
     let limit = query.limit.clamp(1, MAX_PAGE);
     let Ok(after) = cursor(query.after_index) else {
         return Ok(empty_page());
     };
 
-    let mut sql = format!("SELECT r.{}", RECORD_COLUMNS.replace(", ", ", r."));
+    let mut sql = format!("SELECT {columns}");
     // The label terms come first in `sql`, their parameters first in
     // `filter`; the other terms follow.
     let mut filter = Filter::default();
@@ -285,6 +315,7 @@ pub(super) fn list(conn: &Connection, query: &ListQuery) -> Result<Page<Evidence
     filter.equals("r.ingested_by", query.ingested_by.as_ref());
     filter.window("r.ingested_at_ms", query.since_ms, query.until_ms);
     sql.push_str(&filter.sql);
+    sql.push_str(extra);
     sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
     filter.params.push(Value::Integer(i64::from(limit)));
 

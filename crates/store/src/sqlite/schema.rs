@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_tasks.sql"),
     include_str!("migrations/0005_mirrors.sql"),
     include_str!("migrations/0006_cosignatures.sql"),
+    include_str!("migrations/0007_compliance.sql"),
 ];
 
 /// The schema version this binary understands.

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use evault_merkle::{hash_from_slice, verify_inclusion};
+use evault_merkle::{Hash, hash_from_slice, verify_inclusion};
 use evault_note::{Checkpoint, Verifiers};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    CHECKPOINT, CONSISTENCY, MANIFEST, NEWER_CHECKPOINT, PROOFS, ProofLine, RECORDS, ReadBundle,
-    Selection, is_record_time, note_text, payload_member,
+    CHECKPOINT, CONSISTENCY, ERASURES, ErasureLine, MANIFEST, NEWER_CHECKPOINT, PROOFS, ProofLine,
+    RECORDS, ReadBundle, Selection, is_record_time, note_text, payload_member,
 };
 use crate::bundle::open_checkpoint;
 use crate::consistency::{ConsistencyProof, verify_checkpoints};
@@ -42,6 +42,10 @@ pub enum Check {
     Inclusion,
     /// The payload is missing, or its bytes are not what the record says.
     Payload,
+    /// An `erasures.jsonl` line is malformed, names a record that is not
+    /// in the bundle or whose payload is present, or its tombstone is not
+    /// evault's tombstone of that record or is not in the checkpoint.
+    Erasure,
     /// The bundle's consistency proof does not verify.
     Consistency,
     /// A newer checkpoint was given, and the bundle has no proof that its
@@ -74,6 +78,10 @@ pub struct RecordReport {
     pub leaf_index: Option<u64>,
     /// Whether every check of it passed.
     pub ok: bool,
+    /// The id of the tombstone that erased its payload, if the bundle
+    /// shows it erased (and the tombstone verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased_by: Option<String>,
     /// The checks that failed.
     pub failures: Vec<Failure>,
 }
@@ -105,6 +113,9 @@ pub struct BundleReport {
     pub records: u64,
     /// Number of payloads.
     pub payloads: u64,
+    /// Number of records whose payload was erased (each shown so by a
+    /// verified tombstone).
+    pub erased: u64,
     /// Newer checkpoints the bundle's was shown consistent with.
     pub consistency: Vec<ConsistencyChecked>,
     /// Failures of the bundle as a whole.
@@ -117,6 +128,112 @@ impl BundleReport {
     /// The records that failed.
     pub fn failed_records(&self) -> impl Iterator<Item = &RecordReport> {
         self.entries.iter().filter(|r| !r.ok)
+    }
+}
+
+/// The content type of tombstone records (the vault's
+/// `erasure::TOMBSTONE_TYPE`).
+pub const TOMBSTONE_TYPE: &str = "application/vnd.evault.tombstone+json";
+/// The principal tombstones are ingested by.
+pub const TOMBSTONE_BY: &str = "evault";
+/// The tombstone label naming the erased record's id.
+pub const TOMBSTONE_ERASES: &str = "evault.erases";
+/// The tombstone label naming the erased record's leaf index (decimal).
+pub const TOMBSTONE_ERASES_LEAF: &str = "evault.erases.leaf";
+
+/// Why `tombstone` is not evault's tombstone of `erased`, if it is not.
+fn tombstone_mismatch(tombstone: &Evidence, erased: &Evidence) -> Option<String> {
+    let t = tombstone;
+    if t.content_type != TOMBSTONE_TYPE {
+        return Some(format!(
+            "the tombstone's content type is {:?}, not {TOMBSTONE_TYPE:?}",
+            t.content_type
+        ));
+    }
+    if t.ingested_by != TOMBSTONE_BY {
+        return Some(format!(
+            "the tombstone was ingested by {:?}, not {TOMBSTONE_BY:?}",
+            t.ingested_by
+        ));
+    }
+    if t.labels.get(TOMBSTONE_ERASES) != Some(&erased.id) {
+        return Some(format!(
+            "the tombstone's {TOMBSTONE_ERASES} is {:?}, the record is {}",
+            t.labels.get(TOMBSTONE_ERASES),
+            erased.id
+        ));
+    }
+    if t.labels.get(TOMBSTONE_ERASES_LEAF) != Some(&erased.leaf_index.to_string()) {
+        return Some(format!(
+            "the tombstone's {TOMBSTONE_ERASES_LEAF} is {:?}, the record is leaf {}",
+            t.labels.get(TOMBSTONE_ERASES_LEAF),
+            erased.leaf_index
+        ));
+    }
+    if t.leaf_index <= erased.leaf_index {
+        return Some(format!(
+            "the tombstone (leaf {}) does not follow the record it erases (leaf {})",
+            t.leaf_index, erased.leaf_index
+        ));
+    }
+    None
+}
+
+/// Checks that `r`'s leaf with the audit path `proof` (base64) leads to
+/// `root` at `tree_size`; the failure as (check, member, detail).
+fn inclusion_failure(
+    r: &Evidence,
+    proof: &[String],
+    tree_size: u64,
+    root: Option<&Hash>,
+) -> Option<(Check, Option<&'static str>, String)> {
+    let hashes: Result<Vec<_>, usize> = proof
+        .iter()
+        .enumerate()
+        .map(|(k, h)| {
+            STANDARD
+                .decode(h)
+                .ok()
+                .and_then(|b| hash_from_slice(&b))
+                .ok_or(k)
+        })
+        .collect();
+    if r.leaf_index >= tree_size {
+        return Some((
+            Check::Order,
+            Some(RECORDS),
+            format!(
+                "leaf {} is beyond the checkpoint's size {tree_size}",
+                r.leaf_index
+            ),
+        ));
+    }
+    match (hashes, r.leaf_hash(), root) {
+        (Err(k), _, _) => Some((
+            Check::Proof,
+            Some(PROOFS),
+            format!("proof element {k} is not base64 of 32 bytes"),
+        )),
+        (_, Err(e), _) => Some((Check::Record, Some(RECORDS), e.to_string())),
+        (Ok(hashes), Ok(leaf), Some(root)) => {
+            verify_inclusion(&leaf, r.leaf_index, tree_size, &hashes, root)
+                .err()
+                .map(|e| {
+                    (
+                        Check::Inclusion,
+                        None,
+                        format!(
+                            "the record's leaf and its proof do not lead to the checkpoint's \
+                             root: {e}"
+                        ),
+                    )
+                })
+        }
+        (Ok(_), Ok(_), None) => Some((
+            Check::Inclusion,
+            None,
+            "no checkpoint root to check against".into(),
+        )),
     }
 }
 
@@ -323,6 +440,54 @@ pub fn verify_bundle(
         ));
     }
 
+    // Erased payloads, by the erased record's leaf: each line is used by
+    // the record it names; what is left over names no record.
+    let mut erasures: BTreeMap<u64, (usize, ErasureLine)> = BTreeMap::new();
+    if let Some(bytes) = &bundle.erasures {
+        let lines = lines(bytes, ERASURES, &mut failures);
+        if lines.len() as u64 != m.erasures {
+            failures.push(fail(
+                Check::Manifest,
+                Some(ERASURES),
+                format!("{} erasures, the manifest says {}", lines.len(), m.erasures),
+            ));
+        }
+        if !m.selection.payloads {
+            failures.push(fail(
+                Check::Erasure,
+                Some(ERASURES),
+                "a bundle without payloads lists erased payloads",
+            ));
+        }
+        let mut last: Option<u64> = None;
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_slice::<ErasureLine>(line) {
+                Err(e) => failures.push(fail(
+                    Check::Erasure,
+                    Some(ERASURES),
+                    format!("line {}: not a valid erasure line: {e}", i + 1),
+                )),
+                Ok(x) => {
+                    if last.is_some_and(|l| x.leaf_index <= l) {
+                        failures.push(fail(
+                            Check::Erasure,
+                            Some(ERASURES),
+                            format!(
+                                "line {}: leaf {} does not follow leaf {}",
+                                i + 1,
+                                x.leaf_index,
+                                last.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    last = Some(x.leaf_index);
+                    erasures.insert(x.leaf_index, (i + 1, x));
+                }
+            }
+        }
+    }
+    let mut erased = 0u64;
+
     let mut entries = Vec::with_capacity(records.len());
     let mut previous: Option<u64> = None;
     for (i, line) in records.iter().enumerate() {
@@ -356,6 +521,7 @@ pub fn verify_bundle(
             id,
             leaf_index,
             ok: false,
+            erased_by: None,
             failures: Vec::new(),
         };
         let proof: Option<ProofLine> = match proofs.get(i).map(|p| serde_json::from_slice(p)) {
@@ -399,7 +565,34 @@ pub fn verify_bundle(
             if let Some(why) = selection_mismatch(&m.selection, r) {
                 rf.push(fail(Check::Selection, Some(RECORDS), why));
             }
-            if m.selection.payloads {
+            let erasure = erasures.remove(&r.leaf_index);
+            if let Some((n, x)) = &erasure {
+                let why = |d: String| {
+                    fail(
+                        Check::Erasure,
+                        Some(ERASURES),
+                        format!("line {n} (tombstone {}): {d}", x.tombstone.id),
+                    )
+                };
+                let before = rf.len();
+                if payloads.contains_key(r.sha256.as_str()) {
+                    rf.push(why(
+                        "the bundle lists the payload as erased, yet carries it".into(),
+                    ));
+                }
+                if let Some(d) = tombstone_mismatch(&x.tombstone, r) {
+                    rf.push(why(d));
+                }
+                if let Some((_, _, d)) =
+                    inclusion_failure(&x.tombstone, &x.inclusion_proof, tree_size, root.as_ref())
+                {
+                    rf.push(why(format!("the tombstone is not in the checkpoint: {d}")));
+                }
+                if rf.len() == before {
+                    erased += 1;
+                    report.erased_by = Some(x.tombstone.id.clone());
+                }
+            } else if m.selection.payloads {
                 referenced.insert(r.sha256.clone());
                 let member = payload_member(&r.sha256);
                 match payloads.get(r.sha256.as_str()) {
@@ -438,51 +631,26 @@ pub fn verify_bundle(
                         p.leaf_index, r.leaf_index
                     ),
                 ));
-            } else {
-                let hashes: Result<Vec<_>, usize> = p
-                    .inclusion_proof
-                    .iter()
-                    .enumerate()
-                    .map(|(k, h)| {
-                        STANDARD
-                            .decode(h)
-                            .ok()
-                            .and_then(|b| hash_from_slice(&b))
-                            .ok_or(k)
-                    })
-                    .collect();
-                match (hashes, r.leaf_hash(), root) {
-                    (Err(k), _, _) => rf.push(fail(
-                        Check::Proof,
-                        Some(PROOFS),
-                        format!("proof element {k} is not base64 of 32 bytes"),
-                    )),
-                    (_, Err(e), _) => rf.push(fail(Check::Record, Some(RECORDS), e.to_string())),
-                    (Ok(hashes), Ok(leaf), Some(root)) => {
-                        if let Err(e) =
-                            verify_inclusion(&leaf, r.leaf_index, tree_size, &hashes, &root)
-                        {
-                            rf.push(fail(
-                                Check::Inclusion,
-                                None,
-                                format!(
-                                    "the record's leaf and its proof do not lead to the checkpoint's \
-                                     root: {e}"
-                                ),
-                            ));
-                        }
-                    }
-                    (Ok(_), Ok(_), None) => rf.push(fail(
-                        Check::Inclusion,
-                        None,
-                        "no checkpoint root to check against",
-                    )),
-                }
+            } else if r.leaf_index < tree_size
+                && let Some((check, member, detail)) =
+                    inclusion_failure(r, &p.inclusion_proof, tree_size, root.as_ref())
+            {
+                rf.push(fail(check, member, detail));
             }
         }
         report.ok = rf.is_empty();
         report.failures = rf;
         entries.push(report);
+    }
+    for (leaf, (n, x)) in &erasures {
+        failures.push(fail(
+            Check::Erasure,
+            Some(ERASURES),
+            format!(
+                "line {n} (tombstone {}) names leaf {leaf}, which is not a record of the bundle",
+                x.tombstone.id
+            ),
+        ));
     }
     for p in &bundle.payloads {
         if !referenced.contains(&p.name_sha256) {
@@ -518,6 +686,7 @@ pub fn verify_bundle(
         signed_by,
         records: records.len() as u64,
         payloads: bundle.payloads.len() as u64,
+        erased,
         consistency,
         failures,
         entries,

@@ -19,13 +19,16 @@ mod check;
 mod read;
 mod write;
 
-pub use check::{BundleReport, Check, ConsistencyChecked, Failure, RecordReport, verify_bundle};
+pub use check::{
+    BundleReport, Check, ConsistencyChecked, Failure, RecordReport, TOMBSTONE_BY, TOMBSTONE_ERASES,
+    TOMBSTONE_ERASES_LEAF, TOMBSTONE_TYPE, verify_bundle,
+};
 pub use read::{
     NoPayloadSink, PayloadSeen, PayloadSink, ReadBundle, ReadError, ReadLimits, read_bundle,
 };
 pub use write::{
-    BundleContents, BundleEntry, BundleWritten, NewerCheckpoint, PayloadSource, WriteError,
-    write_bundle,
+    BundleContents, BundleEntry, BundleWritten, ErasureEntry, NewerCheckpoint, PayloadSource,
+    WriteError, write_bundle,
 };
 
 /// The manifest's `format`: the version of this layout.
@@ -47,6 +50,10 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const RECORDS: &str = "records.jsonl";
 /// One inclusion proof per line, in the order of the records.
 pub const PROOFS: &str = "proofs.jsonl";
+/// One line per erased record, in leaf order: the tombstone record that
+/// erased its payload and the tombstone's inclusion proof (optional;
+/// present only when the selection has payloads and some were erased).
+pub const ERASURES: &str = "erasures.jsonl";
 /// A newer signed checkpoint of the same log (optional).
 pub const NEWER_CHECKPOINT: &str = "newer-checkpoint";
 /// The consistency proof from `checkpoint` to `newer-checkpoint`.
@@ -78,6 +85,11 @@ pub struct Manifest {
     pub records: u64,
     /// Number of payload members.
     pub payloads: u64,
+    /// Number of erased records (lines of `erasures.jsonl`); absent when
+    /// none, so bundles without erasures keep their bytes. A reader that
+    /// predates it refuses the manifest (unknown field): it fails closed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub erasures: u64,
     /// Every member after the manifest, in archive order.
     pub members: Vec<MemberDigest>,
 }
@@ -136,6 +148,26 @@ pub struct ProofLine {
     pub leaf_index: u64,
     /// RFC 6962 audit path, standard base64 hashes, leaf's sibling first.
     pub inclusion_proof: Vec<String>,
+}
+
+/// One line of `erasures.jsonl`: the payload of the record at
+/// `leaf_index` is absent because the tombstone `tombstone` (a record of the
+/// same log, in the same JSON form as `records.jsonl` lines) erased it;
+/// `inclusion_proof` proves the tombstone against the bundle's checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureLine {
+    /// The erased record's leaf index.
+    pub leaf_index: u64,
+    /// The tombstone record.
+    pub tombstone: crate::evidence::Evidence,
+    /// RFC 6962 audit path of the tombstone's leaf (`tombstone.leaf_index`),
+    /// standard base64 hashes, leaf's sibling first.
+    pub inclusion_proof: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The member name of the payload with this SHA-256 (lower-case hex).

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use sha2::{Digest, Sha256};
 
 use super::{
-    BUNDLE_FORMAT, CHECKPOINT, CONSISTENCY, MANIFEST, Manifest, NEWER_CHECKPOINT, PAYLOADS_DIR,
-    PROOFS, RECORDS, ZSTD_MAGIC, is_lower_hex64,
+    BUNDLE_FORMAT, CHECKPOINT, CONSISTENCY, ERASURES, MANIFEST, Manifest, NEWER_CHECKPOINT,
+    PAYLOADS_DIR, PROOFS, RECORDS, ZSTD_MAGIC, is_lower_hex64,
 };
 use crate::evidence::hex;
 
@@ -210,6 +210,8 @@ pub struct ReadBundle {
     pub records: Vec<u8>,
     /// `proofs.jsonl`.
     pub proofs: Vec<u8>,
+    /// `erasures.jsonl`, if present.
+    pub erasures: Option<Vec<u8>>,
     /// `newer-checkpoint`, if present.
     pub newer_checkpoint: Option<Vec<u8>>,
     /// `consistency.json`, if present.
@@ -398,16 +400,31 @@ fn check_manifest(m: &Manifest, limits: &ReadLimits) -> Result<(), ReadError> {
     }
     let bad = |s: String| Err(ReadError::BadManifest(s));
     let names: Vec<&str> = m.members.iter().map(|x| x.name.as_str()).collect();
-    let fixed: &[&str] = if names.get(3) == Some(&NEWER_CHECKPOINT) {
-        &[CHECKPOINT, RECORDS, PROOFS, NEWER_CHECKPOINT, CONSISTENCY]
-    } else {
-        &[CHECKPOINT, RECORDS, PROOFS]
-    };
+    let mut fixed = vec![CHECKPOINT, RECORDS, PROOFS];
+    if names.get(fixed.len()) == Some(&ERASURES) {
+        fixed.push(ERASURES);
+    }
+    if names.get(fixed.len()) == Some(&NEWER_CHECKPOINT) {
+        fixed.extend([NEWER_CHECKPOINT, CONSISTENCY]);
+    }
     if names.len() < fixed.len() || names[..fixed.len()] != *fixed {
         return bad(format!(
             "members must start with {} (in this order), found {:?}",
             fixed.join(", "),
             &names[..names.len().min(fixed.len())]
+        ));
+    }
+    // The count and the member go together: a bundle that names erased
+    // records must carry them, and one that carries them must say so.
+    if fixed.contains(&ERASURES) != (m.erasures > 0) {
+        return bad(format!(
+            "says {} erasures but {} {ERASURES}",
+            m.erasures,
+            if fixed.contains(&ERASURES) {
+                "lists"
+            } else {
+                "does not list"
+            }
         ));
     }
     let mut previous: Option<&str> = None;
@@ -418,7 +435,8 @@ fn check_manifest(m: &Manifest, limits: &ReadLimits) -> Result<(), ReadError> {
         else {
             return bad(format!(
                 "member {name:?} is not one of the format's (checkpoint, records.jsonl, \
-                 proofs.jsonl, newer-checkpoint, consistency.json, payloads/<sha256>)"
+                 proofs.jsonl, erasures.jsonl, newer-checkpoint, consistency.json, \
+                 payloads/<sha256>)"
             ));
         };
         if previous.is_some_and(|p| p >= sha) {
@@ -548,6 +566,7 @@ pub fn read_bundle<R: Read>(
                     checkpoint: Vec::new(),
                     records: Vec::new(),
                     proofs: Vec::new(),
+                    erasures: None,
                     newer_checkpoint: None,
                     consistency: None,
                     payloads: Vec::new(),
@@ -614,6 +633,7 @@ pub fn read_bundle<R: Read>(
                 CHECKPOINT => bundle.checkpoint = bytes,
                 RECORDS => bundle.records = bytes,
                 PROOFS => bundle.proofs = bytes,
+                ERASURES => bundle.erasures = Some(bytes),
                 NEWER_CHECKPOINT => bundle.newer_checkpoint = Some(bytes),
                 CONSISTENCY => bundle.consistency = Some(bytes),
                 _ => return Err(ReadError::Unexpected(name)),

@@ -13,8 +13,9 @@ use evault_note::Checkpoint;
 use sha2::{Digest, Sha256};
 
 use super::{
-    BUNDLE_FORMAT, CHECKPOINT, CONSISTENCY, MANIFEST, Manifest, MemberDigest, NEWER_CHECKPOINT,
-    PROOFS, ProofLine, RECORDS, Selection, ZSTD_LEVEL, is_lower_hex64, note_text, payload_member,
+    BUNDLE_FORMAT, CHECKPOINT, CONSISTENCY, ERASURES, ErasureLine, MANIFEST, Manifest,
+    MemberDigest, NEWER_CHECKPOINT, PROOFS, ProofLine, RECORDS, Selection, ZSTD_LEVEL,
+    is_lower_hex64, note_text, payload_member,
 };
 use crate::consistency::ConsistencyProof;
 use crate::evidence::{Evidence, hex};
@@ -28,6 +29,10 @@ pub struct BundleContents {
     pub selection: Selection,
     /// The records with their proofs, in ascending leaf index order.
     pub entries: Vec<BundleEntry>,
+    /// The records among `entries` whose payloads were erased, in
+    /// ascending leaf order: their payloads are left out (only meaningful
+    /// when the selection has payloads; must be empty otherwise).
+    pub erasures: Vec<ErasureEntry>,
     /// A newer checkpoint and the consistency proof to it, if any.
     pub newer: Option<NewerCheckpoint>,
 }
@@ -38,6 +43,19 @@ pub struct BundleEntry {
     /// The record, as the API returns it.
     pub record: Evidence,
     /// RFC 6962 audit path, leaf's sibling first.
+    pub inclusion_proof: Vec<Hash>,
+}
+
+/// An erased payload: the record at `erased_leaf` (one of the bundle's
+/// entries) and the tombstone that erased it, with the tombstone's
+/// inclusion proof against the bundle's checkpoint.
+#[derive(Clone, Debug)]
+pub struct ErasureEntry {
+    /// The erased record's leaf index.
+    pub erased_leaf: u64,
+    /// The tombstone record, as the API returns it.
+    pub tombstone: Evidence,
+    /// RFC 6962 audit path of the tombstone's leaf, leaf's sibling first.
     pub inclusion_proof: Vec<Hash>,
 }
 
@@ -65,6 +83,8 @@ pub struct BundleWritten {
     pub records: u64,
     /// Payload members in the bundle.
     pub payloads: u64,
+    /// Erased records (lines of `erasures.jsonl`).
+    pub erasures: u64,
     /// The checkpoint's tree size.
     pub tree_size: u64,
     /// Compressed bytes written.
@@ -203,6 +223,49 @@ pub fn write_bundle<W: Write>(
     let cp = Checkpoint::parse(note_text(&contents.checkpoint))
         .map_err(|e| invalid(format!("the checkpoint is not a tlog checkpoint: {e}")))?;
 
+    let b64 =
+        |hashes: &[Hash]| -> Vec<String> { hashes.iter().map(|h| STANDARD.encode(h)).collect() };
+    // The erased leaves, checked against the entries below.
+    let mut erased = std::collections::BTreeSet::new();
+    let mut erasures = Vec::new();
+    if !contents.erasures.is_empty() && !contents.selection.payloads {
+        return Err(invalid(
+            "erasures are listed only in a bundle with payloads".into(),
+        ));
+    }
+    for x in &contents.erasures {
+        if erased.last().is_some_and(|&l| x.erased_leaf <= l) {
+            return Err(invalid(format!(
+                "erasures must be in ascending leaf order without repeats; leaf {} is not",
+                x.erased_leaf
+            )));
+        }
+        erased.insert(x.erased_leaf);
+        if x.tombstone.leaf_index >= cp.size {
+            return Err(invalid(format!(
+                "the tombstone {} (leaf {}) of leaf {} is not in the checkpoint of size {}",
+                x.tombstone.id, x.tombstone.leaf_index, x.erased_leaf, cp.size
+            )));
+        }
+        let line = ErasureLine {
+            leaf_index: x.erased_leaf,
+            tombstone: x.tombstone.clone(),
+            inclusion_proof: b64(&x.inclusion_proof),
+        };
+        serde_json::to_writer(&mut erasures, &line).map_err(|e| invalid(e.to_string()))?;
+        erasures.push(b'\n');
+    }
+    let in_entries: std::collections::BTreeSet<u64> = contents
+        .entries
+        .iter()
+        .map(|e| e.record.leaf_index)
+        .collect();
+    if let Some(l) = erased.iter().find(|l| !in_entries.contains(l)) {
+        return Err(invalid(format!(
+            "an erasure names leaf {l}, which is not among the records"
+        )));
+    }
+
     let mut records = Vec::new();
     let mut proofs = Vec::new();
     // Payload members, one per digest, in digest order.
@@ -236,7 +299,7 @@ pub fn write_bundle<W: Write>(
         };
         serde_json::to_writer(&mut proofs, &line).map_err(|e| invalid(e.to_string()))?;
         proofs.push(b'\n');
-        if contents.selection.payloads {
+        if contents.selection.payloads && !erased.contains(&r.leaf_index) {
             if !is_lower_hex64(&r.sha256) {
                 return Err(invalid(format!(
                     "record {}: sha256 is not lower-case hex",
@@ -259,6 +322,9 @@ pub fn write_bundle<W: Write>(
         digest(RECORDS, &records),
         digest(PROOFS, &proofs),
     ];
+    if !erasures.is_empty() {
+        members.push(digest(ERASURES, &erasures));
+    }
     let consistency = match &contents.newer {
         Some(n) => {
             let json = serde_json::to_vec(&n.proof).map_err(|e| invalid(e.to_string()))?;
@@ -285,6 +351,7 @@ pub fn write_bundle<W: Write>(
         selection: contents.selection.clone(),
         records: contents.entries.len() as u64,
         payloads: wanted.len() as u64,
+        erasures: contents.erasures.len() as u64,
         members,
     };
     let mut manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| invalid(e.to_string()))?;
@@ -305,6 +372,9 @@ pub fn write_bundle<W: Write>(
     put(CHECKPOINT, contents.checkpoint.as_bytes())?;
     put(RECORDS, &records)?;
     put(PROOFS, &proofs)?;
+    if !erasures.is_empty() {
+        put(ERASURES, &erasures)?;
+    }
     if let Some((note, json)) = &consistency {
         put(NEWER_CHECKPOINT, note)?;
         put(CONSISTENCY, json)?;
@@ -339,6 +409,7 @@ pub fn write_bundle<W: Write>(
     Ok(BundleWritten {
         records: contents.entries.len() as u64,
         payloads: wanted.len() as u64,
+        erasures: contents.erasures.len() as u64,
         tree_size: cp.size,
         bytes: counting.count,
         manifest_sha256: hex(&Sha256::digest(&manifest_bytes)),

@@ -437,7 +437,44 @@ fn the_permission_table_is_what_is_enforced() {
             b"owned by test:other",
         );
         assert_eq!(r.status, 201, "{}", r.text());
-        let size = s.wait_for_checkpoint(2);
+        // A record of its own for the one erasure the walk allows (admin),
+        // so every other route still reads the first record's payload.
+        let r = s.request(
+            "POST",
+            "/api/v1/evidence",
+            &[
+                ("Content-Type", b"text/plain"),
+                ("Authorization", format!("Bearer {ingester}").as_bytes()),
+            ],
+            b"erased by the walk",
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let to_erase = r.json()["record"]["id"].as_str().unwrap().to_string();
+        // A hold and a policy for the one release and delete the walk allows;
+        // their selector covers nothing, so they hold and expire nothing.
+        let admin = token_for("admin");
+        let nothing = br#"{"selector":{"labels":{"walk":"nothing"}},"reason":"the walk"}"#;
+        let r = s.request_as(
+            Some(&admin),
+            "POST",
+            "/api/v1/holds",
+            &[("Content-Type", b"application/json")],
+            nothing,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let hold = r.json()["id"].as_str().unwrap().to_string();
+        let policy_body =
+            br#"{"name":"walk","selector":{"labels":{"walk":"nothing"}},"keep_for_seconds":86400}"#;
+        let r = s.request_as(
+            Some(&admin),
+            "POST",
+            "/api/v1/retention",
+            &[("Content-Type", b"application/json")],
+            policy_body,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let policy = r.json()["id"].as_str().unwrap().to_string();
+        let size = s.wait_for_checkpoint(3);
         let audit_event = audit_events(&s)
             .into_values()
             .min_by_key(|e| e.leaf_index)
@@ -476,6 +513,18 @@ fn the_permission_table_is_what_is_enforced() {
                         ("{*path}", "0/000.p/1".to_string()),
                     ]),
                 );
+            }
+            match op.name {
+                "evidence.erase" => {
+                    path = concrete(op.path, &HashMap::from([("{id}", to_erase.clone())]))
+                }
+                "holds.release" => {
+                    path = concrete(op.path, &HashMap::from([("{id}", hold.clone())]))
+                }
+                "retention.delete" => {
+                    path = concrete(op.path, &HashMap::from([("{id}", policy.clone())]))
+                }
+                _ => {}
             }
             if op.name == "log.consistency" || op.name == "audit.consistency" {
                 path.push_str("?from=1&to=1");
@@ -529,6 +578,15 @@ fn the_permission_table_is_what_is_enforced() {
                         b"version,release_date,artifact,sha256,bundle,notes\n\
                           1.0,2024-01-01,,0000000000000000000000000000000000000000000000000000000000000000,,\n",
                     )
+                } else if op.name == "evidence.erase" {
+                    (
+                        vec![("Content-Type", b"application/json")],
+                        br#"{"reason":"the walk"}"#,
+                    )
+                } else if op.name == "holds.create" {
+                    (vec![("Content-Type", b"application/json")], nothing)
+                } else if op.name == "retention.create" {
+                    (vec![("Content-Type", b"application/json")], policy_body)
                 } else if op.name == "evidence.stream" {
                     // An empty stream: just its summary line.
                     (vec![("Content-Type", b"application/x-ndjson")], b"")

@@ -82,6 +82,23 @@ async fn sweep(v: &Vault) -> evault_vault::erasure::SweepReport {
     v.sweep_retention(&|_| {}, &|| false).await.unwrap()
 }
 
+/// Sweeps until `done` holds of a sweep's report (the records it waits for
+/// have expired by the vault's clock), and returns that report.
+async fn sweep_until(
+    v: &Vault,
+    done: impl Fn(&evault_vault::erasure::SweepReport) -> bool,
+) -> evault_vault::erasure::SweepReport {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = sweep(v).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never expired: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A `{env=test, 1 s}` policy does not erase the bytes of an `env=prod`
 /// record ingested just now with the same payload: the group is skipped
 /// (and counted) until every sharer is expired. A request erasure still
@@ -105,15 +122,7 @@ async fn retention_spares_bytes_an_unexpired_record_shares() {
     .await
     .unwrap();
     // Expired: poll (ingestion time is the vault's clock).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = sweep(&v).await;
-        if r.erased.contains(&alone.id) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "nothing expired");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sweep_until(&v, |r| r.erased.contains(&alone.id)).await;
     // The first sweep erased the test record too (no sharer then): log
     // the bytes again under test, then under prod, just now.
     let test2 = match read_payload(&v, &test.id).await {
@@ -122,8 +131,8 @@ async fn retention_spares_bytes_an_unexpired_record_shares() {
         Err(e) => panic!("{e}"),
     };
     let prod = put(&v, body, &[("env", "prod")]).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = sweep(&v).await;
+    // Poll until test2 has expired (it is then skipped, never erased).
+    let r = sweep_until(&v, |r| r.skipped_shared.contains(&test2.id)).await;
     assert!(r.skipped_shared.contains(&test2.id), "{r:?}");
     assert!(!r.erased.contains(&test2.id), "{r:?}");
     assert!(!r.erased.contains(&prod.id), "{r:?}");
@@ -164,8 +173,7 @@ async fn records_the_vault_logged_are_not_erasable() {
     v.create_retention("admin", "all", Selector::default(), Duration::from_secs(1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = sweep(&v).await;
+    let r = sweep_until(&v, |r| r.skipped_shared.contains(&user.id)).await;
     assert!(
         !r.erased.contains(&own.id) && !r.erased.contains(&user.id),
         "{r:?}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use evault_vault::Selector;
 use evault_vault::erasure::{Erased, Hold, MAX_REASON, RetentionPolicy};
@@ -207,28 +207,11 @@ pub struct RetentionList {
 }
 
 /// Parses a JSON request body, as 400/413/415 problems.
-fn json_body<T: for<'de> Deserialize<'de>>(
+fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, Problem> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be application/json",
-        ));
-    }
-    if body.len() > MAX_BODY {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("the body: {e}")))
+    crate::params::json_body(headers, body, MAX_BODY, "the body", "")
 }
 
 /// Erase a record's payload.

@@ -331,6 +331,36 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     }
 }
 
+/// Parses a JSON request body of at most `max` bytes into `T`: 415 when the
+/// `Content-Type` is not `application/json` (`hint` shows the expected
+/// shape), 413 when it is larger, 400 (naming `what`) when it does not parse.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    max: usize,
+    what: &str,
+    hint: &str,
+) -> Result<T, Problem> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(Problem::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("the body must be application/json{hint}"),
+        ));
+    }
+    if body.len() > max {
+        return Err(Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {max} bytes"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("{what}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,25 +207,13 @@ pub async fn create_task(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be application/json: {\"kind\": \"...\", \"params\": {...}}",
-        ));
-    }
-    if body.len() > MAX_BODY {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
-        ));
-    }
-    let req: NewTask = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request(format!("the body is not a task request: {e}")))?;
+    let req: NewTask = crate::params::json_body(
+        &headers,
+        &body,
+        MAX_BODY,
+        "the body is not a task request",
+        ": {\"kind\": \"...\", \"params\": {...}}",
+    )?;
     let params = req
         .params
         .unwrap_or_else(|| Value::Object(Default::default()));

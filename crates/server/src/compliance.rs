@@ -260,6 +260,10 @@ pub async fn erase_evidence(
 }
 
 /// List legal holds.
+///
+/// Every hold placed, oldest first: active ones block erasure, by request
+/// and by retention, of every record their selector covers; released ones
+/// stay listed with who released them and when.
 #[utoipa::path(
     get,
     path = "/api/v1/holds",
@@ -314,6 +318,9 @@ pub async fn create_hold(
 }
 
 /// Release a legal hold.
+///
+/// From then on the records it covered can be erased again (unless another
+/// active hold covers them). The hold stays listed, released.
 #[utoipa::path(
     post,
     path = "/api/v1/holds/{id}/release",
@@ -339,6 +346,9 @@ pub async fn release_hold(
 }
 
 /// List retention policies.
+///
+/// Every policy, oldest first: which records it covers and how long their
+/// payloads are kept before a `retention_sweep` erases them.
 #[utoipa::path(
     get,
     path = "/api/v1/retention",
@@ -404,6 +414,9 @@ pub async fn create_retention(
 }
 
 /// Delete a retention policy.
+///
+/// Sweeps stop erasing by it from then on; payloads it erased already stay
+/// erased (their tombstones are in the log).
 #[utoipa::path(
     delete,
     path = "/api/v1/retention/{id}",

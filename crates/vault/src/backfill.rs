@@ -324,6 +324,9 @@ fn check_path(p: &str) -> Result<(), String> {
     if p.chars().any(char::is_control) {
         return Err("contains control characters".into());
     }
+    if p.starts_with('/') {
+        return Err("must be relative to the backfill directory".into());
+    }
     // `Path::components` would quietly drop `.` and empty segments, so two
     // spellings of one file would make two records.
     if p.split('/').any(|seg| seg.is_empty() || seg == ".") {

@@ -19,6 +19,8 @@ mod cosignatures;
 mod mirrors;
 mod sqlite;
 mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use compliance::{ComplianceStore, ErasureRow, HoldRow, Reclaimed, RetentionRow, Selector};
 pub use cosignatures::{Cosignature, CosignatureStore};

@@ -1,0 +1,1151 @@
+//! The driver conformance suite: what every [`Store`] driver must do, as
+//! one set of cases each driver runs (as Go's `sumdb/storage` test suite
+//! does for its drivers). Enabled by the `testing` feature.
+//!
+//! A driver runs the whole suite, one `#[test]` per case, with
+//! [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! evault_store::conformance_tests!(|dir: &std::path::Path| -> Box<dyn evault_store::Store> {
+//!     Box::new(evault_store::SqliteStore::open(&dir.join("evault.db")).unwrap())
+//! });
+//! ```
+//!
+//! Each case gets an empty directory and an `open` function that opens (or,
+//! called again on the same directory, reopens) the driver's store there.
+//! The cases use the trait alone: no SQL, no file layout, so what they check
+//! is the contract every driver shares, not one engine's way of meeting it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use evault_merkle::tiles::{
+    TileBuilder, TileId, TileReader, TiledHashReader, inclusion_proof_tiles, tile_width,
+};
+use evault_merkle::{Hash, MemoryTree, consistency_proof, inclusion_proof, leaf_hash, root};
+
+use crate::{
+    AppendBatch, AuditBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Payload, Store,
+    StoreError, StoredCheckpoint,
+};
+
+/// Opens the driver's store in a directory; a second call on the same
+/// directory (after the first store is dropped) reopens what it holds.
+pub type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
+
+/// Runs each case as its own `#[test]`, against the driver `open` (an
+/// expression of type `Fn(&Path) -> Box<dyn Store>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($open:expr) => {
+        $crate::conformance_tests!(@cases $open;
+            an_empty_store_reads_nothing,
+            records_round_trip_by_every_key,
+            leaf_data_ranges_are_ordered_and_bounded,
+            an_empty_batch_only_checks_the_size,
+            a_failed_append_writes_nothing,
+            evidence_and_audit_commit_together,
+            tiles_grow_and_serve_prefixes,
+            proofs_from_stored_tiles_match_a_memory_tree,
+            checkpoints_keep_the_first_per_size,
+            meta_values_are_replaced,
+            list_filters_and_pages,
+            list_audit_filters_and_pages,
+            what_returned_ok_survives_a_reopen,
+            scans_see_every_row
+        );
+    };
+    (@cases $open:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let open = $open;
+                $crate::testing::$case(&open);
+            }
+        )*
+    };
+}
+
+/// A fresh directory and the store opened in it.
+fn fresh(open: Open<'_>) -> (tempfile::TempDir, Box<dyn Store>) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open(dir.path());
+    (dir, store)
+}
+
+/// A deterministic 32-byte value.
+fn h(tag: u8, i: u64) -> [u8; 32] {
+    let mut input = vec![tag];
+    input.extend_from_slice(&i.to_be_bytes());
+    leaf_hash(&input)
+}
+
+/// A UUIDv7-shaped id, time-ordered by `ms` then `i`.
+fn uuid(ms: u64, i: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
+        ms >> 16,
+        ms & 0xffff,
+        (i >> 48) & 0xfff,
+        0x8000 | ((i >> 32) & 0x3fff),
+        i & 0xffff_ffff_ffff
+    )
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A varied record for leaf `i`: labels `case` (3 values) and `source`
+/// (2 values), two content types and two principals, inline (sometimes
+/// empty) and external payloads, an idempotency key on every fifth,
+/// ingested 10 ms apart from `T0`.
+fn row(i: u64) -> EvidenceRow {
+    let labels = BTreeMap::from([
+        ("case".to_owned(), format!("case-{}", i % 3)),
+        ("source".to_owned(), format!("src-{}", i % 2)),
+    ]);
+    let ingested_at_ms = T0 + i as i64 * 10;
+    EvidenceRow {
+        leaf_index: i,
+        id: uuid(ingested_at_ms as u64, i),
+        content_type: if i.is_multiple_of(4) {
+            "application/pdf"
+        } else {
+            "application/json"
+        }
+        .to_owned(),
+        sha256: h(1, i),
+        size: 100 + i,
+        labels,
+        ingested_at_ms,
+        ingested_by: if i.is_multiple_of(2) { "alice" } else { "bob" }.to_owned(),
+        idempotency_key: i.is_multiple_of(5).then(|| format!("idem-{i}")),
+        dedup_key: h(2, i),
+        leaf_data: format!("{{\"leaf\":{i},\"note\":\"evidence\"}}").into_bytes(),
+        payload: if i.is_multiple_of(2) {
+            Payload::Inline(vec![i as u8; (i % 50) as usize])
+        } else {
+            Payload::External
+        },
+        analytics: None,
+    }
+}
+
+fn rows(range: std::ops::Range<u64>) -> Vec<EvidenceRow> {
+    range.map(row).collect()
+}
+
+const PRINCIPALS: [&str; 3] = ["alice", "bob", "anonymous"];
+const OPERATIONS: [&str; 4] = [
+    "evidence.put",
+    "evidence.get",
+    "log.checkpoint",
+    "audit.list",
+];
+const OUTCOMES: [&str; 4] = ["success", "denied", "unauthenticated", "failed"];
+
+/// A varied audit event for leaf `i`: principal `i % 3`, operation `i % 4`,
+/// outcome success except every 7th, 10 ms apart from `T0`.
+fn audit_row(i: u64) -> AuditRow {
+    let time_ms = T0 + i as i64 * 10;
+    AuditRow {
+        leaf_index: i,
+        id: uuid(time_ms as u64, 1 << 40 | i),
+        time_ms,
+        principal: PRINCIPALS[(i % 3) as usize].to_owned(),
+        operation: OPERATIONS[(i % 4) as usize].to_owned(),
+        outcome: if i.is_multiple_of(7) {
+            OUTCOMES[1 + (i / 7 % 3) as usize]
+        } else {
+            OUTCOMES[0]
+        }
+        .to_owned(),
+        leaf_data: format!("{{\"audit\":{i},\"v\":\"evault/audit/v1\"}}").into_bytes(),
+    }
+}
+
+fn audit_rows(range: std::ops::Range<u64>) -> Vec<AuditRow> {
+    range.map(audit_row).collect()
+}
+
+/// Both logs' tile builders, as the vault's sequencer keeps them.
+#[derive(Clone, Default)]
+struct Trees {
+    evidence: TileBuilder,
+    audit: TileBuilder,
+}
+
+/// The tiles a sequencer writes with `leaves` appended to `tb`.
+fn tiles_after(tb: &TileBuilder, leaves: &[&[u8]]) -> Vec<(TileId, Vec<u8>)> {
+    let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    tb.clone().append(&hashes)
+}
+
+fn evidence_tiles(tb: &TileBuilder, rows: &[EvidenceRow]) -> Vec<(TileId, Vec<u8>)> {
+    let leaves: Vec<&[u8]> = rows.iter().map(|r| r.leaf_data.as_slice()).collect();
+    tiles_after(tb, &leaves)
+}
+
+fn audit_tiles(tb: &TileBuilder, events: &[AuditRow]) -> Vec<(TileId, Vec<u8>)> {
+    let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_data.as_slice()).collect();
+    tiles_after(tb, &leaves)
+}
+
+/// Appends records and events in one batch with the tiles a sequencer
+/// would write; advances `trees` only when the store accepts it.
+fn append_both(
+    store: &dyn Store,
+    trees: &mut Trees,
+    records: &[EvidenceRow],
+    events: &[AuditRow],
+) -> Result<(), StoreError> {
+    let mut next = trees.clone();
+    let hashes = |leaves: Vec<&[u8]>| leaves.into_iter().map(leaf_hash).collect::<Vec<Hash>>();
+    let tiles = next
+        .evidence
+        .append(&hashes(records.iter().map(|r| &r.leaf_data[..]).collect()));
+    let atiles = next
+        .audit
+        .append(&hashes(events.iter().map(|e| &e.leaf_data[..]).collect()));
+    store.append(&AppendBatch {
+        old_size: trees.evidence.size(),
+        records,
+        tiles: &tiles,
+        audit: (!events.is_empty()).then_some(AuditBatch {
+            old_size: trees.audit.size(),
+            events,
+            tiles: &atiles,
+        }),
+    })?;
+    *trees = next;
+    Ok(())
+}
+
+/// Appends `records` alone; panics if the store refuses.
+fn append_records(store: &dyn Store, trees: &mut Trees, records: &[EvidenceRow]) {
+    append_both(store, trees, records, &[]).expect("the store takes a valid batch");
+}
+
+/// What the trait shows of a store, for "nothing changed" checks: both
+/// logs' sizes, rows, tiles and checkpoints, and the metadata the cases set.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    sizes: [u64; 2],
+    leaf_rows: [(u64, Option<u64>); 2],
+    leaves: Vec<Vec<u8>>,
+    audit: Vec<Option<AuditRow>>,
+    tiles: Vec<(LogId, u8, u64, Option<Vec<u8>>)>,
+    checkpoints: Vec<Vec<StoredCheckpoint>>,
+    listed: Vec<EvidenceRow>,
+    origin: Option<String>,
+    /// Lookups of the keys the failed batches carry: none may be found.
+    probes: Vec<bool>,
+}
+
+fn observe(store: &dyn Store, probe: &[EvidenceRow]) -> Observed {
+    let logs = [LogId::Evidence, LogId::Audit];
+    let sizes = logs.map(|l| store.tree_size(l).unwrap());
+    let mut tiles = Vec::new();
+    for log in logs {
+        for k in store.tile_keys(log).unwrap() {
+            tiles.push((
+                log,
+                k.level,
+                k.index,
+                store.stored_tile(log, k.level, k.index).unwrap(),
+            ));
+        }
+    }
+    let mut probes = Vec::new();
+    for r in probe {
+        probes.push(store.record_by_id(&r.id).unwrap().is_some());
+        probes.push(store.record_by_dedup_key(&r.dedup_key).unwrap().is_some());
+        probes.push(store.record_by_index(r.leaf_index).unwrap().is_some());
+    }
+    Observed {
+        sizes,
+        leaf_rows: logs.map(|l| store.leaf_rows(l).unwrap()),
+        leaves: store.leaf_data_range(0, sizes[0]).unwrap(),
+        audit: (0..sizes[1] + 2)
+            .map(|i| store.audit_by_index(i).unwrap())
+            .collect(),
+        tiles,
+        checkpoints: logs
+            .iter()
+            .map(|&l| store.list_checkpoints(l, None, 1000).unwrap())
+            .collect(),
+        listed: store
+            .list(&ListQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap()
+            .items,
+        origin: store.get_meta("origin").unwrap(),
+        probes,
+    }
+}
+
+/// Appends `batch`, expecting an error `check` accepts, and that the store
+/// shows nothing of it afterwards.
+fn assert_refused(
+    store: &dyn Store,
+    batch: AppendBatch<'_>,
+    what: &str,
+    check: impl Fn(&StoreError) -> bool,
+) {
+    let probe: Vec<EvidenceRow> = batch.records.to_vec();
+    let before = observe(store, &probe);
+    let err = match store.append(&batch) {
+        Ok(()) => panic!("{what}: the store accepted the batch"),
+        Err(e) => e,
+    };
+    assert!(check(&err), "{what}: unexpected error {err:?}");
+    assert_eq!(
+        observe(store, &probe),
+        before,
+        "{what}: the refused batch ({err}) changed the store"
+    );
+}
+
+fn tile(level: u8, index: u64, width: u16) -> TileId {
+    TileId {
+        level,
+        index,
+        width,
+    }
+}
+
+/// A store that holds nothing reads back nothing, and says so without
+/// errors (except a tile, which is unavailable).
+pub fn an_empty_store_reads_nothing(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    for log in [LogId::Evidence, LogId::Audit] {
+        assert_eq!(store.tree_size(log).unwrap(), 0, "{log}");
+        assert_eq!(store.leaf_rows(log).unwrap(), (0, None), "{log}");
+        assert_eq!(store.latest_checkpoint(log).unwrap(), None, "{log}");
+        assert!(store.list_checkpoints(log, None, 10).unwrap().is_empty());
+        assert!(store.tile_keys(log).unwrap().is_empty());
+        assert!(matches!(
+            store.read_tiles(log, &[tile(0, 0, 1)]),
+            Err(StoreError::TileUnavailable(t)) if t == tile(0, 0, 1)
+        ));
+    }
+    assert_eq!(store.record_by_index(0).unwrap(), None);
+    assert_eq!(store.record_by_id(&row(0).id).unwrap(), None);
+    assert_eq!(store.record_by_dedup_key(&row(0).dedup_key).unwrap(), None);
+    assert!(store.records_by_dedup_keys(&[[0; 32]]).unwrap().is_empty());
+    assert_eq!(store.record_by_idempotency_key("alice", "k").unwrap(), None);
+    assert_eq!(store.audit_by_index(0).unwrap(), None);
+    assert_eq!(store.audit_by_id(&audit_row(0).id).unwrap(), None);
+    assert!(store.leaf_data_range(0, 0).unwrap().is_empty());
+    assert_eq!(store.get_meta("origin").unwrap(), None);
+    let page = store
+        .list(&ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
+    let page = store
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
+}
+
+/// Every record reads back whole by its index, id, dedup key and
+/// (principal-scoped) idempotency key; payload variants and awkward labels
+/// survive the trip.
+pub fn records_round_trip_by_every_key(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let mut all = rows(0..60);
+    // Awkward labels: quotes, control characters, non-ASCII, empty.
+    all[7].labels = BTreeMap::from([
+        ("q\"uote".to_owned(), "back\\slash".to_owned()),
+        ("ctl".to_owned(), "\u{0}\u{1f}\n\t".to_owned()),
+        ("unicode".to_owned(), "é ✓ 😀".to_owned()),
+        (String::new(), String::new()),
+    ]);
+    all[8].labels.clear();
+    all[8].payload = Payload::Inline(vec![0xab; 4096]);
+    append_records(&*store, &mut trees, &all[..25]);
+    append_records(&*store, &mut trees, &all[25..]);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 60);
+
+    for want in &all {
+        let i = want.leaf_index;
+        assert_eq!(store.record_by_index(i).unwrap().as_ref(), Some(want));
+        assert_eq!(store.record_by_id(&want.id).unwrap().as_ref(), Some(want));
+        assert_eq!(
+            store.record_by_dedup_key(&want.dedup_key).unwrap().as_ref(),
+            Some(want),
+            "{i}"
+        );
+        if let Some(key) = &want.idempotency_key {
+            assert_eq!(
+                store
+                    .record_by_idempotency_key(&want.ingested_by, key)
+                    .unwrap()
+                    .as_ref(),
+                Some(want),
+                "{i}"
+            );
+            let other = if want.ingested_by == "alice" {
+                "bob"
+            } else {
+                "alice"
+            };
+            assert_eq!(
+                store.record_by_idempotency_key(other, key).unwrap(),
+                None,
+                "an idempotency key is its principal's alone"
+            );
+        }
+    }
+    // A batched dedup lookup finds exactly the stored keys, in any order.
+    let mut keys: Vec<[u8; 32]> = all.iter().step_by(3).map(|r| r.dedup_key).collect();
+    keys.push([0xee; 32]);
+    let mut found: Vec<u64> = store
+        .records_by_dedup_keys(&keys)
+        .unwrap()
+        .iter()
+        .map(|r| r.leaf_index)
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, (0..60).step_by(3).collect::<Vec<u64>>());
+
+    assert_eq!(
+        store.record_by_index(0).unwrap().unwrap().payload,
+        Payload::Inline(Vec::new())
+    );
+    assert_eq!(
+        store.record_by_index(1).unwrap().unwrap().payload,
+        Payload::External
+    );
+    assert_eq!(store.record_by_index(60).unwrap(), None);
+    assert_eq!(store.record_by_index(u64::MAX).unwrap(), None);
+    assert_eq!(store.record_by_id("nope").unwrap(), None);
+    assert_eq!(store.record_by_dedup_key(&[9; 32]).unwrap(), None);
+}
+
+/// `leaf_data_range` returns exactly the leaves asked for, in order, and
+/// refuses a range past the tree or backwards.
+pub fn leaf_data_ranges_are_ordered_and_bounded(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let all = rows(0..300);
+    for chunk in all.chunks(70) {
+        append_records(&*store, &mut trees, chunk);
+    }
+    let want: Vec<Vec<u8>> = all.iter().map(|r| r.leaf_data.clone()).collect();
+    assert_eq!(store.leaf_data_range(0, 300).unwrap(), want);
+    assert_eq!(store.leaf_data_range(256, 300).unwrap(), want[256..]);
+    assert_eq!(store.leaf_data_range(69, 71).unwrap(), want[69..71]);
+    assert!(store.leaf_data_range(17, 17).unwrap().is_empty());
+    assert!(store.leaf_data_range(0, 301).is_err(), "past the tree");
+    assert!(store.leaf_data_range(10, 5).is_err(), "backwards");
+}
+
+/// A batch of no records changes nothing, but its size is still checked.
+pub fn an_empty_batch_only_checks_the_size(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    append_records(&*store, &mut trees, &rows(0..3));
+    let before = observe(&*store, &[]);
+    store.append(&AppendBatch::new(3, &[], &[])).unwrap();
+    assert_eq!(observe(&*store, &[]), before);
+    assert!(matches!(
+        store.append(&AppendBatch::new(2, &[], &[])),
+        Err(StoreError::SizeConflict {
+            expected: 2,
+            stored: 3
+        })
+    ));
+}
+
+/// Every refused append leaves the store exactly as it was, whichever row
+/// of the batch is at fault; the correct batch is then still accepted.
+pub fn a_failed_append_writes_nothing(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    append_records(&*store, &mut trees, &rows(0..10));
+    store
+        .put_checkpoint(
+            LogId::Evidence,
+            &StoredCheckpoint {
+                size: 10,
+                note: "n".into(),
+                created_at_ms: 1,
+            },
+        )
+        .unwrap();
+    store.set_meta("origin", "example.com/log").unwrap();
+    let tb = &trees.evidence;
+
+    let next = rows(10..20);
+    let t = evidence_tiles(tb, &next);
+    for old_size in [9, 11, 0] {
+        assert_refused(
+            &*store,
+            AppendBatch::new(old_size, &next, &t),
+            &format!("old size {old_size}"),
+            |e| matches!(e, StoreError::SizeConflict { expected, stored: 10 } if *expected == old_size),
+        );
+    }
+    let mut gap = rows(10..20);
+    gap[5].leaf_index = 16;
+    assert_refused(&*store, AppendBatch::new(10, &gap, &t), "a gap", |e| {
+        matches!(
+            e,
+            StoreError::NonConsecutiveIndex {
+                expected: 15,
+                got: 16
+            }
+        )
+    });
+    let shifted = rows(11..21);
+    assert_refused(
+        &*store,
+        AppendBatch::new(10, &shifted, &t),
+        "a batch past the end",
+        |e| {
+            matches!(
+                e,
+                StoreError::NonConsecutiveIndex {
+                    expected: 10,
+                    got: 11
+                }
+            )
+        },
+    );
+
+    // Duplicates of stored rows, each on the batch's last row (so earlier
+    // rows were written first), and one inside the batch.
+    type Mutate = fn(&mut [EvidenceRow]);
+    let cases: [(&str, Mutate); 5] = [
+        ("a stored record id", |b| b[9].id = row(3).id),
+        ("a stored dedup key", |b| b[9].dedup_key = row(3).dedup_key),
+        ("a stored idempotency key", |b| {
+            b[9].ingested_by = row(5).ingested_by;
+            b[9].idempotency_key = row(5).idempotency_key;
+        }),
+        ("a dedup key twice in the batch", |b| {
+            b[7].dedup_key = b[2].dedup_key
+        }),
+        ("an id twice in the batch", |b| b[8].id = b[1].id.clone()),
+    ];
+    for (what, mutate) in cases {
+        let mut batch = rows(10..20);
+        mutate(&mut batch);
+        let t = evidence_tiles(tb, &batch);
+        assert_refused(&*store, AppendBatch::new(10, &batch, &t), what, |e| {
+            matches!(e, StoreError::Duplicate(_))
+        });
+    }
+
+    // Tiles that do not fit the new size or the stored tile.
+    let good = evidence_tiles(tb, &next);
+    let (tile0, data0) = good[0].clone();
+    assert_eq!(tile0.width, 20);
+    let mut forked = data0.clone();
+    forked[0] ^= 1;
+    for (what, bad) in [
+        (
+            "a narrow tile",
+            vec![(TileId { width: 19, ..tile0 }, data0[..19 * 32].to_vec())],
+        ),
+        (
+            "a tile shorter than its width",
+            vec![(tile0, data0[..19 * 32].to_vec())],
+        ),
+        ("a tile rewriting stored hashes", vec![(tile0, forked)]),
+    ] {
+        assert_refused(&*store, AppendBatch::new(10, &next, &bad), what, |_| true);
+    }
+
+    store.append(&AppendBatch::new(10, &next, &good)).unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 20);
+    assert_eq!(store.record_by_index(19).unwrap(), Some(row(19)));
+}
+
+/// A batch's records and audit events commit together: a fault in either
+/// part writes nothing of either log. Events read back by index and id.
+pub fn evidence_and_audit_commit_together(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    append_both(&*store, &mut trees, &rows(0..5), &audit_rows(0..7)).unwrap();
+    // Audit only, then evidence only.
+    append_both(&*store, &mut trees, &[], &audit_rows(7..9)).unwrap();
+    append_both(&*store, &mut trees, &rows(5..6), &[]).unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 6);
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 9);
+    for want in audit_rows(0..9) {
+        assert_eq!(
+            store.audit_by_index(want.leaf_index).unwrap(),
+            Some(want.clone())
+        );
+        assert_eq!(store.audit_by_id(&want.id).unwrap(), Some(want));
+    }
+    assert_eq!(store.audit_by_index(9).unwrap(), None);
+
+    let recs = rows(6..10);
+    let events = audit_rows(9..12);
+    let tiles = evidence_tiles(&trees.evidence, &recs);
+    let atiles = audit_tiles(&trees.audit, &events);
+    // The audit part's size is wrong: no record either.
+    assert_refused(
+        &*store,
+        AppendBatch {
+            old_size: 6,
+            records: &recs,
+            tiles: &tiles,
+            audit: Some(AuditBatch {
+                old_size: 8,
+                events: &events,
+                tiles: &atiles,
+            }),
+        },
+        "a stale audit size",
+        |e| {
+            matches!(
+                e,
+                StoreError::SizeConflict {
+                    expected: 8,
+                    stored: 9
+                }
+            )
+        },
+    );
+    // An event id that exists already.
+    let mut dup = events.clone();
+    dup[2].id = audit_row(4).id;
+    assert_refused(
+        &*store,
+        AppendBatch {
+            old_size: 6,
+            records: &recs,
+            tiles: &tiles,
+            audit: Some(AuditBatch {
+                old_size: 9,
+                events: &dup,
+                tiles: &atiles,
+            }),
+        },
+        "a stored audit event id",
+        |e| matches!(e, StoreError::Duplicate(_)),
+    );
+    // A record fault: the events stay out too.
+    let mut bad = recs.clone();
+    bad[3].dedup_key = row(0).dedup_key;
+    assert_refused(
+        &*store,
+        AppendBatch {
+            old_size: 6,
+            records: &bad,
+            tiles: &tiles,
+            audit: Some(AuditBatch {
+                old_size: 9,
+                events: &events,
+                tiles: &atiles,
+            }),
+        },
+        "a duplicate record beside good events",
+        |e| matches!(e, StoreError::Duplicate(_)),
+    );
+    append_both(&*store, &mut trees, &recs, &events).unwrap();
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 12);
+}
+
+/// A partial tile grows in place; every width up to the stored one reads
+/// back as a prefix, wider ones and missing tiles are unavailable.
+pub fn tiles_grow_and_serve_prefixes(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let all = rows(0..256);
+    let mut size = 0u64;
+    let mut full = Vec::new();
+    for width in [3u16, 10, 256] {
+        let chunk = &all[size as usize..width as usize];
+        let touched = evidence_tiles(&trees.evidence, chunk);
+        append_records(&*store, &mut trees, chunk);
+        size = u64::from(width);
+        full = touched
+            .iter()
+            .find(|(t, _)| t.level == 0 && t.index == 0)
+            .expect("tile 0/0 is touched")
+            .1
+            .clone();
+        for w in 1..=width {
+            let got = store.read_tiles(LogId::Evidence, &[tile(0, 0, w)]).unwrap();
+            assert_eq!(got, vec![full[..w as usize * 32].to_vec()], "width {w}");
+        }
+        if width < 256 {
+            assert!(matches!(
+                store.read_tiles(LogId::Evidence, &[tile(0, 0, width + 1)]),
+                Err(StoreError::TileUnavailable(t)) if t == tile(0, 0, width + 1)
+            ));
+        }
+    }
+    // A full level-0 tile completes node 0 of level 8: tile 1/0, width 1.
+    let top = store.read_tiles(LogId::Evidence, &[tile(1, 0, 1)]).unwrap();
+    assert_eq!(top.len(), 1);
+    let got = store
+        .read_tiles(
+            LogId::Evidence,
+            &[tile(1, 0, 1), tile(0, 0, 5), tile(0, 0, 256)],
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![top[0].clone(), full[..160].to_vec(), full.clone()]
+    );
+    for t in [
+        tile(0, 1, 1),
+        tile(2, 0, 1),
+        tile(0, 0, 0),
+        tile(0, 0, 257),
+        tile(0, u64::MAX, 1),
+    ] {
+        assert!(
+            matches!(store.read_tiles(LogId::Evidence, &[t]), Err(StoreError::TileUnavailable(u)) if u == t),
+            "{t:?}"
+        );
+    }
+    assert!(store.read_tiles(LogId::Evidence, &[]).unwrap().is_empty());
+    // The audit log's tiles are its own.
+    assert!(matches!(
+        store.read_tiles(LogId::Audit, &[tile(0, 0, 1)]),
+        Err(StoreError::TileUnavailable(_))
+    ));
+}
+
+/// Reads one log's tiles from a store, for [`TiledHashReader`].
+struct StoreTiles<'a>(&'a dyn Store, LogId);
+
+impl TileReader for StoreTiles<'_> {
+    type Error = StoreError;
+
+    fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.0.read_tiles(self.1, tiles)
+    }
+}
+
+/// Roots, inclusion and consistency proofs computed from the stored tiles
+/// equal those of an in-memory tree, at the current size and every earlier
+/// batch's size; the tiles a client fetches for a proof are all there.
+pub fn proofs_from_stored_tiles_match_a_memory_tree(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let mut mem = MemoryTree::new();
+    let all = rows(0..2100);
+    let mut sizes = Vec::new();
+    let mut start = 0usize;
+    for batch in [1usize, 2, 5, 250, 300, 7, 1, 512, 1000, 22] {
+        let chunk = &all[start..start + batch];
+        start += batch;
+        append_records(&*store, &mut trees, chunk);
+        for r in chunk {
+            mem.push(leaf_hash(&r.leaf_data));
+        }
+        let size = start as u64;
+        sizes.push(size);
+        let reader = TiledHashReader {
+            tiles: StoreTiles(&*store, LogId::Evidence),
+            tree_size: size,
+        };
+        assert_eq!(root(&reader, size).unwrap(), mem.root(), "root at {size}");
+        for &old in &sizes {
+            assert_eq!(
+                consistency_proof(&reader, old, size).unwrap(),
+                mem.consistency_proof(old, size).unwrap(),
+                "consistency {old} -> {size}"
+            );
+        }
+        let step = (size / 61).max(1);
+        for index in (0..size).step_by(step as usize).chain([size - 1]) {
+            assert_eq!(
+                inclusion_proof(&reader, index, size).unwrap(),
+                mem.inclusion_proof(index, size).unwrap(),
+                "inclusion {index} in {size}"
+            );
+            store
+                .read_tiles(LogId::Evidence, &inclusion_proof_tiles(index, size))
+                .unwrap();
+        }
+    }
+    // Stored tiles are exactly as wide as the final tree makes them.
+    for level in 0..3u8 {
+        for index in 0..10u64 {
+            match tile_width(level, index, 2100) {
+                Some(w) => {
+                    store
+                        .read_tiles(LogId::Evidence, &[tile(level, index, w)])
+                        .unwrap();
+                    if w < 256 {
+                        assert!(
+                            store
+                                .read_tiles(LogId::Evidence, &[tile(level, index, w + 1)])
+                                .is_err()
+                        );
+                    }
+                }
+                None => assert!(
+                    store
+                        .read_tiles(LogId::Evidence, &[tile(level, index, 1)])
+                        .is_err()
+                ),
+            }
+        }
+    }
+}
+
+/// Checkpoints per log: the first stored for a size is kept, the latest is
+/// the largest size, lists ascend after a cursor with a clamped limit.
+pub fn checkpoints_keep_the_first_per_size(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let cp = |log: LogId, size: u64, note: &str| StoredCheckpoint {
+        size,
+        note: format!("example.com/{log}\n{size}\n{note}\n"),
+        created_at_ms: T0 + size as i64,
+    };
+    for log in [LogId::Evidence, LogId::Audit] {
+        for size in [5u64, 1, 100, 42, 0] {
+            store.put_checkpoint(log, &cp(log, size, "first")).unwrap();
+        }
+        store.put_checkpoint(log, &cp(log, 42, "second")).unwrap();
+    }
+    for log in [LogId::Evidence, LogId::Audit] {
+        assert_eq!(
+            store.latest_checkpoint(log).unwrap(),
+            Some(cp(log, 100, "first"))
+        );
+        assert_eq!(
+            store.checkpoint_at(log, 42).unwrap(),
+            Some(cp(log, 42, "first")),
+            "the first of a size is kept"
+        );
+        assert_eq!(
+            store.checkpoint_at(log, 0).unwrap(),
+            Some(cp(log, 0, "first"))
+        );
+        assert_eq!(store.checkpoint_at(log, 43).unwrap(), None);
+        assert_eq!(store.checkpoint_at(log, u64::MAX).unwrap(), None);
+        let sizes = |v: Vec<StoredCheckpoint>| v.into_iter().map(|c| c.size).collect::<Vec<_>>();
+        assert_eq!(
+            sizes(store.list_checkpoints(log, None, 10).unwrap()),
+            [0, 1, 5, 42, 100]
+        );
+        assert_eq!(sizes(store.list_checkpoints(log, None, 2).unwrap()), [0, 1]);
+        assert_eq!(
+            sizes(store.list_checkpoints(log, Some(1), 2).unwrap()),
+            [5, 42]
+        );
+        assert_eq!(
+            sizes(store.list_checkpoints(log, Some(5), 0).unwrap()),
+            [42]
+        );
+        assert!(
+            store
+                .list_checkpoints(log, Some(u64::MAX), 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+/// A meta value reads back, and a second set replaces it.
+pub fn meta_values_are_replaced(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    assert_eq!(store.get_meta("origin").unwrap(), None);
+    store.set_meta("origin", "example.com/a").unwrap();
+    store.set_meta("key id", "").unwrap();
+    assert_eq!(
+        store.get_meta("origin").unwrap().as_deref(),
+        Some("example.com/a")
+    );
+    store.set_meta("origin", "example.com/b ✓").unwrap();
+    assert_eq!(
+        store.get_meta("origin").unwrap().as_deref(),
+        Some("example.com/b ✓")
+    );
+    assert_eq!(store.get_meta("key id").unwrap().as_deref(), Some(""));
+    assert_eq!(store.get_meta("Origin").unwrap(), None, "keys are exact");
+}
+
+/// Pages through `list` with `limit`, checking each page's shape.
+fn list_all(store: &dyn Store, query: &ListQuery, limit: u32) -> Vec<u64> {
+    let mut q = query.clone();
+    q.limit = limit;
+    let mut out = Vec::new();
+    loop {
+        let page = store.list(&q).unwrap();
+        assert!(page.items.len() <= limit.max(1) as usize);
+        assert!(
+            page.items
+                .windows(2)
+                .all(|w| w[0].leaf_index < w[1].leaf_index)
+        );
+        if page.items.len() == limit.max(1) as usize {
+            assert_eq!(page.next, page.items.last().map(|r| r.leaf_index));
+        } else {
+            assert_eq!(page.next, None);
+        }
+        out.extend(page.items.iter().map(|r| r.leaf_index));
+        match page.next {
+            Some(n) => q.after_index = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// `list` selects exactly the records every filter matches, in leaf order,
+/// whatever the page size.
+pub fn list_filters_and_pages(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let all = rows(0..700);
+    for chunk in all.chunks(300) {
+        append_records(&*store, &mut trees, chunk);
+    }
+    let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    type Pred = fn(u64) -> bool;
+    let cases: Vec<(ListQuery, Pred)> = vec![
+        (ListQuery::default(), |_| true),
+        (
+            ListQuery {
+                labels: vec![label("case", "case-1")],
+                ..Default::default()
+            },
+            |i| i % 3 == 1,
+        ),
+        (
+            ListQuery {
+                labels: vec![label("case", "case-1"), label("source", "src-0")],
+                ..Default::default()
+            },
+            |i| i % 3 == 1 && i % 2 == 0,
+        ),
+        (
+            ListQuery {
+                labels: vec![label("case", "case-1"), label("case", "case-2")],
+                ..Default::default()
+            },
+            |_| false,
+        ),
+        (
+            ListQuery {
+                content_type: Some("application/pdf".into()),
+                ..Default::default()
+            },
+            |i| i % 4 == 0,
+        ),
+        (
+            ListQuery {
+                ingested_by: Some("bob".into()),
+                labels: vec![label("case", "case-0")],
+                ..Default::default()
+            },
+            |i| i % 2 == 1 && i % 3 == 0,
+        ),
+        (
+            ListQuery {
+                since_ms: Some(T0 + 500),
+                until_ms: Some(T0 + 1000),
+                ..Default::default()
+            },
+            |i| (50..100).contains(&i),
+        ),
+        (
+            ListQuery {
+                after_index: Some(650),
+                ..Default::default()
+            },
+            |i| i > 650,
+        ),
+    ];
+    for (query, pred) in cases {
+        let want: Vec<u64> = (0..700).filter(|&i| pred(i)).collect();
+        for limit in [1000, 7, 1] {
+            assert_eq!(
+                list_all(&*store, &query, limit),
+                want,
+                "{query:?} by {limit}"
+            );
+        }
+    }
+    // A page's items are whole records; a limit of 0 is clamped to 1.
+    let page = store
+        .list(&ListQuery {
+            after_index: Some(4),
+            limit: 0,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items, vec![row(5)]);
+    assert_eq!(page.next, Some(5));
+}
+
+/// `list_audit` selects exactly the events every filter matches, paged
+/// like `list`.
+pub fn list_audit_filters_and_pages(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    append_both(&*store, &mut trees, &rows(0..3), &audit_rows(0..200)).unwrap();
+    append_both(&*store, &mut trees, &[], &audit_rows(200..310)).unwrap();
+    type Pred = fn(&AuditRow) -> bool;
+    let cases: Vec<(AuditQuery, Pred)> = vec![
+        (AuditQuery::default(), |_| true),
+        (
+            AuditQuery {
+                principal: Some("bob".into()),
+                ..Default::default()
+            },
+            |e| e.principal == "bob",
+        ),
+        (
+            AuditQuery {
+                operation: Some("log.checkpoint".into()),
+                outcome: Some("success".into()),
+                ..Default::default()
+            },
+            |e| e.operation == "log.checkpoint" && e.outcome == "success",
+        ),
+        (
+            AuditQuery {
+                outcome: Some("denied".into()),
+                ..Default::default()
+            },
+            |e| e.outcome == "denied",
+        ),
+        (
+            AuditQuery {
+                since_ms: Some(T0 + 1000),
+                until_ms: Some(T0 + 1500),
+                after_index: Some(120),
+                ..Default::default()
+            },
+            |e| (121..150).contains(&e.leaf_index),
+        ),
+    ];
+    let all = audit_rows(0..310);
+    for (query, pred) in cases {
+        let want: Vec<&AuditRow> = all.iter().filter(|e| pred(e)).collect();
+        for limit in [1000u32, 9] {
+            let mut q = query.clone();
+            q.limit = limit;
+            let mut got = Vec::new();
+            loop {
+                let page = store.list_audit(&q).unwrap();
+                assert!(page.items.len() <= limit as usize);
+                got.extend(page.items);
+                match page.next {
+                    Some(n) => q.after_index = Some(n),
+                    None => break,
+                }
+            }
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "{query:?} by {limit}");
+        }
+    }
+}
+
+/// What a call returned `Ok` for is there after the store is dropped and
+/// opened again: records, events, tiles, checkpoints, meta; and the
+/// reopened store appends where the first left off.
+pub fn what_returned_ok_survives_a_reopen(open: Open<'_>) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut trees = Trees::default();
+    let before = {
+        let store = open(dir.path());
+        append_both(&*store, &mut trees, &rows(0..300), &audit_rows(0..20)).unwrap();
+        append_both(&*store, &mut trees, &rows(300..301), &audit_rows(20..21)).unwrap();
+        store
+            .put_checkpoint(
+                LogId::Evidence,
+                &StoredCheckpoint {
+                    size: 301,
+                    note: "example.com/log\n301\nroot\n".into(),
+                    created_at_ms: T0,
+                },
+            )
+            .unwrap();
+        store.set_meta("origin", "example.com/log").unwrap();
+        observe(&*store, &rows(0..301))
+    };
+    let store = open(dir.path());
+    assert_eq!(observe(&*store, &rows(0..301)), before);
+    for want in rows(0..301).iter().step_by(37) {
+        assert_eq!(store.record_by_id(&want.id).unwrap().as_ref(), Some(want));
+    }
+    append_both(&*store, &mut trees, &rows(301..310), &audit_rows(21..22)).unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 310);
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 22);
+}
+
+/// The whole-store reads `fsck` uses see every row, tile and index entry.
+pub fn scans_see_every_row(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    append_both(&*store, &mut trees, &rows(0..270), &audit_rows(0..5)).unwrap();
+    assert_eq!(store.leaf_rows(LogId::Evidence).unwrap(), (270, Some(269)));
+    assert_eq!(store.leaf_rows(LogId::Audit).unwrap(), (5, Some(4)));
+    let scanned: Vec<EvidenceRow> = store
+        .scan_records(10, 20)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("a readable row"))
+        .collect();
+    assert_eq!(scanned, rows(10..20));
+    let scanned: Vec<AuditRow> = store
+        .scan_audit(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("a readable row"))
+        .collect();
+    assert_eq!(scanned, audit_rows(0..5));
+
+    // Tiles: 0/0 full, 0/1 of 14, 1/0 of 1 (evidence); 0/0 of 5 (audit).
+    let keys: Vec<(u8, u64, u64)> = store
+        .tile_keys(LogId::Evidence)
+        .unwrap()
+        .iter()
+        .map(|k| (k.level, k.index, k.bytes))
+        .collect();
+    assert_eq!(keys, [(0, 0, 256 * 32), (0, 1, 14 * 32), (1, 0, 32)]);
+    let stored = store.stored_tile(LogId::Evidence, 0, 1).unwrap().unwrap();
+    assert_eq!(
+        store
+            .read_tiles(LogId::Evidence, &[tile(0, 1, 14)])
+            .unwrap(),
+        vec![stored]
+    );
+    assert_eq!(store.stored_tile(LogId::Evidence, 0, 2).unwrap(), None);
+
+    for lookup in store.index_lookups(LogId::Evidence, 0, 270).unwrap() {
+        let i = lookup.leaf_index;
+        assert_eq!(lookup.by_id, Some(i));
+        assert_eq!(lookup.by_dedup_key, Some(i));
+        assert_eq!(lookup.has_idempotency_key, i % 5 == 0);
+        assert_eq!(lookup.by_idempotency_key, (i % 5 == 0).then_some(i), "{i}");
+        assert_eq!(lookup.labels, Some(2));
+        assert_eq!(lookup.labels_indexed, Some(2));
+        assert!(
+            lookup.missing_from.is_empty(),
+            "{i}: {:?}",
+            lookup.missing_from
+        );
+    }
+    assert_eq!(store.label_index_len().unwrap(), 540);
+    let page = store.label_index_page(None, 3).unwrap();
+    assert_eq!(page.len(), 3);
+    for entry in &page {
+        assert!(store.label_entry_matches(entry).unwrap(), "{entry:?}");
+    }
+    let after = store.label_index_page(page.last(), 10_000).unwrap();
+    assert_eq!(after.len(), 537);
+    let mut wrong = page[0].clone();
+    wrong.value.push('!');
+    assert!(!store.label_entry_matches(&wrong).unwrap());
+}

@@ -74,14 +74,14 @@ fn fresh(open: Open<'_>) -> (tempfile::TempDir, Box<dyn Store>) {
 }
 
 /// A deterministic 32-byte value.
-fn h(tag: u8, i: u64) -> [u8; 32] {
+pub fn h(tag: u8, i: u64) -> [u8; 32] {
     let mut input = vec![tag];
     input.extend_from_slice(&i.to_be_bytes());
     leaf_hash(&input)
 }
 
 /// A UUIDv7-shaped id, time-ordered by `ms` then `i`.
-fn uuid(ms: u64, i: u64) -> String {
+pub fn uuid(ms: u64, i: u64) -> String {
     format!(
         "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
         ms >> 16,
@@ -92,13 +92,14 @@ fn uuid(ms: u64, i: u64) -> String {
     )
 }
 
-const T0: i64 = 1_700_000_000_000;
+/// When the generated rows start, milliseconds since the Unix epoch.
+pub const T0: i64 = 1_700_000_000_000;
 
 /// A varied record for leaf `i`: labels `case` (3 values) and `source`
 /// (2 values), two content types and two principals, inline (sometimes
 /// empty) and external payloads, an idempotency key on every fifth,
 /// ingested 10 ms apart from `T0`.
-fn row(i: u64) -> EvidenceRow {
+pub fn row(i: u64) -> EvidenceRow {
     let labels = BTreeMap::from([
         ("case".to_owned(), format!("case-{}", i % 3)),
         ("source".to_owned(), format!("src-{}", i % 2)),
@@ -130,22 +131,26 @@ fn row(i: u64) -> EvidenceRow {
     }
 }
 
-fn rows(range: std::ops::Range<u64>) -> Vec<EvidenceRow> {
+/// [`row`] for each index of `range`.
+pub fn rows(range: std::ops::Range<u64>) -> Vec<EvidenceRow> {
     range.map(row).collect()
 }
 
-const PRINCIPALS: [&str; 3] = ["alice", "bob", "anonymous"];
-const OPERATIONS: [&str; 4] = [
+/// The principals, operations and outcomes audit rows cycle through.
+pub const PRINCIPALS: [&str; 3] = ["alice", "bob", "anonymous"];
+#[allow(missing_docs)]
+pub const OPERATIONS: [&str; 4] = [
     "evidence.put",
     "evidence.get",
     "log.checkpoint",
     "audit.list",
 ];
-const OUTCOMES: [&str; 4] = ["success", "denied", "unauthenticated", "failed"];
+#[allow(missing_docs)]
+pub const OUTCOMES: [&str; 4] = ["success", "denied", "unauthenticated", "failed"];
 
 /// A varied audit event for leaf `i`: principal `i % 3`, operation `i % 4`,
 /// outcome success except every 7th, 10 ms apart from `T0`.
-fn audit_row(i: u64) -> AuditRow {
+pub fn audit_row(i: u64) -> AuditRow {
     let time_ms = T0 + i as i64 * 10;
     AuditRow {
         leaf_index: i,
@@ -163,7 +168,8 @@ fn audit_row(i: u64) -> AuditRow {
     }
 }
 
-fn audit_rows(range: std::ops::Range<u64>) -> Vec<AuditRow> {
+/// [`audit_row`] for each index of `range`.
+pub fn audit_rows(range: std::ops::Range<u64>) -> Vec<AuditRow> {
     range.map(audit_row).collect()
 }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests and the append benchmark.
-#![allow(dead_code)]
+// Each test file uses only some of these.
+#![allow(dead_code, unused_imports)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 // The tiles a sequencer writes with each batch (every tile touched, at its
@@ -10,7 +10,7 @@ pub use evault_merkle::tiles::TileBuilder;
 use evault_merkle::tiles::{TileId, TileReader};
 use evault_merkle::{Hash, leaf_hash};
 use evault_store::{
-    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store, StoreError,
+    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, SqliteStore, Store, StoreError,
 };
 
 /// Reads one log's tiles from the store for `TiledHashReader`.
@@ -24,63 +24,9 @@ impl TileReader for StoreTiles<'_> {
     }
 }
 
-/// A deterministic 32-byte value.
-pub fn h(tag: u8, i: u64) -> [u8; 32] {
-    let mut input = vec![tag];
-    input.extend_from_slice(&i.to_be_bytes());
-    leaf_hash(&input)
-}
-
-/// A UUIDv7-shaped id, time-ordered by `i`.
-pub fn uuid(ms: u64, i: u64) -> String {
-    format!(
-        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
-        ms >> 16,
-        ms & 0xffff,
-        (i >> 48) & 0xfff,
-        0x8000 | ((i >> 32) & 0x3fff),
-        i & 0xffff_ffff_ffff
-    )
-}
-
-pub const T0: i64 = 1_700_000_000_000;
-
-/// A varied record for leaf `i`: labels `case` (3 values) and `source`
-/// (2 values), two content types, inline (sometimes empty) and external
-/// payloads, an idempotency key on every fifth.
-pub fn row(i: u64) -> EvidenceRow {
-    let mut labels = BTreeMap::new();
-    labels.insert("case".to_owned(), format!("case-{}", i % 3));
-    labels.insert("source".to_owned(), format!("src-{}", i % 2));
-    let ingested_at_ms = T0 + i as i64 * 10;
-    EvidenceRow {
-        leaf_index: i,
-        id: uuid(ingested_at_ms as u64, i),
-        content_type: if i.is_multiple_of(4) {
-            "application/pdf".to_owned()
-        } else {
-            "application/json".to_owned()
-        },
-        sha256: h(1, i),
-        size: 100 + i,
-        labels,
-        ingested_at_ms,
-        ingested_by: if i.is_multiple_of(2) { "alice" } else { "bob" }.to_owned(),
-        idempotency_key: i.is_multiple_of(5).then(|| format!("idem-{i}")),
-        dedup_key: h(2, i),
-        leaf_data: format!("{{\"leaf\":{i},\"note\":\"evidence\"}}").into_bytes(),
-        payload: if i.is_multiple_of(2) {
-            Payload::Inline(vec![i as u8; (i % 50) as usize])
-        } else {
-            Payload::External
-        },
-        analytics: None,
-    }
-}
-
-pub fn rows(range: std::ops::Range<u64>) -> Vec<EvidenceRow> {
-    range.map(row).collect()
-}
+// The suite's varied rows, so the SQLite tests and every driver's suite
+// write the same data.
+pub use evault_store::testing::{T0, h, row, rows, uuid};
 
 /// Everything in the database (both logs), for "nothing changed"
 /// assertions.
@@ -133,39 +79,7 @@ pub fn snapshot(store: &SqliteStore, path: &Path) -> Snapshot {
     }
 }
 
-pub const PRINCIPALS: [&str; 3] = ["alice", "bob", "anonymous"];
-pub const OPERATIONS: [&str; 4] = [
-    "evidence.put",
-    "evidence.get",
-    "log.checkpoint",
-    "audit.list",
-];
-pub const OUTCOMES: [&str; 4] = ["success", "denied", "unauthenticated", "failed"];
-
-/// A varied audit event for leaf `i`: principal `i % 3`, operation
-/// `i % 4`, outcome success except every 7th (cycling through the
-/// others), 10 ms apart from `T0`.
-pub fn audit_row(i: u64) -> AuditRow {
-    let time_ms = T0 + i as i64 * 10;
-    let outcome = if i.is_multiple_of(7) {
-        OUTCOMES[1 + (i / 7 % 3) as usize]
-    } else {
-        OUTCOMES[0]
-    };
-    AuditRow {
-        leaf_index: i,
-        id: uuid(time_ms as u64, 1 << 40 | i),
-        time_ms,
-        principal: PRINCIPALS[(i % 3) as usize].to_owned(),
-        operation: OPERATIONS[(i % 4) as usize].to_owned(),
-        outcome: outcome.to_owned(),
-        leaf_data: format!("{{\"audit\":{i},\"v\":\"evault/audit/v1\"}}").into_bytes(),
-    }
-}
-
-pub fn audit_rows(range: std::ops::Range<u64>) -> Vec<AuditRow> {
-    range.map(audit_row).collect()
-}
+pub use evault_store::testing::{OPERATIONS, OUTCOMES, PRINCIPALS, audit_row, audit_rows};
 
 /// Both logs' tile builders, as the sequencer keeps them.
 #[derive(Clone, Debug, Default)]

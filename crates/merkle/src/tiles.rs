@@ -6,12 +6,16 @@
 //! entry-bundle paths, computes which tiles a proof needs, adapts a tile
 //! source into a [`HashReader`], and builds the tiles of a growing tree
 //! ([`TileBuilder`]).
+//!
+//! A store may also keep each tile's seven inner levels ([`tile_inner`],
+//! not part of the spec and never served as a tile): a reader that has
+//! them reads a node instead of rehashing up to 255 row hashes.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::compact::CompactRange;
-use crate::hash::{HASH_SIZE, Hash};
+use crate::hash::{HASH_SIZE, Hash, node_hash};
 use crate::proof::HashReader;
 use crate::tree::{LeafRange, NodeId, consistency_ranges, inclusion_ranges, perfect_subtree_hash};
 
@@ -374,6 +378,72 @@ pub fn hash_from_tile(tile_data: &[u8], slot: TileSlot) -> Result<Hash, TileData
     perfect_subtree_hash(&row).ok_or(TileDataError::SlotOutOfRange(slot))
 }
 
+/// Bytes of the inner levels ([`tile_inner`]) of a tile of `width`
+/// hashes: 8,128 for a full tile.
+pub fn inner_byte_len(width: u16) -> usize {
+    (1..TILE_HEIGHT)
+        .map(|s| (usize::from(width) >> s) * HASH_SIZE)
+        .sum()
+}
+
+/// The inner levels of a tile: for each of the seven tree levels between
+/// its row and the next tile row, bottom up, the hashes of every node whose
+/// leaves all lie in the tile, left to right. A full tile has 254 of them,
+/// 128 down to 2; its top node is a hash of the tile row above, so it is
+/// not repeated here. A partial tile of width `w` has `w >> s` nodes at
+/// sub-level `s`.
+///
+/// This is what the tree builder computed anyway; keeping it lets a proof
+/// read its nodes ([`hash_from_inner`]) instead of rehashing the row.
+pub fn tile_inner(tile: TileId, tile_data: &[u8]) -> Result<Vec<u8>, TileDataError> {
+    if tile_data.len() != tile.byte_len() {
+        return Err(TileDataError::WrongLength {
+            tile,
+            expected: tile.byte_len(),
+            got: tile_data.len(),
+        });
+    }
+    let mut out = Vec::with_capacity(inner_byte_len(tile.width));
+    let mut below = tile_data.to_vec();
+    for _ in 1..TILE_HEIGHT {
+        let level: Vec<u8> = below
+            .chunks_exact(2 * HASH_SIZE)
+            .flat_map(|pair| {
+                let (mut l, mut r) = ([0u8; HASH_SIZE], [0u8; HASH_SIZE]);
+                l.copy_from_slice(&pair[..HASH_SIZE]);
+                r.copy_from_slice(&pair[HASH_SIZE..]);
+                node_hash(&l, &r)
+            })
+            .collect();
+        out.extend_from_slice(&level);
+        below = level;
+    }
+    Ok(out)
+}
+
+/// A node's hash read from its tile's inner levels ([`tile_inner`] of the
+/// slot's tile): `None` when the slot is a single row hash (read the tile
+/// itself) or `inner` does not have the length a tile of that width gives.
+pub fn hash_from_inner(inner: &[u8], slot: TileSlot) -> Option<Hash> {
+    let width = slot.tile.width;
+    if inner.len() != inner_byte_len(width) || !slot.count.is_power_of_two() {
+        return None;
+    }
+    let sub = slot.count.trailing_zeros();
+    if sub == 0 || sub >= u32::from(TILE_HEIGHT) || !slot.offset.is_multiple_of(slot.count) {
+        return None;
+    }
+    let index = usize::from(slot.offset >> sub);
+    if index >= usize::from(width >> sub) {
+        return None;
+    }
+    let level_start: usize = (1..sub)
+        .map(|s| (usize::from(width) >> s) * HASH_SIZE)
+        .sum();
+    let at = level_start + index * HASH_SIZE;
+    inner.get(at..at + HASH_SIZE)?.try_into().ok()
+}
+
 /// A source of tile contents (a store, an HTTP client, a directory).
 pub trait TileReader {
     /// Why tiles could not be read; surfaces as [`TiledReadError::Source`].
@@ -381,6 +451,21 @@ pub trait TileReader {
 
     /// Returns the contents of each tile, in order.
     fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, Self::Error>;
+
+    /// Returns the contents of each tile, in order, each with its inner
+    /// levels ([`tile_inner`]) where the source keeps them. The default
+    /// keeps none, and [`TiledHashReader`] then hashes the rows.
+    #[allow(clippy::type_complexity)]
+    fn read_tiles_with_inner(
+        &self,
+        tiles: &[TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, Self::Error> {
+        Ok(self
+            .read_tiles(tiles)?
+            .into_iter()
+            .map(|d| (d, None))
+            .collect())
+    }
 }
 
 /// Error of a [`TiledHashReader`].
@@ -432,16 +517,27 @@ impl<R: TileReader> HashReader for TiledHashReader<R> {
         wanted.dedup();
         let data = self
             .tiles
-            .read_tiles(&wanted)
+            .read_tiles_with_inner(&wanted)
             .map_err(TiledReadError::Source)?;
         if data.len() != wanted.len() {
             return Err(TiledReadError::ShortRead);
         }
-        let by_tile: BTreeMap<TileId, Vec<u8>> = wanted.into_iter().zip(data).collect();
+        let by_tile: BTreeMap<TileId, (Vec<u8>, Option<Vec<u8>>)> =
+            wanted.into_iter().zip(data).collect();
         slots
             .iter()
             .map(|s| {
-                let tile = by_tile.get(&s.tile).ok_or(TiledReadError::ShortRead)?;
+                let (tile, inner) = by_tile.get(&s.tile).ok_or(TiledReadError::ShortRead)?;
+                if tile.len() != s.tile.byte_len() {
+                    return Err(TiledReadError::Data(TileDataError::WrongLength {
+                        tile: s.tile,
+                        expected: s.tile.byte_len(),
+                        got: tile.len(),
+                    }));
+                }
+                if let Some(h) = inner.as_deref().and_then(|i| hash_from_inner(i, *s)) {
+                    return Ok(h);
+                }
                 hash_from_tile(tile, *s).map_err(TiledReadError::Data)
             })
             .collect()
@@ -949,6 +1045,129 @@ mod tests {
                     data.get(..t.byte_len()).map(<[u8]>::to_vec).ok_or(*t)
                 })
                 .collect()
+        }
+    }
+
+    /// [`MapTiles`] that also keeps every tile's inner levels, as a store
+    /// that has them does.
+    struct InnerTiles(Stored);
+
+    impl TileReader for InnerTiles {
+        type Error = TileId;
+
+        fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, TileId> {
+            MapTiles(self.0.clone()).read_tiles(tiles)
+        }
+
+        fn read_tiles_with_inner(
+            &self,
+            tiles: &[TileId],
+        ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, TileId> {
+            self.read_tiles(tiles)?
+                .into_iter()
+                .zip(tiles)
+                .map(|(d, t)| {
+                    let inner = tile_inner(*t, &d).map_err(|_| *t)?;
+                    Ok((d, Some(inner)))
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn inner_levels_are_the_tree_nodes() {
+        let mut tree = MemoryTree::new();
+        let size = 3 * 65_536 + 2 * 256 + 77;
+        for i in 0..size {
+            tree.push(leaf(i));
+        }
+        let tiles = reference_tiles(&tree);
+        assert_eq!(inner_byte_len(TILE_WIDTH), 254 * HASH_SIZE);
+        let mut checked = 0;
+        for (&(level, index), data) in &tiles {
+            let width = (data.len() / HASH_SIZE) as u16;
+            let tile = TileId {
+                level,
+                index,
+                width,
+            };
+            let inner = tile_inner(tile, data).unwrap();
+            assert_eq!(inner.len(), inner_byte_len(width));
+            for sub in 1..TILE_HEIGHT {
+                for i in 0..u64::from(width >> sub) {
+                    let node = NodeId::new(
+                        level * TILE_HEIGHT + sub,
+                        ((index * TILE_WIDTH as u64) >> sub) + i,
+                    );
+                    let slot = tile_for_node(node, size).unwrap();
+                    assert_eq!(slot.tile, tile);
+                    let want = tree.node(node).unwrap();
+                    assert_eq!(hash_from_inner(&inner, slot).as_ref(), Some(want));
+                    assert_eq!(hash_from_tile(data, slot).as_ref(), Ok(want));
+                    checked += 1;
+                }
+            }
+            // A row hash is read from the tile, never from the inner levels.
+            let row = TileSlot {
+                tile,
+                offset: 0,
+                count: 1,
+            };
+            assert_eq!(hash_from_inner(&inner, row), None);
+            assert_eq!(
+                hash_from_inner(&inner[1..], TileSlot { count: 2, ..row }),
+                None
+            );
+        }
+        // 770 full level-0 tiles alone have 195,580 inner nodes.
+        assert!(checked > 195_580, "{checked}");
+        assert!(matches!(
+            tile_inner(
+                TileId {
+                    level: 0,
+                    index: 0,
+                    width: 3
+                },
+                &[0; 95]
+            ),
+            Err(TileDataError::WrongLength { .. })
+        ));
+    }
+
+    #[test]
+    fn proofs_from_inner_levels_equal_proofs_from_rows() {
+        let mut tree = MemoryTree::new();
+        let mut stored = Stored::new();
+        let mut builder = TileBuilder::new();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut sizes = vec![1, 2, 255, 256, 257, 65_535, 65_536, 65_537];
+        sizes.extend((0..40).map(|_| 1 + next(&mut state) % 140_000));
+        sizes.sort_unstable();
+        for size in sizes {
+            let grow: Vec<Hash> = (tree.size()..size).map(leaf).collect();
+            for &h in &grow {
+                tree.push(h);
+            }
+            store(&mut stored, builder.append(&grow), size);
+            let rows = TiledHashReader {
+                tiles: MapTiles(stored.clone()),
+                tree_size: size,
+            };
+            let inner = TiledHashReader {
+                tiles: InnerTiles(stored.clone()),
+                tree_size: size,
+            };
+            for _ in 0..8 {
+                let index = next(&mut state) % size;
+                let want = tree.inclusion_proof(index, size).unwrap();
+                assert_eq!(crate::inclusion_proof(&rows, index, size).unwrap(), want);
+                assert_eq!(crate::inclusion_proof(&inner, index, size).unwrap(), want);
+                let old = 1 + next(&mut state) % size;
+                let want = tree.consistency_proof(old, size).unwrap();
+                assert_eq!(crate::consistency_proof(&rows, old, size).unwrap(), want);
+                assert_eq!(crate::consistency_proof(&inner, old, size).unwrap(), want);
+            }
+            assert_eq!(crate::root(&inner, size).unwrap(), tree.root());
         }
     }
 

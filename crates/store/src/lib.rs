@@ -546,6 +546,25 @@ pub trait Store: Send + Sync {
     /// order. A tile at width `w` is a prefix of every later version of it.
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
+    /// [`Store::read_tiles`], each full tile with its inner levels
+    /// (`evault_merkle::tiles::tile_inner`) where the driver keeps them, so
+    /// a proof reads its nodes instead of rehashing rows. A driver must
+    /// keep them for every full tile it stores; for a partial tile, or a
+    /// full one read at a smaller width, it returns `None`. The default
+    /// keeps none.
+    #[allow(clippy::type_complexity)]
+    fn read_tiles_with_inner(
+        &self,
+        log: LogId,
+        tiles: &[TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        Ok(self
+            .read_tiles(log, tiles)?
+            .into_iter()
+            .map(|d| (d, None))
+            .collect())
+    }
+
     /// The record with this id, if any.
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
     /// The record at `leaf_index` of the evidence log, if the log has one.

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use evault_merkle::tiles::{
-    TileBuilder, TileId, TileReader, TiledHashReader, inclusion_proof_tiles, tile_width,
+    TileBuilder, TileId, TileReader, TiledHashReader, inclusion_proof_tiles, tile_inner, tile_width,
 };
 use evault_merkle::{Hash, MemoryTree, consistency_proof, inclusion_proof, leaf_hash, root};
 
@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             evidence_and_audit_commit_together,
             tiles_grow_and_serve_prefixes,
             proofs_from_stored_tiles_match_a_memory_tree,
+            full_tiles_keep_their_inner_levels,
             checkpoints_keep_the_first_per_size,
             meta_values_are_replaced,
             list_filters_and_pages,
@@ -736,6 +737,63 @@ impl TileReader for StoreTiles<'_> {
 
     fn read_tiles(&self, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.0.read_tiles(self.1, tiles)
+    }
+
+    // The proofs below then read inner nodes from the store where it has
+    // them, and must still equal the memory tree's.
+    fn read_tiles_with_inner(
+        &self,
+        tiles: &[TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StoreError> {
+        self.0.read_tiles_with_inner(self.1, tiles)
+    }
+}
+
+/// Every full tile of both logs comes back with its inner levels
+/// ([`tile_inner`]), in the same read as its row; a partial tile, and a
+/// full one read at a smaller width, come back without.
+pub fn full_tiles_keep_their_inner_levels(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let records = rows(0..700);
+    let events = audit_rows(0..300);
+    let mut start = 0usize;
+    for (batch, audit) in [(255usize, 0usize), (1, 300), (300, 0), (144, 0)] {
+        append_both(
+            &*store,
+            &mut trees,
+            &records[start..start + batch],
+            &events[..audit],
+        )
+        .expect("the store takes a valid batch");
+        start += batch;
+    }
+    for (log, size) in [(LogId::Evidence, 700u64), (LogId::Audit, 300)] {
+        let mut wanted = Vec::new();
+        for level in 0..2u8 {
+            let mut index = 0;
+            while let Some(width) = tile_width(level, index, size) {
+                wanted.push(tile(level, index, width));
+                index += 1;
+            }
+        }
+        let got = store.read_tiles_with_inner(log, &wanted).unwrap();
+        assert_eq!(got.len(), wanted.len());
+        let mut full = 0;
+        for (t, (data, inner)) in wanted.iter().zip(&got) {
+            assert_eq!(data, &store.read_tiles(log, &[*t]).unwrap()[0]);
+            if t.width == 256 {
+                full += 1;
+                assert_eq!(inner, &Some(tile_inner(*t, data).unwrap()), "{log} {t:?}");
+            } else {
+                assert_eq!(inner, &None, "{log} {t:?}");
+            }
+        }
+        assert_eq!(full, size / 256, "{log}");
+        let narrower = store
+            .read_tiles_with_inner(log, &[tile(0, 0, 255)])
+            .unwrap();
+        assert_eq!(narrower[0].1, None);
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{StoreTiles, TileBuilder, append_rows, fresh, row, rows};
-use evault_merkle::tiles::TiledHashReader;
+use evault_merkle::tiles::{TileId, TiledHashReader, tile_inner};
 use evault_merkle::{leaf_hash, root};
 use evault_store::{ListQuery, LogId, SqliteStore, Store, StoreError, StoredCheckpoint};
 
@@ -301,7 +301,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 7);
+    assert_eq!(v, 8);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The compliance tables came with the migrations, empty; the migrated
     // records are not erased.
@@ -335,6 +335,23 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         tree_size: 300,
     };
     assert_eq!(root(&reader, 300).unwrap(), trees.evidence.root());
+    // Version 8 filled in the inner levels of the one full tile; the
+    // partial tile has none.
+    let full = TileId {
+        level: 0,
+        index: 0,
+        width: 256,
+    };
+    let partial = TileId {
+        level: 0,
+        index: 1,
+        width: 44,
+    };
+    let read = store
+        .read_tiles_with_inner(LogId::Evidence, &[full, partial])
+        .unwrap();
+    assert_eq!(read[0].1, Some(tile_inner(full, &read[0].0).unwrap()));
+    assert_eq!(read[1].1, None);
     assert_eq!(
         store
             .latest_checkpoint(LogId::Evidence)

@@ -9,7 +9,7 @@ use super::error::{DbResult, corrupt, invalid, violated_key};
 use super::query;
 use super::records;
 use super::rows::{col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
-use super::{SqliteStore, append_in};
+use super::{BatchInner, SqliteStore, append_in};
 use crate::{
     AppendBatch, ComplianceStore, ErasureRow, EvidenceRow, HoldRow, Reclaimed, Result,
     RetentionRow, Selector, StoreError,
@@ -181,11 +181,12 @@ fn checkpoint_truncate(conn: &Connection) -> Result<bool> {
 
 impl ComplianceStore for SqliteStore {
     fn erase(&self, batch: &AppendBatch<'_>, erasures: &[ErasureRow]) -> Result<()> {
+        let inner = BatchInner::of(batch);
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
-        append_in(&tx, batch)?;
+        append_in(&tx, batch, &inner)?;
         let end = batch.old_size + batch.records.len() as u64;
         // Holds are written outside the sequencer: checked again here,
         // under the writer lock, so a hold placed after the vault planned

@@ -5,7 +5,7 @@
 //! `audit_checkpoints`); every tree-level statement is written once, in
 //! [`log_sql!`], and instantiated for each log's table names.
 
-use evault_merkle::tiles::{TILE_WIDTH, TileId, tile_width};
+use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner, tile_width};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::error::{DbResult, corrupt, invalid};
@@ -23,7 +23,13 @@ struct LogSql {
     /// Replaces a tile only by a version that extends it: as wide or wider,
     /// and with the stored contents as prefix. Anything else changes no row.
     upsert_tile: &'static str,
+    /// Reads a tile cut to a width, with its inner levels when asked for
+    /// and the width is the stored one (a full tile's).
     read_tile: &'static str,
+    /// Full tiles whose inner levels are not stored, after a position.
+    missing_inner: &'static str,
+    set_inner: &'static str,
+    count_missing_inner: &'static str,
     put_checkpoint: &'static str,
     latest_checkpoint: &'static str,
     checkpoint_at: &'static str,
@@ -39,8 +45,9 @@ macro_rules! log_sql {
             upsert_tile: concat!(
                 "INSERT INTO ",
                 $tiles,
-                " (level, idx, data) VALUES (?1, ?2, ?3) ",
-                "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data ",
+                " (level, idx, data, inner) VALUES (?1, ?2, ?3, ?4) ",
+                "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data, ",
+                "inner = excluded.inner ",
                 "WHERE length(excluded.data) >= length(",
                 $tiles,
                 ".data) ",
@@ -51,9 +58,26 @@ macro_rules! log_sql {
                 ".data"
             ),
             read_tile: concat!(
-                "SELECT length(data), substr(data, 1, ?3) FROM ",
+                "SELECT length(data), substr(data, 1, ?3), ",
+                "CASE WHEN ?4 AND length(data) = ?3 THEN inner END FROM ",
                 $tiles,
                 " WHERE level = ?1 AND idx = ?2"
+            ),
+            missing_inner: concat!(
+                "SELECT level, idx, data FROM ",
+                $tiles,
+                " WHERE inner IS NULL AND length(data) = 8192 AND (level, idx) > (?1, ?2) ",
+                "ORDER BY level, idx LIMIT ?3"
+            ),
+            set_inner: concat!(
+                "UPDATE ",
+                $tiles,
+                " SET inner = ?3 WHERE level = ?1 AND idx = ?2 AND length(data) = 8192"
+            ),
+            count_missing_inner: concat!(
+                "SELECT count(*) FROM ",
+                $tiles,
+                " WHERE inner IS NULL AND length(data) = 8192"
             ),
             put_checkpoint: concat!(
                 "INSERT OR IGNORE INTO ",
@@ -133,17 +157,42 @@ pub(super) fn check_index(expected: u64, got: u64) -> Result<()> {
     Ok(())
 }
 
+/// The inner levels of each full tile in `tiles` (`None` for the rest),
+/// computed before the write lock is taken.
+pub(super) fn inner_levels(tiles: &[(TileId, Vec<u8>)]) -> Vec<Option<Vec<u8>>> {
+    tiles
+        .iter()
+        .map(|(tile, data)| {
+            if tile.width == TILE_WIDTH {
+                // A wrong length yields None here and is refused by
+                // write_tiles.
+                tile_inner(*tile, data).ok()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Upserts `log`'s tiles of a batch that takes the tree to `new_size`:
 /// each must have the width that size gives it, the right length, and
-/// extend the stored version.
+/// extend the stored version. `inner` is [`inner_levels`] of `tiles`.
 pub(super) fn write_tiles(
     tx: &Connection,
     log: LogId,
     new_size: u64,
     tiles: &[(TileId, Vec<u8>)],
+    inner: &[Option<Vec<u8>>],
 ) -> Result<()> {
+    if inner.len() != tiles.len() {
+        return Err(invalid(format!(
+            "{} {log} tiles with {} inner levels",
+            tiles.len(),
+            inner.len()
+        )));
+    }
     let mut upsert = tx.prepare_cached(sql(log).upsert_tile).db()?;
-    for (tile, data) in tiles {
+    for ((tile, data), inner) in tiles.iter().zip(inner) {
         if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
             return Err(invalid(format!(
                 "{log} tile {} does not have the width of a tree of size {new_size}",
@@ -162,7 +211,8 @@ pub(super) fn write_tiles(
             .execute(rusqlite::params![
                 i64::from(tile.level),
                 to_i64(tile.index, "tile index")?,
-                data
+                data,
+                inner
             ])
             .db()?;
         if changed == 0 {
@@ -189,6 +239,21 @@ pub(super) fn set_size(tx: &Connection, log: LogId, old_size: u64, new_size: u64
 /// Contents of each of `log`'s tiles at its width: a prefix of the stored
 /// version, or [`StoreError::TileUnavailable`] if that is narrower.
 pub(super) fn read_tiles(conn: &Connection, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+    Ok(read_tiles_inner(conn, log, tiles, false)?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
+}
+
+/// [`read_tiles`], each tile with its stored inner levels when `inner` is
+/// asked for and the tile is read at its full stored width.
+#[allow(clippy::type_complexity)]
+pub(super) fn read_tiles_inner(
+    conn: &Connection,
+    log: LogId,
+    tiles: &[TileId],
+    inner: bool,
+) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
     let mut stmt = conn.prepare_cached(sql(log).read_tile).db()?;
     let mut out = Vec::with_capacity(tiles.len());
     for &tile in tiles {
@@ -200,7 +265,12 @@ pub(super) fn read_tiles(conn: &Connection, log: LogId, tiles: &[TileId]) -> Res
         }
         let want = tile.byte_len();
         let mut rows = stmt
-            .query(rusqlite::params![i64::from(tile.level), index, want as i64])
+            .query(rusqlite::params![
+                i64::from(tile.level),
+                index,
+                want as i64,
+                inner
+            ])
             .db()?;
         let Some(row) = rows.next().db()? else {
             return Err(StoreError::TileUnavailable(tile));
@@ -227,9 +297,75 @@ pub(super) fn read_tiles(conn: &Connection, log: LogId, tiles: &[TileId]) -> Res
                 data.len()
             )));
         }
-        out.push(data.to_vec());
+        let inner: Option<Vec<u8>> = row.get(2).db()?;
+        let inner = match inner {
+            Some(i) if i.len() != inner_byte_len(tile.width) => {
+                return Err(corrupt(format!(
+                    "stored {log} tile {}/{} has {} bytes of inner levels, expected {}",
+                    tile.level,
+                    tile.index,
+                    i.len(),
+                    inner_byte_len(tile.width)
+                )));
+            }
+            other => other,
+        };
+        out.push((data.to_vec(), inner));
     }
     Ok(out)
+}
+
+/// Fills in the inner levels of every full tile of `log` stored without
+/// them (a database from before schema version 8), inside the migration's
+/// transaction `tx`; `progress` gets (done, total) after each chunk.
+pub(super) fn backfill_inner(
+    tx: &Connection,
+    log: LogId,
+    progress: &mut dyn FnMut(LogId, u64, u64),
+) -> Result<u64> {
+    const CHUNK: i64 = 1024;
+    let total: i64 = tx
+        .prepare_cached(sql(log).count_missing_inner)
+        .db()?
+        .query_row([], |row| row.get(0))
+        .db()?;
+    let total = to_u64(total, "tile count")?;
+    let mut done = 0u64;
+    let mut after = (-1i64, -1i64);
+    loop {
+        let mut chunk: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(sql(log).missing_inner).db()?;
+            let mut rows = stmt
+                .query(rusqlite::params![after.0, after.1, CHUNK])
+                .db()?;
+            while let Some(row) = rows.next().db()? {
+                chunk.push((
+                    col_i64(row, 0, "tile level")?,
+                    col_i64(row, 1, "tile index")?,
+                    col_blob(row, 2, "tile data")?.to_vec(),
+                ));
+            }
+        }
+        let Some(last) = chunk.last() else {
+            break;
+        };
+        after = (last.0, last.1);
+        let mut set = tx.prepare_cached(sql(log).set_inner).db()?;
+        for (level, index, data) in &chunk {
+            let tile = TileId {
+                level: u8::try_from(*level)
+                    .map_err(|_| corrupt(format!("{log} tile level {level}")))?,
+                index: to_u64(*index, "tile index")?,
+                width: TILE_WIDTH,
+            };
+            let inner = tile_inner(tile, data).map_err(|e| corrupt(format!("{log} {e}")))?;
+            set.execute(rusqlite::params![level, index, inner]).db()?;
+        }
+        done += chunk.len() as u64;
+        progress(log, done, total);
+    }
+    Ok(done)
 }
 
 fn decode_checkpoint(row: &Row<'_>) -> Result<StoredCheckpoint> {

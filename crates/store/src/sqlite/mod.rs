@@ -248,10 +248,35 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// The inner levels of a batch's full tiles, per log: hashed before the
+/// write lock is taken, so the lock covers only the writes.
+pub(super) struct BatchInner {
+    evidence: Vec<Option<Vec<u8>>>,
+    audit: Vec<Option<Vec<u8>>>,
+}
+
+impl BatchInner {
+    pub(super) fn of(batch: &AppendBatch<'_>) -> Self {
+        BatchInner {
+            evidence: log_state::inner_levels(batch.tiles),
+            audit: batch
+                .audit
+                .as_ref()
+                .map(|a| log_state::inner_levels(a.tiles))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Writes `batch` inside `tx` (an immediate transaction): both logs' sizes
 /// are checked before anything is written; any error leaves `tx` to be
-/// dropped, which rolls back both logs' parts.
-pub(super) fn append_in(tx: &Connection, batch: &AppendBatch<'_>) -> Result<()> {
+/// dropped, which rolls back both logs' parts. `inner` is
+/// [`BatchInner::of`] the batch.
+pub(super) fn append_in(
+    tx: &Connection,
+    batch: &AppendBatch<'_>,
+    inner: &BatchInner,
+) -> Result<()> {
     let new_size =
         log_state::check_extend(tx, LogId::Evidence, batch.old_size, batch.records.len())?;
     let audit_new_size = match &batch.audit {
@@ -265,12 +290,12 @@ pub(super) fn append_in(tx: &Connection, batch: &AppendBatch<'_>) -> Result<()> 
     };
 
     records::insert(tx, batch.old_size, batch.records)?;
-    log_state::write_tiles(tx, LogId::Evidence, new_size, batch.tiles)?;
+    log_state::write_tiles(tx, LogId::Evidence, new_size, batch.tiles, &inner.evidence)?;
     log_state::set_size(tx, LogId::Evidence, batch.old_size, new_size)?;
 
     if let (Some(audit), Some(audit_new_size)) = (&batch.audit, audit_new_size) {
         audit::insert(tx, audit.old_size, audit.events)?;
-        log_state::write_tiles(tx, LogId::Audit, audit_new_size, audit.tiles)?;
+        log_state::write_tiles(tx, LogId::Audit, audit_new_size, audit.tiles, &inner.audit)?;
         log_state::set_size(tx, LogId::Audit, audit.old_size, audit_new_size)?;
     }
     Ok(())
@@ -282,16 +307,25 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, batch: &AppendBatch<'_>) -> Result<()> {
+        let inner = BatchInner::of(batch);
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
-        append_in(&tx, batch)?;
+        append_in(&tx, batch, &inner)?;
         tx.commit().db()
     }
 
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
         log_state::read_tiles(&self.readers.get(), log, tiles)
+    }
+
+    fn read_tiles_with_inner(
+        &self,
+        log: LogId,
+        tiles: &[TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        log_state::read_tiles_inner(&self.readers.get(), log, tiles, true)
     }
 
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {

@@ -7,7 +7,8 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::error::DbResult;
-use crate::{Result, StoreError};
+use super::log_state;
+use crate::{LogId, Result, StoreError};
 
 /// The migrations, in order. `MIGRATIONS.len()` is the schema version this
 /// binary writes.
@@ -19,7 +20,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_mirrors.sql"),
     include_str!("migrations/0006_cosignatures.sql"),
     include_str!("migrations/0007_compliance.sql"),
+    include_str!("migrations/0008_tile_inner.sql"),
 ];
+
+/// The first schema version whose full tiles carry their inner levels.
+const INNER_LEVELS_VERSION: u32 = 8;
 
 /// The schema version this binary understands.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -59,6 +64,27 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql).db()?;
+    }
+    if found < INNER_LEVELS_VERSION {
+        // About one hash per leaf: seconds at ten million records, logged
+        // as it goes. In the migration's transaction, so a crash leaves
+        // the old version, which the next start migrates again.
+        for log in [LogId::Evidence, LogId::Audit] {
+            let mut last_logged = std::time::Instant::now();
+            let filled = log_state::backfill_inner(&tx, log, &mut |log, done, total| {
+                if last_logged.elapsed() >= std::time::Duration::from_secs(2) {
+                    last_logged = std::time::Instant::now();
+                    tracing::info!(
+                        "schema {INNER_LEVELS_VERSION}: inner levels of {done} of {total} full {log} tiles"
+                    );
+                }
+            })?;
+            if filled > 0 {
+                tracing::info!(
+                    "schema {INNER_LEVELS_VERSION}: stored the inner levels of {filled} full {log} tiles"
+                );
+            }
+        }
     }
     tx.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION))
         .db()?;

@@ -798,6 +798,13 @@ impl Store for SlowStore {
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> StoreResult<Vec<Vec<u8>>> {
         self.inner.read_tiles(log, tiles)
     }
+    fn read_tiles_with_inner(
+        &self,
+        log: LogId,
+        tiles: &[TileId],
+    ) -> StoreResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        self.inner.read_tiles_with_inner(log, tiles)
+    }
     fn record_by_id(&self, id: &str) -> StoreResult<Option<EvidenceRow>> {
         self.inner.record_by_id(id)
     }

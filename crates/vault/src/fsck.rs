@@ -34,7 +34,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use evault_merkle::tiles::{TILE_WIDTH, TileBuilder, TileId, TiledHashReader};
+use evault_merkle::tiles::{TILE_WIDTH, TileBuilder, TileId, TiledHashReader, tile_inner};
 use evault_merkle::{EMPTY_ROOT, HASH_SIZE, Hash, leaf_hash};
 use evault_note::{Checkpoint, Ed25519Signer, SignerKeyText, Verifiers, verifier_for};
 use evault_store::{
@@ -1291,7 +1291,50 @@ impl LogRun<'_> {
                 );
             }
         }
+        // Only under a row that agrees: a changed row is reported above,
+        // and its inner levels then differ as a consequence.
+        if tile.width == TILE_WIDTH && stored == rebuilt {
+            self.compare_inner(tile, rebuilt)?;
+        }
         Ok(leaf_changed)
+    }
+
+    /// Compares a full tile's stored inner levels, which proofs read in
+    /// place of its row, with those of its row (stored and rebuilt alike).
+    /// A driver that keeps none has nothing to compare.
+    fn compare_inner(&mut self, tile: TileId, row: &[u8]) -> Result<()> {
+        let log = self.log();
+        let Some((_, Some(stored))) = self
+            .target
+            .store
+            .read_tiles_with_inner(log, &[tile])?
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
+        };
+        let want = tile_inner(tile, row)
+            .map_err(|e| VaultError::Inconsistent(format!("{log} tile: {e}")))?;
+        if let Some((slot, (a, b))) = want
+            .chunks_exact(HASH_SIZE)
+            .zip(stored.chunks(HASH_SIZE))
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            self.report(
+                Finding::new(
+                    FindingKind::Tile,
+                    log,
+                    format!(
+                        "the tile's stored inner levels, which proofs read, differ from those \
+                         of its row (first at inner hash {slot})"
+                    ),
+                )
+                .tile(tile)
+                .differs(hex(a), hex(b)),
+            );
+        }
+        Ok(())
     }
 
     /// Whether the stored full `tile` hashes to its node in the stored

@@ -274,6 +274,7 @@ fn running(
         heads,
         checkpoints,
         health: health.clone(),
+        opened: Default::default(),
     };
     Ok(Running {
         handle,

@@ -39,6 +39,39 @@ pub(crate) struct LogHandle {
     pub checkpoints: watch::Receiver<u64>,
     /// Where the checkpointer reports a signer that is away.
     pub health: Arc<Board>,
+    /// Checkpoints whose signatures were verified, so a proof does not
+    /// verify one again per request.
+    pub opened: OpenedCheckpoints,
+}
+
+/// Stored checkpoints already opened with this log's keys, by their exact
+/// note: the ring only ever gains keys, so a note that opened once opens
+/// again, and a changed stored note is a different entry that is verified
+/// afresh.
+#[derive(Default)]
+pub(crate) struct OpenedCheckpoints(std::sync::Mutex<Vec<(StoredCheckpoint, Checkpoint)>>);
+
+/// Checkpoints remembered: the latest and a few a client asked for by size.
+const OPENED_CAPACITY: usize = 16;
+
+impl OpenedCheckpoints {
+    fn get(&self, cp: &StoredCheckpoint) -> Option<Checkpoint> {
+        let opened = self.0.lock().ok()?;
+        opened
+            .iter()
+            .find(|(c, _)| c.size == cp.size && c.note == cp.note)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn put(&self, cp: &StoredCheckpoint, body: &Checkpoint) {
+        let Ok(mut opened) = self.0.lock() else {
+            return;
+        };
+        if opened.len() >= OPENED_CAPACITY {
+            opened.remove(0);
+        }
+        opened.push((cp.clone(), body.clone()));
+    }
 }
 
 impl LogHandle {
@@ -109,7 +142,14 @@ impl LogHandle {
         cp: StoredCheckpoint,
         root: bool,
     ) -> Result<(StoredCheckpoint, Checkpoint)> {
-        let body = integrity::open_stored(self.id, &cp, &self.verifiers(), &self.origin)?;
+        let body = match self.opened.get(&cp) {
+            Some(body) => body,
+            None => {
+                let body = integrity::open_stored(self.id, &cp, &self.verifiers(), &self.origin)?;
+                self.opened.put(&cp, &body);
+                body
+            }
+        };
         if root {
             let what = match self.id {
                 LogId::Evidence => "checkpoint",

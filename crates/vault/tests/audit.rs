@@ -778,6 +778,13 @@ impl Store for Flaky {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.read_tiles(log, tiles)
     }
+    fn read_tiles_with_inner(
+        &self,
+        log: LogId,
+        tiles: &[evault_merkle::tiles::TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StoreError> {
+        self.inner.read_tiles_with_inner(log, tiles)
+    }
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>, StoreError> {
         self.inner.record_by_id(id)
     }

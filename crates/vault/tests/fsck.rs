@@ -315,6 +315,20 @@ async fn clean_vault_passes_and_every_change_is_found_at_its_place() {
         assert!(found(&r, FindingKind::CheckpointRoot).is_empty());
     }
 
+    // A full tile's inner levels, which proofs read in place of its row:
+    // the node of leaves 8 and 9. Nothing else differs.
+    {
+        let d = fresh();
+        flip(d.path(), "tiles", "inner", "level = 0 AND idx = 0", 4 * 32);
+        let r = fsck(d.path());
+        let t = found(&r, FindingKind::Tile);
+        assert_eq!(t.len(), 1, "{}", show(&r));
+        assert_eq!(t[0].tile.as_deref(), Some("tile/0/000"));
+        assert!(t[0].detail.contains("inner levels"), "{}", show(&r));
+        assert!(found(&r, FindingKind::LeafHash).is_empty(), "{}", show(&r));
+        assert!(found(&r, FindingKind::CheckpointRoot).is_empty());
+    }
+
     // A higher-level tile: the partial level-1 tile's first hash.
     {
         let d = fresh();

@@ -216,6 +216,30 @@ async fn changed_bytes_are_refused_when_read() {
         v.shutdown().await.unwrap();
     }
 
+    // A node in the full level-0 tile's inner levels (leaves 8 and 9),
+    // which proofs read in place of the row: the proof of leaf 11 through
+    // it is refused, never served wrong; the tile itself still serves.
+    {
+        let d = fresh();
+        flip(
+            d.path(),
+            "SELECT inner FROM tiles WHERE level = 0 AND idx = 0",
+            "UPDATE tiles SET inner = ?1 WHERE level = 0 AND idx = 0",
+            4 * 32,
+        );
+        let v = Vault::open(config(d.path())).await.unwrap();
+        let log = v.evidence_log();
+        corrupt(log.inclusion(&all, &ids[11], None).await, "proof");
+        log.inclusion(&all, &ids[200], None).await.unwrap();
+        let full = TileId {
+            level: 0,
+            index: 0,
+            width: 256,
+        };
+        log.tile(&all, TilePath::Hashes(full)).await.unwrap();
+        v.shutdown().await.unwrap();
+    }
+
     // A hash in the partial one, on the right edge: the root check at start.
     {
         let d = fresh();

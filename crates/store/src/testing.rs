@@ -233,7 +233,8 @@ fn append_records(store: &dyn Store, trees: &mut Trees, records: &[EvidenceRow])
 }
 
 /// What the trait shows of a store, for "nothing changed" checks: both
-/// logs' sizes, rows, tiles and checkpoints, and the metadata the cases set.
+/// logs' sizes, rows, tiles and checkpoints, the label index, and the
+/// metadata the cases set.
 #[derive(Debug, PartialEq)]
 struct Observed {
     sizes: [u64; 2],
@@ -243,6 +244,7 @@ struct Observed {
     tiles: Vec<(LogId, u8, u64, Option<Vec<u8>>)>,
     checkpoints: Vec<Vec<StoredCheckpoint>>,
     listed: Vec<EvidenceRow>,
+    label_index: u64,
     origin: Option<String>,
     /// Lookups of the keys the failed batches carry: none may be found.
     probes: Vec<bool>,
@@ -287,6 +289,7 @@ fn observe(store: &dyn Store, probe: &[EvidenceRow]) -> Observed {
             })
             .unwrap()
             .items,
+        label_index: store.label_index_len().unwrap(),
         origin: store.get_meta("origin").unwrap(),
         probes,
     }
@@ -322,6 +325,27 @@ fn tile(level: u8, index: u64, width: u16) -> TileId {
     }
 }
 
+/// A batch of both logs' parts.
+fn both_parts<'a>(
+    old_size: u64,
+    records: &'a [EvidenceRow],
+    tiles: &'a [(TileId, Vec<u8>)],
+    audit_old_size: u64,
+    events: &'a [AuditRow],
+    atiles: &'a [(TileId, Vec<u8>)],
+) -> AppendBatch<'a> {
+    AppendBatch {
+        old_size,
+        records,
+        tiles,
+        audit: Some(AuditBatch {
+            old_size: audit_old_size,
+            events,
+            tiles: atiles,
+        }),
+    }
+}
+
 /// A store that holds nothing reads back nothing, and says so without
 /// errors (except a tile, which is unavailable).
 pub fn an_empty_store_reads_nothing(open: Open<'_>) {
@@ -346,13 +370,16 @@ pub fn an_empty_store_reads_nothing(open: Open<'_>) {
     assert_eq!(store.audit_by_id(&audit_row(0).id).unwrap(), None);
     assert!(store.leaf_data_range(0, 0).unwrap().is_empty());
     assert_eq!(store.get_meta("origin").unwrap(), None);
-    let page = store
-        .list(&ListQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .unwrap();
-    assert!(page.items.is_empty() && page.next.is_none());
+    for labels in [vec![], vec![("a".to_owned(), "b".to_owned())]] {
+        let page = store
+            .list(&ListQuery {
+                labels,
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(page.items.is_empty() && page.next.is_none());
+    }
     let page = store
         .list_audit(&AuditQuery {
             limit: 10,
@@ -364,7 +391,7 @@ pub fn an_empty_store_reads_nothing(open: Open<'_>) {
 
 /// Every record reads back whole by its index, id, dedup key and
 /// (principal-scoped) idempotency key; payload variants and awkward labels
-/// survive the trip.
+/// survive the trip, and `list` filters by awkward labels.
 pub fn records_round_trip_by_every_key(open: Open<'_>) {
     let (_dir, store) = fresh(open);
     let mut trees = Trees::default();
@@ -436,6 +463,21 @@ pub fn records_round_trip_by_every_key(open: Open<'_>) {
     assert_eq!(store.record_by_index(u64::MAX).unwrap(), None);
     assert_eq!(store.record_by_id("nope").unwrap(), None);
     assert_eq!(store.record_by_dedup_key(&[9; 32]).unwrap(), None);
+    assert_eq!(
+        store.record_by_idempotency_key("alice", "nope").unwrap(),
+        None
+    );
+    let page = store
+        .list(&ListQuery {
+            labels: vec![
+                ("unicode".into(), "é ✓ 😀".into()),
+                ("q\"uote".into(), "back\\slash".into()),
+            ],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items, vec![all[7].clone()]);
 }
 
 /// `leaf_data_range` returns exactly the leaves asked for, in order, and
@@ -456,13 +498,15 @@ pub fn leaf_data_ranges_are_ordered_and_bounded(open: Open<'_>) {
     assert!(store.leaf_data_range(10, 5).is_err(), "backwards");
 }
 
-/// A batch of no records changes nothing, but its size is still checked.
+/// A batch of no records changes nothing, but its size is still checked,
+/// beside audit events too; an empty audit part changes nothing either.
 pub fn an_empty_batch_only_checks_the_size(open: Open<'_>) {
     let (_dir, store) = fresh(open);
     let mut trees = Trees::default();
     append_records(&*store, &mut trees, &rows(0..3));
     let before = observe(&*store, &[]);
     store.append(&AppendBatch::new(3, &[], &[])).unwrap();
+    store.append(&both_parts(3, &[], &[], 0, &[], &[])).unwrap();
     assert_eq!(observe(&*store, &[]), before);
     assert!(matches!(
         store.append(&AppendBatch::new(2, &[], &[])),
@@ -471,6 +515,33 @@ pub fn an_empty_batch_only_checks_the_size(open: Open<'_>) {
             stored: 3
         })
     ));
+    // Beside an audit part, empty or not: no event is written either.
+    for n in [0, 2] {
+        let events = audit_rows(0..n);
+        let atiles = audit_tiles(&trees.audit, &events);
+        assert_refused(
+            &*store,
+            both_parts(2, &[], &[], 0, &events, &atiles),
+            &format!("{n} events beside a stale evidence size"),
+            |e| {
+                matches!(
+                    e,
+                    StoreError::SizeConflict {
+                        expected: 2,
+                        stored: 3
+                    }
+                )
+            },
+        );
+    }
+    // Records beside an empty audit part go in; the audit log stays empty.
+    let more = rows(3..5);
+    let tiles = evidence_tiles(&trees.evidence, &more);
+    store
+        .append(&both_parts(3, &more, &tiles, 0, &[], &[]))
+        .unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 5);
+    assert_eq!(store.tree_size(LogId::Audit).unwrap(), 0);
 }
 
 /// Every refused append leaves the store exactly as it was, whichever row
@@ -579,7 +650,8 @@ pub fn a_failed_append_writes_nothing(open: Open<'_>) {
 }
 
 /// A batch's records and audit events commit together: a fault in either
-/// part writes nothing of either log. Events read back by index and id.
+/// part writes nothing of either log. Events read back by index and id;
+/// each log's ids and tiles are its own.
 pub fn evidence_and_audit_commit_together(open: Open<'_>) {
     let (_dir, store) = fresh(open);
     let mut trees = Trees::default();
@@ -596,32 +668,55 @@ pub fn evidence_and_audit_commit_together(open: Open<'_>) {
         );
         assert_eq!(store.audit_by_id(&want.id).unwrap(), Some(want));
     }
+    for want in rows(0..6) {
+        assert_eq!(store.record_by_index(want.leaf_index).unwrap(), Some(want));
+    }
     assert_eq!(store.audit_by_index(9).unwrap(), None);
+    assert_eq!(store.audit_by_index(u64::MAX).unwrap(), None);
+    assert_eq!(store.audit_by_id(&row(0).id).unwrap(), None);
+    assert_eq!(store.record_by_id(&audit_row(0).id).unwrap(), None);
 
     let recs = rows(6..10);
     let events = audit_rows(9..12);
     let tiles = evidence_tiles(&trees.evidence, &recs);
     let atiles = audit_tiles(&trees.audit, &events);
-    // The audit part's size is wrong: no record either.
+    // The audit part's size is stale, ahead or zero: no record either.
+    for audit_old in [8, 10, 0] {
+        assert_refused(
+            &*store,
+            both_parts(6, &recs, &tiles, audit_old, &events, &atiles),
+            &format!("audit size {audit_old}"),
+            |e| matches!(e, StoreError::SizeConflict { expected, stored: 9 } if *expected == audit_old),
+        );
+    }
+    // The evidence part's size is wrong: no event either.
     assert_refused(
         &*store,
-        AppendBatch {
-            old_size: 6,
-            records: &recs,
-            tiles: &tiles,
-            audit: Some(AuditBatch {
-                old_size: 8,
-                events: &events,
-                tiles: &atiles,
-            }),
-        },
-        "a stale audit size",
+        both_parts(5, &recs, &tiles, 9, &events, &atiles),
+        "a stale evidence size beside good events",
         |e| {
             matches!(
                 e,
                 StoreError::SizeConflict {
-                    expected: 8,
-                    stored: 9
+                    expected: 5,
+                    stored: 6
+                }
+            )
+        },
+    );
+    // A gap in the audit indexes, after an event of the batch.
+    let mut gap = events.clone();
+    gap[1].leaf_index = 11;
+    assert_refused(
+        &*store,
+        both_parts(6, &recs, &tiles, 9, &gap, &atiles),
+        "an audit gap",
+        |e| {
+            matches!(
+                e,
+                StoreError::NonConsecutiveIndex {
+                    expected: 10,
+                    got: 11
                 }
             )
         },
@@ -631,39 +726,84 @@ pub fn evidence_and_audit_commit_together(open: Open<'_>) {
     dup[2].id = audit_row(4).id;
     assert_refused(
         &*store,
-        AppendBatch {
-            old_size: 6,
-            records: &recs,
-            tiles: &tiles,
-            audit: Some(AuditBatch {
-                old_size: 9,
-                events: &dup,
-                tiles: &atiles,
-            }),
-        },
+        both_parts(6, &recs, &tiles, 9, &dup, &atiles),
         "a stored audit event id",
         |e| matches!(e, StoreError::Duplicate(_)),
     );
+    // Audit tiles that do not fit the new audit size.
+    let narrow: Vec<(TileId, Vec<u8>)> = atiles
+        .iter()
+        .map(|(t, d)| {
+            let w = t.width - 1;
+            (TileId { width: w, ..*t }, d[..w as usize * 32].to_vec())
+        })
+        .collect();
+    for (what, wrong) in [
+        ("a narrow audit tile", &narrow),
+        ("the evidence tiles as the audit's", &tiles),
+    ] {
+        assert_refused(
+            &*store,
+            both_parts(6, &recs, &tiles, 9, &events, wrong),
+            what,
+            |_| true,
+        );
+    }
     // A record fault: the events stay out too.
     let mut bad = recs.clone();
     bad[3].dedup_key = row(0).dedup_key;
     assert_refused(
         &*store,
-        AppendBatch {
-            old_size: 6,
-            records: &bad,
-            tiles: &tiles,
-            audit: Some(AuditBatch {
-                old_size: 9,
-                events: &events,
-                tiles: &atiles,
-            }),
-        },
+        both_parts(6, &bad, &tiles, 9, &events, &atiles),
         "a duplicate record beside good events",
         |e| matches!(e, StoreError::Duplicate(_)),
     );
     append_both(&*store, &mut trees, &recs, &events).unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 10);
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 12);
+    assert_eq!(store.record_by_index(9).unwrap(), Some(row(9)));
+    assert_eq!(store.audit_by_index(11).unwrap(), Some(audit_row(11)));
+
+    // A larger batch reads back too; each log's stored tiles give its own
+    // root and proofs, over several tiles.
+    append_both(&*store, &mut trees, &rows(10..300), &audit_rows(12..1200)).unwrap();
+    let all_events = audit_rows(0..1200);
+    for want in all_events.iter().step_by(7).chain(all_events.last()) {
+        assert_eq!(
+            store.audit_by_index(want.leaf_index).unwrap().as_ref(),
+            Some(want)
+        );
+        assert_eq!(store.audit_by_id(&want.id).unwrap().as_ref(), Some(want));
+    }
+    assert_eq!(store.record_by_index(299).unwrap(), Some(row(299)));
+    let evidence: Vec<Vec<u8>> = rows(0..300).into_iter().map(|r| r.leaf_data).collect();
+    let audit: Vec<Vec<u8>> = all_events.into_iter().map(|e| e.leaf_data).collect();
+    for (log, leaves) in [(LogId::Evidence, evidence), (LogId::Audit, audit)] {
+        let size = leaves.len() as u64;
+        let mut mem = MemoryTree::new();
+        for leaf in &leaves {
+            mem.push(leaf_hash(leaf));
+        }
+        let reader = TiledHashReader {
+            tiles: StoreTiles(&*store, log),
+            tree_size: size,
+        };
+        assert_eq!(root(&reader, size).unwrap(), mem.root(), "{log}");
+        for index in [0, 1, 255, 256, 299, size - 1] {
+            assert_eq!(
+                inclusion_proof(&reader, index, size).unwrap(),
+                mem.inclusion_proof(index, size).unwrap(),
+                "{log}: inclusion {index} in {size}"
+            );
+        }
+    }
+    // A tile the audit tree has and the evidence tree does not.
+    let t = tile(0, 4, 176);
+    assert_eq!(store.read_tiles(LogId::Audit, &[t]).unwrap().len(), 1);
+    assert!(matches!(
+        store.read_tiles(LogId::Evidence, &[t]),
+        Err(StoreError::TileUnavailable(u)) if u == t
+    ));
 }
 
 /// A partial tile grows in place; every width up to the stored one reads
@@ -822,6 +962,16 @@ pub fn proofs_from_stored_tiles_match_a_memory_tree(open: Open<'_>) {
         };
         assert_eq!(root(&reader, size).unwrap(), mem.root(), "root at {size}");
         for &old in &sizes {
+            // An earlier size reads narrower prefixes of the same tiles.
+            let old_reader = TiledHashReader {
+                tiles: StoreTiles(&*store, LogId::Evidence),
+                tree_size: old,
+            };
+            assert_eq!(
+                root(&old_reader, old).unwrap(),
+                mem.root_at(old).unwrap(),
+                "root at {old}"
+            );
             assert_eq!(
                 consistency_proof(&reader, old, size).unwrap(),
                 mem.consistency_proof(old, size).unwrap(),
@@ -940,7 +1090,7 @@ pub fn meta_values_are_replaced(open: Open<'_>) {
 }
 
 /// Pages through `list` with `limit`, checking each page's shape.
-fn list_all(store: &dyn Store, query: &ListQuery, limit: u32) -> Vec<u64> {
+fn list_all(store: &dyn Store, query: &ListQuery, limit: u32) -> Vec<EvidenceRow> {
     let mut q = query.clone();
     q.limit = limit;
     let mut out = Vec::new();
@@ -957,16 +1107,19 @@ fn list_all(store: &dyn Store, query: &ListQuery, limit: u32) -> Vec<u64> {
         } else {
             assert_eq!(page.next, None);
         }
-        out.extend(page.items.iter().map(|r| r.leaf_index));
+        out.extend(page.items);
         match page.next {
-            Some(n) => q.after_index = Some(n),
+            Some(n) => {
+                assert!(q.after_index.is_none_or(|a| n > a), "the cursor advances");
+                q.after_index = Some(n);
+            }
             None => return out,
         }
     }
 }
 
-/// `list` selects exactly the records every filter matches, in leaf order,
-/// whatever the page size.
+/// `list` selects exactly the records every filter matches, whole and in
+/// leaf order, whatever the page size; a page holds 1 to 1000 records.
 pub fn list_filters_and_pages(open: Open<'_>) {
     let (_dir, store) = fresh(open);
     let mut trees = Trees::default();
@@ -1001,10 +1154,24 @@ pub fn list_filters_and_pages(open: Open<'_>) {
         ),
         (
             ListQuery {
+                labels: vec![label("case", "nope")],
+                ..Default::default()
+            },
+            |_| false,
+        ),
+        (
+            ListQuery {
                 content_type: Some("application/pdf".into()),
                 ..Default::default()
             },
             |i| i % 4 == 0,
+        ),
+        (
+            ListQuery {
+                ingested_by: Some("alice".into()),
+                ..Default::default()
+            },
+            |i| i % 2 == 0,
         ),
         (
             ListQuery {
@@ -1016,6 +1183,14 @@ pub fn list_filters_and_pages(open: Open<'_>) {
         ),
         (
             ListQuery {
+                ingested_by: Some("mallory".into()),
+                ..Default::default()
+            },
+            |_| false,
+        ),
+        (
+            // since inclusive, until exclusive.
+            ListQuery {
                 since_ms: Some(T0 + 500),
                 until_ms: Some(T0 + 1000),
                 ..Default::default()
@@ -1024,14 +1199,46 @@ pub fn list_filters_and_pages(open: Open<'_>) {
         ),
         (
             ListQuery {
+                since_ms: Some(T0 + 6500),
+                ..Default::default()
+            },
+            |i| i >= 650,
+        ),
+        (
+            ListQuery {
+                until_ms: Some(T0 + 30),
+                ..Default::default()
+            },
+            |i| i < 3,
+        ),
+        (
+            ListQuery {
+                labels: vec![label("source", "src-0")],
+                content_type: Some("application/json".into()),
+                since_ms: Some(T0 + 2000),
+                until_ms: Some(T0 + 6000),
+                ..Default::default()
+            },
+            |i| i % 2 == 0 && i % 4 != 0 && (200..600).contains(&i),
+        ),
+        (
+            ListQuery {
                 after_index: Some(650),
                 ..Default::default()
             },
             |i| i > 650,
         ),
+        (
+            ListQuery {
+                labels: vec![label("case", "case-0")],
+                after_index: Some(600),
+                ..Default::default()
+            },
+            |i| i % 3 == 0 && i > 600,
+        ),
     ];
     for (query, pred) in cases {
-        let want: Vec<u64> = (0..700).filter(|&i| pred(i)).collect();
+        let want: Vec<EvidenceRow> = all.iter().filter(|r| pred(r.leaf_index)).cloned().collect();
         for limit in [1000, 7, 1] {
             assert_eq!(
                 list_all(&*store, &query, limit),
@@ -1050,6 +1257,34 @@ pub fn list_filters_and_pages(open: Open<'_>) {
         .unwrap();
     assert_eq!(page.items, vec![row(5)]);
     assert_eq!(page.next, Some(5));
+    // A limit above 1000 is clamped to 1000; a cursor past every index is
+    // the end.
+    append_records(&*store, &mut trees, &rows(700..1200));
+    let page = store
+        .list(&ListQuery {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items, rows(0..1000));
+    assert_eq!(page.next, Some(999));
+    let page = store
+        .list(&ListQuery {
+            after_index: page.next,
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items, rows(1000..1200));
+    assert_eq!(page.next, None);
+    let page = store
+        .list(&ListQuery {
+            after_index: Some(u64::MAX),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
 }
 
 /// `list_audit` selects exactly the events every filter matches, paged
@@ -1059,30 +1294,54 @@ pub fn list_audit_filters_and_pages(open: Open<'_>) {
     let mut trees = Trees::default();
     append_both(&*store, &mut trees, &rows(0..3), &audit_rows(0..200)).unwrap();
     append_both(&*store, &mut trees, &[], &audit_rows(200..310)).unwrap();
-    type Pred = fn(&AuditRow) -> bool;
-    let cases: Vec<(AuditQuery, Pred)> = vec![
-        (AuditQuery::default(), |_| true),
+    let all = audit_rows(0..310);
+    let some = |s: &str| Some(s.to_owned());
+    type Pred = Box<dyn Fn(&AuditRow) -> bool>;
+    let mut cases: Vec<(AuditQuery, Pred)> = vec![
+        (AuditQuery::default(), Box::new(|_| true)),
         (
             AuditQuery {
-                principal: Some("bob".into()),
+                operation: some("log.checkpoint"),
+                outcome: some("success"),
                 ..Default::default()
             },
-            |e| e.principal == "bob",
+            Box::new(|e| e.operation == "log.checkpoint" && e.outcome == "success"),
         ),
         (
             AuditQuery {
-                operation: Some("log.checkpoint".into()),
-                outcome: Some("success".into()),
+                principal: some("nobody"),
                 ..Default::default()
             },
-            |e| e.operation == "log.checkpoint" && e.outcome == "success",
+            Box::new(|_| false),
+        ),
+        (
+            // Outcomes are exact, case included.
+            AuditQuery {
+                outcome: some("Success"),
+                ..Default::default()
+            },
+            Box::new(|_| false),
         ),
         (
             AuditQuery {
-                outcome: Some("denied".into()),
+                since_ms: Some(T0 + 2800),
                 ..Default::default()
             },
-            |e| e.outcome == "denied",
+            Box::new(|e| e.leaf_index >= 280),
+        ),
+        (
+            AuditQuery {
+                until_ms: Some(T0 + 30),
+                ..Default::default()
+            },
+            Box::new(|e| e.leaf_index < 3),
+        ),
+        (
+            AuditQuery {
+                after_index: Some(290),
+                ..Default::default()
+            },
+            Box::new(|e| e.leaf_index > 290),
         ),
         (
             AuditQuery {
@@ -1091,10 +1350,54 @@ pub fn list_audit_filters_and_pages(open: Open<'_>) {
                 after_index: Some(120),
                 ..Default::default()
             },
-            |e| (121..150).contains(&e.leaf_index),
+            Box::new(|e| (121..150).contains(&e.leaf_index)),
+        ),
+        (
+            AuditQuery {
+                principal: some("alice"),
+                operation: some("evidence.put"),
+                outcome: some("success"),
+                since_ms: Some(T0 + 500),
+                until_ms: Some(T0 + 2500),
+                after_index: Some(100),
+                limit: 0,
+            },
+            Box::new(|e| {
+                e.principal == "alice"
+                    && e.operation == "evidence.put"
+                    && e.outcome == "success"
+                    && (101..250).contains(&e.leaf_index)
+            }),
         ),
     ];
-    let all = audit_rows(0..310);
+    for p in PRINCIPALS {
+        cases.push((
+            AuditQuery {
+                principal: some(p),
+                ..Default::default()
+            },
+            Box::new(move |e| e.principal == p),
+        ));
+    }
+    for op in OPERATIONS {
+        cases.push((
+            AuditQuery {
+                operation: some(op),
+                ..Default::default()
+            },
+            Box::new(move |e| e.operation == op),
+        ));
+    }
+    for o in OUTCOMES {
+        assert!(all.iter().any(|e| e.outcome == o), "no event is {o}");
+        cases.push((
+            AuditQuery {
+                outcome: some(o),
+                ..Default::default()
+            },
+            Box::new(move |e| e.outcome == o),
+        ));
+    }
     for (query, pred) in cases {
         let want: Vec<&AuditRow> = all.iter().filter(|e| pred(e)).collect();
         for limit in [1000u32, 9] {
@@ -1104,20 +1407,50 @@ pub fn list_audit_filters_and_pages(open: Open<'_>) {
             loop {
                 let page = store.list_audit(&q).unwrap();
                 assert!(page.items.len() <= limit as usize);
+                if page.items.len() == limit as usize {
+                    assert_eq!(page.next, page.items.last().map(|e| e.leaf_index));
+                } else {
+                    assert_eq!(page.next, None);
+                }
                 got.extend(page.items);
                 match page.next {
-                    Some(n) => q.after_index = Some(n),
+                    Some(n) => {
+                        assert!(q.after_index.is_none_or(|a| n > a), "the cursor advances");
+                        q.after_index = Some(n);
+                    }
                     None => break,
                 }
             }
             assert_eq!(got.iter().collect::<Vec<_>>(), want, "{query:?} by {limit}");
         }
     }
+    // A limit of 0 is clamped to 1, one above 1000 to 1000; a cursor past
+    // every index is the end.
+    let page = store.list_audit(&AuditQuery::default()).unwrap();
+    assert_eq!(page.items, audit_rows(0..1));
+    assert_eq!(page.next, Some(0));
+    append_both(&*store, &mut trees, &[], &audit_rows(310..1200)).unwrap();
+    let page = store
+        .list_audit(&AuditQuery {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items, audit_rows(0..1000));
+    assert_eq!(page.next, Some(999));
+    let page = store
+        .list_audit(&AuditQuery {
+            after_index: Some(u64::MAX),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.items.is_empty() && page.next.is_none());
 }
 
 /// What a call returned `Ok` for is there after the store is dropped and
 /// opened again: records, events, tiles, checkpoints, meta; and the
-/// reopened store appends where the first left off.
+/// reopened store appends where the first left off, as durably.
 pub fn what_returned_ok_survives_a_reopen(open: Open<'_>) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut trees = Trees::default();
@@ -1146,6 +1479,10 @@ pub fn what_returned_ok_survives_a_reopen(open: Open<'_>) {
     append_both(&*store, &mut trees, &rows(301..310), &audit_rows(21..22)).unwrap();
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 310);
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 22);
+    // What the reopened store appended is there after another reopen.
+    let after = observe(&*store, &rows(0..310));
+    drop(store);
+    assert_eq!(observe(&*open(dir.path()), &rows(0..310)), after);
 }
 
 /// The whole-store reads `fsck` uses see every row, tile and index entry.

@@ -1,5 +1,7 @@
-//! Opening: persistence across reopen, schema versions, file permissions,
-//! concurrent readers and writer.
+//! Opening: what the SQLite driver adds to the conformance suite's cases
+//! (`evault_store::testing`), which cover what survives a reopen: schema
+//! versions and migration, file permissions and WAL mode, concurrent
+//! readers and writer, two stores on one file.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{StoreTiles, TileBuilder, append_rows, fresh, row, rows};
 use evault_merkle::tiles::{TileId, TiledHashReader, tile_inner};
 use evault_merkle::{leaf_hash, root};
-use evault_store::{ListQuery, LogId, SqliteStore, Store, StoreError, StoredCheckpoint};
+use evault_store::{ListQuery, LogId, SqliteStore, Store, StoreError};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -20,58 +22,6 @@ fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     s.into()
-}
-
-#[test]
-fn everything_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vault.db");
-    let mut tb = TileBuilder::new();
-    let all = rows(0..700);
-    {
-        let store = SqliteStore::open(&path).unwrap();
-        append_rows(&store, &mut tb, &all[..300]);
-        append_rows(&store, &mut tb, &all[300..]);
-        store
-            .put_checkpoint(
-                LogId::Evidence,
-                &StoredCheckpoint {
-                    size: 700,
-                    note: "note".into(),
-                    created_at_ms: 5,
-                },
-            )
-            .unwrap();
-        store.set_meta("origin", "example.com/log").unwrap();
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 700);
-    for i in [0, 1, 299, 300, 699] {
-        assert_eq!(store.record_by_index(i).unwrap(), Some(row(i)));
-    }
-    assert_eq!(
-        store
-            .latest_checkpoint(LogId::Evidence)
-            .unwrap()
-            .map(|c| c.size),
-        Some(700)
-    );
-    assert_eq!(
-        store.get_meta("origin").unwrap().as_deref(),
-        Some("example.com/log")
-    );
-    let reader = TiledHashReader {
-        tiles: StoreTiles(&store, LogId::Evidence),
-        tree_size: 700,
-    };
-    assert_eq!(root(&reader, 700).unwrap(), tb.root());
-    // And appending continues where it left off.
-    append_rows(&store, &mut tb, &rows(700..710));
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 710);
-    drop(store);
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 710);
-    assert_eq!(store.leaf_data_range(0, 710).unwrap().len(), 710);
 }
 
 #[test]

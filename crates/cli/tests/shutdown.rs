@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, agent, get_json};
 use evault_note::{Ed25519Verifier, Verifiers};
-use evault_store::{LogId, SqliteStore, Store};
+use evault_store::{LogId, LogStore, SqliteStore};
 use evault_verify::open_checkpoint;
 
 fn ingest(url: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u64>>>) {

@@ -20,8 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use common::{TestServer, token_for};
 use evault_merkle::tiles::TileId;
 use evault_store::{
-    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery,
-    LogId, Page, Store, StoredCheckpoint,
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditIndex, AuditQuery, AuditRow, EvidenceIndex,
+    EvidenceRow, ListQuery, LogId, LogStore, Page, Store, StoredCheckpoint,
 };
 use evault_verify::audit::{AuditEvent, Outcome};
 use serde_json::{Value, json};
@@ -782,10 +782,11 @@ impl SlowStore {
 
 type StoreResult<T> = evault_store::Result<T>;
 
-impl Store for SlowStore {
+impl LogStore for SlowStore {
     fn tree_size(&self, log: LogId) -> StoreResult<u64> {
         self.inner.tree_size(log)
     }
+
     fn append(&self, batch: &AppendBatch<'_>) -> StoreResult<()> {
         std::thread::sleep(self.delay);
         if Some(self.appends.fetch_add(1, Ordering::SeqCst)) == self.fail {
@@ -795,9 +796,11 @@ impl Store for SlowStore {
         }
         self.inner.append(batch)
     }
+
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> StoreResult<Vec<Vec<u8>>> {
         self.inner.read_tiles(log, tiles)
     }
+
     fn read_tiles_with_inner(
         &self,
         log: LogId,
@@ -805,63 +808,31 @@ impl Store for SlowStore {
     ) -> StoreResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
         self.inner.read_tiles_with_inner(log, tiles)
     }
-    fn record_by_id(&self, id: &str) -> StoreResult<Option<EvidenceRow>> {
-        self.inner.record_by_id(id)
-    }
+
     fn record_by_index(&self, leaf_index: u64) -> StoreResult<Option<EvidenceRow>> {
         self.inner.record_by_index(leaf_index)
     }
-    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> StoreResult<Option<EvidenceRow>> {
-        self.inner.record_by_dedup_key(dedup_key)
-    }
-    fn record_by_idempotency_key(
-        &self,
-        principal: &str,
-        key: &str,
-    ) -> StoreResult<Option<EvidenceRow>> {
-        self.inner.record_by_idempotency_key(principal, key)
-    }
+
     fn leaf_data_range(&self, start: u64, end: u64) -> StoreResult<Vec<Vec<u8>>> {
         self.inner.leaf_data_range(start, end)
     }
-    fn list(&self, query: &ListQuery) -> StoreResult<Page<EvidenceRow>> {
-        self.inner.list(query)
-    }
+
     fn audit_by_index(&self, leaf_index: u64) -> StoreResult<Option<AuditRow>> {
         self.inner.audit_by_index(leaf_index)
     }
-    fn audit_by_id(&self, id: &str) -> StoreResult<Option<AuditRow>> {
-        self.inner.audit_by_id(id)
-    }
-    fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditRow>> {
-        self.inner.list_audit(query)
-    }
-    fn analytics_summary(&self, query: &AnalyticsQuery) -> StoreResult<Vec<AnalyticsGroup>> {
-        self.inner.analytics_summary(query)
-    }
-    fn evidence_stats(
-        &self,
-        query: &evault_store::StatsQuery,
-    ) -> StoreResult<evault_store::EvidenceStats> {
-        self.inner.evidence_stats(query)
-    }
-    fn audit_outcomes(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        principal: Option<&str>,
-    ) -> StoreResult<Vec<(String, u64)>> {
-        self.inner.audit_outcomes(since_ms, until_ms, principal)
-    }
+
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> StoreResult<()> {
         self.inner.put_checkpoint(log, checkpoint)
     }
+
     fn latest_checkpoint(&self, log: LogId) -> StoreResult<Option<StoredCheckpoint>> {
         self.inner.latest_checkpoint(log)
     }
+
     fn checkpoint_at(&self, log: LogId, size: u64) -> StoreResult<Option<StoredCheckpoint>> {
         self.inner.checkpoint_at(log, size)
     }
+
     fn list_checkpoints(
         &self,
         log: LogId,
@@ -870,12 +841,15 @@ impl Store for SlowStore {
     ) -> StoreResult<Vec<StoredCheckpoint>> {
         self.inner.list_checkpoints(log, after, limit)
     }
+
     fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
         self.inner.get_meta(key)
     }
+
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
         self.inner.set_meta(key, value)
     }
+
     fn scan_records(
         &self,
         start: u64,
@@ -883,6 +857,7 @@ impl Store for SlowStore {
     ) -> StoreResult<Vec<evault_store::Scanned<EvidenceRow>>> {
         self.inner.scan_records(start, end)
     }
+
     fn scan_audit(
         &self,
         start: u64,
@@ -890,26 +865,56 @@ impl Store for SlowStore {
     ) -> StoreResult<Vec<evault_store::Scanned<AuditRow>>> {
         self.inner.scan_audit(start, end)
     }
+
     fn leaf_rows(&self, log: LogId) -> StoreResult<(u64, Option<u64>)> {
         self.inner.leaf_rows(log)
     }
+
     fn tile_keys(&self, log: LogId) -> StoreResult<Vec<evault_store::StoredTileKey>> {
         self.inner.tile_keys(log)
     }
+
     fn stored_tile(&self, log: LogId, level: u8, index: u64) -> StoreResult<Option<Vec<u8>>> {
         self.inner.stored_tile(log, level, index)
     }
-    fn index_lookups(
-        &self,
-        log: LogId,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<evault_store::IndexLookup>> {
-        self.inner.index_lookups(log, start, end)
+}
+
+impl EvidenceIndex for SlowStore {
+    fn record_by_id(&self, id: &str) -> StoreResult<Option<EvidenceRow>> {
+        self.inner.record_by_id(id)
     }
+
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> StoreResult<Option<EvidenceRow>> {
+        self.inner.record_by_dedup_key(dedup_key)
+    }
+
+    fn record_by_idempotency_key(
+        &self,
+        principal: &str,
+        key: &str,
+    ) -> StoreResult<Option<EvidenceRow>> {
+        self.inner.record_by_idempotency_key(principal, key)
+    }
+
+    fn list(&self, query: &ListQuery) -> StoreResult<Page<EvidenceRow>> {
+        self.inner.list(query)
+    }
+
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> StoreResult<Vec<AnalyticsGroup>> {
+        self.inner.analytics_summary(query)
+    }
+
+    fn evidence_stats(
+        &self,
+        query: &evault_store::StatsQuery,
+    ) -> StoreResult<evault_store::EvidenceStats> {
+        self.inner.evidence_stats(query)
+    }
+
     fn label_index_len(&self) -> StoreResult<u64> {
         self.inner.label_index_len()
     }
+
     fn label_index_page(
         &self,
         after: Option<&evault_store::LabelEntry>,
@@ -917,8 +922,39 @@ impl Store for SlowStore {
     ) -> StoreResult<Vec<evault_store::LabelEntry>> {
         self.inner.label_index_page(after, limit)
     }
+
     fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> StoreResult<bool> {
         self.inner.label_entry_matches(entry)
+    }
+}
+
+impl AuditIndex for SlowStore {
+    fn audit_by_id(&self, id: &str) -> StoreResult<Option<AuditRow>> {
+        self.inner.audit_by_id(id)
+    }
+
+    fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditRow>> {
+        self.inner.list_audit(query)
+    }
+
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> StoreResult<Vec<(String, u64)>> {
+        self.inner.audit_outcomes(since_ms, until_ms, principal)
+    }
+}
+
+impl Store for SlowStore {
+    fn index_lookups(
+        &self,
+        log: LogId,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<evault_store::IndexLookup>> {
+        self.inner.index_lookups(log, start, end)
     }
 }
 

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use evault_merkle::tiles::{TileBuilder, TileId};
 use evault_merkle::{Hash, leaf_hash};
 use evault_store::{
-    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, Payload, SqliteStore, Store,
+    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, LogStore, Payload, SqliteStore,
 };
 use rusqlite::{Connection, params};
 

@@ -13,7 +13,7 @@ mod common;
 use std::time::Instant;
 
 use common::{T0, Trees, append_both, audit_rows, rows};
-use evault_store::{SqliteStore, StatsQuery, Store};
+use evault_store::{AuditIndex, EvidenceIndex, SqliteStore, StatsQuery};
 use rusqlite::{Connection, params};
 
 fn env_u64(name: &str, default: u64) -> u64 {

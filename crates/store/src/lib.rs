@@ -1,4 +1,8 @@
-//! Storage for evault behind one narrow trait, [`Store`].
+//! Storage for evault behind narrow traits: [`LogStore`] (the append-only
+//! log: sizes, entries, tiles, checkpoints), [`EvidenceIndex`] and
+//! [`AuditIndex`] (lookups rebuilt from the log), and [`Store`], all of
+//! them plus the optional tables. `use evault_store::prelude::*` brings
+//! them into scope.
 //!
 //! The store keeps what the vault decides for two Merkle logs ([`LogId`]):
 //! evidence rows and audit events, each log's tree as C2SP tlog-tiles
@@ -528,11 +532,19 @@ impl StoreError {
 /// Result of a store call; the error is a [`StoreError`] unless given.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The one storage interface of the vault. Blocking: callers on an async
-/// runtime run it on a blocking thread. Implementations are safe to share
-/// between threads; appends are serialised by the vault's single sequencer,
-/// and `old_size` makes any second writer fail rather than fork.
-pub trait Store: Send + Sync {
+// The storage seam, in four parts (as Tessera's appender and `LogReader`,
+// and Go's `sumdb/storage`, keep the log apart from what is looked up in
+// it): the append-only log, the two logs' lookup indexes, and the whole
+// store. Every trait is blocking: callers on an async runtime run it on a
+// blocking thread. Implementations are safe to share between threads;
+// appends are serialised by the vault's single sequencer, and `old_size`
+// makes any second writer fail rather than fork. A call that returns `Ok`
+// has been durably committed.
+
+/// The append-only log: each log's size, its entries in log order, its
+/// tiles, its signed checkpoints, and a little metadata. It is all the
+/// commit path writes and all a proof reads.
+pub trait LogStore: Send + Sync {
     /// Current size of `log`'s tree (number of leaves).
     fn tree_size(&self, log: LogId) -> Result<u64>;
 
@@ -546,7 +558,7 @@ pub trait Store: Send + Sync {
     /// order. A tile at width `w` is a prefix of every later version of it.
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>>;
 
-    /// [`Store::read_tiles`], each full tile with its inner levels
+    /// [`LogStore::read_tiles`], each full tile with its inner levels
     /// (`evault_merkle::tiles::tile_inner`) where the driver keeps them, so
     /// a proof reads its nodes instead of rehashing rows. A driver must
     /// keep them for every full tile it stores; for a partial tile, or a
@@ -565,56 +577,12 @@ pub trait Store: Send + Sync {
             .collect())
     }
 
-    /// The record with this id, if any.
-    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
     /// The record at `leaf_index` of the evidence log, if the log has one.
     fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>>;
-    /// The record with this dedup key (there is at most one), if any.
-    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
-    /// The stored records holding any of `keys` as dedup key, in no
-    /// particular order. The sequencer asks once per group commit; a driver
-    /// should answer in a few queries, not one per key (this default does).
-    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
-        let mut found = Vec::new();
-        for key in keys {
-            found.extend(self.record_by_dedup_key(key)?);
-        }
-        Ok(found)
-    }
-    /// The record `principal` submitted with idempotency key `key`, if any:
-    /// keys are scoped to the principal that sent them.
-    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
-
-    /// Leaf data of evidence records `[start, end)`, for entry bundles.
-    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>>;
-
-    /// Records matching `query`, in leaf order, at most `query.limit`.
-    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>>;
-
     /// The event at `leaf_index` of the audit log, if the log has one.
     fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>>;
-    /// The audit event with this id, if any.
-    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>>;
-    /// Audit events matching `query`, in leaf order, at most `query.limit`.
-    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>>;
-
-    /// Per source and kind (ordered by both, bytewise), the count, time
-    /// span and statistics of the stored analytics events matching
-    /// `query`, aggregated by the database.
-    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>>;
-
-    /// Counts of the records matching `query`, per time bucket and per
-    /// content type, read in one transaction.
-    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats>;
-
-    /// Audit events with `since_ms <= time_ms < until_ms` (and of
-    /// `principal`, if given) per outcome, ordered by outcome.
-    fn audit_outcomes(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        principal: Option<&str>,
-    ) -> Result<Vec<(String, u64)>>;
+    /// Leaf data of evidence records `[start, end)`, for entry bundles.
+    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>>;
 
     /// Stores a checkpoint of `log`; storing the same size twice keeps the
     /// first.
@@ -636,14 +604,14 @@ pub trait Store: Send + Sync {
     /// Sets setting `key` to `value`, replacing any earlier value.
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 
-    // Whole-store reads for `fsck`; each is one short read.
+    // Whole-log reads for `fsck`; each is one short read.
 
     /// Evidence rows with leaf index in `[start, end)`, in leaf order, as
     /// stored (gaps show as missing indexes; a row that does not decode is
     /// an [`UnreadableRow`], and the scan goes on).
     fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>>;
     /// Audit rows with leaf index in `[start, end)`, like
-    /// [`Store::scan_records`].
+    /// [`LogStore::scan_records`].
     fn scan_audit(&self, start: u64, end: u64) -> Result<Vec<Scanned<AuditRow>>>;
     /// How many leaf rows `log` stores, and the largest leaf index.
     fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>)>;
@@ -652,9 +620,44 @@ pub trait Store: Send + Sync {
     fn tile_keys(&self, log: LogId) -> Result<Vec<StoredTileKey>>;
     /// A tile's stored contents, whole (not cut to any width), if stored.
     fn stored_tile(&self, log: LogId, level: u8, index: u64) -> Result<Option<Vec<u8>>>;
-    /// For each `log` row in `[start, end)`, in leaf order, what the
-    /// store's indexes answer when looked up by the row's own values.
-    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>>;
+}
+
+/// The evidence log's lookup indexes: by id, dedup key, idempotency key,
+/// labels and time, and the counts the dashboard shows. Everything here
+/// can be rebuilt from the log's entries.
+pub trait EvidenceIndex: Send + Sync {
+    /// The record with this id, if any.
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
+    /// The record with this dedup key (there is at most one), if any.
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
+    /// The stored records holding any of `keys` as dedup key, in no
+    /// particular order. The sequencer asks once per group commit; a driver
+    /// should answer in a few queries, not one per key (this default does).
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        let mut found = Vec::new();
+        for key in keys {
+            found.extend(self.record_by_dedup_key(key)?);
+        }
+        Ok(found)
+    }
+    /// The record `principal` submitted with idempotency key `key`, if any:
+    /// keys are scoped to the principal that sent them.
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
+
+    /// Records matching `query`, in leaf order, at most `query.limit`.
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>>;
+
+    /// Per source and kind (ordered by both, bytewise), the count, time
+    /// span and statistics of the stored analytics events matching
+    /// `query`, aggregated by the database.
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>>;
+
+    /// Counts of the records matching `query`, per time bucket and per
+    /// content type, read in one transaction.
+    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats>;
+
+    // The label index as stored, for `fsck`.
+
     /// Number of entries in the evidence label index.
     fn label_index_len(&self) -> Result<u64>;
     /// Label index entries after `after`, in index order, at most `limit`
@@ -662,6 +665,32 @@ pub trait Store: Send + Sync {
     fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>>;
     /// Whether the entry's record exists and carries that label.
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool>;
+}
+
+/// The audit log's lookup indexes: by id, by filter, and outcome counts.
+pub trait AuditIndex: Send + Sync {
+    /// The audit event with this id, if any.
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>>;
+    /// Audit events matching `query`, in leaf order, at most `query.limit`.
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>>;
+    /// Audit events with `since_ms <= time_ms < until_ms` (and of
+    /// `principal`, if given) per outcome, ordered by outcome.
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>>;
+}
+
+/// A whole store: the log, both logs' indexes, and the optional tables
+/// (tasks, mirrors, cosignatures, compliance) a driver may keep. The vault
+/// holds one; a part of it that needs less takes the narrower trait.
+pub trait Store: LogStore + EvidenceIndex + AuditIndex {
+    /// For each `log` row in `[start, end)`, in leaf order, what the
+    /// store's indexes answer when looked up by the row's own values (for
+    /// `fsck`: it spans the log and its indexes).
+    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>>;
     /// The store's task table, if it keeps one (the vault's task runner
     /// needs it; a store without one runs no tasks). A wrapper store
     /// should pass its inner store's through.
@@ -686,4 +715,10 @@ pub trait Store: Send + Sync {
     fn compliance(&self) -> Option<&dyn ComplianceStore> {
         None
     }
+}
+
+/// The storage traits, for `use evault_store::prelude::*`: a method of a
+/// part is callable on a `dyn Store` only with its trait in scope.
+pub mod prelude {
+    pub use crate::{AuditIndex, EvidenceIndex, LogStore, Store};
 }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use common::{TileBuilder, append_rows, fresh, row, snapshot};
 use evault_merkle::leaf_hash;
 use evault_store::{
-    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AppendBatch, EvidenceRow, LogId, SqliteStore,
-    Stats, Store, StoreError,
+    AnalyticsGroup, AnalyticsQuery, AnalyticsRow, AppendBatch, EvidenceIndex, EvidenceRow, LogId,
+    LogStore, SqliteStore, Stats, StoreError,
 };
 
 const ANALYTICS: &str = "application/vnd.evault.analytics+json";

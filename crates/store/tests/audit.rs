@@ -9,8 +9,8 @@ use common::{TileBuilder, Trees, append_both, audit_row, audit_rows, fresh, rows
 use evault_merkle::leaf_hash;
 use evault_merkle::tiles::TileId;
 use evault_store::{
-    AppendBatch, AuditBatch, AuditQuery, AuditRow, EvidenceRow, LogId, SqliteStore, Store,
-    StoreError,
+    AppendBatch, AuditBatch, AuditIndex, AuditQuery, AuditRow, EvidenceRow, LogId, LogStore,
+    SqliteStore, StoreError,
 };
 
 /// Appends `batch` expecting `check` to accept the error, and asserts

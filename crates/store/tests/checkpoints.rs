@@ -5,7 +5,7 @@
 mod common;
 
 use common::fresh;
-use evault_store::{LogId, Store, StoreError, StoredCheckpoint};
+use evault_store::{LogId, LogStore, StoreError, StoredCheckpoint};
 
 fn cp(size: u64, note: &str) -> StoredCheckpoint {
     StoredCheckpoint {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{TileBuilder, append_rows, fresh, row};
 use evault_merkle::{Hash, leaf_hash};
+use evault_store::LogStore;
 use evault_store::{
     AppendBatch, ErasureRow, HoldRow, LogId, Payload, RetentionRow, Selector, SqliteStore, Store,
 };

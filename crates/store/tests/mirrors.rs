@@ -5,6 +5,7 @@
 mod common;
 
 use common::fresh;
+use evault_store::LogStore;
 use evault_store::{
     ImportConflict, MirrorCheckpoint, MirrorImport, MirrorRecord, MirrorStore, SqliteStore, Store,
 };

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{StoreTiles, TileBuilder, append_rows, fresh, row, rows};
 use evault_merkle::tiles::{TileId, TiledHashReader, tile_inner};
 use evault_merkle::{leaf_hash, root};
-use evault_store::{ListQuery, LogId, SqliteStore, Store, StoreError};
+use evault_store::{EvidenceIndex, ListQuery, LogId, LogStore, SqliteStore, Store, StoreError};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

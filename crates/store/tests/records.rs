@@ -9,7 +9,7 @@ mod common;
 use common::{TileBuilder, append_rows, fresh, row, rows, snapshot};
 use evault_merkle::leaf_hash;
 use evault_merkle::tiles::TileId;
-use evault_store::{AppendBatch, LogId, SqliteStore, Store, StoreError};
+use evault_store::{AppendBatch, EvidenceIndex, LogId, LogStore, SqliteStore, Store, StoreError};
 
 /// `SqliteStore` itself (not only `dyn Store`) is `Send + Sync`.
 #[test]

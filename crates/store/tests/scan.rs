@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Trees, append_both, audit_rows, fresh, rows};
-use evault_store::{LabelEntry, LogId, SqliteStore, Store, StoreError};
+use evault_store::{EvidenceIndex, LabelEntry, LogId, LogStore, SqliteStore, Store, StoreError};
 
 /// Every file in `dir` and its bytes.
 fn files(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {

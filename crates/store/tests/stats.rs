@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{T0, Trees, append_both, audit_rows, fresh, rows};
-use evault_store::{EvidenceRow, EvidenceStats, StatsQuery, Store};
+use evault_store::{AuditIndex, EvidenceIndex, EvidenceRow, EvidenceStats, StatsQuery};
 
 const N: u64 = 1000;
 

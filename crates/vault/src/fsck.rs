@@ -38,7 +38,8 @@ use evault_merkle::tiles::{TILE_WIDTH, TileBuilder, TileId, TiledHashReader, til
 use evault_merkle::{EMPTY_ROOT, HASH_SIZE, Hash, leaf_hash};
 use evault_note::{Checkpoint, Ed25519Signer, SignerKeyText, Verifiers, verifier_for};
 use evault_store::{
-    AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, Payload, Scanned, SqliteStore, Store,
+    AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, LogStore, Payload, Scanned, SqliteStore,
+    Store,
 };
 use evault_verify::evidence::hex;
 use evault_verify::{AuditEvent, dedup_key};

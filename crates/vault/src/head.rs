@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use evault_merkle::tiles::TiledHashReader;
 use evault_merkle::{EMPTY_ROOT, Hash};
 use evault_note::Checkpoint;
-use evault_store::{LogId, Store};
+use evault_store::{LogId, LogStore};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, VaultError};
@@ -227,7 +227,7 @@ impl HeadGuard {
     /// own tiles) from the head to `new`. The store must hold at least
     /// `new.size` leaves. The inner error is the refusal, saying why; the
     /// outer one a failure to read the head or the tree.
-    pub fn check(&self, store: &dyn Store, new: TreeHead) -> Result<Result<(), String>> {
+    pub fn check(&self, store: &dyn LogStore, new: TreeHead) -> Result<Result<(), String>> {
         let Some(old) = self.load()? else {
             return Ok(Ok(()));
         };

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use evault_note::{Signer, Verifiers, verifier_for};
-use evault_store::{LogId, Store};
+use evault_store::{LogId, LogStore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VaultError};
@@ -82,7 +82,7 @@ fn meta_key(log: LogId) -> String {
 }
 
 /// The stored key set of `log`, if it was ever rotated.
-pub(crate) fn load_entries(store: &dyn Store, log: LogId) -> Result<Option<Vec<KeyEntry>>> {
+pub(crate) fn load_entries(store: &dyn LogStore, log: LogId) -> Result<Option<Vec<KeyEntry>>> {
     let Some(text) = store.get_meta(&meta_key(log))? else {
         return Ok(None);
     };
@@ -96,7 +96,7 @@ pub(crate) fn load_entries(store: &dyn Store, log: LogId) -> Result<Option<Vec<K
     Ok(Some(entries))
 }
 
-fn save_entries(store: &dyn Store, log: LogId, entries: &[KeyEntry]) -> Result<()> {
+fn save_entries(store: &dyn LogStore, log: LogId, entries: &[KeyEntry]) -> Result<()> {
     let text = serde_json::to_string(entries)
         .map_err(|e| VaultError::Invalid(format!("encoding the key set: {e}")))?;
     store.set_meta(&meta_key(log), &text)?;
@@ -296,7 +296,7 @@ impl KeyRing {
     /// keys that sign (in entry order).
     fn replace(
         &self,
-        store: &dyn Store,
+        store: &dyn LogStore,
         entries: Vec<KeyEntry>,
         ed25519: Vec<Arc<dyn Signer>>,
     ) -> Result<()> {
@@ -314,7 +314,7 @@ impl KeyRing {
     /// short, else the configured next signer, else a new key file in the
     /// data directory (recorded as pending before anything is logged about
     /// it).
-    pub fn pending_or_new(&self, store: &dyn Store) -> Result<Arc<dyn Signer>> {
+    pub fn pending_or_new(&self, store: &dyn LogStore) -> Result<Arc<dyn Signer>> {
         let r = self.read();
         if let Some(e) = r.entries.iter().find(|e| e.state == KeyState::Pending) {
             if let Some(n) = self
@@ -385,7 +385,7 @@ impl KeyRing {
     /// and each key that signed before retires after `retire_after_ms`.
     pub fn activate(
         &self,
-        store: &dyn Store,
+        store: &dyn LogStore,
         new: &Arc<dyn Signer>,
         leaf: u64,
         retire_after_ms: i64,
@@ -408,7 +408,7 @@ impl KeyRing {
     }
 
     /// Ends the overlap of every retiring key now.
-    pub fn end_overlap(&self, store: &dyn Store, now_ms: i64) -> Result<()> {
+    pub fn end_overlap(&self, store: &dyn LogStore, now_ms: i64) -> Result<()> {
         let r = self.read();
         let mut entries = r.entries.clone();
         for e in entries.iter_mut().filter(|e| e.state == KeyState::Retiring) {
@@ -419,7 +419,7 @@ impl KeyRing {
 
     /// After the `retire` record of `vkey` was logged at `leaf`: it signs
     /// no more.
-    pub fn retire(&self, store: &dyn Store, vkey: &str, leaf: u64) -> Result<()> {
+    pub fn retire(&self, store: &dyn LogStore, vkey: &str, leaf: u64) -> Result<()> {
         let r = self.read();
         let mut entries = r.entries.clone();
         for e in entries.iter_mut().filter(|e| e.verifier_key == vkey) {

@@ -10,16 +10,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use evault_merkle::tiles::{TILE_WIDTH, TileId, TileReader, tile_inner};
-use evault_store::{LogId, Store, StoreError};
+use evault_store::{LogId, LogStore, StoreError};
 
 /// A tile's row and, where known, its inner levels.
 type Expanded = (Vec<u8>, Option<Vec<u8>>);
 
-/// Reads one log's tiles from a [`Store`] for
+/// Reads one log's tiles from a [`LogStore`] for
 /// [`evault_merkle::tiles::TiledHashReader`], serving tiles from `cache`
 /// (which must be that log's) when it can.
 pub(crate) struct StoreTiles<'a> {
-    pub store: &'a dyn Store,
+    pub store: &'a dyn LogStore,
     pub log: LogId,
     pub cache: Option<&'a TileCache>,
 }
@@ -28,7 +28,7 @@ impl<'a> StoreTiles<'a> {
     /// Straight from the store, rows only (start-up checks and fsck:
     /// verify what is on disk from the rows themselves, so stored inner
     /// levels can never stand in for a changed row).
-    pub fn uncached(store: &'a dyn Store, log: LogId) -> Self {
+    pub fn uncached(store: &'a dyn LogStore, log: LogId) -> Self {
         StoreTiles {
             store,
             log,

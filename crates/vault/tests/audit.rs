@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use evault_merkle::verify_consistency;
 use evault_note::{Checkpoint, Ed25519Signer, Ed25519Verifier, Verifiers, sign};
 use evault_store::{
-    AppendBatch, AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, SqliteStore, Store,
-    StoreError, StoredCheckpoint,
+    AppendBatch, AuditIndex, AuditQuery, AuditRow, EvidenceIndex, EvidenceRow, ListQuery, LogId,
+    LogStore, Page, SqliteStore, Store, StoreError, StoredCheckpoint,
 };
 use evault_vault::{
     AuditOnCommit, Component, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
@@ -754,10 +754,11 @@ fn disk_full() -> StoreError {
     )))
 }
 
-impl Store for Flaky {
+impl LogStore for Flaky {
     fn tree_size(&self, log: LogId) -> Result<u64, StoreError> {
         self.inner.tree_size(log)
     }
+
     fn append(&self, batch: &AppendBatch<'_>) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("injected failure".into()));
@@ -771,6 +772,7 @@ impl Store for Flaky {
         }
         Ok(())
     }
+
     fn read_tiles(
         &self,
         log: LogId,
@@ -778,6 +780,7 @@ impl Store for Flaky {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.read_tiles(log, tiles)
     }
+
     fn read_tiles_with_inner(
         &self,
         log: LogId,
@@ -785,69 +788,34 @@ impl Store for Flaky {
     ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, StoreError> {
         self.inner.read_tiles_with_inner(log, tiles)
     }
-    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>, StoreError> {
-        self.inner.record_by_id(id)
-    }
+
     fn record_by_index(&self, i: u64) -> Result<Option<EvidenceRow>, StoreError> {
         self.inner.record_by_index(i)
     }
-    fn record_by_dedup_key(&self, k: &[u8; 32]) -> Result<Option<EvidenceRow>, StoreError> {
-        self.inner.record_by_dedup_key(k)
-    }
-    fn record_by_idempotency_key(
-        &self,
-        p: &str,
-        k: &str,
-    ) -> Result<Option<EvidenceRow>, StoreError> {
-        self.inner.record_by_idempotency_key(p, k)
-    }
+
     fn leaf_data_range(&self, s: u64, e: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         self.inner.leaf_data_range(s, e)
     }
-    fn list(&self, q: &ListQuery) -> Result<Page<EvidenceRow>, StoreError> {
-        self.inner.list(q)
-    }
+
     fn audit_by_index(&self, i: u64) -> Result<Option<AuditRow>, StoreError> {
         self.inner.audit_by_index(i)
     }
-    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>, StoreError> {
-        self.inner.audit_by_id(id)
-    }
-    fn list_audit(&self, q: &AuditQuery) -> Result<Page<AuditRow>, StoreError> {
-        self.inner.list_audit(q)
-    }
-    fn analytics_summary(
-        &self,
-        q: &evault_store::AnalyticsQuery,
-    ) -> Result<Vec<evault_store::AnalyticsGroup>, StoreError> {
-        self.inner.analytics_summary(q)
-    }
-    fn evidence_stats(
-        &self,
-        q: &evault_store::StatsQuery,
-    ) -> Result<evault_store::EvidenceStats, StoreError> {
-        self.inner.evidence_stats(q)
-    }
-    fn audit_outcomes(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        principal: Option<&str>,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.audit_outcomes(since_ms, until_ms, principal)
-    }
+
     fn put_checkpoint(&self, log: LogId, cp: &StoredCheckpoint) -> Result<(), StoreError> {
         if self.full.load(Ordering::SeqCst) {
             return Err(disk_full());
         }
         self.inner.put_checkpoint(log, cp)
     }
+
     fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.inner.latest_checkpoint(log)
     }
+
     fn checkpoint_at(&self, log: LogId, s: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.inner.checkpoint_at(log, s)
     }
+
     fn list_checkpoints(
         &self,
         log: LogId,
@@ -856,12 +824,15 @@ impl Store for Flaky {
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.inner.list_checkpoints(log, after, limit)
     }
+
     fn get_meta(&self, k: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_meta(k)
     }
+
     fn set_meta(&self, k: &str, v: &str) -> Result<(), StoreError> {
         self.inner.set_meta(k, v)
     }
+
     fn scan_records(
         &self,
         start: u64,
@@ -869,6 +840,7 @@ impl Store for Flaky {
     ) -> Result<Vec<evault_store::Scanned<EvidenceRow>>, StoreError> {
         self.inner.scan_records(start, end)
     }
+
     fn scan_audit(
         &self,
         start: u64,
@@ -876,12 +848,15 @@ impl Store for Flaky {
     ) -> Result<Vec<evault_store::Scanned<AuditRow>>, StoreError> {
         self.inner.scan_audit(start, end)
     }
+
     fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>), StoreError> {
         self.inner.leaf_rows(log)
     }
+
     fn tile_keys(&self, log: LogId) -> Result<Vec<evault_store::StoredTileKey>, StoreError> {
         self.inner.tile_keys(log)
     }
+
     fn stored_tile(
         &self,
         log: LogId,
@@ -890,17 +865,47 @@ impl Store for Flaky {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.stored_tile(log, level, index)
     }
-    fn index_lookups(
-        &self,
-        log: LogId,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<evault_store::IndexLookup>, StoreError> {
-        self.inner.index_lookups(log, start, end)
+}
+
+impl EvidenceIndex for Flaky {
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>, StoreError> {
+        self.inner.record_by_id(id)
     }
+
+    fn record_by_dedup_key(&self, k: &[u8; 32]) -> Result<Option<EvidenceRow>, StoreError> {
+        self.inner.record_by_dedup_key(k)
+    }
+
+    fn record_by_idempotency_key(
+        &self,
+        p: &str,
+        k: &str,
+    ) -> Result<Option<EvidenceRow>, StoreError> {
+        self.inner.record_by_idempotency_key(p, k)
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Page<EvidenceRow>, StoreError> {
+        self.inner.list(q)
+    }
+
+    fn analytics_summary(
+        &self,
+        q: &evault_store::AnalyticsQuery,
+    ) -> Result<Vec<evault_store::AnalyticsGroup>, StoreError> {
+        self.inner.analytics_summary(q)
+    }
+
+    fn evidence_stats(
+        &self,
+        q: &evault_store::StatsQuery,
+    ) -> Result<evault_store::EvidenceStats, StoreError> {
+        self.inner.evidence_stats(q)
+    }
+
     fn label_index_len(&self) -> Result<u64, StoreError> {
         self.inner.label_index_len()
     }
+
     fn label_index_page(
         &self,
         after: Option<&evault_store::LabelEntry>,
@@ -908,8 +913,39 @@ impl Store for Flaky {
     ) -> Result<Vec<evault_store::LabelEntry>, StoreError> {
         self.inner.label_index_page(after, limit)
     }
+
     fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> Result<bool, StoreError> {
         self.inner.label_entry_matches(entry)
+    }
+}
+
+impl AuditIndex for Flaky {
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.inner.audit_by_id(id)
+    }
+
+    fn list_audit(&self, q: &AuditQuery) -> Result<Page<AuditRow>, StoreError> {
+        self.inner.list_audit(q)
+    }
+
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.audit_outcomes(since_ms, until_ms, principal)
+    }
+}
+
+impl Store for Flaky {
+    fn index_lookups(
+        &self,
+        log: LogId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<evault_store::IndexLookup>, StoreError> {
+        self.inner.index_lookups(log, start, end)
     }
 }
 

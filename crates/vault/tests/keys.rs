@@ -369,7 +369,7 @@ async fn a_rotation_cut_short_after_its_add_record_is_finished_by_the_next_one()
     use std::os::unix::fs::OpenOptionsExt as _;
 
     use evault_note::{Ed25519Signer, Signer};
-    use evault_store::Store as _;
+    use evault_store::LogStore as _;
     use evault_verify::KEY_EVENT_TYPE;
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path());
@@ -481,7 +481,7 @@ async fn refusals_name_the_key_and_what_to_do() {
     use std::sync::Arc;
 
     use evault_note::{Ed25519Signer, Signer};
-    use evault_store::Store as _;
+    use evault_store::LogStore as _;
     use evault_vault::LogSigner;
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path());

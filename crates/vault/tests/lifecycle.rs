@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use evault_note::{Ed25519Signer, SignError, Signer, VerifierKeyText, Verifiers, verifier_for};
-use evault_store::{LogId, SqliteStore, Store};
+use evault_store::{LogId, LogStore, SqliteStore};
 use evault_vault::{
     Component, LogSigner, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
 };

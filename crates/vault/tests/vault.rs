@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use evault_merkle::verify_consistency;
 use evault_note::{Checkpoint, Ed25519Signer, Verifiers, sign};
-use evault_store::{LogId, SqliteStore, Store, StoredCheckpoint};
+use evault_store::{LogId, LogStore, SqliteStore, StoredCheckpoint};
 use evault_vault::{PayloadData, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError};
 use evault_verify::open_checkpoint;
 

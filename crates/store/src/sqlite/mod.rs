@@ -23,11 +23,11 @@ use evault_merkle::tiles::TileId;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::{
-    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditQuery, AuditRow, Cosignature,
-    CosignatureStore, EvidenceRow, EvidenceStats, ImportConflict, ImportCounts, IndexLookup,
-    LabelEntry, ListQuery, LogId, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
-    MirrorStore, Page, Result, Scanned, StatsQuery, Store, StoredCheckpoint, StoredTileKey,
-    TaskQuery, TaskRow, TaskStore,
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditIndex, AuditQuery, AuditRow, Cosignature,
+    CosignatureStore, EvidenceIndex, EvidenceRow, EvidenceStats, ImportConflict, ImportCounts,
+    IndexLookup, LabelEntry, ListQuery, LogId, LogStore, MirrorCheckpoint, MirrorImport, MirrorLog,
+    MirrorRecord, MirrorStore, Page, Result, Scanned, StatsQuery, Store, StoredCheckpoint,
+    StoredTileKey, TaskQuery, TaskRow, TaskStore,
 };
 
 mod analytics;
@@ -301,7 +301,7 @@ pub(super) fn append_in(
     Ok(())
 }
 
-impl Store for SqliteStore {
+impl LogStore for SqliteStore {
     fn tree_size(&self, log: LogId) -> Result<u64> {
         log_state::read_size(&self.readers.get(), log)
     }
@@ -328,61 +328,16 @@ impl Store for SqliteStore {
         log_state::read_tiles_inner(&self.readers.get(), log, tiles, true)
     }
 
-    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {
-        records::by_id(&self.readers.get(), id)
-    }
-
     fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>> {
         records::by_index(&self.readers.get(), leaf_index)
-    }
-
-    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
-        records::by_dedup_key(&self.readers.get(), dedup_key)
-    }
-
-    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
-        records::by_dedup_keys(&self.readers.get(), keys)
-    }
-
-    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
-        records::by_idempotency_key(&self.readers.get(), principal, key)
     }
 
     fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
         records::leaf_data_range(&self.readers.get(), start, end)
     }
 
-    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
-        records::list(&self.readers.get(), query)
-    }
-
     fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>> {
         audit::by_index(&self.readers.get(), leaf_index)
-    }
-
-    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>> {
-        audit::by_id(&self.readers.get(), id)
-    }
-
-    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>> {
-        audit::list(&self.readers.get(), query)
-    }
-
-    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
-        analytics::summary(&self.readers.get(), query)
-    }
-
-    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats> {
-        stats::evidence(&self.readers.get(), query)
-    }
-
-    fn audit_outcomes(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        principal: Option<&str>,
-    ) -> Result<Vec<(String, u64)>> {
-        stats::audit_outcomes(&self.readers.get(), since_ms, until_ms, principal)
     }
 
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {
@@ -433,9 +388,35 @@ impl Store for SqliteStore {
     fn stored_tile(&self, log: LogId, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
         scan::tile(&self.readers.get(), log, level, index)
     }
+}
 
-    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
-        scan::index_lookups(&self.readers.get(), log, start, end)
+impl EvidenceIndex for SqliteStore {
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {
+        records::by_id(&self.readers.get(), id)
+    }
+
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
+        records::by_dedup_key(&self.readers.get(), dedup_key)
+    }
+
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        records::by_dedup_keys(&self.readers.get(), keys)
+    }
+
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
+        records::by_idempotency_key(&self.readers.get(), principal, key)
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+        records::list(&self.readers.get(), query)
+    }
+
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
+        analytics::summary(&self.readers.get(), query)
+    }
+
+    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats> {
+        stats::evidence(&self.readers.get(), query)
     }
 
     fn label_index_len(&self) -> Result<u64> {
@@ -448,6 +429,31 @@ impl Store for SqliteStore {
 
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool> {
         scan::has_label(&self.readers.get(), entry)
+    }
+}
+
+impl AuditIndex for SqliteStore {
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>> {
+        audit::by_id(&self.readers.get(), id)
+    }
+
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>> {
+        audit::list(&self.readers.get(), query)
+    }
+
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
+        stats::audit_outcomes(&self.readers.get(), since_ms, until_ms, principal)
+    }
+}
+
+impl Store for SqliteStore {
+    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
+        scan::index_lookups(&self.readers.get(), log, start, end)
     }
 
     fn tasks(&self) -> Option<&dyn TaskStore> {

@@ -9,6 +9,7 @@ use std::path::Path;
 pub use evault_merkle::tiles::TileBuilder;
 use evault_merkle::tiles::{TileId, TileReader};
 use evault_merkle::{Hash, leaf_hash};
+use evault_store::LogStore;
 use evault_store::{
     AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, SqliteStore, Store, StoreError,
 };

@@ -29,6 +29,15 @@
 //! each run, to measure a store that already holds data; B-tree indexes on
 //! random keys, like the dedup key, get slower as they grow).
 //!
+//! The physical bound beside them, "disk": the same rows' bytes (payload,
+//! leaf data, id, both hashes, labels) appended to one file with an
+//! `fdatasync` per batch, in the same directory, in the same run: what
+//! writing every record once, durably per batch, costs on this disk, with
+//! no index, no page format and no second copy (SQLite's WAL writes each
+//! page twice: once to the WAL, once to the database file at checkpoint).
+//! Its `rec/s` is the ceiling any log store on this machine can reach at
+//! this batch size; the table shows evault as a share of it.
+//!
 //! Machine-readable lines start with `RESULT` for bench/store.sh.
 
 #[path = "../tests/common/mod.rs"]
@@ -403,6 +412,50 @@ fn raw_insert(conn: &mut Connection, chunk: &[EvidenceRow]) {
     tx.commit().expect("commit");
 }
 
+/// The bytes of a record as the store's row holds them: payload, leaf data,
+/// id, sha256 and dedup key, labels.
+fn row_bytes(r: &EvidenceRow, out: &mut Vec<u8>) {
+    if let Payload::Inline(p) = &r.payload {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(&r.leaf_data);
+    out.extend_from_slice(r.id.as_bytes());
+    out.extend_from_slice(&r.sha256);
+    out.extend_from_slice(&r.dedup_key);
+    for (k, v) in &r.labels {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// The disk's bound: each batch's row bytes appended to one file, then
+/// `fdatasync`. A sequential append costs the same however long the file
+/// is, so there is no preload.
+fn run_disk(rows: &[EvidenceRow], batch: usize) -> Run {
+    use std::io::Write;
+    let dir = bench_dir();
+    let mut file = std::fs::File::create(dir.path().join("disk.log")).expect("create");
+    let buffers: Vec<Vec<u8>> = rows
+        .chunks(batch)
+        .map(|chunk| {
+            let mut b = Vec::new();
+            for r in chunk {
+                row_bytes(r, &mut b);
+            }
+            b
+        })
+        .collect();
+    let w0 = written_bytes();
+    let start = Instant::now();
+    for b in &buffers {
+        file.write_all(b).expect("write");
+        file.sync_data().expect("fdatasync");
+    }
+    let took = start.elapsed();
+    let written = written_bytes().zip(w0).map(|(a, b)| a - b);
+    Run { took, written }
+}
+
 fn run_raw(pre: &Preload, rows: &[EvidenceRow], batch: usize) -> Run {
     let dir = bench_dir();
     let path: PathBuf = dir.path().join("raw.db");
@@ -527,7 +580,8 @@ fn main() {
                 tiles: &audit_tiles,
             })
         };
-        let (mut best_store, mut best_audit, mut best_raw) = (0f64, 0f64, 0f64);
+        let (mut best_store, mut best_audit, mut best_raw, mut best_disk) =
+            (0f64, 0f64, 0f64, 0f64);
         for round in 1..=rounds {
             // For profiling: one store run alone.
             if let Some(which @ ("evault" | "audit")) = only.as_deref() {
@@ -542,13 +596,18 @@ fn main() {
             }
             // Rotate the order so no run always follows the same one (its
             // page cache may still be flushing the other's files).
-            let mut runs: [(&str, Option<Run>); 3] =
-                [("raw", None), ("evault", None), ("audit", None)];
-            runs.rotate_left((round as usize - 1) % 3);
+            let mut runs: [(&str, Option<Run>); 4] = [
+                ("raw", None),
+                ("evault", None),
+                ("audit", None),
+                ("disk", None),
+            ];
+            runs.rotate_left((round as usize - 1) % 4);
             for (which, run) in &mut runs {
                 *run = Some(match *which {
                     "raw" => run_raw(&pre, &rows, batch),
                     "evault" => run_store(&pre, &rows, batch, &tiles, None),
+                    "disk" => run_disk(&rows, batch),
                     _ => run_store(&pre, &rows, batch, &tiles, with_audit()),
                 });
             }
@@ -558,24 +617,28 @@ fn main() {
                     .and_then(|(_, r)| r.as_ref())
                     .expect("every run ran")
             };
-            let (s, a, r) = (get("evault"), get("audit"), get("raw"));
+            let (s, a, r, d) = (get("evault"), get("audit"), get("raw"), get("disk"));
             eprintln!(
-                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written)",
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
                 rate(n, s),
                 mib(s),
                 rate(n, a),
                 mib(a),
                 rate(n, r),
                 mib(r),
+                rate(n, d),
+                mib(d),
             );
             best_store = best_store.max(rate(n, s));
             best_audit = best_audit.max(rate(n, a));
             best_raw = best_raw.max(rate(n, r));
+            best_disk = best_disk.max(rate(n, d));
         }
         println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
         println!("RESULT evault_audit batch={batch} records={n} rps={best_audit:.0}");
         println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
-        table.push((batch, best_store, best_audit, best_raw));
+        println!("RESULT disk batch={batch} records={n} rps={best_disk:.0}");
+        table.push((batch, best_store, best_audit, best_raw, best_disk));
     }
 
     println!();
@@ -589,23 +652,26 @@ fn main() {
         }
     );
     println!(
-        "| {:>8} | {:>16} | {:>18} | {:>16} | {:>10} | {:>12} |",
+        "| {:>8} | {:>16} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
         "batch",
         "evault rec/s",
         "evault+audit rec/s",
         "raw SQLite rec/s",
+        "disk rec/s",
         "evault/raw",
-        "audit/evault"
+        "audit/evault",
+        "evault/disk"
     );
     println!(
-        "|{:-<10}|{:-<18}|{:-<20}|{:-<18}|{:-<12}|{:-<14}|",
-        "", "", "", "", "", ""
+        "|{:-<10}|{:-<18}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
+        "", "", "", "", "", "", "", ""
     );
-    for (batch, s, a, r) in table {
+    for (batch, s, a, r, d) in table {
         println!(
-            "| {batch:>8} | {s:>16.0} | {a:>18.0} | {r:>16.0} | {:>9.1}% | {:>11.1}% |",
+            "| {batch:>8} | {s:>16.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
             100.0 * s / r,
-            100.0 * a / s
+            100.0 * a / s,
+            100.0 * s / d
         );
     }
 }

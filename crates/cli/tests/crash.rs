@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -240,4 +240,186 @@ fn sigkill_under_load_loses_nothing_and_never_forks() {
             w.join().unwrap();
         }
     }
+}
+
+/// What each of `n` clients, released at once, got for the same submission
+/// (`body` with label `case=<case>`, and `idempotency` as its key if given):
+/// the reply's status, leaf index and `duplicate` flag, or `None` where the
+/// request failed (the server was killed under it). `started` is passed by
+/// every client just before it sends, and by the caller; `replied` counts
+/// the replies read.
+fn submit_at_once(
+    url: &str,
+    n: usize,
+    case: &str,
+    body: &str,
+    idempotency: Option<&str>,
+    started: Arc<std::sync::Barrier>,
+    replied: Arc<AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<Option<(u16, u64, bool)>>> {
+    (0..n)
+        .map(|_| {
+            let (url, case, body) = (url.to_string(), case.to_string(), body.to_string());
+            let idempotency = idempotency.map(str::to_string);
+            let (started, replied) = (started.clone(), replied.clone());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut req = agent
+                    .post(format!("{url}/api/v1/evidence"))
+                    .header("Content-Type", "text/plain")
+                    .header("Authorization", common::bearer())
+                    .header("X-Evault-Label", format!("case={case}"));
+                if let Some(k) = &idempotency {
+                    req = req.header("Idempotency-Key", k);
+                }
+                started.wait();
+                let mut resp = req.send(body.as_bytes()).ok()?;
+                let status = resp.status().as_u16();
+                let v: serde_json::Value =
+                    serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()?;
+                let leaf = v["record"]["leaf_index"].as_u64()?;
+                replied.fetch_add(1, Ordering::SeqCst);
+                Some((status, leaf, v["duplicate"].as_bool()?))
+            })
+        })
+        .collect()
+}
+
+/// Sends the submission from `n` clients at once and waits for every reply:
+/// each must be a success naming the same leaf, which is returned with the
+/// replies.
+fn same_leaf_from(
+    url: &str,
+    n: usize,
+    case: &str,
+    body: &str,
+    idempotency: Option<&str>,
+) -> (u64, Vec<(u16, u64, bool)>) {
+    let started = Arc::new(std::sync::Barrier::new(n));
+    let replied = Arc::default();
+    let replies: Vec<(u16, u64, bool)> =
+        submit_at_once(url, n, case, body, idempotency, started, replied)
+            .into_iter()
+            .map(|h| h.join().unwrap().expect("every client got a reply"))
+            .collect();
+    for (status, _, _) in &replies {
+        assert!(
+            *status == 200 || *status == 201,
+            "case {case}: a submission failed with {status}"
+        );
+    }
+    let leaf = replies[0].1;
+    assert!(
+        replies.iter().all(|r| r.1 == leaf),
+        "case {case}: {n} clients sending one record got different leaves: {replies:?}"
+    );
+    (leaf, replies)
+}
+
+/// How many records carry label `case=<case>`.
+fn leaves_labelled(http: &ureq::Agent, url: &str, case: &str) -> usize {
+    let (status, page) = get_json(http, &format!("{url}/api/v1/evidence?label=case%3D{case}"));
+    assert_eq!(status, 200);
+    page["items"].as_array().unwrap().len()
+}
+
+/// Exactly once (storage v2, issue #13): one record sent by 32 clients at
+/// once is one leaf, and so is one record sent with one idempotency key.
+/// A third record is in flight from 32 clients when the server is killed
+/// with SIGKILL, the moment they send; a fourth is killed right after its
+/// first acknowledgement. After the restart the same four submissions from
+/// 32 clients find one leaf apiece: the first two where they were, the
+/// third whether or not it was committed before the kill, the fourth at
+/// the leaf acknowledged.
+#[test]
+fn one_record_from_32_clients_is_one_leaf_across_a_kill() {
+    const N: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let http = agent();
+
+    let server = Server::start(dir.path(), &[]);
+    let (a, replies) = same_leaf_from(&server.url, N, "a", "one record, 32 senders", None);
+    assert_eq!(
+        replies.iter().filter(|r| !r.2).count(),
+        1,
+        "exactly one sender logs the record, the others are told it is a duplicate: {replies:?}"
+    );
+    let (b, _) = same_leaf_from(&server.url, N, "b", "one key, 32 senders", Some("key-b"));
+    assert_ne!(a, b);
+
+    // The third record is in flight when the server dies: killed the moment
+    // the 32 requests are sent (it may or may not be committed).
+    let kill_during = |server: Server, case: &str, body: &str, after_replies: usize| {
+        let started = Arc::new(std::sync::Barrier::new(N + 1));
+        let replied = Arc::new(AtomicUsize::new(0));
+        let in_flight = submit_at_once(
+            &server.url,
+            N,
+            case,
+            body,
+            None,
+            started.clone(),
+            replied.clone(),
+        );
+        started.wait();
+        while replied.load(Ordering::SeqCst) < after_replies {
+            std::thread::yield_now();
+        }
+        server.kill();
+        let acked: Vec<u64> = in_flight
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .map(|r| r.1)
+            .collect();
+        acked
+    };
+    let acked_c = kill_during(server, "c", "in flight at the kill", 0);
+
+    // The fourth is acknowledged to one sender, then the server dies: it
+    // is committed, and its 31 twins may be anywhere on their way.
+    let server = Server::start(dir.path(), &[]);
+    let acked_d = kill_during(server, "d", "acknowledged, then the kill", 1);
+    assert!(!acked_d.is_empty());
+
+    let server = Server::start(dir.path(), &[]);
+    let (a2, replies) = same_leaf_from(&server.url, N, "a", "one record, 32 senders", None);
+    assert_eq!(a2, a, "the record moved to another leaf after the restart");
+    assert!(
+        replies.iter().all(|r| r.2),
+        "after the restart every sender is told the record is a duplicate: {replies:?}"
+    );
+    let (b2, _) = same_leaf_from(&server.url, N, "b", "one key, 32 senders", Some("key-b"));
+    assert_eq!(
+        b2, b,
+        "the idempotency key led to another leaf after the restart"
+    );
+    let (c, _) = same_leaf_from(&server.url, N, "c", "in flight at the kill", None);
+    assert!(
+        acked_c.iter().all(|&l| l == c),
+        "a reply acknowledged before the kill named leaf {acked_c:?}, the record is now at {c}"
+    );
+    let (d, replies) = same_leaf_from(&server.url, N, "d", "acknowledged, then the kill", None);
+    assert!(
+        acked_d.iter().all(|&l| l == d),
+        "a reply acknowledged before the kill named leaf {acked_d:?}, the record is now at {d}"
+    );
+    assert!(
+        replies.iter().all(|r| r.2),
+        "an acknowledged record is a duplicate for every later sender: {replies:?}"
+    );
+
+    for case in ["a", "b", "c", "d"] {
+        assert_eq!(leaves_labelled(&http, &server.url, case), 1, "case {case}");
+    }
+    let (_, log) = get_json(&http, &format!("{}/api/v1/log", server.url));
+    assert_eq!(
+        log["tree_size"].as_u64(),
+        Some(4),
+        "four records were sent: the log holds {log}"
+    );
+    eprintln!(
+        "exactly once: 4 records x {N} senders, 2 kills = 4 leaves; replies before a kill: {} of {N} (killed at send), {} of {N} (killed after the first)",
+        acked_c.len(),
+        acked_d.len()
+    );
 }

@@ -926,6 +926,14 @@ impl EvidenceIndex for SlowStore {
     fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> StoreResult<bool> {
         self.inner.label_entry_matches(entry)
     }
+
+    fn indexed_through(&self) -> StoreResult<u64> {
+        self.inner.indexed_through()
+    }
+
+    fn index_evidence(&self, through: u64, max_rows: u64) -> StoreResult<u64> {
+        self.inner.index_evidence(through, max_rows)
+    }
 }
 
 impl AuditIndex for SlowStore {

@@ -409,6 +409,14 @@ pub struct IndexLookup {
     /// Secondary indexes (by name) that do not list this row under its own
     /// values.
     pub missing_from: Vec<&'static str>,
+    /// Whether the row lies below the index follower's cursor
+    /// ([`EvidenceIndex::indexed_through`]); `labels_indexed` is compared
+    /// with `labels` only then. Always true for audit.
+    pub indexed: bool,
+    /// Follower-written indexes (by name) that hold an entry for this row
+    /// although it lies at or past their cursor: the follower would write
+    /// it a second time.
+    pub ahead_in: Vec<&'static str>,
 }
 
 /// One entry of the evidence label index.
@@ -665,6 +673,22 @@ pub trait EvidenceIndex: Send + Sync {
     fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>>;
     /// Whether the entry's record exists and carries that label.
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool>;
+
+    // The follower-written indexes. A driver may keep an index keyed by a
+    // random value (labels, payload digest) off the commit path and have
+    // the vault's index follower write it behind the log. Reads stay
+    // exact: a driver answers from such an index below its cursor and
+    // from the records themselves at or past it.
+
+    /// The follower's durable cursor: the follower-written indexes hold
+    /// exactly the evidence records below this leaf index. A driver that
+    /// writes every index on the commit path answers the tree size.
+    fn indexed_through(&self) -> Result<u64>;
+    /// Indexes the records from [`indexed_through`](Self::indexed_through)
+    /// on, up to `through` but at most `max_rows` of them and never past
+    /// the tree size, and moves the cursor there in the same transaction.
+    /// Returns the new cursor. Only the vault's index follower calls it.
+    fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64>;
 }
 
 /// The audit log's lookup indexes: by id, by filter, and outcome counts.

@@ -55,7 +55,8 @@ macro_rules! conformance_tests {
         );
         $crate::conformance_tests!(@module evidence_index, $open;
             records_round_trip_by_every_key,
-            list_filters_and_pages
+            list_filters_and_pages,
+            the_index_follows_the_log_and_reads_stay_exact
         );
         $crate::conformance_tests!(@module audit_index, $open;
             list_audit_filters_and_pages
@@ -1131,18 +1132,13 @@ fn list_all(store: &dyn Store, query: &ListQuery, limit: u32) -> Vec<EvidenceRow
     }
 }
 
-/// `list` selects exactly the records every filter matches, whole and in
-/// leaf order, whatever the page size; a page holds 1 to 1000 records.
-pub fn list_filters_and_pages(open: Open<'_>) {
-    let (_dir, store) = fresh(open);
-    let mut trees = Trees::default();
-    let all = rows(0..700);
-    for chunk in all.chunks(300) {
-        append_records(&*store, &mut trees, chunk);
-    }
+/// Which of [`row`]`(0..700)` a list query matches.
+type Pred = fn(u64) -> bool;
+
+/// List queries over [`row`]`(0..700)` and which rows each matches.
+fn list_cases() -> Vec<(ListQuery, Pred)> {
     let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-    type Pred = fn(u64) -> bool;
-    let cases: Vec<(ListQuery, Pred)> = vec![
+    vec![
         (ListQuery::default(), |_| true),
         (
             ListQuery {
@@ -1249,8 +1245,19 @@ pub fn list_filters_and_pages(open: Open<'_>) {
             },
             |i| i % 3 == 0 && i > 600,
         ),
-    ];
-    for (query, pred) in cases {
+    ]
+}
+
+/// `list` selects exactly the records every filter matches, whole and in
+/// leaf order, whatever the page size; a page holds 1 to 1000 records.
+pub fn list_filters_and_pages(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let mut trees = Trees::default();
+    let all = rows(0..700);
+    for chunk in all.chunks(300) {
+        append_records(&*store, &mut trees, chunk);
+    }
+    for (query, pred) in list_cases() {
         let want: Vec<EvidenceRow> = all.iter().filter(|r| pred(r.leaf_index)).cloned().collect();
         for limit in [1000, 7, 1] {
             assert_eq!(
@@ -1298,6 +1305,105 @@ pub fn list_filters_and_pages(open: Open<'_>) {
         })
         .unwrap();
     assert!(page.items.is_empty() && page.next.is_none());
+}
+
+/// The follower-written indexes (labels, payload digest) hold exactly the
+/// records below `indexed_through`, which only `index_evidence` moves (by
+/// at most its row limit, never past the tree size, never back), and which
+/// survives a reopen. Reads are exact wherever the cursor stands: the same
+/// lists and digest lookups at cursor 0, inside a batch, at a batch's edge
+/// and at the tree size.
+pub fn the_index_follows_the_log_and_reads_stay_exact(open: Open<'_>) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut trees = Trees::default();
+    let mut all = rows(0..700);
+    // Three more records carrying leaf 5's payload bytes: one digest, four
+    // leaves, on both sides of the cursors below.
+    for i in 700..703 {
+        let mut r = row(i);
+        r.sha256 = row(5).sha256;
+        all.push(r);
+    }
+    {
+        let store = open(dir.path());
+        assert_eq!(store.indexed_through().unwrap(), 0, "an empty store");
+        assert_eq!(
+            store.index_evidence(10, 100).unwrap(),
+            0,
+            "nothing to index"
+        );
+        for chunk in all.chunks(300) {
+            append_records(&*store, &mut trees, chunk);
+        }
+        assert_eq!(
+            store.indexed_through().unwrap(),
+            0,
+            "a commit does not move the cursor"
+        );
+    }
+    let sharing = [5, 700, 701, 702];
+    let mut cursor = 0;
+    for target in [0, 1, 299, 300, 513, 702, 703] {
+        let store = open(dir.path());
+        assert_eq!(
+            store.indexed_through().unwrap(),
+            cursor,
+            "kept across a reopen"
+        );
+        if target > cursor {
+            // At most `max_rows` per call: two calls.
+            let half = (target - cursor).div_ceil(2);
+            let mid = store.index_evidence(target, half).unwrap();
+            assert_eq!(mid, cursor + half);
+            cursor = store.index_evidence(target, half).unwrap();
+            assert_eq!(cursor, target);
+        }
+        assert_eq!(store.indexed_through().unwrap(), target);
+        // Below the cursor, a call is a no-op.
+        assert_eq!(store.index_evidence(0, 1000).unwrap(), target);
+        let labelled: u64 = all
+            .iter()
+            .take(target as usize)
+            .map(|r| r.labels.len() as u64)
+            .sum();
+        assert_eq!(store.label_index_len().unwrap(), labelled, "at {target}");
+        for (query, pred) in list_cases() {
+            let want: Vec<EvidenceRow> = all
+                .iter()
+                .filter(|r| r.leaf_index < 700 && pred(r.leaf_index))
+                .cloned()
+                .collect();
+            let mut query = query;
+            if query.after_index.is_none() && query.labels.is_empty() {
+                continue;
+            }
+            query.until_ms = query.until_ms.or(Some(T0 + 7000));
+            for limit in [1000, 7, 1] {
+                assert_eq!(
+                    list_all(&*store, &query, limit),
+                    want,
+                    "{query:?} by {limit} at cursor {target}"
+                );
+            }
+        }
+        if let Some(c) = store.compliance() {
+            let found: Vec<u64> = c
+                .records_by_sha256(&row(5).sha256)
+                .unwrap()
+                .iter()
+                .map(|r| r.leaf_index)
+                .collect();
+            assert_eq!(found, sharing, "at cursor {target}");
+            assert!(c.records_by_sha256(&h(9, 0)).unwrap().is_empty());
+        }
+    }
+    let store = open(dir.path());
+    // Never past the tree size, however far it is asked to go.
+    assert_eq!(store.index_evidence(u64::MAX, u64::MAX).unwrap(), 703);
+    assert_eq!(store.indexed_through().unwrap(), 703);
+    // The index keeps following as the log grows.
+    append_records(&*store, &mut trees, &rows(703..710));
+    assert_eq!(store.index_evidence(u64::MAX, 1000).unwrap(), 710);
 }
 
 /// `list_audit` selects exactly the events every filter matches, paged
@@ -1537,6 +1643,10 @@ pub fn scans_see_every_row(open: Open<'_>) {
     );
     assert_eq!(store.stored_tile(LogId::Evidence, 0, 2).unwrap(), None);
 
+    // The index follower has reached leaf 200: the rows below it have
+    // their label entries, the rows past it none yet, and neither is
+    // missing from an index.
+    assert_eq!(store.index_evidence(200, 1000).unwrap(), 200);
     for lookup in store.index_lookups(LogId::Evidence, 0, 270).unwrap() {
         let i = lookup.leaf_index;
         assert_eq!(lookup.by_id, Some(i));
@@ -1544,13 +1654,24 @@ pub fn scans_see_every_row(open: Open<'_>) {
         assert_eq!(lookup.has_idempotency_key, i % 5 == 0);
         assert_eq!(lookup.by_idempotency_key, (i % 5 == 0).then_some(i), "{i}");
         assert_eq!(lookup.labels, Some(2));
-        assert_eq!(lookup.labels_indexed, Some(2));
+        assert_eq!(lookup.indexed, i < 200, "{i}");
+        assert_eq!(lookup.labels_indexed, Some(if i < 200 { 2 } else { 0 }));
         assert!(
-            lookup.missing_from.is_empty(),
-            "{i}: {:?}",
-            lookup.missing_from
+            lookup.missing_from.is_empty() && lookup.ahead_in.is_empty(),
+            "{i}: {:?} {:?}",
+            lookup.missing_from,
+            lookup.ahead_in
         );
     }
+    assert_eq!(store.label_index_len().unwrap(), 400);
+    assert_eq!(store.index_evidence(270, 1000).unwrap(), 270);
+    assert!(
+        store
+            .index_lookups(LogId::Evidence, 0, 270)
+            .unwrap()
+            .iter()
+            .all(|l| l.indexed && l.labels_indexed == Some(2))
+    );
     assert_eq!(store.label_index_len().unwrap(), 540);
     let page = store.label_index_page(None, 3).unwrap();
     assert_eq!(page.len(), 3);

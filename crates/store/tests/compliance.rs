@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::{TileBuilder, append_rows, fresh, row};
 use evault_merkle::{Hash, leaf_hash};
-use evault_store::LogStore;
 use evault_store::{
     AppendBatch, ErasureRow, HoldRow, LogId, Payload, RetentionRow, Selector, SqliteStore, Store,
 };
+use evault_store::{EvidenceIndex, LogStore};
 
 const MARKER: &[u8] = b"ERASE-ME-MARKER-7f3a9c";
 
@@ -267,6 +267,8 @@ fn records_by_sha256_uses_an_index_and_skips_inline_bytes() {
     rows[2].payload = Payload::Inline(marked_payload());
     rows[3].sha256 = rows[2].sha256;
     append_rows(&store, &mut tiles, &rows);
+    // Leaf 2 in the follower's index, leaf 3 past its cursor: both found.
+    assert_eq!(store.index_evidence(3, 100).unwrap(), 3);
     let found = store
         .compliance()
         .unwrap()
@@ -283,10 +285,13 @@ fn records_by_sha256_uses_an_index_and_skips_inline_bytes() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     let plan: String = conn
         .query_row(
-            "EXPLAIN QUERY PLAN SELECT leaf_index FROM records WHERE sha256 = x'00'",
+            "EXPLAIN QUERY PLAN SELECT leaf_index FROM records_by_sha256 WHERE sha256 = x'00'",
             [],
             |r| r.get(3),
         )
         .unwrap();
-    assert!(plan.contains("records_by_sha256"), "{plan}");
+    assert!(
+        plan.contains("records_by_sha256 USING PRIMARY KEY (sha256=?)"),
+        "{plan}"
+    );
 }

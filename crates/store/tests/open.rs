@@ -251,7 +251,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 8);
+    assert_eq!(v, 9);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The compliance tables came with the migrations, empty; the migrated
     // records are not erased.
@@ -324,6 +324,25 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .unwrap();
     assert_eq!(page.items.len(), 150);
     assert!(page.items.iter().all(|r| r.ingested_by == "bob"));
+    // Version 9 filled the digest index and set the follower's cursor to
+    // the tree size: the label index (written by version 1) and the digest
+    // index hold every old record, each once.
+    assert_eq!(store.indexed_through().unwrap(), 300);
+    assert_eq!(store.label_index_len().unwrap(), 600);
+    for l in store.index_lookups(LogId::Evidence, 0, 300).unwrap() {
+        assert!(
+            l.indexed && l.missing_from.is_empty() && l.ahead_in.is_empty(),
+            "{l:?}"
+        );
+        assert_eq!(l.labels, l.labels_indexed);
+    }
+    let sharers = store
+        .compliance()
+        .unwrap()
+        .records_by_sha256(&row(150).sha256)
+        .unwrap();
+    assert_eq!(sharers.len(), 1);
+    assert_eq!(sharers[0].leaf_index, 150);
     // Both logs continue.
     common::append_both(
         &store,
@@ -334,6 +353,9 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
     .unwrap();
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 310);
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 5);
+    // The follower picks up from the migrated cursor.
+    assert_eq!(store.index_evidence(310, 1000).unwrap(), 310);
+    assert_eq!(store.label_index_len().unwrap(), 620);
     drop(store);
     // Reopening at the current version changes nothing.
     let store = SqliteStore::open(&path).unwrap();

@@ -26,6 +26,8 @@ fn read_only_open_changes_nothing_and_scans_every_row() {
     let mut trees = Trees::new();
     append_both(&store, &mut trees, &rows(0..300), &audit_rows(0..40)).unwrap();
     store.set_meta("origin", "o").unwrap();
+    // The index follower has caught up (the vault's, before it stops).
+    assert_eq!(store.index_evidence(300, 1000).unwrap(), 300);
     drop(store);
     let before = files(dir.path());
 
@@ -64,6 +66,7 @@ fn read_only_open_changes_nothing_and_scans_every_row() {
         assert_eq!(l.by_idempotency_key, (i % 5 == 0).then_some(i));
         assert_eq!((l.labels, l.labels_indexed), (Some(2), Some(2)));
         assert!(l.missing_from.is_empty(), "{l:?}");
+        assert!(l.indexed && l.ahead_in.is_empty(), "{l:?}");
     }
     let audit = ro.index_lookups(LogId::Audit, 0, 40).unwrap();
     assert!(
@@ -105,14 +108,21 @@ fn scans_report_undecodable_rows_and_lookups_see_index_damage() {
     let (_dir, path, store) = fresh();
     let mut trees = Trees::new();
     append_both(&store, &mut trees, &rows(0..20), &audit_rows(0..2)).unwrap();
+    // The follower indexed leaves 0..10; 10..20 lie past its cursor.
+    assert_eq!(store.index_evidence(10, 1000).unwrap(), 10);
     drop(store);
     let db = rusqlite::Connection::open(&path).unwrap();
     // A hash of the wrong length (the CHECK is skipped while it is off),
-    // and a label entry moved from record 4 to record 5.
+    // a label entry moved from record 4 to record 5, a digest entry
+    // dropped (record 6), and entries past the cursor (record 12).
     db.execute_batch(
         "PRAGMA ignore_check_constraints = ON;
          UPDATE records SET sha256 = X'00' WHERE leaf_index = 3;
-         UPDATE record_labels SET leaf_index = 5 WHERE key = 'case' AND leaf_index = 4;",
+         UPDATE record_labels SET leaf_index = 5 WHERE key = 'case' AND leaf_index = 4;
+         DELETE FROM records_by_sha256 WHERE leaf_index = 6;
+         INSERT INTO record_labels (key, value, leaf_index) VALUES ('case', 'case-0', 12);
+         INSERT INTO records_by_sha256 (sha256, leaf_index)
+           SELECT sha256, leaf_index FROM records WHERE leaf_index = 12;",
     )
     .unwrap();
     drop(db);
@@ -132,6 +142,14 @@ fn scans_report_undecodable_rows_and_lookups_see_index_damage() {
         (lookups[1].labels, lookups[1].labels_indexed),
         (Some(2), Some(2))
     );
+    let lookups = ro.index_lookups(LogId::Evidence, 6, 14).unwrap();
+    let at = |i: u64| lookups.iter().find(|l| l.leaf_index == i).unwrap();
+    assert_eq!(at(6).missing_from, ["records_by_sha256"]);
+    assert!(at(6).indexed && at(6).ahead_in.is_empty());
+    assert!(!at(11).indexed && at(11).ahead_in.is_empty() && at(11).missing_from.is_empty());
+    assert_eq!(at(12).ahead_in, ["records_by_sha256", "record_labels"]);
+    assert!(at(12).missing_from.is_empty());
+    assert!(at(7).missing_from.is_empty() && at(9).indexed && !at(10).indexed);
 }
 
 #[test]

@@ -896,7 +896,6 @@ impl LogRun<'_> {
                 .differs(hex(&dedup), hex(&row.dedup_key)),
             );
         }
-        self.label_count += row.labels.len() as u64;
         if self.options.payloads || matches!(row.payload, Payload::Erased { .. }) {
             self.check_payload(row)?;
         }
@@ -1173,6 +1172,30 @@ impl LogRun<'_> {
                 .index(name)
                 .differs(format!("an entry for leaf {i}"), "none"),
             );
+        }
+        for name in &l.ahead_in {
+            self.label_mismatch |= *name == "record_labels";
+            self.report(
+                Finding::new(
+                    FindingKind::Index,
+                    log,
+                    "the index holds an entry for a row its follower has not reached",
+                )
+                .leaf(i)
+                .index(name)
+                .differs(
+                    "no entry at or past the index cursor",
+                    format!("an entry for leaf {i}"),
+                ),
+            );
+        }
+        if !l.indexed {
+            // The follower indexes this row later: nothing to compare yet.
+            return;
+        }
+        if let Some(labels) = l.labels {
+            // The label index holds exactly the indexed rows' labels.
+            self.label_count += labels;
         }
         if log == LogId::Evidence
             && let (Some(labels), Some(indexed)) = (l.labels, l.labels_indexed)
@@ -1530,6 +1553,19 @@ impl LogRun<'_> {
         let store = self.target.store;
         let now = store.tree_size(log)?;
         let len = store.label_index_len()?;
+        let cursor = store.indexed_through()?;
+        if cursor > now {
+            self.report(
+                Finding::new(
+                    FindingKind::Index,
+                    log,
+                    "the index follower's cursor lies past the log: lists by label and \
+                     digest lookups would miss the records between",
+                )
+                .index("index_state")
+                .differs(format!("at most {now}"), cursor.to_string()),
+            );
+        }
         if !self.label_mismatch && now == self.size && len == self.label_count {
             // Every record's labels each have their entry (the per-record
             // lookups), entries are unique (the index's key), and there are
@@ -1544,11 +1580,31 @@ impl LogRun<'_> {
                 return Ok(false);
             }
             let page = store.label_index_page(after.as_ref(), 4096)?;
+            // Read after the page: the cursor only grows, so an entry at
+            // or past it was there before the follower reached its row.
+            let cursor = store.indexed_through()?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
             for e in &page {
-                if e.leaf_index >= now {
+                if e.leaf_index >= cursor && e.leaf_index < now {
+                    self.report(
+                        Finding::new(
+                            FindingKind::Index,
+                            log,
+                            format!(
+                                "a label index entry {}={} points past the index cursor",
+                                e.key, e.value
+                            ),
+                        )
+                        .leaf(e.leaf_index)
+                        .index("record_labels")
+                        .differs(
+                            format!("a leaf below {cursor}"),
+                            format!("leaf {}", e.leaf_index),
+                        ),
+                    );
+                } else if e.leaf_index >= now {
                     self.report(
                         Finding::new(
                             FindingKind::Index,

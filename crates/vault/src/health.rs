@@ -21,6 +21,8 @@ pub enum Component {
     Signer(LogId),
     /// The audit trail's JSON-lines mirror.
     AuditMirror,
+    /// The index follower (labels and payload digests, behind the log).
+    Indexer,
 }
 
 impl fmt::Display for Component {
@@ -30,6 +32,7 @@ impl fmt::Display for Component {
             Component::Checkpointer(log) => write!(f, "{log} checkpointer"),
             Component::Signer(log) => write!(f, "{log} signer"),
             Component::AuditMirror => f.write_str("audit mirror"),
+            Component::Indexer => f.write_str("index follower"),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod fsck;
 mod head;
 mod health;
 mod imports;
+mod indexer;
 pub mod ingest;
 mod integrity;
 mod keyring;
@@ -133,6 +134,8 @@ struct Inner {
     key_changes: Arc<tokio::sync::Notify>,
     /// External puts in flight, by payload digest (`erasure.rs`).
     in_flight: erasure::InFlight,
+    /// The index follower's cursor (`indexer.rs`).
+    index_reach: watch::Receiver<u64>,
 }
 
 impl Inner {
@@ -365,6 +368,13 @@ impl Vault {
             max_delay: config.max_delay,
         };
         let (stop, stopping) = watch::channel(false);
+        // The index follower writes the label and digest indexes behind the
+        // log; the sequencer bounds how far it may lag.
+        let st = store.clone();
+        let indexed = tokio::task::spawn_blocking(move || indexer::start(&*st)).await??;
+        let (reach, reach_rx) = watch::channel(indexed);
+        let index_reach = reach_rx.clone();
+        let indexer_heads = evidence.heads.clone();
         let witnessing = match &config.witnesses {
             Some(setup) => Some(witnessing_task(&store, setup, &evidence, &stopping).await?),
             None => None,
@@ -378,6 +388,13 @@ impl Vault {
                 limits,
                 outputs,
                 stopping.clone(),
+                health.clone(),
+                Some(reach_rx),
+            )),
+            indexer: tokio::spawn(indexer::follow(
+                store.clone(),
+                indexer_heads,
+                reach,
                 health.clone(),
             )),
             checkpointers: checkpointers
@@ -410,6 +427,7 @@ impl Vault {
                 witness_status,
                 key_changes: Arc::new(tokio::sync::Notify::new()),
                 in_flight: erasure::InFlight::default(),
+                index_reach,
             }),
         };
         let timer = tokio::spawn(rotation::retirement_timer(
@@ -753,6 +771,14 @@ impl Vault {
             },
         };
         Ok((evidence_from_row(&row), data))
+    }
+
+    /// How far the index follower has reached: the label and
+    /// payload-digest indexes hold exactly the evidence records below this
+    /// leaf index. Reads never depend on it ([`Vault::list`] and erasure
+    /// read the records past it directly); it says what they cost.
+    pub fn indexed_through(&self) -> u64 {
+        *self.inner.index_reach.borrow()
     }
 
     /// Records matching `query` that `reader` may see, in log order.

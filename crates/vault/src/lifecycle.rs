@@ -1,7 +1,7 @@
 //! The vault's background tasks and their orderly end. [`Vault::shutdown`]
 //! stops intake, lets the sequencer commit what is queued, has each
-//! checkpointer sign the final tree, lets the audit mirror catch up, and
-//! joins them all; nothing is left running and nothing acknowledged is
+//! checkpointer sign the final tree, lets the audit mirror and the index
+//! follower catch up, and joins them all; nothing is left running and nothing acknowledged is
 //! left unsigned.
 
 use tokio::task::JoinHandle;
@@ -16,6 +16,8 @@ pub(crate) struct Tasks {
     pub checkpointers: Vec<JoinHandle<()>>,
     /// The audit mirror, if on.
     pub mirror: Option<JoinHandle<()>>,
+    /// The index follower.
+    pub indexer: JoinHandle<()>,
     /// The evidence log's witnessing, if witnesses are configured.
     pub witnessing: Option<JoinHandle<()>>,
     /// Retires old keys when a rotation's overlap ends.
@@ -82,6 +84,9 @@ impl Vault {
             if let Some(m) = tasks.mirror {
                 m.await?;
             }
+            // It ends once the index covers the final head: an offline
+            // fsck then finds the index complete.
+            tasks.indexer.await?;
         }
         let stopped = Stopped {
             evidence_size: self.inner.evidence.head().size,

@@ -138,6 +138,7 @@ pub(crate) struct Outputs {
 /// is guarded on its own), it is restarted on the same queue with its trees
 /// reloaded from the store, and counted in `evault_task_restarts_total`.
 /// Ends when [`run`] ends: every sender dropped, or stopped and drained.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn supervise(
     mut rx: mpsc::Receiver<Pending>,
     store: Arc<dyn Store>,
@@ -146,6 +147,7 @@ pub(crate) async fn supervise(
     out: Outputs,
     mut stopping: watch::Receiver<bool>,
     health: Arc<Board>,
+    mut index_reach: Option<watch::Receiver<u64>>,
 ) {
     let audit = trees.audit.is_some();
     let mut trees = Some(trees);
@@ -159,6 +161,7 @@ pub(crate) async fn supervise(
             &out,
             &mut stopping,
             &health,
+            index_reach.as_mut(),
         ))
         .catch_unwind()
         .await;
@@ -206,6 +209,7 @@ async fn run(
     out: &Outputs,
     stopping: &mut watch::Receiver<bool>,
     health: &Board,
+    mut index_reach: Option<&mut watch::Receiver<u64>>,
 ) {
     loop {
         let first = tokio::select! {
@@ -261,6 +265,10 @@ async fn run(
                 }
             },
         };
+        // Backpressure from the index follower: the unindexed tail, which
+        // label lists and digest lookups scan, stays bounded.
+        crate::indexer::wait_for_lag(index_reach.as_deref_mut(), current.evidence.head().size)
+            .await;
         let st = store.clone();
         let started = std::time::Instant::now();
         // `current` comes back whatever happens inside: a panic (e.g. in an

@@ -735,6 +735,9 @@ struct Flaky {
     /// Appends commit, then report a failure (the in-memory trees of the
     /// sequencer would be behind the store).
     lie: AtomicBool,
+    /// The index follower's batches fail (the label and digest indexes
+    /// fall behind the log).
+    index_fail: AtomicBool,
 }
 
 impl Flaky {
@@ -744,6 +747,7 @@ impl Flaky {
             fail: AtomicBool::new(false),
             full: AtomicBool::new(false),
             lie: AtomicBool::new(false),
+            index_fail: AtomicBool::new(false),
         }
     }
 }
@@ -917,6 +921,17 @@ impl EvidenceIndex for Flaky {
     fn label_entry_matches(&self, entry: &evault_store::LabelEntry) -> Result<bool, StoreError> {
         self.inner.label_entry_matches(entry)
     }
+
+    fn indexed_through(&self) -> Result<u64, StoreError> {
+        self.inner.indexed_through()
+    }
+
+    fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64, StoreError> {
+        if self.index_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected index failure".into()));
+        }
+        self.inner.index_evidence(through, max_rows)
+    }
 }
 
 impl AuditIndex for Flaky {
@@ -946,6 +961,10 @@ impl Store for Flaky {
         end: u64,
     ) -> Result<Vec<evault_store::IndexLookup>, StoreError> {
         self.inner.index_lookups(log, start, end)
+    }
+
+    fn compliance(&self) -> Option<&dyn evault_store::ComplianceStore> {
+        self.inner.compliance()
     }
 }
 
@@ -1137,4 +1156,101 @@ async fn put_audited_err(v: &Vault, body: &[u8]) -> VaultError {
     put_as(v, "sa:ci", body, None, Some(on_commit("sa:ci", None)))
         .await
         .unwrap_err()
+}
+
+/// Puts `body` as `sa:ci` with one label.
+async fn put_labelled(v: &Vault, body: &[u8], label: &str) -> PutOutcome {
+    let mut up = v.upload();
+    up.write(body).await.unwrap();
+    let payload = up.finish().await.unwrap();
+    v.put(PutRequest {
+        content_type: "application/json".into(),
+        labels: [("case".to_string(), label.to_string())].into(),
+        payload,
+        principal: "sa:ci".into(),
+        idempotency_key: None,
+        audit: None,
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_index_follower_loses_no_read_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Flaky::new(dir.path()));
+    store.index_fail.store(true, Ordering::SeqCst);
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    // Two records with the same bytes (other labels, so not duplicates)
+    // and one more: none of them reaches the label or digest index.
+    let a = put_labelled(&v, b"shared bytes", "c-1").await;
+    let b = put_labelled(&v, b"shared bytes", "c-2").await;
+    let c = put_labelled(&v, b"other bytes", "c-1").await;
+    assert_ne!(a.record.id, b.record.id);
+    eventually(10, "the follower reports its trouble", || {
+        v.health().iter().any(|h| h.component == Component::Indexer)
+    })
+    .await;
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    let reason = v.health()[0].to_string();
+    assert!(reason.contains("reads stay exact"), "{reason}");
+
+    // Reads are exact over the unindexed tail: a list by label...
+    let listed = |label: &'static str| {
+        let v = v.clone();
+        async move {
+            let q = ListQuery {
+                labels: vec![("case".into(), label.into())],
+                limit: 100,
+                ..Default::default()
+            };
+            let page = v.list(&Reader::all("test"), q).await.unwrap();
+            page.items.into_iter().map(|e| e.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("c-1").await,
+        [a.record.id.clone(), c.record.id.clone()]
+    );
+    assert_eq!(listed("c-2").await, std::slice::from_ref(&b.record.id));
+    // ...and an erasure, which must find every record sharing the bytes.
+    let erased = v
+        .erase("sa:admin", &a.record.id, "test: shared bytes")
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = erased.iter().map(|e| e.id.clone()).collect();
+    ids.sort();
+    let mut want = vec![a.record.id.clone(), b.record.id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+
+    // The follower recovers by itself and the index reaches the log.
+    store.index_fail.store(false, Ordering::SeqCst);
+    let size = store.tree_size(LogId::Evidence).unwrap();
+    eventually(30, "the index catches up", || {
+        store.indexed_through().unwrap() == size
+    })
+    .await;
+    eventually(10, "the follower clears its trouble", || {
+        v.health().is_empty()
+    })
+    .await;
+    assert_eq!(
+        listed("c-1").await,
+        [a.record.id.clone(), c.record.id.clone()]
+    );
+    let labels: u64 = store
+        .list(&ListQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.labels.len() as u64)
+        .sum();
+    assert_eq!(store.label_index_len().unwrap(), labels);
+    v.shutdown().await.unwrap();
 }

@@ -484,6 +484,46 @@ async fn clean_vault_passes_and_every_change_is_found_at_its_place() {
         assert_eq!(ix.len(), 4, "{}", show(&r));
     }
 
+    // The index follower's indexes: a digest entry gone, entries for rows
+    // the follower has not reached (its cursor moved back), and a cursor
+    // past the log.
+    {
+        let d = fresh();
+        let conn = db(d.path());
+        conn.execute("DELETE FROM records_by_sha256 WHERE leaf_index = 40", [])
+            .unwrap();
+        conn.execute("UPDATE index_state SET evidence_through = 590", [])
+            .unwrap();
+        drop(conn);
+        let r = fsck(d.path());
+        let ix = found(&r, FindingKind::Index);
+        let at = |leaf: u64, index: &str| {
+            ix.iter()
+                .any(|f| f.leaf_index == Some(leaf) && f.index.as_deref() == Some(index))
+        };
+        assert!(at(40, "records_by_sha256"), "{}", show(&r));
+        for leaf in 590..600 {
+            assert!(at(leaf, "records_by_sha256"), "{leaf}: {}", show(&r));
+            assert!(at(leaf, "record_labels"), "{leaf}: {}", show(&r));
+        }
+        assert!(
+            ix.iter()
+                .all(|f| f.leaf_index == Some(40) || f.leaf_index >= Some(590)),
+            "{}",
+            show(&r)
+        );
+
+        let d = fresh();
+        db(d.path())
+            .execute("UPDATE index_state SET evidence_through = 700", [])
+            .unwrap();
+        let r = fsck(d.path());
+        let ix = found(&r, FindingKind::Index);
+        assert_eq!(ix.len(), 1, "{}", show(&r));
+        assert_eq!(ix[0].index.as_deref(), Some("index_state"));
+        assert_eq!(ix[0].found.as_deref(), Some("700"));
+    }
+
     // An audit event's column.
     {
         let d = fresh();

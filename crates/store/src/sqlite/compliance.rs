@@ -224,11 +224,21 @@ impl ComplianceStore for SqliteStore {
     }
 
     fn records_by_sha256(&self, sha256: &[u8; 32]) -> Result<Vec<EvidenceRow>> {
-        // Indexed (records_by_sha256). Inline bytes are not read: an empty
-        // blob stands for them, enough to tell inline from external.
+        // Exact while the follower lags: its index below the cursor, the
+        // records themselves at or past it, in one statement (one
+        // snapshot). Inline bytes are not read: an empty blob stands for
+        // them, enough to tell inline from external.
         query::all(
             &self.readers.get(),
-            &format!("SELECT {SHARER_COLUMNS} FROM records WHERE sha256 = ?1 ORDER BY leaf_index"),
+            &format!(
+                "SELECT {SHARER_COLUMNS} FROM records WHERE leaf_index IN \
+                   (SELECT x.leaf_index FROM records_by_sha256 x, index_state s \
+                    WHERE x.sha256 = ?1 AND s.id = 0 AND x.leaf_index < s.evidence_through) \
+                 UNION ALL \
+                 SELECT {SHARER_COLUMNS} FROM records WHERE leaf_index >= \
+                   (SELECT evidence_through FROM index_state WHERE id = 0) AND sha256 = ?1 \
+                 ORDER BY leaf_index"
+            ),
             [sha256.as_slice()],
             records::decode,
         )

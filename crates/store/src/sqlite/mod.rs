@@ -36,6 +36,7 @@ mod compliance;
 mod cosignatures;
 mod error;
 mod files;
+mod follower;
 mod labels;
 mod log_state;
 mod meta;
@@ -429,6 +430,20 @@ impl EvidenceIndex for SqliteStore {
 
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool> {
         scan::has_label(&self.readers.get(), entry)
+    }
+
+    fn indexed_through(&self) -> Result<u64> {
+        follower::indexed_through(&self.readers.get())
+    }
+
+    fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64> {
+        let mut conn = self.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db()?;
+        let reached = follower::index_evidence(&tx, through, max_rows)?;
+        tx.commit().db()?;
+        Ok(reached)
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) fn cursor(after: Option<u64>) -> std::result::Result<Option<i64>, ()>
 }
 
 /// A page of results: `next` is the last index of a full page, else `None`.
-fn page<T>(items: Vec<T>, limit: u32, index: impl Fn(&T) -> u64) -> Page<T> {
+pub(super) fn page<T>(items: Vec<T>, limit: u32, index: impl Fn(&T) -> u64) -> Page<T> {
     let next = if items.len() == limit as usize {
         items.last().map(index)
     } else {

@@ -1,16 +1,19 @@
-//! Evidence records: the `records` and `record_labels` tables. Inserting a
-//! batch's records (and their labels and analytics rows), and every way of
-//! reading them back: by id, index, dedup key, idempotency key, leaf data
-//! ranges and filtered lists.
+//! Evidence records: the `records` table. Inserting a batch's records (and
+//! their analytics rows), and every way of reading them back: by id, index,
+//! dedup key, idempotency key, leaf data ranges and filtered lists. The
+//! label index (`record_labels`) is the follower's (`follower.rs`); a list
+//! by label reads it below the follower's cursor and the records' own
+//! labels at or past it.
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Row};
 
 use super::analytics::AnalyticsStatements;
 use super::error::{DbResult, corrupt, invalid, violated_key};
+use super::follower;
 use super::labels;
 use super::log_state::{check_index, read_size};
-use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, query_page};
+use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, page, query_page};
 use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
 use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
 
@@ -21,15 +24,12 @@ const INSERT_RECORD: &str = "INSERT INTO records (leaf_index, id, content_type, 
      ingested_at_ms, ingested_by, idempotency_key, dedup_key, leaf_data, payload, labels) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-const INSERT_LABEL: &str = "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)";
-
-/// Inserts a batch's records, with leaf indexes from `old_size` on, their
-/// labels and analytics rows, inside the append's transaction (whose
+/// Inserts a batch's records, with leaf indexes from `old_size` on, and
+/// their analytics rows, inside the append's transaction (whose
 /// [`check_extend`](super::log_state::check_extend) makes every index fit
 /// in i64).
 pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) -> Result<()> {
     let mut insert_record = tx.prepare_cached(INSERT_RECORD).db()?;
-    let mut insert_label = tx.prepare_cached(INSERT_LABEL).db()?;
     // Prepared on the first analytics record only: batches without
     // one pay nothing for them.
     let mut insert_analytics: Option<AnalyticsStatements<'_>> = None;
@@ -66,11 +66,6 @@ pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) ->
                 labels_json,
             ])
             .map_err(|e| insert_error(e, rec))?;
-        for (key, value) in &rec.labels {
-            insert_label
-                .execute(rusqlite::params![key, value, index])
-                .map_err(|e| insert_error(e, rec))?;
-        }
         if let Some(analytics) = &rec.analytics {
             if insert_analytics.is_none() {
                 insert_analytics = Some(AnalyticsStatements::prepare(tx)?);
@@ -101,10 +96,6 @@ fn insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
         )),
         Some("records.leaf_index") => corrupt(format!(
             "a record with leaf index {} exists beyond the tree size",
-            rec.leaf_index
-        )),
-        Some(other) if other.starts_with("record_labels.") => corrupt(format!(
-            "labels of leaf index {} exist beyond the tree size",
             rec.leaf_index
         )),
         _ => StoreError::Backend(Box::new(e)),
@@ -282,42 +273,87 @@ pub(super) fn list_where(
     let Ok(after) = cursor(query.after_index) else {
         return Ok(empty_page());
     };
+    let Some(((key, value), rest)) = query.labels.split_first() else {
+        // No follower index involved: one scan of the records (or of an
+        // index on the commit path) in leaf order.
+        let mut sql = format!("SELECT {columns} FROM records r WHERE 1");
+        let mut filter = Filter::default();
+        filter.after("r.leaf_index", after);
+        record_terms(&mut filter, query);
+        sql.push_str(&filter.sql);
+        sql.push_str(extra);
+        sql.push_str(" ORDER BY r.leaf_index LIMIT ?");
+        filter.params.push(Value::Integer(i64::from(limit)));
+        return query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index);
+    };
 
-    let mut sql = format!("SELECT {columns}");
-    // The label terms come first in `sql`, their parameters first in
-    // `filter`; the other terms follow.
-    let mut filter = Filter::default();
-    // A label filter drives the scan through record_labels, whose
-    // primary key yields matches in leaf order; further labels are one
+    // One read transaction: the cursor and both parts see one snapshot.
+    let tx = conn.unchecked_transaction().db()?;
+    let through = to_i64(follower::indexed_through(&tx)?, "index cursor")?;
+
+    // Below the cursor, the label index drives the scan: its primary key
+    // yields a label's matches in leaf order; a further label is one
     // primary-key probe per candidate.
-    let order = if let Some(((key, value), rest)) = query.labels.split_first() {
+    let mut sql = format!(
+        "SELECT {columns} FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
+         WHERE l0.key = ? AND l0.value = ? AND l0.leaf_index < ?"
+    );
+    let mut filter = Filter::default();
+    filter.params.push(Value::Text(key.clone()));
+    filter.params.push(Value::Text(value.clone()));
+    filter.params.push(Value::Integer(through));
+    for (key, value) in rest {
         sql.push_str(
-            " FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
-             WHERE l0.key = ? AND l0.value = ?",
+            " AND EXISTS (SELECT 1 FROM record_labels l \
+             WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
         );
         filter.params.push(Value::Text(key.clone()));
         filter.params.push(Value::Text(value.clone()));
-        for (key, value) in rest {
+    }
+    filter.after("l0.leaf_index", after);
+    record_terms(&mut filter, query);
+    sql.push_str(&filter.sql);
+    sql.push_str(extra);
+    sql.push_str(" ORDER BY l0.leaf_index LIMIT ?");
+    filter.params.push(Value::Integer(i64::from(limit)));
+    let mut items = query::all(&tx, &sql, rusqlite::params_from_iter(filter.params), decode)?;
+
+    // At or past the cursor (the follower's lag, bounded by the
+    // sequencer), each record's own labels: every match there lies after
+    // every match above, so the page stays in leaf order.
+    if items.len() < limit as usize {
+        let mut sql = format!("SELECT {columns} FROM records r WHERE r.leaf_index >= ?");
+        let mut filter = Filter::default();
+        filter.params.push(Value::Integer(through));
+        for (key, value) in &query.labels {
             sql.push_str(
-                " AND EXISTS (SELECT 1 FROM record_labels l \
-                 WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
+                " AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.labels) \
+                 THEN r.labels ELSE '{}' END) j WHERE j.key = ? AND j.value = ?)",
             );
             filter.params.push(Value::Text(key.clone()));
             filter.params.push(Value::Text(value.clone()));
         }
-        "l0.leaf_index"
-    } else {
-        sql.push_str(" FROM records r WHERE 1");
-        "r.leaf_index"
-    };
-    filter.after(order, after);
+        filter.after("r.leaf_index", after);
+        record_terms(&mut filter, query);
+        sql.push_str(&filter.sql);
+        sql.push_str(extra);
+        sql.push_str(" ORDER BY r.leaf_index LIMIT ?");
+        let left = limit as usize - items.len();
+        filter.params.push(Value::Integer(left as i64));
+        items.extend(query::all(
+            &tx,
+            &sql,
+            rusqlite::params_from_iter(filter.params),
+            decode,
+        )?);
+    }
+    tx.finish().db()?;
+    Ok(page(items, limit, |r| r.leaf_index))
+}
+
+/// The terms of `query` on the record's own columns.
+fn record_terms(filter: &mut Filter, query: &ListQuery) {
     filter.equals("r.content_type", query.content_type.as_ref());
     filter.equals("r.ingested_by", query.ingested_by.as_ref());
     filter.window("r.ingested_at_ms", query.since_ms, query.until_ms);
-    sql.push_str(&filter.sql);
-    sql.push_str(extra);
-    sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
-    filter.params.push(Value::Integer(i64::from(limit)));
-
-    query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index)
 }

@@ -161,7 +161,10 @@ SELECT r.leaf_index,
   EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_at
     WHERE x.ingested_at_ms = r.ingested_at_ms AND x.leaf_index = r.leaf_index),
   EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_by
-    WHERE x.ingested_by = r.ingested_by AND x.leaf_index = r.leaf_index)
+    WHERE x.ingested_by = r.ingested_by AND x.leaf_index = r.leaf_index),
+  r.leaf_index < (SELECT evidence_through FROM index_state WHERE id = 0),
+  EXISTS (SELECT 1 FROM records_by_sha256 x
+    WHERE x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index)
 FROM records r WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 ORDER BY r.leaf_index";
 
 const EVIDENCE_INDEXES: [&str; 3] = [
@@ -211,12 +214,25 @@ pub(super) fn index_lookups(
             let mut rows = stmt.query([lo, hi]).db()?;
             while let Some(row) = rows.next().db()? {
                 let labels: i64 = row.get(5).db()?;
-                let indexed: i64 = row.get(6).db()?;
+                let labels_indexed: i64 = row.get(6).db()?;
                 let mut missing_from = Vec::new();
                 for (i, name) in EVIDENCE_INDEXES.iter().enumerate() {
                     if !row.get::<_, bool>(7 + i).db()? {
                         missing_from.push(*name);
                     }
+                }
+                // The follower's indexes hold a row exactly when it lies
+                // below their cursor.
+                let indexed: bool = row.get(7 + EVIDENCE_INDEXES.len()).db()?;
+                let by_sha256: bool = row.get(8 + EVIDENCE_INDEXES.len()).db()?;
+                let mut ahead_in = Vec::new();
+                match (indexed, by_sha256) {
+                    (true, false) => missing_from.push("records_by_sha256"),
+                    (false, true) => ahead_in.push("records_by_sha256"),
+                    _ => {}
+                }
+                if !indexed && labels_indexed > 0 {
+                    ahead_in.push("record_labels");
                 }
                 out.push(IndexLookup {
                     leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
@@ -225,8 +241,10 @@ pub(super) fn index_lookups(
                     has_idempotency_key: row.get(4).db()?,
                     by_idempotency_key: opt_index(row.get(3).db()?),
                     labels: u64::try_from(labels).ok(),
-                    labels_indexed: u64::try_from(indexed).ok(),
+                    labels_indexed: u64::try_from(labels_indexed).ok(),
                     missing_from,
+                    indexed,
+                    ahead_in,
                 });
             }
         }
@@ -249,6 +267,8 @@ pub(super) fn index_lookups(
                     labels: Some(0),
                     labels_indexed: Some(0),
                     missing_from,
+                    indexed: true,
+                    ahead_in: Vec::new(),
                 });
             }
         }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_cosignatures.sql"),
     include_str!("migrations/0007_compliance.sql"),
     include_str!("migrations/0008_tile_inner.sql"),
+    include_str!("migrations/0009_index_follower.sql"),
 ];
 
 /// The first schema version whose full tiles carry their inner levels.

@@ -1,0 +1,77 @@
+//! The index follower's side of the store (schema 9): the label index
+//! (`record_labels`) and the payload-digest index (`records_by_sha256`)
+//! are keyed by values that land on random B-tree pages, so they are not
+//! written by a batch's commit but by [`index_evidence`], behind the log,
+//! in large batches sorted by key. `index_state.evidence_through` is its
+//! durable cursor: both indexes hold exactly the records below it, and it
+//! moves in the transaction that writes their rows, so a crash between
+//! two batches loses nothing and indexes nothing twice.
+//!
+//! Readers stay exact: below the cursor they use the index, at or past it
+//! they read the records themselves (`records::list_where`,
+//! `compliance::records_by_sha256`, in one read transaction with the
+//! cursor).
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::error::{DbResult, corrupt};
+use super::log_state::read_size;
+use super::rows::{to_i64, to_u64};
+use crate::{LogId, Result};
+
+/// The follower's cursor: the first evidence leaf not yet in the
+/// follower's indexes.
+pub(super) fn indexed_through(conn: &Connection) -> Result<u64> {
+    let through: Option<i64> = conn
+        .prepare_cached("SELECT evidence_through FROM index_state WHERE id = 0")
+        .db()?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .db()?;
+    let through = through.ok_or_else(|| corrupt("the index cursor row is missing".to_string()))?;
+    to_u64(through, "index cursor")
+}
+
+/// Inside a write transaction: indexes the records from the cursor up to
+/// `through` (at most the tree size, and at most `max_rows` records) and
+/// moves the cursor there. Returns the new cursor.
+pub(super) fn index_evidence(tx: &Connection, through: u64, max_rows: u64) -> Result<u64> {
+    let from = indexed_through(tx)?;
+    let size = read_size(tx, LogId::Evidence)?;
+    if from > size {
+        return Err(corrupt(format!(
+            "the index cursor {from} lies past the evidence tree size {size}"
+        )));
+    }
+    let to = through.min(size).min(from.saturating_add(max_rows.max(1)));
+    if to <= from {
+        return Ok(from);
+    }
+    let (lo, hi) = (to_i64(from, "index cursor")?, to_i64(to, "index target")?);
+    // Sorted by key, so each B-tree page is visited once per batch. A
+    // record whose labels are not a JSON object of strings (only a
+    // corrupted row) gets no entry: fsck names it, the follower goes on.
+    tx.prepare_cached(
+        "INSERT INTO record_labels (key, value, leaf_index) \
+         SELECT j.key, j.value, r.leaf_index FROM records r, \
+           json_each(CASE WHEN json_valid(r.labels) THEN r.labels ELSE '{}' END) j \
+         WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 AND j.type = 'text' \
+         ORDER BY 1, 2, 3",
+    )
+    .db()?
+    .execute([lo, hi])
+    .db()?;
+    tx.prepare_cached(
+        "INSERT INTO records_by_sha256 (sha256, leaf_index) \
+         SELECT sha256, leaf_index FROM records \
+         WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
+    )
+    .db()?
+    .execute([lo, hi])
+    .db()?;
+    tx.prepare_cached("UPDATE index_state SET evidence_through = ?1 WHERE id = 0")
+        .db()?
+        .execute([hi])
+        .db()?;
+    Ok(to)
+}

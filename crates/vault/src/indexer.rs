@@ -1,0 +1,168 @@
+//! The index follower: writes the evidence indexes keyed by random values
+//! (labels, payload digest) behind the log, off the commit path, as
+//! Tessera builds its antispam index from the log it follows.
+//!
+//! It waits for the sequencer's head to move past the store's cursor
+//! ([`EvidenceIndex::indexed_through`](evault_store::EvidenceIndex)) and
+//! asks the store to index up to it ([`index_evidence`](evault_store::EvidenceIndex::index_evidence)),
+//! at most [`MAX_BATCH`] records per transaction so the writer lock is
+//! never held long, and at most every [`MIN_INTERVAL`] while it keeps up,
+//! so each batch is large and sorted. The cursor moves in the transaction
+//! that writes the rows: a crash between batches loses nothing and repeats
+//! nothing. Reads never wait for it (the store answers exactly over the
+//! index and the unindexed tail); the lag only costs them speed, and the
+//! sequencer bounds it ([`MAX_LAG`]).
+//!
+//! It publishes its cursor on a watch channel, `evault_index_lag_leaves`
+//! and the batch figures; a failure is logged, counted
+//! (`evault_index_errors_total`), shown on the health board and retried
+//! with backoff. At shutdown it ends after the sequencer, once the index
+//! covers the final tree, so an offline `fsck` finds it complete.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evault_store::Store;
+use tokio::sync::watch;
+
+use crate::error::{Result, VaultError};
+use crate::health::{Board, Component};
+use crate::sequencer::TreeHead;
+
+/// Records indexed per store transaction at most: bounds how long the
+/// follower holds the writer lock the sequencer commits under.
+pub(crate) const MAX_BATCH: u64 = 16_384;
+/// Least time between two batches while the follower keeps up: what
+/// commits meanwhile joins the next batch.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The most records the index may lag behind the log before the sequencer
+/// waits for it to catch up (at most [`LAG_WAIT`] per group commit): it
+/// bounds the unindexed tail every label list and digest lookup reads.
+pub(crate) const MAX_LAG: u64 = 65_536;
+/// The longest a group commit waits for a lagging index. A follower that
+/// fails for longer (it is on the health board) does not stop intake: the
+/// reads stay exact, only slower.
+pub(crate) const LAG_WAIT: Duration = Duration::from_secs(5);
+/// Backoff after a failed batch: doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Reads the store's cursor: the follower's starting point, published
+/// before the sequencer starts.
+pub(crate) fn start(store: &dyn Store) -> Result<u64> {
+    Ok(store.indexed_through()?)
+}
+
+/// Follows the evidence log's heads from `through` until the sequencer has
+/// ended and the index covers its final head; publishes each new cursor on
+/// `reach`.
+pub(crate) async fn follow(
+    store: Arc<dyn Store>,
+    mut heads: watch::Receiver<TreeHead>,
+    reach: watch::Sender<u64>,
+    health: Arc<Board>,
+) {
+    let mut through = *reach.borrow();
+    let mut backoff = FIRST_BACKOFF;
+    let mut last_batch: Option<Instant> = None;
+    loop {
+        let mut closed = false;
+        while heads.borrow_and_update().size <= through {
+            if heads.changed().await.is_err() {
+                closed = true;
+                break;
+            }
+        }
+        if closed && heads.borrow().size <= through {
+            metrics::gauge!("evault_index_lag_leaves").set(0.0);
+            return;
+        }
+        let behind = heads.borrow().size - through;
+        if !closed
+            && behind < MAX_BATCH
+            && let Some(t) = last_batch
+        {
+            tokio::time::sleep(MIN_INTERVAL.saturating_sub(t.elapsed())).await;
+        }
+        let target = heads.borrow().size;
+        last_batch = Some(Instant::now());
+        let st = store.clone();
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                st.index_evidence(target, MAX_BATCH)
+                    .map_err(VaultError::from)
+            }))
+            .unwrap_or_else(|_| {
+                Err(VaultError::Unavailable(
+                    "the index follower panicked while indexing".into(),
+                ))
+            })
+        })
+        .await;
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                // Only when the runtime shuts down.
+                metrics::counter!("evault_index_errors_total").increment(1);
+                tracing::error!("the index follower stopped: {e}");
+                return;
+            }
+        };
+        match result {
+            Ok(reached) => {
+                let rows = reached.saturating_sub(through);
+                metrics::histogram!("evault_index_batch_rows").record(rows as f64);
+                metrics::histogram!("evault_index_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                through = reached;
+                reach.send_replace(through);
+                metrics::gauge!("evault_index_lag_leaves")
+                    .set(heads.borrow().size.saturating_sub(through) as f64);
+                health.clear(Component::Indexer);
+                backoff = FIRST_BACKOFF;
+            }
+            Err(e) => {
+                metrics::counter!("evault_index_errors_total").increment(1);
+                health.set(
+                    Component::Indexer,
+                    e.is_storage_full(),
+                    format!(
+                        "evidence from leaf {through} on is not in the label and digest \
+                         indexes yet (reads stay exact, only slower): {e}"
+                    ),
+                );
+                tracing::error!(
+                    "index follower: evidence from leaf {through} on is not indexed yet \
+                     (retrying in {backoff:?}): {e}"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Waits, before a group commit, while the index lags more than
+/// [`MAX_LAG`] records behind `size`, but at most [`LAG_WAIT`]. Returns
+/// at once without a follower.
+pub(crate) async fn wait_for_lag(reach: Option<&mut watch::Receiver<u64>>, size: u64) {
+    let Some(reach) = reach else { return };
+    if size.saturating_sub(*reach.borrow()) <= MAX_LAG {
+        return;
+    }
+    let started = Instant::now();
+    let caught_up = reach.wait_for(|&through| size.saturating_sub(through) <= MAX_LAG);
+    match tokio::time::timeout(LAG_WAIT, caught_up).await {
+        Ok(_) => {
+            metrics::histogram!("evault_index_wait_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the index lags more than {MAX_LAG} records behind the log for {LAG_WAIT:?}; \
+                 committing anyway (reads stay exact, only slower)"
+            );
+        }
+    }
+}

@@ -118,6 +118,13 @@ pub struct EvidencePage {
     pub items: Vec<Evidence>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// How far the label and payload-digest indexes reached when the page
+    /// was read: they hold exactly the records below this leaf index; the
+    /// vault writes them behind the log. The page is exact either way (the
+    /// records past it are read directly), so a client never needs to
+    /// wait for it; a value far below the tree size means slower label
+    /// filters.
+    pub indexed_through: u64,
 }
 
 /// Submit evidence.
@@ -663,9 +670,12 @@ pub async fn list_evidence(
         after_index,
         limit,
     };
+    // Read first: the page covers at least what it says.
+    let indexed_through = st.vault.indexed_through();
     let page = st.vault.list(&caller.reader(), query).await?;
     Ok(Json(EvidencePage {
         items: page.items,
         next_cursor: page.next.map(|n| encode_cursor(CursorKind::Evidence, n)),
+        indexed_through,
     }))
 }

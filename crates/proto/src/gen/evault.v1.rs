@@ -111,6 +111,12 @@ pub struct ListResponse {
     /// Pass as `cursor` for the next page; empty on the last page.
     #[prost(string, tag = "2")]
     pub next_cursor: ::prost::alloc::string::String,
+    /// How far the label and payload-digest indexes reached when the page was
+    /// read: they hold exactly the records below this leaf index (the vault
+    /// writes them behind the log). The page is exact either way; a value far
+    /// below the tree size only means slower label filters.
+    #[prost(uint64, tag = "3")]
+    pub indexed_through: u64,
 }
 /// One message of an ingest stream: a record.
 #[allow(clippy::all)]

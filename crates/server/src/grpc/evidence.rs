@@ -95,6 +95,8 @@ impl pb::evidence_service_server::EvidenceService for Service {
             "" => None,
             c => Some(decode_cursor(CursorKind::Evidence, c)?),
         };
+        // Read first: the page covers at least what it says.
+        let indexed_through = self.0.vault.indexed_through();
         let page = self
             .0
             .vault
@@ -118,6 +120,7 @@ impl pb::evidence_service_server::EvidenceService for Service {
                 .next
                 .map(|n| encode_cursor(CursorKind::Evidence, n))
                 .unwrap_or_default(),
+            indexed_through,
         }))
     }
 

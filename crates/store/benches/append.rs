@@ -10,9 +10,17 @@
 //!
 //! The baseline opens the same file layout (schema created by
 //! `SqliteStore::open`, then closed), applies the same PRAGMAs and inserts
-//! the same records and labels with prepared statements, one transaction
+//! the same records with prepared statements, one transaction
 //! per batch, with no checks, no tree size and no tiles. (It writes the
 //! same `records.labels` JSON column, so the rows are byte-identical.)
+//!
+//! Since schema 9 the commit writes no label or digest index rows; the
+//! vault's index follower writes them behind the log. "evault+index" is
+//! the store run with that follower's work done serially after the commits
+//! that gave it (`index_evidence`, 16,384 records per call, as the
+//! follower): the store's whole write work, as if the follower had no core
+//! of its own. The raw baseline writes what the commit writes (the records
+//! and their commit-path indexes, no label rows).
 //!
 //! A third run, "evault+audit", appends the same records each with one
 //! audit event (~500-byte canonical JSON leaf, its own tiles) in the same
@@ -50,7 +58,8 @@ use std::time::{Duration, Instant};
 use evault_merkle::tiles::{TileBuilder, TileId};
 use evault_merkle::{Hash, leaf_hash};
 use evault_store::{
-    AppendBatch, AuditBatch, AuditRow, EvidenceRow, LogId, LogStore, Payload, SqliteStore,
+    AppendBatch, AuditBatch, AuditRow, EvidenceIndex, EvidenceRow, LogId, LogStore, Payload,
+    SqliteStore,
 };
 use rusqlite::{Connection, params};
 
@@ -299,12 +308,16 @@ struct AuditPlan<'a> {
     tiles: &'a [Tiles],
 }
 
+/// Records per `index_evidence` call, as the vault's index follower.
+const INDEX_BATCH: u64 = 16_384;
+
 fn run_store(
     pre: &Preload,
     rows: &[EvidenceRow],
     batch: usize,
     tiles: &[Tiles],
     audit: Option<AuditPlan<'_>>,
+    index: bool,
 ) -> Run {
     let dir = bench_dir();
     let path = dir.path().join("evault.db");
@@ -325,6 +338,9 @@ fn run_store(
             })
             .expect("preload");
     }
+    // The preload is indexed too: the follower keeps up between runs.
+    let preloaded = store.tree_size(LogId::Evidence).expect("size");
+    while store.index_evidence(preloaded, INDEX_BATCH).expect("index") < preloaded {}
     let w0 = written_bytes();
     let start = Instant::now();
     for (i, (chunk, t)) in rows.chunks(batch).zip(tiles).enumerate() {
@@ -340,7 +356,15 @@ fn run_store(
                 ..AppendBatch::new(first, chunk, t)
             })
             .expect("append");
+        // The follower's work, serially after the commits that gave it (in
+        // the vault it runs beside them, on the other core).
+        let size = first + chunk.len() as u64;
+        while index && size - store.indexed_through().expect("cursor") >= INDEX_BATCH {
+            store.index_evidence(size, INDEX_BATCH).expect("index");
+        }
     }
+    let end = rows.last().map_or(0, |r| r.leaf_index + 1);
+    while index && store.index_evidence(end, INDEX_BATCH).expect("index") < end {}
     let took = start.elapsed();
     let written = written_bytes().zip(w0).map(|(a, b)| a - b);
     assert_eq!(
@@ -376,11 +400,6 @@ fn raw_insert(conn: &mut Connection, chunk: &[EvidenceRow]) {
                  labels) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .expect("prepare");
-        let mut lab = tx
-            .prepare_cached(
-                "INSERT INTO record_labels (key, value, leaf_index) VALUES (?1, ?2, ?3)",
-            )
-            .expect("prepare");
         let mut labels = String::with_capacity(256);
         for r in chunk {
             labels_json(&r.labels, &mut labels);
@@ -403,10 +422,6 @@ fn raw_insert(conn: &mut Connection, chunk: &[EvidenceRow]) {
                 labels,
             ])
             .expect("insert");
-            for (k, v) in &r.labels {
-                lab.execute(params![k, v, r.leaf_index as i64])
-                    .expect("label");
-            }
         }
     }
     tx.commit().expect("commit");
@@ -580,13 +595,13 @@ fn main() {
                 tiles: &audit_tiles,
             })
         };
-        let (mut best_store, mut best_audit, mut best_raw, mut best_disk) =
-            (0f64, 0f64, 0f64, 0f64);
+        let (mut best_store, mut best_index, mut best_audit, mut best_raw, mut best_disk) =
+            (0f64, 0f64, 0f64, 0f64, 0f64);
         for round in 1..=rounds {
             // For profiling: one store run alone.
             if let Some(which @ ("evault" | "audit")) = only.as_deref() {
                 let audit = if which == "audit" { with_audit() } else { None };
-                let s = run_store(&pre, &rows, batch, &tiles, audit);
+                let s = run_store(&pre, &rows, batch, &tiles, audit, false);
                 eprintln!(
                     "batch {batch:>6} round {round}: {which} {:>8.0} rec/s ({} MiB written)",
                     rate(n, &s),
@@ -596,19 +611,21 @@ fn main() {
             }
             // Rotate the order so no run always follows the same one (its
             // page cache may still be flushing the other's files).
-            let mut runs: [(&str, Option<Run>); 4] = [
+            let mut runs: [(&str, Option<Run>); 5] = [
                 ("raw", None),
                 ("evault", None),
+                ("index", None),
                 ("audit", None),
                 ("disk", None),
             ];
-            runs.rotate_left((round as usize - 1) % 4);
+            runs.rotate_left((round as usize - 1) % 5);
             for (which, run) in &mut runs {
                 *run = Some(match *which {
                     "raw" => run_raw(&pre, &rows, batch),
-                    "evault" => run_store(&pre, &rows, batch, &tiles, None),
+                    "evault" => run_store(&pre, &rows, batch, &tiles, None, false),
+                    "index" => run_store(&pre, &rows, batch, &tiles, None, true),
                     "disk" => run_disk(&rows, batch),
-                    _ => run_store(&pre, &rows, batch, &tiles, with_audit()),
+                    _ => run_store(&pre, &rows, batch, &tiles, with_audit(), false),
                 });
             }
             let get = |name: &str| {
@@ -617,11 +634,19 @@ fn main() {
                     .and_then(|(_, r)| r.as_ref())
                     .expect("every run ran")
             };
-            let (s, a, r, d) = (get("evault"), get("audit"), get("raw"), get("disk"));
+            let (s, x, a, r, d) = (
+                get("evault"),
+                get("index"),
+                get("audit"),
+                get("raw"),
+                get("disk"),
+            );
             eprintln!(
-                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+index {:>8.0} rec/s ({} MiB written), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
                 rate(n, s),
                 mib(s),
+                rate(n, x),
+                mib(x),
                 rate(n, a),
                 mib(a),
                 rate(n, r),
@@ -630,15 +655,19 @@ fn main() {
                 mib(d),
             );
             best_store = best_store.max(rate(n, s));
+            best_index = best_index.max(rate(n, x));
             best_audit = best_audit.max(rate(n, a));
             best_raw = best_raw.max(rate(n, r));
             best_disk = best_disk.max(rate(n, d));
         }
         println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
+        println!("RESULT evault_index batch={batch} records={n} rps={best_index:.0}");
         println!("RESULT evault_audit batch={batch} records={n} rps={best_audit:.0}");
         println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
         println!("RESULT disk batch={batch} records={n} rps={best_disk:.0}");
-        table.push((batch, best_store, best_audit, best_raw, best_disk));
+        table.push((
+            batch, best_store, best_index, best_audit, best_raw, best_disk,
+        ));
     }
 
     println!();
@@ -652,9 +681,10 @@ fn main() {
         }
     );
     println!(
-        "| {:>8} | {:>16} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
+        "| {:>8} | {:>16} | {:>18} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
         "batch",
         "evault rec/s",
+        "evault+index rec/s",
         "evault+audit rec/s",
         "raw SQLite rec/s",
         "disk rec/s",
@@ -663,12 +693,12 @@ fn main() {
         "evault/disk"
     );
     println!(
-        "|{:-<10}|{:-<18}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
-        "", "", "", "", "", "", "", ""
+        "|{:-<10}|{:-<18}|{:-<20}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
+        "", "", "", "", "", "", "", "", ""
     );
-    for (batch, s, a, r, d) in table {
+    for (batch, s, x, a, r, d) in table {
         println!(
-            "| {batch:>8} | {s:>16.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
+            "| {batch:>8} | {s:>16.0} | {x:>18.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
             100.0 * s / r,
             100.0 * a / s,
             100.0 * s / d

@@ -17,7 +17,8 @@
 //! and the batch figures; a failure is logged, counted
 //! (`evault_index_errors_total`), shown on the health board and retried
 //! with backoff. At shutdown it ends after the sequencer, once the index
-//! covers the final tree, so an offline `fsck` finds it complete.
+//! covers the final tree, so an offline `fsck` finds it complete; if the
+//! store fails then, it ends at once (the next start resumes).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,6 +78,8 @@ pub(crate) async fn follow(
             metrics::gauge!("evault_index_lag_leaves").set(0.0);
             return;
         }
+        // The sequencer has ended (shutdown): nothing more will commit.
+        let closed = closed || heads.has_changed().is_err();
         let behind = heads.borrow().size - through;
         if !closed
             && behind < MAX_BATCH
@@ -124,6 +127,15 @@ pub(crate) async fn follow(
             }
             Err(e) => {
                 metrics::counter!("evault_index_errors_total").increment(1);
+                if closed {
+                    // Shutdown does not wait on a store that keeps failing:
+                    // the next start resumes from the durable cursor.
+                    tracing::error!(
+                        "index follower: stopping with evidence from leaf {through} on not \
+                         indexed; the next start resumes there: {e}"
+                    );
+                    return;
+                }
                 health.set(
                     Component::Indexer,
                     e.is_storage_full(),

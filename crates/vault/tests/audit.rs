@@ -1254,3 +1254,30 @@ async fn a_failing_index_follower_loses_no_read_and_catches_up() {
     assert_eq!(store.label_index_len().unwrap(), labels);
     v.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_failing_index_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Flaky::new(dir.path()));
+    store.index_fail.store(true, Ordering::SeqCst);
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    put_labelled(&v, b"one", "c-1").await;
+    put_labelled(&v, b"two", "c-1").await;
+    let stopped = v.shutdown().await.unwrap();
+    assert_eq!(stopped.evidence_size, 2);
+    assert_eq!(store.indexed_through().unwrap(), 0, "nothing was indexed");
+    drop(v);
+    // The next start resumes from the durable cursor and catches up.
+    store.index_fail.store(false, Ordering::SeqCst);
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    eventually(30, "the index catches up after the restart", || {
+        store.indexed_through().unwrap() == 2
+    })
+    .await;
+    assert_eq!(v.indexed_through(), 2);
+    v.shutdown().await.unwrap();
+}

@@ -13,7 +13,7 @@ use super::error::{DbResult, corrupt, invalid, violated_key};
 use super::follower;
 use super::labels;
 use super::log_state::{check_index, read_size};
-use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, page, query_page};
+use super::query::{self, Filter, MAX_PAGE, cursor, empty_page, page};
 use super::rows::{col_blob, col_hash, col_i64, col_opt_text, col_text, to_i64, to_u64};
 use crate::{EvidenceRow, ListQuery, LogId, Page, Payload, Result, StoreError};
 
@@ -276,15 +276,8 @@ pub(super) fn list_where(
     let Some(((key, value), rest)) = query.labels.split_first() else {
         // No follower index involved: one scan of the records (or of an
         // index on the commit path) in leaf order.
-        let mut sql = format!("SELECT {columns} FROM records r WHERE 1");
-        let mut filter = Filter::default();
-        filter.after("r.leaf_index", after);
-        record_terms(&mut filter, query);
-        sql.push_str(&filter.sql);
-        sql.push_str(extra);
-        sql.push_str(" ORDER BY r.leaf_index LIMIT ?");
-        filter.params.push(Value::Integer(i64::from(limit)));
-        return query_page(conn, &sql, filter.params, limit, decode, |r| r.leaf_index);
+        let items = scan_records(conn, query, columns, extra, None, after, i64::from(limit))?;
+        return Ok(page(items, limit, |r| r.leaf_index));
     };
 
     // One read transaction: the cursor and both parts see one snapshot.
@@ -322,33 +315,59 @@ pub(super) fn list_where(
     // sequencer), each record's own labels: every match there lies after
     // every match above, so the page stays in leaf order.
     if items.len() < limit as usize {
-        let mut sql = format!("SELECT {columns} FROM records r WHERE r.leaf_index >= ?");
-        let mut filter = Filter::default();
-        filter.params.push(Value::Integer(through));
-        for (key, value) in &query.labels {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.labels) \
-                 THEN r.labels ELSE '{}' END) j WHERE j.key = ? AND j.value = ?)",
-            );
-            filter.params.push(Value::Text(key.clone()));
-            filter.params.push(Value::Text(value.clone()));
-        }
-        filter.after("r.leaf_index", after);
-        record_terms(&mut filter, query);
-        sql.push_str(&filter.sql);
-        sql.push_str(extra);
-        sql.push_str(" ORDER BY r.leaf_index LIMIT ?");
-        let left = limit as usize - items.len();
-        filter.params.push(Value::Integer(left as i64));
-        items.extend(query::all(
+        let left = (limit as usize - items.len()) as i64;
+        items.extend(scan_records(
             &tx,
-            &sql,
-            rusqlite::params_from_iter(filter.params),
-            decode,
+            query,
+            columns,
+            extra,
+            Some(through),
+            after,
+            left,
         )?);
     }
     tx.finish().db()?;
     Ok(page(items, limit, |r| r.leaf_index))
+}
+
+/// The records matching `query`, read from `records` itself (a label
+/// through the record's own `labels` column), from leaf `from` on if given,
+/// after the page cursor `after`, in leaf order, at most `limit`.
+fn scan_records(
+    conn: &Connection,
+    query: &ListQuery,
+    columns: &str,
+    extra: &str,
+    from: Option<i64>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<EvidenceRow>> {
+    let mut sql = format!("SELECT {columns} FROM records r WHERE 1");
+    let mut filter = Filter::default();
+    if let Some(from) = from {
+        sql.push_str(" AND r.leaf_index >= ?");
+        filter.params.push(Value::Integer(from));
+    }
+    for (key, value) in &query.labels {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(r.labels) \
+             THEN r.labels ELSE '{}' END) j WHERE j.key = ? AND j.value = ?)",
+        );
+        filter.params.push(Value::Text(key.clone()));
+        filter.params.push(Value::Text(value.clone()));
+    }
+    filter.after("r.leaf_index", after);
+    record_terms(&mut filter, query);
+    sql.push_str(&filter.sql);
+    sql.push_str(extra);
+    sql.push_str(" ORDER BY r.leaf_index LIMIT ?");
+    filter.params.push(Value::Integer(limit));
+    query::all(
+        conn,
+        &sql,
+        rusqlite::params_from_iter(filter.params),
+        decode,
+    )
 }
 
 /// The terms of `query` on the record's own columns.

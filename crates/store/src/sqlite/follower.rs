@@ -1,16 +1,18 @@
-//! The index follower's side of the store (schema 9): the label index
-//! (`record_labels`) and the payload-digest index (`records_by_sha256`)
-//! are keyed by values that land on random B-tree pages, so they are not
-//! written by a batch's commit but by [`index_evidence`], behind the log,
-//! in large batches sorted by key. `index_state.evidence_through` is its
-//! durable cursor: both indexes hold exactly the records below it, and it
+//! The index follower's side of the store (schemas 9 and 10): the label
+//! index (`record_labels`), the payload-digest index (`records_by_sha256`)
+//! and the unique keys' indexes (`records_by_dedup`,
+//! `records_by_idempotency`) are keyed by values that land on random
+//! B-tree pages, so they are not written by a batch's commit but by
+//! [`index_evidence`], behind the log, in large batches sorted by key. `index_state.evidence_through` is its
+//! durable cursor: the indexes hold exactly the records below it, and it
 //! moves in the transaction that writes their rows, so a crash between
 //! two batches loses nothing and indexes nothing twice.
 //!
 //! Readers stay exact: below the cursor they use the index, at or past it
 //! they read the records themselves (`records::list_where`,
 //! `compliance::records_by_sha256`, in one read transaction with the
-//! cursor).
+//! cursor) or, for the unique keys, the store's in-memory tail
+//! (`tail.rs`).
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -65,6 +67,23 @@ pub(super) fn index_evidence(tx: &Connection, through: u64, max_rows: u64) -> Re
         "INSERT INTO records_by_sha256 (sha256, leaf_index) \
          SELECT sha256, leaf_index FROM records \
          WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
+    )
+    .db()?
+    .execute([lo, hi])
+    .db()?;
+    tx.prepare_cached(
+        "INSERT INTO records_by_dedup (dedup_key, leaf_index) \
+         SELECT dedup_key, leaf_index FROM records \
+         WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
+    )
+    .db()?
+    .execute([lo, hi])
+    .db()?;
+    tx.prepare_cached(
+        "INSERT INTO records_by_idempotency (ingested_by, idempotency_key, leaf_index) \
+         SELECT ingested_by, idempotency_key, leaf_index FROM records \
+         WHERE leaf_index >= ?1 AND leaf_index < ?2 AND idempotency_key IS NOT NULL \
+         ORDER BY 1, 2, 3",
     )
     .db()?
     .execute([lo, hi])

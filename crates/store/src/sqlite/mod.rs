@@ -48,6 +48,7 @@ mod rows;
 mod scan;
 mod schema;
 mod stats;
+mod tail;
 mod tasks;
 
 use error::{DbResult, invalid};
@@ -94,6 +95,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// The unique keys of the records past the follower's cursor
+    /// (`tail.rs`); changed only under the writer lock.
+    tail: Mutex<tail::Tail>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -147,6 +151,8 @@ impl SqliteStore {
         schema::migrate(&mut writer)?;
         files::restrict_companions(path)?;
 
+        let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
+
         let readers = ReaderPool::open(path)?;
         // Opening readers can create the -shm file; restrict it too.
         files::restrict_companions(path)?;
@@ -154,6 +160,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
+            tail: Mutex::new(tail),
         })
     }
 
@@ -205,11 +212,13 @@ impl SqliteStore {
                 schema::SCHEMA_VERSION
             )));
         }
+        let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
         let readers = ReaderPool::open_with(open)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
+            tail: Mutex::new(tail),
         })
     }
 
@@ -230,6 +239,19 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave a transaction open:
         // rusqlite's Transaction rolls back on drop, also on unwind.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tail(&self) -> MutexGuard<'_, tail::Tail> {
+        // Each change is whole before the lock is released (no await, no
+        // fallible step in between), so a poisoned lock holds a whole tail.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many committed records the follower has not indexed yet, as the
+    /// store's in-memory key tail holds them. For tests and metrics.
+    #[doc(hidden)]
+    pub fn unindexed_keys(&self) -> usize {
+        self.tail().len()
     }
 }
 
@@ -314,7 +336,10 @@ impl LogStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         append_in(&tx, batch, &inner)?;
-        tx.commit().db()
+        tx.commit().db()?;
+        // Still under the writer lock: see `tail.rs`.
+        self.tail().committed(batch.records);
+        Ok(())
     }
 
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
@@ -396,16 +421,46 @@ impl EvidenceIndex for SqliteStore {
         records::by_id(&self.readers.get(), id)
     }
 
+    // Each unique-key lookup asks the in-memory tail first and the
+    // follower's index after, in that order (`tail.rs` says why). A key
+    // found in both (twins, which the sequencer never writes) leads to
+    // the lower leaf, the index's.
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
-        records::by_dedup_key(&self.readers.get(), dedup_key)
+        let in_tail = self.tail().by_dedup_key(dedup_key);
+        let conn = self.readers.get();
+        match records::by_dedup_key(&conn, dedup_key)? {
+            Some(r) => Ok(Some(r)),
+            None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
+        }
     }
 
     fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
-        records::by_dedup_keys(&self.readers.get(), keys)
+        let in_tail: Vec<([u8; 32], u64)> = {
+            let tail = self.tail();
+            keys.iter()
+                .filter_map(|k| tail.by_dedup_key(k).map(|leaf| (*k, leaf)))
+                .collect()
+        };
+        let conn = self.readers.get();
+        let mut found = records::by_dedup_keys(&conn, keys)?;
+        let indexed: std::collections::HashSet<[u8; 32]> =
+            found.iter().map(|r| r.dedup_key).collect();
+        let leaves: Vec<u64> = in_tail
+            .into_iter()
+            .filter(|(k, _)| !indexed.contains(k))
+            .map(|(_, leaf)| leaf)
+            .collect();
+        found.extend(records::by_indexes(&conn, &leaves)?);
+        Ok(found)
     }
 
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
-        records::by_idempotency_key(&self.readers.get(), principal, key)
+        let in_tail = self.tail().by_idempotency_key(principal, key);
+        let conn = self.readers.get();
+        match records::by_idempotency_key(&conn, principal, key)? {
+            Some(r) => Ok(Some(r)),
+            None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
+        }
     }
 
     fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
@@ -443,6 +498,8 @@ impl EvidenceIndex for SqliteStore {
             .db()?;
         let reached = follower::index_evidence(&tx, through, max_rows)?;
         tx.commit().db()?;
+        // Still under the writer lock: the indexes hold these records now.
+        self.tail().indexed(reached);
         Ok(reached)
     }
 }

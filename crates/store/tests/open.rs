@@ -406,3 +406,39 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 5);
     assert_eq!(store.record_by_index(305).unwrap(), Some(row(305)));
 }
+
+/// The in-memory key tail (schema 10) holds exactly the records past the
+/// follower's cursor: it grows with each commit, shrinks with each
+/// follower batch, and a reopen (a restart, or a kill) rebuilds it from
+/// the records, read-only opens included.
+#[test]
+fn the_key_tail_holds_the_unindexed_records_across_reopens() {
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    assert_eq!(store.unindexed_keys(), 0);
+    append_rows(&store, &mut tb, &rows(0..40));
+    assert_eq!(store.unindexed_keys(), 40);
+    assert_eq!(store.index_evidence(25, 1000).unwrap(), 25);
+    assert_eq!(store.unindexed_keys(), 15);
+    append_rows(&store, &mut tb, &rows(40..50));
+    assert_eq!(store.unindexed_keys(), 25);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.unindexed_keys(), 25);
+    for i in [0, 24, 25, 49] {
+        let r = row(i);
+        assert_eq!(
+            store.record_by_dedup_key(&r.dedup_key).unwrap(),
+            Some(r),
+            "{i}"
+        );
+    }
+    assert_eq!(store.index_evidence(50, 1000).unwrap(), 50);
+    assert_eq!(store.unindexed_keys(), 0);
+    append_rows(&store, &mut tb, &rows(50..53));
+    drop(store);
+    let read_only = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(read_only.unindexed_keys(), 3);
+    let r = row(52);
+    assert_eq!(read_only.record_by_dedup_key(&r.dedup_key).unwrap(), Some(r));
+}

@@ -247,9 +247,8 @@ impl SqliteStore {
         self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many committed records the follower has not indexed yet, as the
-    /// store's in-memory key tail holds them. For tests and metrics.
-    #[doc(hidden)]
+    /// How many committed records the store's in-memory key tail holds:
+    /// those past the index follower's cursor (see `tail.rs`).
     pub fn unindexed_keys(&self) -> usize {
         self.tail().len()
     }

@@ -440,5 +440,8 @@ fn the_key_tail_holds_the_unindexed_records_across_reopens() {
     let read_only = SqliteStore::open_read_only(&path).unwrap();
     assert_eq!(read_only.unindexed_keys(), 3);
     let r = row(52);
-    assert_eq!(read_only.record_by_dedup_key(&r.dedup_key).unwrap(), Some(r));
+    assert_eq!(
+        read_only.record_by_dedup_key(&r.dedup_key).unwrap(),
+        Some(r)
+    );
 }

@@ -1161,6 +1161,12 @@ async fn put_audited_err(v: &Vault, body: &[u8]) -> VaultError {
 
 /// Puts `body` as `sa:ci` with one label.
 async fn put_labelled(v: &Vault, body: &[u8], label: &str) -> PutOutcome {
+    put_with(v, body, label, None).await
+}
+
+/// A put of `body` by `sa:ci`, labelled `case=label`, with `key` as its
+/// idempotency key.
+async fn put_with(v: &Vault, body: &[u8], label: &str, key: Option<&str>) -> PutOutcome {
     let mut up = v.upload();
     up.write(body).await.unwrap();
     let payload = up.finish().await.unwrap();
@@ -1169,7 +1175,7 @@ async fn put_labelled(v: &Vault, body: &[u8], label: &str) -> PutOutcome {
         labels: [("case".to_string(), label.to_string())].into(),
         payload,
         principal: "sa:ci".into(),
-        idempotency_key: None,
+        idempotency_key: key.map(str::to_string),
         audit: None,
     })
     .await
@@ -1258,19 +1264,7 @@ async fn a_failing_index_follower_loses_no_read_and_catches_up() {
 
 /// A put of `body` by `sa:ci` with `key` as its idempotency key.
 async fn put_keyed(v: &Vault, body: &[u8], key: Option<&str>) -> PutOutcome {
-    let mut up = v.upload();
-    up.write(body).await.unwrap();
-    let payload = up.finish().await.unwrap();
-    v.put(PutRequest {
-        content_type: "application/json".into(),
-        labels: [("case".to_string(), "keys".to_string())].into(),
-        payload,
-        principal: "sa:ci".into(),
-        idempotency_key: key.map(str::to_string),
-        audit: None,
-    })
-    .await
-    .unwrap()
+    put_with(v, body, "keys", key).await
 }
 
 /// Schema 10: the dedup and idempotency keys are indexed by the follower,

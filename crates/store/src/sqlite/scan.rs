@@ -4,6 +4,7 @@
 //! transaction, so a scan of a live store never holds the WAL back for
 //! long.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::error::DbResult;
@@ -299,15 +300,23 @@ pub(super) fn index_lookups(
                 }
                 // A lookup asks the index first (its leaves are the lower
                 // ones) and then the tail, as the store does.
-                let dedup_key: Vec<u8> = row.get(n + 2).db()?;
+                // A key column of the wrong type (a corrupted row) finds
+                // nothing in the tail: fsck reports the row, it goes on.
+                let dedup_key = match row.get_ref(n + 2).db()? {
+                    ValueRef::Blob(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
                 let by_dedup_key =
                     opt_index(row.get(2).db()?).or_else(|| tail.dedup.get(&dedup_key).copied());
-                let idem: Option<String> = row.get(n + 4).db()?;
-                let by_idempotency_key = match idem {
-                    None => None,
-                    Some(key) => opt_index(row.get(3).db()?)
-                        .or_else(|| tail.idem.get(&(row.get(n + 3).ok()?, key)).copied()),
+                let idem = match (row.get_ref(n + 3).db()?, row.get_ref(n + 4).db()?) {
+                    (ValueRef::Text(by), ValueRef::Text(key)) => Some((
+                        String::from_utf8_lossy(by).into_owned(),
+                        String::from_utf8_lossy(key).into_owned(),
+                    )),
+                    _ => None,
                 };
+                let by_idempotency_key = opt_index(row.get(3).db()?)
+                    .or_else(|| idem.and_then(|k| tail.idem.get(&k).copied()));
                 out.push(IndexLookup {
                     leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
                     by_id: opt_index(row.get(1).db()?),

@@ -14,11 +14,19 @@ use crate::Result;
 /// Reader connections in the pool.
 const READERS: usize = 4;
 
-/// Settings of reader connections: never write, modest cache each.
+/// Settings of reader connections: never write, small cache each.
+///
+/// The cache is 4 MiB: in WAL mode a reader's cache is emptied at the start
+/// of its next read transaction whenever any other connection has
+/// committed meanwhile, so under ingest it only ever serves one
+/// transaction; the OS page cache serves the rest. A larger one only holds
+/// memory and fragments the heap when it is emptied: at 16 MiB each, the
+/// 2,000,000-record stream test peaked at 250 MiB resident, at 4 MiB at
+/// 226 MiB (same machine, same hour).
 const READER_PRAGMAS: &str = "
     PRAGMA foreign_keys = ON;
     PRAGMA query_only = ON;
-    PRAGMA cache_size = -16384;
+    PRAGMA cache_size = -4096;
     PRAGMA temp_store = MEMORY;
 ";
 

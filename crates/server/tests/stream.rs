@@ -1134,10 +1134,11 @@ fn two_million_records_through_a_slow_store_in_bounded_memory() {
         }
         if i % 500_000 == 0 && i > 0 {
             eprintln!(
-                "{i} sent, {} answered, {:.1} s, RSS {} MiB",
+                "{i} sent, {} answered, {:.1} s, RSS {} MiB, index {} behind the log",
                 answered.load(Ordering::Relaxed),
                 start.elapsed().as_secs_f64(),
-                proc_status("VmRSS") / MIB
+                proc_status("VmRSS") / MIB,
+                s.vault.evidence_log().head().size - s.vault.indexed_through()
             );
         }
     }

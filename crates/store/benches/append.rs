@@ -31,8 +31,9 @@
 //! `EVAULT_BENCH_BATCHES` (default `1000,10000`), `EVAULT_BENCH_ROUNDS`
 //! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
 //! temporary databases go; default the system temp dir),
-//! `EVAULT_BENCH_ONLY=evault` or `=audit` (that store run alone, for
-//! profiling),
+//! `EVAULT_BENCH_ONLY=evault`, `=index` or `=audit` (that store run
+//! alone, for profiling), `EVAULT_BENCH_INDEX_BATCH` (default 16384:
+//! records per `index_evidence` call in the "evault+index" run),
 //! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
 //! each run, to measure a store that already holds data; B-tree indexes on
 //! random keys, like the dedup key, get slower as they grow).
@@ -308,8 +309,11 @@ struct AuditPlan<'a> {
     tiles: &'a [Tiles],
 }
 
-/// Records per `index_evidence` call, as the vault's index follower.
-const INDEX_BATCH: u64 = 16_384;
+/// Records per `index_evidence` call: the vault's index follower's
+/// largest batch by default; `EVAULT_BENCH_INDEX_BATCH` to try others.
+fn index_batch() -> u64 {
+    env_u64("EVAULT_BENCH_INDEX_BATCH", 16_384).max(1)
+}
 
 fn run_store(
     pre: &Preload,
@@ -340,7 +344,8 @@ fn run_store(
     }
     // The preload is indexed too: the follower keeps up between runs.
     let preloaded = store.tree_size(LogId::Evidence).expect("size");
-    while store.index_evidence(preloaded, INDEX_BATCH).expect("index") < preloaded {}
+    let index_batch = index_batch();
+    while store.index_evidence(preloaded, index_batch).expect("index") < preloaded {}
     let w0 = written_bytes();
     let start = Instant::now();
     for (i, (chunk, t)) in rows.chunks(batch).zip(tiles).enumerate() {
@@ -359,12 +364,12 @@ fn run_store(
         // The follower's work, serially after the commits that gave it (in
         // the vault it runs beside them, on the other core).
         let size = first + chunk.len() as u64;
-        while index && size - store.indexed_through().expect("cursor") >= INDEX_BATCH {
-            store.index_evidence(size, INDEX_BATCH).expect("index");
+        while index && size - store.indexed_through().expect("cursor") >= index_batch {
+            store.index_evidence(size, index_batch).expect("index");
         }
     }
     let end = rows.last().map_or(0, |r| r.leaf_index + 1);
-    while index && store.index_evidence(end, INDEX_BATCH).expect("index") < end {}
+    while index && store.index_evidence(end, index_batch).expect("index") < end {}
     let took = start.elapsed();
     let written = written_bytes().zip(w0).map(|(a, b)| a - b);
     assert_eq!(
@@ -599,9 +604,9 @@ fn main() {
             (0f64, 0f64, 0f64, 0f64, 0f64);
         for round in 1..=rounds {
             // For profiling: one store run alone.
-            if let Some(which @ ("evault" | "audit")) = only.as_deref() {
+            if let Some(which @ ("evault" | "audit" | "index")) = only.as_deref() {
                 let audit = if which == "audit" { with_audit() } else { None };
-                let s = run_store(&pre, &rows, batch, &tiles, audit, false);
+                let s = run_store(&pre, &rows, batch, &tiles, audit, which == "index");
                 eprintln!(
                     "batch {batch:>6} round {round}: {which} {:>8.0} rec/s ({} MiB written)",
                     rate(n, &s),

@@ -447,8 +447,9 @@ pub enum StoreError {
         /// The row's `leaf_index`.
         got: u64,
     },
-    /// A record with this id, dedup key or idempotency key, or an audit
-    /// event with this id, exists already.
+    /// A record or an audit event with this id exists already. (Dedup and
+    /// idempotency keys are not refused here: see
+    /// [`EvidenceIndex::record_by_dedup_key`].)
     Duplicate(String),
     /// A tile was asked for at a width the store does not hold (yet).
     TileUnavailable(TileId),
@@ -559,7 +560,9 @@ pub trait LogStore: Send + Sync {
     /// Appends records, audit events and their tiles, and advances each
     /// log's size, in one durable transaction (so an audit event is never
     /// without the record it describes, and costs no commit of its own).
-    /// Returns only after the commit is durable.
+    /// Returns only after the commit is durable. A record whose id is
+    /// stored already is refused ([`StoreError::Duplicate`]); its dedup and
+    /// idempotency keys are not checked (the caller's lookups are, below).
     fn append(&self, batch: &AppendBatch<'_>) -> Result<()>;
 
     /// Contents of each of `log`'s tiles, exactly `width × 32` bytes, in
@@ -636,9 +639,16 @@ pub trait LogStore: Send + Sync {
 pub trait EvidenceIndex: Send + Sync {
     /// The record with this id, if any.
     fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>>;
-    /// The record with this dedup key (there is at most one), if any.
+    /// The first record with this dedup key, if any.
+    ///
+    /// Exact the moment an append returns, however far the index follower
+    /// lags: the sequencer decides from this and
+    /// [`record_by_idempotency_key`](Self::record_by_idempotency_key)
+    /// whether a put becomes a new leaf, and it alone keeps both keys
+    /// unique (the store does not refuse a twin: its unique indexes would
+    /// be written on every commit at a random page; `fsck` reports twins).
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>>;
-    /// The stored records holding any of `keys` as dedup key, in no
+    /// The first stored record holding each of `keys` as dedup key, in no
     /// particular order. The sequencer asks once per group commit; a driver
     /// should answer in a few queries, not one per key (this default does).
     fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
@@ -648,8 +658,9 @@ pub trait EvidenceIndex: Send + Sync {
         }
         Ok(found)
     }
-    /// The record `principal` submitted with idempotency key `key`, if any:
-    /// keys are scoped to the principal that sent them.
+    /// The first record `principal` submitted with idempotency key `key`,
+    /// if any: keys are scoped to the principal that sent them. Exact as
+    /// [`record_by_dedup_key`](Self::record_by_dedup_key).
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>>;
 
     /// Records matching `query`, in leaf order, at most `query.limit`.

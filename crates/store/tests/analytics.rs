@@ -323,13 +323,13 @@ fn a_failed_append_writes_no_analytics_rows() {
     // The last record duplicates a stored one, after both analytics rows
     // were inserted.
     let mut dup = batch();
-    dup[2].dedup_key = row(1).dedup_key;
+    dup[2].id = row(1).id;
     assert_rejected(
         &store,
         &path,
         &tiles,
         &dup,
-        |e| matches!(e, StoreError::Duplicate(m) if m.starts_with("dedup key")),
+        |e| matches!(e, StoreError::Duplicate(m) if m.starts_with("record id")),
     );
     // A metric named twice in one event.
     let mut twice = batch();

@@ -251,7 +251,7 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 9);
+    assert_eq!(v, 10);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The compliance tables came with the migrations, empty; the migrated
     // records are not erased.
@@ -335,7 +335,51 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
             "{l:?}"
         );
         assert_eq!(l.labels, l.labels_indexed);
+        // Version 10 moved the unique keys into the follower's tables.
+        assert_eq!(l.by_dedup_key, Some(l.leaf_index));
+        if l.has_idempotency_key {
+            assert_eq!(l.by_idempotency_key, Some(l.leaf_index));
+        }
     }
+    for i in [0, 5, 150, 295] {
+        let r = row(i);
+        assert_eq!(
+            store.record_by_dedup_key(&r.dedup_key).unwrap(),
+            Some(r.clone())
+        );
+        let key = r.idempotency_key.as_deref().unwrap();
+        assert_eq!(
+            store
+                .record_by_idempotency_key(&r.ingested_by, key)
+                .unwrap(),
+            Some(r)
+        );
+    }
+    // ... and rebuilt `records` without the random keys' indexes; the
+    // references to it still hold.
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'records' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "records_content_type",
+            "records_ingested_at",
+            "records_ingested_by",
+            "sqlite_autoindex_records_1"
+        ]
+    );
+    let dangling: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0);
     let sharers = store
         .compliance()
         .unwrap()
@@ -361,4 +405,43 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.tree_size(LogId::Audit).unwrap(), 5);
     assert_eq!(store.record_by_index(305).unwrap(), Some(row(305)));
+}
+
+/// The in-memory key tail (schema 10) holds exactly the records past the
+/// follower's cursor: it grows with each commit, shrinks with each
+/// follower batch, and a reopen (a restart, or a kill) rebuilds it from
+/// the records, read-only opens included.
+#[test]
+fn the_key_tail_holds_the_unindexed_records_across_reopens() {
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    assert_eq!(store.unindexed_keys(), 0);
+    append_rows(&store, &mut tb, &rows(0..40));
+    assert_eq!(store.unindexed_keys(), 40);
+    assert_eq!(store.index_evidence(25, 1000).unwrap(), 25);
+    assert_eq!(store.unindexed_keys(), 15);
+    append_rows(&store, &mut tb, &rows(40..50));
+    assert_eq!(store.unindexed_keys(), 25);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.unindexed_keys(), 25);
+    for i in [0, 24, 25, 49] {
+        let r = row(i);
+        assert_eq!(
+            store.record_by_dedup_key(&r.dedup_key).unwrap(),
+            Some(r),
+            "{i}"
+        );
+    }
+    assert_eq!(store.index_evidence(50, 1000).unwrap(), 50);
+    assert_eq!(store.unindexed_keys(), 0);
+    append_rows(&store, &mut tb, &rows(50..53));
+    drop(store);
+    let read_only = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(read_only.unindexed_keys(), 3);
+    let r = row(52);
+    assert_eq!(
+        read_only.record_by_dedup_key(&r.dedup_key).unwrap(),
+        Some(r)
+    );
 }

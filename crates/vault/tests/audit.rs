@@ -16,7 +16,8 @@ use evault_store::{
     LogStore, Page, SqliteStore, Store, StoreError, StoredCheckpoint,
 };
 use evault_vault::{
-    AuditOnCommit, Component, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
+    AuditOnCommit, Component, PutOutcome, PutRequest, Reader, StreamRecord, Vault, VaultConfig,
+    VaultError,
 };
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
 
@@ -1160,6 +1161,12 @@ async fn put_audited_err(v: &Vault, body: &[u8]) -> VaultError {
 
 /// Puts `body` as `sa:ci` with one label.
 async fn put_labelled(v: &Vault, body: &[u8], label: &str) -> PutOutcome {
+    put_with(v, body, label, None).await
+}
+
+/// A put of `body` by `sa:ci`, labelled `case=label`, with `key` as its
+/// idempotency key.
+async fn put_with(v: &Vault, body: &[u8], label: &str, key: Option<&str>) -> PutOutcome {
     let mut up = v.upload();
     up.write(body).await.unwrap();
     let payload = up.finish().await.unwrap();
@@ -1168,7 +1175,7 @@ async fn put_labelled(v: &Vault, body: &[u8], label: &str) -> PutOutcome {
         labels: [("case".to_string(), label.to_string())].into(),
         payload,
         principal: "sa:ci".into(),
-        idempotency_key: None,
+        idempotency_key: key.map(str::to_string),
         audit: None,
     })
     .await
@@ -1252,6 +1259,111 @@ async fn a_failing_index_follower_loses_no_read_and_catches_up() {
         .map(|r| r.labels.len() as u64)
         .sum();
     assert_eq!(store.label_index_len().unwrap(), labels);
+    v.shutdown().await.unwrap();
+}
+
+/// A put of `body` by `sa:ci` with `key` as its idempotency key.
+async fn put_keyed(v: &Vault, body: &[u8], key: Option<&str>) -> PutOutcome {
+    put_with(v, body, "keys", key).await
+}
+
+/// Schema 10: the dedup and idempotency keys are indexed by the follower,
+/// behind the log. With the follower failing (nothing indexed), a
+/// duplicate, an idempotent retry and a stream carrying both twins still
+/// get the first record, a GET finds each record as soon as its put
+/// returns, and so it stays after the store is reopened (its key tail
+/// rebuilt from the records) and once the follower has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_retries_stay_one_leaf_while_the_index_lags() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = Reader::all("test");
+    let first = {
+        let store = Arc::new(Flaky::new(dir.path()));
+        store.index_fail.store(true, Ordering::SeqCst);
+        let v = Vault::with_store(config(dir.path()), store.clone())
+            .await
+            .unwrap();
+        let first = put_keyed(&v, b"{\"build\":1}", Some("retry-1")).await;
+        assert!(!first.duplicate && !first.replayed);
+        assert_eq!(
+            v.get(&reader, &first.record.id).await.unwrap(),
+            first.record
+        );
+        let dup = put_keyed(&v, b"{\"build\":1}", None).await;
+        assert!(dup.duplicate, "{dup:?}");
+        assert_eq!(dup.record, first.record);
+        let retry = put_keyed(&v, b"{\"build\":2}", Some("retry-1")).await;
+        assert!(retry.replayed, "{retry:?}");
+        assert_eq!(retry.record, first.record);
+        // One stream unit: a new record, its twin in the same unit, and
+        // twins of the first record by bytes and by key.
+        let rec = |body: &[u8], key: Option<&str>| StreamRecord {
+            content_type: "application/json".into(),
+            labels: [("case".to_string(), "keys".to_string())].into(),
+            payload: body.to_vec(),
+            idempotency_key: key.map(str::to_string),
+        };
+        let outcomes = v
+            .submit(
+                "sa:ci",
+                vec![
+                    rec(b"{\"build\":3}", None),
+                    rec(b"{\"build\":3}", None),
+                    rec(b"{\"build\":1}", None),
+                    rec(b"{\"build\":4}", Some("retry-1")),
+                ],
+            )
+            .await
+            .unwrap()
+            .outcomes()
+            .await
+            .unwrap();
+        let outcomes: Vec<PutOutcome> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert!(!outcomes[0].duplicate);
+        assert!(outcomes[1].duplicate);
+        assert_eq!(outcomes[1].record, outcomes[0].record);
+        assert_eq!(outcomes[2].record, first.record);
+        assert!(outcomes[3].replayed);
+        assert_eq!(outcomes[3].record, first.record);
+        assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 2);
+        assert_eq!(store.indexed_through().unwrap(), 0, "nothing was indexed");
+        // Stopped while the follower is still behind.
+        v.shutdown().await.unwrap();
+        first
+    };
+
+    // A new store instance: its key tail comes from the records.
+    let store = Arc::new(Flaky::new(dir.path()));
+    store.index_fail.store(true, Ordering::SeqCst);
+    let v = Vault::with_store(config(dir.path()), store.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    let dup = put_keyed(&v, b"{\"build\":1}", None).await;
+    assert!(dup.duplicate);
+    assert_eq!(dup.record, first.record);
+    let retry = put_keyed(&v, b"{\"build\":9}", Some("retry-1")).await;
+    assert!(retry.replayed);
+    assert_eq!(retry.record, first.record);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 2);
+
+    // The follower recovers; the same answers come from its indexes.
+    store.index_fail.store(false, Ordering::SeqCst);
+    eventually(30, "the index catches up", || {
+        store.indexed_through().unwrap() == 2
+    })
+    .await;
+    let dup = put_keyed(&v, b"{\"build\":1}", None).await;
+    assert!(dup.duplicate);
+    assert_eq!(dup.record, first.record);
+    let retry = put_keyed(&v, b"{\"build\":10}", Some("retry-1")).await;
+    assert!(retry.replayed);
+    assert_eq!(retry.record, first.record);
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 2);
+    for l in store.index_lookups(LogId::Evidence, 0, 2).unwrap() {
+        assert_eq!(l.by_dedup_key, Some(l.leaf_index));
+        assert!(l.missing_from.is_empty() && l.ahead_in.is_empty(), "{l:?}");
+    }
     v.shutdown().await.unwrap();
 }
 

@@ -195,7 +195,10 @@ impl ComplianceStore for SqliteStore {
         for e in erasures {
             erase_one(&tx, e, batch.old_size, end)?;
         }
-        tx.commit().db()
+        tx.commit().db()?;
+        // Still under the writer lock: see `tail.rs`.
+        self.tail().committed(batch.records);
+        Ok(())
     }
 
     fn erasure(&self, leaf_index: u64) -> Result<Option<ErasureRow>> {

@@ -1,16 +1,18 @@
-//! The index follower's side of the store (schema 9): the label index
-//! (`record_labels`) and the payload-digest index (`records_by_sha256`)
-//! are keyed by values that land on random B-tree pages, so they are not
-//! written by a batch's commit but by [`index_evidence`], behind the log,
-//! in large batches sorted by key. `index_state.evidence_through` is its
-//! durable cursor: both indexes hold exactly the records below it, and it
+//! The index follower's side of the store (schemas 9 and 10): the label
+//! index (`record_labels`), the payload-digest index (`records_by_sha256`)
+//! and the unique keys' indexes (`records_by_dedup`,
+//! `records_by_idempotency`) are keyed by values that land on random
+//! B-tree pages, so they are not written by a batch's commit but by
+//! [`index_evidence`], behind the log, in large batches sorted by key. `index_state.evidence_through` is its
+//! durable cursor: the indexes hold exactly the records below it, and it
 //! moves in the transaction that writes their rows, so a crash between
 //! two batches loses nothing and indexes nothing twice.
 //!
 //! Readers stay exact: below the cursor they use the index, at or past it
 //! they read the records themselves (`records::list_where`,
 //! `compliance::records_by_sha256`, in one read transaction with the
-//! cursor).
+//! cursor) or, for the unique keys, the store's in-memory tail
+//! (`tail.rs`).
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -18,6 +20,28 @@ use super::error::{DbResult, corrupt};
 use super::log_state::read_size;
 use super::rows::{to_i64, to_u64};
 use crate::{LogId, Result};
+
+/// Each follower index's rows for the records in `[?1, ?2)`, sorted by
+/// key, so each B-tree page is visited once per batch. A record whose
+/// labels are not a JSON object of strings (only a corrupted row) gets no
+/// label entry: fsck names it, the follower goes on.
+const INDEX_ROWS: [&str; 4] = [
+    "INSERT INTO record_labels (key, value, leaf_index) \
+     SELECT j.key, j.value, r.leaf_index FROM records r, \
+       json_each(CASE WHEN json_valid(r.labels) THEN r.labels ELSE '{}' END) j \
+     WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 AND j.type = 'text' \
+     ORDER BY 1, 2, 3",
+    "INSERT INTO records_by_sha256 (sha256, leaf_index) \
+     SELECT sha256, leaf_index FROM records \
+     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
+    "INSERT INTO records_by_dedup (dedup_key, leaf_index) \
+     SELECT dedup_key, leaf_index FROM records \
+     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
+    "INSERT INTO records_by_idempotency (ingested_by, idempotency_key, leaf_index) \
+     SELECT ingested_by, idempotency_key, leaf_index FROM records \
+     WHERE leaf_index >= ?1 AND leaf_index < ?2 AND idempotency_key IS NOT NULL \
+     ORDER BY 1, 2, 3",
+];
 
 /// The follower's cursor: the first evidence leaf not yet in the
 /// follower's indexes.
@@ -48,27 +72,9 @@ pub(super) fn index_evidence(tx: &Connection, through: u64, max_rows: u64) -> Re
         return Ok(from);
     }
     let (lo, hi) = (to_i64(from, "index cursor")?, to_i64(to, "index target")?);
-    // Sorted by key, so each B-tree page is visited once per batch. A
-    // record whose labels are not a JSON object of strings (only a
-    // corrupted row) gets no entry: fsck names it, the follower goes on.
-    tx.prepare_cached(
-        "INSERT INTO record_labels (key, value, leaf_index) \
-         SELECT j.key, j.value, r.leaf_index FROM records r, \
-           json_each(CASE WHEN json_valid(r.labels) THEN r.labels ELSE '{}' END) j \
-         WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 AND j.type = 'text' \
-         ORDER BY 1, 2, 3",
-    )
-    .db()?
-    .execute([lo, hi])
-    .db()?;
-    tx.prepare_cached(
-        "INSERT INTO records_by_sha256 (sha256, leaf_index) \
-         SELECT sha256, leaf_index FROM records \
-         WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
-    )
-    .db()?
-    .execute([lo, hi])
-    .db()?;
+    for sql in INDEX_ROWS {
+        tx.prepare_cached(sql).db()?.execute([lo, hi]).db()?;
+    }
     tx.prepare_cached("UPDATE index_state SET evidence_through = ?1 WHERE id = 0")
         .db()?
         .execute([hi])

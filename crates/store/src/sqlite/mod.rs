@@ -48,6 +48,7 @@ mod rows;
 mod scan;
 mod schema;
 mod stats;
+mod tail;
 mod tasks;
 
 use error::{DbResult, invalid};
@@ -67,7 +68,11 @@ const STATEMENT_CACHE: usize = 64;
 ///
 /// - `synchronous=FULL`: every commit fsyncs the WAL; `Ok` means durable.
 /// - `foreign_keys=ON`: labels must belong to a record.
-/// - `cache_size` 64 MiB: the unique indexes (random dedup keys) stay hot.
+/// - `cache_size` 16 MiB: since schema 10 a commit writes no random-keyed
+///   index; the follower's sorted batches share this connection. At 64 MiB
+///   (when the dedup index was written by every commit) the cache filled
+///   with the follower's random pages and the 2,000,000-record stream test
+///   peaked at 390 MiB resident (its bound is 256 MiB); at 16 MiB, 240 MiB.
 /// - `wal_autocheckpoint` 1024 pages (16 MiB at 16 KiB pages): the WAL is
 ///   copied back once it holds 16 MiB, so on a small disk it never takes
 ///   much more (at 4096 pages it reached 46 MB after 130 commits of 59 KB
@@ -78,23 +83,24 @@ const STATEMENT_CACHE: usize = 64;
 /// - `journal_size_limit` 16 MiB: when the WAL restarts after a checkpoint
 ///   its file is truncated to this instead of staying at its high-water
 ///   mark. Peak: about 16 MiB plus one group commit (see the README).
-/// - `soft_heap_limit` 80 MiB, the caches' sum (the writer's 64 MiB and
+/// - `soft_heap_limit` 32 MiB, the caches' sum (the writer's 16 MiB and
 ///   four readers' 4 MiB): past it every page cache recycles its own pages
 ///   instead of growing. Without it a group commit's dirty pages, the
 ///   follower's sorts and a reader's transaction overshoot the caches
 ///   together (SQLite's heap reached 118 MiB streaming 2,000,000 records)
 ///   and the freed overshoot stays in the process as fragmented heap; with
-///   it that test peaked at 207 MiB resident instead of 226 MiB. The limit
-///   is SQLite's, process-wide; every store sets the same value.
+///   the limit (schema 9, a 64 MiB writer cache then) that test peaked at
+///   207 MiB resident instead of 226 MiB. The limit is SQLite's,
+///   process-wide; every store sets the same value.
 const WRITER_PRAGMAS: &str = "
     PRAGMA synchronous = FULL;
     PRAGMA foreign_keys = ON;
-    PRAGMA cache_size = -65536;
+    PRAGMA cache_size = -16384;
     PRAGMA temp_store = MEMORY;
     PRAGMA wal_autocheckpoint = 1024;
     PRAGMA journal_size_limit = 16777216;
     PRAGMA secure_delete = ON;
-    PRAGMA soft_heap_limit = 83886080;
+    PRAGMA soft_heap_limit = 33554432;
 ";
 
 /// The embedded SQLite store. Cheap to share: `Send + Sync`, put it in an
@@ -103,6 +109,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// The unique keys of the records past the follower's cursor
+    /// (`tail.rs`); changed only under the writer lock.
+    tail: Mutex<tail::Tail>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -156,6 +165,8 @@ impl SqliteStore {
         schema::migrate(&mut writer)?;
         files::restrict_companions(path)?;
 
+        let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
+
         let readers = ReaderPool::open(path)?;
         // Opening readers can create the -shm file; restrict it too.
         files::restrict_companions(path)?;
@@ -163,6 +174,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
+            tail: Mutex::new(tail),
         })
     }
 
@@ -214,11 +226,13 @@ impl SqliteStore {
                 schema::SCHEMA_VERSION
             )));
         }
+        let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
         let readers = ReaderPool::open_with(open)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers,
+            tail: Mutex::new(tail),
         })
     }
 
@@ -239,6 +253,18 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave a transaction open:
         // rusqlite's Transaction rolls back on drop, also on unwind.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tail(&self) -> MutexGuard<'_, tail::Tail> {
+        // Each change is whole before the lock is released (no await, no
+        // fallible step in between), so a poisoned lock holds a whole tail.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many committed records the store's in-memory key tail holds:
+    /// those past the index follower's cursor (see `tail.rs`).
+    pub fn unindexed_keys(&self) -> usize {
+        self.tail().len()
     }
 }
 
@@ -323,7 +349,10 @@ impl LogStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db()?;
         append_in(&tx, batch, &inner)?;
-        tx.commit().db()
+        tx.commit().db()?;
+        // Still under the writer lock: see `tail.rs`.
+        self.tail().committed(batch.records);
+        Ok(())
     }
 
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
@@ -405,16 +434,46 @@ impl EvidenceIndex for SqliteStore {
         records::by_id(&self.readers.get(), id)
     }
 
+    // Each unique-key lookup asks the in-memory tail first and the
+    // follower's index after, in that order (`tail.rs` says why). A key
+    // found in both (twins, which the sequencer never writes) leads to
+    // the lower leaf, the index's.
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
-        records::by_dedup_key(&self.readers.get(), dedup_key)
+        let in_tail = self.tail().by_dedup_key(dedup_key);
+        let conn = self.readers.get();
+        match records::by_dedup_key(&conn, dedup_key)? {
+            Some(r) => Ok(Some(r)),
+            None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
+        }
     }
 
     fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
-        records::by_dedup_keys(&self.readers.get(), keys)
+        let in_tail: Vec<([u8; 32], u64)> = {
+            let tail = self.tail();
+            keys.iter()
+                .filter_map(|k| tail.by_dedup_key(k).map(|leaf| (*k, leaf)))
+                .collect()
+        };
+        let conn = self.readers.get();
+        let mut found = records::by_dedup_keys(&conn, keys)?;
+        let indexed: std::collections::HashSet<[u8; 32]> =
+            found.iter().map(|r| r.dedup_key).collect();
+        let leaves: Vec<u64> = in_tail
+            .into_iter()
+            .filter(|(k, _)| !indexed.contains(k))
+            .map(|(_, leaf)| leaf)
+            .collect();
+        found.extend(records::by_indexes(&conn, &leaves)?);
+        Ok(found)
     }
 
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
-        records::by_idempotency_key(&self.readers.get(), principal, key)
+        let in_tail = self.tail().by_idempotency_key(principal, key);
+        let conn = self.readers.get();
+        match records::by_idempotency_key(&conn, principal, key)? {
+            Some(r) => Ok(Some(r)),
+            None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
+        }
     }
 
     fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
@@ -452,6 +511,8 @@ impl EvidenceIndex for SqliteStore {
             .db()?;
         let reached = follower::index_evidence(&tx, through, max_rows)?;
         tx.commit().db()?;
+        // Still under the writer lock: the indexes hold these records now.
+        self.tail().indexed(reached);
         Ok(reached)
     }
 }

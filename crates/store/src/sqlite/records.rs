@@ -78,22 +78,10 @@ pub(super) fn insert(tx: &Connection, old_size: u64, records: &[EvidenceRow]) ->
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Turns a failed record insert into the error the caller can act on.
 fn insert_error(e: rusqlite::Error, rec: &EvidenceRow) -> StoreError {
     match violated_key(&e).as_deref() {
         Some("records.id") => StoreError::Duplicate(format!("record id {}", rec.id)),
-        Some("records.dedup_key") => {
-            StoreError::Duplicate(format!("dedup key {}", hex(&rec.dedup_key)))
-        }
-        Some("records.ingested_by, records.idempotency_key") => StoreError::Duplicate(format!(
-            "idempotency key {:?} of {}",
-            rec.idempotency_key.as_deref().unwrap_or_default(),
-            rec.ingested_by
-        )),
         Some("records.leaf_index") => corrupt(format!(
             "a record with leaf index {} exists beyond the tree size",
             rec.leaf_index
@@ -167,29 +155,39 @@ pub(super) fn by_index(conn: &Connection, leaf_index: u64) -> Result<Option<Evid
     one(conn, "leaf_index = ?1", [index])
 }
 
+/// The first indexed record holding `dedup_key`: the follower's index
+/// only (below its cursor); the store's tail answers for the rest.
 pub(super) fn by_dedup_key(conn: &Connection, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
-    one(conn, "dedup_key = ?1", [dedup_key.as_slice()])
+    one(
+        conn,
+        "leaf_index = (SELECT min(leaf_index) FROM records_by_dedup WHERE dedup_key = ?1)",
+        [dedup_key.as_slice()],
+    )
 }
 
-/// The records holding any of `keys` as dedup key, in a few queries.
-pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
-    /// Keys per query. A short last chunk is padded with its last key
-    /// (repeats in `IN` are harmless), so one cached statement serves all.
-    const CHUNK: usize = 128;
-    if keys.is_empty() {
+/// Keys or leaf indexes per query. A short last chunk is padded with its
+/// last value (repeats in `IN` are harmless), so one cached statement
+/// serves all.
+const CHUNK: usize = 128;
+
+/// The rows of `sql` (with [`CHUNK`] placeholders) for every chunk of
+/// `values`, in one read transaction (one snapshot).
+fn chunked<T: rusqlite::ToSql>(
+    conn: &Connection,
+    sql: &str,
+    values: &[T],
+) -> Result<Vec<EvidenceRow>> {
+    if values.is_empty() {
         return Ok(Vec::new());
     }
-    // One read transaction: one lock round trip, one snapshot.
     let tx = conn.unchecked_transaction().db()?;
-    let placeholders = vec!["?"; CHUNK].join(",");
-    let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE dedup_key IN ({placeholders})");
     let mut found = Vec::new();
-    for chunk in keys.chunks(CHUNK) {
-        let last = chunk[chunk.len() - 1];
-        let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(&last).to_vec());
+    for chunk in values.chunks(CHUNK) {
+        let last = &chunk[chunk.len() - 1];
+        let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(last));
         found.extend(query::all(
             &tx,
-            &sql,
+            sql,
             rusqlite::params_from_iter(params),
             decode,
         )?);
@@ -198,6 +196,39 @@ pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<
     Ok(found)
 }
 
+fn placeholders() -> String {
+    vec!["?"; CHUNK].join(",")
+}
+
+/// The first indexed record holding each of `keys` as dedup key (the
+/// follower's index only), in a few queries.
+pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE leaf_index IN \
+         (SELECT min(leaf_index) FROM records_by_dedup WHERE dedup_key IN ({}) \
+          GROUP BY dedup_key)",
+        placeholders()
+    );
+    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    chunked(conn, &sql, &keys)
+}
+
+/// The records at `leaves` (those that exist), in a few queries.
+pub(super) fn by_indexes(conn: &Connection, leaves: &[u64]) -> Result<Vec<EvidenceRow>> {
+    // No record can sit above i64::MAX.
+    let leaves: Vec<i64> = leaves
+        .iter()
+        .filter_map(|&l| i64::try_from(l).ok())
+        .collect();
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE leaf_index IN ({})",
+        placeholders()
+    );
+    chunked(conn, &sql, &leaves)
+}
+
+/// The first indexed record `principal` submitted with idempotency key
+/// `key` (the follower's index only).
 pub(super) fn by_idempotency_key(
     conn: &Connection,
     principal: &str,
@@ -205,7 +236,8 @@ pub(super) fn by_idempotency_key(
 ) -> Result<Option<EvidenceRow>> {
     one(
         conn,
-        "ingested_by = ?1 AND idempotency_key = ?2",
+        "leaf_index = (SELECT min(leaf_index) FROM records_by_idempotency \
+         WHERE ingested_by = ?1 AND idempotency_key = ?2)",
         [principal, key],
     )
 }

@@ -4,6 +4,7 @@
 //! transaction, so a scan of a live store never holds the WAL back for
 //! long.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::error::DbResult;
@@ -140,15 +141,15 @@ pub(super) fn tile(
 
 /// Each lookup goes through the index it names: `INDEXED BY` keeps the
 /// planner from answering by rowid instead, which would check nothing.
+/// The unique keys' follower tables (schema 10) answer with their first
+/// leaf for the key, and whether they hold an entry for the row itself.
 const EVIDENCE_LOOKUPS: &str = "
 SELECT r.leaf_index,
   (SELECT x.leaf_index FROM records x INDEXED BY sqlite_autoindex_records_1 WHERE x.id = r.id),
-  (SELECT x.leaf_index FROM records x INDEXED BY sqlite_autoindex_records_2
-     WHERE x.dedup_key = r.dedup_key),
+  (SELECT min(x.leaf_index) FROM records_by_dedup x WHERE x.dedup_key = r.dedup_key),
   CASE WHEN r.idempotency_key IS NULL THEN NULL ELSE
-    (SELECT x.leaf_index FROM records x INDEXED BY records_idempotency
-       WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key
-         AND x.idempotency_key IS NOT NULL) END,
+    (SELECT min(x.leaf_index) FROM records_by_idempotency x
+       WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key) END,
   r.idempotency_key IS NOT NULL,
   CASE WHEN json_valid(r.labels) THEN (SELECT count(*) FROM json_each(r.labels)) ELSE -1 END,
   CASE WHEN json_valid(r.labels) THEN
@@ -164,8 +165,53 @@ SELECT r.leaf_index,
     WHERE x.ingested_by = r.ingested_by AND x.leaf_index = r.leaf_index),
   r.leaf_index < (SELECT evidence_through FROM index_state WHERE id = 0),
   EXISTS (SELECT 1 FROM records_by_sha256 x
-    WHERE x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index)
+    WHERE x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index),
+  EXISTS (SELECT 1 FROM records_by_dedup x
+    WHERE x.dedup_key = r.dedup_key AND x.leaf_index = r.leaf_index),
+  r.idempotency_key IS NOT NULL AND EXISTS (SELECT 1 FROM records_by_idempotency x
+    WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key
+      AND x.leaf_index = r.leaf_index),
+  r.dedup_key, r.ingested_by, r.idempotency_key
 FROM records r WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 ORDER BY r.leaf_index";
+
+/// The first leaf of each unique key among the records at or past the
+/// follower's cursor: what the store's in-memory tail answers, read here
+/// from the same snapshot as the rows checked.
+#[derive(Default)]
+struct TailKeys {
+    dedup: std::collections::HashMap<Vec<u8>, u64>,
+    idem: std::collections::HashMap<(String, String), u64>,
+}
+
+impl TailKeys {
+    fn read(conn: &Connection) -> Result<TailKeys> {
+        let mut keys = TailKeys::default();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT dedup_key, min(leaf_index) FROM records WHERE leaf_index >= \
+                 (SELECT evidence_through FROM index_state WHERE id = 0) GROUP BY dedup_key",
+            )
+            .db()?;
+        let mut rows = stmt.query([]).db()?;
+        while let Some(row) = rows.next().db()? {
+            let leaf = to_u64(row.get(1).db()?, "leaf_index")?;
+            keys.dedup.insert(row.get(0).db()?, leaf);
+        }
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT ingested_by, idempotency_key, min(leaf_index) FROM records \
+                 WHERE idempotency_key IS NOT NULL AND leaf_index >= \
+                 (SELECT evidence_through FROM index_state WHERE id = 0) GROUP BY 1, 2",
+            )
+            .db()?;
+        let mut rows = stmt.query([]).db()?;
+        while let Some(row) = rows.next().db()? {
+            let leaf = to_u64(row.get(2).db()?, "leaf_index")?;
+            keys.idem.insert((row.get(0).db()?, row.get(1).db()?), leaf);
+        }
+        Ok(keys)
+    }
+}
 
 const EVIDENCE_INDEXES: [&str; 3] = [
     "records_content_type",
@@ -210,6 +256,15 @@ pub(super) fn index_lookups(
     let mut out = Vec::new();
     match log {
         LogId::Evidence => {
+            // One snapshot for the rows and the tail's keys.
+            let tx = conn.unchecked_transaction().db()?;
+            let conn = &tx;
+            let cursor = super::follower::indexed_through(conn)?;
+            let tail = if end > cursor {
+                TailKeys::read(conn)?
+            } else {
+                TailKeys::default()
+            };
             let mut stmt = conn.prepare_cached(EVIDENCE_LOOKUPS).db()?;
             let mut rows = stmt.query([lo, hi]).db()?;
             while let Some(row) = rows.next().db()? {
@@ -234,12 +289,40 @@ pub(super) fn index_lookups(
                 if !indexed && labels_indexed > 0 {
                     ahead_in.push("record_labels");
                 }
+                let n = 9 + EVIDENCE_INDEXES.len();
+                let own_dedup: bool = row.get(n).db()?;
+                let own_idem: bool = row.get(n + 1).db()?;
+                if !indexed && own_dedup {
+                    ahead_in.push("records_by_dedup");
+                }
+                if !indexed && own_idem {
+                    ahead_in.push("records_by_idempotency");
+                }
+                // A lookup asks the index first (its leaves are the lower
+                // ones) and then the tail, as the store does.
+                // A key column of the wrong type (a corrupted row) finds
+                // nothing in the tail: fsck reports the row, it goes on.
+                let dedup_key = match row.get_ref(n + 2).db()? {
+                    ValueRef::Blob(b) => b.to_vec(),
+                    _ => Vec::new(),
+                };
+                let by_dedup_key =
+                    opt_index(row.get(2).db()?).or_else(|| tail.dedup.get(&dedup_key).copied());
+                let idem = match (row.get_ref(n + 3).db()?, row.get_ref(n + 4).db()?) {
+                    (ValueRef::Text(by), ValueRef::Text(key)) => Some((
+                        String::from_utf8_lossy(by).into_owned(),
+                        String::from_utf8_lossy(key).into_owned(),
+                    )),
+                    _ => None,
+                };
+                let by_idempotency_key = opt_index(row.get(3).db()?)
+                    .or_else(|| idem.and_then(|k| tail.idem.get(&k).copied()));
                 out.push(IndexLookup {
                     leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
                     by_id: opt_index(row.get(1).db()?),
-                    by_dedup_key: opt_index(row.get(2).db()?),
+                    by_dedup_key,
                     has_idempotency_key: row.get(4).db()?,
-                    by_idempotency_key: opt_index(row.get(3).db()?),
+                    by_idempotency_key,
                     labels: u64::try_from(labels).ok(),
                     labels_indexed: u64::try_from(labels_indexed).ok(),
                     missing_from,

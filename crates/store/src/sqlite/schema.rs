@@ -22,10 +22,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_compliance.sql"),
     include_str!("migrations/0008_tile_inner.sql"),
     include_str!("migrations/0009_index_follower.sql"),
+    include_str!("migrations/0010_unique_keys_follow.sql"),
 ];
 
 /// The first schema version whose full tiles carry their inner levels.
 const INNER_LEVELS_VERSION: u32 = 8;
+
+/// The first schema version without the dedup and idempotency keys'
+/// UNIQUE indexes: reaching it rebuilds the `records` table.
+const UNIQUE_KEYS_FOLLOW_VERSION: u32 = 10;
 
 /// The schema version this binary understands.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -54,6 +59,23 @@ pub(crate) fn check_not_too_new(found: u32) -> Result<()> {
 /// either every pending migration is applied and the version advanced, or
 /// nothing changes.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    // Rebuilding `records` drops the table other tables reference: foreign
+    // key enforcement is off for that transaction (it cannot change inside
+    // one), as SQLite's procedure for such a change asks. The rows keep
+    // their leaf indexes, so every reference still holds afterwards.
+    let rebuild = version(conn)? < UNIQUE_KEYS_FOLLOW_VERSION;
+    if rebuild {
+        conn.pragma_update(None, "foreign_keys", false).db()?;
+    }
+    let migrated = migrate_in_one_transaction(conn);
+    if rebuild {
+        conn.pragma_update(None, "foreign_keys", true).db()?;
+    }
+    migrated
+}
+
+fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
+    let started = std::time::Instant::now();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .db()?;
@@ -62,6 +84,19 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     check_not_too_new(found)?;
     if found == SCHEMA_VERSION {
         return Ok(());
+    }
+    // Version 1 created `records`.
+    if (1..UNIQUE_KEYS_FOLLOW_VERSION).contains(&found) {
+        let records: i64 = tx
+            .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
+            .db()?;
+        if records > 0 {
+            // One statement copies the table: seconds per million records.
+            tracing::info!(
+                "schema {UNIQUE_KEYS_FOLLOW_VERSION}: rebuilding the records table \
+                 ({records} records) without its dedup and idempotency key indexes"
+            );
+        }
     }
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql).db()?;
@@ -89,5 +124,12 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION))
         .db()?;
-    tx.commit().db()
+    tx.commit().db()?;
+    if found > 0 {
+        tracing::info!(
+            "store schema migrated from version {found} to {SCHEMA_VERSION} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }

@@ -72,7 +72,8 @@ const STATEMENT_CACHE: usize = 64;
 ///   index; the follower's sorted batches share this connection. At 64 MiB
 ///   (when the dedup index was written by every commit) the cache filled
 ///   with the follower's random pages and the 2,000,000-record stream test
-///   peaked at 390 MiB resident (its bound is 256 MiB); at 16 MiB, 240 MiB.
+///   peaked at 390 MiB resident (its bound is 256 MiB); at 16 MiB, 240 MiB;
+///   with the 4 MiB reader caches and the soft heap limit below, 138 MiB.
 /// - `wal_autocheckpoint` 1024 pages (16 MiB at 16 KiB pages): the WAL is
 ///   copied back once it holds 16 MiB, so on a small disk it never takes
 ///   much more (at 4096 pages it reached 46 MB after 130 commits of 59 KB

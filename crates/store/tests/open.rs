@@ -651,3 +651,29 @@ fn the_key_tail_holds_the_unindexed_records_across_reopens() {
         Some(r)
     );
 }
+
+/// An index database that reaches past the log (the log database restored
+/// from an older copy beside a newer index database) is rebuilt on open:
+/// its rows may name leaves this log does not hold.
+#[test]
+fn an_index_database_past_the_log_is_rebuilt() {
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    append_rows(&store, &mut tb, &rows(0..40));
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    drop(store);
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE ix.index_state SET evidence_through = 100;
+         INSERT INTO ix.records_by_dedup (dedup_key, leaf_index) VALUES (zeroblob(32), 77);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    assert_eq!(store.unindexed_keys(), 40);
+    assert_eq!(store.record_by_dedup_key(&[0; 32]).unwrap(), None);
+    assert_indexes_whole(&store, 40);
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    assert_indexes_whole(&store, 40);
+}

@@ -216,3 +216,18 @@ pub(super) fn matches_log(conn: &Connection) -> Result<bool> {
         .db()?;
     Ok(ix.is_some() && ix == log_cursor(conn)?)
 }
+
+/// `Some((cursor, tree size))` if `ix`'s cursor lies past the log's tree
+/// size: an index of another copy of the log (a log database restored
+/// without its index database), which only a rebuild makes right.
+pub(super) fn past_the_log(conn: &Connection) -> Result<Option<(i64, i64)>> {
+    let (cursor, size): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT evidence_through FROM ix.index_state WHERE id = 0), \
+                    (SELECT size FROM main.tree_state WHERE id = 0)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .db()?;
+    Ok((cursor > size).then_some((cursor, size)))
+}

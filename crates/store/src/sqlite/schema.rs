@@ -77,6 +77,12 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
              rebuilds it from the records (listings and lookups stay exact meanwhile)"
         );
         index_db::create_empty(conn)?;
+    } else if let Some((cursor, size)) = index_db::past_the_log(conn)? {
+        tracing::warn!(
+            "the index database covers {cursor} records but the log holds {size} (restored \
+             from another copy?): created empty; the index follower rebuilds it from the records"
+        );
+        index_db::create_empty(conn)?;
     }
     Ok(())
 }

@@ -41,6 +41,8 @@
 //! `EVAULT_BENCH_ONLY=evault`, `=index`, `=beside` or `=audit` (that store run
 //! alone, for profiling), `EVAULT_BENCH_INDEX_BATCH` (default 16384:
 //! records per `index_evidence` call in the "evault+index" run),
+//! `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes, 0 for none: replaces the
+//! store's SQLite soft heap limit, to measure what it costs),
 //! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
 //! each run, to measure a store that already holds data; B-tree indexes on
 //! random keys, like the dedup key, get slower as they grow).
@@ -415,6 +417,7 @@ fn run_store(
     let dir = bench_dir();
     let path = dir.path().join("evault.db");
     let store = SqliteStore::open(&path).expect("open");
+    soft_heap_limit_override(&path);
     for ((chunk, t), at) in pre.rows().zip(&pre.tiles).zip(&pre.audit_tiles) {
         let start = chunk[0].leaf_index;
         let events = audit
@@ -500,7 +503,24 @@ fn raw_connection(path: &Path) -> Connection {
     assert_eq!(mode, "wal");
     conn.execute_batch(SqliteStore::WRITER_PRAGMAS)
         .expect("pragmas");
+    soft_heap_limit_override(path);
     conn
+}
+
+/// `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes; 0 = none): replaces the store's
+/// SQLite soft heap limit, which is process-wide (set through any
+/// connection, the last setting holds), to measure what it costs.
+fn soft_heap_limit_override(path: &Path) {
+    if let Ok(limit) = std::env::var("EVAULT_BENCH_SOFT_HEAP_LIMIT") {
+        let limit: i64 = limit
+            .trim()
+            .parse()
+            .expect("EVAULT_BENCH_SOFT_HEAP_LIMIT: bytes");
+        Connection::open(path)
+            .expect("open")
+            .execute_batch(&format!("PRAGMA soft_heap_limit = {limit}"))
+            .expect("soft_heap_limit");
+    }
 }
 
 /// Inserts `chunk` in one transaction, as plainly as SQLite allows.

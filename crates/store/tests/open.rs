@@ -152,6 +152,22 @@ fn assert_indexes_whole(store: &SqliteStore, size: u64) {
     }
 }
 
+/// A closed store of 40 records, all indexed.
+fn forty_indexed() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, path, store) = fresh();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..40));
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    (dir, path)
+}
+
+/// Deletes the index database of the database at `path`, with its WAL.
+fn remove_index_files(path: &std::path::Path) {
+    let ix = SqliteStore::index_path(path);
+    for file in [companion(&ix, "-wal"), companion(&ix, "-shm"), ix] {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
 /// Schema 11 moves the follower's tables in two steps, each repeatable: a
 /// start that stopped after the first (the index database filled) and
 /// before the second (the log's tables dropped with the version bump)
@@ -203,10 +219,7 @@ fn the_move_to_the_index_database_is_repeatable() {
             drop(conn);
         } else {
             drop(conn);
-            let ix = SqliteStore::index_path(&path);
-            for file in [ix.clone(), companion(&ix, "-wal"), companion(&ix, "-shm")] {
-                let _ = std::fs::remove_file(file);
-            }
+            remove_index_files(&path);
         }
 
         let store = SqliteStore::open(&path).unwrap();
@@ -232,15 +245,9 @@ fn the_move_to_the_index_database_is_repeatable() {
 /// again.
 #[test]
 fn a_lost_index_database_is_rebuilt_by_the_follower() {
-    let (_dir, path, store) = fresh();
-    let mut tb = TileBuilder::new();
-    append_rows(&store, &mut tb, &rows(0..40));
-    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
-    drop(store);
+    let (_dir, path) = forty_indexed();
+    remove_index_files(&path);
     let ix = SqliteStore::index_path(&path);
-    for file in [ix.clone(), companion(&ix, "-wal"), companion(&ix, "-shm")] {
-        let _ = std::fs::remove_file(file);
-    }
     // fsck's read-only open refuses it and creates nothing.
     let err = SqliteStore::open_read_only(&path).unwrap_err().to_string();
     assert!(err.contains("index database"), "{err}");
@@ -657,11 +664,7 @@ fn the_key_tail_holds_the_unindexed_records_across_reopens() {
 /// its rows may name leaves this log does not hold.
 #[test]
 fn an_index_database_past_the_log_is_rebuilt() {
-    let (_dir, path, store) = fresh();
-    let mut tb = TileBuilder::new();
-    append_rows(&store, &mut tb, &rows(0..40));
-    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
-    drop(store);
+    let (_dir, path) = forty_indexed();
     let conn = SqliteStore::raw_connection(&path).unwrap();
     conn.execute_batch(
         "UPDATE ix.index_state SET evidence_through = 100;

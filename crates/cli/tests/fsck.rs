@@ -118,7 +118,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn db(data: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(data.join("evault.db")).expect("open db")
+    evault_vault::SqliteStore::raw_connection(&data.join("evault.db")).expect("open db")
 }
 
 /// Flips the low bit of byte `at` of one BLOB column value.

@@ -22,6 +22,13 @@
 //! of its own. The raw baseline writes what the commit writes (the records
 //! and their commit-path indexes, no label rows).
 //!
+//! "evault‖index" is the same work as the vault does it since schema 11
+//! (the follower's tables in their own database file): the follower on a
+//! thread of its own beside the appends, a batch whenever 16,384 records
+//! wait or 100 ms have passed, and the appends held back while it lags by
+//! more than 65,536 (the vault's `indexer.rs` constants). Timed until both
+//! are done.
+//!
 //! A third run, "evault+audit", appends the same records each with one
 //! audit event (~500-byte canonical JSON leaf, its own tiles) in the same
 //! transaction, as the vault's sequencer does with the audit trail on; the
@@ -31,9 +38,11 @@
 //! `EVAULT_BENCH_BATCHES` (default `1000,10000`), `EVAULT_BENCH_ROUNDS`
 //! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
 //! temporary databases go; default the system temp dir),
-//! `EVAULT_BENCH_ONLY=evault`, `=index` or `=audit` (that store run
+//! `EVAULT_BENCH_ONLY=evault`, `=index`, `=beside` or `=audit` (that store run
 //! alone, for profiling), `EVAULT_BENCH_INDEX_BATCH` (default 16384:
 //! records per `index_evidence` call in the "evault+index" run),
+//! `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes, 0 for none: replaces the
+//! store's SQLite soft heap limit, to measure what it costs),
 //! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
 //! each run, to measure a store that already holds data; B-tree indexes on
 //! random keys, like the dedup key, get slower as they grow).
@@ -315,17 +324,100 @@ fn index_batch() -> u64 {
     env_u64("EVAULT_BENCH_INDEX_BATCH", 16_384).max(1)
 }
 
+/// How a store run does the index follower's work.
+#[derive(Clone, Copy, PartialEq)]
+enum Index {
+    /// Not at all (the commit path alone).
+    No,
+    /// Serially after the commits that gave it.
+    After,
+    /// On its own thread beside the appends, as the vault runs it.
+    Beside,
+}
+
+/// The vault's follower pacing (`crates/vault/src/indexer.rs`).
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+const FOLLOW_MAX_LAG: u64 = 65_536;
+
+/// What the appends and the follower thread tell each other.
+#[derive(Default)]
+struct Follow {
+    state: std::sync::Mutex<FollowState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FollowState {
+    size: u64,
+    indexed: u64,
+    done: bool,
+}
+
+impl Follow {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FollowState> {
+        self.state.lock().expect("follow state")
+    }
+
+    /// The appends' side: publishes the new size, then waits while the
+    /// index lags by more than the vault allows.
+    fn appended(&self, size: u64) {
+        let mut st = self.lock();
+        st.size = size;
+        self.changed.notify_all();
+        while st.size - st.indexed > FOLLOW_MAX_LAG {
+            st = self.changed.wait(st).expect("follow state");
+        }
+    }
+
+    fn finish(&self) {
+        self.lock().done = true;
+        self.changed.notify_all();
+    }
+
+    /// The follower thread: a batch when `batch` records wait, or when
+    /// any do and the interval has passed; until the appends are done and
+    /// everything is indexed.
+    fn run(&self, store: &SqliteStore, batch: u64) {
+        let mut last = Instant::now();
+        loop {
+            let target = {
+                let mut st = self.lock();
+                loop {
+                    let lag = st.size - st.indexed;
+                    if lag >= batch || (lag > 0 && (st.done || last.elapsed() >= FOLLOW_INTERVAL)) {
+                        break st.size;
+                    }
+                    if st.done && lag == 0 {
+                        return;
+                    }
+                    let wait = FOLLOW_INTERVAL.saturating_sub(last.elapsed());
+                    st = self
+                        .changed
+                        .wait_timeout(st, wait.max(Duration::from_millis(1)))
+                        .expect("follow state")
+                        .0;
+                }
+            };
+            last = Instant::now();
+            let reached = store.index_evidence(target, batch).expect("index");
+            self.lock().indexed = reached;
+            self.changed.notify_all();
+        }
+    }
+}
+
 fn run_store(
     pre: &Preload,
     rows: &[EvidenceRow],
     batch: usize,
     tiles: &[Tiles],
     audit: Option<AuditPlan<'_>>,
-    index: bool,
+    index: Index,
 ) -> Run {
     let dir = bench_dir();
     let path = dir.path().join("evault.db");
     let store = SqliteStore::open(&path).expect("open");
+    soft_heap_limit_override(&path);
     for ((chunk, t), at) in pre.rows().zip(&pre.tiles).zip(&pre.audit_tiles) {
         let start = chunk[0].leaf_index;
         let events = audit
@@ -348,28 +440,48 @@ fn run_store(
     while store.index_evidence(preloaded, index_batch).expect("index") < preloaded {}
     let w0 = written_bytes();
     let start = Instant::now();
-    for (i, (chunk, t)) in rows.chunks(batch).zip(tiles).enumerate() {
-        let first = chunk[0].leaf_index;
-        let audit_part = audit.as_ref().map(|a| AuditBatch {
-            old_size: first,
-            events: &a.events[i * batch..i * batch + chunk.len()],
-            tiles: &a.tiles[i],
-        });
-        store
-            .append(&AppendBatch {
-                audit: audit_part,
-                ..AppendBatch::new(first, chunk, t)
-            })
-            .expect("append");
-        // The follower's work, serially after the commits that gave it (in
-        // the vault it runs beside them, on the other core).
-        let size = first + chunk.len() as u64;
-        while index && size - store.indexed_through().expect("cursor") >= index_batch {
-            store.index_evidence(size, index_batch).expect("index");
-        }
+    let follow = Follow::default();
+    {
+        let mut st = follow.lock();
+        st.size = preloaded;
+        st.indexed = preloaded;
     }
+    std::thread::scope(|scope| {
+        if index == Index::Beside {
+            scope.spawn(|| follow.run(&store, index_batch));
+        }
+        for (i, (chunk, t)) in rows.chunks(batch).zip(tiles).enumerate() {
+            let first = chunk[0].leaf_index;
+            let audit_part = audit.as_ref().map(|a| AuditBatch {
+                old_size: first,
+                events: &a.events[i * batch..i * batch + chunk.len()],
+                tiles: &a.tiles[i],
+            });
+            store
+                .append(&AppendBatch {
+                    audit: audit_part,
+                    ..AppendBatch::new(first, chunk, t)
+                })
+                .expect("append");
+            // The follower's work, serially after the commits that gave it (in
+            // the vault it runs beside them, on the other core).
+            let size = first + chunk.len() as u64;
+            if index == Index::Beside {
+                follow.appended(size);
+            }
+            while index == Index::After
+                && size - store.indexed_through().expect("cursor") >= index_batch
+            {
+                store.index_evidence(size, index_batch).expect("index");
+            }
+        }
+        follow.finish();
+    });
     let end = rows.last().map_or(0, |r| r.leaf_index + 1);
-    while index && store.index_evidence(end, index_batch).expect("index") < end {}
+    while index == Index::After && store.index_evidence(end, index_batch).expect("index") < end {}
+    if index == Index::Beside {
+        assert_eq!(store.indexed_through().expect("cursor"), end);
+    }
     let took = start.elapsed();
     let written = written_bytes().zip(w0).map(|(a, b)| a - b);
     assert_eq!(
@@ -391,7 +503,24 @@ fn raw_connection(path: &Path) -> Connection {
     assert_eq!(mode, "wal");
     conn.execute_batch(SqliteStore::WRITER_PRAGMAS)
         .expect("pragmas");
+    soft_heap_limit_override(path);
     conn
+}
+
+/// `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes; 0 = none): replaces the store's
+/// SQLite soft heap limit, which is process-wide (set through any
+/// connection, the last setting holds), to measure what it costs.
+fn soft_heap_limit_override(path: &Path) {
+    if let Ok(limit) = std::env::var("EVAULT_BENCH_SOFT_HEAP_LIMIT") {
+        let limit: i64 = limit
+            .trim()
+            .parse()
+            .expect("EVAULT_BENCH_SOFT_HEAP_LIMIT: bytes");
+        Connection::open(path)
+            .expect("open")
+            .execute_batch(&format!("PRAGMA soft_heap_limit = {limit}"))
+            .expect("soft_heap_limit");
+    }
 }
 
 /// Inserts `chunk` in one transaction, as plainly as SQLite allows.
@@ -600,13 +729,19 @@ fn main() {
                 tiles: &audit_tiles,
             })
         };
-        let (mut best_store, mut best_index, mut best_audit, mut best_raw, mut best_disk) =
-            (0f64, 0f64, 0f64, 0f64, 0f64);
+        let (mut best_store, mut best_index, mut best_beside, mut best_audit) =
+            (0f64, 0f64, 0f64, 0f64);
+        let (mut best_raw, mut best_disk) = (0f64, 0f64);
         for round in 1..=rounds {
             // For profiling: one store run alone.
-            if let Some(which @ ("evault" | "audit" | "index")) = only.as_deref() {
+            if let Some(which @ ("evault" | "audit" | "index" | "beside")) = only.as_deref() {
                 let audit = if which == "audit" { with_audit() } else { None };
-                let s = run_store(&pre, &rows, batch, &tiles, audit, which == "index");
+                let index = match which {
+                    "index" => Index::After,
+                    "beside" => Index::Beside,
+                    _ => Index::No,
+                };
+                let s = run_store(&pre, &rows, batch, &tiles, audit, index);
                 eprintln!(
                     "batch {batch:>6} round {round}: {which} {:>8.0} rec/s ({} MiB written)",
                     rate(n, &s),
@@ -616,21 +751,23 @@ fn main() {
             }
             // Rotate the order so no run always follows the same one (its
             // page cache may still be flushing the other's files).
-            let mut runs: [(&str, Option<Run>); 5] = [
+            let mut runs: [(&str, Option<Run>); 6] = [
                 ("raw", None),
                 ("evault", None),
                 ("index", None),
+                ("beside", None),
                 ("audit", None),
                 ("disk", None),
             ];
-            runs.rotate_left((round as usize - 1) % 5);
+            runs.rotate_left((round as usize - 1) % 6);
             for (which, run) in &mut runs {
                 *run = Some(match *which {
                     "raw" => run_raw(&pre, &rows, batch),
-                    "evault" => run_store(&pre, &rows, batch, &tiles, None, false),
-                    "index" => run_store(&pre, &rows, batch, &tiles, None, true),
+                    "evault" => run_store(&pre, &rows, batch, &tiles, None, Index::No),
+                    "index" => run_store(&pre, &rows, batch, &tiles, None, Index::After),
+                    "beside" => run_store(&pre, &rows, batch, &tiles, None, Index::Beside),
                     "disk" => run_disk(&rows, batch),
-                    _ => run_store(&pre, &rows, batch, &tiles, with_audit(), false),
+                    _ => run_store(&pre, &rows, batch, &tiles, with_audit(), Index::No),
                 });
             }
             let get = |name: &str| {
@@ -639,19 +776,22 @@ fn main() {
                     .and_then(|(_, r)| r.as_ref())
                     .expect("every run ran")
             };
-            let (s, x, a, r, d) = (
+            let (s, x, b, a, r, d) = (
                 get("evault"),
                 get("index"),
+                get("beside"),
                 get("audit"),
                 get("raw"),
                 get("disk"),
             );
             eprintln!(
-                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+index {:>8.0} rec/s ({} MiB written), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+index {:>8.0} rec/s ({} MiB written), evault‖index {:>8.0} rec/s ({} MiB written), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
                 rate(n, s),
                 mib(s),
                 rate(n, x),
                 mib(x),
+                rate(n, b),
+                mib(b),
                 rate(n, a),
                 mib(a),
                 rate(n, r),
@@ -661,17 +801,27 @@ fn main() {
             );
             best_store = best_store.max(rate(n, s));
             best_index = best_index.max(rate(n, x));
+            best_beside = best_beside.max(rate(n, b));
             best_audit = best_audit.max(rate(n, a));
             best_raw = best_raw.max(rate(n, r));
             best_disk = best_disk.max(rate(n, d));
         }
         println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
         println!("RESULT evault_index batch={batch} records={n} rps={best_index:.0}");
+        println!("RESULT evault_beside batch={batch} records={n} rps={best_beside:.0}");
         println!("RESULT evault_audit batch={batch} records={n} rps={best_audit:.0}");
         println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
         println!("RESULT disk batch={batch} records={n} rps={best_disk:.0}");
         table.push((
-            batch, best_store, best_index, best_audit, best_raw, best_disk,
+            batch,
+            [
+                best_store,
+                best_index,
+                best_beside,
+                best_audit,
+                best_raw,
+                best_disk,
+            ],
         ));
     }
 
@@ -686,10 +836,11 @@ fn main() {
         }
     );
     println!(
-        "| {:>8} | {:>16} | {:>18} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
+        "| {:>8} | {:>16} | {:>18} | {:>18} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
         "batch",
         "evault rec/s",
         "evault+index rec/s",
+        "evault‖index rec/s",
         "evault+audit rec/s",
         "raw SQLite rec/s",
         "disk rec/s",
@@ -698,12 +849,12 @@ fn main() {
         "evault/disk"
     );
     println!(
-        "|{:-<10}|{:-<18}|{:-<20}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<10}|{:-<18}|{:-<20}|{:-<20}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
-    for (batch, s, x, a, r, d) in table {
+    for (batch, [s, x, b, a, r, d]) in table {
         println!(
-            "| {batch:>8} | {s:>16.0} | {x:>18.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
+            "| {batch:>8} | {s:>16.0} | {x:>18.0} | {b:>18.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
             100.0 * s / r,
             100.0 * a / s,
             100.0 * s / d

@@ -117,7 +117,7 @@ fn a_refused_audit_part_says_why_and_changes_no_table() {
 fn corrupt_audit_rows_are_reported() {
     let (_dir, path, store) = fresh();
     append_both(&store, &mut Trees::new(), &[], &audit_rows(0..3)).unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     // Bypass the CHECK constraints, as a manual edit could.
     conn.execute_batch(
         "PRAGMA ignore_check_constraints = ON;

@@ -187,13 +187,13 @@ fn compact_vacuums_an_old_database() {
     drop(store);
     // Simulate a database made before incremental auto-vacuum.
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
+        let conn = SqliteStore::raw_connection(&path).unwrap();
         conn.execute_batch("PRAGMA auto_vacuum = NONE; VACUUM;")
             .unwrap();
     }
     let (before, after) = SqliteStore::compact(&path).unwrap();
     assert!(before > 0 && after > 0);
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     let mode: i64 = conn
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .unwrap();
@@ -282,7 +282,7 @@ fn records_by_sha256_uses_an_index_and_skips_inline_bytes() {
         vec![(2, Payload::Inline(Vec::new())), (3, Payload::External)]
     );
     drop(store);
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     let plan: String = conn
         .query_row(
             "EXPLAIN QUERY PLAN SELECT leaf_index FROM records_by_sha256 WHERE sha256 = x'00'",

@@ -28,7 +28,7 @@ fn companion(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
 fn schema_version_is_recorded_and_a_newer_one_is_refused() {
     let (_dir, path, store) = fresh();
     drop(store);
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     let v: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
@@ -59,10 +59,15 @@ fn files_are_private_and_parent_dirs_created() {
     append_rows(&store, &mut TileBuilder::new(), &rows(0..3));
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(&dir.path().join("a/b")), 0o700);
-    for suffix in ["-wal", "-shm"] {
-        let c = companion(&path, suffix);
-        assert!(c.exists(), "{} exists in WAL mode", c.display());
-        assert_eq!(mode(&c), 0o600, "{}", c.display());
+    let ix = SqliteStore::index_path(&path);
+    assert_eq!(ix, dir.path().join("a/b/vault-index.db"));
+    for file in [&path, &ix] {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        for suffix in ["-wal", "-shm"] {
+            let c = companion(file, suffix);
+            assert!(c.exists(), "{} exists in WAL mode", c.display());
+            assert_eq!(mode(&c), 0o600, "{}", c.display());
+        }
     }
     drop(store);
 
@@ -74,7 +79,7 @@ fn files_are_private_and_parent_dirs_created() {
     assert_eq!(store.path(), path.as_path());
 
     // WAL mode really is on, and persistent.
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     let jm: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -83,6 +88,211 @@ fn files_are_private_and_parent_dirs_created() {
         .pragma_query_value(None, "page_size", |r| r.get(0))
         .unwrap();
     assert_eq!(page_size, 16384);
+    // The index database too, with small pages (random inserts).
+    let jm: String = conn
+        .pragma_query_value(Some("ix"), "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(jm, "wal");
+    let page_size: i64 = conn
+        .pragma_query_value(Some("ix"), "page_size", |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 4096);
+}
+
+/// The index follower's tables (schema 11: all in the index database).
+const FOLLOWER_TABLES: [&str; 5] = [
+    "index_state",
+    "record_labels",
+    "records_by_dedup",
+    "records_by_idempotency",
+    "records_by_sha256",
+];
+
+/// Which of [`FOLLOWER_TABLES`] the database `schema` (`main` or `ix`) of
+/// `conn` holds, sorted.
+fn follower_tables(conn: &rusqlite::Connection, schema: &str) -> Vec<String> {
+    let mut names: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT name FROM {schema}.sqlite_schema WHERE type = 'table' ORDER BY name"
+        ))
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names.retain(|n| FOLLOWER_TABLES.contains(&n.as_str()));
+    names
+}
+
+/// Checks every record below `size` against every index (nothing missing,
+/// nothing ahead) and that each unique key leads to its own record.
+fn assert_indexes_whole(store: &SqliteStore, size: u64) {
+    for l in store.index_lookups(LogId::Evidence, 0, size).unwrap() {
+        assert!(l.missing_from.is_empty() && l.ahead_in.is_empty(), "{l:?}");
+        if l.indexed {
+            assert_eq!(l.labels, l.labels_indexed, "{l:?}");
+        }
+    }
+    for i in 0..size {
+        let r = row(i);
+        assert_eq!(
+            store.record_by_dedup_key(&r.dedup_key).unwrap(),
+            Some(r.clone()),
+            "{i}"
+        );
+        if let Some(key) = r.idempotency_key.as_deref() {
+            assert_eq!(
+                store
+                    .record_by_idempotency_key(&r.ingested_by, key)
+                    .unwrap()
+                    .map(|r| r.leaf_index),
+                Some(i)
+            );
+        }
+    }
+}
+
+/// A closed store of 40 records, all indexed.
+fn forty_indexed() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, path, store) = fresh();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..40));
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    (dir, path)
+}
+
+/// Deletes the index database of the database at `path`, with its WAL.
+fn remove_index_files(path: &std::path::Path) {
+    let ix = SqliteStore::index_path(path);
+    for file in [companion(&ix, "-wal"), companion(&ix, "-shm"), ix] {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Schema 11 moves the follower's tables in two steps, each repeatable: a
+/// start that stopped after the first (the index database filled) and
+/// before the second (the log's tables dropped with the version bump)
+/// finds version 10 and moves them again, whatever the index database then
+/// holds: nothing (a crash before the first step's commit) or an older,
+/// stale copy.
+#[test]
+fn the_move_to_the_index_database_is_repeatable() {
+    for stale in [false, true] {
+        let (_dir, path, store) = fresh();
+        let mut tb = TileBuilder::new();
+        append_rows(&store, &mut tb, &rows(0..40));
+        assert_eq!(store.index_evidence(30, 1000).unwrap(), 30);
+        drop(store);
+        // Back to version 10 with the first step done: the log database has
+        // its own follower tables again (as 0009/0010 made them, holding
+        // what the index database holds).
+        let conn = SqliteStore::raw_connection(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE main.index_state (
+                 id INTEGER PRIMARY KEY CHECK (id = 0),
+                 evidence_through INTEGER NOT NULL CHECK (evidence_through >= 0)) STRICT;
+             CREATE TABLE main.record_labels (key TEXT NOT NULL, value TEXT NOT NULL,
+                 leaf_index INTEGER NOT NULL REFERENCES records (leaf_index),
+                 PRIMARY KEY (key, value, leaf_index)) STRICT, WITHOUT ROWID;
+             CREATE TABLE main.records_by_sha256 (sha256 BLOB NOT NULL, leaf_index INTEGER NOT NULL,
+                 PRIMARY KEY (sha256, leaf_index)) STRICT, WITHOUT ROWID;
+             CREATE TABLE main.records_by_dedup (dedup_key BLOB NOT NULL, leaf_index INTEGER NOT NULL,
+                 PRIMARY KEY (dedup_key, leaf_index)) STRICT, WITHOUT ROWID;
+             CREATE TABLE main.records_by_idempotency (ingested_by TEXT NOT NULL,
+                 idempotency_key TEXT NOT NULL, leaf_index INTEGER NOT NULL,
+                 PRIMARY KEY (ingested_by, idempotency_key, leaf_index)) STRICT, WITHOUT ROWID;
+             INSERT INTO main.index_state SELECT * FROM ix.index_state;
+             INSERT INTO main.record_labels SELECT * FROM ix.record_labels;
+             INSERT INTO main.records_by_sha256 SELECT * FROM ix.records_by_sha256;
+             INSERT INTO main.records_by_dedup SELECT * FROM ix.records_by_dedup;
+             INSERT INTO main.records_by_idempotency SELECT * FROM ix.records_by_idempotency;
+             PRAGMA main.user_version = 10;",
+        )
+        .unwrap();
+        if stale {
+            // An older copy in the index database, still marked complete.
+            conn.execute_batch(
+                "DELETE FROM ix.record_labels WHERE leaf_index >= 20;
+                 DELETE FROM ix.records_by_dedup WHERE leaf_index >= 20;
+                 UPDATE ix.index_state SET evidence_through = 20;",
+            )
+            .unwrap();
+            drop(conn);
+        } else {
+            drop(conn);
+            remove_index_files(&path);
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = SqliteStore::raw_connection(&path).unwrap();
+        let v: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 11, "stale {stale}");
+        assert_eq!(follower_tables(&conn, "main"), Vec::<String>::new());
+        assert_eq!(follower_tables(&conn, "ix"), FOLLOWER_TABLES);
+        assert_eq!(store.indexed_through().unwrap(), 30, "stale {stale}");
+        assert_eq!(store.unindexed_keys(), 10);
+        assert_eq!(store.label_index_len().unwrap(), 60, "stale {stale}");
+        assert_indexes_whole(&store, 40);
+        assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+        assert_indexes_whole(&store, 40);
+    }
+}
+
+/// The index database holds only what the records give: a lost one (the
+/// file deleted) is created empty at cursor 0 on open, lookups stay exact
+/// from the in-memory tail meanwhile, and the follower indexes every record
+/// again.
+#[test]
+fn a_lost_index_database_is_rebuilt_by_the_follower() {
+    let (_dir, path) = forty_indexed();
+    remove_index_files(&path);
+    let ix = SqliteStore::index_path(&path);
+    // fsck's read-only open refuses it and creates nothing.
+    let err = SqliteStore::open_read_only(&path).unwrap_err().to_string();
+    assert!(err.contains("index database"), "{err}");
+    assert!(!ix.exists());
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(mode(&ix), 0o600);
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    assert_eq!(store.unindexed_keys(), 40);
+    assert_eq!(store.label_index_len().unwrap(), 0);
+    assert_indexes_whole(&store, 40);
+    let page = store
+        .list(&ListQuery {
+            ingested_by: Some("bob".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.items.len(), 20);
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    assert_eq!(store.unindexed_keys(), 0);
+    assert_eq!(store.label_index_len().unwrap(), 80);
+    assert_indexes_whole(&store, 40);
+}
+
+/// A commit never waits for the index database: with another connection
+/// holding its write lock (as a long follower batch does), batches still
+/// commit (a wait would end in SQLITE_BUSY after the busy timeout) and are
+/// found by every key at once.
+#[test]
+fn a_commit_does_not_wait_for_the_index_database() {
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    append_rows(&store, &mut tb, &rows(0..10));
+    let ix = rusqlite::Connection::open(SqliteStore::index_path(&path)).unwrap();
+    ix.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE index_state SET evidence_through = evidence_through;",
+    )
+    .unwrap();
+    append_rows(&store, &mut tb, &rows(10..20));
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 20);
+    assert_indexes_whole(&store, 20);
+    ix.execute_batch("COMMIT").unwrap();
+    assert_eq!(store.index_evidence(20, 1000).unwrap(), 20);
+    assert_indexes_whole(&store, 20);
 }
 
 #[test]
@@ -246,12 +456,15 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
     }
 
     let store = SqliteStore::open(&path).unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     let v: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 10);
+    assert_eq!(v, 11);
+    // Version 11 moved the follower's tables to the index database.
+    assert_eq!(follower_tables(&conn, "main"), Vec::<String>::new());
+    assert_eq!(follower_tables(&conn, "ix"), FOLLOWER_TABLES);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The compliance tables came with the migrations, empty; the migrated
     // records are not erased.
@@ -444,4 +657,26 @@ fn the_key_tail_holds_the_unindexed_records_across_reopens() {
         read_only.record_by_dedup_key(&r.dedup_key).unwrap(),
         Some(r)
     );
+}
+
+/// An index database that reaches past the log (the log database restored
+/// from an older copy beside a newer index database) is rebuilt on open:
+/// its rows may name leaves this log does not hold.
+#[test]
+fn an_index_database_past_the_log_is_rebuilt() {
+    let (_dir, path) = forty_indexed();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE ix.index_state SET evidence_through = 100;
+         INSERT INTO ix.records_by_dedup (dedup_key, leaf_index) VALUES (zeroblob(32), 77);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    assert_eq!(store.unindexed_keys(), 40);
+    assert_eq!(store.record_by_dedup_key(&[0; 32]).unwrap(), None);
+    assert_indexes_whole(&store, 40);
+    assert_eq!(store.index_evidence(40, 1000).unwrap(), 40);
+    assert_indexes_whole(&store, 40);
 }

@@ -127,7 +127,7 @@ fn failed_appends_say_why_and_change_no_table() {
 fn corrupt_rows_are_reported_not_panicked_on() {
     let (_dir, path, store) = fresh();
     append_rows(&store, &mut TileBuilder::new(), &rows(0..6));
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let conn = SqliteStore::raw_connection(&path).unwrap();
     // Bypass the schema's CHECK constraints, as a manual edit could.
     conn.execute_batch(
         "PRAGMA ignore_check_constraints = ON;

@@ -111,7 +111,7 @@ fn scans_report_undecodable_rows_and_lookups_see_index_damage() {
     // The follower indexed leaves 0..10; 10..20 lie past its cursor.
     assert_eq!(store.index_evidence(10, 1000).unwrap(), 10);
     drop(store);
-    let db = rusqlite::Connection::open(&path).unwrap();
+    let db = SqliteStore::raw_connection(&path).unwrap();
     // A hash of the wrong length (the CHECK is skipped while it is off),
     // a label entry moved from record 4 to record 5, a digest entry
     // dropped (record 6), and entries past the cursor (record 12).
@@ -160,7 +160,7 @@ fn read_only_open_refuses_a_missing_or_older_database() {
     assert!(!missing.exists(), "a missing database was created");
 
     let old = dir.path().join("old.db");
-    let db = rusqlite::Connection::open(&old).unwrap();
+    let db = SqliteStore::raw_connection(&old).unwrap();
     db.execute_batch("PRAGMA user_version = 1; CREATE TABLE t (x)")
         .unwrap();
     drop(db);

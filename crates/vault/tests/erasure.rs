@@ -552,7 +552,7 @@ async fn tampered_erasures_are_fsck_findings() {
 
     let db = data.join("evault.db");
     let sql = |s: &str| {
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c = evault_vault::SqliteStore::raw_connection(&db).unwrap();
         c.execute_batch(s).unwrap();
     };
     let findings = || {

@@ -104,7 +104,7 @@ async fn seed() -> Seed {
         assert_eq!(out.record.leaf_index, i);
     }
     v.shutdown().await.unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("evault.db")).unwrap();
+    let db = evault_vault::SqliteStore::raw_connection(&dir.path().join("evault.db")).unwrap();
     let checkpoints: Vec<u64> = db
         .prepare("SELECT size FROM checkpoints ORDER BY size")
         .unwrap()
@@ -154,7 +154,7 @@ fn fsck(dir: &Path) -> FsckReport {
 }
 
 fn db(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("evault.db")).unwrap()
+    evault_vault::SqliteStore::raw_connection(&dir.join("evault.db")).unwrap()
 }
 
 /// Flips the low bit of byte `at` of a BLOB or TEXT column in one row.

@@ -49,7 +49,7 @@ async fn seed(dir: &Path) -> Vec<String> {
 }
 
 fn flip(dir: &Path, sql_select: &str, sql_update: &str, at: usize) {
-    let db = rusqlite::Connection::open(dir.join("evault.db")).unwrap();
+    let db = evault_vault::SqliteStore::raw_connection(&dir.join("evault.db")).unwrap();
     let mut b: Vec<u8> = db
         .query_row(sql_select, [], |r| {
             let v: rusqlite::types::Value = r.get(0)?;
@@ -256,7 +256,7 @@ async fn changed_bytes_are_refused_when_read() {
     // An older checkpoint's signature: not served, listed or embedded.
     {
         let d = fresh();
-        let db = rusqlite::Connection::open(d.path().join("evault.db")).unwrap();
+        let db = evault_vault::SqliteStore::raw_connection(&d.path().join("evault.db")).unwrap();
         let note: String = db
             .query_row("SELECT note FROM checkpoints WHERE size = 100", [], |r| {
                 r.get(0)

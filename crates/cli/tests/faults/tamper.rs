@@ -150,7 +150,7 @@ fn flip(bytes: &mut [u8], at: isize) {
 /// Flips one byte of `column` in the single row `key_sql` selects.
 fn flip_column(data: &Path, table: &str, column: &str, key_sql: &str, at: isize) {
     use rusqlite::types::Value as Sql;
-    let db = rusqlite::Connection::open(data.join("evault.db")).expect("open db");
+    let db = evault_vault::SqliteStore::raw_connection(&data.join("evault.db")).expect("open db");
     let sql = format!("SELECT {column} FROM {table} WHERE {key_sql}");
     let value: Sql = db.query_row(&sql, [], |r| r.get(0)).expect(&sql);
     let changed = match value {
@@ -172,7 +172,7 @@ fn flip_column(data: &Path, table: &str, column: &str, key_sql: &str, at: isize)
 /// Flips one byte of a checkpoint note's line `line` (0: origin, 1: size,
 /// 2: root, 4: the signature line).
 fn flip_note(data: &Path, table: &str, size: u64, line: usize, at: usize) {
-    let db = rusqlite::Connection::open(data.join("evault.db")).expect("open db");
+    let db = evault_vault::SqliteStore::raw_connection(&data.join("evault.db")).expect("open db");
     let note: String = db
         .query_row(
             &format!("SELECT note FROM {table} WHERE size = ?1"),
@@ -537,7 +537,7 @@ fn single_byte_tampering_is_refused_at_start_or_detected_when_served() {
         NO_SAMPLE,
         &["audit", "checkpoint"],
         |d| {
-            let db = rusqlite::Connection::open(d.join("evault.db")).unwrap();
+            let db = evault_vault::SqliteStore::raw_connection(&d.join("evault.db")).unwrap();
             let latest: i64 = db
                 .query_row("SELECT max(size) FROM audit_checkpoints", [], |r| r.get(0))
                 .unwrap();

@@ -1,9 +1,10 @@
-//! The index follower's side of the store (schemas 9 and 10): the label
+//! The index follower's side of the store (schemas 9 to 11): the label
 //! index (`record_labels`), the payload-digest index (`records_by_sha256`)
 //! and the unique keys' indexes (`records_by_dedup`,
 //! `records_by_idempotency`) are keyed by values that land on random
 //! B-tree pages, so they are not written by a batch's commit but by
-//! [`index_evidence`], behind the log, in large batches sorted by key. `index_state.evidence_through` is its
+//! [`index_evidence`], behind the log, in large batches sorted by key, into
+//! the index database (`index_db.rs`). `index_state.evidence_through` is its
 //! durable cursor: the indexes hold exactly the records below it, and it
 //! moves in the transaction that writes their rows, so a crash between
 //! two batches loses nothing and indexes nothing twice.

@@ -1,10 +1,14 @@
 //! The embedded SQLite driver.
 //!
-//! One database file in WAL mode with `synchronous=FULL`: a call that
-//! returns `Ok` has been committed and fsynced. One writer connection
-//! (behind a mutex; appends are serialised anyway) and a small pool of
-//! reader connections, so proof and record reads run concurrently with a
-//! commit in progress. See the crate README for the schema.
+//! Two database files in WAL mode: the log database (`evault.db`, with
+//! `synchronous=FULL`: a call that returns `Ok` has been committed and
+//! fsynced) and the index follower's (`evault-index.db`, `index_db.rs`),
+//! attached to every connection as `ix`. One writer connection (behind a
+//! mutex; appends are serialised anyway), one follower connection (the
+//! only writer of `ix`, so its batches never wait for a commit or hold one
+//! up) and a small pool of reader connections, so proof and record reads
+//! run concurrently with a commit in progress. See the crate README for
+//! the schema.
 //!
 //! This module opens the store and wires [`Store`] to the modules that own
 //! each part of the schema:
@@ -37,6 +41,7 @@ mod cosignatures;
 mod error;
 mod files;
 mod follower;
+mod index_db;
 mod labels;
 mod log_state;
 mod meta;
@@ -69,7 +74,8 @@ const STATEMENT_CACHE: usize = 64;
 /// - `synchronous=FULL`: every commit fsyncs the WAL; `Ok` means durable.
 /// - `foreign_keys=ON`: labels must belong to a record.
 /// - `cache_size` 16 MiB: since schema 10 a commit writes no random-keyed
-///   index; the follower's sorted batches share this connection. At 64 MiB
+///   index (and since 11 the follower's batches have their own connection
+///   and file, `index_db.rs`). At 64 MiB
 ///   (when the dedup index was written by every commit) the cache filled
 ///   with the follower's random pages and the 2,000,000-record stream test
 ///   peaked at 390 MiB resident (its bound is 256 MiB); at 16 MiB, 240 MiB;
@@ -84,8 +90,9 @@ const STATEMENT_CACHE: usize = 64;
 /// - `journal_size_limit` 16 MiB: when the WAL restarts after a checkpoint
 ///   its file is truncated to this instead of staying at its high-water
 ///   mark. Peak: about 16 MiB plus one group commit (see the README).
-/// - `soft_heap_limit` 32 MiB, the caches' sum (the writer's 16 MiB and
-///   four readers' 4 MiB): past it every page cache recycles its own pages
+/// - `soft_heap_limit` 56 MiB, the caches' sum (the writer's 16 MiB, the
+///   follower's 16 MiB for the index database and 2 MiB for the log's,
+///   four readers' 4 MiB and 1 MiB, 1 MiB to spare): past it every page cache recycles its own pages
 ///   instead of growing. Without it a group commit's dirty pages, the
 ///   follower's sorts and a reader's transaction overshoot the caches
 ///   together (SQLite's heap reached 118 MiB streaming 2,000,000 records)
@@ -101,7 +108,7 @@ const WRITER_PRAGMAS: &str = "
     PRAGMA wal_autocheckpoint = 1024;
     PRAGMA journal_size_limit = 16777216;
     PRAGMA secure_delete = ON;
-    PRAGMA soft_heap_limit = 33554432;
+    PRAGMA soft_heap_limit = 58720256;
 ";
 
 /// The embedded SQLite store. Cheap to share: `Send + Sync`, put it in an
@@ -109,6 +116,8 @@ const WRITER_PRAGMAS: &str = "
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// The index follower's connection: the only one that writes `ix`.
+    follower: Mutex<Connection>,
     readers: ReaderPool,
     /// The unique keys of the records past the follower's cursor
     /// (`tail.rs`); changed only under the writer lock.
@@ -124,11 +133,14 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `path`, applies pending
-    /// migrations, and restricts the file and its `-wal`/`-shm` companions
-    /// to mode 0600. A missing parent directory is created with mode 0700.
+    /// Opens (creating if missing) the database at `path` and its index
+    /// database ([`SqliteStore::index_path`]), applies pending migrations,
+    /// and restricts both files and their `-wal`/`-shm` companions to mode
+    /// 0600. A missing parent directory is created with mode 0700.
     pub fn open(path: &Path) -> Result<Self> {
         files::create_private_file(path)?;
+        let ix_path = index_db::path_for(path);
+        files::create_private_file(&ix_path)?;
 
         // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI.
         let mut writer = Connection::open_with_flags(
@@ -162,21 +174,49 @@ impl SqliteStore {
             )));
         }
         writer.execute_batch(WRITER_PRAGMAS).db()?;
+        index_db::attach(&writer, &ix_path)?;
+        index_db::configure_writer(&writer, &ix_path)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut writer)?;
         files::restrict_companions(path)?;
+        files::restrict_companions(&ix_path)?;
 
         let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
+        // The writer leaves `ix` to the follower: a `BEGIN IMMEDIATE` takes
+        // the write lock of every attached file, so with `ix` attached each
+        // commit would wait for a follower batch, and it writes no table
+        // there.
+        writer.flush_prepared_statement_cache();
+        writer.execute("DETACH DATABASE ix", []).db()?;
 
-        let readers = ReaderPool::open(path)?;
-        // Opening readers can create the -shm file; restrict it too.
+        let follower = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .db()?;
+        follower.busy_timeout(BUSY_TIMEOUT).db()?;
+        index_db::attach(&follower, &ix_path)?;
+        follower.execute_batch(index_db::FOLLOWER_PRAGMAS).db()?;
+        follower.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+        let readers = ReaderPool::open(path, &ix_path)?;
+        // Opening readers can create the -shm files; restrict them too.
         files::restrict_companions(path)?;
+        files::restrict_companions(&ix_path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
+            follower: Mutex::new(follower),
             readers,
             tail: Mutex::new(tail),
         })
+    }
+
+    /// The index database of the log database at `path`
+    /// (`evault.db` → `evault-index.db`): the index follower's tables,
+    /// derived from the records; a missing one is rebuilt by the follower.
+    pub fn index_path(path: &Path) -> PathBuf {
+        index_db::path_for(path)
     }
 
     /// Opens an existing database for reading only, changing nothing in
@@ -186,25 +226,17 @@ impl SqliteStore {
     /// `immutable` (no `-wal`/`-shm` is created); one with a non-empty
     /// `-wal` (a crash) is opened read-only so the committed transactions
     /// in the log are read too, and SQLite may then create the `-shm`
-    /// index of that log (derived state, no data). The schema must be the
+    /// index of that log (derived state, no data). The index database is
+    /// opened the same way and must be complete. The schema must be the
     /// one this binary writes: an older one is refused (`evault serve`
     /// migrates it), a newer one is [`StoreError::SchemaTooNew`].
     pub fn open_read_only(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(invalid(format!("no database file at {}", path.display())));
         }
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal_len = std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
-        let uri = format!(
-            "file:{}?{}",
-            uri_path(path),
-            if wal_len == 0 {
-                "immutable=1"
-            } else {
-                "mode=ro"
-            }
-        );
+        let ix_path = index_db::path_for(path);
+        let uri = read_only_uri(path);
+        let ix_uri = read_only_uri(&ix_path);
         let open = || -> Result<Connection> {
             let conn = Connection::open_with_flags(
                 &uri,
@@ -214,6 +246,10 @@ impl SqliteStore {
             )
             .db()?;
             pool::configure_reader(&conn)?;
+            if ix_path.is_file() {
+                index_db::attach_uri(&conn, &ix_uri)?;
+                conn.execute_batch(index_db::READER_PRAGMAS).db()?;
+            }
             Ok(conn)
         };
         let writer = open()?;
@@ -227,14 +263,36 @@ impl SqliteStore {
                 schema::SCHEMA_VERSION
             )));
         }
+        if !ix_path.is_file() || !index_db::is_current(&writer)? {
+            return Err(invalid(format!(
+                "the index database {} is missing or incomplete: start `evault serve` on \
+                 the data directory once to rebuild it",
+                ix_path.display()
+            )));
+        }
         let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
+        let follower = open()?;
         let readers = ReaderPool::open_with(open)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
+            follower: Mutex::new(follower),
             readers,
             tail: Mutex::new(tail),
         })
+    }
+
+    /// A plain connection to the database at `path` with its index
+    /// database attached as `ix`, so every table has the name the store's
+    /// queries use: for tests that inspect or damage the files, and for
+    /// benchmarks. Not an API.
+    #[doc(hidden)]
+    pub fn raw_connection(path: &Path) -> rusqlite::Result<Connection> {
+        use std::os::unix::ffi::OsStrExt;
+        let conn = Connection::open(path)?;
+        let ix = index_db::path_for(path);
+        conn.execute("ATTACH DATABASE ?1 AS ix", [ix.as_os_str().as_bytes()])?;
+        Ok(conn)
     }
 
     /// Path of the database file.
@@ -256,6 +314,10 @@ impl SqliteStore {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn follower(&self) -> MutexGuard<'_, Connection> {
+        self.follower.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn tail(&self) -> MutexGuard<'_, tail::Tail> {
         // Each change is whole before the lock is released (no await, no
         // fallible step in between), so a poisoned lock holds a whole tail.
@@ -267,6 +329,24 @@ impl SqliteStore {
     pub fn unindexed_keys(&self) -> usize {
         self.tail().len()
     }
+}
+
+/// A `file:` URI that opens the database at `path` without writing: one
+/// whose write-ahead log was checkpointed away is `immutable` (nothing is
+/// created beside it), one with a non-empty `-wal` is `mode=ro`.
+fn read_only_uri(path: &Path) -> String {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len());
+    format!(
+        "file:{}?{}",
+        uri_path(path),
+        if wal_len == 0 {
+            "immutable=1"
+        } else {
+            "mode=ro"
+        }
+    )
 }
 
 /// `path` for a `file:` URI: every byte outside the unreserved set is
@@ -506,13 +586,17 @@ impl EvidenceIndex for SqliteStore {
     }
 
     fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64> {
-        let mut conn = self.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .db()?;
+        let mut conn = self.follower();
+        // Deferred, not immediate: an immediate transaction takes the write
+        // lock of every attached file, the log's too, which is what the
+        // index database exists to avoid. This one reads the log (a WAL
+        // snapshot, never waiting for a commit) and writes `ix`, whose only
+        // writer is this connection, so its upgrade to a write lock cannot
+        // find a newer `ix` snapshot than the one it read.
+        let tx = conn.transaction().db()?;
         let reached = follower::index_evidence(&tx, through, max_rows)?;
         tx.commit().db()?;
-        // Still under the writer lock: the indexes hold these records now.
+        // After the commit: the indexes hold these records now (`tail.rs`).
         self.tail().indexed(reached);
         Ok(reached)
     }

@@ -44,9 +44,10 @@ pub(super) struct Reader<'a> {
 
 impl ReaderPool {
     /// Opens the pool's connections to the database at `path`, which must
-    /// exist and be migrated.
-    pub(super) fn open(path: &Path) -> Result<Self> {
-        Self::open_with(|| open_reader(path))
+    /// exist and be migrated, each with the index database at `ix_path`
+    /// attached as `ix`.
+    pub(super) fn open(path: &Path, ix_path: &Path) -> Result<Self> {
+        Self::open_with(|| open_reader(path, ix_path))
     }
 
     /// A pool of connections made by `open` (read-only ones, for
@@ -85,15 +86,15 @@ pub(super) fn configure_reader(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn open_reader(path: &Path) -> Result<Connection> {
+fn open_reader(path: &Path, ix_path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .db()?;
-    conn.busy_timeout(BUSY_TIMEOUT).db()?;
-    conn.execute_batch(READER_PRAGMAS).db()?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    configure_reader(&conn)?;
+    super::index_db::attach(&conn, ix_path)?;
+    conn.execute_batch(super::index_db::READER_PRAGMAS).db()?;
     Ok(conn)
 }
 

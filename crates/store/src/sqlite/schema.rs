@@ -6,8 +6,8 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::error::DbResult;
-use super::log_state;
+use super::error::{DbResult, corrupt};
+use super::{index_db, log_state};
 use crate::{LogId, Result, StoreError};
 
 /// The migrations, in order. `MIGRATIONS.len()` is the schema version this
@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_tile_inner.sql"),
     include_str!("migrations/0009_index_follower.sql"),
     include_str!("migrations/0010_unique_keys_follow.sql"),
+    include_str!("migrations/0011_index_file.sql"),
 ];
 
 /// The first schema version whose full tiles carry their inner levels.
@@ -31,6 +32,10 @@ const INNER_LEVELS_VERSION: u32 = 8;
 /// The first schema version without the dedup and idempotency keys'
 /// UNIQUE indexes: reaching it rebuilds the `records` table.
 const UNIQUE_KEYS_FOLLOW_VERSION: u32 = 10;
+
+/// The first schema version whose follower tables are in the index
+/// database (`index_db.rs`): reaching it moves them there in two steps.
+const INDEX_FILE_VERSION: u32 = 11;
 
 /// The schema version this binary understands.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -55,10 +60,82 @@ pub(crate) fn check_not_too_new(found: u32) -> Result<()> {
     Ok(())
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`] in one immediate transaction:
-/// either every pending migration is applied and the version advanced, or
-/// nothing changes.
+/// Brings the schema up to [`SCHEMA_VERSION`]. The migrations up to 10 run
+/// in one immediate transaction (all of them or none); the move of the
+/// follower's tables to the index database (11) follows in its two
+/// repeatable steps. `conn` has the index database attached as `ix`. At
+/// version 11, an index database that is missing or incomplete (deleted,
+/// say) is created empty: the follower rebuilds it from the records.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_log_tables(conn)?;
+    if version(conn)? == INDEX_FILE_VERSION - 1 {
+        move_index_tables(conn)?;
+    }
+    if !index_db::is_current(conn)? {
+        tracing::warn!(
+            "the index database is missing or incomplete: created empty; the index follower \
+             rebuilds it from the records (listings and lookups stay exact meanwhile)"
+        );
+        index_db::create_empty(conn)?;
+    } else if let Some((cursor, size)) = index_db::past_the_log(conn)? {
+        tracing::warn!(
+            "the index database covers {cursor} records but the log holds {size} (restored \
+             from another copy?): created empty; the index follower rebuilds it from the records"
+        );
+        index_db::create_empty(conn)?;
+    }
+    Ok(())
+}
+
+/// Schema 11's two steps, each repeatable: fill `ix` from the log
+/// database's tables (one transaction of `ix`), then drop those tables and
+/// set the version (one transaction of the log database).
+fn move_index_tables(conn: &mut Connection) -> Result<()> {
+    let started = std::time::Instant::now();
+    let unindexed: i64 = conn
+        .query_row("SELECT count(*) FROM main.records_by_dedup", [], |row| {
+            row.get(0)
+        })
+        .db()?;
+    if unindexed > 0 {
+        tracing::info!(
+            "schema {INDEX_FILE_VERSION}: moving the index of {unindexed} records to the index database"
+        );
+    }
+    index_db::fill_from_log(conn)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    // Re-read under the write lock: another process may have moved them.
+    if version(&tx)? != INDEX_FILE_VERSION - 1 {
+        return Ok(());
+    }
+    if !index_db::matches_log(&tx)? {
+        return Err(corrupt(
+            "the index database's copy does not match the log database's index cursor \
+             (another process wrote it?); nothing was dropped"
+                .to_string(),
+        ));
+    }
+    tx.execute_batch(MIGRATIONS[INDEX_FILE_VERSION as usize - 1])
+        .db()?;
+    tx.pragma_update(None, "user_version", i64::from(INDEX_FILE_VERSION))
+        .db()?;
+    tx.commit().db()?;
+    if unindexed > 0 {
+        tracing::info!(
+            "store schema migrated from version {} to {INDEX_FILE_VERSION} in {:.1} s",
+            INDEX_FILE_VERSION - 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The migrations up to version 10 (the log database's own tables), in one
+/// immediate transaction: either every one is applied and the version
+/// advanced, or nothing changes.
+fn migrate_log_tables(conn: &mut Connection) -> Result<()> {
     // Rebuilding `records` drops the table other tables reference: foreign
     // key enforcement is off for that transaction (it cannot change inside
     // one), as SQLite's procedure for such a change asks. The rows keep
@@ -82,7 +159,8 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
     // Re-read under the write lock: another process may have migrated.
     let found = version(&tx)?;
     check_not_too_new(found)?;
-    if found == SCHEMA_VERSION {
+    let target = INDEX_FILE_VERSION - 1;
+    if found >= target {
         return Ok(());
     }
     // Version 1 created `records`.
@@ -98,7 +176,7 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
             );
         }
     }
-    for sql in &MIGRATIONS[found as usize..] {
+    for sql in &MIGRATIONS[found as usize..target as usize] {
         tx.execute_batch(sql).db()?;
     }
     if found < INNER_LEVELS_VERSION {
@@ -122,12 +200,12 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
             }
         }
     }
-    tx.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION))
+    tx.pragma_update(None, "user_version", i64::from(target))
         .db()?;
     tx.commit().db()?;
     if found > 0 {
         tracing::info!(
-            "store schema migrated from version {found} to {SCHEMA_VERSION} in {:.1} s",
+            "store schema migrated from version {found} to {target} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
     }

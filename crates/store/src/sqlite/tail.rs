@@ -7,16 +7,20 @@
 //! batches behind the log. A lookup must still be exact the moment a
 //! commit returns (the sequencer decides from it whether a put is a new
 //! leaf), so the store answers from this tail first and from the indexes
-//! after. Every change happens under the writer lock:
+//! after. It changes in three places:
 //!
-//! - a commit adds its records after its transaction commits;
-//! - the follower removes the records it indexed after its transaction
-//!   commits (the indexes hold them by then);
+//! - a commit adds its records after its transaction commits (under the
+//!   writer lock, so in leaf order);
+//! - the follower removes the records below its new cursor after its
+//!   transaction of the index database commits (the indexes hold them by
+//!   then), under the follower's lock;
 //! - on open, it is rebuilt from the records at or past the cursor.
 //!
 //! So at every moment each committed record is in the tail or visible in a
 //! read snapshot taken afterwards: a reader that checks the tail first and
-//! the indexes second misses nothing committed before its read began.
+//! the indexes second misses nothing committed before its read began. The
+//! follower may index a batch before its commit has added it here; those
+//! keys then stay (found in both, at the same leaf) until its next batch.
 //! Only the instance that writes the database keeps it whole: one writing
 //! `SqliteStore` per database, as the vault's data directory lock ensures.
 

@@ -48,7 +48,7 @@ pub struct Snapshot {
 }
 
 pub fn snapshot(store: &SqliteStore, path: &Path) -> Snapshot {
-    let conn = rusqlite::Connection::open(path).unwrap();
+    let conn = SqliteStore::raw_connection(path).unwrap();
     let count = |table: &str| -> i64 {
         conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()

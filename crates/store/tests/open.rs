@@ -273,6 +273,66 @@ fn a_lost_index_database_is_rebuilt_by_the_follower() {
     assert_indexes_whole(&store, 40);
 }
 
+/// A start that finds more records unindexed than the store keeps keys of
+/// in memory (65,536: the follower's lag bound) indexes the rest first, in
+/// resumable transactions, so the key tail stays bounded; whether the
+/// follower had fallen behind or the index database was lost.
+#[test]
+fn a_start_far_behind_the_log_indexes_before_it_opens() {
+    const RECORDS: u64 = 70_000;
+    const OPEN_LAG: u64 = 65_536;
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    for chunk in (0..RECORDS).step_by(10_000) {
+        append_rows(&store, &mut tb, &rows(chunk..chunk + 10_000));
+    }
+    assert_eq!(store.unindexed_keys(), RECORDS as usize);
+    drop(store);
+
+    let check = |store: &SqliteStore| {
+        assert_eq!(store.indexed_through().unwrap(), RECORDS - OPEN_LAG);
+        assert_eq!(store.unindexed_keys(), OPEN_LAG as usize);
+        for i in [
+            0,
+            1,
+            RECORDS - OPEN_LAG - 1,
+            RECORDS - OPEN_LAG,
+            RECORDS - 1,
+        ] {
+            let r = row(i);
+            assert_eq!(
+                store.record_by_dedup_key(&r.dedup_key).unwrap(),
+                Some(r),
+                "{i}"
+            );
+        }
+        let lookups = store
+            .index_lookups(
+                LogId::Evidence,
+                RECORDS - OPEN_LAG - 100,
+                RECORDS - OPEN_LAG + 100,
+            )
+            .unwrap();
+        assert_eq!(lookups.len(), 200);
+        for l in lookups {
+            assert!(l.missing_from.is_empty() && l.ahead_in.is_empty(), "{l:?}");
+        }
+    };
+    // The follower never ran.
+    check(&SqliteStore::open(&path).unwrap());
+    // The index database lost: rebuilt to the same point.
+    remove_index_files(&path);
+    check(&SqliteStore::open(&path).unwrap());
+    // Within the bound a start indexes nothing; past it, only the excess.
+    let store = SqliteStore::open(&path).unwrap();
+    check(&store);
+    append_rows(&store, &mut tb, &rows(RECORDS..RECORDS + 10));
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), RECORDS + 10 - OPEN_LAG);
+    assert_eq!(store.unindexed_keys(), OPEN_LAG as usize);
+}
+
 /// A commit never waits for the index database: with another connection
 /// holding its write lock (as a long follower batch does), batches still
 /// commit (a wait would end in SQLITE_BUSY after the busy timeout) and are

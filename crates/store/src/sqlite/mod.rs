@@ -181,7 +181,6 @@ impl SqliteStore {
         files::restrict_companions(path)?;
         files::restrict_companions(&ix_path)?;
 
-        let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
         // The writer leaves `ix` to the follower: a `BEGIN IMMEDIATE` takes
         // the write lock of every attached file, so with `ix` attached each
         // commit would wait for a follower batch, and it writes no table
@@ -189,7 +188,7 @@ impl SqliteStore {
         writer.flush_prepared_statement_cache();
         writer.execute("DETACH DATABASE ix", []).db()?;
 
-        let follower = Connection::open_with_flags(
+        let mut follower = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
@@ -198,6 +197,13 @@ impl SqliteStore {
         index_db::attach(&follower, &ix_path)?;
         follower.execute_batch(index_db::FOLLOWER_PRAGMAS).db()?;
         follower.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Bounds the tail below (a lost index database starts at cursor
+        // 0). A failure here is the follower's to retry: the store opens
+        // with the longer tail, exact as ever.
+        if let Err(e) = follower::catch_up(&mut follower) {
+            tracing::warn!("indexing at open failed ({e}); the index follower will retry");
+        }
+        let tail = tail::Tail::load(&follower, follower::indexed_through(&follower)?)?;
 
         let readers = ReaderPool::open(path, &ix_path)?;
         // Opening readers can create the -shm files; restrict them too.

@@ -333,6 +333,74 @@ fn a_start_far_behind_the_log_indexes_before_it_opens() {
     assert_eq!(store.unindexed_keys(), OPEN_LAG as usize);
 }
 
+/// Copies the index database of `from` (its files) over that of `to`.
+fn copy_index_files(from: &std::path::Path, to: &std::path::Path) {
+    remove_index_files(to);
+    let (a, b) = (SqliteStore::index_path(from), SqliteStore::index_path(to));
+    for suffix in ["", "-wal"] {
+        if companion(&a, suffix).exists() {
+            std::fs::copy(companion(&a, suffix), companion(&b, suffix)).unwrap();
+        }
+    }
+}
+
+/// An index database that is complete as a file but not of this log's
+/// records (the data directories' files mixed; no cursor) is rebuilt, as a
+/// trusted one would make lookups miss this log's keys (a duplicate would
+/// become a second leaf) or find another log's; an older index of this
+/// log is kept.
+#[test]
+fn an_index_database_of_another_log_is_rebuilt() {
+    let (_dir_a, path_a) = forty_indexed();
+    // Another log: other records at the same leaves.
+    let (dir_b, path_b, store) = fresh();
+    let other: Vec<_> = rows(0..50)
+        .into_iter()
+        .map(|mut r| {
+            r.dedup_key[0] ^= 0xff;
+            r
+        })
+        .collect();
+    append_rows(&store, &mut TileBuilder::new(), &other);
+    assert_eq!(store.index_evidence(10, 1000).unwrap(), 10);
+    drop(store);
+    let older = dir_b.path().join("older.db");
+    copy_index_files(&path_b, &older);
+    let exact = |store: &SqliteStore| {
+        for r in &other {
+            assert_eq!(
+                store.record_by_dedup_key(&r.dedup_key).unwrap().as_ref(),
+                Some(r)
+            );
+        }
+        assert_eq!(store.record_by_dedup_key(&row(5).dedup_key).unwrap(), None);
+    };
+
+    // A's index, cursor 40 (within B's 50 records), beside B's log.
+    copy_index_files(&path_a, &path_b);
+    let store = SqliteStore::open(&path_b).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    exact(&store);
+    assert_eq!(store.index_evidence(30, 1000).unwrap(), 30);
+    exact(&store);
+    drop(store);
+
+    // B's own older index (cursor 10) is kept.
+    copy_index_files(&older, &path_b);
+    let store = SqliteStore::open(&path_b).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 10);
+    exact(&store);
+    drop(store);
+
+    // No cursor row.
+    let conn = SqliteStore::raw_connection(&path_b).unwrap();
+    conn.execute("DELETE FROM ix.index_state", []).unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path_b).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 0);
+    exact(&store);
+}
+
 /// A commit never waits for the index database: with another connection
 /// holding its write lock (as a long follower batch does), batches still
 /// commit (a wait would end in SQLITE_BUSY after the busy timeout) and are

@@ -219,11 +219,16 @@ pub(super) fn matches_log(conn: &Connection) -> Result<bool> {
     Ok(ix.is_some() && ix == log_cursor(conn)?)
 }
 
-/// `Some((cursor, tree size))` if `ix`'s cursor lies past the log's tree
-/// size: an index of another copy of the log (a log database restored
-/// without its index database), which only a rebuild makes right.
-pub(super) fn past_the_log(conn: &Connection) -> Result<Option<(i64, i64)>> {
-    let (cursor, size): (i64, i64) = conn
+/// Why `ix`, complete as a file, is not an index of this log's records
+/// (then only a rebuild makes it right), or `None` if it is:
+/// - it has no cursor;
+/// - its cursor lies past the log's tree size: an index of a longer copy
+///   of the log (a log database restored without its index database);
+/// - it lacks the dedup entry of the first or the last record below its
+///   cursor: an index of another log (files of two data directories
+///   mixed). An older index of this log holds both, and stays.
+pub(super) fn not_of_this_log(conn: &Connection) -> Result<Option<String>> {
+    let (cursor, size): (Option<i64>, i64) = conn
         .query_row(
             "SELECT (SELECT evidence_through FROM ix.index_state WHERE id = 0), \
                     (SELECT size FROM main.tree_state WHERE id = 0)",
@@ -231,5 +236,27 @@ pub(super) fn past_the_log(conn: &Connection) -> Result<Option<(i64, i64)>> {
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .db()?;
-    Ok((cursor > size).then_some((cursor, size)))
+    let Some(cursor) = cursor else {
+        return Ok(Some("it has no cursor".to_string()));
+    };
+    if cursor > size {
+        return Ok(Some(format!(
+            "it covers {cursor} records but the log holds {size} (restored from another copy?)"
+        )));
+    }
+    if cursor == 0 {
+        return Ok(None);
+    }
+    let strangers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM main.records r WHERE r.leaf_index IN (0, ?1 - 1) \
+             AND NOT EXISTS (SELECT 1 FROM ix.records_by_dedup x \
+                             WHERE x.dedup_key = r.dedup_key AND x.leaf_index = r.leaf_index)",
+            [cursor],
+            |row| row.get(0),
+        )
+        .db()?;
+    Ok((strangers > 0).then(|| {
+        "it does not hold this log's records (the index of another data directory?)".to_string()
+    }))
 }

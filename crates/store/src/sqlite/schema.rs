@@ -77,10 +77,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
              rebuilds it from the records (listings and lookups stay exact meanwhile)"
         );
         index_db::create_empty(conn)?;
-    } else if let Some((cursor, size)) = index_db::past_the_log(conn)? {
+    } else if let Some(why) = index_db::not_of_this_log(conn)? {
         tracing::warn!(
-            "the index database covers {cursor} records but the log holds {size} (restored \
-             from another copy?): created empty; the index follower rebuilds it from the records"
+            "the index database is not this log's: {why}; created empty, the index follower \
+             rebuilds it from the records"
         );
         index_db::create_empty(conn)?;
     }

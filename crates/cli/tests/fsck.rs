@@ -351,7 +351,7 @@ fn fsck_passes_a_clean_vault_and_names_each_change() {
     assert_eq!(
         db(&d)
             .execute(
-                "UPDATE record_labels SET leaf_index = 41 WHERE key = 'n' AND leaf_index = 40",
+                "UPDATE label_runs SET leaf_index = 41 WHERE key = 'n' AND leaf_index = 40",
                 [],
             )
             .expect("update label"),

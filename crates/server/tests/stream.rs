@@ -927,6 +927,10 @@ impl EvidenceIndex for SlowStore {
         self.inner.label_entry_matches(entry)
     }
 
+    fn index_layout(&self) -> StoreResult<Vec<String>> {
+        self.inner.index_layout()
+    }
+
     fn indexed_through(&self) -> StoreResult<u64> {
         self.inner.indexed_through()
     }

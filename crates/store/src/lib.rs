@@ -428,6 +428,10 @@ pub struct LabelEntry {
     pub value: String,
     /// The record it points to.
     pub leaf_index: u64,
+    /// Where the driver keeps the entry, to resume a scan after it
+    /// ([`EvidenceIndex::label_index_page`]): for SQLite, its run's first
+    /// leaf and level. Empty where the entry alone says it.
+    pub position: Vec<i64>,
 }
 
 /// Why a store call failed.
@@ -684,6 +688,11 @@ pub trait EvidenceIndex: Send + Sync {
     fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>>;
     /// Whether the entry's record exists and carries that label.
     fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool>;
+    /// Faults in the driver's own layout of the follower-written indexes,
+    /// each in a sentence, for `fsck`; empty when sound. For SQLite: the
+    /// live runs cover the indexed leaves without gap or overlap, and
+    /// every entry lies in a live run, within its leaves.
+    fn index_layout(&self) -> Result<Vec<String>>;
 
     // The follower-written indexes. A driver may keep an index keyed by a
     // random value (labels, payload digest) off the commit path and have

@@ -283,15 +283,17 @@ fn records_by_sha256_uses_an_index_and_skips_inline_bytes() {
     );
     drop(store);
     let conn = SqliteStore::raw_connection(&path).unwrap();
-    let plan: String = conn
-        .query_row(
-            "EXPLAIN QUERY PLAN SELECT leaf_index FROM records_by_sha256 WHERE sha256 = x'00'",
-            [],
-            |r| r.get(3),
-        )
+    // One primary-key search per run (index database version 2).
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT leaf_index FROM records_by_sha256 WHERE sha256 = x'00'")
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
     assert!(
-        plan.contains("records_by_sha256 USING PRIMARY KEY (sha256=?)"),
-        "{plan}"
+        plan.iter()
+            .any(|p| p.contains("USING PRIMARY KEY (run=? AND level=? AND sha256=?)")),
+        "{plan:?}"
     );
 }

@@ -113,7 +113,7 @@ const FOLLOWER_TABLES: [&str; 5] = [
 fn follower_tables(conn: &rusqlite::Connection, schema: &str) -> Vec<String> {
     let mut names: Vec<String> = conn
         .prepare(&format!(
-            "SELECT name FROM {schema}.sqlite_schema WHERE type = 'table' ORDER BY name"
+            "SELECT name FROM {schema}.sqlite_schema WHERE type IN ('table', 'view') ORDER BY name"
         ))
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -211,8 +211,8 @@ fn the_move_to_the_index_database_is_repeatable() {
         if stale {
             // An older copy in the index database, still marked complete.
             conn.execute_batch(
-                "DELETE FROM ix.record_labels WHERE leaf_index >= 20;
-                 DELETE FROM ix.records_by_dedup WHERE leaf_index >= 20;
+                "DELETE FROM ix.label_runs WHERE leaf_index >= 20;
+                 DELETE FROM ix.dedup_runs WHERE leaf_index >= 20;
                  UPDATE ix.index_state SET evidence_through = 20;",
             )
             .unwrap();
@@ -399,6 +399,224 @@ fn an_index_database_of_another_log_is_rebuilt() {
     let store = SqliteStore::open(&path_b).unwrap();
     assert_eq!(store.indexed_through().unwrap(), 0);
     exact(&store);
+}
+
+/// The follower's runs (index database version 2): batches of 3 records
+/// make runs of level 0, every 8 of them merge into one of level 1 (which
+/// are not merged again), and lookups, lists and the index scans stay
+/// exact at every step.
+#[test]
+fn runs_merge_and_lookups_stay_exact() {
+    let (_dir, path, store) = fresh();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..250));
+    let mut through = 0;
+    while through < 250 {
+        through = store.index_evidence(through + 3, 3).unwrap();
+        if through % 24 == 0 || through == 250 {
+            assert_indexes_whole(&store, 250);
+            let page = store
+                .list(&ListQuery {
+                    labels: vec![("case".into(), "case-1".into())],
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .unwrap();
+            let want: Vec<u64> = (0..250).filter(|i| i % 3 == 1).collect();
+            assert_eq!(
+                page.items.iter().map(|r| r.leaf_index).collect::<Vec<_>>(),
+                want,
+                "at {through}"
+            );
+        }
+    }
+    assert_eq!(store.label_index_len().unwrap(), 500);
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    let runs: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT run, level, end_leaf FROM ix.index_runs ORDER BY run")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // 84 batches (83 of 3 and one of 1): ten runs of 24 records (level 1),
+    // three of 3 and one of 1 (level 0), covering [0, 250) in order.
+    let levels: Vec<i64> = runs.iter().map(|r| r.1).collect();
+    assert_eq!(
+        levels,
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+        "{runs:?}"
+    );
+    assert!(store.index_layout().unwrap().is_empty());
+    let mut next = 0;
+    for (run, _, end) in &runs {
+        assert_eq!(*run, next);
+        next = *end;
+    }
+    assert_eq!(next, 250);
+}
+
+/// Each run's Bloom filter is stored with it and read back at open; one
+/// that is missing or unreadable is rebuilt from its run's rows, so
+/// lookups stay exact.
+#[test]
+fn run_filters_are_stored_and_rebuilt() {
+    let (_dir, path, store) = fresh();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..100));
+    let mut through = 0;
+    while through < 100 {
+        through = store.index_evidence(through + 7, 7).unwrap();
+    }
+    drop(store);
+    let filters = |path: &std::path::Path| -> Vec<Option<Vec<u8>>> {
+        let conn = SqliteStore::raw_connection(path).unwrap();
+        conn.prepare("SELECT filter FROM ix.index_runs ORDER BY run")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let stored = filters(&path);
+    assert!(
+        stored.len() > 1 && stored.iter().all(Option::is_some),
+        "{stored:?}"
+    );
+    assert_indexes_whole(&SqliteStore::open(&path).unwrap(), 100);
+
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE ix.index_runs SET filter = NULL WHERE run = 0;
+         UPDATE ix.index_runs SET filter = x'00' WHERE run > 0;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_indexes_whole(&SqliteStore::open(&path).unwrap(), 100);
+    assert_eq!(filters(&path), stored);
+}
+
+/// What `fsck` sees of the runs: a well-formed filter that lacks its
+/// run's keys (lookups through it miss them: the index scan's lookups go
+/// through the filters too, so each such row is named), a gap between
+/// runs, an entry outside its run's leaves, a cursor past the runs.
+#[test]
+fn run_layout_and_filter_faults_are_seen() {
+    let (_dir, path, store) = fresh();
+    append_rows(&store, &mut TileBuilder::new(), &rows(0..40));
+    let mut through = 0;
+    while through < 40 {
+        through = store.index_evidence(through + 10, 10).unwrap();
+    }
+    assert!(store.index_layout().unwrap().is_empty());
+    for l in store.index_lookups(LogId::Evidence, 0, 40).unwrap() {
+        assert_eq!(l.by_dedup_key, Some(l.leaf_index), "{l:?}");
+    }
+    drop(store);
+
+    // Run [10, 20)'s filter: the stored format with every bit clear.
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    let blob: Vec<u8> = conn
+        .query_row("SELECT filter FROM ix.index_runs WHERE run = 10", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut empty = blob[..5].to_vec();
+    empty.resize(blob.len(), 0);
+    conn.execute(
+        "UPDATE ix.index_runs SET filter = ?1 WHERE run = 10",
+        [&empty],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open_read_only(&path).unwrap();
+    for l in store.index_lookups(LogId::Evidence, 0, 40).unwrap() {
+        let blind = (10..20).contains(&l.leaf_index);
+        assert_eq!(l.by_dedup_key.is_none(), blind, "{l:?}");
+    }
+    assert!(store.index_layout().unwrap().is_empty());
+    drop(store);
+
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE ix.label_runs SET leaf_index = 25 WHERE run = 0 AND leaf_index = 5;
+         DELETE FROM ix.index_runs WHERE run = 20;
+         UPDATE ix.index_state SET evidence_through = 39;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open_read_only(&path).unwrap();
+    let faults = store.index_layout().unwrap();
+    let has = |s: &str| faults.iter().any(|f| f.contains(s));
+    assert!(has("should start at leaf 20"), "{faults:?}");
+    assert!(has("the index cursor is 39"), "{faults:?}");
+    assert!(has("entries of label_runs lie outside"), "{faults:?}");
+    assert!(has("entries of dedup_runs lie outside"), "{faults:?}");
+}
+
+/// An index database of version 1 (one B-tree per index) is converted at
+/// open, not rebuilt: each index becomes one run below the cursor, which
+/// the follower's merges never touch, and the follower goes on from the
+/// cursor.
+#[test]
+fn a_version_1_index_database_is_converted_to_runs() {
+    let (_dir, path, store) = fresh();
+    let mut tb = TileBuilder::new();
+    append_rows(&store, &mut tb, &rows(0..40));
+    assert_eq!(store.index_evidence(30, 1000).unwrap(), 30);
+    drop(store);
+    // Back to version 1, holding what version 2 holds.
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TEMP TABLE s AS SELECT * FROM ix.index_state;
+         CREATE TEMP TABLE l AS SELECT * FROM ix.record_labels;
+         CREATE TEMP TABLE h AS SELECT * FROM ix.records_by_sha256;
+         CREATE TEMP TABLE d AS SELECT * FROM ix.records_by_dedup;
+         CREATE TEMP TABLE i AS SELECT * FROM ix.records_by_idempotency;
+         DROP VIEW ix.record_labels; DROP VIEW ix.records_by_sha256;
+         DROP VIEW ix.records_by_dedup; DROP VIEW ix.records_by_idempotency;
+         DROP TABLE ix.label_runs; DROP TABLE ix.sha256_runs; DROP TABLE ix.dedup_runs;
+         DROP TABLE ix.idempotency_runs; DROP TABLE ix.index_runs; DROP TABLE ix.index_state;",
+    )
+    .unwrap();
+    conn.execute_batch(include_str!("../src/sqlite/migrations/index_1.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO ix.index_state SELECT * FROM s;
+         INSERT INTO ix.record_labels SELECT * FROM l;
+         INSERT INTO ix.records_by_sha256 SELECT * FROM h;
+         INSERT INTO ix.records_by_dedup SELECT * FROM d;
+         INSERT INTO ix.records_by_idempotency SELECT * FROM i;
+         PRAGMA ix.user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.indexed_through().unwrap(), 30);
+    assert_eq!(store.label_index_len().unwrap(), 60);
+    assert_indexes_whole(&store, 40);
+    let conn = SqliteStore::raw_connection(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(Some("ix"), "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let runs = || -> Vec<(i64, i64, i64)> {
+        conn.prepare("SELECT run, level, end_leaf FROM ix.index_runs ORDER BY run")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(runs(), [(0, 63, 30)]);
+    // The follower goes on in runs of its own; the converted one stays.
+    let mut through = 30;
+    while through < 40 {
+        through = store.index_evidence(through + 1, 1).unwrap();
+    }
+    assert_indexes_whole(&store, 40);
+    let after = runs();
+    assert_eq!(after[0], (0, 63, 30));
+    assert_eq!(after.len(), 1 + 1 + 2, "{after:?}"); // 10 runs of 1: one merged run of 8, two of 1
 }
 
 /// A commit never waits for the index database: with another connection
@@ -796,7 +1014,7 @@ fn an_index_database_past_the_log_is_rebuilt() {
     let conn = SqliteStore::raw_connection(&path).unwrap();
     conn.execute_batch(
         "UPDATE ix.index_state SET evidence_through = 100;
-         INSERT INTO ix.records_by_dedup (dedup_key, leaf_index) VALUES (zeroblob(32), 77);",
+         INSERT INTO ix.dedup_runs (run, level, dedup_key, leaf_index) VALUES (0, 0, zeroblob(32), 77);",
     )
     .unwrap();
     drop(conn);

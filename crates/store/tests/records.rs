@@ -146,7 +146,7 @@ fn corrupt_rows_are_reported_not_panicked_on() {
     // A gap below the tree size is corruption of the log.
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
-         DELETE FROM record_labels WHERE leaf_index = 2;
+         DELETE FROM label_runs WHERE leaf_index = 2;
          DELETE FROM records WHERE leaf_index = 2;",
     )
     .unwrap();

@@ -93,6 +93,7 @@ fn read_only_open_changes_nothing_and_scans_every_row() {
         key: "case".into(),
         value: "case-1".into(),
         leaf_index: 0,
+        position: Vec::new(),
     };
     assert!(!ro.label_entry_matches(&stray).unwrap());
     drop(ro);
@@ -118,11 +119,11 @@ fn scans_report_undecodable_rows_and_lookups_see_index_damage() {
     db.execute_batch(
         "PRAGMA ignore_check_constraints = ON;
          UPDATE records SET sha256 = X'00' WHERE leaf_index = 3;
-         UPDATE record_labels SET leaf_index = 5 WHERE key = 'case' AND leaf_index = 4;
-         DELETE FROM records_by_sha256 WHERE leaf_index = 6;
-         INSERT INTO record_labels (key, value, leaf_index) VALUES ('case', 'case-0', 12);
-         INSERT INTO records_by_sha256 (sha256, leaf_index)
-           SELECT sha256, leaf_index FROM records WHERE leaf_index = 12;",
+         UPDATE label_runs SET leaf_index = 5 WHERE key = 'case' AND leaf_index = 4;
+         DELETE FROM sha256_runs WHERE leaf_index = 6;
+         INSERT INTO label_runs (run, level, key, value, leaf_index) VALUES (0, 0, 'case', 'case-0', 12);
+         INSERT INTO sha256_runs (run, level, sha256, leaf_index)
+           SELECT 0, 0, sha256, leaf_index FROM records WHERE leaf_index = 12;",
     )
     .unwrap();
     drop(db);

@@ -1566,6 +1566,20 @@ impl LogRun<'_> {
                 .differs(format!("at most {now}"), cursor.to_string()),
             );
         }
+        for fault in store.index_layout()? {
+            self.report(
+                Finding::new(
+                    FindingKind::Index,
+                    log,
+                    format!("the follower's indexes are laid out wrong: {fault}"),
+                )
+                .index("index_runs")
+                .differs(
+                    "runs covering the indexed leaves, each entry in its run",
+                    fault,
+                ),
+            );
+        }
         if !self.label_mismatch && now == self.size && len == self.label_count {
             // Every record's labels each have their entry (the per-record
             // lookups), entries are unique (the index's key), and there are

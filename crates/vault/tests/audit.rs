@@ -923,6 +923,10 @@ impl EvidenceIndex for Flaky {
         self.inner.label_entry_matches(entry)
     }
 
+    fn index_layout(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.index_layout()
+    }
+
     fn indexed_through(&self) -> Result<u64, StoreError> {
         self.inner.indexed_through()
     }

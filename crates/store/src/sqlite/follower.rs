@@ -53,22 +53,53 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// the whole row, so a row already there is this row, and the source
 /// columns carry the same NOT NULL and CHECK constraints in `records`.
 const INDEX_ROWS: [&str; 4] = [
-    "INSERT OR IGNORE INTO record_labels (key, value, leaf_index) \
-     SELECT j.key, j.value, r.leaf_index FROM records r, \
+    "INSERT OR IGNORE INTO label_runs (run, level, key, value, leaf_index) \
+     SELECT ?1, ?3, j.key, j.value, r.leaf_index FROM records r, \
        json_each(CASE WHEN json_valid(r.labels) THEN r.labels ELSE '{}' END) j \
      WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 AND j.type = 'text' \
-     ORDER BY 1, 2, 3",
-    "INSERT OR IGNORE INTO records_by_sha256 (sha256, leaf_index) \
-     SELECT sha256, leaf_index FROM records \
-     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
-    "INSERT OR IGNORE INTO records_by_dedup (dedup_key, leaf_index) \
-     SELECT dedup_key, leaf_index FROM records \
-     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 1, 2",
-    "INSERT OR IGNORE INTO records_by_idempotency (ingested_by, idempotency_key, leaf_index) \
-     SELECT ingested_by, idempotency_key, leaf_index FROM records \
+     ORDER BY 3, 4, 5",
+    "INSERT OR IGNORE INTO sha256_runs (run, level, sha256, leaf_index) \
+     SELECT ?1, ?3, sha256, leaf_index FROM records \
+     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 3, 4",
+    "INSERT OR IGNORE INTO dedup_runs (run, level, dedup_key, leaf_index) \
+     SELECT ?1, ?3, dedup_key, leaf_index FROM records \
+     WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY 3, 4",
+    "INSERT OR IGNORE INTO idempotency_runs \
+       (run, level, ingested_by, idempotency_key, leaf_index) \
+     SELECT ?1, ?3, ingested_by, idempotency_key, leaf_index FROM records \
      WHERE leaf_index >= ?1 AND leaf_index < ?2 AND idempotency_key IS NOT NULL \
-     ORDER BY 1, 2, 3",
+     ORDER BY 3, 4, 5",
 ];
+
+/// How many runs of level 0 (the follower's batches) the follower merges
+/// into one of level 1. Runs of level 1 and above are not merged again:
+/// a merge is one transaction the follower's next batch waits for, and
+/// merging level 1's runs took 6.7 s for 1,000,000 records here (level
+/// 0's: 0.6 s), long enough to hold the sequencer at its lag bound.
+/// So a row is written twice (its batch, one merge) whatever the index
+/// holds, and a lookup searches the one run its runs' filters name (a
+/// run per 131,072 records: 77 at 10,000,000, 12 MiB of filters).
+/// Merging larger runs in bounded chunks is the next step if lists by
+/// label over that many runs get slow (plans/issue-13.md).
+pub(super) const FANOUT: usize = 8;
+
+/// The records of a run of level 0 at most, by size: the follower's
+/// batch (16,384) times [`FANOUT`].
+const LEVEL_0_RECORDS: u64 = 16_384 * FANOUT as u64;
+
+/// The level of a run of `records` records: by size, not by how it was
+/// made, so a large batch (a catch-up at open, a bulk index) is not merged
+/// with the small runs after it. Level L holds runs of fewer than
+/// `LEVEL_0_RECORDS × FANOUT^L` records.
+fn level_for(records: u64) -> i64 {
+    let mut level = 0;
+    let mut bound = LEVEL_0_RECORDS;
+    while records >= bound && level < 62 {
+        level += 1;
+        bound = bound.saturating_mul(FANOUT as u64);
+    }
+    level
+}
 
 /// The follower's cursor: the first evidence leaf not yet in the
 /// follower's indexes.
@@ -99,14 +130,122 @@ pub(super) fn index_evidence(tx: &Connection, through: u64, max_rows: u64) -> Re
         return Ok(from);
     }
     let (lo, hi) = (to_i64(from, "index cursor")?, to_i64(to, "index target")?);
+    // The batch is a new run at level 0: its key sorts after every row of
+    // every table, so each insert appends at the right edge.
+    let level = level_for(to - from);
     for sql in INDEX_ROWS {
-        tx.prepare_cached(sql).db()?.execute([lo, hi]).db()?;
+        tx.prepare_cached(sql).db()?.execute([lo, hi, level]).db()?;
     }
+    tx.prepare_cached("INSERT INTO index_runs (run, level, end_leaf) VALUES (?1, ?2, ?3)")
+        .db()?
+        .execute([lo, level, hi])
+        .db()?;
+    while merge_newest(tx)? {}
     tx.prepare_cached("UPDATE index_state SET evidence_through = ?1 WHERE id = 0")
         .db()?
         .execute([hi])
         .db()?;
     Ok(to)
+}
+
+/// Inside the follower's transaction: if the newest [`FANOUT`] runs are
+/// all of level 0, merges them into one run of level 1 (or higher, by its
+/// size), named by the first leaf of the oldest, and drops them. Returns
+/// whether it merged.
+///
+/// The merged run's rows are written in key order under their new
+/// (run, level), the replaced runs' rows deleted (a contiguous range of
+/// each table), and `index_runs` changed, all in one transaction: a reader
+/// sees the runs before or after, never both.
+fn merge_newest(tx: &Connection) -> Result<bool> {
+    let newest: Vec<(i64, i64, i64)> = tx
+        .prepare_cached("SELECT run, level, end_leaf FROM index_runs ORDER BY run DESC LIMIT ?1")
+        .db()?
+        .query_map([FANOUT as i64], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    let Some(&(_, level, end)) = newest.first() else {
+        return Ok(false);
+    };
+    if level != 0 || newest.len() < FANOUT || newest.iter().any(|&(_, l, _)| l != level) {
+        return Ok(false);
+    }
+    let first = newest[FANOUT - 1].0;
+    let merged = 1.max(level_for(u64::try_from(end - first).unwrap_or(0)));
+    for (_, runs, key) in super::index_db::INDEXES {
+        tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {runs} (run, level, {key}) \
+             SELECT ?1, ?3, {key} FROM {runs} WHERE run >= ?1 AND level = ?2 ORDER BY {key}"
+        ))
+        .db()?
+        .execute([first, level, merged])
+        .db()?;
+        tx.prepare_cached(&format!(
+            "DELETE FROM {runs} WHERE run >= ?1 AND level = ?2"
+        ))
+        .db()?
+        .execute([first, level])
+        .db()?;
+    }
+    tx.prepare_cached("DELETE FROM index_runs WHERE run >= ?1 AND level = ?2")
+        .db()?
+        .execute([first, level])
+        .db()?;
+    tx.prepare_cached("INSERT INTO index_runs (run, level, end_leaf) VALUES (?1, ?2, ?3)")
+        .db()?
+        .execute([first, merged, end])
+        .db()?;
+    Ok(true)
+}
+
+/// The faults in the runs' layout, in one read transaction: the live runs
+/// must tile `[0, cursor)` (each starting where the one before ends), and
+/// every entry of every index must lie in a live run and within its
+/// leaves (an entry elsewhere is one no lookup or list sees). Reads every
+/// entry once.
+pub(super) fn layout(conn: &Connection) -> Result<Vec<String>> {
+    let tx = conn.unchecked_transaction().db()?;
+    let cursor = indexed_through(&tx)?;
+    let runs = super::filters::live_runs(&tx)?;
+    let mut faults = Vec::new();
+    let mut next = 0i64;
+    for r in &runs {
+        if r.run != next {
+            faults.push(format!(
+                "the index run at level {} holding leaves {}..{} should start at leaf {next}",
+                r.level, r.run, r.end
+            ));
+        }
+        next = next.max(r.end);
+    }
+    if u64::try_from(next).ok() != Some(cursor) {
+        faults.push(format!(
+            "the index runs hold leaves up to {next}, but the index cursor is {cursor}"
+        ));
+    }
+    for (_, table, _) in super::index_db::INDEXES {
+        let (count, first): (i64, Option<i64>) = tx
+            .prepare_cached(&format!(
+                "SELECT count(*), min(x.leaf_index) FROM {table} x WHERE NOT EXISTS \
+                 (SELECT 1 FROM index_runs ir WHERE ir.run = x.run AND ir.level = x.level \
+                    AND x.leaf_index >= ir.run AND x.leaf_index < ir.end_leaf)"
+            ))
+            .db()?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .db()?;
+        if count > 0 {
+            faults.push(format!(
+                "{count} entries of {table} lie outside the leaves of their run or in no \
+                 live run (the first for leaf {})",
+                first.unwrap_or(-1)
+            ));
+        }
+    }
+    tx.finish().db()?;
+    Ok(faults)
 }
 
 /// At open, on the follower's connection: indexes the records past the

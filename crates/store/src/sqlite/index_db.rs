@@ -22,20 +22,28 @@ use rusqlite::{Connection, OptionalExtension};
 use super::error::{DbResult, corrupt, invalid};
 use crate::Result;
 
-/// `PRAGMA ix.user_version` of a complete index database.
-pub(super) const INDEX_VERSION: i64 = 1;
+/// `PRAGMA ix.user_version` of a complete index database. Version 1 (one
+/// B-tree per index) is rebuilt as version 2 (sorted runs) at open.
+pub(super) const INDEX_VERSION: i64 = 2;
 
-/// The index database's tables (`migrations/index_1.sql`).
-const INDEX_SCHEMA: &str = include_str!("migrations/index_1.sql");
+/// The index database's tables and views (`migrations/index_2.sql`).
+const INDEX_SCHEMA: &str = include_str!("migrations/index_2.sql");
 
-/// Its tables, each with its key (the order rows are copied in).
-const TABLES: [(&str, &str); 5] = [
-    ("index_state", "id"),
-    ("record_labels", "key, value, leaf_index"),
-    ("records_by_sha256", "sha256, leaf_index"),
-    ("records_by_dedup", "dedup_key, leaf_index"),
+/// The level of the one run a move from the log database's tables makes
+/// (schema 10 → 11): above any level the follower's merges reach, so the
+/// follower never merges it (its rows are already one sorted run).
+pub(super) const MOVED_LEVEL: i64 = 63;
+
+/// Each index: the log database's table (schema 10, a view here since
+/// index version 2), the table of its runs, and its key (the order its rows
+/// are copied and merged in).
+pub(super) const INDEXES: [(&str, &str, &str); 4] = [
+    ("record_labels", "label_runs", "key, value, leaf_index"),
+    ("records_by_sha256", "sha256_runs", "sha256, leaf_index"),
+    ("records_by_dedup", "dedup_runs", "dedup_key, leaf_index"),
     (
         "records_by_idempotency",
+        "idempotency_runs",
         "ingested_by, idempotency_key, leaf_index",
     ),
 ];
@@ -168,12 +176,82 @@ pub(super) fn fill_from_log(conn: &mut Connection) -> Result<()> {
             "the log database has no index cursor to move (schema 10 has one)".to_string(),
         ));
     }
-    for (table, key) in TABLES {
-        tx.execute_batch(&format!(
-            "INSERT INTO ix.{table} ({key_cols}) SELECT {key_cols} FROM main.{table} ORDER BY {key}",
-            key_cols = if table == "index_state" { "id, evidence_through" } else { key },
-        ))
+    tx.execute_batch(
+        "INSERT INTO ix.index_state (id, evidence_through) \
+         SELECT id, evidence_through FROM main.index_state",
+    )
+    .db()?;
+    // The indexed records, [0, cursor), become one run.
+    tx.execute(
+        "INSERT INTO ix.index_runs (run, level, end_leaf) \
+         SELECT 0, ?1, evidence_through FROM main.index_state WHERE evidence_through > 0",
+        [MOVED_LEVEL],
+    )
+    .db()?;
+    for (table, runs, key) in INDEXES {
+        tx.execute(
+            &format!(
+                "INSERT INTO ix.{runs} (run, level, {key}) \
+                 SELECT 0, ?1, {key} FROM main.{table} ORDER BY {key}"
+            ),
+            [MOVED_LEVEL],
+        )
         .db()?;
+    }
+    tx.pragma_update(Some("ix"), "user_version", INDEX_VERSION)
+        .db()?;
+    tx.commit().db()
+}
+
+/// Converts a version-1 index database (one B-tree per index, the names
+/// version 2 gives its views) to version 2 in one transaction of `ix`:
+/// each index becomes one run `[0, cursor)` at [`MOVED_LEVEL`], copied in
+/// key order (the order version 1 kept it in, so nothing is sorted). A
+/// crash before the commit leaves version 1, converted again at the next
+/// open. The runs' filters are built at open (`filters.rs`).
+pub(super) fn convert_v1(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction().db()?;
+    for table in [
+        "index_state",
+        "record_labels",
+        "records_by_sha256",
+        "records_by_dedup",
+        "records_by_idempotency",
+    ] {
+        tx.execute_batch(&format!("ALTER TABLE ix.{table} RENAME TO v1_{table}"))
+            .db()?;
+    }
+    tx.execute_batch(INDEX_SCHEMA).db()?;
+    tx.execute_batch(
+        "INSERT INTO ix.index_state (id, evidence_through) \
+         SELECT id, evidence_through FROM ix.v1_index_state",
+    )
+    .db()?;
+    tx.execute(
+        "INSERT INTO ix.index_runs (run, level, end_leaf) \
+         SELECT 0, ?1, evidence_through FROM ix.index_state WHERE evidence_through > 0",
+        [MOVED_LEVEL],
+    )
+    .db()?;
+    for (table, runs, key) in INDEXES {
+        tx.execute(
+            &format!(
+                "INSERT INTO ix.{runs} (run, level, {key}) \
+                 SELECT 0, ?1, {key} FROM ix.v1_{table} ORDER BY {key}"
+            ),
+            [MOVED_LEVEL],
+        )
+        .db()?;
+    }
+    for table in [
+        "index_state",
+        "record_labels",
+        "records_by_sha256",
+        "records_by_dedup",
+        "records_by_idempotency",
+    ] {
+        tx.execute_batch(&format!("DROP TABLE ix.v1_{table}"))
+            .db()?;
     }
     tx.pragma_update(Some("ix"), "user_version", INDEX_VERSION)
         .db()?;
@@ -195,11 +273,23 @@ pub(super) fn create_empty(conn: &mut Connection) -> Result<()> {
     tx.commit().db()
 }
 
-/// Inside a transaction: drops `ix`'s tables where they exist and creates
-/// them empty.
+/// Inside a transaction: drops whatever `ix` holds (of any version: its
+/// views first, then its tables) and creates the current schema empty.
 fn recreate(tx: &Connection) -> Result<()> {
-    for (table, _) in TABLES {
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS ix.{table}"))
+    let objects: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT type, name FROM ix.sqlite_schema \
+             WHERE type IN ('view', 'table') AND name NOT LIKE 'sqlite_%' \
+             ORDER BY type = 'table'",
+        )
+        .db()?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    for (kind, name) in objects {
+        let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+        tx.execute_batch(&format!("DROP {kind} ix.\"{}\"", name.replace('"', "\"\"")))
             .db()?;
     }
     tx.execute_batch(INDEX_SCHEMA).db()

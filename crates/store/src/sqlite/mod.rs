@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use evault_merkle::tiles::TileId;
@@ -40,6 +40,7 @@ mod compliance;
 mod cosignatures;
 mod error;
 mod files;
+mod filters;
 mod follower;
 mod index_db;
 mod labels;
@@ -122,6 +123,9 @@ pub struct SqliteStore {
     /// The unique keys of the records past the follower's cursor
     /// (`tail.rs`); changed only under the writer lock.
     tail: Mutex<tail::Tail>,
+    /// A Bloom filter per run of the follower's unique-key indexes
+    /// (`filters.rs`): read after the tail, before a lookup's snapshot.
+    filters: RwLock<filters::Filters>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -204,6 +208,7 @@ impl SqliteStore {
             tracing::warn!("indexing at open failed ({e}); the index follower will retry");
         }
         let tail = tail::Tail::load(&follower, follower::indexed_through(&follower)?)?;
+        let filters = filters::Filters::load(&follower, true)?;
 
         let readers = ReaderPool::open(path, &ix_path)?;
         // Opening readers can create the -shm files; restrict them too.
@@ -215,6 +220,7 @@ impl SqliteStore {
             follower: Mutex::new(follower),
             readers,
             tail: Mutex::new(tail),
+            filters: RwLock::new(filters),
         })
     }
 
@@ -277,6 +283,7 @@ impl SqliteStore {
             )));
         }
         let tail = tail::Tail::load(&writer, follower::indexed_through(&writer)?)?;
+        let filters = filters::Filters::load(&writer, false)?;
         let follower = open()?;
         let readers = ReaderPool::open_with(open)?;
         Ok(SqliteStore {
@@ -285,6 +292,7 @@ impl SqliteStore {
             follower: Mutex::new(follower),
             readers,
             tail: Mutex::new(tail),
+            filters: RwLock::new(filters),
         })
     }
 
@@ -322,6 +330,11 @@ impl SqliteStore {
 
     fn follower(&self) -> MutexGuard<'_, Connection> {
         self.follower.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn filters(&self) -> std::sync::RwLockReadGuard<'_, filters::Filters> {
+        // Each change is whole before the lock is released.
+        self.filters.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn tail(&self) -> MutexGuard<'_, tail::Tail> {
@@ -527,8 +540,9 @@ impl EvidenceIndex for SqliteStore {
     // the lower leaf, the index's.
     fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
         let in_tail = self.tail().by_dedup_key(dedup_key);
+        let ranges = self.filters().dedup_ranges(dedup_key);
         let conn = self.readers.get();
-        match records::by_dedup_key(&conn, dedup_key)? {
+        match records::by_dedup_key(&conn, dedup_key, &ranges)? {
             Some(r) => Ok(Some(r)),
             None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
         }
@@ -541,8 +555,20 @@ impl EvidenceIndex for SqliteStore {
                 .filter_map(|k| tail.by_dedup_key(k).map(|leaf| (*k, leaf)))
                 .collect()
         };
+        // Only the keys a run's filter may hold are searched for, and only
+        // in the leaves of those runs.
+        let mut maybe: std::collections::BTreeMap<filters::LeafRange, Vec<[u8; 32]>> =
+            std::collections::BTreeMap::new();
+        {
+            let filters = self.filters();
+            for k in keys {
+                for range in filters.dedup_ranges(k) {
+                    maybe.entry(range).or_default().push(*k);
+                }
+            }
+        }
         let conn = self.readers.get();
-        let mut found = records::by_dedup_keys(&conn, keys)?;
+        let mut found = records::by_dedup_keys(&conn, &maybe)?;
         let indexed: std::collections::HashSet<[u8; 32]> =
             found.iter().map(|r| r.dedup_key).collect();
         let leaves: Vec<u64> = in_tail
@@ -556,8 +582,9 @@ impl EvidenceIndex for SqliteStore {
 
     fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
         let in_tail = self.tail().by_idempotency_key(principal, key);
+        let ranges = self.filters().idempotency_ranges(principal, key);
         let conn = self.readers.get();
-        match records::by_idempotency_key(&conn, principal, key)? {
+        match records::by_idempotency_key(&conn, principal, key, &ranges)? {
             Some(r) => Ok(Some(r)),
             None => in_tail.map_or(Ok(None), |leaf| records::by_index(&conn, leaf)),
         }
@@ -587,6 +614,10 @@ impl EvidenceIndex for SqliteStore {
         scan::has_label(&self.readers.get(), entry)
     }
 
+    fn index_layout(&self) -> Result<Vec<String>> {
+        follower::layout(&self.readers.get())
+    }
+
     fn indexed_through(&self) -> Result<u64> {
         follower::indexed_through(&self.readers.get())
     }
@@ -600,9 +631,36 @@ impl EvidenceIndex for SqliteStore {
         // writer is this connection, so its upgrade to a write lock cannot
         // find a newer `ix` snapshot than the one it read.
         let tx = conn.transaction().db()?;
+        let before = filters::live_runs(&tx)?;
         let reached = follower::index_evidence(&tx, through, max_rows)?;
+        // The new runs' filters (the batch's, a merge's), stored with them
+        // and known to lookups before the commit makes the runs visible
+        // (`filters.rs`).
+        // Built without the lock, which every lookup reads, for every run
+        // this transaction made, even one the map names already: a failed
+        // commit of an earlier try may have left a filter under the same
+        // id, for fewer records.
+        let live = filters::live_runs(&tx)?;
+        let mut built = Vec::new();
+        for run in live.iter().copied().filter(|r| !before.contains(r)) {
+            let id = (run.run, run.level);
+            let f = filters::RunFilter::build(&tx, id)?;
+            filters::store(&tx, id, &f)?;
+            built.push((id, run.end, f));
+        }
+        {
+            let mut filters = self.filters.write().unwrap_or_else(|e| e.into_inner());
+            for (id, end, f) in built {
+                filters.add(id, end, f);
+            }
+        }
         tx.commit().db()?;
-        // After the commit: the indexes hold these records now (`tail.rs`).
+        // After the commit: the merged-away runs are gone from every new
+        // snapshot, and the indexes hold these records (`tail.rs`).
+        self.filters
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .keep_only(&live);
         self.tail().indexed(reached);
         Ok(reached)
     }
@@ -629,7 +687,10 @@ impl AuditIndex for SqliteStore {
 
 impl Store for SqliteStore {
     fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
-        scan::index_lookups(&self.readers.get(), log, start, end)
+        // The filters are read before the lookups' snapshot and held to
+        // its end, as a lookup of the store's own reads them.
+        let filters = self.filters();
+        scan::index_lookups(&self.readers.get(), &filters, log, start, end)
     }
 
     fn tasks(&self) -> Option<&dyn TaskStore> {

@@ -5,11 +5,14 @@
 //! by label reads it below the follower's cursor and the records' own
 //! labels at or past it.
 
+use std::collections::{BTreeMap, HashMap};
+
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Row};
 
 use super::analytics::AnalyticsStatements;
 use super::error::{DbResult, corrupt, invalid, violated_key};
+use super::filters::LeafRange;
 use super::follower;
 use super::labels;
 use super::log_state::{check_index, read_size};
@@ -155,14 +158,84 @@ pub(super) fn by_index(conn: &Connection, leaf_index: u64) -> Result<Option<Evid
     one(conn, "leaf_index = ?1", [index])
 }
 
-/// The first indexed record holding `dedup_key`: the follower's index
-/// only (below its cursor); the store's tail answers for the rest.
-pub(super) fn by_dedup_key(conn: &Connection, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
-    one(
-        conn,
-        "leaf_index = (SELECT min(leaf_index) FROM records_by_dedup WHERE dedup_key = ?1)",
-        [dedup_key.as_slice()],
+/// The live runs of the follower's index `{table}` overlapping leaves
+/// `[?1, ?2)` (runs tile the indexed leaves, so these hold every entry of
+/// those leaves, whatever merges happened since a filter named the range).
+fn in_ranges(table: &str) -> String {
+    format!(
+        "FROM index_runs ir CROSS JOIN {table} x ON x.run = ir.run AND x.level = ir.level \
+         WHERE ir.run < ?2 AND ir.end_leaf > ?1"
     )
+}
+
+/// The first indexed record holding `dedup_key`, searched in the leaves
+/// `ranges` (those whose runs' filters may hold it): the follower's index
+/// only (below its cursor); the store's tail answers for the rest.
+pub(super) fn by_dedup_key(
+    conn: &Connection,
+    dedup_key: &[u8; 32],
+    ranges: &[LeafRange],
+) -> Result<Option<EvidenceRow>> {
+    first_in_ranges(conn, &dedup_leaf_sql(), ranges, &[&dedup_key.as_slice()])
+}
+
+/// The first leaf of dedup key ?3 in the runs overlapping `[?1, ?2)`.
+pub(super) fn dedup_leaf_sql() -> String {
+    format!(
+        "SELECT min(x.leaf_index) {} AND x.dedup_key = ?3",
+        in_ranges("dedup_runs")
+    )
+}
+
+/// The first leaf of principal ?3's idempotency key ?4 in the runs
+/// overlapping `[?1, ?2)`.
+pub(super) fn idempotency_leaf_sql() -> String {
+    format!(
+        "SELECT min(x.leaf_index) {} AND x.ingested_by = ?3 AND x.idempotency_key = ?4",
+        in_ranges("idempotency_runs")
+    )
+}
+
+/// The record at the lowest leaf [`first_leaf_in_ranges`] finds, in one
+/// read transaction.
+fn first_in_ranges(
+    conn: &Connection,
+    sql: &str,
+    ranges: &[LeafRange],
+    key: &[&dyn rusqlite::ToSql],
+) -> Result<Option<EvidenceRow>> {
+    if ranges.is_empty() {
+        return Ok(None);
+    }
+    let tx = conn.unchecked_transaction().db()?;
+    let found = match first_leaf_in_ranges(&tx, sql, ranges, key)? {
+        Some(leaf) => one(&tx, "leaf_index = ?1", [leaf])?,
+        None => None,
+    };
+    tx.finish().db()?;
+    Ok(found)
+}
+
+/// The lowest leaf `sql` (`SELECT min(…)` over [`in_ranges`], the range as
+/// ?1, ?2 and `key` after) finds in any of `ranges`.
+pub(super) fn first_leaf_in_ranges(
+    conn: &Connection,
+    sql: &str,
+    ranges: &[LeafRange],
+    key: &[&dyn rusqlite::ToSql],
+) -> Result<Option<i64>> {
+    let mut first: Option<i64> = None;
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    for &(lo, hi) in ranges {
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&lo, &hi];
+        params.extend_from_slice(key);
+        let leaf: Option<i64> = stmt.query_row(params.as_slice(), |row| row.get(0)).db()?;
+        first = match (first, leaf) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(first)
 }
 
 /// Keys or leaf indexes per query. A short last chunk is padded with its
@@ -181,18 +254,28 @@ fn chunked<T: rusqlite::ToSql>(
         return Ok(Vec::new());
     }
     let tx = conn.unchecked_transaction().db()?;
+    let found = chunked_in(&tx, sql, values)?;
+    tx.finish().db()?;
+    Ok(found)
+}
+
+/// [`chunked`] inside a transaction the caller holds.
+fn chunked_in<T: rusqlite::ToSql>(
+    tx: &Connection,
+    sql: &str,
+    values: &[T],
+) -> Result<Vec<EvidenceRow>> {
     let mut found = Vec::new();
     for chunk in values.chunks(CHUNK) {
         let last = &chunk[chunk.len() - 1];
         let params = (0..CHUNK).map(|i| chunk.get(i).unwrap_or(last));
         found.extend(query::all(
-            &tx,
+            tx,
             sql,
             rusqlite::params_from_iter(params),
             decode,
         )?);
     }
-    tx.finish().db()?;
     Ok(found)
 }
 
@@ -200,17 +283,56 @@ fn placeholders() -> String {
     vec!["?"; CHUNK].join(",")
 }
 
-/// The first indexed record holding each of `keys` as dedup key (the
-/// follower's index only), in a few queries.
-pub(super) fn by_dedup_keys(conn: &Connection, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+/// The first indexed record holding each key as dedup key (the
+/// follower's index only), each key searched in the leaf range it is
+/// listed under (the runs whose filters may hold it), in one read
+/// transaction.
+pub(super) fn by_dedup_keys(
+    conn: &Connection,
+    keys: &BTreeMap<LeafRange, Vec<[u8; 32]>>,
+) -> Result<Vec<EvidenceRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE leaf_index IN \
-         (SELECT min(leaf_index) FROM records_by_dedup WHERE dedup_key IN ({}) \
-          GROUP BY dedup_key)",
+        "SELECT x.dedup_key, min(x.leaf_index) {} AND x.dedup_key IN ({}) \
+         GROUP BY x.dedup_key",
+        in_ranges("dedup_runs"),
+        (3..3 + CHUNK)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let tx = conn.unchecked_transaction().db()?;
+    // A key may be under several ranges (several filters said maybe).
+    let mut first: HashMap<Vec<u8>, i64> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached(&sql).db()?;
+        for (&(lo, hi), keys) in keys {
+            for chunk in keys.chunks(CHUNK) {
+                let last = &chunk[chunk.len() - 1];
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&lo, &hi];
+                params.extend(
+                    (0..CHUNK).map(|i| chunk.get(i).unwrap_or(last) as &dyn rusqlite::ToSql),
+                );
+                let mut rows = stmt.query(params.as_slice()).db()?;
+                while let Some(row) = rows.next().db()? {
+                    let key: Vec<u8> = row.get(0).db()?;
+                    let leaf: i64 = row.get(1).db()?;
+                    let at = first.entry(key).or_insert(leaf);
+                    *at = (*at).min(leaf);
+                }
+            }
+        }
+    }
+    let leaves: Vec<i64> = first.into_values().collect();
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE leaf_index IN ({})",
         placeholders()
     );
-    let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-    chunked(conn, &sql, &keys)
+    let found = chunked_in(&tx, &sql, &leaves)?;
+    tx.finish().db()?;
+    Ok(found)
 }
 
 /// The records at `leaves` (those that exist), in a few queries.
@@ -228,18 +350,14 @@ pub(super) fn by_indexes(conn: &Connection, leaves: &[u64]) -> Result<Vec<Eviden
 }
 
 /// The first indexed record `principal` submitted with idempotency key
-/// `key` (the follower's index only).
+/// `key` (the follower's index only), searched in the leaves `ranges`.
 pub(super) fn by_idempotency_key(
     conn: &Connection,
     principal: &str,
     key: &str,
+    ranges: &[LeafRange],
 ) -> Result<Option<EvidenceRow>> {
-    one(
-        conn,
-        "leaf_index = (SELECT min(leaf_index) FROM records_by_idempotency \
-         WHERE ingested_by = ?1 AND idempotency_key = ?2)",
-        [principal, key],
-    )
+    first_in_ranges(conn, &idempotency_leaf_sql(), ranges, &[&principal, &key])
 }
 
 /// Leaf data of records `[start, end)`, checked to have no gap.
@@ -316,11 +434,16 @@ pub(super) fn list_where(
     let tx = conn.unchecked_transaction().db()?;
     let through = to_i64(follower::indexed_through(&tx)?, "index cursor")?;
 
-    // Below the cursor, the label index drives the scan: its primary key
-    // yields a label's matches in leaf order; a further label is one
-    // primary-key probe per candidate.
+    // Below the cursor, the label index drives the scan: run by run (the
+    // runs, in (run, level) order, are in leaf order), each run's primary
+    // key yields a label's matches in leaf order, so the page streams with
+    // no sort (`ir.level` must stay in the ORDER BY for SQLite to see it);
+    // a further label is one primary-key probe per candidate, in the
+    // candidate's run (a record's labels are all in one run).
     let mut sql = format!(
-        "SELECT {columns} FROM record_labels l0 JOIN records r ON r.leaf_index = l0.leaf_index \
+        "SELECT {columns} FROM index_runs ir \
+         CROSS JOIN label_runs l0 ON l0.run = ir.run AND l0.level = ir.level \
+         JOIN records r ON r.leaf_index = l0.leaf_index \
          WHERE l0.key = ? AND l0.value = ? AND l0.leaf_index < ?"
     );
     let mut filter = Filter::default();
@@ -329,8 +452,8 @@ pub(super) fn list_where(
     filter.params.push(Value::Integer(through));
     for (key, value) in rest {
         sql.push_str(
-            " AND EXISTS (SELECT 1 FROM record_labels l \
-             WHERE l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
+            " AND EXISTS (SELECT 1 FROM label_runs l WHERE l.run = l0.run \
+             AND l.level = l0.level AND l.key = ? AND l.value = ? AND l.leaf_index = r.leaf_index)",
         );
         filter.params.push(Value::Text(key.clone()));
         filter.params.push(Value::Text(value.clone()));
@@ -339,7 +462,7 @@ pub(super) fn list_where(
     record_terms(&mut filter, query);
     sql.push_str(&filter.sql);
     sql.push_str(extra);
-    sql.push_str(" ORDER BY l0.leaf_index LIMIT ?");
+    sql.push_str(" ORDER BY ir.run, ir.level, l0.leaf_index LIMIT ?");
     filter.params.push(Value::Integer(i64::from(limit)));
     let mut items = query::all(&tx, &sql, rusqlite::params_from_iter(filter.params), decode)?;
 

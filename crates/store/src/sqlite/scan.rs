@@ -7,7 +7,7 @@
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::error::DbResult;
+use super::error::{DbResult, invalid};
 use super::rows::{col_blob, col_i64, col_text, to_u64};
 use super::{audit, records};
 use crate::{
@@ -141,38 +141,60 @@ pub(super) fn tile(
 
 /// Each lookup goes through the index it names: `INDEXED BY` keeps the
 /// planner from answering by rowid instead, which would check nothing.
-/// The unique keys' follower tables (schema 10) answer with their first
-/// leaf for the key, and whether they hold an entry for the row itself.
+/// The follower's indexes (index database version 2, sorted runs): a row
+/// below the cursor is looked for in the live run whose leaves hold it
+/// (`ir`), one search per index rather than one per run; a row at or past
+/// the cursor, which no run should hold an entry of, in every run. The
+/// lookups by dedup and idempotency key go through the runs' filters, as
+/// the store's own do (`lookup_in_runs`), so a filter that lacks a key of
+/// its run shows as a lookup that does not lead to its row.
 const EVIDENCE_LOOKUPS: &str = "
 SELECT r.leaf_index,
   (SELECT x.leaf_index FROM records x INDEXED BY sqlite_autoindex_records_1 WHERE x.id = r.id),
-  (SELECT min(x.leaf_index) FROM records_by_dedup x WHERE x.dedup_key = r.dedup_key),
-  CASE WHEN r.idempotency_key IS NULL THEN NULL ELSE
-    (SELECT min(x.leaf_index) FROM records_by_idempotency x
-       WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key) END,
+  NULL,
+  NULL,
   r.idempotency_key IS NOT NULL,
   CASE WHEN json_valid(r.labels) THEN (SELECT count(*) FROM json_each(r.labels)) ELSE -1 END,
-  CASE WHEN json_valid(r.labels) THEN
+  CASE WHEN NOT json_valid(r.labels) THEN -1
+  WHEN r.leaf_index < ?3 THEN
+    (SELECT count(*) FROM json_each(r.labels) j WHERE EXISTS
+       (SELECT 1 FROM label_runs l WHERE l.run = ir.run AND l.level = ir.level
+          AND l.key = j.key AND l.value = j.value AND l.leaf_index = r.leaf_index))
+  ELSE
     (SELECT count(*) FROM json_each(r.labels) j WHERE EXISTS
        (SELECT 1 FROM record_labels l
           WHERE l.key = j.key AND l.value = j.value AND l.leaf_index = r.leaf_index))
-  ELSE -1 END,
+  END,
   EXISTS (SELECT 1 FROM records x INDEXED BY records_content_type
     WHERE x.content_type = r.content_type AND x.leaf_index = r.leaf_index),
   EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_at
     WHERE x.ingested_at_ms = r.ingested_at_ms AND x.leaf_index = r.leaf_index),
   EXISTS (SELECT 1 FROM records x INDEXED BY records_ingested_by
     WHERE x.ingested_by = r.ingested_by AND x.leaf_index = r.leaf_index),
-  r.leaf_index < (SELECT evidence_through FROM index_state WHERE id = 0),
-  EXISTS (SELECT 1 FROM records_by_sha256 x
-    WHERE x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index),
-  EXISTS (SELECT 1 FROM records_by_dedup x
-    WHERE x.dedup_key = r.dedup_key AND x.leaf_index = r.leaf_index),
-  r.idempotency_key IS NOT NULL AND EXISTS (SELECT 1 FROM records_by_idempotency x
+  r.leaf_index < ?3,
+  CASE WHEN r.leaf_index < ?3 THEN
+    EXISTS (SELECT 1 FROM sha256_runs x WHERE x.run = ir.run AND x.level = ir.level
+      AND x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index)
+  ELSE EXISTS (SELECT 1 FROM records_by_sha256 x
+    WHERE x.sha256 = r.sha256 AND x.leaf_index = r.leaf_index) END,
+  CASE WHEN r.leaf_index < ?3 THEN
+    EXISTS (SELECT 1 FROM dedup_runs x WHERE x.run = ir.run AND x.level = ir.level
+      AND x.dedup_key = r.dedup_key AND x.leaf_index = r.leaf_index)
+  ELSE EXISTS (SELECT 1 FROM records_by_dedup x
+    WHERE x.dedup_key = r.dedup_key AND x.leaf_index = r.leaf_index) END,
+  r.idempotency_key IS NOT NULL AND CASE WHEN r.leaf_index < ?3 THEN
+    EXISTS (SELECT 1 FROM idempotency_runs x WHERE x.run = ir.run AND x.level = ir.level
+      AND x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key
+      AND x.leaf_index = r.leaf_index)
+  ELSE EXISTS (SELECT 1 FROM records_by_idempotency x
     WHERE x.ingested_by = r.ingested_by AND x.idempotency_key = r.idempotency_key
-      AND x.leaf_index = r.leaf_index),
+      AND x.leaf_index = r.leaf_index) END,
   r.dedup_key, r.ingested_by, r.idempotency_key
-FROM records r WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 ORDER BY r.leaf_index";
+FROM records r
+LEFT JOIN index_runs ir
+  ON ir.run = (SELECT max(run) FROM index_runs WHERE run <= r.leaf_index)
+  AND ir.end_leaf > r.leaf_index
+WHERE r.leaf_index >= ?1 AND r.leaf_index < ?2 ORDER BY r.leaf_index";
 
 /// The first leaf of each unique key among the records at or past the
 /// follower's cursor: what the store's in-memory tail answers, read here
@@ -248,6 +270,7 @@ fn opt_index(v: Option<i64>) -> Option<u64> {
 
 pub(super) fn index_lookups(
     conn: &Connection,
+    filters: &super::filters::Filters,
     log: LogId,
     start: u64,
     end: u64,
@@ -265,8 +288,9 @@ pub(super) fn index_lookups(
             } else {
                 TailKeys::default()
             };
+            let through = super::rows::to_i64(cursor, "index cursor")?;
             let mut stmt = conn.prepare_cached(EVIDENCE_LOOKUPS).db()?;
-            let mut rows = stmt.query([lo, hi]).db()?;
+            let mut rows = stmt.query([lo, hi, through]).db()?;
             while let Some(row) = rows.next().db()? {
                 let labels: i64 = row.get(5).db()?;
                 let labels_indexed: i64 = row.get(6).db()?;
@@ -306,8 +330,20 @@ pub(super) fn index_lookups(
                     ValueRef::Blob(b) => b.to_vec(),
                     _ => Vec::new(),
                 };
+                let in_index = match <[u8; 32]>::try_from(dedup_key.as_slice()) {
+                    Ok(key) => {
+                        let ranges = filters.dedup_ranges(&key);
+                        super::records::first_leaf_in_ranges(
+                            conn,
+                            &super::records::dedup_leaf_sql(),
+                            &ranges,
+                            &[&key.as_slice()],
+                        )?
+                    }
+                    Err(_) => None,
+                };
                 let by_dedup_key =
-                    opt_index(row.get(2).db()?).or_else(|| tail.dedup.get(&dedup_key).copied());
+                    opt_index(in_index).or_else(|| tail.dedup.get(&dedup_key).copied());
                 let idem = match (row.get_ref(n + 3).db()?, row.get_ref(n + 4).db()?) {
                     (ValueRef::Text(by), ValueRef::Text(key)) => Some((
                         String::from_utf8_lossy(by).into_owned(),
@@ -315,8 +351,17 @@ pub(super) fn index_lookups(
                     )),
                     _ => None,
                 };
-                let by_idempotency_key = opt_index(row.get(3).db()?)
-                    .or_else(|| idem.and_then(|k| tail.idem.get(&k).copied()));
+                let in_index = match &idem {
+                    Some((by, key)) => super::records::first_leaf_in_ranges(
+                        conn,
+                        &super::records::idempotency_leaf_sql(),
+                        &filters.idempotency_ranges(by, key),
+                        &[by, key],
+                    )?,
+                    None => None,
+                };
+                let by_idempotency_key =
+                    opt_index(in_index).or_else(|| idem.and_then(|k| tail.idem.get(&k).copied()));
                 out.push(IndexLookup {
                     leaf_index: to_u64(row.get(0).db()?, "leaf_index")?,
                     by_id: opt_index(row.get(1).db()?),
@@ -359,15 +404,19 @@ pub(super) fn index_lookups(
     Ok(out)
 }
 
+/// The label index's entries as stored: every run's, live or not (an
+/// entry of a run that is not live is a finding of `index_layout`).
 pub(super) fn label_index_len(conn: &Connection) -> Result<u64> {
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM record_labels")
+        .prepare_cached("SELECT count(*) FROM label_runs")
         .db()?
         .query_row([], |r| r.get(0))
         .db()?;
     to_u64(n, "label index length")
 }
 
+/// The label index's entries in its own order, (run, level, key, value,
+/// leaf): one range of its primary key per page, no sort.
 pub(super) fn label_index_page(
     conn: &Connection,
     after: Option<&LabelEntry>,
@@ -376,41 +425,41 @@ pub(super) fn label_index_page(
     let limit = i64::from(limit.clamp(1, 10_000));
     let decode = |row: &rusqlite::Row<'_>| -> Result<LabelEntry> {
         Ok(LabelEntry {
-            key: col_text(row, 0, "label index key")?,
-            value: col_text(row, 1, "label index value")?,
-            leaf_index: to_u64(col_i64(row, 2, "label index leaf")?, "label index leaf")?,
+            position: vec![
+                col_i64(row, 0, "label index run")?,
+                col_i64(row, 1, "label index level")?,
+            ],
+            key: col_text(row, 2, "label index key")?,
+            value: col_text(row, 3, "label index value")?,
+            leaf_index: to_u64(col_i64(row, 4, "label index leaf")?, "label index leaf")?,
         })
     };
-    let mut out = Vec::new();
-    match after {
-        None => {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT key, value, leaf_index FROM record_labels \
-                     ORDER BY key, value, leaf_index LIMIT ?1",
-                )
-                .db()?;
-            let mut rows = stmt.query([limit]).db()?;
-            while let Some(row) = rows.next().db()? {
-                out.push(decode(row)?);
-            }
-        }
+    // Before every entry: a position below any run's.
+    let (run, level, key, value, leaf) = match after {
+        None => (i64::MIN, i64::MIN, String::new(), String::new(), i64::MIN),
         Some(a) => {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT key, value, leaf_index FROM record_labels \
-                     WHERE (key, value, leaf_index) > (?1, ?2, ?3) \
-                     ORDER BY key, value, leaf_index LIMIT ?4",
-                )
-                .db()?;
+            let [run, level] = a.position[..] else {
+                return Err(invalid(
+                    "a label index position is a run's first leaf and level".to_string(),
+                ));
+            };
             let leaf = i64::try_from(a.leaf_index).unwrap_or(i64::MAX);
-            let mut rows = stmt
-                .query(rusqlite::params![a.key, a.value, leaf, limit])
-                .db()?;
-            while let Some(row) = rows.next().db()? {
-                out.push(decode(row)?);
-            }
+            (run, level, a.key.clone(), a.value.clone(), leaf)
         }
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT run, level, key, value, leaf_index FROM label_runs \
+             WHERE (run, level, key, value, leaf_index) > (?1, ?2, ?3, ?4, ?5) \
+             ORDER BY run, level, key, value, leaf_index LIMIT ?6",
+        )
+        .db()?;
+    let mut rows = stmt
+        .query(rusqlite::params![run, level, key, value, leaf, limit])
+        .db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(decode(row)?);
     }
     Ok(out)
 }

@@ -71,6 +71,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     if version(conn)? == INDEX_FILE_VERSION - 1 {
         move_index_tables(conn)?;
     }
+    if index_db::version(conn)? == 1 {
+        tracing::info!("converting the index database to version 2 (sorted runs)");
+        index_db::convert_v1(conn)?;
+    }
     if !index_db::is_current(conn)? {
         tracing::warn!(
             "the index database is missing or incomplete: created empty; the index follower \

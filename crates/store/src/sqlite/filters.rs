@@ -126,7 +126,11 @@ impl RunFilter {
         }
         let words: Vec<u64> = rest[4..]
             .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
             .collect();
         Some(RunFilter(BloomFilter::from_vec(words).hashes(hashes)))
     }

@@ -176,15 +176,26 @@ pub(super) fn fill_from_log(conn: &mut Connection) -> Result<()> {
             "the log database has no index cursor to move (schema 10 has one)".to_string(),
         ));
     }
-    tx.execute_batch(
+    copy_as_one_run(&tx, "main.")?;
+    tx.pragma_update(Some("ix"), "user_version", INDEX_VERSION)
+        .db()?;
+    tx.commit().db()
+}
+
+/// Copies a version-1 index (one B-tree per table, its tables named
+/// `{source}index_state`, `{source}record_labels`, …) into the empty
+/// version-2 tables of `ix`: the cursor, and the indexed records
+/// `[0, cursor)` as one run at [`MOVED_LEVEL`], each table copied in its
+/// key order (the order the source keeps it in, so nothing is sorted).
+fn copy_as_one_run(tx: &Connection, source: &str) -> Result<()> {
+    tx.execute_batch(&format!(
         "INSERT INTO ix.index_state (id, evidence_through) \
-         SELECT id, evidence_through FROM main.index_state",
-    )
+         SELECT id, evidence_through FROM {source}index_state"
+    ))
     .db()?;
-    // The indexed records, [0, cursor), become one run.
     tx.execute(
         "INSERT INTO ix.index_runs (run, level, end_leaf) \
-         SELECT 0, ?1, evidence_through FROM main.index_state WHERE evidence_through > 0",
+         SELECT 0, ?1, evidence_through FROM ix.index_state WHERE evidence_through > 0",
         [MOVED_LEVEL],
     )
     .db()?;
@@ -192,15 +203,13 @@ pub(super) fn fill_from_log(conn: &mut Connection) -> Result<()> {
         tx.execute(
             &format!(
                 "INSERT INTO ix.{runs} (run, level, {key}) \
-                 SELECT 0, ?1, {key} FROM main.{table} ORDER BY {key}"
+                 SELECT 0, ?1, {key} FROM {source}{table} ORDER BY {key}"
             ),
             [MOVED_LEVEL],
         )
         .db()?;
     }
-    tx.pragma_update(Some("ix"), "user_version", INDEX_VERSION)
-        .db()?;
-    tx.commit().db()
+    Ok(())
 }
 
 /// Converts a version-1 index database (one B-tree per index, the names
@@ -222,27 +231,7 @@ pub(super) fn convert_v1(conn: &mut Connection) -> Result<()> {
             .db()?;
     }
     tx.execute_batch(INDEX_SCHEMA).db()?;
-    tx.execute_batch(
-        "INSERT INTO ix.index_state (id, evidence_through) \
-         SELECT id, evidence_through FROM ix.v1_index_state",
-    )
-    .db()?;
-    tx.execute(
-        "INSERT INTO ix.index_runs (run, level, end_leaf) \
-         SELECT 0, ?1, evidence_through FROM ix.index_state WHERE evidence_through > 0",
-        [MOVED_LEVEL],
-    )
-    .db()?;
-    for (table, runs, key) in INDEXES {
-        tx.execute(
-            &format!(
-                "INSERT INTO ix.{runs} (run, level, {key}) \
-                 SELECT 0, ?1, {key} FROM ix.v1_{table} ORDER BY {key}"
-            ),
-            [MOVED_LEVEL],
-        )
-        .db()?;
-    }
+    copy_as_one_run(&tx, "ix.v1_")?;
     for table in [
         "index_state",
         "record_labels",

@@ -212,6 +212,15 @@ fn copy_as_one_run(tx: &Connection, source: &str) -> Result<()> {
     Ok(())
 }
 
+/// The tables of a version-1 index database.
+const V1_TABLES: [&str; 5] = [
+    "index_state",
+    "record_labels",
+    "records_by_sha256",
+    "records_by_dedup",
+    "records_by_idempotency",
+];
+
 /// Converts a version-1 index database (one B-tree per index, the names
 /// version 2 gives its views) to version 2 in one transaction of `ix`:
 /// each index becomes one run `[0, cursor)` at [`MOVED_LEVEL`], copied in
@@ -220,25 +229,13 @@ fn copy_as_one_run(tx: &Connection, source: &str) -> Result<()> {
 /// open. The runs' filters are built at open (`filters.rs`).
 pub(super) fn convert_v1(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction().db()?;
-    for table in [
-        "index_state",
-        "record_labels",
-        "records_by_sha256",
-        "records_by_dedup",
-        "records_by_idempotency",
-    ] {
+    for table in V1_TABLES {
         tx.execute_batch(&format!("ALTER TABLE ix.{table} RENAME TO v1_{table}"))
             .db()?;
     }
     tx.execute_batch(INDEX_SCHEMA).db()?;
     copy_as_one_run(&tx, "ix.v1_")?;
-    for table in [
-        "index_state",
-        "record_labels",
-        "records_by_sha256",
-        "records_by_dedup",
-        "records_by_idempotency",
-    ] {
+    for table in V1_TABLES {
         tx.execute_batch(&format!("DROP TABLE ix.v1_{table}"))
             .db()?;
     }

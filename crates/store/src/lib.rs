@@ -32,7 +32,9 @@ pub use mirrors::{
     ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
     MirrorStore,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{
+    Fingerprint, LogFingerprint, MigrationProgress, MigrationStep, OnMigration, SqliteStore,
+};
 pub use tasks::{TaskQuery, TaskRow, TaskState, TaskStore};
 
 /// Which of the two Merkle logs a tree-level call is about. Each has its

@@ -30,6 +30,9 @@ use crate::{
     StoreError, StoredCheckpoint,
 };
 
+/// A stopped SQLite store rewritten as an older schema holds the same data.
+pub use crate::sqlite::rewrite_as_schema;
+
 /// Opens the driver's store in a directory; a second call on the same
 /// directory (after the first store is dropped) reopens what it holds.
 pub type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;

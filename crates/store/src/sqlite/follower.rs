@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::error::{DbResult, corrupt};
 use super::log_state::read_size;
 use super::rows::{to_i64, to_u64};
+use super::upgrade::{MigrationProgress, MigrationStep, OnMigration};
 use crate::{LogId, Result};
 
 /// The most records a store opens with unindexed; [`catch_up`] indexes the
@@ -252,8 +253,8 @@ pub(super) fn layout(conn: &Connection) -> Result<Vec<String>> {
 /// cursor until at most [`OPEN_LAG`] are left, in transactions of
 /// [`CATCH_UP_BATCH`], logging its progress. Each transaction moves the
 /// cursor with its rows, so an interrupted catch-up resumes where it
-/// stopped.
-pub(super) fn catch_up(conn: &mut Connection) -> Result<()> {
+/// stopped. `progress` hears of each transaction.
+pub(super) fn catch_up(conn: &mut Connection, progress: OnMigration<'_>) -> Result<()> {
     let from = indexed_through(conn)?;
     let size = read_size(conn, LogId::Evidence)?;
     if size.saturating_sub(from) <= OPEN_LAG {
@@ -266,6 +267,14 @@ pub(super) fn catch_up(conn: &mut Connection) -> Result<()> {
     let started = Instant::now();
     let mut reported = started;
     let mut at = from;
+    let report = |at: u64| {
+        progress(MigrationProgress {
+            step: MigrationStep::Indexing,
+            done: at - from,
+            total: size - OPEN_LAG - from,
+        })
+    };
+    report(at);
     while size - at > OPEN_LAG {
         let tx = conn.transaction().db()?;
         let reached = index_evidence(&tx, size - OPEN_LAG, CATCH_UP_BATCH)?;
@@ -274,6 +283,7 @@ pub(super) fn catch_up(conn: &mut Connection) -> Result<()> {
             break;
         }
         at = reached;
+        report(at);
         if reported.elapsed() >= PROGRESS_EVERY {
             reported = Instant::now();
             tracing::info!(

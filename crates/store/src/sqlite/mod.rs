@@ -47,6 +47,8 @@ mod labels;
 mod log_state;
 mod meta;
 mod mirrors;
+#[cfg(feature = "testing")]
+mod old_schema;
 mod pool;
 mod query;
 mod records;
@@ -56,6 +58,11 @@ mod schema;
 mod stats;
 mod tail;
 mod tasks;
+mod upgrade;
+
+#[cfg(feature = "testing")]
+pub use old_schema::rewrite_as_schema;
+pub use upgrade::{Fingerprint, LogFingerprint, MigrationProgress, MigrationStep, OnMigration};
 
 use error::{DbResult, invalid};
 use pool::ReaderPool;
@@ -142,6 +149,12 @@ impl SqliteStore {
     /// and restricts both files and their `-wal`/`-shm` companions to mode
     /// 0600. A missing parent directory is created with mode 0700.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_progress(path, &|_| {})
+    }
+
+    /// [`SqliteStore::open`], reporting the steps of a migration (and of
+    /// the indexing at open) to `progress` as they run.
+    pub fn open_with_progress(path: &Path, progress: OnMigration<'_>) -> Result<Self> {
         files::create_private_file(path)?;
         let ix_path = index_db::path_for(path);
         files::create_private_file(&ix_path)?;
@@ -181,7 +194,7 @@ impl SqliteStore {
         index_db::attach(&writer, &ix_path)?;
         index_db::configure_writer(&writer, &ix_path)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        schema::migrate(&mut writer)?;
+        schema::migrate(&mut writer, progress)?;
         files::restrict_companions(path)?;
         files::restrict_companions(&ix_path)?;
 
@@ -204,7 +217,7 @@ impl SqliteStore {
         // Bounds the tail below (a lost index database starts at cursor
         // 0). A failure here is the follower's to retry: the store opens
         // with the longer tail, exact as ever.
-        if let Err(e) = follower::catch_up(&mut follower) {
+        if let Err(e) = follower::catch_up(&mut follower, progress) {
             tracing::warn!("indexing at open failed ({e}); the index follower will retry");
         }
         let tail = tail::Tail::load(&follower, follower::indexed_through(&follower)?)?;
@@ -222,6 +235,22 @@ impl SqliteStore {
             tail: Mutex::new(tail),
             filters: RwLock::new(filters),
         })
+    }
+
+    /// The schema versions and both logs' fingerprints of the database at
+    /// `path`, read without writing to its directory, from any schema
+    /// version: equal fingerprints before and after a conversion mean it
+    /// changed no leaf, tile, tree size or checkpoint.
+    pub fn fingerprint(path: &Path) -> Result<Fingerprint> {
+        upgrade::fingerprint(path)
+    }
+
+    /// Whether [`SqliteStore::open`] would convert the existing database
+    /// at `path` (its schema or its index database's is older than this
+    /// binary's, or the index database is missing). Reads only the two
+    /// version numbers.
+    pub fn needs_migration(path: &Path) -> Result<bool> {
+        upgrade::needs_migration(path)
     }
 
     /// The index database of the log database at `path`

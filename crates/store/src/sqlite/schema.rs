@@ -7,12 +7,13 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::error::{DbResult, corrupt};
+use super::upgrade::{MigrationProgress, MigrationStep, OnMigration};
 use super::{index_db, log_state};
 use crate::{LogId, Result, StoreError};
 
 /// The migrations, in order. `MIGRATIONS.len()` is the schema version this
 /// binary writes.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_audit.sql"),
     include_str!("migrations/0003_analytics.sql"),
@@ -66,14 +67,24 @@ pub(crate) fn check_not_too_new(found: u32) -> Result<()> {
 /// repeatable steps. `conn` has the index database attached as `ix`. At
 /// version 11, an index database that is missing or incomplete (deleted,
 /// say) is created empty: the follower rebuilds it from the records.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    migrate_log_tables(conn)?;
+/// `progress` hears of each step.
+pub(crate) fn migrate(conn: &mut Connection, progress: OnMigration<'_>) -> Result<()> {
+    migrate_log_tables(conn, progress)?;
     if version(conn)? == INDEX_FILE_VERSION - 1 {
-        move_index_tables(conn)?;
+        move_index_tables(conn, progress)?;
     }
     if index_db::version(conn)? == 1 {
         tracing::info!("converting the index database to version 2 (sorted runs)");
+        let step = |done| {
+            progress(MigrationProgress {
+                step: MigrationStep::ConvertIndex,
+                done,
+                total: 1,
+            })
+        };
+        step(0);
         index_db::convert_v1(conn)?;
+        step(1);
     }
     if !index_db::is_current(conn)? {
         tracing::warn!(
@@ -94,13 +105,21 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 /// Schema 11's two steps, each repeatable: fill `ix` from the log
 /// database's tables (one transaction of `ix`), then drop those tables and
 /// set the version (one transaction of the log database).
-fn move_index_tables(conn: &mut Connection) -> Result<()> {
+fn move_index_tables(conn: &mut Connection, progress: OnMigration<'_>) -> Result<()> {
     let started = std::time::Instant::now();
     let unindexed: i64 = conn
         .query_row("SELECT count(*) FROM main.records_by_dedup", [], |row| {
             row.get(0)
         })
         .db()?;
+    let step = |done| {
+        progress(MigrationProgress {
+            step: MigrationStep::MoveIndex,
+            done,
+            total: u64::try_from(unindexed).unwrap_or(0),
+        })
+    };
+    step(0);
     if unindexed > 0 {
         tracing::info!(
             "schema {INDEX_FILE_VERSION}: moving the index of {unindexed} records to the index database"
@@ -126,6 +145,7 @@ fn move_index_tables(conn: &mut Connection) -> Result<()> {
     tx.pragma_update(None, "user_version", i64::from(INDEX_FILE_VERSION))
         .db()?;
     tx.commit().db()?;
+    step(u64::try_from(unindexed).unwrap_or(0));
     if unindexed > 0 {
         tracing::info!(
             "store schema migrated from version {} to {INDEX_FILE_VERSION} in {:.1} s",
@@ -139,7 +159,7 @@ fn move_index_tables(conn: &mut Connection) -> Result<()> {
 /// The migrations up to version 10 (the log database's own tables), in one
 /// immediate transaction: either every one is applied and the version
 /// advanced, or nothing changes.
-fn migrate_log_tables(conn: &mut Connection) -> Result<()> {
+fn migrate_log_tables(conn: &mut Connection, progress: OnMigration<'_>) -> Result<()> {
     // Rebuilding `records` drops the table other tables reference: foreign
     // key enforcement is off for that transaction (it cannot change inside
     // one), as SQLite's procedure for such a change asks. The rows keep
@@ -148,14 +168,14 @@ fn migrate_log_tables(conn: &mut Connection) -> Result<()> {
     if rebuild {
         conn.pragma_update(None, "foreign_keys", false).db()?;
     }
-    let migrated = migrate_in_one_transaction(conn);
+    let migrated = migrate_in_one_transaction(conn, progress);
     if rebuild {
         conn.pragma_update(None, "foreign_keys", true).db()?;
     }
     migrated
 }
 
-fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
+fn migrate_in_one_transaction(conn: &mut Connection, progress: OnMigration<'_>) -> Result<()> {
     let started = std::time::Instant::now();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -168,17 +188,33 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
         return Ok(());
     }
     // Version 1 created `records`.
-    if (1..UNIQUE_KEYS_FOLLOW_VERSION).contains(&found) {
-        let records: i64 = tx
+    let records: u64 = if found >= 1 {
+        let n: i64 = tx
             .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
             .db()?;
-        if records > 0 {
-            // One statement copies the table: seconds per million records.
-            tracing::info!(
-                "schema {UNIQUE_KEYS_FOLLOW_VERSION}: rebuilding the records table \
-                 ({records} records) without its dedup and idempotency key indexes"
-            );
-        }
+        u64::try_from(n).unwrap_or(0)
+    } else {
+        0
+    };
+    let step = |done| {
+        progress(MigrationProgress {
+            step: MigrationStep::LogTables {
+                from: found,
+                to: target,
+            },
+            done,
+            total: records,
+        })
+    };
+    if found > 0 {
+        step(0);
+    }
+    if (1..UNIQUE_KEYS_FOLLOW_VERSION).contains(&found) && records > 0 {
+        // One statement copies the table: seconds per million records.
+        tracing::info!(
+            "schema {UNIQUE_KEYS_FOLLOW_VERSION}: rebuilding the records table \
+             ({records} records) without its dedup and idempotency key indexes"
+        );
     }
     for sql in &MIGRATIONS[found as usize..target as usize] {
         tx.execute_batch(sql).db()?;
@@ -190,6 +226,11 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
         for log in [LogId::Evidence, LogId::Audit] {
             let mut last_logged = std::time::Instant::now();
             let filled = log_state::backfill_inner(&tx, log, &mut |log, done, total| {
+                progress(MigrationProgress {
+                    step: MigrationStep::InnerLevels(log),
+                    done,
+                    total,
+                });
                 if last_logged.elapsed() >= std::time::Duration::from_secs(2) {
                     last_logged = std::time::Instant::now();
                     tracing::info!(
@@ -208,6 +249,7 @@ fn migrate_in_one_transaction(conn: &mut Connection) -> Result<()> {
         .db()?;
     tx.commit().db()?;
     if found > 0 {
+        step(records);
         tracing::info!(
             "store schema migrated from version {found} to {target} in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -105,7 +105,7 @@ fn cannot_run(dir: &std::path::Path, e: VaultError) -> CliError {
     }
 }
 
-fn summary_line(r: &FsckReport) -> String {
+pub(crate) fn summary_line(r: &FsckReport) -> String {
     format!(
         "fsck found {} disagreement{} between the stored data and what the logs committed to",
         r.total_findings,
@@ -114,7 +114,7 @@ fn summary_line(r: &FsckReport) -> String {
 }
 
 /// The text report: one line per log, one per finding, a verdict.
-fn text(r: &FsckReport) -> String {
+pub(crate) fn text(r: &FsckReport) -> String {
     let mut out = String::new();
     for l in &r.logs {
         out.push_str(&format!(

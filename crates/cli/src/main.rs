@@ -21,6 +21,7 @@ mod fsck;
 mod import;
 mod keys;
 mod logsink;
+mod migrate;
 mod monitor;
 mod output;
 mod proof;
@@ -349,6 +350,11 @@ enum Command {
     /// checkpoint's signature, root and consistency, every payload's digest,
     /// the indexes against the log. Exit 0 clean, 1 on any finding.
     Fsck(Box<fsck::FsckArgs>),
+    /// Convert a stopped vault's data directory to this binary's store
+    /// schema (what `serve` does at start), show that no leaf, tile, size or
+    /// checkpoint changed, index every record and run the full fsck. Exit 0
+    /// converted and clean, 1 if anything differs.
+    Migrate(Box<migrate::MigrateArgs>),
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs that
     /// --config FILE (the witness's own TOML, not the vault's) names, each
     /// only if it extends the one cosigned before.
@@ -684,6 +690,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Monitor(args) => return Ok(monitor::run(*args, &file, json)),
         // Exit 1 on findings, with the report printed.
         Command::Fsck(args) => return fsck::run(*args, &file, json),
+        Command::Migrate(args) => return migrate::run(*args, &file, json),
     };
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -8,9 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, agent, bearer, get_json};
+use common::{Server, copy_tree};
 use serde_json::Value;
 
 /// Records in all: more than one full level-0 tile; the last is a blob.
@@ -18,53 +18,9 @@ const RECORDS: usize = 300;
 /// A checkpoint is awaited here, so there are several.
 const FIRST: usize = 120;
 
-fn post(url: &str, body: &[u8], label: &str) -> u64 {
-    let mut resp = agent()
-        .post(format!("{url}/api/v1/evidence"))
-        .header("Content-Type", "application/octet-stream")
-        .header("X-Evault-Label", label)
-        .header("Authorization", bearer())
-        .send(body)
-        .expect("POST evidence");
-    assert_eq!(resp.status().as_u16(), 201, "POST evidence");
-    let v: Value =
-        serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("JSON");
-    v["record"]["leaf_index"].as_u64().expect("leaf index")
-}
-
-fn wait_checkpoint(url: &str, size: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, cp) = get_json(&agent(), &format!("{url}/api/v1/checkpoints/latest"));
-        if status == 200 && cp["size"].as_u64().is_some_and(|s| s >= size) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
-        std::thread::yield_now();
-    }
-}
-
 /// A stopped vault; returns its data directory.
 fn seed(root: &Path) -> PathBuf {
-    let data = root.join("data");
-    let server = Server::start(&data, &[]);
-    for i in 0..RECORDS - 1 {
-        if i == FIRST {
-            wait_checkpoint(&server.url, FIRST as u64);
-        }
-        let leaf = post(
-            &server.url,
-            format!("record {i}").as_bytes(),
-            &format!("n={}", i % 5),
-        );
-        assert_eq!(leaf, i as u64);
-    }
-    // Above the default inline maximum (64 KiB): a blob file.
-    let blob: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
-    post(&server.url, &blob, "n=blob");
-    wait_checkpoint(&server.url, RECORDS as u64);
-    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
-    data
+    common::seed_stopped(root, RECORDS, FIRST)
 }
 
 fn fsck(data: &Path, extra: &[&str]) -> Output {
@@ -86,19 +42,6 @@ fn json(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -401,6 +401,17 @@ pub fn fsck_data_dir(
         )));
     }
     let _lock = crate::datadir::lock_shared(data_dir)?;
+    fsck_stopped(data_dir, options, progress, cancelled)
+}
+
+/// [`fsck_data_dir`] for a caller that holds the data directory's lock
+/// already (`evault migrate`).
+pub(crate) fn fsck_stopped(
+    data_dir: &Path,
+    options: &FsckOptions,
+    progress: Progress<'_>,
+    cancelled: Cancelled<'_>,
+) -> Result<FsckReport> {
     let store = SqliteStore::open_read_only(&data_dir.join("evault.db"))?;
     let mut logs = Vec::new();
     for (log, meta, file, given) in [

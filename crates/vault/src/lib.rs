@@ -33,6 +33,7 @@ mod keyring;
 mod keys;
 mod lifecycle;
 mod log;
+pub mod migrate;
 mod mirror;
 pub mod pipeline;
 mod proofs;
@@ -77,6 +78,7 @@ pub use integrity::{BlobReader, INTEGRITY_FAILURES};
 pub use keyring::{KeyEntry, KeyState};
 pub use lifecycle::Stopped;
 pub use log::Log;
+pub use migrate::{MigratePhase, MigrateReport, migrate_data_dir};
 pub use reader::{ReadScope, Reader};
 
 /// Most buckets one [`Vault::evidence_stats`] call may count.
@@ -292,7 +294,7 @@ impl Vault {
     pub async fn open(config: VaultConfig) -> Result<Vault> {
         datadir::create_private(&config.data_dir)?;
         let db = config.data_dir.join("evault.db");
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db)).await??;
+        let store = tokio::task::spawn_blocking(move || migrate::open_store(&db)).await??;
         Self::with_store(config, Arc::new(store)).await
     }
 

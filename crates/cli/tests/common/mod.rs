@@ -305,3 +305,70 @@ pub fn get_text(agent: &ureq::Agent, url: &str) -> (u16, String) {
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_to_string().expect("body"))
 }
+
+/// POSTs `body` with one label; returns its leaf index (201 only).
+pub fn post_labelled(url: &str, body: &[u8], label: &str) -> u64 {
+    let mut resp = agent()
+        .post(format!("{url}/api/v1/evidence"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-Evault-Label", label)
+        .header("Authorization", bearer())
+        .send(body)
+        .expect("POST evidence");
+    assert_eq!(resp.status().as_u16(), 201, "POST evidence");
+    let v: Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().expect("body")).expect("JSON");
+    v["record"]["leaf_index"].as_u64().expect("leaf index")
+}
+
+/// Polls until the latest checkpoint covers `size` (30 s at most).
+pub fn wait_checkpoint(url: &str, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, cp) = get_json(&agent(), &format!("{url}/api/v1/checkpoints/latest"));
+        if status == 200 && cp["size"].as_u64().is_some_and(|s| s >= size) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+        std::thread::yield_now();
+    }
+}
+
+/// A stopped vault under `root` with `records` records (labels `n=0`..`n=4`;
+/// the last a blob file), a checkpoint awaited at `first` and at the end;
+/// returns its data directory.
+pub fn seed_stopped(root: &Path, records: usize, first: usize) -> std::path::PathBuf {
+    let data = root.join("data");
+    let server = Server::start(&data, &[]);
+    for i in 0..records - 1 {
+        if i == first {
+            wait_checkpoint(&server.url, first as u64);
+        }
+        let leaf = post_labelled(
+            &server.url,
+            format!("record {i}").as_bytes(),
+            &format!("n={}", i % 5),
+        );
+        assert_eq!(leaf, i as u64);
+    }
+    // Above the default inline maximum (64 KiB): a blob file.
+    let blob: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+    post_labelled(&server.url, &blob, "n=blob");
+    wait_checkpoint(&server.url, records as u64);
+    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+    data
+}
+
+/// Copies the directory tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}

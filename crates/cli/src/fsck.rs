@@ -19,6 +19,13 @@ pub struct FsckArgs {
     /// Data directory of the stopped vault [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    check: CheckArgs,
+}
+
+/// What the full check takes, for `fsck` and `migrate`.
+#[derive(Args)]
+pub struct CheckArgs {
     /// The evidence log's verifier key (name+hash+base64), or a file
     /// holding it [default: derived from <data dir>/log.key].
     #[arg(long)]
@@ -36,15 +43,21 @@ pub struct FsckArgs {
     no_payloads: bool,
 }
 
+impl CheckArgs {
+    pub fn options(self) -> CliResult<FsckOptions> {
+        let key = |k: Option<String>| k.map(|k| crate::proof::read_key(&k)).transpose();
+        Ok(FsckOptions {
+            max_findings_per_kind: self.max_findings.max(1),
+            payloads: !self.no_payloads,
+            evidence_key: key(self.key)?,
+            audit_key: key(self.audit_key)?,
+        })
+    }
+}
+
 pub fn run(args: FsckArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode> {
     let dir = crate::data_dir(args.data_dir, file);
-    let key = |k: Option<String>| k.map(|k| crate::proof::read_key(&k)).transpose();
-    let options = FsckOptions {
-        max_findings_per_kind: args.max_findings.max(1),
-        payloads: !args.no_payloads,
-        evidence_key: key(args.key)?,
-        audit_key: key(args.audit_key)?,
-    };
+    let options = args.check.options()?;
     let bar = (!json && output::progress_allowed()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         if let Ok(style) =

@@ -353,7 +353,8 @@ enum Command {
     /// Convert a stopped vault's data directory to this binary's store
     /// schema (what `serve` does at start), show that no leaf, tile, size or
     /// checkpoint changed, index every record and run the full fsck. Exit 0
-    /// converted and clean, 1 if anything differs.
+    /// converted and clean, 1 if a log changed or fsck found anything, 2 if
+    /// it cannot run or the check could not.
     Migrate(Box<migrate::MigrateArgs>),
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs that
     /// --config FILE (the witness's own TOML, not the vault's) names, each

@@ -1,21 +1,22 @@
 //! `evault migrate`: converts a stopped vault's data directory to this
-//! binary's store schema (what `evault serve` does at start), then shows
-//! it changed nothing and checks it in full
+//! binary's store schema (what `evault serve` does at start), shows it
+//! changed neither log and checks it in full
 //! (`evault_vault::migrate_data_dir`). The report goes to stdout (text, or
 //! JSON with `--json`); each phase is named on stderr, with a progress bar
-//! on a terminal. Exit 0 converted and clean, 1 if the logs changed or
-//! fsck found anything, 2 if it cannot run (no data directory, a server
-//! holds it, a key is missing).
+//! on a terminal (not with `--json`). Exit 0 converted and clean, 1 if a
+//! log changed or fsck found anything, 2 if it cannot run (no data
+//! directory, a server holds it) or the check could not (a key missing).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Args;
-use evault_vault::{FsckOptions, MigratePhase, MigrateReport, VaultError};
+use evault_vault::{MigratePhase, MigrateReport, VaultError};
 
 use crate::config::FileConfig;
 use crate::error::{CliError, CliResult, Exit};
+use crate::fsck::CheckArgs;
 use crate::{fsck, output, say};
 
 #[derive(Args)]
@@ -23,33 +24,15 @@ pub struct MigrateArgs {
     /// Data directory of the stopped vault [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The evidence log's verifier key for the final check (name+hash+
-    /// base64, or a file holding it) [default: the stored key set, else
-    /// derived from <data dir>/log.key].
-    #[arg(long)]
-    key: Option<String>,
-    /// The audit log's verifier key for the final check [default: as for
-    /// --key, from <data dir>/audit.key].
-    #[arg(long)]
-    audit_key: Option<String>,
-    /// Findings of the final check listed per kind; more are only counted.
-    #[arg(long, default_value_t = 100)]
-    max_findings: usize,
-    /// Do not hash payloads and blob files in the final check.
-    #[arg(long)]
-    no_payloads: bool,
+    /// The final check's keys and limits (as `evault fsck`'s).
+    #[command(flatten)]
+    check: CheckArgs,
 }
 
 pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode> {
     let dir = crate::data_dir(args.data_dir, file);
-    let key = |k: Option<String>| k.map(|k| crate::proof::read_key(&k)).transpose();
-    let options = FsckOptions {
-        max_findings_per_kind: args.max_findings.max(1),
-        payloads: !args.no_payloads,
-        evidence_key: key(args.key)?,
-        audit_key: key(args.audit_key)?,
-    };
-    let bar = output::progress_allowed().then(|| {
+    let options = args.check.options()?;
+    let bar = (!json && output::progress_allowed()).then(|| {
         let b = indicatif::ProgressBar::new(0);
         if let Ok(style) =
             indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} {eta}")
@@ -83,52 +66,72 @@ pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCo
         b.finish_and_clear();
     }
     let report = result.map_err(|e| cannot_run(&dir, e))?;
+    let clean = report.clean();
     if json {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            o.insert("clean".into(), report.clean().into());
-            o.insert(
-                "exit_code".into(),
-                if report.clean() { 0 } else { 1 }.into(),
-            );
+            o.insert("clean".into(), clean.into());
+            if !clean {
+                o.insert("verified".into(), false.into());
+            }
+            let code = match () {
+                () if clean => 0,
+                () if report.unchanged && report.check_error.is_some() => Exit::Usage as u8,
+                () => Exit::Verify as u8,
+            };
+            o.insert("exit_code".into(), code.into());
         }
         output::print_json(&v);
     } else {
         print!("{}", text(&report, &dir));
     }
-    if report.clean() {
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if !report.unchanged {
         say!(
-            "evault: NOT VERIFIED: converted, but {}",
-            fsck::summary_line(&report.fsck)
+            "evault: NOT VERIFIED: the conversion changed {}",
+            evault_vault::migrate::changes(&report)
         );
         say!(
-            "evault: hint: docs/OPERATIONS.md (\"fsck\") says what each finding means and what \
-             to do"
+            "evault: hint: restore the data directory from its backup; {} keeps the \
+             fingerprints read before, and every start compares with it while it is there",
+            dir.join(evault_vault::migrate::PENDING_FILE).display()
         );
-        Ok(ExitCode::from(Exit::Verify as u8))
+        return Ok(ExitCode::from(Exit::Verify as u8));
+    }
+    if let Some(why) = &report.check_error {
+        say!("evault: converted, but the check could not run: {why}");
+        say!(
+            "evault: hint: give the verifier keys with --key / --audit-key, then run `evault \
+             fsck` (or `evault migrate` again)"
+        );
+        return Ok(ExitCode::from(Exit::Usage as u8));
+    }
+    match &report.fsck {
+        Some(f) if !f.clean => {
+            say!(
+                "evault: NOT VERIFIED: converted, but {}",
+                fsck::summary_line(f)
+            );
+            say!(
+                "evault: hint: docs/OPERATIONS.md (\"fsck\") says what each finding means and \
+                 what to do"
+            );
+            Ok(ExitCode::from(Exit::Verify as u8))
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 
-/// Why the conversion could not run (a usage-class error: a local
-/// problem) or did not hold (a failed check).
+/// Why the conversion could not run: a usage-class error (a local
+/// problem).
 fn cannot_run(dir: &std::path::Path, e: VaultError) -> CliError {
+    let err = CliError::usage(format!("migrate {}: {e}", dir.display()));
     match e {
-        // The logs differ after the conversion.
-        VaultError::Inconsistent(why) => {
-            CliError::not_verified(format!("migrate {}: {why}", dir.display()))
-        }
-        VaultError::Unavailable(_) => CliError::usage(format!("migrate {}: {e}", dir.display()))
-            .hint(
-                "stop the server first (SIGTERM); `evault serve` also converts the data \
-                 directory at start, without the final check",
-            ),
-        VaultError::NotFound(_) => CliError::usage(format!("migrate {}: {e}", dir.display())).hint(
-            "pass --data-dir (or EVAULT_DATA_DIR); a key kept elsewhere is given with --key \
-                 / --audit-key",
+        VaultError::Unavailable(_) => err.hint(
+            "stop the server first (SIGTERM); `evault serve` also converts the data directory \
+             at start, without the final check",
         ),
-        e => CliError::usage(format!("migrate {}: {e}", dir.display())),
+        VaultError::NotFound(_) => err.hint("pass --data-dir (or EVAULT_DATA_DIR)"),
+        _ => err,
     }
 }
 
@@ -155,12 +158,40 @@ fn text(r: &MigrateReport, dir: &std::path::Path) -> String {
             r.indexed
         )
     };
-    for l in &r.logs {
-        out.push_str(&format!(
-            "{} log unchanged: size {}, {} leaves, {} tiles, {} checkpoints, fingerprint {}\n",
-            l.log, l.size, l.leaves, l.tiles, l.checkpoints, l.after
-        ));
+    if r.resumed {
+        out.push_str("compared with the fingerprints an interrupted conversion read before it\n");
     }
-    out.push_str(&fsck::text(&r.fsck));
+    for l in &r.logs {
+        let a = &l.after;
+        if l.unchanged {
+            out.push_str(&format!(
+                "{} log unchanged: size {}, {} leaves, {} tiles, {} checkpoints, fingerprint {}\n",
+                l.log, a.size, a.leaves, a.tiles, a.checkpoints, a.digest
+            ));
+        } else {
+            let b = &l.before;
+            out.push_str(&format!(
+                "{} log CHANGED: before size {}, {} leaves, {} tiles, {} checkpoints, \
+                 fingerprint {}; after size {}, {} leaves, {} tiles, {} checkpoints, \
+                 fingerprint {}\n",
+                l.log,
+                b.size,
+                b.leaves,
+                b.tiles,
+                b.checkpoints,
+                b.digest,
+                a.size,
+                a.leaves,
+                a.tiles,
+                a.checkpoints,
+                a.digest
+            ));
+        }
+    }
+    match (&r.fsck, &r.check_error) {
+        (Some(f), _) => out.push_str(&fsck::text(f)),
+        (None, Some(why)) => out.push_str(&format!("not checked: {why}\n")),
+        (None, None) => {}
+    }
     out
 }

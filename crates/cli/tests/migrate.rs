@@ -71,12 +71,18 @@ fn an_older_data_directory_converts_unchanged_and_checks_clean() {
     assert_eq!(v["clean"], true);
     assert_eq!(v["fsck"]["clean"], true, "{v:#}");
     assert_eq!(v["fsck"]["total_findings"], 0);
+    assert_eq!(v["unchanged"], true);
+    assert_eq!(v["resumed"], false);
+    assert!(!data.join("CONVERTING").exists());
     assert_eq!(v["logs"][0]["log"], "evidence");
-    assert_eq!(v["logs"][0]["size"], RECORDS as u64);
+    assert_eq!(v["logs"][0]["unchanged"], true);
+    assert_eq!(v["logs"][0]["after"]["size"], RECORDS as u64);
     assert_eq!(v["logs"][0]["before"], v["logs"][0]["after"]);
     assert_eq!(v["logs"][1]["log"], "audit");
     assert!(
-        v["logs"][1]["size"].as_u64().is_some_and(|s| s > 0),
+        v["logs"][1]["after"]["size"]
+            .as_u64()
+            .is_some_and(|s| s > 0),
         "{v:#}"
     );
     // Each phase named on stderr (not a terminal: no bar).
@@ -138,7 +144,8 @@ fn serve_converts_an_older_directory_at_start() {
     assert!(server.terminate(Duration::from_secs(30)));
     let text = std::fs::read_to_string(&log).expect("log");
     for line in [
-        "is of an older schema (or its index database is missing): converting it",
+        "is of an older schema, its index database is missing, or a conversion was \
+         interrupted: converting it",
         "converting: schema 7 to 10: the log's tables: 0 of 300",
         "converting: schema 7 to 10: the log's tables: 300 of 300",
         "converting: moving the indexes to the index database",
@@ -245,4 +252,145 @@ fn a_kill_at_any_phase_leaves_a_directory_that_converts() {
         assert_eq!(v["clean"], true, "after a kill at phase {n}: {v:#}");
         assert_eq!(logs(&fingerprint(&dir)), logs(&current));
     }
+}
+
+/// The fingerprints file an interrupted conversion leaves, as the vault
+/// writes it, for `data`'s logs as they are now; `tamper` changes the
+/// evidence log's digest.
+fn pending_file(data: &Path, tamper: bool) -> String {
+    let f = fingerprint(data);
+    let hex = |d: &[u8; 32]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let log = |name: &str, l: &evault_store::LogFingerprint, tamper: bool| {
+        let mut digest = hex(&l.digest);
+        if tamper {
+            digest.replace_range(0..1, if digest.starts_with('0') { "1" } else { "0" });
+        }
+        serde_json::json!({
+            "log": name, "present": true, "size": l.size, "leaves": l.leaves,
+            "tiles": l.tiles, "checkpoints": l.checkpoints, "digest": digest,
+        })
+    };
+    let audit = f.audit.as_ref().expect("audit log");
+    serde_json::json!([
+        log("evidence", &f.evidence, tamper),
+        log("audit", audit, false)
+    ])
+    .to_string()
+}
+
+/// A conversion that committed but died before its comparison left the
+/// fingerprints file: the next run compares with it, even though the
+/// store is current, and removes it when both logs match.
+#[test]
+fn an_interrupted_comparison_is_made_by_the_next_run() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, current) = old_vault(root.path());
+    std::fs::write(data.join("CONVERTING"), pending_file(&data, false)).expect("write");
+    // The conversion alone, as the process that died had done.
+    drop(SqliteStore::open(&data.join("evault.db")).expect("convert"));
+    assert!(!fingerprint(&data).needs_migration());
+
+    let out = migrate(&data, &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["converted"], false);
+    assert_eq!(v["resumed"], true);
+    assert_eq!(v["unchanged"], true);
+    assert_eq!(v["clean"], true);
+    assert!(!data.join("CONVERTING").exists());
+    assert_eq!(logs(&fingerprint(&data)), logs(&current));
+}
+
+/// Fingerprints that do not match (here, a tampered file standing for a
+/// conversion that changed a log): `evault migrate` says NOT VERIFIED and
+/// exits 1, `evault serve` refuses to start, and the file stays, so every
+/// later run is refused too until an operator removes it.
+#[test]
+fn a_changed_log_is_refused_until_an_operator_looks() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, _) = old_vault(root.path());
+    let kept = pending_file(&data, true);
+    std::fs::write(data.join("CONVERTING"), &kept).expect("write");
+
+    let out = migrate(&data, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("NOT VERIFIED: the conversion changed the evidence log"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["unchanged"], false);
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["logs"][0]["unchanged"], false);
+    assert_eq!(v["logs"][1]["unchanged"], true);
+    assert_eq!(
+        std::fs::read_to_string(data.join("CONVERTING")).expect("kept"),
+        kept
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_evault"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--origin", "test.example/crash"])
+        .env("EVAULT_STATE_DIR", data.join("state"))
+        .env_remove("EVAULT_CONFIG")
+        .output()
+        .expect("run evault serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("changed the evidence log"), "{stderr}");
+    assert!(stderr.contains("will not start"), "{stderr}");
+    assert!(data.join("CONVERTING").exists());
+
+    // Having looked (here: the log is the one it was), the operator
+    // removes the file; the next run is clean.
+    std::fs::remove_file(data.join("CONVERTING")).expect("rm");
+    let out = migrate(&data, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A missing key is found by the check, after the conversion: the report
+/// still says what was converted, and the exit is 2 (cannot check).
+#[test]
+fn a_missing_key_leaves_the_conversion_reported_and_unchecked() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, current) = old_vault(root.path());
+    let key = data.join("log.key");
+    let moved = root.path().join("log.key");
+    std::fs::rename(&key, &moved).expect("move key");
+    let out = migrate(&data, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the check could not run"), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(v["converted"], true);
+    assert_eq!(v["unchanged"], true);
+    assert_eq!(v["fsck"], Value::Null);
+    assert!(
+        v["check_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("log.key")),
+        "{v:#}"
+    );
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(logs(&fingerprint(&data)), logs(&current));
 }

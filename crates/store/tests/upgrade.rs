@@ -132,6 +132,15 @@ fn a_fingerprint_sees_every_part_of_a_log() {
             "UPDATE records SET leaf_data = x'00' WHERE leaf_index = 7",
         ),
         (
+            "a payload",
+            "UPDATE records SET payload = x'01' WHERE leaf_index = 0",
+        ),
+        (
+            "labels",
+            "UPDATE records SET labels = '{}' WHERE leaf_index = 9",
+        ),
+        ("the tree size", "UPDATE tree_state SET size = 599"),
+        (
             "a tile",
             "UPDATE tiles SET data = zeroblob(32) WHERE level = 1 AND idx = 0",
         ),

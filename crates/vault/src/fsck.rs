@@ -570,7 +570,7 @@ fn run(
         findings: findings.kept,
         omitted: findings.omitted,
         total_findings: findings.total,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms: elapsed_ms(started),
     })
 }
 
@@ -1745,4 +1745,9 @@ fn hash_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
         len += n as u64;
     }
     Ok((hasher.finalize().into(), len))
+}
+
+/// Milliseconds since `since`, saturating.
+pub(crate) fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

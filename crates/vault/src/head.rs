@@ -6,8 +6,6 @@
 //! publishes the checkpoint; start-up refuses a store that is behind it.
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -138,20 +136,7 @@ impl SignedHeadStore for FileHeadStore {
 
     fn save(&self, log: HeadKey<'_>, head: &SignedHead) -> Result<()> {
         crate::datadir::create_private(&self.dir)?;
-        let path = self.path(log);
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(head.checkpoint.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        crate::datadir::write_durably(&self.path(log), head.checkpoint.as_bytes())
     }
 
     fn describe(&self, log: HeadKey<'_>) -> String {

@@ -291,11 +291,14 @@ fn running(
 
 impl Vault {
     /// Opens the vault on its embedded SQLite store in `config.data_dir`.
+    /// The data directory's lock is taken first: a conversion of an older
+    /// store (`migrate::open_store`) never runs under another process.
     pub async fn open(config: VaultConfig) -> Result<Vault> {
         datadir::create_private(&config.data_dir)?;
-        let db = config.data_dir.join("evault.db");
-        let store = tokio::task::spawn_blocking(move || migrate::open_store(&db)).await??;
-        Self::with_store(config, Arc::new(store)).await
+        let lock = datadir::lock(&config.data_dir)?;
+        let dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || migrate::open_store(&dir)).await??;
+        Self::with_store_locked(config, Arc::new(store), lock).await
     }
 
     /// Opens the vault on any store. Checks, for each log, that the stored
@@ -305,6 +308,15 @@ impl Vault {
     pub async fn with_store(config: VaultConfig, store: Arc<dyn Store>) -> Result<Vault> {
         datadir::create_private(&config.data_dir)?;
         let lock = datadir::lock(&config.data_dir)?;
+        Self::with_store_locked(config, store, lock).await
+    }
+
+    /// [`Vault::with_store`] with the data directory's lock already held.
+    async fn with_store_locked(
+        config: VaultConfig,
+        store: Arc<dyn Store>,
+        lock: std::fs::File,
+    ) -> Result<Vault> {
         let blobs = BlobDir::open(&config.data_dir)?;
         let cfg = config.clone();
         let st = store.clone();

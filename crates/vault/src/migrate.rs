@@ -1,29 +1,41 @@
-//! `evault migrate`: converts a stopped vault's data directory to this
-//! binary's store schema, then shows the conversion changed nothing.
+//! Converting a data directory written by an older release: `evault
+//! migrate` ([`migrate_data_dir`]) and `evault serve` at start
+//! ([`open_store`]).
 //!
-//! The conversion is the one `evault serve` runs at start (the store's
-//! migrations, each in its own transaction, so a crash leaves the last
-//! committed version, which the next run converts again). Around it, this
-//! reads a fingerprint of both logs (every leaf, tile, tree size and
-//! checkpoint, hashed in key order; the same SQL for every schema version)
-//! before and after, and refuses to report success unless they are equal;
-//! then it indexes every record and runs the full offline fsck (every
-//! signature, every checkpoint's root from the stored leaves, every
-//! index), so the converted directory is checked end to end before a
-//! server opens it.
+//! The conversion is the store's (its migrations, each in its own
+//! transaction, so a crash leaves the last committed version, which the
+//! next run converts again). Around it, both logs' fingerprints (every
+//! leaf with its record's columns, tile, tree size and checkpoint, hashed
+//! in key order; the same SQL for every schema version) are read before
+//! and after and must be equal. The ones read before are kept in
+//! `<data dir>/CONVERTING` (fsync'd) until they are matched, so a crash
+//! between the conversion's commit and the comparison, or a refused start,
+//! does not skip the check next time: every start compares with that file
+//! while it is there. `evault migrate` then indexes every record and runs
+//! the full offline fsck, so the converted directory is checked end to end
+//! before a server opens it.
 
 use std::path::Path;
 use std::time::Instant;
 
 use evault_store::prelude::*;
-use evault_store::{Fingerprint, LogFingerprint, LogId, MigrationStep, SqliteStore};
-use serde::Serialize;
+use evault_store::{
+    Fingerprint, LogFingerprint, LogId, MigrationProgress, MigrationStep, SqliteStore,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VaultError};
 use crate::fsck::{FsckOptions, FsckReport};
 
 /// Records indexed per store transaction after the conversion.
 const INDEX_BATCH: u64 = 65_536;
+
+/// The fingerprints read before a conversion, kept in the data directory
+/// until the same are read after it.
+pub const PENDING_FILE: &str = "CONVERTING";
+
+/// How often the start-up conversion logs its progress within a step.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What [`migrate_data_dir`] is doing, for a progress display.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +45,8 @@ pub enum MigratePhase {
     Fingerprint,
     /// A step of the store's conversion.
     Convert(MigrationStep),
-    /// Indexing the records the index does not cover yet.
+    /// Indexing the records the index does not cover yet, after the
+    /// conversion.
     Index,
     /// The full fsck of the converted directory.
     Check,
@@ -44,7 +57,7 @@ impl std::fmt::Display for MigratePhase {
         match self {
             MigratePhase::Fingerprint => f.write_str("reading both logs"),
             MigratePhase::Convert(step) => write!(f, "{step}"),
-            MigratePhase::Index => f.write_str("indexing records"),
+            MigratePhase::Index => f.write_str("indexing the rest of the records"),
             MigratePhase::Check => f.write_str("checking (fsck)"),
         }
     }
@@ -54,11 +67,13 @@ impl std::fmt::Display for MigratePhase {
 /// when it has none).
 pub type MigrateProgress<'a> = &'a (dyn Fn(MigratePhase, u64, u64) + Send + Sync);
 
-/// One log as it was before and is after the conversion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LogComparison {
+/// One log's fingerprint, as kept in [`PENDING_FILE`] and reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPrint {
     /// `evidence` or `audit`.
-    pub log: &'static str,
+    pub log: String,
+    /// False for an audit log the schema did not have yet (schema 1).
+    pub present: bool,
     /// The tree size.
     pub size: u64,
     /// Leaf rows.
@@ -67,11 +82,55 @@ pub struct LogComparison {
     pub tiles: u64,
     /// Checkpoints.
     pub checkpoints: u64,
-    /// The fingerprint before (hex SHA-256; `none` for an audit log the
-    /// old schema did not have).
-    pub before: String,
-    /// The fingerprint after (equal to `before`, or the run fails).
-    pub after: String,
+    /// The fingerprint (hex SHA-256).
+    pub digest: String,
+}
+
+impl LogPrint {
+    fn of(log: LogId, f: Option<&LogFingerprint>) -> LogPrint {
+        LogPrint {
+            log: log.to_string(),
+            present: f.is_some(),
+            size: f.map_or(0, |f| f.size),
+            leaves: f.map_or(0, |f| f.leaves),
+            tiles: f.map_or(0, |f| f.tiles),
+            checkpoints: f.map_or(0, |f| f.checkpoints),
+            digest: f.map_or(String::new(), |f| evault_verify::evidence::hex(&f.digest)),
+        }
+    }
+
+    fn empty(&self) -> bool {
+        (self.size, self.leaves, self.tiles, self.checkpoints) == (0, 0, 0, 0)
+    }
+
+    /// The same log; a log the old schema lacked equals an empty one.
+    fn same_as(&self, other: &LogPrint) -> bool {
+        match (self.present, other.present) {
+            (true, true) | (false, false) => self == other,
+            (false, true) => other.empty(),
+            (true, false) => self.empty(),
+        }
+    }
+}
+
+fn prints(f: &Fingerprint) -> Vec<LogPrint> {
+    vec![
+        LogPrint::of(LogId::Evidence, Some(&f.evidence)),
+        LogPrint::of(LogId::Audit, f.audit.as_ref()),
+    ]
+}
+
+/// One log before and after the conversion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogComparison {
+    /// `evidence` or `audit`.
+    pub log: String,
+    /// Whether the two are the same log.
+    pub unchanged: bool,
+    /// Before (from [`PENDING_FILE`] if an earlier run left it).
+    pub before: LogPrint,
+    /// After.
+    pub after: LogPrint,
 }
 
 /// The result of [`migrate_data_dir`].
@@ -85,35 +144,157 @@ pub struct MigrateReport {
     pub from_index_version: Option<i64>,
     /// The index database's version now.
     pub to_index_version: Option<i64>,
-    /// False when the directory was already current (nothing converted;
-    /// it is still fingerprinted and checked).
+    /// False when the directory was already current.
     pub converted: bool,
+    /// An earlier run's fingerprints ([`PENDING_FILE`]) were the ones
+    /// compared with: it stopped before its comparison.
+    pub resumed: bool,
+    /// Both logs are the ones found before the conversion.
+    pub unchanged: bool,
     /// Records indexed after the conversion.
     pub indexed: u64,
     /// Both logs, before and after.
     pub logs: Vec<LogComparison>,
-    /// The full check of the converted directory.
-    pub fsck: FsckReport,
-    /// Wall time of the conversion (not the check), milliseconds.
+    /// The full check of the converted directory (none if it could not
+    /// run: see `check_error`).
+    pub fsck: Option<FsckReport>,
+    /// Why the check could not run (a key file missing, say).
+    pub check_error: Option<String>,
+    /// Wall time of the conversion and indexing, milliseconds.
     pub convert_ms: u64,
     /// Wall time of the whole run, milliseconds.
     pub elapsed_ms: u64,
 }
 
 impl MigrateReport {
-    /// Converted (or current), both logs unchanged (else the run is an
-    /// error), and fsck found nothing.
+    /// Both logs unchanged and fsck ran and found nothing.
     pub fn clean(&self) -> bool {
-        self.fsck.clean
+        self.unchanged && self.fsck.as_ref().is_some_and(|f| f.clean)
     }
 }
 
+/// A conversion checked against the fingerprints read before it.
+struct Checked {
+    before: Fingerprint,
+    after: Fingerprint,
+    converted: bool,
+    resumed: bool,
+    logs: Vec<LogComparison>,
+    store: SqliteStore,
+}
+
+impl Checked {
+    fn unchanged(&self) -> bool {
+        self.logs.iter().all(|l| l.unchanged)
+    }
+}
+
+/// Fingerprints, converts (if the store is older) and fingerprints again,
+/// comparing with [`PENDING_FILE`] if an earlier run left it, else with
+/// the fingerprints just read (written there first when converting).
+/// Removes the file once they match; keeps it otherwise.
+fn convert_checked(
+    data_dir: &Path,
+    step: &dyn Fn(MigrationProgress),
+    phase: &dyn Fn(MigratePhase),
+) -> Result<Checked> {
+    let db = data_dir.join("evault.db");
+    let pending_path = data_dir.join(PENDING_FILE);
+    let pending = read_pending(&pending_path)?;
+    phase(MigratePhase::Fingerprint);
+    let before = SqliteStore::fingerprint(&db)?;
+    let converted = before.needs_migration();
+    let resumed = pending.is_some();
+    let reference = match pending {
+        Some(p) => p,
+        None => prints(&before),
+    };
+    if converted && !resumed {
+        let text = serde_json::to_vec_pretty(&reference)
+            .map_err(|e| VaultError::Inconsistent(format!("encoding the fingerprints: {e}")))?;
+        crate::datadir::write_durably(&pending_path, &text)?;
+    }
+    let store = SqliteStore::open_with_progress(&db, step)?;
+    phase(MigratePhase::Fingerprint);
+    let after = SqliteStore::fingerprint(&db)?;
+    let logs: Vec<LogComparison> = reference
+        .into_iter()
+        .zip(prints(&after))
+        .map(|(before, after)| LogComparison {
+            log: after.log.clone(),
+            unchanged: before.same_as(&after),
+            before,
+            after,
+        })
+        .collect();
+    let checked = Checked {
+        before,
+        after,
+        converted,
+        resumed,
+        logs,
+        store,
+    };
+    if checked.unchanged() && (converted || resumed) {
+        crate::datadir::remove_durably(&pending_path)?;
+    }
+    Ok(checked)
+}
+
+/// The fingerprints an earlier run kept, if it left them.
+fn read_pending(path: &Path) -> Result<Option<Vec<LogPrint>>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    match serde_json::from_slice::<Vec<LogPrint>>(&text) {
+        Ok(p) if p.len() == 2 => Ok(Some(p)),
+        Ok(_) => Err(unreadable_pending(path, "not two logs")),
+        Err(e) => Err(unreadable_pending(path, &e.to_string())),
+    }
+}
+
+fn unreadable_pending(path: &Path, why: &str) -> VaultError {
+    VaultError::Inconsistent(format!(
+        "{} (the fingerprints an interrupted conversion read before it) is unreadable: {why}; \
+         check the data directory with `evault fsck` (or restore the backup), then remove it",
+        path.display()
+    ))
+}
+
+/// The two logs' differences, for a message.
+fn describe_changes(logs: &[LogComparison]) -> String {
+    logs.iter()
+        .filter(|l| !l.unchanged)
+        .map(|l| {
+            let (b, a) = (&l.before, &l.after);
+            format!(
+                "the {} log: size {} → {}, leaves {} → {}, tiles {} → {}, checkpoints {} → {}, \
+                 fingerprint {} → {}",
+                l.log,
+                b.size,
+                a.size,
+                b.leaves,
+                a.leaves,
+                b.tiles,
+                a.tiles,
+                b.checkpoints,
+                a.checkpoints,
+                b.digest,
+                a.digest
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Converts the stopped vault's data directory `data_dir` to this binary's
-/// store schema and checks it: both logs' fingerprints must be equal
-/// before and after (else [`VaultError::Inconsistent`]), every record is
-/// indexed, and the full fsck runs (its findings are in the report; a
-/// converted directory with findings is not [`MigrateReport::clean`]).
-/// Takes the data directory's lock: a running server is
+/// store schema and checks it: both logs' fingerprints before (or those
+/// an interrupted run kept) and after, every record indexed, and the full
+/// fsck. A changed log is in the report (`unchanged: false`, not
+/// [`MigrateReport::clean`]), as are fsck's findings, or why it could not
+/// run. Takes the data directory's lock: a running server is
 /// [`VaultError::Unavailable`]. Keys for fsck as for
 /// [`crate::fsck_data_dir`].
 pub fn migrate_data_dir(
@@ -131,23 +312,15 @@ pub fn migrate_data_dir(
         )));
     }
     let _lock = crate::datadir::lock(data_dir)?;
+    let checked = convert_checked(
+        data_dir,
+        &|p| progress(MigratePhase::Convert(p.step), p.done, p.total),
+        &|phase| progress(phase, 0, 0),
+    )?;
 
-    progress(MigratePhase::Fingerprint, 0, 0);
-    let before = SqliteStore::fingerprint(&db)?;
-    let converted = before.needs_migration();
-    if converted {
-        tracing::info!(
-            "converting {} from store schema {} to {}",
-            db.display(),
-            before.schema_version,
-            before.current_version
-        );
-    }
-    // Opening converts; indexing the rest leaves the follower nothing to do
-    // at the server's start and lets fsck check every index entry.
-    let store = SqliteStore::open_with_progress(&db, &|p| {
-        progress(MigratePhase::Convert(p.step), p.done, p.total)
-    })?;
+    // Indexing the rest leaves the follower nothing to do at the server's
+    // start and lets fsck check every index entry.
+    let store = &checked.store;
     let size = store.tree_size(LogId::Evidence)?;
     let from = store.indexed_through()?;
     let mut at = from;
@@ -164,142 +337,107 @@ pub fn migrate_data_dir(
         at = reached;
         progress(MigratePhase::Index, at - from, size - from);
     }
-    let indexed = at - from;
+    let unchanged = checked.unchanged();
+    let Checked {
+        before,
+        after,
+        converted,
+        resumed,
+        logs,
+        store,
+    } = checked;
     drop(store);
-    let convert_ms = elapsed_ms(started);
+    let convert_ms = crate::fsck::elapsed_ms(started);
 
-    progress(MigratePhase::Fingerprint, 0, 0);
-    let after = SqliteStore::fingerprint(&db)?;
-    let logs = compare(&before, &after)?;
-    if after.needs_migration() {
-        return Err(VaultError::Inconsistent(format!(
-            "{} is at store schema {} (index {:?}) after the conversion, not {}",
-            db.display(),
-            after.schema_version,
-            after.index_version,
-            after.current_version
-        )));
-    }
-
+    progress(MigratePhase::Check, 0, 0);
     let check = |done, total| progress(MigratePhase::Check, done, total);
-    let fsck = crate::fsck::fsck_stopped(data_dir, options, &check, &|| false)?;
+    let (fsck, check_error) = match crate::fsck::fsck_stopped(data_dir, options, &check, &|| false)
+    {
+        Ok(report) => (Some(report), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     Ok(MigrateReport {
         from_version: before.schema_version,
         to_version: after.schema_version,
         from_index_version: before.index_version,
         to_index_version: after.index_version,
         converted,
-        indexed,
+        resumed,
+        unchanged,
+        indexed: at - from,
         logs,
         fsck,
+        check_error,
         convert_ms,
-        elapsed_ms: elapsed_ms(started),
+        elapsed_ms: crate::fsck::elapsed_ms(started),
     })
 }
 
-/// Opens the store at `db` for [`crate::Vault::open`]. An older schema is
-/// converted as `evault migrate` converts it, with each step and its
-/// progress in the log (every few seconds), and with both logs'
-/// fingerprints compared before and after: a conversion that changed
-/// either is refused (the server does not start). The full fsck is left
-/// to `evault migrate` or `evault fsck`.
-pub(crate) fn open_store(db: &Path) -> Result<SqliteStore> {
-    if !db.is_file() || !SqliteStore::needs_migration(db)? {
-        return Ok(SqliteStore::open(db)?);
+/// Opens the store in `data_dir` for [`crate::Vault::open`] (which holds
+/// the directory's lock). An older schema (or a missing index database)
+/// is converted as `evault migrate` converts it, each step and its
+/// progress in the log every few seconds, with both logs' fingerprints
+/// compared: a changed log, now or left by an interrupted start
+/// ([`PENDING_FILE`]), refuses the start. The full fsck is left to `evault
+/// migrate` or `evault fsck`.
+pub(crate) fn open_store(data_dir: &Path) -> Result<SqliteStore> {
+    let db = data_dir.join("evault.db");
+    let pending = data_dir.join(PENDING_FILE).exists();
+    if !pending && (!db.is_file() || !SqliteStore::needs_migration(&db)?) {
+        return Ok(SqliteStore::open(&db)?);
     }
     let started = Instant::now();
     tracing::info!(
-        "{} is of an older schema (or its index database is missing): converting it \
-         (reading both logs first, to compare after)",
+        "{} is of an older schema, its index database is missing, or a conversion was \
+         interrupted: converting it (both logs read first, to compare after)",
         db.display()
     );
-    let before = SqliteStore::fingerprint(db)?;
     let last = std::sync::Mutex::new((None::<MigrationStep>, Instant::now()));
-    let store = SqliteStore::open_with_progress(db, &|p| {
-        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        let due = last.0 != Some(p.step)
-            || last.1.elapsed() >= PROGRESS_EVERY
-            || (p.done == p.total && p.total > 0);
-        if due {
-            tracing::info!("converting: {}: {} of {}", p.step, p.done, p.total);
-            *last = (Some(p.step), Instant::now());
-        }
-    })?;
-    let after = SqliteStore::fingerprint(db)?;
-    let logs = compare(&before, &after)?;
+    let checked = convert_checked(
+        data_dir,
+        &|p| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.0 != Some(p.step)
+                || last.1.elapsed() >= PROGRESS_EVERY
+                || (p.done == p.total && p.total > 0);
+            if due {
+                tracing::info!("converting: {}: {} of {}", p.step, p.done, p.total);
+                *last = (Some(p.step), Instant::now());
+            }
+        },
+        &|_| {},
+    )?;
+    if !checked.unchanged() {
+        return Err(VaultError::Inconsistent(format!(
+            "converting {} changed {}. The server will not start: restore the data directory \
+             from its backup; {} keeps the fingerprints read before the conversion, and every \
+             start compares with it while it is there",
+            db.display(),
+            describe_changes(&checked.logs),
+            data_dir.join(PENDING_FILE).display()
+        )));
+    }
     tracing::info!(
         "converted {} from store schema {} to {} in {:.1} s; both logs unchanged ({}); run \
-         `evault fsck` on a stopped vault for the full check",
+         `evault fsck` on the stopped vault for the full check",
         db.display(),
-        before.schema_version,
-        after.schema_version,
+        checked.before.schema_version,
+        checked.after.schema_version,
         started.elapsed().as_secs_f64(),
-        logs.iter()
-            .map(|l| format!("{} size {}, {} checkpoints", l.log, l.size, l.checkpoints))
+        checked
+            .logs
+            .iter()
+            .map(|l| format!(
+                "{} size {}, {} checkpoints",
+                l.log, l.after.size, l.after.checkpoints
+            ))
             .collect::<Vec<_>>()
             .join("; ")
     );
-    Ok(store)
+    Ok(checked.store)
 }
 
-/// How often the start-up conversion logs its progress within a step.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Both logs before and after; an audit log that schema 1 did not have
-/// compares as an empty one.
-fn compare(before: &Fingerprint, after: &Fingerprint) -> Result<Vec<LogComparison>> {
-    let mut out = Vec::new();
-    for (name, b, a) in [
-        ("evidence", Some(&before.evidence), Some(&after.evidence)),
-        ("audit", before.audit.as_ref(), after.audit.as_ref()),
-    ] {
-        let same = match (b, a) {
-            (Some(b), Some(a)) => b == a,
-            (None, None) => true,
-            (Some(l), None) | (None, Some(l)) => counts(l) == (0, 0, 0, 0),
-        };
-        let show = |l: Option<&LogFingerprint>| {
-            l.map_or("none".to_string(), |l| {
-                evault_verify::evidence::hex(&l.digest)
-            })
-        };
-        let count = |l: Option<&LogFingerprint>| l.map_or((0, 0, 0, 0), counts);
-        let (bc, ac) = (count(b), count(a));
-        if !same {
-            return Err(VaultError::Inconsistent(format!(
-                "the conversion changed the {name} log (size {} → {}, leaves {} → {}, tiles {} → \
-                 {}, checkpoints {} → {}, fingerprint {} → {}); restore the data directory from \
-                 a backup and report this",
-                bc.0,
-                ac.0,
-                bc.1,
-                ac.1,
-                bc.2,
-                ac.2,
-                bc.3,
-                ac.3,
-                show(b),
-                show(a)
-            )));
-        }
-        out.push(LogComparison {
-            log: name,
-            size: ac.0,
-            leaves: ac.1,
-            tiles: ac.2,
-            checkpoints: ac.3,
-            before: show(b),
-            after: show(a),
-        });
-    }
-    Ok(out)
-}
-
-/// Size, leaves, tiles, checkpoints.
-fn counts(l: &LogFingerprint) -> (u64, u64, u64, u64) {
-    (l.size, l.leaves, l.tiles, l.checkpoints)
+/// For `evault migrate`'s report: what changed, if anything.
+pub fn changes(report: &MigrateReport) -> String {
+    describe_changes(&report.logs)
 }

@@ -298,16 +298,16 @@ impl SqliteStore {
         schema::check_not_too_new(found)?;
         if found != schema::SCHEMA_VERSION {
             return Err(invalid(format!(
-                "{} has schema version {found}, this binary reads {}: start `evault serve` \
-                 on it once to migrate it",
+                "{} has schema version {found}, this binary reads {}: convert it with \
+                 `evault migrate` (or start `evault serve` on it once)",
                 path.display(),
                 schema::SCHEMA_VERSION
             )));
         }
         if !ix_path.is_file() || !index_db::is_current(&writer)? {
             return Err(invalid(format!(
-                "the index database {} is missing or incomplete: start `evault serve` on \
-                 the data directory once to rebuild it",
+                "the index database {} is missing or incomplete: rebuild it with `evault \
+                 migrate` (or start `evault serve` on the data directory once)",
                 ix_path.display()
             )));
         }

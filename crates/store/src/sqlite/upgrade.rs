@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -84,8 +85,12 @@ pub struct LogFingerprint {
     /// The size of the latest checkpoint, if any.
     pub latest_checkpoint: Option<u64>,
     /// SHA-256 over the size, every checkpoint (size and note), every
-    /// tile (level, index, hashes) and every leaf (index and leaf data),
-    /// each in key order and length-prefixed.
+    /// tile (level, index, hashes) and every leaf (index, leaf data and
+    /// the row's columns every schema has: for a record its id, content
+    /// type, digest, size, time, ingester, keys, inline payload and
+    /// labels), each in key order and length-prefixed. Not covered: what
+    /// is derived from these (tiles' inner levels, the indexes) and the
+    /// columns later schemas added (erasure marks): fsck checks those.
     pub digest: [u8; 32],
 }
 
@@ -107,8 +112,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// Whether opening the database for writing would convert it.
     pub fn needs_migration(&self) -> bool {
-        self.schema_version != self.current_version
-            || self.index_version != Some(index_db::INDEX_VERSION)
+        converts(self.schema_version, self.index_version)
     }
 }
 
@@ -116,6 +120,10 @@ impl Fingerprint {
 struct Tables {
     state: &'static str,
     leaves: &'static str,
+    /// The leaf table's columns beside `leaf_index` and `leaf_data` that
+    /// every schema version has (those of its first version), each hashed
+    /// with its type: what a conversion that rebuilds the table copies.
+    columns: &'static str,
     tiles: &'static str,
     checkpoints: &'static str,
 }
@@ -125,12 +133,15 @@ fn tables(log: LogId) -> Tables {
         LogId::Evidence => Tables {
             state: "tree_state",
             leaves: "records",
+            columns: "id, content_type, sha256, size, ingested_at_ms, ingested_by, \
+                      idempotency_key, dedup_key, payload, labels",
             tiles: "tiles",
             checkpoints: "checkpoints",
         },
         LogId::Audit => Tables {
             state: "audit_state",
             leaves: "audit_events",
+            columns: "id, time_ms, principal, operation, outcome",
             tiles: "audit_tiles",
             checkpoints: "audit_checkpoints",
         },
@@ -176,9 +187,12 @@ fn versions(path: &Path) -> Result<(Connection, u32, Option<i64>)> {
 /// not converted.
 pub(super) fn needs_migration(path: &Path) -> Result<bool> {
     let (_, schema_version, index_version) = versions(path)?;
-    Ok(schema_version != 0
-        && (schema_version != schema::SCHEMA_VERSION
-            || index_version != Some(index_db::INDEX_VERSION)))
+    Ok(schema_version != 0 && converts(schema_version, index_version))
+}
+
+/// Whether a database at these versions is converted when opened.
+fn converts(schema_version: u32, index_version: Option<i64>) -> bool {
+    schema_version != schema::SCHEMA_VERSION || index_version != Some(index_db::INDEX_VERSION)
 }
 
 /// Reads the fingerprint of the database at `path` without writing to its
@@ -264,15 +278,37 @@ fn log_fingerprint(conn: &Connection, log: LogId) -> Result<LogFingerprint> {
     let mut leaves = 0u64;
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT leaf_index, leaf_data FROM {} ORDER BY leaf_index",
-            t.leaves
+            "SELECT leaf_index, leaf_data, {} FROM {} ORDER BY leaf_index",
+            t.columns, t.leaves
         ))
         .db()?;
+    let width = stmt.column_count();
     let mut rows = stmt.query([]).db()?;
     while let Some(row) = rows.next().db()? {
         let index: i64 = row.get(0).db()?;
         put(&index.to_be_bytes());
         put(blob(row, 1, log)?);
+        for i in 2..width {
+            match row.get_ref(i).db()? {
+                ValueRef::Null => put(b"n"),
+                ValueRef::Integer(v) => {
+                    put(b"i");
+                    put(&v.to_be_bytes());
+                }
+                ValueRef::Real(v) => {
+                    put(b"r");
+                    put(&v.to_be_bytes());
+                }
+                ValueRef::Text(v) => {
+                    put(b"t");
+                    put(v);
+                }
+                ValueRef::Blob(v) => {
+                    put(b"b");
+                    put(v);
+                }
+            }
+        }
         leaves += 1;
     }
 

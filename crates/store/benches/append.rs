@@ -39,8 +39,9 @@
 //! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
 //! temporary databases go; default the system temp dir),
 //! `EVAULT_BENCH_ONLY=evault`, `=index`, `=beside` or `=audit` (that store run
-//! alone, for profiling), `EVAULT_BENCH_INDEX_BATCH` (default 16384:
-//! records per `index_evidence` call in the "evault+index" run),
+//! alone, for profiling), `=disk` (the disk's bound alone),
+//! `EVAULT_BENCH_INDEX_BATCH` (default 16384: records per `index_evidence`
+//! call in the "evault+index" run),
 //! `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes, 0 for none: replaces the
 //! store's SQLite soft heap limit, to measure what it costs),
 //! `EVAULT_BENCH_PRELOAD` (default 0: records appended, untimed, before
@@ -733,6 +734,17 @@ fn main() {
             (0f64, 0f64, 0f64, 0f64);
         let (mut best_raw, mut best_disk) = (0f64, 0f64);
         for round in 1..=rounds {
+            // The disk's bound alone (a baseline beside a run of one store
+            // kind at another preload, in the same session).
+            if only.as_deref() == Some("disk") {
+                let d = run_disk(&rows, batch);
+                eprintln!(
+                    "batch {batch:>6} round {round}: disk {:>8.0} rec/s ({} MiB written)",
+                    rate(n, &d),
+                    mib(&d)
+                );
+                continue;
+            }
             // For profiling: one store run alone.
             if let Some(which @ ("evault" | "audit" | "index" | "beside")) = only.as_deref() {
                 let audit = if which == "audit" { with_audit() } else { None };

@@ -402,9 +402,8 @@ fn an_index_database_of_another_log_is_rebuilt() {
 }
 
 /// The follower's runs (index database version 2): batches of 3 records
-/// make runs of level 0, every 8 of them merge into one of level 1 (which
-/// are not merged again), and lookups, lists and the index scans stay
-/// exact at every step.
+/// make runs of level 0, every 8 runs of a level merge into one of the
+/// next, and lookups, lists and the index scans stay exact at every step.
 #[test]
 fn runs_merge_and_lookups_stay_exact() {
     let (_dir, path, store) = fresh();
@@ -438,14 +437,13 @@ fn runs_merge_and_lookups_stay_exact() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    // 84 batches (83 of 3 and one of 1): ten runs of 24 records (level 1),
-    // three of 3 and one of 1 (level 0), covering [0, 250) in order.
+    // 84 batches (83 of 3 and one of 1): every 8 runs of a level merge
+    // into one of the next (far below the size cap): one run of 192
+    // records (level 2), two of 24 (level 1), three of 3 and one of 1
+    // (level 0), covering [0, 250) in order.
     let levels: Vec<i64> = runs.iter().map(|r| r.1).collect();
-    assert_eq!(
-        levels,
-        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
-        "{runs:?}"
-    );
+    assert_eq!(levels, [2, 1, 1, 0, 0, 0, 0], "{runs:?}");
+    assert_eq!(runs[0], (0, 2, 192));
     assert!(store.index_layout().unwrap().is_empty());
     let mut next = 0;
     for (run, _, end) in &runs {

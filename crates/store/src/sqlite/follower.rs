@@ -72,17 +72,22 @@ const INDEX_ROWS: [&str; 4] = [
      ORDER BY 3, 4, 5",
 ];
 
-/// How many runs of level 0 (the follower's batches) the follower merges
-/// into one of level 1. Runs of level 1 and above are not merged again:
-/// a merge is one transaction the follower's next batch waits for, and
-/// merging level 1's runs took 6.7 s for 1,000,000 records here (level
-/// 0's: 0.6 s), long enough to hold the sequencer at its lag bound.
-/// So a row is written twice (its batch, one merge) whatever the index
-/// holds, and a lookup searches the one run its runs' filters name (a
-/// run per 131,072 records: 77 at 10,000,000, 12 MiB of filters).
-/// Merging larger runs in bounded chunks is the next step if lists by
-/// label over that many runs get slow (plans/issue-13.md).
+/// How many runs of one level the follower merges into one of the next:
+/// the newest [`FANOUT`] runs, when they share a level and hold at most
+/// [`MAX_MERGED`] records between them. A merge is one transaction the
+/// follower's next batch waits for (merging 1,000,000 records took 6.7 s
+/// here, 131,072 about 0.6 s), so the size cap, not the level, bounds it.
+/// Under load the follower's batches are 16,384 records and runs stop at
+/// level 1 (131,072 each: 77 at 10,000,000); under a light load its
+/// batches are small (one per 100 ms), and merging through the levels up
+/// to the cap keeps the runs few all the same (each run costs every
+/// unique-key lookup a filter probe, and a false "maybe" a search: 685
+/// runs at 5,700,000 records, when only level 0 merged, made those the
+/// fill's whole cost). A row is written once per level it passes.
 pub(super) const FANOUT: usize = 8;
+
+/// The most records a merge writes (see [`FANOUT`]).
+const MAX_MERGED: i64 = 524_288;
 
 /// The records of a run of level 0 at most, by size: the follower's
 /// batch (16,384) times [`FANOUT`].
@@ -149,10 +154,10 @@ pub(super) fn index_evidence(tx: &Connection, through: u64, max_rows: u64) -> Re
     Ok(to)
 }
 
-/// Inside the follower's transaction: if the newest [`FANOUT`] runs are
-/// all of level 0, merges them into one run of level 1 (or higher, by its
-/// size), named by the first leaf of the oldest, and drops them. Returns
-/// whether it merged.
+/// Inside the follower's transaction: if the newest [`FANOUT`] runs share
+/// a level and hold at most [`MAX_MERGED`] records, merges them into one
+/// run of the next level (or higher, by its size), named by the first leaf
+/// of the oldest, and drops them. Returns whether it merged.
 ///
 /// The merged run's rows are written in key order under their new
 /// (run, level), the replaced runs' rows deleted (a contiguous range of
@@ -171,11 +176,14 @@ fn merge_newest(tx: &Connection) -> Result<bool> {
     let Some(&(_, level, end)) = newest.first() else {
         return Ok(false);
     };
-    if level != 0 || newest.len() < FANOUT || newest.iter().any(|&(_, l, _)| l != level) {
+    if newest.len() < FANOUT || newest.iter().any(|&(_, l, _)| l != level) {
         return Ok(false);
     }
     let first = newest[FANOUT - 1].0;
-    let merged = 1.max(level_for(u64::try_from(end - first).unwrap_or(0)));
+    if end - first > MAX_MERGED {
+        return Ok(false);
+    }
+    let merged = (level + 1).max(level_for(u64::try_from(end - first).unwrap_or(0)));
     for (_, runs, key) in super::index_db::INDEXES {
         tx.prepare_cached(&format!(
             "INSERT OR IGNORE INTO {runs} (run, level, {key}) \

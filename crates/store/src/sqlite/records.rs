@@ -162,9 +162,13 @@ pub(super) fn by_index(conn: &Connection, leaf_index: u64) -> Result<Option<Evid
 /// `[?1, ?2)` (runs tile the indexed leaves, so these hold every entry of
 /// those leaves, whatever merges happened since a filter named the range).
 fn in_ranges(table: &str) -> String {
+    // The runs tile the indexed leaves: the first overlapping `[?1, ?2)` is
+    // the last starting at or before ?1, so the search seeks there (one
+    // index probe) rather than walking every run from leaf 0.
     format!(
         "FROM index_runs ir CROSS JOIN {table} x ON x.run = ir.run AND x.level = ir.level \
-         WHERE ir.run < ?2 AND ir.end_leaf > ?1"
+         WHERE ir.run >= coalesce((SELECT max(run) FROM index_runs WHERE run <= ?1), 0) \
+         AND ir.run < ?2 AND ir.end_leaf > ?1"
     )
 }
 

@@ -1,5 +1,7 @@
 -- wrk script: GET inclusion proofs for random ids read from a file
--- (one per line; `fill` writes it), counting non-200 replies.
+-- (one per line; `fill` writes it), counting non-200 replies. Arguments:
+-- IDS_FILE [TOKEN] [record]: with `record`, GET the records themselves
+-- (`/api/v1/evidence/{id}`) instead of their proofs.
 local threads = {}
 
 function setup(thread)
@@ -14,6 +16,10 @@ function init(args)
   end
   math.randomseed(os.time() + tid)
   bad = 0
+  suffix = "/proof"
+  if args[3] == "record" then
+    suffix = ""
+  end
   -- Bearer token of an auditor (proofs of any record need that role).
   headers = {}
   if args[2] and args[2] ~= "" then
@@ -23,7 +29,7 @@ end
 
 function request()
   local id = ids[math.random(#ids)]
-  return wrk.format("GET", "/api/v1/evidence/" .. id .. "/proof", headers)
+  return wrk.format("GET", "/api/v1/evidence/" .. id .. suffix, headers)
 end
 
 function response(status, headers, body)

@@ -149,7 +149,8 @@ fn serve_converts_an_older_directory_at_start() {
         "converting: schema 7 to 10: the log's tables: 0 of 300",
         "converting: schema 7 to 10: the log's tables: 300 of 300",
         "converting: moving the indexes to the index database",
-        "from store schema 7 to 11",
+        "converting: copying the tiles into rowid tables: 6 of 6",
+        "from store schema 7 to 12",
         "both logs unchanged (evidence size 300",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");

@@ -227,7 +227,8 @@ fn the_move_to_the_index_database_is_repeatable() {
         let v: u32 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 11, "stale {stale}");
+        // Schema 11's move, then 12's copy of the tiles.
+        assert_eq!(v, 12, "stale {stale}");
         assert_eq!(follower_tables(&conn, "main"), Vec::<String>::new());
         assert_eq!(follower_tables(&conn, "ix"), FOLLOWER_TABLES);
         assert_eq!(store.indexed_through().unwrap(), 30, "stale {stale}");
@@ -805,9 +806,21 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SqliteStore::SCHEMA_VERSION);
-    assert_eq!(v, 11);
+    assert_eq!(v, 12);
     // Version 11 moved the follower's tables to the index database.
     assert_eq!(follower_tables(&conn, "main"), Vec::<String>::new());
+    // Version 12 made both tile tables rowid tables.
+    for table in ["tiles", "audit_tiles"] {
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("id    INTEGER PRIMARY KEY"), "{sql}");
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+    }
     assert_eq!(follower_tables(&conn, "ix"), FOLLOWER_TABLES);
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 300);
     // The compliance tables came with the migrations, empty; the migrated

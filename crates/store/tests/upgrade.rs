@@ -53,7 +53,9 @@ fn every_older_schema_converts_with_both_logs_unchanged() {
         rewrite_as_schema(&path, version).unwrap();
         let before = SqliteStore::fingerprint(&path).unwrap();
         assert_eq!(before.schema_version, version);
-        assert_eq!(before.index_version, None, "{version}");
+        // Schema 11 brought the index database; rewritten as 11 it is kept.
+        let index_version = (version >= 11).then_some(2);
+        assert_eq!(before.index_version, index_version, "{version}");
         assert!(before.needs_migration());
         // The same log as the store it was made from.
         assert_eq!(before.evidence, current.evidence, "{version}");
@@ -89,9 +91,19 @@ fn every_older_schema_converts_with_both_logs_unchanged() {
                 .unwrap();
             assert_eq!((inner.done, inner.total), (2, 2), "{version}");
         }
-        assert!(
+        assert_eq!(
             steps.contains(&MigrationStep::MoveIndex),
+            version < 11,
             "{version}: {steps:?}"
+        );
+        // Every version before 12 copies both logs' tiles into rowid tables.
+        let tiles = before.evidence.tiles + before.audit.as_ref().map_or(0, |a| a.tiles);
+        assert!(tiles >= 4, "{version}: {tiles}");
+        let copies = seen.iter().filter(|p| p.step == MigrationStep::RowidTiles);
+        assert_eq!(
+            copies.map(|p| (p.done, p.total)).collect::<Vec<_>>(),
+            [(0, tiles), (tiles, tiles)],
+            "{version}"
         );
         for p in &seen {
             assert!(p.done <= p.total, "{version}: {p:?}");

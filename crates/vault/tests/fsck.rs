@@ -562,7 +562,7 @@ async fn clean_vault_passes_and_every_change_is_found_at_its_place() {
         let d = fresh();
         let db = db(d.path());
         db.execute(
-            "INSERT INTO tiles (level, idx, data) VALUES (0, 7, zeroblob(64))",
+            "INSERT INTO tiles (id, level, idx, data) VALUES (7, 0, 7, zeroblob(64))",
             [],
         )
         .unwrap();

@@ -23,10 +23,11 @@ struct LogSql {
     /// Replaces a tile only by a version that extends it: as wide or wider,
     /// and with the stored contents as prefix. Anything else changes no row.
     upsert_tile: &'static str,
-    /// Reads a tile cut to a width, with its inner levels when asked for
-    /// and the width is the stored one (a full tile's).
+    /// Reads a tile (by [`tile_key`]) cut to a width, with its inner levels
+    /// when asked for and the width is the stored one (a full tile's).
     read_tile: &'static str,
-    /// Full tiles whose inner levels are not stored, after a position.
+    /// Full tiles whose inner levels are not stored, after a position (the
+    /// schema-8 conversion, which runs on the tables before schema 12).
     missing_inner: &'static str,
     set_inner: &'static str,
     count_missing_inner: &'static str,
@@ -45,8 +46,8 @@ macro_rules! log_sql {
             upsert_tile: concat!(
                 "INSERT INTO ",
                 $tiles,
-                " (level, idx, data, inner) VALUES (?1, ?2, ?3, ?4) ",
-                "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data, ",
+                " (id, level, idx, data, inner) VALUES (?5, ?1, ?2, ?3, ?4) ",
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, ",
                 "inner = excluded.inner ",
                 "WHERE length(excluded.data) >= length(",
                 $tiles,
@@ -58,10 +59,10 @@ macro_rules! log_sql {
                 ".data"
             ),
             read_tile: concat!(
-                "SELECT length(data), substr(data, 1, ?3), ",
-                "CASE WHEN ?4 AND length(data) = ?3 THEN inner END FROM ",
+                "SELECT length(data), substr(data, 1, ?2), ",
+                "CASE WHEN ?3 AND length(data) = ?2 THEN inner END FROM ",
                 $tiles,
-                " WHERE level = ?1 AND idx = ?2"
+                " WHERE id = ?1"
             ),
             missing_inner: concat!(
                 "SELECT level, idx, data FROM ",
@@ -123,6 +124,17 @@ pub(super) fn read_size(conn: &Connection, log: LogId) -> Result<u64> {
         .db()?;
     let size = size.ok_or_else(|| corrupt(format!("the {log} tree size row is missing")))?;
     to_u64(size, &format!("{log} tree size"))
+}
+
+/// The rowid of tile (`level`, `index`) in the tile tables (schema 12):
+/// `level << 56 | index`, so key order is (level, index) order. `None` for
+/// a level above 63 or an index from 2^56 on, which no tree of fewer than
+/// 2^63 leaves has.
+pub(super) fn tile_key(level: u8, index: u64) -> Option<i64> {
+    if level > 63 || index >= 1 << 56 {
+        return None;
+    }
+    i64::try_from((u64::from(level) << 56) | index).ok()
 }
 
 /// Checks, inside the append's transaction, that `log` holds `old_size`
@@ -207,12 +219,19 @@ pub(super) fn write_tiles(
                 tile.byte_len()
             )));
         }
+        let key = tile_key(tile.level, tile.index).ok_or_else(|| {
+            invalid(format!(
+                "{log} tile {} is beyond the largest tree the store keeps",
+                tile.path()
+            ))
+        })?;
         let changed = upsert
             .execute(rusqlite::params![
                 i64::from(tile.level),
                 to_i64(tile.index, "tile index")?,
                 data,
-                inner
+                inner,
+                key
             ])
             .db()?;
         if changed == 0 {
@@ -257,7 +276,7 @@ pub(super) fn read_tiles_inner(
     let mut stmt = conn.prepare_cached(sql(log).read_tile).db()?;
     let mut out = Vec::with_capacity(tiles.len());
     for &tile in tiles {
-        let Ok(index) = i64::try_from(tile.index) else {
+        let Some(key) = tile_key(tile.level, tile.index) else {
             return Err(StoreError::TileUnavailable(tile));
         };
         if tile.width == 0 || tile.width > TILE_WIDTH {
@@ -265,12 +284,7 @@ pub(super) fn read_tiles_inner(
         }
         let want = tile.byte_len();
         let mut rows = stmt
-            .query(rusqlite::params![
-                i64::from(tile.level),
-                index,
-                want as i64,
-                inner
-            ])
+            .query(rusqlite::params![key, want as i64, inner])
             .db()?;
         let Some(row) = rows.next().db()? else {
             return Err(StoreError::TileUnavailable(tile));
@@ -427,4 +441,29 @@ pub(super) fn list_checkpoints(
         [after.unwrap_or(-1), i64::from(limit)],
         decode_checkpoint,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_key;
+
+    #[test]
+    fn tile_keys_keep_level_then_index_order_and_refuse_what_does_not_fit() {
+        let last = (1u64 << 56) - 1;
+        let keys = [
+            tile_key(0, 0),
+            tile_key(0, 1),
+            tile_key(0, last),
+            tile_key(1, 0),
+            tile_key(63, last),
+        ];
+        let keys: Vec<i64> = keys.into_iter().map(Option::unwrap).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(keys[0], 0);
+        assert_eq!(keys[3], 1 << 56);
+        assert!(keys[4] > 0);
+        assert_eq!(tile_key(0, 1 << 56), None);
+        assert_eq!(tile_key(64, 0), None);
+        assert_eq!(tile_key(u8::MAX, u64::MAX), None);
+    }
 }

@@ -12,12 +12,12 @@ use super::{index_db, schema};
 use crate::Result;
 
 /// Rewrites the stopped store at `path` (this binary's schema) as schema
-/// `version` (1 to 10) would hold the same data: a new database built by
+/// `version` (1 to 11) would hold the same data: a new database built by
 /// that version's migrations, every table filled with the columns it
 /// shares with the current one (the index follower's tables from the index
 /// database's version-1 views; before schema 9 the label index from each
-/// record's labels), then swapped in, and the index database removed (no
-/// release before schema 11 had one).
+/// record's labels), then swapped in. Before schema 11 the index database
+/// is removed (no release before it had one); at 11 it is kept as it is.
 pub fn rewrite_as_schema(path: &Path, version: u32) -> Result<()> {
     if !(1..schema::SCHEMA_VERSION).contains(&version) {
         return Err(invalid(format!("no older schema {version}")));
@@ -83,7 +83,11 @@ pub fn rewrite_as_schema(path: &Path, version: u32) -> Result<()> {
         .db()?;
     }
     let ix = index_db::path_for(path);
-    for p in [path.to_path_buf(), ix] {
+    let mut gone = vec![path.to_path_buf()];
+    if version < schema::INDEX_FILE_VERSION {
+        gone.push(ix);
+    }
+    for p in gone {
         for suffix in ["", "-wal", "-shm"] {
             let mut f = p.as_os_str().to_owned();
             f.push(suffix);

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::error::{DbResult, invalid};
 use super::rows::{col_blob, col_i64, col_text, to_u64};
-use super::{audit, records};
+use super::{audit, log_state, records};
 use crate::{
     AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, Result, StoredTileKey, UnreadableRow,
 };
@@ -101,7 +101,7 @@ fn tiles_table(log: LogId) -> &'static str {
 
 pub(super) fn tile_keys(conn: &Connection, log: LogId) -> Result<Vec<StoredTileKey>> {
     let sql = format!(
-        "SELECT level, idx, length(data) FROM {} ORDER BY level, idx",
+        "SELECT level, idx, length(data) FROM {} ORDER BY id",
         tiles_table(log)
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
@@ -124,15 +124,12 @@ pub(super) fn tile(
     level: u8,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
-    let Ok(index) = i64::try_from(index) else {
+    let Some(key) = log_state::tile_key(level, index) else {
         return Ok(None);
     };
-    let sql = format!(
-        "SELECT data FROM {} WHERE level = ?1 AND idx = ?2",
-        tiles_table(log)
-    );
+    let sql = format!("SELECT data FROM {} WHERE id = ?1", tiles_table(log));
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query([i64::from(level), index]).db()?;
+    let mut rows = stmt.query([key]).db()?;
     match rows.next().db()? {
         Some(row) => Ok(Some(col_blob(row, 0, "tile data")?.to_vec())),
         None => Ok(None),

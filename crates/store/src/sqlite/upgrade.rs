@@ -36,6 +36,9 @@ pub enum MigrationStep {
     MoveIndex,
     /// Converting the index database to sorted runs (index version 2).
     ConvertIndex,
+    /// Copying both logs' tiles into rowid tables (schema 12; `done`/`total`
+    /// count tiles: 0 before, all after).
+    RowidTiles,
     /// Indexing the records past the index's cursor (`done`/`total` count
     /// records).
     Indexing,
@@ -50,6 +53,7 @@ impl fmt::Display for MigrationStep {
             MigrationStep::InnerLevels(log) => write!(f, "inner levels of the {log} log's tiles"),
             MigrationStep::MoveIndex => f.write_str("moving the indexes to the index database"),
             MigrationStep::ConvertIndex => f.write_str("converting the indexes to sorted runs"),
+            MigrationStep::RowidTiles => f.write_str("copying the tiles into rowid tables"),
             MigrationStep::Indexing => f.write_str("indexing records"),
         }
     }
@@ -208,9 +212,9 @@ pub(super) fn fingerprint(path: &Path) -> Result<Fingerprint> {
     }
     // One read transaction: both logs as of one commit.
     conn.execute_batch("BEGIN").db()?;
-    let evidence = log_fingerprint(&conn, LogId::Evidence)?;
+    let evidence = log_fingerprint(&conn, LogId::Evidence, schema_version)?;
     let audit = if schema_version >= 2 {
-        Some(log_fingerprint(&conn, LogId::Audit)?)
+        Some(log_fingerprint(&conn, LogId::Audit, schema_version)?)
     } else {
         None
     };
@@ -224,7 +228,7 @@ pub(super) fn fingerprint(path: &Path) -> Result<Fingerprint> {
     })
 }
 
-fn log_fingerprint(conn: &Connection, log: LogId) -> Result<LogFingerprint> {
+fn log_fingerprint(conn: &Connection, log: LogId, schema_version: u32) -> Result<LogFingerprint> {
     let t = tables(log);
     let mut hash = Sha256::new();
     let mut put = |bytes: &[u8]| {
@@ -260,9 +264,16 @@ fn log_fingerprint(conn: &Connection, log: LogId) -> Result<LogFingerprint> {
     }
 
     let mut tiles = 0u64;
+    // The same order either way: each schema's key (schema 12's rowid is
+    // `level << 56 | idx`), so no sort of the whole table.
+    let order = if schema_version >= schema::ROWID_TILES_VERSION {
+        "id"
+    } else {
+        "level, idx"
+    };
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT level, idx, data FROM {} ORDER BY level, idx",
+            "SELECT level, idx, data FROM {} ORDER BY {order}",
             t.tiles
         ))
         .db()?;

@@ -39,8 +39,10 @@
 //! (default 2; the best round is reported), `EVAULT_BENCH_DIR` (where the
 //! temporary databases go; default the system temp dir),
 //! `EVAULT_BENCH_ONLY=evault`, `=index`, `=beside` or `=audit` (that store run
-//! alone, for profiling), `=disk` (the disk's bound alone),
-//! `EVAULT_BENCH_INDEX_BATCH` (default 16384: records per `index_evidence`
+//! alone, for profiling), `=disk` (the disk's bound alone), `=segment` (the
+//! floor of a segment-file layout alone: see `run_segment`),
+//! `EVAULT_BENCH_SEGMENT_EDGE=0` (the segment run without its three edge
+//! indexes), `EVAULT_BENCH_INDEX_BATCH` (default 16384: records per `index_evidence`
 //! call in the "evault+index" run),
 //! `EVAULT_BENCH_SOFT_HEAP_LIMIT` (bytes, 0 for none: replaces the
 //! store's SQLite soft heap limit, to measure what it costs),
@@ -56,6 +58,12 @@
 //! page twice: once to the WAL, once to the database file at checkpoint).
 //! Its `rec/s` is the ceiling any log store on this machine can reach at
 //! this batch size; the table shows evault as a share of it.
+//!
+//! "segment": the floor of the segment-file layout (issue #13's step 6):
+//! payloads and leaf data appended once to a file and `fdatasync`ed, the
+//! rest of each record (one row per record, its id index and the edge
+//! indexes) and the tiles in one SQLite transaction. What any layout that
+//! keeps one SQLite row per record can reach at best (see `run_segment`).
 //!
 //! Machine-readable lines start with `RESULT` for bench/store.sh.
 
@@ -606,6 +614,121 @@ fn run_disk(rows: &[EvidenceRow], batch: usize) -> Run {
     Run { took, written }
 }
 
+/// The floor of step 6's layout (entries and payloads in an append-only
+/// segment file, SQLite for the rest): each batch's payloads and leaf data
+/// appended to one file and `fdatasync`ed, then one SQLite transaction
+/// (the store's file, PRAGMAs and commit) with the record's other columns
+/// and its segment offsets in a `records`-shaped table without the two
+/// blobs (its UNIQUE id and the three edge indexes), and the batch's tiles
+/// as plain inserts (a full tile with 8,128 bytes standing for its inner
+/// levels). No checks, no tree size, no follower: what any layout
+/// that keeps one SQLite row per record costs here at best.
+fn run_segment(pre: &Preload, rows: &[EvidenceRow], batch: usize, tiles: &[Tiles]) -> Run {
+    use std::io::Write;
+    let dir = bench_dir();
+    let mut conn = raw_connection(&dir.path().join("segment.db"));
+    conn.execute_batch(
+        "CREATE TABLE seg_records (
+             leaf_index INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+             content_type TEXT NOT NULL, sha256 BLOB NOT NULL, size INTEGER NOT NULL,
+             ingested_at_ms INTEGER NOT NULL, ingested_by TEXT NOT NULL,
+             idempotency_key TEXT, dedup_key BLOB NOT NULL, labels TEXT NOT NULL,
+             seg_offset INTEGER NOT NULL, leaf_len INTEGER NOT NULL,
+             payload_len INTEGER NOT NULL) STRICT;",
+    )
+    .expect("segment schema");
+    // EVAULT_BENCH_SEGMENT_EDGE=0: without the three edge indexes (as if
+    // the follower wrote them too), to see what they cost.
+    if env_u64("EVAULT_BENCH_SEGMENT_EDGE", 1) != 0 {
+        conn.execute_batch(
+            "CREATE INDEX seg_content_type ON seg_records (content_type);
+             CREATE INDEX seg_ingested_at ON seg_records (ingested_at_ms);
+             CREATE INDEX seg_ingested_by ON seg_records (ingested_by);",
+        )
+        .expect("segment indexes");
+    }
+    let mut file = std::fs::File::create(dir.path().join("segment.log")).expect("create");
+    let mut offset = 0u64;
+    let mut buf = Vec::new();
+    let mut labels = String::with_capacity(256);
+    let mut write_batch = |conn: &mut Connection, chunk: &[EvidenceRow], t: &Tiles| {
+        buf.clear();
+        let first = offset;
+        for r in chunk {
+            if let Payload::Inline(p) = &r.payload {
+                buf.extend_from_slice(p);
+            }
+            buf.extend_from_slice(&r.leaf_data);
+        }
+        file.write_all(&buf).expect("write");
+        file.sync_data().expect("fdatasync");
+        offset += buf.len() as u64;
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut rec = tx
+                .prepare_cached(
+                    "INSERT INTO seg_records (leaf_index, id, content_type, sha256, size, \
+                     ingested_at_ms, ingested_by, idempotency_key, dedup_key, labels, \
+                     seg_offset, leaf_len, payload_len) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .expect("prepare");
+            let mut at = first;
+            for r in chunk {
+                labels_json(&r.labels, &mut labels);
+                let payload_len = match &r.payload {
+                    Payload::Inline(p) => p.len(),
+                    Payload::External | Payload::Erased { .. } => 0,
+                };
+                rec.execute(params![
+                    r.leaf_index as i64,
+                    r.id,
+                    r.content_type,
+                    r.sha256.as_slice(),
+                    r.size as i64,
+                    r.ingested_at_ms,
+                    r.ingested_by,
+                    r.idempotency_key,
+                    r.dedup_key.as_slice(),
+                    labels,
+                    at as i64,
+                    r.leaf_data.len() as i64,
+                    payload_len as i64,
+                ])
+                .expect("insert");
+                at += (payload_len + r.leaf_data.len()) as u64;
+            }
+            let mut tile = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO tiles (id, level, idx, data, inner) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .expect("prepare");
+            // A full tile carries its inner levels' bytes (the store
+            // hashes them; here they are zeros of the same size).
+            let inner = vec![0u8; 8128];
+            for (id, data) in t {
+                let key = (i64::from(id.level) << 56) | id.index as i64;
+                let inner = (data.len() == 8192).then_some(inner.as_slice());
+                tile.execute(params![key, id.level, id.index as i64, data, inner])
+                    .expect("tile");
+            }
+        }
+        tx.commit().expect("commit");
+    };
+    for (chunk, t) in pre.rows().zip(&pre.tiles) {
+        write_batch(&mut conn, &chunk, t);
+    }
+    let w0 = written_bytes();
+    let start = Instant::now();
+    for (chunk, t) in rows.chunks(batch).zip(tiles) {
+        write_batch(&mut conn, chunk, t);
+    }
+    let took = start.elapsed();
+    let written = written_bytes().zip(w0).map(|(a, b)| a - b);
+    Run { took, written }
+}
+
 fn run_raw(pre: &Preload, rows: &[EvidenceRow], batch: usize) -> Run {
     let dir = bench_dir();
     let path: PathBuf = dir.path().join("raw.db");
@@ -732,7 +855,7 @@ fn main() {
         };
         let (mut best_store, mut best_index, mut best_beside, mut best_audit) =
             (0f64, 0f64, 0f64, 0f64);
-        let (mut best_raw, mut best_disk) = (0f64, 0f64);
+        let (mut best_raw, mut best_disk, mut best_segment) = (0f64, 0f64, 0f64);
         for round in 1..=rounds {
             // The disk's bound alone (a baseline beside a run of one store
             // kind at another preload, in the same session).
@@ -742,6 +865,16 @@ fn main() {
                     "batch {batch:>6} round {round}: disk {:>8.0} rec/s ({} MiB written)",
                     rate(n, &d),
                     mib(&d)
+                );
+                continue;
+            }
+            // The segment layout's floor (step 6), alone.
+            if only.as_deref() == Some("segment") {
+                let g = run_segment(&pre, &rows, batch, &tiles);
+                eprintln!(
+                    "batch {batch:>6} round {round}: segment {:>8.0} rec/s ({} MiB written)",
+                    rate(n, &g),
+                    mib(&g)
                 );
                 continue;
             }
@@ -763,15 +896,16 @@ fn main() {
             }
             // Rotate the order so no run always follows the same one (its
             // page cache may still be flushing the other's files).
-            let mut runs: [(&str, Option<Run>); 6] = [
+            let mut runs: [(&str, Option<Run>); 7] = [
                 ("raw", None),
                 ("evault", None),
                 ("index", None),
                 ("beside", None),
                 ("audit", None),
                 ("disk", None),
+                ("segment", None),
             ];
-            runs.rotate_left((round as usize - 1) % 6);
+            runs.rotate_left((round as usize - 1) % 7);
             for (which, run) in &mut runs {
                 *run = Some(match *which {
                     "raw" => run_raw(&pre, &rows, batch),
@@ -779,6 +913,7 @@ fn main() {
                     "index" => run_store(&pre, &rows, batch, &tiles, None, Index::After),
                     "beside" => run_store(&pre, &rows, batch, &tiles, None, Index::Beside),
                     "disk" => run_disk(&rows, batch),
+                    "segment" => run_segment(&pre, &rows, batch, &tiles),
                     _ => run_store(&pre, &rows, batch, &tiles, with_audit(), Index::No),
                 });
             }
@@ -788,16 +923,17 @@ fn main() {
                     .and_then(|(_, r)| r.as_ref())
                     .expect("every run ran")
             };
-            let (s, x, b, a, r, d) = (
+            let (s, x, b, a, r, d, g) = (
                 get("evault"),
                 get("index"),
                 get("beside"),
                 get("audit"),
                 get("raw"),
                 get("disk"),
+                get("segment"),
             );
             eprintln!(
-                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+index {:>8.0} rec/s ({} MiB written), evault‖index {:>8.0} rec/s ({} MiB written), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written)",
+                "batch {batch:>6} round {round}: evault {:>8.0} rec/s ({} MiB written, {tile_writes} tile upserts), evault+index {:>8.0} rec/s ({} MiB written), evault‖index {:>8.0} rec/s ({} MiB written), evault+audit {:>8.0} rec/s ({} MiB written), raw {:>8.0} rec/s ({} MiB written), disk {:>8.0} rec/s ({} MiB written), segment {:>8.0} rec/s ({} MiB written)",
                 rate(n, s),
                 mib(s),
                 rate(n, x),
@@ -810,6 +946,8 @@ fn main() {
                 mib(r),
                 rate(n, d),
                 mib(d),
+                rate(n, g),
+                mib(g),
             );
             best_store = best_store.max(rate(n, s));
             best_index = best_index.max(rate(n, x));
@@ -817,6 +955,7 @@ fn main() {
             best_audit = best_audit.max(rate(n, a));
             best_raw = best_raw.max(rate(n, r));
             best_disk = best_disk.max(rate(n, d));
+            best_segment = best_segment.max(rate(n, g));
         }
         println!("RESULT evault batch={batch} records={n} rps={best_store:.0}");
         println!("RESULT evault_index batch={batch} records={n} rps={best_index:.0}");
@@ -824,6 +963,7 @@ fn main() {
         println!("RESULT evault_audit batch={batch} records={n} rps={best_audit:.0}");
         println!("RESULT raw batch={batch} records={n} rps={best_raw:.0}");
         println!("RESULT disk batch={batch} records={n} rps={best_disk:.0}");
+        println!("RESULT segment batch={batch} records={n} rps={best_segment:.0}");
         table.push((
             batch,
             [
@@ -833,6 +973,7 @@ fn main() {
                 best_audit,
                 best_raw,
                 best_disk,
+                best_segment,
             ],
         ));
     }
@@ -848,7 +989,7 @@ fn main() {
         }
     );
     println!(
-        "| {:>8} | {:>16} | {:>18} | {:>18} | {:>18} | {:>16} | {:>14} | {:>10} | {:>12} | {:>11} |",
+        "| {:>8} | {:>16} | {:>18} | {:>18} | {:>18} | {:>16} | {:>14} | {:>14} | {:>10} | {:>12} | {:>11} | {:>14} |",
         "batch",
         "evault rec/s",
         "evault+index rec/s",
@@ -856,20 +997,23 @@ fn main() {
         "evault+audit rec/s",
         "raw SQLite rec/s",
         "disk rec/s",
+        "segment rec/s",
         "evault/raw",
         "audit/evault",
-        "evault/disk"
+        "evault/disk",
+        "evault/segment"
     );
     println!(
-        "|{:-<10}|{:-<18}|{:-<20}|{:-<20}|{:-<20}|{:-<18}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|",
-        "", "", "", "", "", "", "", "", "", ""
+        "|{:-<10}|{:-<18}|{:-<20}|{:-<20}|{:-<20}|{:-<18}|{:-<16}|{:-<16}|{:-<12}|{:-<14}|{:-<13}|{:-<16}|",
+        "", "", "", "", "", "", "", "", "", "", "", ""
     );
-    for (batch, [s, x, b, a, r, d]) in table {
+    for (batch, [s, x, b, a, r, d, g]) in table {
         println!(
-            "| {batch:>8} | {s:>16.0} | {x:>18.0} | {b:>18.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% |",
+            "| {batch:>8} | {s:>16.0} | {x:>18.0} | {b:>18.0} | {a:>18.0} | {r:>16.0} | {d:>14.0} | {g:>14.0} | {:>9.1}% | {:>11.1}% | {:>10.1}% | {:>13.1}% |",
             100.0 * s / r,
             100.0 * a / s,
-            100.0 * s / d
+            100.0 * s / d,
+            100.0 * s / g
         );
     }
 }

@@ -29,7 +29,8 @@ pub async fn healthz() -> &'static str {
 /// reports trouble (a failed commit, e.g. a full disk; a checkpoint that
 /// cannot be signed or stored, or a fork refused; an audit mirror behind).
 /// The 503's detail lists the reasons; readiness returns by itself once
-/// they clear. gRPC's `grpc.health.v1.Health` reports the same. Needs no
+/// they clear. A 200's second line says how many committed records the
+/// label and digest indexes do not hold yet. gRPC's `grpc.health.v1.Health` reports the same. Needs no
 /// token.
 #[utoipa::path(
     get,
@@ -40,9 +41,17 @@ pub async fn healthz() -> &'static str {
         (status = 503, description = "Not ready; the detail says why", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
-pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, Problem> {
+pub async fn readyz(State(st): State<AppState>) -> Result<String, Problem> {
     match readiness(&st.vault).await {
-        Ok(()) => Ok("ready\n"),
+        // The first line is the answer; the second how far the label and
+        // digest indexes lag behind the log (they never hold reads up).
+        // Not the tree size: this route needs no token, and the size is
+        // log data that `public_log_read` may keep to callers with one.
+        Ok(()) => {
+            let size = st.vault.evidence_log().info().tree_size;
+            let behind = size.saturating_sub(st.vault.indexed_through());
+            Ok(format!("ready\nindex: {behind} records behind the log\n"))
+        }
         Err(detail) => {
             tracing::warn!("{detail}");
             Err(not_ready(detail))

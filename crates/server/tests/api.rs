@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -529,6 +530,33 @@ fn metrics_health_and_readiness() {
     assert!(text.contains("\nevault_tree_size 1\n"), "{text}");
     assert!(text.contains("\nevault_checkpoint_size 1\n"), "{text}");
     line(&["evault_checkpoint_age_seconds "]);
+    // The index follower catches up; /readyz says how far behind it is,
+    // and its lag in time is a metric.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.get("/readyz");
+        assert_eq!(r.status, 200);
+        let body = r.text();
+        assert!(body.starts_with("ready\nindex: "), "{body}");
+        if body == "ready\nindex: 0 records behind the log\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the index did not catch up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = s.get("/metrics").text();
+    assert!(
+        text.contains("evault_index_lag_seconds{quantile=\"0.99\"}")
+            || text.contains("evault_index_lag_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nevault_index_oldest_unindexed_seconds "),
+        "{text}"
+    );
 }
 
 #[test]

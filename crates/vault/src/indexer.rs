@@ -13,14 +13,18 @@
 //! index and the unindexed tail); the lag only costs them speed, and the
 //! sequencer bounds it ([`MAX_LAG`]).
 //!
-//! It publishes its cursor on a watch channel, `evault_index_lag_leaves`
-//! and the batch figures; a failure is logged, counted
+//! It publishes its cursor on a watch channel, `evault_index_lag_leaves`,
+//! the lag in time (`evault_index_lag_seconds`: for each group commit, the
+//! time from its head's publication, when its records were acknowledged,
+//! to the index batch that covers it; see [`LagClock`]) and the batch
+//! figures; a failure is logged, counted
 //! (`evault_index_errors_total`), shown on the health board and retried
 //! with backoff. At shutdown it ends after the sequencer, once the index
 //! covers the final tree, so an offline `fsck` finds it complete; if the
 //! store fails then, it ends at once (the next start resumes).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use evault_store::Store;
@@ -48,6 +52,66 @@ pub(crate) const LAG_WAIT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// Heads kept by [`LagClock`] at most. Past it the newest entry grows to
+/// the new size and keeps its older time, so the lag reported for those
+/// records is an over-estimate, never an under-estimate.
+const MAX_HEADS: usize = 65_536;
+
+/// When each evidence head was published (its records acknowledged), for
+/// the heads the index does not cover yet: the lag in time of a record is
+/// the age of the first head that holds it.
+#[derive(Default)]
+struct LagClock {
+    heads: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+impl LagClock {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Instant)>> {
+        // A poisoned clock only skews a metric.
+        self.heads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a head of `size` published at `at`.
+    fn published(&self, size: u64, at: Instant) {
+        let mut heads = self.lock();
+        let full = heads.len() >= MAX_HEADS;
+        match heads.back_mut() {
+            Some(back) if back.0 >= size => {}
+            Some(back) if full => back.0 = size,
+            _ => heads.push_back((size, at)),
+        }
+    }
+
+    /// The index now covers the records below `through`: records, for each
+    /// head it completes, how long its records waited, and returns the age
+    /// of the oldest record still waiting (zero if none).
+    fn indexed(&self, through: u64, now: Instant) -> Duration {
+        let mut heads = self.lock();
+        while let Some(&(size, at)) = heads.front() {
+            if size > through {
+                return now.saturating_duration_since(at);
+            }
+            metrics::histogram!("evault_index_lag_seconds")
+                .record(now.saturating_duration_since(at).as_secs_f64());
+            heads.pop_front();
+        }
+        Duration::ZERO
+    }
+}
+
+/// Notes the time of every head the sequencer publishes, until it ends.
+/// A separate task, so heads are stamped while the follower is busy
+/// writing a batch.
+async fn stamp_heads(mut heads: watch::Receiver<TreeHead>, clock: Arc<LagClock>) {
+    loop {
+        let size = heads.borrow_and_update().size;
+        clock.published(size, Instant::now());
+        if heads.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Reads the store's cursor: the follower's starting point, published
 /// before the sequencer starts.
 pub(crate) fn start(store: &dyn Store) -> Result<u64> {
@@ -64,6 +128,10 @@ pub(crate) async fn follow(
     health: Arc<Board>,
 ) {
     let mut through = *reach.borrow();
+    // Heads published before this start are stamped now: their records'
+    // wait is counted from the start, not from before the restart.
+    let clock = Arc::new(LagClock::default());
+    tokio::spawn(stamp_heads(heads.clone(), clock.clone()));
     let mut backoff = FIRST_BACKOFF;
     let mut last_batch: Option<Instant> = None;
     loop {
@@ -76,6 +144,7 @@ pub(crate) async fn follow(
         }
         if closed && heads.borrow().size <= through {
             metrics::gauge!("evault_index_lag_leaves").set(0.0);
+            metrics::gauge!("evault_index_oldest_unindexed_seconds").set(0.0);
             return;
         }
         // The sequencer has ended (shutdown): nothing more will commit.
@@ -88,6 +157,9 @@ pub(crate) async fn follow(
             tokio::time::sleep(MIN_INTERVAL.saturating_sub(t.elapsed())).await;
         }
         let target = heads.borrow().size;
+        // Stamped here too, in case the stamping task has not run since
+        // this head was published (a no-op if it has).
+        clock.published(target, Instant::now());
         last_batch = Some(Instant::now());
         let st = store.clone();
         let started = Instant::now();
@@ -122,6 +194,8 @@ pub(crate) async fn follow(
                 reach.send_replace(through);
                 metrics::gauge!("evault_index_lag_leaves")
                     .set(heads.borrow().size.saturating_sub(through) as f64);
+                let waiting = clock.indexed(through, Instant::now());
+                metrics::gauge!("evault_index_oldest_unindexed_seconds").set(waiting.as_secs_f64());
                 health.clear(Component::Indexer);
                 backoff = FIRST_BACKOFF;
             }
@@ -176,5 +250,48 @@ pub(crate) async fn wait_for_lag(reach: Option<&mut watch::Receiver<u64>>, size:
                  committing anyway (reads stay exact, only slower)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_of_a_head_runs_from_its_publication_to_the_batch_that_covers_it() {
+        let clock = LagClock::default();
+        let t0 = Instant::now();
+        clock.published(10, t0);
+        clock.published(20, t0 + Duration::from_secs(1));
+        // A repeated or smaller head adds nothing.
+        clock.published(20, t0 + Duration::from_secs(2));
+        clock.published(30, t0 + Duration::from_secs(3));
+        assert_eq!(clock.lock().len(), 3);
+        // Leaves 0..15 indexed: the first head is done; leaf 15 came with
+        // the second, published at t0 + 1 s.
+        let now = t0 + Duration::from_secs(4);
+        assert_eq!(clock.indexed(15, now), Duration::from_secs(3));
+        assert_eq!(clock.lock().front().map(|h| h.0), Some(20));
+        // Everything indexed: nothing waits.
+        assert_eq!(clock.indexed(30, now), Duration::ZERO);
+        assert!(clock.lock().is_empty());
+    }
+
+    #[test]
+    fn a_full_clock_over_estimates_rather_than_under_estimates() {
+        let clock = LagClock::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_HEADS as u64 {
+            clock.published(i + 1, t0);
+        }
+        // Full: the newest entry takes the new size and keeps its time.
+        clock.published(MAX_HEADS as u64 + 100, t0 + Duration::from_secs(9));
+        assert_eq!(clock.lock().len(), MAX_HEADS);
+        let now = t0 + Duration::from_secs(10);
+        assert_eq!(
+            clock.indexed(MAX_HEADS as u64 + 50, now),
+            Duration::from_secs(10)
+        );
+        assert_eq!(clock.indexed(MAX_HEADS as u64 + 100, now), Duration::ZERO);
     }
 }

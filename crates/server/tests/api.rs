@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -532,21 +532,14 @@ fn metrics_health_and_readiness() {
     line(&["evault_checkpoint_age_seconds "]);
     // The index follower catches up; /readyz says how far behind it is,
     // and its lag in time is a metric.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = s.get("/readyz");
-        assert_eq!(r.status, 200);
-        let body = r.text();
-        assert!(body.starts_with("ready\nindex: "), "{body}");
-        if body == "ready\nindex: 0 records behind the log\n" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the index did not catch up: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let reached =
+        s.rt.block_on(s.vault.wait_indexed(1, Duration::from_secs(30)));
+    assert_eq!(reached, 1, "the index did not catch up");
+    let r = s.get("/readyz");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "ready\nindex: 0 records behind the log\n")
+    );
     let text = s.get("/metrics").text();
     assert!(
         text.contains("evault_index_lag_seconds{quantile=\"0.99\"}")

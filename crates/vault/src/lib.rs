@@ -795,6 +795,14 @@ impl Vault {
         *self.inner.index_reach.borrow()
     }
 
+    /// Waits until the label and digest indexes hold every record below
+    /// `through`, at most `timeout`; returns how far they reach then.
+    pub async fn wait_indexed(&self, through: u64, timeout: std::time::Duration) -> u64 {
+        let mut reach = self.inner.index_reach.clone();
+        let _ = tokio::time::timeout(timeout, reach.wait_for(|&r| r >= through)).await;
+        *reach.borrow()
+    }
+
     /// Records matching `query` that `reader` may see, in log order.
     /// Refuses (`Invalid`) more than [`ingest::MAX_LABEL_FILTERS`] label
     /// filters or a malformed label key.

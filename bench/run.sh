@@ -9,6 +9,7 @@
 #   5. HTTP ingest with auth and audit on vs both off (same run, same wrk)
 #   6. streaming ingest, gRPC IngestStream and NDJSON, 256-byte records, vs
 #      store-level append of the same records (same run), server RSS
+#   after 2 and 6: the index lag (ack to index, p99 and max) from /metrics
 #
 # Environment: EVAULT_BENCH_SECONDS (20), EVAULT_BENCH_PROOF_TREE (10000000;
 # the data dir is filled once through the vault and kept in
@@ -46,8 +47,15 @@ serve() { # serve DATA_DIR [FLAGS...]: starts the vault in the background, waits
 }
 stop() { pkill -f "evault serve --data-dir .* --listen 127.0.0.1:$port" || true; sleep 1; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
-ingester_token() { # ingester_token DATA_DIR: a service account and a 1-hour token in DATA_DIR
-  "$bin/evault" sa create --data-dir "$1" --principal bench --roles ingester --key-id bench >/dev/null
+lag() { # lag TOKEN: the index lag p99 and max, in ms, over the server's last minute of load (the summary's window)
+  curl -fs -H "Authorization: Bearer $1" "http://127.0.0.1:$port/metrics" | awk '
+    BEGIN { p99 = "n/a"; max = "n/a" }
+    /^evault_index_lag_seconds\{quantile="0.99"\}/ { p99 = sprintf("%.1f", $2 * 1000) }
+    /^evault_index_lag_seconds\{quantile="1"\}/ { max = sprintf("%.1f", $2 * 1000) }
+    END { print p99, max }'
+}
+ingester_token() { # ingester_token DATA_DIR: a service account and a 1-hour token in DATA_DIR (auditor too: /metrics)
+  "$bin/evault" sa create --data-dir "$1" --principal bench --roles ingester,auditor --key-id bench >/dev/null
   "$bin/evault" token mint --data-dir "$1" --key-id bench --ttl 1h
 }
 
@@ -62,6 +70,7 @@ if [[ $skip != *,http,* ]]; then
   serve "$data"
   base=$(wrk -t2 -c64 -d10s --latency -s bench/baseline.lua "http://127.0.0.1:$port/healthz" | grep RESULT)
   ingest=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "run$$" "$token" | grep RESULT)
+  read -r lag_p99 lag_max < <(lag "$token")
   stop; rm -rf "$data" "$data.state"
   {
     echo
@@ -71,6 +80,7 @@ if [[ $skip != *,http,* ]]; then
     echo "| POST /api/v1/evidence (durable, 201) | $(echo "$ingest" | field rps) | $(echo "$ingest" | field p50_ms) | $(echo "$ingest" | field p99_ms) |"
     echo "| baseline: GET /healthz, same server | $(echo "$base" | field rps) | $(echo "$base" | field p50_ms) | $(echo "$base" | field p99_ms) |"
     echo "non-201 replies: $(echo "$ingest" | field non201), socket errors: $(echo "$ingest" | field errors)"
+    echo "index lag (ack to label/digest index, per group commit) during this load: p99 $lag_p99 ms, max $lag_max ms"
   } | tee -a "$summary"
 fi
 
@@ -144,21 +154,22 @@ if [[ $skip != *,stream,* ]]; then
     pid=$(pgrep -f "evault serve --data-dir $data" | head -1)
     addr="127.0.0.1:$port"; [ "$mode" = grpc ] && addr="127.0.0.1:$grpc_port"
     r=$("$bin/stream_load" "$mode" "$addr" "$token" "$n" "$streams" "$pid" | grep RESULT)
+    read -r lag_p99 lag_max < <(lag "$token")
     stop; rm -rf "$data" "$data.state"
-    rows+=("$r")
+    rows+=("$r lag_p99=$lag_p99 lag_max=$lag_max")
   done
   store_rps=$(echo "$store" | field rps)
   {
     echo
     echo "== streaming ingest, $n durable records of 256 B, $streams concurrent streams, auth + audit on (targets: gRPC >= 200000/s, NDJSON >= 100000/s)"
-    echo "| figure | records/s | of store append | server RSS max MiB | server VmHWM MiB |"
-    echo "|---|---|---|---|---|"
+    echo "| figure | records/s | of store append | server RSS max MiB | server VmHWM MiB | index lag p99 / max ms |"
+    echo "|---|---|---|---|---|---|"
     for r in "${rows[@]}"; do
       rps=$(echo "$r" | field rps)
-      echo "| $(echo "$r" | field mode) stream | $rps | $(awk "BEGIN { printf \"%.2f\", $rps / $store_rps }") | $(echo "$r" | field rss_max_mib) | $(echo "$r" | field hwm_mib) |"
+      echo "| $(echo "$r" | field mode) stream | $rps | $(awk "BEGIN { printf \"%.2f\", $rps / $store_rps }") | $(echo "$r" | field rss_max_mib) | $(echo "$r" | field hwm_mib) | $(echo "$r" | field lag_p99) / $(echo "$r" | field lag_max) |"
     done
-    echo "| baseline: SqliteStore::append, batches of 16384 (cargo bench -p evault-store) | $store_rps | 1.00 | – | – |"
-    echo "| baseline: raw SQLite batched insert, same rows | $(echo "$raw" | field rps) | – | – | – |"
+    echo "| baseline: SqliteStore::append, batches of 16384 (cargo bench -p evault-store) | $store_rps | 1.00 | – | – | – |"
+    echo "| baseline: raw SQLite batched insert, same rows | $(echo "$raw" | field rps) | – | – | – | – |"
   } | tee -a "$summary"
 fi
 

@@ -24,12 +24,21 @@ pub struct MigrateArgs {
     /// Data directory of the stopped vault [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Create or upgrade the evault schema of a PostgreSQL database
+    /// instead (postgres://USER@HOST/DB, as the database's owner). The
+    /// PostgreSQL driver is being built: `serve` cannot use it yet.
+    /// (--data-dir is then not used.)
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// The final check's keys and limits (as `evault fsck`'s).
     #[command(flatten)]
     check: CheckArgs,
 }
 
 pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode> {
+    if let Some(url) = &args.store {
+        return run_postgres(url, json);
+    }
     let dir = crate::data_dir(args.data_dir, file);
     let options = args.check.options()?;
     let bar = (!json && output::progress_allowed()).then(|| {
@@ -119,6 +128,37 @@ pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCo
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `evault migrate --store postgres://…`: applies the PostgreSQL schema's
+/// missing migrations (`evault_store::postgres::migrate`), in one
+/// transaction, and reports the versions before and after.
+fn run_postgres(url: &str, json: bool) -> CliResult<ExitCode> {
+    use evault_store::postgres;
+    let shown = postgres::redact(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(CliError::usage(format!(
+            "--store {shown}: not a PostgreSQL URL (postgres://USER@HOST/DB)"
+        ))
+        .hint("a data directory is migrated with --data-dir"));
+    }
+    let r = postgres::migrate(url).map_err(|e| CliError::usage(format!("migrate {shown}: {e}")))?;
+    if json {
+        output::print_json(&serde_json::json!({
+            "store": shown,
+            "from_version": r.from,
+            "to_version": r.to,
+            "applied": r.to - r.from,
+        }));
+    } else if r.from == r.to {
+        println!(
+            "{shown}: the evault schema is at version {}, nothing to do",
+            r.to
+        );
+    } else {
+        println!("{shown}: evault schema version {} -> {}", r.from, r.to);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Why the conversion could not run: a usage-class error (a local

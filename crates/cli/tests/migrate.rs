@@ -395,3 +395,56 @@ fn a_missing_key_leaves_the_conversion_reported_and_unchecked() {
     assert_eq!(v["exit_code"], 2);
     assert_eq!(logs(&fingerprint(&data)), logs(&current));
 }
+
+/// `evault migrate --store postgres://…` creates the PostgreSQL schema,
+/// then finds nothing to do; the password never reaches the output.
+#[test]
+fn migrate_store_creates_a_postgres_schema() {
+    use evault_store::postgres::{LATEST, check_schema};
+    let Some(db) =
+        evault_store::testing::postgres::TestDb::create("migrate_store_creates_a_postgres_schema")
+    else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_evault"))
+            .arg("migrate")
+            .args(args)
+            .env_remove("EVAULT_CONFIG")
+            .output()
+            .expect("run evault migrate")
+    };
+    let out = run(&["--store", db.url()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("evault schema version 0 -> {LATEST}")),
+        "{stdout}"
+    );
+    assert_eq!(check_schema(db.url()).unwrap(), LATEST);
+
+    let out = run(&["--json", "--store", db.url()]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(
+        (v["from_version"].as_u64(), v["applied"].as_u64()),
+        (Some(LATEST as u64), Some(0))
+    );
+
+    // Not a PostgreSQL URL; an unreachable server (its password not shown).
+    let out = run(&["--store", "/var/lib/evault"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&[
+        "--store",
+        "postgres://evault:pw-s3cret@127.0.0.1:1/x?connect_timeout=2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect") && !stderr.contains("pw-s3cret"),
+        "{stderr}"
+    );
+}

@@ -21,6 +21,8 @@ use evault_merkle::tiles::TileId;
 mod compliance;
 mod cosignatures;
 mod mirrors;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sqlite;
 mod tasks;
 #[cfg(feature = "testing")]

@@ -30,6 +30,9 @@ use crate::{
     StoreError, StoredCheckpoint,
 };
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 /// A stopped SQLite store rewritten as an older schema holds the same data.
 pub use crate::sqlite::rewrite_as_schema;
 

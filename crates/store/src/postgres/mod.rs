@@ -1,0 +1,176 @@
+//! The PostgreSQL driver (issue 14), built in steps (plans/issue-14.md).
+//! So far: the schema's versioned migrations, embedded in the binary and
+//! applied by [`migrate`], and the check a store makes before it touches a
+//! database ([`check_schema`]), which refuses one that is unmigrated,
+//! behind, newer than this build or whose applied migrations were edited,
+//! naming the command that fixes it. The storage traits come next.
+//!
+//! The traits block (callers are on blocking threads), so the driver owns
+//! a small tokio runtime for `tokio-postgres` rather than borrowing the
+//! caller's: the suite, `evault migrate` and offline `fsck` have none.
+
+mod schema;
+
+pub use schema::{
+    LATEST, MIGRATIONS, MigrateReport, Migration, SchemaError, check_schema, migrate,
+};
+
+use crate::{Result, StoreError};
+
+/// One connection to a database on a runtime of its own.
+pub(crate) struct Conn {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Conn {
+    /// Connects to `url` (a libpq URL or key=value string). TLS is not
+    /// built yet (step 5), so a URL that requires it is refused rather
+    /// than sent in the clear.
+    pub(crate) fn open(url: &str) -> Result<Conn> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(backend(format!(
+                "{}: sslmode=require, but TLS to PostgreSQL is not supported by this build yet",
+                redact(url)
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("evault-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let (client, connection) = rt
+            .block_on(config.connect(tokio_postgres::NoTls))
+            .map_err(|e| backend(format!("cannot connect to {}: {}", redact(url), PgError(e))))?;
+        rt.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        Ok(Conn { rt, client })
+    }
+
+    /// Runs `f` with the client, blocking this thread until it is done.
+    pub(crate) fn run<'a, T, F>(
+        &'a mut self,
+        f: impl FnOnce(&'a mut tokio_postgres::Client) -> F,
+    ) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let Conn { rt, client } = self;
+        rt.block_on(f(client))
+    }
+}
+
+/// A database error as a [`StoreError::Backend`].
+pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(Box::new(PgError(e)))
+}
+
+/// A `tokio_postgres::Error` whose text says what the server said (its
+/// own `Display` is only "db error" for those).
+#[derive(Debug)]
+pub(crate) struct PgError(pub(crate) tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(f, "PostgreSQL {}: {}", db.code().code(), db.message())?;
+                if let Some(detail) = db.detail() {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
+            None => match self.0.source() {
+                Some(cause) => write!(f, "{}: {cause}", self.0),
+                None => write!(f, "{}", self.0),
+            },
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn backend(msg: String) -> StoreError {
+    StoreError::Backend(msg.into())
+}
+
+/// `url` with its password, if any, replaced by `***`, for messages and
+/// logs (a URL may carry one; error texts must not).
+pub fn redact(url: &str) -> String {
+    // key=value form: password=...
+    if !url.contains("://") {
+        return url
+            .split_whitespace()
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let mut tail = tail.to_string();
+    if let Some((path, query)) = tail.split_once('?') {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***".to_string()
+                } else {
+                    kv.to_string()
+                }
+            })
+            .collect();
+        tail = format!("{path}?{}", query.join("&"));
+    }
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:s3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgresql://h/db?user=u&password=x&sslmode=disable"),
+            "postgresql://h/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact("host=h user=u password=x dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(redact("postgres://u:p%40ss@h"), "postgres://u:***@h");
+    }
+}

@@ -1,0 +1,133 @@
+//! A PostgreSQL database per test (features `testing` and `postgres`).
+//!
+//! [`TestDb::create`] connects to the server named by
+//! `EVAULT_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! the local server with trust auth), creates a database of its own and
+//! drops it (`WITH (FORCE)`) when the value is dropped. Without a server it
+//! returns `None` after printing `SKIPPED` on stderr, so a plain
+//! `cargo test` on a machine without PostgreSQL passes loudly; with
+//! `EVAULT_REQUIRE_POSTGRES=1` (CI) it panics instead, so nothing is
+//! skipped there.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::postgres::Conn;
+
+/// The server tests use unless `EVAULT_TEST_POSTGRES` names another.
+pub const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database of one test's own, dropped with this value.
+pub struct TestDb {
+    admin: Conn,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// A new, empty database for the test `test`; `None` (skipped, said on
+    /// stderr) if no server answers, unless `EVAULT_REQUIRE_POSTGRES=1`,
+    /// where that panics.
+    pub fn create(test: &str) -> Option<TestDb> {
+        let server =
+            std::env::var("EVAULT_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_SERVER.into());
+        let mut admin = match Conn::open(&server) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("no PostgreSQL at {}: {e}", crate::postgres::redact(&server));
+                if std::env::var("EVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!("{test}: EVAULT_REQUIRE_POSTGRES=1 but {why}");
+                }
+                eprintln!("SKIPPED {test}: {why} (set EVAULT_TEST_POSTGRES to a server's URL)");
+                return None;
+            }
+        };
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() % 1_000_000_000);
+        let name = format!(
+            "evault_t_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let sql = format!("CREATE DATABASE {name}");
+        admin
+            .run(|c| async move { c.batch_execute(&sql).await })
+            .unwrap_or_else(|e| panic!("{test}: CREATE DATABASE {name}: {e}"));
+        let url = with_database(&server, &name);
+        Some(TestDb { admin, name, url })
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs SQL statements in the database as the server's user (a
+    /// superuser in tests: it can do what the vault's role may not).
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        let mut conn = Conn::open(&self.url).map_err(|e| e.to_string())?;
+        conn.run(|c| async move { c.batch_execute(sql).await })
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })
+    }
+
+    /// The first column of the first row of `sql`, as text (`NULL` as
+    /// `None`).
+    pub fn query_text(&self, sql: &str) -> Option<String> {
+        let mut conn = Conn::open(&self.url).expect("connect to the test database");
+        conn.run(|c| async move { c.query_opt(&format!("SELECT ({sql})::text"), &[]).await })
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .and_then(|row| row.get::<_, Option<String>>(0))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = self
+            .admin
+            .run(|c| async move { c.batch_execute(&sql).await })
+        {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// `server` (a URL) with its database name replaced by `name`.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            with_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The PostgreSQL schema's migrations (issue 14, step 1a): each test makes
+//! and drops its own database on the server of `EVAULT_TEST_POSTGRES`
+//! (default: the local one); skipped loudly without one, unless
+//! `EVAULT_REQUIRE_POSTGRES=1`.
+
+use evault_store::StoreError;
+use evault_store::postgres::{LATEST, MIGRATIONS, MigrateReport, check_schema, migrate};
+use evault_store::testing::postgres::TestDb;
+
+#[test]
+fn migrate_creates_the_schema_once() {
+    let Some(db) = TestDb::create("migrate_creates_the_schema_once") else {
+        return;
+    };
+    let err = check_schema(db.url())
+        .expect_err("an empty database is refused")
+        .to_string();
+    assert!(
+        err.contains("has no evault schema") && err.contains("evault migrate --store"),
+        "{err}"
+    );
+
+    assert_eq!(
+        migrate(db.url()).unwrap(),
+        MigrateReport {
+            from: 0,
+            to: LATEST
+        }
+    );
+    assert_eq!(check_schema(db.url()).unwrap(), LATEST);
+    assert_eq!(
+        db.query_text("SELECT string_agg(log || '=' || size, ',' ORDER BY log) FROM log_state")
+            .as_deref(),
+        Some("audit=0,evidence=0")
+    );
+    // Again: nothing to do, nothing applied twice.
+    assert_eq!(
+        migrate(db.url()).unwrap(),
+        MigrateReport {
+            from: LATEST,
+            to: LATEST
+        }
+    );
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM evault_schema")
+            .as_deref(),
+        Some(LATEST.to_string().as_str())
+    );
+    assert_eq!(
+        db.query_text("SELECT string_agg(sha256, ',' ORDER BY version) FROM evault_schema"),
+        Some(
+            MIGRATIONS
+                .iter()
+                .map(|m| m.sha256())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    );
+}
+
+#[test]
+fn concurrent_migrations_apply_each_step_once() {
+    let Some(db) = TestDb::create("concurrent_migrations_apply_each_step_once") else {
+        return;
+    };
+    let url = db.url().to_string();
+    let reports: Vec<MigrateReport> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| migrate(&url).unwrap())).collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    // Exactly one call found the database empty; the others found it done.
+    assert_eq!(
+        reports.iter().filter(|r| r.from == 0).count(),
+        1,
+        "{reports:?}"
+    );
+    assert!(reports.iter().all(|r| r.to == LATEST));
+    assert_eq!(check_schema(&url).unwrap(), LATEST);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let Some(db) = TestDb::create("a_newer_schema_is_refused_and_left_alone") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let newer = LATEST + 1;
+    db.execute(&format!(
+        "INSERT INTO evault_schema (version, name, sha256) VALUES ({newer}, 'future', 'x')"
+    ))
+    .unwrap();
+    for result in [
+        check_schema(db.url()).map(|_| ()),
+        migrate(db.url()).map(|_| ()),
+    ] {
+        match result {
+            Err(StoreError::SchemaTooNew { found, supported }) => {
+                assert_eq!((found, supported), (newer, LATEST));
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        db.query_text("SELECT max(version) FROM evault_schema")
+            .as_deref(),
+        Some(newer.to_string().as_str())
+    );
+}
+
+#[test]
+fn an_edited_migration_is_refused() {
+    let Some(db) = TestDb::create("an_edited_migration_is_refused") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    db.execute("UPDATE evault_schema SET sha256 = 'edited' WHERE version = 1")
+        .unwrap();
+    for err in [
+        check_schema(db.url()).unwrap_err().to_string(),
+        migrate(db.url()).unwrap_err().to_string(),
+    ] {
+        assert!(
+            err.contains("migration 1 (log) was applied with other SQL"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_partly_migrated_database_is_behind() {
+    let Some(db) = TestDb::create("a_partly_migrated_database_is_behind") else {
+        return;
+    };
+    // Only an empty record table: as if created by a build without migrations.
+    db.execute("CREATE TABLE evault_schema (version integer PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        .unwrap();
+    let err = check_schema(db.url()).unwrap_err().to_string();
+    assert!(err.contains("has no evault schema"), "{err}");
+    assert_eq!(
+        migrate(db.url()).unwrap(),
+        MigrateReport {
+            from: 0,
+            to: LATEST
+        }
+    );
+}
+
+#[test]
+fn a_failed_migration_writes_nothing() {
+    let Some(db) = TestDb::create("a_failed_migration_writes_nothing") else {
+        return;
+    };
+    // A table in the way of the first migration: it fails, and the
+    // record of migrations it created in the same transaction is gone too.
+    db.execute("CREATE TABLE log_state (x integer)").unwrap();
+    let err = migrate(db.url()).unwrap_err().to_string();
+    assert!(err.contains("log_state"), "{err}");
+    assert_eq!(db.query_text("SELECT to_regclass('evault_schema')"), None);
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://evault:s3cret-pw@127.0.0.1:1/evault?connect_timeout=2";
+    let err = check_schema(url).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot connect to postgres://evault:***@127.0.0.1:1/evault"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    let err = migrate("postgres://h/db?sslmode=require")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("TLS"), "{err}");
+}

@@ -127,8 +127,8 @@ fn an_edited_migration_is_refused() {
 }
 
 #[test]
-fn a_partly_migrated_database_is_behind() {
-    let Some(db) = TestDb::create("a_partly_migrated_database_is_behind") else {
+fn an_empty_record_of_migrations_is_unmigrated() {
+    let Some(db) = TestDb::create("an_empty_record_of_migrations_is_unmigrated") else {
         return;
     };
     // Only an empty record table: as if created by a build without migrations.

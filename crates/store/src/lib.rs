@@ -11,7 +11,8 @@
 //! and slicing the tiles it is given, and it never acknowledges anything: a
 //! call that returns `Ok` has been durably committed.
 //!
-//! Drivers: [`SqliteStore`] (embedded default, WAL, `synchronous=FULL`).
+//! Drivers: [`SqliteStore`] (embedded default, WAL, `synchronous=FULL`)
+//! and, with the `postgres` feature, `postgres::PgStore`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -479,6 +480,11 @@ pub enum StoreError {
         /// The held record's leaf index.
         leaf_index: u64,
     },
+    /// The database cannot be reached or did not answer in time (a lost
+    /// connection, a server restarting, a pool or statement timeout). A
+    /// write that fails so may or may not have committed: the caller reads
+    /// the state back before it retries. Worth retrying later.
+    Unavailable(String),
     /// The database failed.
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -503,6 +509,7 @@ impl fmt::Display for StoreError {
             StoreError::Held { hold, leaf_index } => {
                 write!(f, "record {leaf_index} is under legal hold {hold}")
             }
+            StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
             StoreError::Backend(e) => write!(f, "storage backend: {e}"),
         }
     }

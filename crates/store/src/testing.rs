@@ -46,8 +46,15 @@ pub type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
 /// `evidence_index`, `audit_index`), and `store` for those that span them.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($open:expr) => {
-        $crate::conformance_tests!(@module log_store, $open;
+    // A driver that may be absent (a database server): `$opener` is a
+    // function of the test's name returning `Option` of the `open` above;
+    // `None` skips the test (the opener says so).
+    (skippable: $opener:expr) => {
+        $crate::conformance_tests!(@each skippable_module, ($opener));
+    };
+    // The case list, once, for both forms.
+    (@each $kind:ident, $arg:tt) => {
+        $crate::conformance_tests!(@$kind log_store, $arg;
             leaf_data_ranges_are_ordered_and_bounded,
             an_empty_batch_only_checks_the_size,
             a_failed_append_writes_nothing,
@@ -59,21 +66,21 @@ macro_rules! conformance_tests {
             meta_values_are_replaced,
             what_returned_ok_survives_a_reopen
         );
-        $crate::conformance_tests!(@module evidence_index, $open;
+        $crate::conformance_tests!(@$kind evidence_index, $arg;
             records_round_trip_by_every_key,
             list_filters_and_pages,
             the_index_follows_the_log_and_reads_stay_exact,
             unique_keys_stay_exact_as_the_follower_moves
         );
-        $crate::conformance_tests!(@module audit_index, $open;
+        $crate::conformance_tests!(@$kind audit_index, $arg;
             list_audit_filters_and_pages
         );
-        $crate::conformance_tests!(@module store, $open;
+        $crate::conformance_tests!(@$kind store, $arg;
             an_empty_store_reads_nothing,
             scans_see_every_row
         );
     };
-    (@module $module:ident, $open:expr; $($case:ident),* $(,)?) => {
+    (@module $module:ident, ($open:expr); $($case:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -85,6 +92,25 @@ macro_rules! conformance_tests {
                 }
             )*
         }
+    };
+    (@skippable_module $module:ident, ($opener:expr); $($case:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    let name = concat!(module_path!(), "::", stringify!($case));
+                    let Some(open) = ($opener)(name) else {
+                        return;
+                    };
+                    $crate::testing::$case(&open);
+                }
+            )*
+        }
+    };
+    ($open:expr) => {
+        $crate::conformance_tests!(@each module, ($open));
     };
 }
 

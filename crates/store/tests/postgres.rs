@@ -173,3 +173,76 @@ fn an_unreachable_server_is_an_error_without_the_password() {
         .to_string();
     assert!(err.contains("TLS"), "{err}");
 }
+
+/// `PgStore::open` checks the schema before anything else: an unmigrated
+/// or older database is refused naming the command that fixes it, a newer
+/// one is `SchemaTooNew`.
+#[test]
+fn the_store_opens_only_this_builds_schema() {
+    use evault_store::postgres::PgStore;
+    let Some(db) = TestDb::create("the_store_opens_only_this_builds_schema") else {
+        return;
+    };
+    let err = PgStore::open(db.url()).expect_err("unmigrated").to_string();
+    assert!(
+        err.contains("has no evault schema") && err.contains("evault migrate --store"),
+        "{err}"
+    );
+    // Behind: only the first migration applied, as an older build would.
+    db.execute(&format!(
+        "CREATE TABLE evault_schema (version integer PRIMARY KEY, name text NOT NULL, \
+         sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); {} \
+         INSERT INTO evault_schema (version, name, sha256) VALUES (1, 'log', '{}')",
+        MIGRATIONS[0].sql,
+        MIGRATIONS[0].sha256()
+    ))
+    .unwrap();
+    let err = PgStore::open(db.url()).expect_err("behind").to_string();
+    assert!(
+        err.contains("has evault schema version 1") && err.contains("evault migrate --store"),
+        "{err}"
+    );
+    migrate(db.url()).unwrap();
+    PgStore::open(db.url()).expect("migrated");
+    db.execute(&format!(
+        "INSERT INTO evault_schema (version, name, sha256) VALUES ({}, 'future', 'x')",
+        LATEST + 1
+    ))
+    .unwrap();
+    assert!(matches!(
+        PgStore::open(db.url()),
+        Err(StoreError::SchemaTooNew { found, supported }) if found == LATEST + 1 && supported == LATEST
+    ));
+}
+
+/// A call that cannot finish by its deadline (here: a table locked by
+/// another session) fails as `Unavailable`, which the vault answers with a
+/// 503; the store works again once the lock is gone.
+#[test]
+fn a_call_past_its_deadline_is_unavailable() {
+    use evault_store::postgres::{PgOptions, PgStore};
+    use evault_store::{LogId, LogStore};
+    let Some(db) = TestDb::create("a_call_past_its_deadline_is_unavailable") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let store = PgStore::open_with(
+        db.url(),
+        PgOptions {
+            call_timeout: std::time::Duration::from_millis(300),
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
+    let mut locker = db.session();
+    locker
+        .execute("BEGIN; LOCK TABLE log_state IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    match store.tree_size(LogId::Evidence) {
+        Err(StoreError::Unavailable(why)) => assert!(!why.is_empty()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    locker.execute("ROLLBACK").unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
+}

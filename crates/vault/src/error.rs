@@ -170,7 +170,11 @@ impl VaultError {
 
 impl From<StoreError> for VaultError {
     fn from(e: StoreError) -> Self {
-        VaultError::Store(e)
+        match e {
+            // A database that is down or slow: a 503 with Retry-After.
+            StoreError::Unavailable(why) => VaultError::Unavailable(why),
+            e => VaultError::Store(e),
+        }
     }
 }
 
@@ -242,5 +246,16 @@ mod tests {
         assert!(VaultError::StorageFull("x".into()).is_storage_full());
         assert!(!VaultError::Unavailable("x".into()).is_storage_full());
         assert!(!VaultError::from(std::io::Error::other("eio")).is_storage_full());
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_a_store_failure() {
+        // So the server answers 503 with Retry-After, not 500.
+        let e = VaultError::from(StoreError::Unavailable("connection refused".into()));
+        assert!(matches!(&e, VaultError::Unavailable(why) if why == "connection refused"));
+        assert!(matches!(
+            VaultError::from(StoreError::Corrupt("x".into())),
+            VaultError::Store(StoreError::Corrupt(_))
+        ));
     }
 }

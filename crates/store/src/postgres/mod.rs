@@ -1,57 +1,94 @@
 //! The PostgreSQL driver (issue 14), built in steps (plans/issue-14.md).
-//! So far: the schema's versioned migrations, embedded in the binary and
-//! applied by [`migrate`], and the check a store makes before it touches a
-//! database ([`check_schema`]), which refuses one that is unmigrated,
-//! behind, newer than this build or whose applied migrations were edited,
-//! naming the command that fixes it. The storage traits come next.
 //!
-//! The traits block (callers are on blocking threads), so the driver owns
-//! a small tokio runtime for `tokio-postgres` rather than borrowing the
-//! caller's: the suite, `evault migrate` and offline `fsck` have none.
+//! - The schema's versioned migrations, embedded in the binary and applied
+//!   by [`migrate`], and the check a store makes before it touches a
+//!   database ([`check_schema`]), which refuses one that is unmigrated,
+//!   behind, newer than this build or whose applied migrations were
+//!   edited, naming the command that fixes it.
+//! - [`PgStore`]: the log, both logs' indexes and the index follower on
+//!   PostgreSQL (`log.rs`, `entries.rs`, `index.rs`). The optional parts
+//!   (tasks, mirrors, cosignatures, compliance) come next.
+//!
+//! The traits block, so the driver owns a small tokio runtime for
+//! `tokio-postgres` rather than borrowing the caller's: the suite, `evault
+//! migrate` and offline `fsck` have none.
 
+mod entries;
+mod index;
+mod labels;
+mod log;
 mod schema;
+mod store;
 
 pub use schema::{
     LATEST, MIGRATIONS, MigrateReport, Migration, SchemaError, check_schema, migrate,
 };
+pub use store::{PgOptions, PgStore};
 
 use crate::{Result, StoreError};
 
-/// One connection to a database on a runtime of its own.
+/// The driver's runtime: one worker runs the connections (the queries'
+/// futures are polled on the callers' threads).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("evault-pg")
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// TLS is not built yet (step 5), so a URL that requires it is refused
+/// rather than sent in the clear.
+fn refuse_tls(config: &tokio_postgres::Config, url: &str) -> Result<()> {
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(backend(format!(
+            "{}: sslmode=require, but TLS to PostgreSQL is not supported by this build yet",
+            redact(url)
+        )));
+    }
+    Ok(())
+}
+
+/// One connection to a database on a runtime of its own (for migrations
+/// and test harnesses; the store pools its connections).
 pub(crate) struct Conn {
-    rt: tokio::runtime::Runtime,
+    rt: Option<tokio::runtime::Runtime>,
     client: tokio_postgres::Client,
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Never blocks, so a Conn may be dropped on an async thread.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl Conn {
-    /// Connects to `url` (a libpq URL or key=value string). TLS is not
-    /// built yet (step 5), so a URL that requires it is refused rather
-    /// than sent in the clear.
+    /// Connects to `url` (a libpq URL or key=value string).
     pub(crate) fn open(url: &str) -> Result<Conn> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(backend(format!(
-                "{}: sslmode=require, but TLS to PostgreSQL is not supported by this build yet",
-                redact(url)
-            )));
-        }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("evault-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let (client, connection) = rt
-            .block_on(config.connect(tokio_postgres::NoTls))
+        refuse_tls(&config, url)?;
+        let rt = runtime()?;
+        let connected = {
+            let _context = rt.enter();
+            futures_executor::block_on(config.connect(tokio_postgres::NoTls))
+        };
+        let (client, connection) = connected
             .map_err(|e| backend(format!("cannot connect to {}: {}", redact(url), PgError(e))))?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "PostgreSQL connection ended");
             }
         });
-        Ok(Conn { rt, client })
+        Ok(Conn {
+            rt: Some(rt),
+            client,
+        })
     }
 
     /// Runs `f` with the client, blocking this thread until it is done.
@@ -63,13 +100,15 @@ impl Conn {
         F: std::future::Future<Output = T>,
     {
         let Conn { rt, client } = self;
-        rt.block_on(f(client))
+        let _context = rt.as_ref().map(|rt| rt.enter());
+        futures_executor::block_on(f(client))
     }
 }
 
-/// A database error as a [`StoreError::Backend`].
+/// A database error as a [`StoreError`] (`Unavailable` when the server is
+/// unreachable, `Backend` otherwise).
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(Box::new(PgError(e)))
+    store::pg_error(e)
 }
 
 /// A `tokio_postgres::Error` whose text says what the server said (its

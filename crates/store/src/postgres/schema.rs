@@ -35,11 +35,18 @@ impl Migration {
 }
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "log",
-    sql: include_str!("migrations/0001_log.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "log",
+        sql: include_str!("migrations/0001_log.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "logs",
+        sql: include_str!("migrations/0002_logs.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -24,11 +24,11 @@ impl fmt::Display for InvalidRequest {
 
 impl std::error::Error for InvalidRequest {}
 
-pub(super) fn invalid(why: impl Into<String>) -> StoreError {
+pub(crate) fn invalid(why: impl Into<String>) -> StoreError {
     StoreError::Backend(Box::new(InvalidRequest(why.into())))
 }
 
-pub(super) fn corrupt(why: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(why: impl Into<String>) -> StoreError {
     StoreError::Corrupt(why.into())
 }
 

@@ -12,7 +12,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::postgres::Conn;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::Store;
+use crate::postgres::{Conn, PgStore};
 
 /// The server tests use unless `EVAULT_TEST_POSTGRES` names another.
 pub const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -75,6 +80,12 @@ impl TestDb {
             })
     }
 
+    /// A connection of its own to the database, kept open (to hold a lock
+    /// or a transaction across store calls).
+    pub fn session(&self) -> TestSession {
+        TestSession(Conn::open(&self.url).expect("connect to the test database"))
+    }
+
     /// The first column of the first row of `sql`, as text (`NULL` as
     /// `None`).
     pub fn query_text(&self, sql: &str) -> Option<String> {
@@ -82,6 +93,21 @@ impl TestDb {
         conn.run(|c| async move { c.query_opt(&format!("SELECT ({sql})::text"), &[]).await })
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .and_then(|row| row.get::<_, Option<String>>(0))
+    }
+}
+
+/// A connection to a test database, open until dropped.
+pub struct TestSession(Conn);
+
+impl TestSession {
+    /// Runs SQL statements on this connection.
+    pub fn execute(&mut self, sql: &str) -> Result<(), String> {
+        self.0
+            .run(|c| async move { c.batch_execute(sql).await })
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })
     }
 }
 
@@ -95,6 +121,35 @@ impl Drop for TestDb {
             eprintln!("could not drop test database {}: {e}", self.name);
         }
     }
+}
+
+/// The conformance suite's `open` for PostgreSQL, for the test `test`: each
+/// directory a case opens gets a migrated database of its own (opening the
+/// same directory again reopens it), dropped when the returned function
+/// is. `None` (the test is skipped, said on stderr) without a server,
+/// unless `EVAULT_REQUIRE_POSTGRES=1`.
+pub fn opener(test: &str) -> Option<impl Fn(&Path) -> Box<dyn Store> + use<>> {
+    let first = TestDb::create(test)?;
+    let test = test.to_owned();
+    let spare = Mutex::new(Some(first));
+    let dbs: Mutex<HashMap<PathBuf, TestDb>> = Mutex::new(HashMap::new());
+    Some(move |dir: &Path| -> Box<dyn Store> {
+        let mut dbs = dbs.lock().unwrap_or_else(|e| e.into_inner());
+        let db = dbs.entry(dir.to_path_buf()).or_insert_with(|| {
+            let db = spare
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .or_else(|| TestDb::create(&test))
+                .unwrap_or_else(|| panic!("{test}: the PostgreSQL server went away"));
+            crate::postgres::migrate(db.url())
+                .unwrap_or_else(|e| panic!("{test}: migrate {}: {e}", db.url()));
+            db
+        });
+        Box::new(
+            PgStore::open(db.url()).unwrap_or_else(|e| panic!("{test}: open {}: {e}", db.url())),
+        )
+    })
 }
 
 /// `server` (a URL) with its database name replaced by `name`.

@@ -1,0 +1,453 @@
+//! [`PgStore`]: the storage traits on PostgreSQL. Opening checks the
+//! schema; every call takes a pooled connection and runs to a deadline.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+
+use super::{PgError, backend, check_schema, redact};
+use crate::{Result, StoreError};
+
+/// How a [`PgStore`] connects and how long it waits.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Connections in the pool, at most.
+    pub pool_size: usize,
+    /// How long a call may take, waiting for a connection included; past
+    /// it the call fails with [`StoreError::Unavailable`] (and the server
+    /// cancels the statement: `statement_timeout` is set to it too).
+    pub call_timeout: Duration,
+    /// How long opening one connection may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 8,
+            call_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to share: `Send + Sync`, put it in an `Arc`.
+///
+/// The traits block, and their callers are on blocking threads (or have
+/// no runtime at all: the suite, `evault migrate`, an offline fsck), so
+/// the store runs its connections on a small runtime of its own and each
+/// call waits on the calling thread for its query's future. That works
+/// from any thread, inside another runtime too.
+pub struct PgStore {
+    /// `Some` until dropped: a runtime dropped on an async thread must not
+    /// block, so `Drop` shuts it down in the background.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    url: String,
+    options: PgOptions,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.pool.close();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Opens the store in the database at `url` with default options. The
+    /// schema must be this build's: an unmigrated or older one is refused
+    /// with a message naming `evault migrate --store URL`, a newer one with
+    /// [`StoreError::SchemaTooNew`].
+    pub fn open(url: &str) -> Result<PgStore> {
+        Self::open_with(url, PgOptions::default())
+    }
+
+    /// [`PgStore::open`] with `options`.
+    pub fn open_with(url: &str, options: PgOptions) -> Result<PgStore> {
+        check_schema(url)?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
+        super::refuse_tls(&config, url)?;
+        config.connect_timeout(options.connect_timeout);
+        config.application_name("evault");
+        // Durable on COMMIT whatever the server's default; statements the
+        // call deadline gave up on are cancelled by the server as well.
+        config.options(format!(
+            "-c synchronous_commit=on -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            options.call_timeout.as_millis(),
+            options.call_timeout.as_millis() * 2
+        ));
+        let rt = super::runtime()?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.call_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| backend(format!("PostgreSQL pool for {}: {e}", redact(url))))?;
+        let store = PgStore {
+            rt: Some(rt),
+            pool,
+            url: redact(url),
+            options,
+        };
+        // Fail now, not on the first call, if no connection can be made.
+        store.run(|_| async { Ok(()) })?;
+        Ok(store)
+    }
+
+    /// The database's URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `f` with a pooled connection on this thread, to the call
+    /// deadline.
+    pub(super) fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Object) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Some(rt) = &self.rt else {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        };
+        // The pool's timers and new connections belong to the store's
+        // runtime; the future itself is polled here.
+        let _context = rt.enter();
+        let deadline = self.options.call_timeout;
+        let call = async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            f(client).await
+        };
+        match futures_executor::block_on(tokio::time::timeout(deadline, call)) {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {deadline:?}"
+            ))),
+        }
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_error(e),
+        PoolError::Timeout(_) => {
+            StoreError::Unavailable("no PostgreSQL connection became free in time".into())
+        }
+        e => StoreError::Unavailable(format!("PostgreSQL connection pool: {e}")),
+    }
+}
+
+/// A database error as a [`StoreError`]: [`StoreError::Unavailable`] when
+/// the server cannot be reached, is shutting down, cancelled the statement
+/// or asks for a retry; [`StoreError::Backend`] otherwise.
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let unavailable = match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            // 08: connection exception; 57: operator intervention
+            // (shutdown, statement timeout, cannot connect now); 53: out of
+            // resources (too many connections); 40001/40P01: retry.
+            code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+                || code == "40001"
+                || code == "40P01"
+        }
+        None => {
+            use std::error::Error as _;
+            e.is_closed()
+                || e.source()
+                    .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        }
+    };
+    if unavailable {
+        StoreError::Unavailable(PgError(e).to_string())
+    } else {
+        StoreError::Backend(Box::new(PgError(e)))
+    }
+}
+
+/// Runs `$body` with `$c` a pooled connection (`&Object`).
+macro_rules! with {
+    ($self:ident, |$c:ident| $body:expr) => {
+        $self.run(|$c| async move {
+            let $c = &$c;
+            $body.await
+        })
+    };
+}
+
+/// Runs `$body` with `$c` a read-only REPEATABLE READ transaction: the
+/// reads in it see one snapshot.
+macro_rules! snapshot {
+    ($self:ident, |$c:ident| $body:expr) => {
+        $self.run(|mut client| async move {
+            let $c = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_error)?;
+            let out = {
+                let $c = &$c;
+                $body.await
+            }?;
+            $c.commit().await.map_err(pg_error)?;
+            Ok(out)
+        })
+    };
+}
+
+use super::{entries, index, log};
+use crate::{
+    AnalyticsGroup, AnalyticsQuery, AppendBatch, AuditIndex, AuditQuery, AuditRow, EvidenceIndex,
+    EvidenceRow, EvidenceStats, IndexLookup, LabelEntry, ListQuery, LogId, LogStore, Page, Scanned,
+    StatsQuery, Store, StoredCheckpoint, StoredTileKey,
+};
+use evault_merkle::tiles::TileId;
+
+impl LogStore for PgStore {
+    fn tree_size(&self, log: LogId) -> Result<u64> {
+        with!(self, |c| log::size(c, log))
+    }
+
+    fn append(&self, batch: &AppendBatch<'_>) -> Result<()> {
+        // Hashed before a connection is taken.
+        let inner = [
+            log::inner_levels(batch.tiles),
+            batch
+                .audit
+                .as_ref()
+                .map(|a| log::inner_levels(a.tiles))
+                .unwrap_or_default(),
+        ];
+        self.run(|mut c| async move { log::append(&mut c, batch, &inner).await })
+    }
+
+    fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
+        let read = with!(self, |c| log::read_tiles(c, log, tiles, false))?;
+        Ok(read.into_iter().map(|(d, _)| d).collect())
+    }
+
+    fn read_tiles_with_inner(
+        &self,
+        log: LogId,
+        tiles: &[TileId],
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        with!(self, |c| log::read_tiles(c, log, tiles, true))
+    }
+
+    fn record_by_index(&self, leaf_index: u64) -> Result<Option<EvidenceRow>> {
+        with!(self, |c| entries::by_index(c, leaf_index))
+    }
+
+    fn audit_by_index(&self, leaf_index: u64) -> Result<Option<AuditRow>> {
+        let Ok(leaf) = i64::try_from(leaf_index) else {
+            return Ok(None);
+        };
+        with!(self, |c| entries::audit_one(c, "leaf_index = $1", &leaf))
+    }
+
+    fn leaf_data_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>> {
+        snapshot!(self, |c| entries::leaf_data_range(c, start, end))
+    }
+
+    fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {
+        with!(self, |c| log::put_checkpoint(c, log, checkpoint))
+    }
+
+    fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>> {
+        let found = with!(self, |c| log::checkpoints(
+            c,
+            log,
+            "ORDER BY size DESC LIMIT 1",
+            &[]
+        ))?;
+        Ok(found.into_iter().next())
+    }
+
+    fn checkpoint_at(&self, log: LogId, size: u64) -> Result<Option<StoredCheckpoint>> {
+        let Ok(size) = i64::try_from(size) else {
+            return Ok(None);
+        };
+        let found = with!(self, |c| log::checkpoints(
+            c,
+            log,
+            "AND size = $2",
+            &[&size]
+        ))?;
+        Ok(found.into_iter().next())
+    }
+
+    fn list_checkpoints(
+        &self,
+        log: LogId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        let after = match after.map(i64::try_from).transpose() {
+            Ok(a) => a.unwrap_or(-1),
+            Err(_) => return Ok(Vec::new()),
+        };
+        let limit = i64::from(limit.clamp(1, entries::MAX_PAGE));
+        with!(self, |c| log::checkpoints(
+            c,
+            log,
+            "AND size > $2 ORDER BY size LIMIT $3",
+            &[&after, &limit]
+        ))
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        with!(self, |c| log::get_meta(c, key))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        with!(self, |c| log::set_meta(c, key, value))
+    }
+
+    fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>> {
+        let sql = entries::scan_records_sql();
+        with!(self, |c| entries::scan(
+            c,
+            &sql,
+            start,
+            end,
+            entries::decode
+        ))
+    }
+
+    fn scan_audit(&self, start: u64, end: u64) -> Result<Vec<Scanned<AuditRow>>> {
+        let sql = entries::scan_audit_sql();
+        with!(self, |c| entries::scan(
+            c,
+            &sql,
+            start,
+            end,
+            entries::decode_audit
+        ))
+    }
+
+    fn leaf_rows(&self, log: LogId) -> Result<(u64, Option<u64>)> {
+        with!(self, |c| entries::leaf_rows(c, log))
+    }
+
+    fn tile_keys(&self, log: LogId) -> Result<Vec<StoredTileKey>> {
+        with!(self, |c| log::tile_keys(c, log))
+    }
+
+    fn stored_tile(&self, log: LogId, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        with!(self, |c| log::stored_tile(c, log, level, index))
+    }
+}
+
+impl EvidenceIndex for PgStore {
+    fn record_by_id(&self, id: &str) -> Result<Option<EvidenceRow>> {
+        with!(self, |c| entries::one(c, "e.id = $1", &[&id]))
+    }
+
+    fn record_by_dedup_key(&self, dedup_key: &[u8; 32]) -> Result<Option<EvidenceRow>> {
+        let key: &[u8] = dedup_key;
+        with!(self, |c| entries::one(c, "e.dedup_key = $1", &[&key]))
+    }
+
+    fn records_by_dedup_keys(&self, keys: &[[u8; 32]]) -> Result<Vec<EvidenceRow>> {
+        with!(self, |c| entries::by_dedup_keys(c, keys))
+    }
+
+    fn record_by_idempotency_key(&self, principal: &str, key: &str) -> Result<Option<EvidenceRow>> {
+        with!(self, |c| entries::one(
+            c,
+            "e.idempotency_key IS NOT NULL AND e.ingested_by = $1 AND e.idempotency_key = $2",
+            &[&principal, &key]
+        ))
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+        with!(self, |c| entries::list(c, query))
+    }
+
+    fn analytics_summary(&self, query: &AnalyticsQuery) -> Result<Vec<AnalyticsGroup>> {
+        snapshot!(self, |c| index::analytics_summary(c, query))
+    }
+
+    fn evidence_stats(&self, query: &StatsQuery) -> Result<EvidenceStats> {
+        snapshot!(self, |c| index::evidence_stats(c, query))
+    }
+
+    fn label_index_len(&self) -> Result<u64> {
+        with!(self, |c| index::label_index_len(c))
+    }
+
+    fn label_index_page(&self, after: Option<&LabelEntry>, limit: u32) -> Result<Vec<LabelEntry>> {
+        with!(self, |c| index::label_index_page(c, after, limit))
+    }
+
+    fn label_entry_matches(&self, entry: &LabelEntry) -> Result<bool> {
+        with!(self, |c| index::label_entry_matches(c, entry))
+    }
+
+    fn index_layout(&self) -> Result<Vec<String>> {
+        // One B-tree, kept by the database: no layout of the driver's own.
+        Ok(Vec::new())
+    }
+
+    fn indexed_through(&self) -> Result<u64> {
+        with!(self, |c| index::indexed_through(c))
+    }
+
+    fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64> {
+        self.run(|mut c| async move { index::index_evidence(&mut c, through, max_rows).await })
+    }
+}
+
+impl AuditIndex for PgStore {
+    fn audit_by_id(&self, id: &str) -> Result<Option<AuditRow>> {
+        with!(self, |c| entries::audit_one(c, "id = $1", &id))
+    }
+
+    fn list_audit(&self, query: &AuditQuery) -> Result<Page<AuditRow>> {
+        with!(self, |c| entries::list_audit(c, query))
+    }
+
+    fn audit_outcomes(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        principal: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
+        with!(self, |c| index::audit_outcomes(
+            c, since_ms, until_ms, principal
+        ))
+    }
+}
+
+impl Store for PgStore {
+    fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
+        snapshot!(self, |c| index::index_lookups(c, log, start, end))
+    }
+}

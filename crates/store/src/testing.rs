@@ -33,6 +33,12 @@ use crate::{
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
+mod optional;
+pub use optional::*;
+
+mod compliance;
+pub use compliance::*;
+
 /// A stopped SQLite store rewritten as an older schema holds the same data.
 pub use crate::sqlite::rewrite_as_schema;
 
@@ -43,7 +49,9 @@ pub type Open<'a> = &'a dyn Fn(&Path) -> Box<dyn Store>;
 /// Runs each case as its own `#[test]`, against the driver `open` (an
 /// expression of type `Fn(&Path) -> Box<dyn Store>`). The cases sit in one
 /// module per trait of the seam they hold a driver to (`log_store`,
-/// `evidence_index`, `audit_index`), and `store` for those that span them.
+/// `evidence_index`, `audit_index`), `store` for those that span them, and
+/// one per optional part (`tasks`, `cosignatures`, `mirrors`), whose cases
+/// pass trivially for a driver without the part.
 #[macro_export]
 macro_rules! conformance_tests {
     // A driver that may be absent (a database server): `$opener` is a
@@ -78,6 +86,24 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@$kind store, $arg;
             an_empty_store_reads_nothing,
             scans_see_every_row
+        );
+        $crate::conformance_tests!(@$kind tasks, $arg;
+            tasks_round_trip_update_and_refuse_duplicate_ids,
+            tasks_list_by_every_filter_and_find_unfinished_and_expired
+        );
+        $crate::conformance_tests!(@$kind cosignatures, $arg;
+            cosignatures_keep_one_line_per_key_and_count_distinct_witnesses
+        );
+        $crate::conformance_tests!(@$kind mirrors, $arg;
+            mirror_imports_are_whole_idempotent_and_refuse_forks,
+            concurrent_mirror_imports_store_each_row_once
+        );
+        $crate::conformance_tests!(@$kind compliance, $arg;
+            erasure_keeps_the_leaf_and_drops_the_payload,
+            an_erased_row_cannot_be_appended,
+            holds_and_retention_policies_round_trip,
+            an_active_hold_refuses_the_erase_inside_its_transaction,
+            records_by_sha256_skips_inline_bytes
         );
     };
     (@module $module:ident, ($open:expr); $($case:ident),* $(,)?) => {

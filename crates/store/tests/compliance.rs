@@ -1,16 +1,15 @@
-//! Erasure (payload removed with its tombstone in one transaction, bytes
-//! gone from every file), legal holds and retention policies.
+//! What only the SQLite driver can show of erasure: the erased bytes leave
+//! every file, `compact` converts an old database, the digest index's
+//! plan. Erasure, holds and retention themselves are the driver
+//! conformance suite's (`evault_store::testing`, module `compliance`).
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{TileBuilder, append_rows, fresh, row};
 use evault_merkle::{Hash, leaf_hash};
-use evault_store::{
-    AppendBatch, ErasureRow, HoldRow, LogId, Payload, RetentionRow, Selector, SqliteStore, Store,
-};
+use evault_store::{AppendBatch, ErasureRow, LogId, Payload, SqliteStore, Store};
 use evault_store::{EvidenceIndex, LogStore};
 
 const MARKER: &[u8] = b"ERASE-ME-MARKER-7f3a9c";
@@ -75,32 +74,12 @@ fn erase_removes_the_bytes_with_the_tombstone_in_one_transaction() {
     append_rows(&store, &mut tiles, &rows);
     assert!(!files_contain(dir.path(), MARKER).is_empty());
 
+    // The erasure's semantics are the driver conformance suite's
+    // (`evault_store::testing::erasure_keeps_the_leaf_and_drops_the_payload`);
+    // here, what only a file-based store can show: the bytes leave every
+    // file.
     let c = store.compliance().unwrap();
-    // A tombstone outside the batch, or an erased record that does not
-    // exist, fails and writes nothing of either.
-    let bad = erase(&store, &mut tiles, &[row(4)], &[erasure(2, 9)]);
-    assert!(bad.is_err());
-    let bad = erase(&store, &mut tiles, &[row(4)], &[erasure(40, 4)]);
-    assert!(bad.is_err());
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 4);
-    assert_eq!(c.erasure(2).unwrap(), None);
-
     erase(&store, &mut tiles, &[row(4)], &[erasure(2, 4)]).unwrap();
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 5);
-    let erased = store.record_by_index(2).unwrap().unwrap();
-    assert_eq!(erased.payload, Payload::Erased { tombstone_leaf: 4 });
-    // The leaf data (what the tree commits to) is untouched.
-    assert_eq!(erased.leaf_data, rows[2].leaf_data);
-    assert_eq!(c.erasure(2).unwrap(), Some(erasure(2, 4)));
-    assert_eq!(c.list_erasures(None, 10).unwrap(), vec![erasure(2, 4)]);
-    assert_eq!(c.list_erasures(Some(2), 10).unwrap(), vec![]);
-    // Erased once only.
-    assert!(erase(&store, &mut tiles, &[row(5)], &[erasure(2, 5)]).is_err());
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 5);
-    // Found by digest, erased or not.
-    let sharers = c.records_by_sha256(&rows[2].sha256).unwrap();
-    assert_eq!(sharers.len(), 1);
-
     let reclaimed = c.reclaim(Duration::from_secs(10)).unwrap();
     assert!(reclaimed.wal_truncated);
     assert_eq!(
@@ -116,67 +95,6 @@ fn erase_removes_the_bytes_with_the_tombstone_in_one_transaction() {
         ro.record_by_index(2).unwrap().unwrap().payload,
         Payload::Erased { tombstone_leaf: 4 }
     );
-}
-
-#[test]
-fn an_erased_row_cannot_be_appended() {
-    let (_dir, _path, store) = fresh();
-    let mut tiles = TileBuilder::new();
-    let mut r = row(0);
-    r.payload = Payload::Erased { tombstone_leaf: 0 };
-    let leaves = [leaf_hash(&r.leaf_data)];
-    let touched = tiles.append(&leaves);
-    assert!(
-        store
-            .append(&AppendBatch::new(0, std::slice::from_ref(&r), &touched))
-            .is_err()
-    );
-}
-
-#[test]
-fn holds_and_retention_policies_round_trip() {
-    let (_dir, _path, store) = fresh();
-    let c = store.compliance().unwrap();
-    let selector = Selector {
-        labels: BTreeMap::from([("case".to_owned(), "case-1".to_owned())]),
-        content_type: Some("application/json".into()),
-    };
-    let hold = HoldRow {
-        id: "h1".into(),
-        selector: selector.clone(),
-        reason_sha256: [1; 32],
-        reason: "litigation".into(),
-        created_at_ms: 10,
-        created_by: "admin".into(),
-        released: None,
-    };
-    c.put_hold(&hold).unwrap();
-    assert!(c.put_hold(&hold).is_err(), "ids are unique");
-    assert_eq!(c.list_holds().unwrap(), vec![hold.clone()]);
-    assert!(selector.matches(&row(1)));
-    assert!(!selector.matches(&row(4)));
-    assert!(c.release_hold("h1", 20, "boss").unwrap());
-    assert!(!c.release_hold("h1", 30, "boss").unwrap(), "released once");
-    assert!(!c.release_hold("nope", 30, "boss").unwrap());
-    assert_eq!(
-        c.list_holds().unwrap()[0].released,
-        Some((20, "boss".to_owned()))
-    );
-
-    let policy = RetentionRow {
-        id: "r1".into(),
-        name: "ci logs".into(),
-        selector: Selector::default(),
-        keep_for_ms: 1000,
-        created_at_ms: 5,
-        created_by: "admin".into(),
-    };
-    c.put_retention(&policy).unwrap();
-    assert!(c.put_retention(&policy).is_err());
-    assert_eq!(c.list_retention().unwrap(), vec![policy]);
-    assert!(c.delete_retention("r1").unwrap());
-    assert!(!c.delete_retention("r1").unwrap());
-    assert!(c.list_retention().unwrap().is_empty());
 }
 
 #[test]
@@ -204,83 +122,15 @@ fn compact_vacuums_an_old_database() {
     drop(dir);
 }
 
-/// A hold placed after the vault checked (written outside the sequencer)
-/// still stops the erasure: the store checks active holds inside the erase
-/// transaction, fails with a typed error naming the hold, writes nothing.
+/// Sharers are found through the follower's digest index, one
+/// primary-key search per run (what they are found as is the driver
+/// suite's `records_by_sha256_skips_inline_bytes`).
 #[test]
-fn an_active_hold_refuses_the_erase_inside_its_transaction() {
-    let (_dir, _path, store) = fresh();
-    let mut tiles = TileBuilder::new();
-    let rows: Vec<_> = (0..4).map(row).collect();
-    append_rows(&store, &mut tiles, &rows);
-    let c = store.compliance().unwrap();
-    let hold = |id: &str, case: &str, content_type: Option<&str>| HoldRow {
-        id: id.into(),
-        selector: Selector {
-            labels: BTreeMap::from([("case".to_owned(), case.to_owned())]),
-            content_type: content_type.map(str::to_owned),
-        },
-        reason_sha256: [1; 32],
-        reason: "litigation".into(),
-        created_at_ms: 1,
-        created_by: "legal".into(),
-        released: None,
-    };
-    // Record 2 is case-2, application/json. A hold on another case, or on
-    // another content type, does not cover it.
-    c.put_hold(&hold("h-other", "case-1", None)).unwrap();
-    c.put_hold(&hold("h-pdf", "case-2", Some("application/pdf")))
-        .unwrap();
-    // Media types compare by essence, case-insensitively.
-    c.put_hold(&hold(
-        "h-json",
-        "case-2",
-        Some("Application/JSON; charset=utf-8"),
-    ))
-    .unwrap();
-    match erase(&store, &mut tiles, &[row(4)], &[erasure(2, 4)]) {
-        Err(evault_store::StoreError::Held { hold, leaf_index }) => {
-            assert_eq!((hold.as_str(), leaf_index), ("h-json", 2));
-        }
-        other => panic!("a held record was erased: {other:?}"),
-    }
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 4);
-    assert_eq!(c.erasure(2).unwrap(), None);
-    assert_eq!(
-        store.record_by_index(2).unwrap().unwrap().payload,
-        rows[2].payload
-    );
-
-    // Released, the same erase goes through.
-    assert!(c.release_hold("h-json", 2, "legal").unwrap());
-    erase(&store, &mut tiles, &[row(4)], &[erasure(2, 4)]).unwrap();
-    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 5);
-}
-
-/// Sharers are found by an index and without their inline bytes (an
-/// inline payload reads as empty; erased and external stay what they are).
-#[test]
-fn records_by_sha256_uses_an_index_and_skips_inline_bytes() {
+fn records_by_sha256_uses_an_index() {
     let (_dir, path, store) = fresh();
     let mut tiles = TileBuilder::new();
-    let mut rows: Vec<_> = (0..4).map(row).collect();
-    rows[2].payload = Payload::Inline(marked_payload());
-    rows[3].sha256 = rows[2].sha256;
-    append_rows(&store, &mut tiles, &rows);
-    // Leaf 2 in the follower's index, leaf 3 past its cursor: both found.
+    append_rows(&store, &mut tiles, &(0..4).map(row).collect::<Vec<_>>());
     assert_eq!(store.index_evidence(3, 100).unwrap(), 3);
-    let found = store
-        .compliance()
-        .unwrap()
-        .records_by_sha256(&rows[2].sha256)
-        .unwrap();
-    assert_eq!(
-        found
-            .iter()
-            .map(|r| (r.leaf_index, r.payload.clone()))
-            .collect::<Vec<_>>(),
-        vec![(2, Payload::Inline(Vec::new())), (3, Payload::External)]
-    );
     drop(store);
     let conn = SqliteStore::raw_connection(&path).unwrap();
     // One primary-key search per run (index database version 2).

@@ -246,3 +246,108 @@ fn a_call_past_its_deadline_is_unavailable() {
     locker.execute("ROLLBACK").unwrap();
     assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
 }
+
+/// The logs are append-only in the database itself, twice over: the
+/// vault's role (made by `grant_app_role`) has no UPDATE, DELETE or
+/// TRUNCATE on the log tables, and triggers refuse them to anyone, a
+/// superuser included (each shown alone). Erasure's deletes still work.
+#[test]
+fn the_logs_are_append_only_by_privilege_and_by_trigger() {
+    use evault_store::postgres::{APPEND_ONLY, PgStore, grant_app_role};
+    use evault_store::testing::rows;
+    use evault_store::{AppendBatch, LogStore};
+    let Some(db) = TestDb::create("the_logs_are_append_only_by_privilege_and_by_trigger") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let role = db.role_name("app");
+    grant_app_role(db.url(), &role, Some("s3cret pass'word")).unwrap();
+    // Again: the same grants, no error.
+    grant_app_role(db.url(), &role, None).unwrap();
+    assert!(grant_app_role(db.url(), "Bad-Name", None).is_err());
+
+    // The vault works as its role: an append, a checkpoint, the follower.
+    let app_url = db.url_as(&role, "s3cret pass'word");
+    let store = PgStore::open(&app_url).unwrap();
+    let records = rows(0..3);
+    let mut tb = evault_merkle::tiles::TileBuilder::new();
+    let leaves: Vec<_> = records
+        .iter()
+        .map(|r| evault_merkle::leaf_hash(&r.leaf_data))
+        .collect();
+    let tiles = tb.append(&leaves);
+    store
+        .append(&AppendBatch::new(0, &records, &tiles))
+        .unwrap();
+    use evault_store::EvidenceIndex;
+    assert_eq!(store.index_evidence(3, 10).unwrap(), 3);
+    drop(store);
+
+    let mut app = db.session_at(&app_url);
+    for table in APPEND_ONLY {
+        for sql in [
+            format!("UPDATE {table} SET {} = {0}", first_column(table)),
+            format!("DELETE FROM {table}"),
+            format!("TRUNCATE {table} CASCADE"),
+        ] {
+            let err = app.execute(&sql).expect_err(&sql);
+            assert!(
+                err.contains("permission denied"),
+                "{sql} as the vault: {err}"
+            );
+            // The owner (a superuser here) is stopped by the trigger.
+            let err = db.execute(&sql).expect_err(&sql);
+            assert!(err.contains("append-only"), "{sql} as the owner: {err}");
+        }
+    }
+    // Erasure's deletes are allowed to the vault; updates of payloads are
+    // not, by trigger.
+    app.execute("DELETE FROM payloads WHERE leaf_index = 0")
+        .unwrap();
+    let err = db
+        .execute("UPDATE payloads SET data = ''::bytea")
+        .expect_err("payloads are never rewritten");
+    assert!(err.contains("append-only"), "{err}");
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM entries").as_deref(),
+        Some("3")
+    );
+}
+
+/// A column of each append-only table, to write an UPDATE of it.
+fn first_column(table: &str) -> &'static str {
+    match table {
+        "tiles" | "tile_segments" => "level",
+        "checkpoints" => "size",
+        _ => "leaf_index",
+    }
+}
+
+/// `evault migrate` on a fresh server needs no `createdb`: the database
+/// is made if missing (once, also when two ask at once), then left alone.
+#[test]
+fn a_missing_database_is_created_once() {
+    use evault_store::postgres::create_database_if_missing;
+    let Some(db) = TestDb::create("a_missing_database_is_created_once") else {
+        return;
+    };
+    // A name of the test's own (a role name is, and so is a database's).
+    let name = db.role_name("made");
+    let url = {
+        let base = db.url();
+        let cut = base.rfind('/').expect("a URL with a database");
+        format!("{}/{name}", &base[..cut])
+    };
+    assert!(check_schema(&url).is_err(), "no database yet");
+    let results: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| create_database_if_missing(&url).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|c| **c).count(), 1, "{results:?}");
+    assert!(!create_database_if_missing(&url).unwrap());
+    migrate(&url).unwrap();
+    assert_eq!(check_schema(&url).unwrap(), LATEST);
+    db.drop_database(&name);
+}

@@ -254,6 +254,17 @@ pub(super) async fn leaf_data_range(
 /// Records matching `query`, in leaf order, one page. Must run in one
 /// statement: the follower's cursor and both parts see one snapshot.
 pub(super) async fn list(c: &impl GenericClient, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+    list_where(c, query, ENTRY_COLUMNS, "").await
+}
+
+/// Like [`list`], selecting `columns` (in [`ENTRY_COLUMNS`]' order) and
+/// with `extra` (SQL on `e` and `x`, starting with ` AND`) in every part.
+pub(super) async fn list_where(
+    c: &impl GenericClient,
+    query: &ListQuery,
+    columns: &str,
+    extra: &str,
+) -> Result<Page<EvidenceRow>> {
     let limit = query.limit.clamp(1, MAX_PAGE);
     let Ok(after) = cursor(query.after_index) else {
         return Ok(page(Vec::new(), limit, |r: &EvidenceRow| r.leaf_index));
@@ -267,11 +278,10 @@ pub(super) async fn list(c: &impl GenericClient, query: &ListQuery) -> Result<Pa
             let p = sql.param(after);
             sql.push(&format!(" AND e.leaf_index > {p}"));
         }
+        sql.push(extra);
     };
     if query.labels.is_empty() {
-        sql.push(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE true"
-        ));
+        sql.push(&format!("SELECT {columns} FROM {ENTRY_FROM} WHERE true"));
         own_terms(&mut sql);
     } else {
         // Below the cursor the label index drives (its key ends in the
@@ -290,7 +300,7 @@ pub(super) async fn list(c: &impl GenericClient, query: &ListQuery) -> Result<Pa
             .collect();
         let (k0, v0) = &pairs[0];
         sql.push(&format!(
-            "(SELECT {ENTRY_COLUMNS} FROM record_labels l0 \
+            "(SELECT {columns} FROM record_labels l0 \
              JOIN {ENTRY_FROM} ON e.leaf_index = l0.leaf_index \
              WHERE l0.key = {k0} AND l0.value = {v0} \
              AND l0.leaf_index < (SELECT evidence_through FROM index_state)"
@@ -304,7 +314,7 @@ pub(super) async fn list(c: &impl GenericClient, query: &ListQuery) -> Result<Pa
         own_terms(&mut sql);
         sql.push(&format!(
             " ORDER BY l0.leaf_index LIMIT {limit}) UNION ALL \
-             (SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} \
+             (SELECT {columns} FROM {ENTRY_FROM} \
              WHERE e.leaf_index >= (SELECT evidence_through FROM index_state)"
         ));
         for (k, v) in &pairs {

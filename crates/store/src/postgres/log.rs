@@ -72,6 +72,17 @@ pub(super) async fn append(
     inner: &[Vec<Option<Vec<u8>>>; 2],
 ) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
+    append_in(&tx, batch, inner).await?;
+    tx.commit().await.map_err(pg)
+}
+
+/// [`append`] inside `tx`, which the caller commits (an erasure writes
+/// more in the same transaction); any error leaves `tx` to roll back.
+pub(super) async fn append_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &AppendBatch<'_>,
+    inner: &[Vec<Option<Vec<u8>>>; 2],
+) -> Result<()> {
     // Both rows, always in the same order, so two writers cannot deadlock;
     // held to COMMIT, so the sizes cannot move under the checks.
     let rows = tx
@@ -113,18 +124,18 @@ pub(super) async fn append(
     }
 
     // Tiles first: reading what is stored is cheaper than a COPY undone.
-    let evidence_tiles = plan_tiles(&tx, LogId::Evidence, new_size, batch.tiles, &inner[0]).await?;
+    let evidence_tiles = plan_tiles(tx, LogId::Evidence, new_size, batch.tiles, &inner[0]).await?;
     let audit_tiles = match (&batch.audit, audit_new) {
-        (Some(a), Some(n)) => plan_tiles(&tx, LogId::Audit, n, a.tiles, &inner[1]).await?,
+        (Some(a), Some(n)) => plan_tiles(tx, LogId::Audit, n, a.tiles, &inner[1]).await?,
         _ => TileWrites::default(),
     };
 
-    insert_records(&tx, batch.records).await?;
+    insert_records(tx, batch.records).await?;
     if let Some(a) = &batch.audit {
-        insert_audit(&tx, a.events).await?;
+        insert_audit(tx, a.events).await?;
     }
-    evidence_tiles.write(&tx, LogId::Evidence).await?;
-    audit_tiles.write(&tx, LogId::Audit).await?;
+    evidence_tiles.write(tx, LogId::Evidence).await?;
+    audit_tiles.write(tx, LogId::Audit).await?;
     let set_size = "UPDATE log_state SET size = $2 WHERE log = $1";
     if new_size != batch.old_size {
         tx.execute(set_size, &[&"evidence", &i64_of(new_size, "tree size")?])
@@ -138,7 +149,7 @@ pub(super) async fn append(
             .await
             .map_err(pg)?;
     }
-    tx.commit().await.map_err(pg)
+    Ok(())
 }
 
 fn check_extend(log: LogId, stored: u64, old_size: u64, count: usize) -> Result<u64> {

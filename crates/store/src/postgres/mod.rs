@@ -13,13 +13,19 @@
 //! `tokio-postgres` rather than borrowing the caller's: the suite, `evault
 //! migrate` and offline `fsck` have none.
 
+mod compliance;
+mod cosignatures;
 mod entries;
 mod index;
 mod labels;
 mod log;
+mod mirrors;
+mod roles;
 mod schema;
 mod store;
+mod tasks;
 
+pub use roles::{APPEND_ONLY, DELETABLE, grant_app_role};
 pub use schema::{
     LATEST, MIGRATIONS, MigrateReport, Migration, SchemaError, check_schema, migrate,
 };
@@ -78,8 +84,17 @@ impl Conn {
             let _context = rt.enter();
             futures_executor::block_on(config.connect(tokio_postgres::NoTls))
         };
-        let (client, connection) = connected
-            .map_err(|e| backend(format!("cannot connect to {}: {}", redact(url), PgError(e))))?;
+        let (client, connection) = connected.map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+                // Named, so `evault migrate` can tell it from the rest.
+                return StoreError::Backend(Box::new(NoDatabase(format!(
+                    "cannot connect to {}: {}",
+                    redact(url),
+                    PgError(e)
+                ))));
+            }
+            backend(format!("cannot connect to {}: {}", redact(url), PgError(e)))
+        })?;
         rt.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "PostgreSQL connection ended");
@@ -103,6 +118,93 @@ impl Conn {
         let _context = rt.as_ref().map(|rt| rt.enter());
         futures_executor::block_on(f(client))
     }
+}
+
+/// The database a URL names does not exist (SQLSTATE 3D000).
+#[derive(Debug)]
+pub(crate) struct NoDatabase(String);
+
+impl std::fmt::Display for NoDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoDatabase {}
+
+/// Serialises [`create_database_if_missing`] on one server (a session
+/// advisory lock, released when its connection closes). "evault\0\x03".
+const CREATE_LOCK: i64 = 0x6576_6175_6c74_0003;
+
+/// Creates the database `url` names if the server has none of that name
+/// (connecting to the server's `postgres` database, as `url`'s user, who
+/// needs CREATEDB); returns whether it did. For `evault migrate`, so a
+/// fresh server needs no `createdb` first.
+pub fn create_database_if_missing(url: &str) -> Result<bool> {
+    match Conn::open(url) {
+        Ok(_) => return Ok(false),
+        Err(StoreError::Backend(e)) if e.downcast_ref::<NoDatabase>().is_some() => {}
+        Err(e) => return Err(e),
+    }
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
+    let Some(name) = config.get_dbname().map(str::to_owned) else {
+        return Ok(false);
+    };
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let rt = runtime()?;
+    let _context = rt.enter();
+    futures_executor::block_on(async {
+        let (client, connection) = maintenance
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| backend(format!("cannot connect to {}: {}", redact(url), PgError(e))))?;
+        let conn = tokio::spawn(connection);
+        // Two `migrate`s at once: the second waits, then finds it made
+        // (concurrent CREATE DATABASEs fail on the catalog's unique index).
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&CREATE_LOCK])
+            .await
+            .map_err(pg)?;
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(pg)?
+            .is_some();
+        if exists {
+            drop(client);
+            let _ = conn.await;
+            return Ok(false);
+        }
+        let sql: String = client
+            .query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name])
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)?;
+        let created = match client.batch_execute(&sql).await {
+            Ok(()) => true,
+            // Another `migrate` made it meanwhile.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
+                false
+            }
+            Err(e) => {
+                return Err(backend(format!(
+                    "creating database {name} on {}: {}",
+                    redact(url),
+                    PgError(e)
+                )));
+            }
+        };
+        drop(client);
+        let _ = conn.await;
+        Ok(created)
+    })
 }
 
 /// A database error as a [`StoreError`] (`Unavailable` when the server is

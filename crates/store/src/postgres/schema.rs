@@ -46,6 +46,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "logs",
         sql: include_str!("migrations/0002_logs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tasks_mirrors",
+        sql: include_str!("migrations/0003_tasks_mirrors.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "compliance",
+        sql: include_str!("migrations/0004_compliance.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "append_only",
+        sql: include_str!("migrations/0005_append_only.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -121,7 +136,7 @@ async fn applied(
     let exists: bool = client
         .query_one("SELECT to_regclass('evault_schema') IS NOT NULL", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     if !exists {
         return Ok(None);
     }

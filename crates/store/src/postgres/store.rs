@@ -21,6 +21,9 @@ pub struct PgOptions {
     pub call_timeout: Duration,
     /// How long opening one connection may take.
     pub connect_timeout: Duration,
+    /// Every transaction read-only (`default_transaction_read_only`): for
+    /// an offline `evault fsck`, which must write nothing.
+    pub read_only: bool,
 }
 
 impl Default for PgOptions {
@@ -29,6 +32,7 @@ impl Default for PgOptions {
             pool_size: 8,
             call_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            read_only: false,
         }
     }
 }
@@ -87,9 +91,14 @@ impl PgStore {
         // Durable on COMMIT whatever the server's default; statements the
         // call deadline gave up on are cancelled by the server as well.
         config.options(format!(
-            "-c synchronous_commit=on -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c synchronous_commit=on -c statement_timeout={} -c idle_in_transaction_session_timeout={}{}",
             options.call_timeout.as_millis(),
-            options.call_timeout.as_millis() * 2
+            options.call_timeout.as_millis() * 2,
+            if options.read_only {
+                " -c default_transaction_read_only=on"
+            } else {
+                ""
+            }
         ));
         let rt = super::runtime()?;
         let manager = Manager::from_config(
@@ -449,5 +458,186 @@ impl AuditIndex for PgStore {
 impl Store for PgStore {
     fn index_lookups(&self, log: LogId, start: u64, end: u64) -> Result<Vec<IndexLookup>> {
         snapshot!(self, |c| index::index_lookups(c, log, start, end))
+    }
+
+    fn tasks(&self) -> Option<&dyn TaskStore> {
+        Some(self)
+    }
+
+    fn mirrors(&self) -> Option<&dyn MirrorStore> {
+        Some(self)
+    }
+
+    fn cosignatures(&self) -> Option<&dyn CosignatureStore> {
+        Some(self)
+    }
+
+    fn compliance(&self) -> Option<&dyn crate::ComplianceStore> {
+        Some(self)
+    }
+}
+
+impl crate::ComplianceStore for PgStore {
+    fn erase(&self, batch: &AppendBatch<'_>, erasures: &[crate::ErasureRow]) -> Result<()> {
+        let inner = [
+            log::inner_levels(batch.tiles),
+            batch
+                .audit
+                .as_ref()
+                .map(|a| log::inner_levels(a.tiles))
+                .unwrap_or_default(),
+        ];
+        self.run(
+            |mut c| async move { super::compliance::erase(&mut c, batch, &inner, erasures).await },
+        )
+    }
+
+    fn erasure(&self, leaf_index: u64) -> Result<Option<crate::ErasureRow>> {
+        with!(self, |c| super::compliance::erasure(c, leaf_index))
+    }
+
+    fn list_erasures(&self, after: Option<u64>, limit: u32) -> Result<Vec<crate::ErasureRow>> {
+        with!(self, |c| super::compliance::list_erasures(c, after, limit))
+    }
+
+    fn records_by_sha256(&self, sha256: &[u8; 32]) -> Result<Vec<EvidenceRow>> {
+        with!(self, |c| super::compliance::records_by_sha256(c, sha256))
+    }
+
+    fn unerased(&self, query: &ListQuery) -> Result<Page<EvidenceRow>> {
+        with!(self, |c| entries::list_where(
+            c,
+            query,
+            super::compliance::SHARER_COLUMNS,
+            " AND x.leaf_index IS NULL"
+        ))
+    }
+
+    fn reclaim(&self, _deadline: Duration) -> Result<crate::Reclaimed> {
+        // The erased rows are dead tuples until VACUUM: run it on the
+        // tables an erasure deletes from, so their space is reused (it
+        // needs no exclusive lock). PostgreSQL's own WAL is recycled by
+        // its checkpoints; the bytes leave the table files for good only
+        // with VACUUM FULL, an operator's call (docs/OPERATIONS.md).
+        with!(self, |c| async move {
+            c.batch_execute("VACUUM payloads, analytics_events, analytics_metrics")
+                .await
+                .map_err(pg_error)
+        })?;
+        Ok(crate::Reclaimed {
+            wal_truncated: true,
+            free_pages: 0,
+        })
+    }
+
+    fn put_hold(&self, hold: &crate::HoldRow) -> Result<()> {
+        with!(self, |c| super::compliance::put_hold(c, hold))
+    }
+
+    fn list_holds(&self) -> Result<Vec<crate::HoldRow>> {
+        with!(self, |c| super::compliance::list_holds(c))
+    }
+
+    fn release_hold(&self, id: &str, at_ms: i64, by: &str) -> Result<bool> {
+        with!(self, |c| super::compliance::release_hold(c, id, at_ms, by))
+    }
+
+    fn put_retention(&self, policy: &crate::RetentionRow) -> Result<()> {
+        with!(self, |c| super::compliance::put_retention(c, policy))
+    }
+
+    fn list_retention(&self) -> Result<Vec<crate::RetentionRow>> {
+        with!(self, |c| super::compliance::list_retention(c))
+    }
+
+    fn delete_retention(&self, id: &str) -> Result<bool> {
+        with!(self, |c| super::compliance::delete_retention(c, id))
+    }
+}
+
+use super::{cosignatures, mirrors, tasks};
+use crate::{
+    Cosignature, CosignatureStore, ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport,
+    MirrorLog, MirrorRecord, MirrorStore, TaskQuery, TaskRow, TaskStore,
+};
+
+impl TaskStore for PgStore {
+    fn insert_task(&self, task: &TaskRow) -> Result<()> {
+        with!(self, |c| tasks::insert(c, task))
+    }
+
+    fn update_task(&self, task: &TaskRow) -> Result<bool> {
+        with!(self, |c| tasks::update(c, task))
+    }
+
+    fn task(&self, id: &str) -> Result<Option<TaskRow>> {
+        with!(self, |c| tasks::by_id(c, id))
+    }
+
+    fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<TaskRow>> {
+        with!(self, |c| tasks::list(c, query))
+    }
+
+    fn unfinished_tasks(&self) -> Result<Vec<TaskRow>> {
+        with!(self, |c| tasks::unfinished(c))
+    }
+
+    fn expired_results(&self, before_ms: i64) -> Result<Vec<TaskRow>> {
+        with!(self, |c| tasks::expired(c, before_ms))
+    }
+}
+
+impl CosignatureStore for PgStore {
+    fn put_cosignatures(&self, log: LogId, size: u64, cosignatures: &[Cosignature]) -> Result<()> {
+        with!(self, |c| cosignatures::put(c, log, size, cosignatures))
+    }
+
+    fn cosignatures_at(&self, log: LogId, size: u64) -> Result<Vec<Cosignature>> {
+        with!(self, |c| cosignatures::at(c, log, size))
+    }
+
+    fn witnessed_size(
+        &self,
+        log: LogId,
+        threshold: usize,
+        witnesses: &[String],
+    ) -> Result<Option<u64>> {
+        with!(self, |c| cosignatures::witnessed_size(
+            c, log, threshold, witnesses
+        ))
+    }
+}
+
+impl MirrorStore for PgStore {
+    fn import(
+        &self,
+        batch: &MirrorImport,
+    ) -> Result<std::result::Result<ImportCounts, ImportConflict>> {
+        self.run(|mut c| async move { mirrors::import(&mut c, batch).await })
+    }
+
+    fn mirror_logs(&self) -> Result<Vec<MirrorLog>> {
+        with!(self, |c| mirrors::logs(c))
+    }
+
+    fn mirror_records(
+        &self,
+        origin: &str,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<MirrorRecord>> {
+        with!(self, |c| mirrors::records(c, origin, after, limit))
+    }
+
+    fn mirror_record(&self, origin: &str, leaf_index: u64) -> Result<Option<MirrorRecord>> {
+        with!(self, |c| mirrors::record(c, origin, leaf_index))
+    }
+
+    fn mirror_checkpoint(&self, origin: &str, tree_size: u64) -> Result<Option<MirrorCheckpoint>> {
+        with!(self, |c| mirrors::checkpoint(c, origin, tree_size))
+    }
+
+    fn mirror_payload(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        with!(self, |c| mirrors::payload(c, sha256))
     }
 }

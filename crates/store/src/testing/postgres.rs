@@ -27,6 +27,8 @@ pub struct TestDb {
     admin: Conn,
     name: String,
     url: String,
+    /// Roles made for the test (cluster-wide), dropped after the database.
+    roles: Mutex<Vec<String>>,
 }
 
 impl TestDb {
@@ -61,7 +63,12 @@ impl TestDb {
             .run(|c| async move { c.batch_execute(&sql).await })
             .unwrap_or_else(|e| panic!("{test}: CREATE DATABASE {name}: {e}"));
         let url = with_database(&server, &name);
-        Some(TestDb { admin, name, url })
+        Some(TestDb {
+            admin,
+            name,
+            url,
+            roles: Mutex::new(Vec::new()),
+        })
     }
 
     /// The database's URL.
@@ -78,6 +85,49 @@ impl TestDb {
                 Some(db) => db.message().to_string(),
                 None => e.to_string(),
             })
+    }
+
+    /// A role name of the test's own (roles are the server's, not the
+    /// database's), dropped with the database.
+    pub fn role_name(&self, suffix: &str) -> String {
+        let role = format!("{}_{suffix}", self.name);
+        self.roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(role.clone());
+        role
+    }
+
+    /// Drops another database the test made (`WITH (FORCE)`).
+    pub fn drop_database(&self, name: &str) {
+        let mut conn = Conn::open(&self.url).expect("connect to the test database");
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        conn.run(|c| async move { c.batch_execute(&sql).await })
+            .unwrap_or_else(|e| panic!("drop database {name}: {e}"));
+    }
+
+    /// The database's URL with `user` (and `password`) instead of the
+    /// server's user.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        let (scheme, rest) = self
+            .url
+            .split_once("://")
+            .unwrap_or(("postgres", &self.url));
+        let host = match rest.find('/') {
+            Some(slash) => {
+                let authority = &rest[..slash];
+                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                format!("{host}{}", &rest[slash..])
+            }
+            None => rest.to_string(),
+        };
+        format!("{scheme}://{user}:{password}@{host}")
+    }
+
+    /// A connection of its own to the database as `url` (e.g.
+    /// [`TestDb::url_as`]), kept open.
+    pub fn session_at(&self, url: &str) -> TestSession {
+        TestSession(Conn::open(url).expect("connect to the test database"))
     }
 
     /// A connection of its own to the database, kept open (to hold a lock
@@ -119,6 +169,15 @@ impl Drop for TestDb {
             .run(|c| async move { c.batch_execute(&sql).await })
         {
             eprintln!("could not drop test database {}: {e}", self.name);
+        }
+        for role in self.roles.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let sql = format!("DROP ROLE IF EXISTS {role}");
+            if let Err(e) = self
+                .admin
+                .run(|c| async move { c.batch_execute(&sql).await })
+            {
+                eprintln!("could not drop test role {role}: {e}");
+            }
         }
     }
 }

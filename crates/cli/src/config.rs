@@ -16,6 +16,8 @@ pub const DEFAULT_DATA_DIR: &str = "./evault-data";
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    /// `sqlite` or a PostgreSQL URL (`--store`).
+    pub store: Option<String>,
     pub listen: Option<String>,
     /// gRPC address, or "off".
     pub grpc_listen: Option<String>,

@@ -19,6 +19,15 @@ pub struct FsckArgs {
     /// Data directory of the stopped vault [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where the logs are stored, as `evault serve --store`: `sqlite` or a
+    /// PostgreSQL URL (opened read-only) [default: sqlite].
+    #[arg(
+        long,
+        env = "EVAULT_STORE",
+        hide_env_values = true,
+        value_name = "sqlite|URL"
+    )]
+    store: Option<String>,
     #[command(flatten)]
     check: CheckArgs,
 }
@@ -57,6 +66,12 @@ impl CheckArgs {
 
 pub fn run(args: FsckArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode> {
     let dir = crate::data_dir(args.data_dir, file);
+    let store = match args.store.as_deref().or(file.store.as_deref()) {
+        Some(s) => {
+            evault_vault::StoreLocation::parse(s).map_err(|e| CliError::usage(format!("--{e}")))?
+        }
+        None => evault_vault::StoreLocation::Sqlite,
+    };
     let options = args.check.options()?;
     let bar = (!json && output::progress_allowed()).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -73,7 +88,7 @@ pub fn run(args: FsckArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode>
             b.set_position(done);
         }
     };
-    let result = evault_vault::fsck_data_dir(&dir, &options, &progress, &|| false);
+    let result = evault_vault::fsck_stopped_vault(&dir, &store, &options, &progress, &|| false);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

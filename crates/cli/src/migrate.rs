@@ -25,11 +25,20 @@ pub struct MigrateArgs {
     #[arg(long, env = "EVAULT_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Create or upgrade the evault schema of a PostgreSQL database
-    /// instead (postgres://USER@HOST/DB, as the database's owner). The
-    /// PostgreSQL driver is being built: `serve` cannot use it yet.
+    /// instead (postgres://USER@HOST/DB, as the database's owner; the
+    /// database is created if missing), for `evault serve --store URL`.
     /// (--data-dir is then not used.)
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// With --store: also create (or update) the login role the vault
+    /// runs as, with least privilege (read and append the logs, never
+    /// update, delete or truncate them).
+    #[arg(long, value_name = "NAME", requires = "store")]
+    app_role: Option<String>,
+    /// With --app-role: set the role's password from this file (its first
+    /// line; the file must not be readable by group or others).
+    #[arg(long, value_name = "FILE", requires = "app_role")]
+    app_password_file: Option<PathBuf>,
     /// The final check's keys and limits (as `evault fsck`'s).
     #[command(flatten)]
     check: CheckArgs,
@@ -37,7 +46,12 @@ pub struct MigrateArgs {
 
 pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCode> {
     if let Some(url) = &args.store {
-        return run_postgres(url, json);
+        return run_postgres(
+            url,
+            args.app_role.as_deref(),
+            args.app_password_file.as_deref(),
+            json,
+        );
     }
     let dir = crate::data_dir(args.data_dir, file);
     let options = args.check.options()?;
@@ -132,8 +146,14 @@ pub fn run(args: MigrateArgs, file: &FileConfig, json: bool) -> CliResult<ExitCo
 
 /// `evault migrate --store postgres://…`: applies the PostgreSQL schema's
 /// missing migrations (`evault_store::postgres::migrate`), in one
-/// transaction, and reports the versions before and after.
-fn run_postgres(url: &str, json: bool) -> CliResult<ExitCode> {
+/// transaction, and reports the versions before and after; with
+/// `app_role`, then creates or updates the vault's least-privilege role.
+fn run_postgres(
+    url: &str,
+    app_role: Option<&str>,
+    password_file: Option<&std::path::Path>,
+    json: bool,
+) -> CliResult<ExitCode> {
     use evault_store::postgres;
     let shown = postgres::redact(url);
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -142,13 +162,25 @@ fn run_postgres(url: &str, json: bool) -> CliResult<ExitCode> {
         ))
         .hint("a data directory is migrated with --data-dir"));
     }
+    let password = password_file.map(read_password_file).transpose()?;
+    let created = postgres::create_database_if_missing(url)
+        .map_err(|e| CliError::usage(format!("migrate {shown}: {e}")))?;
+    if created && !json {
+        println!("{shown}: created the database");
+    }
     let r = postgres::migrate(url).map_err(|e| CliError::usage(format!("migrate {shown}: {e}")))?;
+    if let Some(role) = app_role {
+        postgres::grant_app_role(url, role, password.as_deref())
+            .map_err(|e| CliError::usage(e.to_string()))?;
+    }
     if json {
         output::print_json(&serde_json::json!({
             "store": shown,
             "from_version": r.from,
             "to_version": r.to,
             "applied": r.to - r.from,
+            "app_role": app_role,
+            "database_created": created,
         }));
     } else if r.from == r.to {
         println!(
@@ -158,7 +190,41 @@ fn run_postgres(url: &str, json: bool) -> CliResult<ExitCode> {
     } else {
         println!("{shown}: evault schema version {} -> {}", r.from, r.to);
     }
+    if let (Some(role), false) = (app_role, json) {
+        println!(
+            "{shown}: role {role} may read and append the logs, never change them{}",
+            if password.is_some() {
+                " (password set)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first line of a password file that only its owner can read.
+fn read_password_file(path: &std::path::Path) -> CliResult<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::usage(format!("--app-password-file {}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(CliError::usage(format!(
+            "--app-password-file {}: readable by group or others",
+            path.display()
+        ))
+        .hint("chmod 600 the file"));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("--app-password-file {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(CliError::usage(format!(
+            "--app-password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_string())
 }
 
 /// Why the conversion could not run: a usage-class error (a local

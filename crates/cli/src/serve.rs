@@ -21,6 +21,17 @@ pub struct ServeArgs {
     /// [default: ./evault-data].
     #[arg(long, env = "EVAULT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the logs are stored: `sqlite`, the embedded store in the data
+    /// directory, or a PostgreSQL database, postgres://USER@HOST/DB,
+    /// created first with `evault migrate --store URL` (the data directory
+    /// then keeps the keys and blobs) [default: sqlite].
+    #[arg(
+        long,
+        env = "EVAULT_STORE",
+        hide_env_values = true,
+        value_name = "sqlite|URL"
+    )]
+    store: Option<String>,
     /// Address of the REST API, ADDR:PORT [default: 127.0.0.1:8470].
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
@@ -362,6 +373,10 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         ),
     };
     let mut config = evault_vault::VaultConfig::new(&data_dir);
+    if let Some(store) = o.store.as_deref().or(file.store.as_deref()) {
+        config.store = evault_vault::StoreLocation::parse(store).map_err(|e| format!("--{e}"))?;
+    }
+    let store_shown = config.store.describe();
     config.origin = o.origin.or(file.origin.clone());
     config.public_url = o.public_url.or(file.public_url.clone());
     let key_file = o.key_file.or(file.key_file.clone());
@@ -476,9 +491,12 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
-        let vault = evault_vault::Vault::open(config)
-            .await
-            .map_err(|e| format!("opening the vault in {}: {e}", data_dir.display()))?;
+        let vault = evault_vault::Vault::open(config).await.map_err(|e| {
+            format!(
+                "opening the vault in {} (store {store_shown}): {e}",
+                data_dir.display()
+            )
+        })?;
         // The keystore watcher is the server's own task: stopped on shutdown.
         let mut watcher = None;
         if insecure {
@@ -527,7 +545,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         crate::say!(
-            "evault: serving {scheme}://{local}  data dir {}",
+            "evault: serving {scheme}://{local}  data dir {}  store {store_shown}",
             data_dir.display()
         );
         let log = vault.evidence_log();

@@ -104,11 +104,31 @@ fn mirror_indexes(dir: &std::path::Path) -> Vec<u64> {
 #[test]
 fn sigkill_under_load_loses_nothing_and_never_forks() {
     let dir = tempfile::tempdir().unwrap();
+    kill_rounds(dir.path(), &[]);
+}
+
+/// The same rounds with the logs in PostgreSQL (a database of the test's
+/// own; skipped loudly without a server, unless EVAULT_REQUIRE_POSTGRES=1).
+#[test]
+fn sigkill_under_load_loses_nothing_and_never_forks_on_postgres() {
+    let Some(db) = evault_store::testing::postgres::TestDb::create(
+        "sigkill_under_load_loses_nothing_and_never_forks_on_postgres",
+    ) else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).expect("migrate the test database");
+    let dir = tempfile::tempdir().unwrap();
+    kill_rounds(dir.path(), &["--store", db.url()]);
+}
+
+/// Rounds of load and SIGKILL against `evault serve --data-dir dir`
+/// with `extra` arguments, each restart checked as the module says.
+fn kill_rounds(dir: &std::path::Path, extra: &[&str]) {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut checked_checkpoints = 0usize;
 
     for round in 0..=ROUNDS {
-        let server = Server::start(dir.path(), &[]);
+        let server = Server::start(dir, extra);
         let http = agent();
         let (_, log) = get_json(&http, &format!("{}/api/v1/log", server.url));
         let key =
@@ -178,7 +198,7 @@ fn sigkill_under_load_loses_nothing_and_never_forks() {
         let committed = info["tree_size"].as_u64().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let lines = mirror_indexes(&dir.path().join("audit"));
+            let lines = mirror_indexes(&dir.join("audit"));
             let mut seen = std::collections::HashSet::new();
             for i in &lines {
                 assert!(seen.insert(*i), "audit event {i} is mirrored twice");

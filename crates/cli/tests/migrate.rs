@@ -447,4 +447,45 @@ fn migrate_store_creates_a_postgres_schema() {
         stderr.contains("cannot connect") && !stderr.contains("pw-s3cret"),
         "{stderr}"
     );
+
+    // The vault's role: its password file must be the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let role = db.role_name("app");
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "role-s3cret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pw_arg = pw.to_str().unwrap();
+    let args = [
+        "--store",
+        db.url(),
+        "--app-role",
+        &role,
+        "--app-password-file",
+        pw_arg,
+    ];
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("readable by group or others"), "{stderr}");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("role {role} may read and append")) && !stdout.contains("s3cret"),
+        "{stdout}"
+    );
+    assert_eq!(
+        db.query_text(&format!(
+            "SELECT has_table_privilege('{role}', 'entries', 'INSERT') \
+             AND NOT has_table_privilege('{role}', 'entries', 'UPDATE')"
+        ))
+        .as_deref(),
+        Some("true")
+    );
 }

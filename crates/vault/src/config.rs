@@ -87,6 +87,10 @@ impl fmt::Debug for LogSigner {
 pub struct VaultConfig {
     /// The data directory: the embedded store, blobs, keys, the audit mirror.
     pub data_dir: PathBuf,
+    /// Where the logs are stored: the embedded SQLite store in the data
+    /// directory (the default), or a PostgreSQL database (the data
+    /// directory then keeps the keys, blobs, staging and heads).
+    pub store: StoreLocation,
     /// Checkpoint origin for a new log; must match a stored one.
     pub origin: Option<String>,
     /// The URL clients reach the vault's server at, e.g.
@@ -168,6 +172,7 @@ impl VaultConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         VaultConfig {
             data_dir: data_dir.into(),
+            store: StoreLocation::Sqlite,
             origin: None,
             public_url: None,
             key_file: None,
@@ -191,6 +196,43 @@ impl VaultConfig {
             backfill_dir: None,
             retention_interval: Duration::from_secs(3600),
             sigstore: crate::sigstore::SigstoreConfig::default(),
+        }
+    }
+}
+
+/// Where a vault's logs are stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded SQLite store, `evault.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database migrated by `evault migrate --store URL`
+    /// (a libpq URL; its password is never logged).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// `sqlite` (or empty) for the embedded store, a `postgres://` or
+    /// `postgresql://` URL for PostgreSQL.
+    pub fn parse(s: &str) -> Result<StoreLocation, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "sqlite" {
+            Ok(StoreLocation::Sqlite)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreLocation::Postgres(s.to_string()))
+        } else {
+            Err(format!(
+                "store {}: expected `sqlite` or a postgres://USER@HOST/DB URL",
+                evault_store::postgres::redact(s)
+            ))
+        }
+    }
+
+    /// For messages: `sqlite` or the URL with its password hidden.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite => "sqlite".into(),
+            StoreLocation::Postgres(url) => evault_store::postgres::redact(url),
         }
     }
 }

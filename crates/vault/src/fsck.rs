@@ -38,8 +38,7 @@ use evault_merkle::tiles::{TILE_WIDTH, TileBuilder, TileId, TiledHashReader, til
 use evault_merkle::{EMPTY_ROOT, HASH_SIZE, Hash, leaf_hash};
 use evault_note::{Checkpoint, Ed25519Signer, SignerKeyText, Verifiers, verifier_for};
 use evault_store::{
-    AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, LogStore, Payload, Scanned, SqliteStore,
-    Store,
+    AuditRow, EvidenceRow, IndexLookup, LabelEntry, LogId, Payload, Scanned, SqliteStore, Store,
 };
 use evault_verify::evidence::hex;
 use evault_verify::{AuditEvent, dedup_key};
@@ -394,6 +393,25 @@ pub fn fsck_data_dir(
     progress: Progress<'_>,
     cancelled: Cancelled<'_>,
 ) -> Result<FsckReport> {
+    fsck_stopped_vault(
+        data_dir,
+        &crate::StoreLocation::Sqlite,
+        options,
+        progress,
+        cancelled,
+    )
+}
+
+/// [`fsck_data_dir`] for a vault whose logs are in `store`: with
+/// PostgreSQL, the database is opened with every transaction read-only,
+/// and the data directory (locked the same way) gives the keys and blobs.
+pub fn fsck_stopped_vault(
+    data_dir: &Path,
+    store: &crate::StoreLocation,
+    options: &FsckOptions,
+    progress: Progress<'_>,
+    cancelled: Cancelled<'_>,
+) -> Result<FsckReport> {
     if !data_dir.is_dir() {
         return Err(VaultError::NotFound(format!(
             "data directory {}",
@@ -401,7 +419,19 @@ pub fn fsck_data_dir(
         )));
     }
     let _lock = crate::datadir::lock_shared(data_dir)?;
-    fsck_stopped(data_dir, options, progress, cancelled)
+    match store {
+        crate::StoreLocation::Sqlite => fsck_stopped(data_dir, options, progress, cancelled),
+        crate::StoreLocation::Postgres(url) => {
+            let store = evault_store::postgres::PgStore::open_with(
+                url,
+                evault_store::postgres::PgOptions {
+                    read_only: true,
+                    ..Default::default()
+                },
+            )?;
+            fsck_store(data_dir, &store, options, progress, cancelled)
+        }
+    }
 }
 
 /// [`fsck_data_dir`] for a caller that holds the data directory's lock
@@ -413,6 +443,18 @@ pub(crate) fn fsck_stopped(
     cancelled: Cancelled<'_>,
 ) -> Result<FsckReport> {
     let store = SqliteStore::open_read_only(&data_dir.join("evault.db"))?;
+    fsck_store(data_dir, &store, options, progress, cancelled)
+}
+
+/// The check of `store`, with keys (unless given) and blobs from
+/// `data_dir`.
+fn fsck_store(
+    data_dir: &Path,
+    store: &dyn Store,
+    options: &FsckOptions,
+    progress: Progress<'_>,
+    cancelled: Cancelled<'_>,
+) -> Result<FsckReport> {
     let mut logs = Vec::new();
     for (log, meta, file, given) in [
         (
@@ -442,7 +484,7 @@ pub(crate) fn fsck_stopped(
         };
         // Given, else every key of the stored key set (after a rotation),
         // else the key file's.
-        let keys = match (given, crate::keyring::load_entries(&store, log)?) {
+        let keys = match (given, crate::keyring::load_entries(store, log)?) {
             (Some(k), _) => vec![k.clone()],
             (None, Some(entries)) => entries
                 .into_iter()
@@ -458,7 +500,7 @@ pub(crate) fn fsck_stopped(
         });
     }
     let target = Target {
-        store: &store,
+        store,
         blobs: data_dir.join("blobs"),
         logs,
     };

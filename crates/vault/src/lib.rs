@@ -61,7 +61,7 @@ pub use analytics::{ANALYTICS_TYPE, Summary};
 pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
 pub use bundles::{BundleSelection, BundleSummary};
-pub use config::{LogSigner, VaultConfig};
+pub use config::{LogSigner, StoreLocation, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;
 pub use evault_store::{
@@ -70,7 +70,9 @@ pub use evault_store::{
 };
 /// The witness protocol's client-side types, for building a [`WitnessSetup`].
 pub use evault_witness::{Response as WitnessResponse, Transport as WitnessTransport, WitnessSpec};
-pub use fsck::{Finding, FindingKind, FsckOptions, FsckReport, LogSummary, fsck_data_dir};
+pub use fsck::{
+    Finding, FindingKind, FsckOptions, FsckReport, LogSummary, fsck_data_dir, fsck_stopped_vault,
+};
 pub use head::{FileHeadStore, HeadKey, HeadStore, SignedHead, SignedHeadStore, default_state_dir};
 pub use health::{Component, NotReady};
 pub use imports::{ImportSummary, verifiers_of};
@@ -290,15 +292,31 @@ fn running(
 }
 
 impl Vault {
-    /// Opens the vault on its embedded SQLite store in `config.data_dir`.
-    /// The data directory's lock is taken first: a conversion of an older
+    /// Opens the vault on the store `config.store` names: the embedded
+    /// SQLite store in `config.data_dir` (the default), or a PostgreSQL
+    /// database, whose schema must be this build's (an unmigrated or older
+    /// one is refused naming `evault migrate --store URL`). The data
+    /// directory's lock is taken first: a conversion of an older SQLite
     /// store (`migrate::open_store`) never runs under another process.
     pub async fn open(config: VaultConfig) -> Result<Vault> {
         datadir::create_private(&config.data_dir)?;
         let lock = datadir::lock(&config.data_dir)?;
-        let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || migrate::open_store(&dir)).await??;
-        Self::with_store_locked(config, Arc::new(store), lock).await
+        let store: Arc<dyn Store> = match &config.store {
+            StoreLocation::Sqlite => {
+                let dir = config.data_dir.clone();
+                Arc::new(tokio::task::spawn_blocking(move || migrate::open_store(&dir)).await??)
+            }
+            StoreLocation::Postgres(url) => {
+                let url = url.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        evault_store::postgres::PgStore::open(&url)
+                    })
+                    .await??,
+                )
+            }
+        };
+        Self::with_store_locked(config, store, lock).await
     }
 
     /// Opens the vault on any store. Checks, for each log, that the stored

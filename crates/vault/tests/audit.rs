@@ -3,6 +3,9 @@
 //! audit key, listing, restart and start-up checks, the JSON-lines mirror,
 //! audit disabled, and a failed commit writing neither log.
 
+#[macro_use]
+mod drivers;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ const AUDIT_ORIGIN: &str = "test.example/vault/audit";
 
 fn config(dir: &Path) -> VaultConfig {
     let mut c = VaultConfig::new(dir);
+    c.store = drivers::store();
     // Never the user's state directory.
     c.state_dir = Some(dir.join("state"));
     c.origin = Some(ORIGIN.into());
@@ -142,385 +146,395 @@ fn audit_verifiers(v: &Vault) -> Verifiers {
     Verifiers::new().with(key).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_put_commits_its_event_and_the_event_proves_offline() {
-    let dir = tempfile::tempdir().unwrap();
-    let v = Vault::open(config(dir.path())).await.unwrap();
-    let info = v.audit_log().map(|l| l.info()).unwrap();
-    assert_eq!(info.origin, AUDIT_ORIGIN);
-    assert_ne!(info.verifier_key, v.evidence_log().verifier_key());
-    assert!(dir.path().join("audit.key").exists());
-
-    let out = put_audited(&v, b"{\"a\":1}", None).await;
-    // Durable with the record: visible as soon as the put returns.
-    let events = all_events(&v).await;
-    assert_eq!(events.len(), 1);
-    let e = &events[0];
-    assert_eq!(e.leaf_index, 0);
-    assert_eq!(uuid::Uuid::parse_str(&e.id).unwrap().get_version_num(), 7);
-    assert_eq!(e.outcome, Outcome::Success);
-    assert_eq!(e.status, 201);
-    assert_eq!(e.resource, format!("/api/v1/evidence/{}", out.record.id));
-    assert_eq!(e.principal, "sa:ci");
-    assert_eq!(
-        v.audit_event(&Reader::all("test"), &e.id).await.unwrap(),
-        *e
-    );
-    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
-
-    v.log(LogId::Audit)
-        .unwrap()
-        .wait_for_checkpoint(1, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let bundle = v
-        .audit_log()
-        .unwrap()
-        .inclusion(&Reader::all("test"), &e.id, None)
-        .await
-        .map(|p| p.into_audit().unwrap())
-        .unwrap();
-    assert_eq!(bundle.record, *e);
-    // Offline: only the audit verifier key text and the bundle's JSON.
-    let json = serde_json::to_string(&bundle).unwrap();
-    let back: evault_verify::AuditProofBundle = serde_json::from_str(&json).unwrap();
-    let ok = back
-        .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
-        .unwrap();
-    assert_eq!((ok.leaf_index, ok.tree_size), (0, 1));
-    // The evidence key does not sign audit checkpoints, nor the audit key
-    // evidence ones.
-    assert!(back.verify(&v.evidence_log().verifiers(), None).is_err());
-    v.evidence_log()
-        .wait_for_checkpoint(1, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let ev = v
-        .evidence_log()
-        .inclusion(&Reader::all("test"), &out.record.id, None)
-        .await
-        .map(|p| p.into_evidence().unwrap())
-        .unwrap();
-    assert!(ev.verify(&audit_verifiers(&v), None).is_err());
-    assert!(
-        ev.verify(&v.evidence_log().verifiers(), Some(ORIGIN))
-            .is_ok()
-    );
-
-    // An unknown event, and one not yet in a checkpoint's tree size.
-    assert!(matches!(
-        v.audit_event(&Reader::all("test"), "nope").await,
-        Err(VaultError::NotFound(_))
-    ));
-    assert!(matches!(
-        v.audit_log()
-            .unwrap()
-            .inclusion(&Reader::all("test"), &e.id, Some(0))
-            .await
-            .map(|p| p.into_audit().unwrap()),
-        Err(VaultError::NotFound(_))
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn record_audit_logs_a_bare_event_with_the_callers_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let v = Vault::open(config(dir.path())).await.unwrap();
-    let mut e = event("anonymous", "log.checkpoint", "/api/v1/log/checkpoint");
-    e.time = "2026-11-23T11:30:00.123Z".into();
-    e.key_id = None;
-    e.auth_method = "none".into();
-    e.reason = Some("no credentials".into());
-    e.id = "ignored".into();
-    e.leaf_index = 99;
-    v.record_audit(e.clone()).await.unwrap();
-    let got = all_events(&v).await;
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].time, "2026-11-23T11:30:00.123Z");
-    assert_eq!(got[0].leaf_index, 0);
-    assert_ne!(got[0].id, "ignored");
-    assert_eq!(
-        AuditEvent {
-            id: got[0].id.clone(),
-            leaf_index: 0,
-            ..e
-        },
-        got[0]
-    );
-    // No evidence was written by it.
-    assert_eq!(v.evidence_log().head().size, 0);
-
-    // Events that break the format are refused, and nothing is written.
-    for bad in [
-        AuditEvent {
-            time: "2026-11-23T11:30:00Z".into(),
-            ..event("a", "b", "c")
-        },
-        AuditEvent {
-            params_digest: "xyz".into(),
-            ..event("a", "b", "c")
-        },
-        AuditEvent {
-            principal: String::new(),
-            ..event("a", "b", "c")
-        },
-    ] {
-        assert!(matches!(
-            v.record_audit(bad).await,
-            Err(VaultError::Invalid(_))
-        ));
-    }
-    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_and_replays_each_leave_their_own_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let v = Vault::open(config(dir.path())).await.unwrap();
-    let first = put_audited(&v, b"same", Some("k1")).await;
-    let replay = put_audited(&v, b"other", Some("k1")).await;
-    assert!(replay.replayed);
-    let dup = put_audited(&v, b"same", None).await;
-    assert!(dup.duplicate);
-    // Concurrent identical puts: one leaf, but one event each, in one or
-    // a few batches.
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let v = v.clone();
-        tasks.push(tokio::spawn(async move {
-            put_audited(&v, b"burst", None).await
-        }));
-    }
-    let mut burst = Vec::new();
-    for t in tasks {
-        burst.push(t.await.unwrap());
-    }
-    assert_eq!(v.evidence_log().head().size, 2);
-    let events = all_events(&v).await;
-    assert_eq!(events.len(), 3 + 16);
-    let indexes: Vec<u64> = events.iter().map(|e| e.leaf_index).collect();
-    assert_eq!(indexes, (0..19).collect::<Vec<_>>());
-    let ids: std::collections::HashSet<_> = events.iter().map(|e| &e.id).collect();
-    assert_eq!(ids.len(), 19);
-    let res = format!("/api/v1/evidence/{}", first.record.id);
-    assert_eq!((events[0].status, &events[0].resource), (201, &res));
-    assert_eq!(events[0].reason, None);
-    assert_eq!(events[1].reason.as_deref(), Some("replayed"));
-    assert_eq!(events[1].resource, res);
-    assert_eq!((events[2].status, &events[2].resource), (200, &res));
-    let new_burst = burst.iter().filter(|o| !o.duplicate).count();
-    assert_eq!(new_burst, 1);
-    assert_eq!(events[3..].iter().filter(|e| e.status == 201).count(), 1);
-    assert_eq!(events[3..].iter().filter(|e| e.status == 200).count(), 15);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_list_filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let v = Vault::open(config(dir.path())).await.unwrap();
-    let t0 = "2026-11-23T10:00:00.000Z";
-    let t1 = "2026-11-23T11:00:00.000Z";
-    for i in 0..30u32 {
-        let mut e = event(
-            ["alice", "bob", "anonymous"][i as usize % 3],
-            ["evidence.get", "log.checkpoint"][i as usize % 2],
-            "/x",
-        );
-        e.time = if i < 10 { t0 } else { t1 }.into();
-        if i % 5 == 0 {
-            e.outcome = Outcome::Denied;
-            e.status = 403;
-        }
-        v.record_audit(e).await.unwrap();
-    }
-    put_audited(&v, b"x", None).await;
-    let count = |q: AuditQuery| {
-        let v = v.clone();
-        async move {
-            let page = v
-                .audit_list(&Reader::all("test"), AuditQuery { limit: 1000, ..q })
-                .await
-                .unwrap();
-            assert!(
-                page.items
-                    .windows(2)
-                    .all(|w| w[0].leaf_index < w[1].leaf_index)
-            );
-            page.items
-        }
-    };
-    let s = |x: &str| Some(x.to_string());
-    assert_eq!(count(AuditQuery::default()).await.len(), 31);
-    let alice = count(AuditQuery {
-        principal: s("alice"),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(alice.len(), 10);
-    assert!(alice.iter().all(|e| e.principal == "alice"));
-    assert_eq!(
-        count(AuditQuery {
-            operation: s("evidence.put"),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        1
-    );
-    let denied = count(AuditQuery {
-        outcome: s("denied"),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(denied.len(), 6);
-    assert!(denied.iter().all(|e| e.outcome == Outcome::Denied));
-    let ms = |t: &str| {
-        humantime::parse_rfc3339(t)
-            .unwrap()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
-    let early = count(AuditQuery {
-        since_ms: Some(ms(t0)),
-        until_ms: Some(ms(t1)),
-        ..Default::default()
-    })
-    .await;
-    assert_eq!(early.len(), 10);
-    assert_eq!(
-        count(AuditQuery {
-            principal: s("bob"),
-            operation: s("log.checkpoint"),
-            since_ms: Some(ms(t1)),
-            until_ms: Some(ms(t1) + 1),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        3
-    );
-    // Paging: pages of 7 cover everything exactly once.
-    let mut q = AuditQuery {
-        limit: 7,
-        ..Default::default()
-    };
-    let mut seen = Vec::new();
-    loop {
-        let page = v.audit_list(&Reader::all("test"), q.clone()).await.unwrap();
-        seen.extend(page.items.iter().map(|e| e.leaf_index));
-        match page.next {
-            Some(n) => q.after_index = Some(n),
-            None => break,
-        }
-    }
-    assert_eq!(seen, (0..31).collect::<Vec<_>>());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_logs_survive_a_restart_and_audit_checkpoints_are_consistent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, cp1, first) = {
+on_every_store! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_put_commits_its_event_and_the_event_proves_offline() {
+        let dir = tempfile::tempdir().unwrap();
         let v = Vault::open(config(dir.path())).await.unwrap();
-        for i in 0..300 {
-            put_audited(&v, format!("r{i}").as_bytes(), None).await;
-        }
-        v.record_audit(event("bob", "evidence.list", "/api/v1/evidence"))
-            .await
-            .unwrap();
+        let info = v.audit_log().map(|l| l.info()).unwrap();
+        assert_eq!(info.origin, AUDIT_ORIGIN);
+        assert_ne!(info.verifier_key, v.evidence_log().verifier_key());
+        assert!(dir.path().join("audit.key").exists());
+
+        let out = put_audited(&v, b"{\"a\":1}", None).await;
+        // Durable with the record: visible as soon as the put returns.
+        let events = all_events(&v).await;
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.leaf_index, 0);
+        assert_eq!(uuid::Uuid::parse_str(&e.id).unwrap().get_version_num(), 7);
+        assert_eq!(e.outcome, Outcome::Success);
+        assert_eq!(e.status, 201);
+        assert_eq!(e.resource, format!("/api/v1/evidence/{}", out.record.id));
+        assert_eq!(e.principal, "sa:ci");
+        assert_eq!(
+            v.audit_event(&Reader::all("test"), &e.id).await.unwrap(),
+            *e
+        );
+        assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
+
         v.log(LogId::Audit)
             .unwrap()
-            .wait_for_checkpoint(301, Duration::from_secs(5))
+            .wait_for_checkpoint(1, Duration::from_secs(5))
             .await
             .unwrap();
-        let cp = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
-        let first = all_events(&v).await.remove(0);
-        let key = v.audit_log().map(|l| l.verifier_key()).unwrap();
-        v.shutdown().await.unwrap();
-        (key, cp, first)
-    };
-    let v = Vault::open(config(dir.path())).await.unwrap();
-    assert_eq!(v.audit_log().map(|l| l.verifier_key()).unwrap(), key);
-    assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 301);
-    assert_eq!(v.evidence_log().head().size, 300);
-    assert_eq!(
-        v.audit_event(&Reader::all("test"), &first.id)
+        let bundle = v
+            .audit_log()
+            .unwrap()
+            .inclusion(&Reader::all("test"), &e.id, None)
             .await
-            .unwrap(),
-        first
-    );
-    for i in 0..40 {
-        put_audited(&v, format!("after {i}").as_bytes(), None).await;
-    }
-    v.log(LogId::Audit)
-        .unwrap()
-        .wait_for_checkpoint(341, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let cp2 = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
-    let verifiers = audit_verifiers(&v);
-    let (c1, _) = open_checkpoint(&cp1.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
-    let (c2, _) = open_checkpoint(&cp2.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
-    assert_eq!((c1.size, c2.size), (301, 341));
-    let p = v
-        .audit_log()
-        .unwrap()
-        .consistency(c1.size, c2.size)
-        .await
-        .unwrap();
-    verify_consistency(c1.size, c2.size, &p.proof, &c1.root_hash, &c2.root_hash).unwrap();
-    // Every audit checkpoint is kept and consistent with the latest.
-    let cps = v
-        .audit_log()
-        .unwrap()
-        .list_checkpoints(None, 1000)
-        .await
-        .unwrap();
-    assert_eq!(
-        cps[0].size, 0,
-        "a new audit log starts with a signed empty checkpoint"
-    );
-    for cp in cps.iter().filter(|c| c.size > 0) {
-        let (c, _) = open_checkpoint(&cp.note, &verifiers, None).unwrap();
-        assert_eq!(
-            v.audit_log().unwrap().checkpoint_at(c.size).await.unwrap(),
-            *cp
+            .map(|p| p.into_audit().unwrap())
+            .unwrap();
+        assert_eq!(bundle.record, *e);
+        // Offline: only the audit verifier key text and the bundle's JSON.
+        let json = serde_json::to_string(&bundle).unwrap();
+        let back: evault_verify::AuditProofBundle = serde_json::from_str(&json).unwrap();
+        let ok = back
+            .verify(&audit_verifiers(&v), Some(AUDIT_ORIGIN))
+            .unwrap();
+        assert_eq!((ok.leaf_index, ok.tree_size), (0, 1));
+        // The evidence key does not sign audit checkpoints, nor the audit key
+        // evidence ones.
+        assert!(back.verify(&v.evidence_log().verifiers(), None).is_err());
+        v.evidence_log()
+            .wait_for_checkpoint(1, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let ev = v
+            .evidence_log()
+            .inclusion(&Reader::all("test"), &out.record.id, None)
+            .await
+            .map(|p| p.into_evidence().unwrap())
+            .unwrap();
+        assert!(ev.verify(&audit_verifiers(&v), None).is_err());
+        assert!(
+            ev.verify(&v.evidence_log().verifiers(), Some(ORIGIN))
+                .is_ok()
         );
+
+        // An unknown event, and one not yet in a checkpoint's tree size.
+        assert!(matches!(
+            v.audit_event(&Reader::all("test"), "nope").await,
+            Err(VaultError::NotFound(_))
+        ));
+        assert!(matches!(
+            v.audit_log()
+                .unwrap()
+                .inclusion(&Reader::all("test"), &e.id, Some(0))
+                .await
+                .map(|p| p.into_audit().unwrap()),
+            Err(VaultError::NotFound(_))
+        ));
+    }
+}
+
+on_every_store! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_audit_logs_a_bare_event_with_the_callers_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(config(dir.path())).await.unwrap();
+        let mut e = event("anonymous", "log.checkpoint", "/api/v1/log/checkpoint");
+        e.time = "2026-11-23T11:30:00.123Z".into();
+        e.key_id = None;
+        e.auth_method = "none".into();
+        e.reason = Some("no credentials".into());
+        e.id = "ignored".into();
+        e.leaf_index = 99;
+        v.record_audit(e.clone()).await.unwrap();
+        let got = all_events(&v).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].time, "2026-11-23T11:30:00.123Z");
+        assert_eq!(got[0].leaf_index, 0);
+        assert_ne!(got[0].id, "ignored");
+        assert_eq!(
+            AuditEvent {
+                id: got[0].id.clone(),
+                leaf_index: 0,
+                ..e
+            },
+            got[0]
+        );
+        // No evidence was written by it.
+        assert_eq!(v.evidence_log().head().size, 0);
+
+        // Events that break the format are refused, and nothing is written.
+        for bad in [
+            AuditEvent {
+                time: "2026-11-23T11:30:00Z".into(),
+                ..event("a", "b", "c")
+            },
+            AuditEvent {
+                params_digest: "xyz".into(),
+                ..event("a", "b", "c")
+            },
+            AuditEvent {
+                principal: String::new(),
+                ..event("a", "b", "c")
+            },
+        ] {
+            assert!(matches!(
+                v.record_audit(bad).await,
+                Err(VaultError::Invalid(_))
+            ));
+        }
+        assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 1);
+    }
+}
+
+on_every_store! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicates_and_replays_each_leave_their_own_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(config(dir.path())).await.unwrap();
+        let first = put_audited(&v, b"same", Some("k1")).await;
+        let replay = put_audited(&v, b"other", Some("k1")).await;
+        assert!(replay.replayed);
+        let dup = put_audited(&v, b"same", None).await;
+        assert!(dup.duplicate);
+        // Concurrent identical puts: one leaf, but one event each, in one or
+        // a few batches.
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let v = v.clone();
+            tasks.push(tokio::spawn(async move {
+                put_audited(&v, b"burst", None).await
+            }));
+        }
+        let mut burst = Vec::new();
+        for t in tasks {
+            burst.push(t.await.unwrap());
+        }
+        assert_eq!(v.evidence_log().head().size, 2);
+        let events = all_events(&v).await;
+        assert_eq!(events.len(), 3 + 16);
+        let indexes: Vec<u64> = events.iter().map(|e| e.leaf_index).collect();
+        assert_eq!(indexes, (0..19).collect::<Vec<_>>());
+        let ids: std::collections::HashSet<_> = events.iter().map(|e| &e.id).collect();
+        assert_eq!(ids.len(), 19);
+        let res = format!("/api/v1/evidence/{}", first.record.id);
+        assert_eq!((events[0].status, &events[0].resource), (201, &res));
+        assert_eq!(events[0].reason, None);
+        assert_eq!(events[1].reason.as_deref(), Some("replayed"));
+        assert_eq!(events[1].resource, res);
+        assert_eq!((events[2].status, &events[2].resource), (200, &res));
+        let new_burst = burst.iter().filter(|o| !o.duplicate).count();
+        assert_eq!(new_burst, 1);
+        assert_eq!(events[3..].iter().filter(|e| e.status == 201).count(), 1);
+        assert_eq!(events[3..].iter().filter(|e| e.status == 200).count(), 15);
+    }
+}
+
+on_every_store! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_list_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(config(dir.path())).await.unwrap();
+        let t0 = "2026-11-23T10:00:00.000Z";
+        let t1 = "2026-11-23T11:00:00.000Z";
+        for i in 0..30u32 {
+            let mut e = event(
+                ["alice", "bob", "anonymous"][i as usize % 3],
+                ["evidence.get", "log.checkpoint"][i as usize % 2],
+                "/x",
+            );
+            e.time = if i < 10 { t0 } else { t1 }.into();
+            if i % 5 == 0 {
+                e.outcome = Outcome::Denied;
+                e.status = 403;
+            }
+            v.record_audit(e).await.unwrap();
+        }
+        put_audited(&v, b"x", None).await;
+        let count = |q: AuditQuery| {
+            let v = v.clone();
+            async move {
+                let page = v
+                    .audit_list(&Reader::all("test"), AuditQuery { limit: 1000, ..q })
+                    .await
+                    .unwrap();
+                assert!(
+                    page.items
+                        .windows(2)
+                        .all(|w| w[0].leaf_index < w[1].leaf_index)
+                );
+                page.items
+            }
+        };
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(count(AuditQuery::default()).await.len(), 31);
+        let alice = count(AuditQuery {
+            principal: s("alice"),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(alice.len(), 10);
+        assert!(alice.iter().all(|e| e.principal == "alice"));
+        assert_eq!(
+            count(AuditQuery {
+                operation: s("evidence.put"),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            1
+        );
+        let denied = count(AuditQuery {
+            outcome: s("denied"),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(denied.len(), 6);
+        assert!(denied.iter().all(|e| e.outcome == Outcome::Denied));
+        let ms = |t: &str| {
+            humantime::parse_rfc3339(t)
+                .unwrap()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        };
+        let early = count(AuditQuery {
+            since_ms: Some(ms(t0)),
+            until_ms: Some(ms(t1)),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(early.len(), 10);
+        assert_eq!(
+            count(AuditQuery {
+                principal: s("bob"),
+                operation: s("log.checkpoint"),
+                since_ms: Some(ms(t1)),
+                until_ms: Some(ms(t1) + 1),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            3
+        );
+        // Paging: pages of 7 cover everything exactly once.
+        let mut q = AuditQuery {
+            limit: 7,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = v.audit_list(&Reader::all("test"), q.clone()).await.unwrap();
+            seen.extend(page.items.iter().map(|e| e.leaf_index));
+            match page.next {
+                Some(n) => q.after_index = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..31).collect::<Vec<_>>());
+    }
+}
+
+on_every_store! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_logs_survive_a_restart_and_audit_checkpoints_are_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cp1, first) = {
+            let v = Vault::open(config(dir.path())).await.unwrap();
+            for i in 0..300 {
+                put_audited(&v, format!("r{i}").as_bytes(), None).await;
+            }
+            v.record_audit(event("bob", "evidence.list", "/api/v1/evidence"))
+                .await
+                .unwrap();
+            v.log(LogId::Audit)
+                .unwrap()
+                .wait_for_checkpoint(301, Duration::from_secs(5))
+                .await
+                .unwrap();
+            let cp = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
+            let first = all_events(&v).await.remove(0);
+            let key = v.audit_log().map(|l| l.verifier_key()).unwrap();
+            v.shutdown().await.unwrap();
+            (key, cp, first)
+        };
+        let v = Vault::open(config(dir.path())).await.unwrap();
+        assert_eq!(v.audit_log().map(|l| l.verifier_key()).unwrap(), key);
+        assert_eq!(v.audit_log().map(|l| l.head()).unwrap().size, 301);
+        assert_eq!(v.evidence_log().head().size, 300);
+        assert_eq!(
+            v.audit_event(&Reader::all("test"), &first.id)
+                .await
+                .unwrap(),
+            first
+        );
+        for i in 0..40 {
+            put_audited(&v, format!("after {i}").as_bytes(), None).await;
+        }
+        v.log(LogId::Audit)
+            .unwrap()
+            .wait_for_checkpoint(341, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let cp2 = v.audit_log().unwrap().latest_checkpoint().await.unwrap();
+        let verifiers = audit_verifiers(&v);
+        let (c1, _) = open_checkpoint(&cp1.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
+        let (c2, _) = open_checkpoint(&cp2.note, &verifiers, Some(AUDIT_ORIGIN)).unwrap();
+        assert_eq!((c1.size, c2.size), (301, 341));
         let p = v
             .audit_log()
             .unwrap()
-            .consistency(c.size, c2.size)
+            .consistency(c1.size, c2.size)
             .await
             .unwrap();
-        verify_consistency(c.size, c2.size, &p.proof, &c.root_hash, &c2.root_hash).unwrap();
-    }
-    assert!(matches!(
-        v.audit_log().unwrap().consistency(0, 5).await,
-        Err(VaultError::Invalid(_))
-    ));
-    assert!(matches!(
-        v.audit_log().unwrap().consistency(5, 10_000).await,
-        Err(VaultError::NotFound(_))
-    ));
-    // The old event still proves against the new checkpoint.
-    let b = v
-        .audit_log()
-        .unwrap()
-        .inclusion(&Reader::all("test"), &first.id, Some(c2.size))
-        .await
-        .map(|p| p.into_audit().unwrap())
-        .unwrap();
-    b.verify(&verifiers, Some(AUDIT_ORIGIN)).unwrap();
-    v.shutdown().await.unwrap();
-    drop(v);
+        verify_consistency(c1.size, c2.size, &p.proof, &c1.root_hash, &c2.root_hash).unwrap();
+        // Every audit checkpoint is kept and consistent with the latest.
+        let cps = v
+            .audit_log()
+            .unwrap()
+            .list_checkpoints(None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            cps[0].size, 0,
+            "a new audit log starts with a signed empty checkpoint"
+        );
+        for cp in cps.iter().filter(|c| c.size > 0) {
+            let (c, _) = open_checkpoint(&cp.note, &verifiers, None).unwrap();
+            assert_eq!(
+                v.audit_log().unwrap().checkpoint_at(c.size).await.unwrap(),
+                *cp
+            );
+            let p = v
+                .audit_log()
+                .unwrap()
+                .consistency(c.size, c2.size)
+                .await
+                .unwrap();
+            verify_consistency(c.size, c2.size, &p.proof, &c.root_hash, &c2.root_hash).unwrap();
+        }
+        assert!(matches!(
+            v.audit_log().unwrap().consistency(0, 5).await,
+            Err(VaultError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.audit_log().unwrap().consistency(5, 10_000).await,
+            Err(VaultError::NotFound(_))
+        ));
+        // The old event still proves against the new checkpoint.
+        let b = v
+            .audit_log()
+            .unwrap()
+            .inclusion(&Reader::all("test"), &first.id, Some(c2.size))
+            .await
+            .map(|p| p.into_audit().unwrap())
+            .unwrap();
+        b.verify(&verifiers, Some(AUDIT_ORIGIN)).unwrap();
+        v.shutdown().await.unwrap();
+        drop(v);
 
-    // Another audit origin for the same data directory is refused.
-    let mut other = config(dir.path());
-    other.audit.origin = Some("elsewhere.example/audit".into());
-    assert!(matches!(
-        Vault::open(other).await,
-        Err(VaultError::Inconsistent(_))
-    ));
+        // Another audit origin for the same data directory is refused.
+        let mut other = config(dir.path());
+        other.audit.origin = Some("elsewhere.example/audit".into());
+        assert!(matches!(
+            Vault::open(other).await,
+            Err(VaultError::Inconsistent(_))
+        ));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,7 +312,18 @@ fn kill_rounds(dir: &std::path::Path, extra: &[&str]) {
                 std::thread::spawn(move || ingest_until_stopped(url, c, round, stop, acked))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(400 + 250 * round as u64));
+        // The kill comes once this round has a number of acknowledgements
+        // that varies per round (polled, with a deadline), not after a
+        // fixed time: on a slow machine every round still loads.
+        let want = acked.lock().unwrap().len() + 100 + 75 * round;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.lock().unwrap().len() < want {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: fewer than {want} acknowledgements in 60 s"
+            );
+            std::thread::yield_now();
+        }
         server.kill();
         stop.store(true, Ordering::Relaxed);
         for w in workers {

@@ -212,6 +212,32 @@ impl<'a> AppendBatch<'a> {
     }
 }
 
+/// Checks one of a batch's tiles, for every driver: it must have the
+/// width a tree of `new_size` gives it and exactly that many hashes.
+pub(crate) fn check_batch_tile(
+    log: LogId,
+    new_size: u64,
+    tile: &TileId,
+    data: &[u8],
+) -> Result<()> {
+    use crate::sqlite::error::invalid;
+    if evault_merkle::tiles::tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
+        return Err(invalid(format!(
+            "{log} tile {} does not have the width of a tree of size {new_size}",
+            tile.path()
+        )));
+    }
+    if data.len() != tile.byte_len() {
+        return Err(invalid(format!(
+            "{log} tile {} has {} bytes, expected {}",
+            tile.path(),
+            data.len(),
+            tile.byte_len()
+        )));
+    }
+    Ok(())
+}
+
 /// The audit log's part of an [`AppendBatch`].
 #[derive(Clone, Copy, Debug)]
 pub struct AuditBatch<'a> {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
-use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner, tile_width};
+use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 
@@ -498,20 +498,7 @@ async fn plan_tiles(
     }
     let mut keys = Vec::with_capacity(tiles.len());
     for (tile, data) in tiles {
-        if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
-            return Err(invalid(format!(
-                "{log} tile {} does not have the width of a tree of size {new_size}",
-                tile.path()
-            )));
-        }
-        if data.len() != tile.byte_len() {
-            return Err(invalid(format!(
-                "{log} tile {} has {} bytes, expected {}",
-                tile.path(),
-                data.len(),
-                tile.byte_len()
-            )));
-        }
+        crate::check_batch_tile(log, new_size, tile, data)?;
         keys.push(tile_key(log, *tile)?);
     }
     let stored = stored_tiles(tx, log, &keys).await?;

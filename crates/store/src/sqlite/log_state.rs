@@ -5,7 +5,7 @@
 //! `audit_checkpoints`); every tree-level statement is written once, in
 //! [`log_sql!`], and instantiated for each log's table names.
 
-use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner, tile_width};
+use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::error::{DbResult, corrupt, invalid};
@@ -205,20 +205,7 @@ pub(super) fn write_tiles(
     }
     let mut upsert = tx.prepare_cached(sql(log).upsert_tile).db()?;
     for ((tile, data), inner) in tiles.iter().zip(inner) {
-        if tile_width(tile.level, tile.index, new_size) != Some(tile.width) {
-            return Err(invalid(format!(
-                "{log} tile {} does not have the width of a tree of size {new_size}",
-                tile.path()
-            )));
-        }
-        if data.len() != tile.byte_len() {
-            return Err(invalid(format!(
-                "{log} tile {} has {} bytes, expected {}",
-                tile.path(),
-                data.len(),
-                tile.byte_len()
-            )));
-        }
+        crate::check_batch_tile(log, new_size, tile, data)?;
         let key = tile_key(tile.level, tile.index).ok_or_else(|| {
             invalid(format!(
                 "{log} tile {} is beyond the largest tree the store keeps",

@@ -18,6 +18,11 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// `sqlite` or a PostgreSQL URL (`--store`).
     pub store: Option<String>,
+    /// This node's name in the write lease of a PostgreSQL store
+    /// (`--node-id`).
+    pub node_id: Option<String>,
+    /// How long the write lease lasts unrenewed (`--lease-ttl`, e.g. "3s").
+    pub lease_ttl: Option<String>,
     pub listen: Option<String>,
     /// gRPC address, or "off".
     pub grpc_listen: Option<String>,

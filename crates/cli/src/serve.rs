@@ -32,6 +32,15 @@ pub struct ServeArgs {
         value_name = "sqlite|URL"
     )]
     store: Option<String>,
+    /// This node's name in the write lease of a PostgreSQL store (one node
+    /// writes at a time; the name is shown when another cannot start)
+    /// [default: HOSTNAME-PID].
+    #[arg(long, env = "EVAULT_NODE_ID")]
+    node_id: Option<String>,
+    /// How long a PostgreSQL store's write lease lasts unrenewed: after a
+    /// node dies, another writes after at most this [default: 3s].
+    #[arg(long, env = "EVAULT_LEASE_TTL")]
+    lease_ttl: Option<String>,
     /// Address of the REST API, ADDR:PORT [default: 127.0.0.1:8470].
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
@@ -377,6 +386,10 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         config.store = evault_vault::StoreLocation::parse(store).map_err(|e| format!("--{e}"))?;
     }
     let store_shown = config.store.describe();
+    config.lease.node = o.node_id.or(file.node_id.clone());
+    if let Some(t) = o.lease_ttl.or(file.lease_ttl.clone()) {
+        config.lease.ttl = parse_duration("lease ttl", &t)?;
+    }
     config.origin = o.origin.or(file.origin.clone());
     config.public_url = o.public_url.or(file.public_url.clone());
     let key_file = o.key_file.or(file.key_file.clone());

@@ -47,6 +47,7 @@ fn run_store(rows: &[EvidenceRow], batch: usize) -> Duration {
     let db = TestDb::create("pg_append").expect("a PostgreSQL server (EVAULT_TEST_POSTGRES)");
     migrate(db.url()).expect("migrate");
     let store = PgStore::open(db.url()).expect("open");
+    evault_store::testing::postgres::take_lease(&db, &store);
     let mut tb = TileBuilder::new();
     let mut plans = Vec::new();
     for chunk in rows.chunks(batch) {

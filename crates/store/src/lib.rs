@@ -20,6 +20,7 @@ use std::fmt;
 use evault_merkle::tiles::TileId;
 
 mod compliance;
+mod coordination;
 mod cosignatures;
 mod mirrors;
 #[cfg(feature = "postgres")]
@@ -30,6 +31,7 @@ mod tasks;
 pub mod testing;
 
 pub use compliance::{ComplianceStore, ErasureRow, HoldRow, Reclaimed, RetentionRow, Selector};
+pub use coordination::{Coordination, Lease, LeaseState};
 pub use cosignatures::{Cosignature, CosignatureStore};
 pub use mirrors::{
     ImportConflict, ImportCounts, MirrorCheckpoint, MirrorImport, MirrorLog, MirrorRecord,
@@ -511,6 +513,11 @@ pub enum StoreError {
     /// write that fails so may or may not have committed: the caller reads
     /// the state back before it retries. Worth retrying later.
     Unavailable(String),
+    /// A write of the logs was refused because this store does not hold
+    /// the current, unexpired sequencing lease (see [`Coordination`]);
+    /// nothing was written. Another node writes now, or none until a
+    /// lease is acquired again.
+    Fenced(String),
     /// The database failed.
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -536,6 +543,7 @@ impl fmt::Display for StoreError {
                 write!(f, "record {leaf_index} is under legal hold {hold}")
             }
             StoreError::Unavailable(why) => write!(f, "storage unavailable: {why}"),
+            StoreError::Fenced(why) => write!(f, "write fenced off: {why}"),
             StoreError::Backend(e) => write!(f, "storage backend: {e}"),
         }
     }
@@ -794,6 +802,14 @@ pub trait Store: LogStore + EvidenceIndex + AuditIndex {
     /// them (without them the vault cannot erase). A wrapper store should
     /// pass its inner store's through.
     fn compliance(&self) -> Option<&dyn ComplianceStore> {
+        None
+    }
+    /// The lease that lets one node of several write a shared store, if
+    /// the store is shared (PostgreSQL): its writes of the logs then fail
+    /// with [`StoreError::Fenced`] unless it holds the lease. `None` for a
+    /// store one process owns (SQLite), which always writes. A wrapper
+    /// store should pass its inner store's through.
+    fn coordination(&self) -> Option<&dyn Coordination> {
         None
     }
 }

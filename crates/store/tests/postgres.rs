@@ -269,6 +269,7 @@ fn the_logs_are_append_only_by_privilege_and_by_trigger() {
     // The vault works as its role: an append, a checkpoint, the follower.
     let app_url = db.url_as(&role, "s3cret pass'word");
     let store = PgStore::open(&app_url).unwrap();
+    evault_store::testing::postgres::take_lease(&db, &store);
     let records = rows(0..3);
     let mut tb = evault_merkle::tiles::TileBuilder::new();
     let leaves: Vec<_> = records
@@ -319,6 +320,7 @@ fn first_column(table: &str) -> &'static str {
     match table {
         "tiles" | "tile_segments" => "level",
         "checkpoints" => "size",
+        "commits" => "epoch",
         _ => "leaf_index",
     }
 }

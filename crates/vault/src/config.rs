@@ -165,6 +165,8 @@ pub struct VaultConfig {
     /// ingest and the policies that may refuse them. Default: no root (every
     /// bundle is `unverifiable`), no policy.
     pub sigstore: crate::sigstore::SigstoreConfig,
+    /// The write lease, on a store several nodes share (PostgreSQL).
+    pub lease: crate::LeaseConfig,
 }
 
 impl VaultConfig {
@@ -196,6 +198,7 @@ impl VaultConfig {
             backfill_dir: None,
             retention_interval: Duration::from_secs(3600),
             sigstore: crate::sigstore::SigstoreConfig::default(),
+            lease: crate::LeaseConfig::default(),
         }
     }
 }

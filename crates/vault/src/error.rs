@@ -173,6 +173,11 @@ impl From<StoreError> for VaultError {
         match e {
             // A database that is down or slow: a 503 with Retry-After.
             StoreError::Unavailable(why) => VaultError::Unavailable(why),
+            // This node lost the sequencing lease: another writes (or will,
+            // once one takes the lease). The client retries.
+            StoreError::Fenced(why) => {
+                VaultError::Unavailable(format!("this node does not hold the write lease: {why}"))
+            }
             e => VaultError::Store(e),
         }
     }
@@ -253,6 +258,10 @@ mod tests {
         // So the server answers 503 with Retry-After, not 500.
         let e = VaultError::from(StoreError::Unavailable("connection refused".into()));
         assert!(matches!(&e, VaultError::Unavailable(why) if why == "connection refused"));
+        assert!(matches!(
+            VaultError::from(StoreError::Fenced("epoch 3 expired".into())),
+            VaultError::Unavailable(why) if why.contains("epoch 3 expired")
+        ));
         assert!(matches!(
             VaultError::from(StoreError::Corrupt("x".into())),
             VaultError::Store(StoreError::Corrupt(_))

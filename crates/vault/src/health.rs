@@ -23,6 +23,9 @@ pub enum Component {
     AuditMirror,
     /// The index follower (labels and payload digests, behind the log).
     Indexer,
+    /// The write lease of a shared store (PostgreSQL): lost, or not
+    /// renewed, so this node's commits fail until it holds it again.
+    Lease,
 }
 
 impl fmt::Display for Component {
@@ -33,6 +36,7 @@ impl fmt::Display for Component {
             Component::Signer(log) => write!(f, "{log} signer"),
             Component::AuditMirror => f.write_str("audit mirror"),
             Component::Indexer => f.write_str("index follower"),
+            Component::Lease => f.write_str("write lease"),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod ingest;
 mod integrity;
 mod keyring;
 mod keys;
+mod lease;
 mod lifecycle;
 mod log;
 pub mod migrate;
@@ -78,6 +79,7 @@ pub use health::{Component, NotReady};
 pub use imports::{ImportSummary, verifiers_of};
 pub use integrity::{BlobReader, INTEGRITY_FAILURES};
 pub use keyring::{KeyEntry, KeyState};
+pub use lease::LeaseConfig;
 pub use lifecycle::Stopped;
 pub use log::Log;
 pub use migrate::{MigratePhase, MigrateReport, migrate_data_dir};
@@ -336,6 +338,9 @@ impl Vault {
         lock: std::fs::File,
     ) -> Result<Vault> {
         let blobs = BlobDir::open(&config.data_dir)?;
+        // Before anything is written: on a shared store only the lease
+        // holder's writes commit.
+        let held = lease::take(&store, &config.lease).await?;
         let cfg = config.clone();
         let st = store.clone();
         let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st)).await??;
@@ -437,6 +442,12 @@ impl Vault {
             witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run())),
             key_timer: None,
             retention_timer: None,
+            lease: held.map(|_| {
+                let (stop, stopped) = watch::channel(false);
+                let keeper =
+                    lease::keep(store.clone(), config.lease.clone(), stopped, health.clone());
+                (stop, keeper)
+            }),
         };
 
         let stream_budget = stream::budget(&config);

@@ -24,6 +24,9 @@ pub(crate) struct Tasks {
     pub key_timer: Option<JoinHandle<()>>,
     /// Starts retention sweeps on schedule.
     pub retention_timer: Option<JoinHandle<()>>,
+    /// Renews the write lease of a shared store; told to stop (and give
+    /// the lease up) after the last write.
+    pub lease: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 /// What [`Vault::shutdown`] left behind: each log's final size and the
@@ -87,6 +90,11 @@ impl Vault {
             // It ends once the index covers the final head: an offline
             // fsck then finds the index complete.
             tasks.indexer.await?;
+            // Nothing writes any more: another node may take over at once.
+            if let Some((stop, keeper)) = tasks.lease {
+                stop.send_replace(true);
+                keeper.await?;
+            }
         }
         let stopped = Stopped {
             evidence_size: self.inner.evidence.head().size,

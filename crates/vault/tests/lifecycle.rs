@@ -364,3 +364,140 @@ async fn the_mirror_catches_up_after_a_crash_with_every_event_once() {
     let parsed: AuditEvent = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(parsed, first);
 }
+
+/// A vault on PostgreSQL in `dir`, as node `node`, with a short lease.
+fn pg_config(dir: &Path, url: &str, node: &str) -> VaultConfig {
+    let mut c = config(dir);
+    c.store = evault_vault::StoreLocation::Postgres(url.into());
+    c.lease.ttl = Duration::from_millis(600);
+    c.lease.node = Some(node.into());
+    c
+}
+
+/// The keys of the vault in `from` (a second node signs with the same).
+fn copy_keys(from: &Path, to: &Path) {
+    for name in ["log.key", "audit.key"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
+
+/// Polls `done` until it holds, for at most a minute.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    mut done: impl FnMut() -> F,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// On a shared store one vault writes at a time: a second `Vault::open`
+/// on the same database waits out a lease that could be a dead holder's,
+/// then fails naming the holder; once the first shuts down (giving the
+/// lease up), the second opens at once and continues the same tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_vault_writes_a_shared_store_at_a_time() {
+    let Some(db) = evault_store::testing::postgres::TestDb::create(
+        "one_vault_writes_a_shared_store_at_a_time",
+    ) else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let v1 = Vault::open(pg_config(d1.path(), db.url(), "node-1"))
+        .await
+        .unwrap();
+    assert_eq!(put(&v1, b"first").await.unwrap().record.leaf_index, 0);
+    copy_keys(d1.path(), d2.path());
+
+    let err = Vault::open(pg_config(d2.path(), db.url(), "node-2"))
+        .await
+        .err()
+        .expect("the lease is held by node-1");
+    assert!(
+        matches!(&err, VaultError::Unavailable(why) if why.contains("\"node-1\"")),
+        "{err}"
+    );
+    assert_eq!(put(&v1, b"second").await.unwrap().record.leaf_index, 1);
+
+    v1.shutdown().await.unwrap();
+    let v2 = Vault::open(pg_config(d2.path(), db.url(), "node-2"))
+        .await
+        .unwrap();
+    assert_eq!(put(&v2, b"third").await.unwrap().record.leaf_index, 2);
+    v2.shutdown().await.unwrap();
+    assert_eq!(
+        db.query_text("SELECT string_agg(DISTINCT node, ',' ORDER BY node) FROM commits")
+            .as_deref(),
+        Some("node-1,node-2")
+    );
+}
+
+/// A vault whose lease another took commits nothing (its callers get
+/// `Unavailable`, the health board names the lease), and writes again once
+/// the other's lease ran out and it took a new one, continuing the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_that_lost_its_lease_commits_nothing_until_it_holds_one_again() {
+    let Some(db) = evault_store::testing::postgres::TestDb::create(
+        "a_vault_that_lost_its_lease_commits_nothing_until_it_holds_one_again",
+    ) else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vault::open(pg_config(dir.path(), db.url(), "node-1"))
+        .await
+        .unwrap();
+    assert_eq!(put(&v, b"before").await.unwrap().record.leaf_index, 0);
+
+    // Another takes the lease for two seconds on the database's clock.
+    db.execute(
+        "UPDATE lease SET epoch = epoch + 1, holder = 'intruder', \
+         expires_at = clock_timestamp() + interval '2 seconds'",
+    )
+    .unwrap();
+    let err = put(&v, b"during").await.expect_err("fenced off");
+    assert!(
+        matches!(&err, VaultError::Unavailable(why) if why.contains("lease")),
+        "{err}"
+    );
+    eventually(
+        || async { v.health().iter().any(|h| h.component == Component::Lease) },
+        "the health board to name the lost lease",
+    )
+    .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        match put(&v, b"after").await {
+            Ok(out) => break out.record.leaf_index,
+            Err(VaultError::Unavailable(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for a commit under a lease taken again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(after, 1, "the refused record left no gap");
+    eventually(
+        || async { !v.health().iter().any(|h| h.component == Component::Lease) },
+        "the lease to be healthy again",
+    )
+    .await;
+    v.shutdown().await.unwrap();
+    // Epoch 2 was the other's: nothing of it in the log.
+    assert_eq!(
+        db.query_text(
+            "SELECT string_agg(DISTINCT epoch::text, ',' ORDER BY epoch::text) FROM commits"
+        )
+        .as_deref(),
+        Some("1,3")
+    );
+}

@@ -8,6 +8,7 @@
 use deadpool_postgres::GenericClient;
 
 use super::entries::{self, ENTRY_FROM};
+use super::lease::Fence;
 use super::log::{append_in, i64_of, u64_of};
 use super::pg;
 use crate::sqlite::error::{corrupt, invalid};
@@ -98,6 +99,7 @@ pub(super) async fn erase(
     batch: &AppendBatch<'_>,
     inner: &[Vec<Option<Vec<u8>>>; 2],
     erasures: &[ErasureRow],
+    fence: &Fence,
 ) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
     // Holds are placed outside the sequencer. Locking their table against
@@ -106,7 +108,7 @@ pub(super) async fn erase(
     tx.batch_execute("LOCK TABLE legal_holds IN SHARE MODE")
         .await
         .map_err(pg)?;
-    append_in(&tx, batch, inner).await?;
+    append_in(&tx, batch, inner, fence).await?;
     let first = batch.old_size;
     let end = first + batch.records.len() as u64;
     held(&tx, erasures).await?;

@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 
 use super::labels::encode;
 use super::log::{i64_of, size, u64_of};
-use super::pg;
+use super::{cached, pg};
 use crate::sqlite::error::{corrupt, invalid};
 use crate::{
     AuditQuery, AuditRow, EvidenceRow, ListQuery, LogId, Page, Payload, Result, Scanned,
@@ -179,7 +179,7 @@ pub(super) async fn one(
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE {term} ORDER BY e.leaf_index LIMIT 1"
     );
-    let row = c.query_opt(&sql, params).await.map_err(pg)?;
+    let row = cached::query_opt(c, &sql, params).await?;
     row.as_ref().map(decode).transpose()
 }
 
@@ -203,7 +203,7 @@ pub(super) async fn by_dedup_keys(
         "SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE e.leaf_index IN \
          (SELECT min(leaf_index) FROM entries WHERE dedup_key = ANY($1) GROUP BY dedup_key)"
     );
-    let rows = c.query(&sql, &[&keys]).await.map_err(pg)?;
+    let rows = cached::query(c, &sql, &[&keys]).await?;
     rows.iter().map(decode).collect()
 }
 
@@ -225,14 +225,13 @@ pub(super) async fn leaf_data_range(
     if start == end {
         return Ok(Vec::new());
     }
-    let rows = c
-        .query(
-            "SELECT leaf_index, leaf_data FROM entries \
+    let rows = cached::query(
+        c,
+        "SELECT leaf_index, leaf_data FROM entries \
              WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
-            &[&(start as i64), &(end as i64)],
-        )
-        .await
-        .map_err(pg)?;
+        &[&(start as i64), &(end as i64)],
+    )
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut expected = start;
     for row in &rows {
@@ -341,10 +340,7 @@ pub(super) async fn scan<T>(
     decode: fn(&tokio_postgres::Row) -> Result<T>,
 ) -> Result<Vec<Scanned<T>>> {
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let rows = c
-        .query(sql, &[&clamp(start), &clamp(end)])
-        .await
-        .map_err(pg)?;
+    let rows = cached::query(c, sql, &[&clamp(start), &clamp(end)]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         out.push(decode(row).map_err(|e| UnreadableRow {
@@ -376,7 +372,7 @@ pub(super) async fn audit_one(
     param: &(dyn ToSql + Sync),
 ) -> Result<Option<AuditRow>> {
     let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE {term}");
-    let row = c.query_opt(&sql, &[param]).await.map_err(pg)?;
+    let row = cached::query_opt(c, &sql, &[param]).await?;
     row.as_ref().map(decode_audit).transpose()
 }
 

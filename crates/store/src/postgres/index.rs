@@ -8,8 +8,9 @@ use deadpool_postgres::GenericClient;
 
 use super::entries::{Sql, bound};
 use super::labels::{decode, encode};
+use super::lease::{self, Fence};
 use super::log::{i64_of, size, u64_of};
-use super::pg;
+use super::{cached, pg};
 use crate::sqlite::error::{corrupt, invalid};
 use crate::{
     AnalyticsGroup, AnalyticsQuery, EvidenceStats, IndexLookup, LabelEntry, LogId, Result, Stats,
@@ -18,11 +19,13 @@ use crate::{
 
 /// The follower's cursor.
 pub(super) async fn indexed_through(c: &impl GenericClient) -> Result<u64> {
-    let row = c
-        .query_opt("SELECT evidence_through FROM index_state WHERE id = 0", &[])
-        .await
-        .map_err(pg)?
-        .ok_or_else(|| corrupt("the index follower's cursor row is missing"))?;
+    let row = cached::query_opt(
+        c,
+        "SELECT evidence_through FROM index_state WHERE id = 0",
+        &[],
+    )
+    .await?
+    .ok_or_else(|| corrupt("the index follower's cursor row is missing"))?;
     u64_of(row.try_get(0).map_err(pg)?, "index cursor")
 }
 
@@ -33,16 +36,17 @@ pub(super) async fn index_evidence(
     client: &mut deadpool_postgres::Object,
     through: u64,
     max_rows: u64,
+    fence: &Fence,
 ) -> Result<u64> {
     let tx = client.transaction().await.map_err(pg)?;
+    lease::enter(&tx, fence).await?;
     // The row lock orders two followers (there is one per store).
-    let row = tx
-        .query_one(
-            "SELECT evidence_through FROM index_state WHERE id = 0 FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg)?;
+    let row = cached::query_one(
+        &tx,
+        "SELECT evidence_through FROM index_state WHERE id = 0 FOR UPDATE",
+        &[],
+    )
+    .await?;
     let cursor = u64_of(row.try_get(0).map_err(pg)?, "index cursor")?;
     let tree = size(&tx, LogId::Evidence).await?;
     let target = through.min(tree).min(cursor.saturating_add(max_rows));
@@ -188,7 +192,7 @@ pub(super) async fn index_lookups(
     let mut out = Vec::new();
     match log {
         LogId::Evidence => {
-            for row in c.query(EVIDENCE_LOOKUPS, &params).await.map_err(pg)? {
+            for row in cached::query(c, EVIDENCE_LOOKUPS, &params).await? {
                 let labels: i64 = row.try_get(5).map_err(pg)?;
                 let labels_indexed: i64 = row.try_get(6).map_err(pg)?;
                 let indexed: bool = row.try_get(7).map_err(pg)?;
@@ -211,7 +215,7 @@ pub(super) async fn index_lookups(
             }
         }
         LogId::Audit => {
-            for row in c.query(AUDIT_LOOKUPS, &params).await.map_err(pg)? {
+            for row in cached::query(c, AUDIT_LOOKUPS, &params).await? {
                 out.push(IndexLookup {
                     leaf_index: u64_of(row.try_get(0).map_err(pg)?, "leaf_index")?,
                     by_id: opt(row.try_get(1).map_err(pg)?),

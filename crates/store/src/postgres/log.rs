@@ -14,11 +14,11 @@ use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use evault_merkle::tiles::{TILE_WIDTH, TileId, inner_byte_len, tile_inner};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 
 use super::entries::ENTRY_COPY;
-use super::pg;
+use super::lease::{self, Fence};
+use super::{cached, pg};
 use crate::sqlite::error::{corrupt, invalid};
 use crate::{
     AppendBatch, AuditRow, EvidenceRow, LogId, Payload, Result, StoreError, StoredCheckpoint,
@@ -40,14 +40,13 @@ pub(super) fn u64_of(v: i64, what: &str) -> Result<u64> {
 
 /// `log`'s stored tree size.
 pub(super) async fn size(c: &impl GenericClient, log: LogId) -> Result<u64> {
-    let row = c
-        .query_opt(
-            "SELECT size FROM log_state WHERE log = $1",
-            &[&log.as_str()],
-        )
-        .await
-        .map_err(pg)?
-        .ok_or_else(|| corrupt(format!("the {log} tree size row is missing")))?;
+    let row = cached::query_opt(
+        c,
+        "SELECT size FROM log_state WHERE log = $1",
+        &[&log.as_str()],
+    )
+    .await?
+    .ok_or_else(|| corrupt(format!("the {log} tree size row is missing")))?;
     u64_of(row.try_get(0).map_err(pg)?, &format!("{log} tree size"))
 }
 
@@ -64,34 +63,37 @@ pub(super) fn inner_levels(tiles: &[(TileId, Vec<u8>)]) -> Vec<Option<Vec<u8>>> 
         .collect()
 }
 
-/// Appends `batch` in one transaction on `client`; `inner` is
-/// [`inner_levels`] of each log's tiles.
+/// Appends `batch` in one transaction on `client`, behind `fence`;
+/// `inner` is [`inner_levels`] of each log's tiles.
 pub(super) async fn append(
     client: &mut deadpool_postgres::Object,
     batch: &AppendBatch<'_>,
     inner: &[Vec<Option<Vec<u8>>>; 2],
+    fence: &Fence,
 ) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
-    append_in(&tx, batch, inner).await?;
+    append_in(&tx, batch, inner, fence).await?;
     tx.commit().await.map_err(pg)
 }
 
 /// [`append`] inside `tx`, which the caller commits (an erasure writes
 /// more in the same transaction); any error leaves `tx` to roll back.
+/// Passes `fence` first, and records the commit in `commits`.
 pub(super) async fn append_in(
     tx: &deadpool_postgres::Transaction<'_>,
     batch: &AppendBatch<'_>,
     inner: &[Vec<Option<Vec<u8>>>; 2],
+    fence: &Fence,
 ) -> Result<()> {
+    lease::enter(tx, fence).await?;
     // Both rows, always in the same order, so two writers cannot deadlock;
     // held to COMMIT, so the sizes cannot move under the checks.
-    let rows = tx
-        .query(
-            "SELECT log, size FROM log_state ORDER BY log FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg)?;
+    let rows = cached::query(
+        tx,
+        "SELECT log, size FROM log_state ORDER BY log FOR UPDATE",
+        &[],
+    )
+    .await?;
     let mut stored = HashMap::new();
     for row in rows {
         let log: String = row.try_get(0).map_err(pg)?;
@@ -138,17 +140,33 @@ pub(super) async fn append_in(
     audit_tiles.write(tx, LogId::Audit).await?;
     let set_size = "UPDATE log_state SET size = $2 WHERE log = $1";
     if new_size != batch.old_size {
-        tx.execute(set_size, &[&"evidence", &i64_of(new_size, "tree size")?])
-            .await
-            .map_err(pg)?;
+        cached::execute(
+            tx,
+            set_size,
+            &[&"evidence", &i64_of(new_size, "tree size")?],
+        )
+        .await?;
     }
     if let (Some(a), Some(n)) = (&batch.audit, audit_new)
         && n != a.old_size
     {
-        tx.execute(set_size, &[&"audit", &i64_of(n, "tree size")?])
-            .await
-            .map_err(pg)?;
+        cached::execute(tx, set_size, &[&"audit", &i64_of(n, "tree size")?]).await?;
     }
+    let audit_old = stored_size(LogId::Audit)?;
+    cached::execute(
+        tx,
+        "INSERT INTO commits (epoch, node, evidence_old, evidence_new, audit_old, audit_new) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &fence.epoch,
+            &fence.node,
+            &i64_of(batch.old_size, "tree size")?,
+            &i64_of(new_size, "tree size")?,
+            &i64_of(audit_old, "tree size")?,
+            &i64_of(audit_new.unwrap_or(audit_old), "tree size")?,
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -183,7 +201,6 @@ async fn insert_records(
     if records.is_empty() {
         return Ok(());
     }
-    let sink = tx.copy_in(ENTRY_COPY).await.map_err(pg)?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -198,8 +215,7 @@ async fn insert_records(
         Type::JSONB,
         Type::BOOL,
     ];
-    let writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-    let mut writer = writer;
+    let mut writer = std::pin::pin!(cached::copy_in(tx, ENTRY_COPY, &types).await?);
     for r in records {
         let external = match &r.payload {
             Payload::Inline(_) => false,
@@ -244,11 +260,14 @@ async fn insert_records(
         .iter()
         .any(|r| matches!(r.payload, Payload::Inline(_)))
     {
-        let sink = tx
-            .copy_in("COPY payloads (leaf_index, data) FROM STDIN (FORMAT binary)")
-            .await
-            .map_err(pg)?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA]));
+        let mut writer = std::pin::pin!(
+            cached::copy_in(
+                tx,
+                "COPY payloads (leaf_index, data) FROM STDIN (FORMAT binary)",
+                &[Type::INT8, Type::BYTEA],
+            )
+            .await?
+        );
         for r in records {
             if let Payload::Inline(data) = &r.payload {
                 let index = r.leaf_index as i64;
@@ -316,13 +335,6 @@ async fn insert_audit(tx: &deadpool_postgres::Transaction<'_>, events: &[AuditRo
     if events.is_empty() {
         return Ok(());
     }
-    let sink = tx
-        .copy_in(
-            "COPY audit_events (leaf_index, id, time_ms, principal, operation, outcome, \
-             leaf_data) FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .map_err(pg)?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -332,7 +344,15 @@ async fn insert_audit(tx: &deadpool_postgres::Transaction<'_>, events: &[AuditRo
         Type::TEXT,
         Type::BYTEA,
     ];
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    let mut writer = std::pin::pin!(
+        cached::copy_in(
+            tx,
+            "COPY audit_events (leaf_index, id, time_ms, principal, operation, outcome, \
+             leaf_data) FROM STDIN (FORMAT binary)",
+            &types,
+        )
+        .await?
+    );
     for e in events {
         let index = i64_of(e.leaf_index, "audit leaf index")?;
         let row: [&(dyn ToSql + Sync); 7] = [
@@ -411,19 +431,14 @@ async fn stored_tiles(
     let levels: Vec<i16> = keys.iter().map(|k| k.0).collect();
     let indexes: Vec<i64> = keys.iter().map(|k| k.1).collect();
     // Full tiles, then the segments of the others in order.
-    let rows = c
-        .query(
-            "SELECT level, idx, -1::smallint, data, inner_levels FROM tiles \
+    let rows = cached::query(c, "SELECT level, idx, -1::smallint, data, inner_levels FROM tiles \
              WHERE log = $1 AND (level, idx) IN (SELECT * FROM unnest($2::smallint[], $3::bigint[])) \
              UNION ALL \
              SELECT s.level, s.idx, s.start, s.hashes, NULL FROM tile_segments s \
              WHERE s.log = $1 AND (s.level, s.idx) IN (SELECT * FROM unnest($2::smallint[], $3::bigint[])) \
              AND NOT EXISTS (SELECT 1 FROM tiles t WHERE t.log = s.log AND t.level = s.level AND t.idx = s.idx) \
              ORDER BY 1, 2, 3",
-            &[&log.as_str(), &levels, &indexes],
-        )
-        .await
-        .map_err(pg)?;
+            &[&log.as_str(), &levels, &indexes]).await?;
     for row in rows {
         let key: (i16, i64) = (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
         let start: i16 = row.try_get(2).map_err(pg)?;
@@ -646,15 +661,14 @@ pub(super) async fn stored_tile(
         return Ok(None);
     };
     let level = i16::from(level);
-    let row = c
-        .query_one(
-            "SELECT coalesce((SELECT data FROM tiles WHERE log = $1 AND level = $2 AND idx = $3), \
+    let row = cached::query_one(
+        c,
+        "SELECT coalesce((SELECT data FROM tiles WHERE log = $1 AND level = $2 AND idx = $3), \
              (SELECT string_agg(hashes, ''::bytea ORDER BY start) FROM tile_segments \
               WHERE log = $1 AND level = $2 AND idx = $3))",
-            &[&log.as_str(), &level, &index],
-        )
-        .await
-        .map_err(pg)?;
+        &[&log.as_str(), &level, &index],
+    )
+    .await?;
     row.try_get(0).map_err(pg)
 }
 
@@ -669,11 +683,15 @@ fn decode_checkpoint(row: &tokio_postgres::Row) -> Result<StoredCheckpoint> {
 
 /// Stores a checkpoint; the first stored for a size wins.
 pub(super) async fn put_checkpoint(
-    c: &impl GenericClient,
+    client: &mut deadpool_postgres::Object,
     log: LogId,
     cp: &StoredCheckpoint,
+    fence: &Fence,
 ) -> Result<()> {
-    c.execute(
+    let tx = client.transaction().await.map_err(pg)?;
+    lease::enter(&tx, fence).await?;
+    cached::execute(
+        &tx,
         "INSERT INTO checkpoints (log, size, note, created_at_ms) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (log, size) DO NOTHING",
         &[
@@ -683,9 +701,8 @@ pub(super) async fn put_checkpoint(
             &cp.created_at_ms,
         ],
     )
-    .await
-    .map_err(pg)?;
-    Ok(())
+    .await?;
+    tx.commit().await.map_err(pg)
 }
 
 /// Checkpoints of `log` selected by `tail` (SQL after the log's WHERE term).
@@ -699,15 +716,12 @@ pub(super) async fn checkpoints(
     let name = log.as_str();
     let mut all: Vec<&(dyn ToSql + Sync)> = vec![&name];
     all.extend_from_slice(params);
-    let rows = c.query(&sql, &all).await.map_err(pg)?;
+    let rows = cached::query(c, &sql, &all).await?;
     rows.iter().map(decode_checkpoint).collect()
 }
 
 pub(super) async fn get_meta(c: &impl GenericClient, key: &str) -> Result<Option<String>> {
-    let row = c
-        .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
-        .await
-        .map_err(pg)?;
+    let row = cached::query_opt(c, "SELECT value FROM meta WHERE key = $1", &[&key]).await?;
     row.map(|r| r.try_get(0).map_err(pg)).transpose()
 }
 

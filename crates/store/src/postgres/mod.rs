@@ -13,11 +13,13 @@
 //! `tokio-postgres` rather than borrowing the caller's: the suite, `evault
 //! migrate` and offline `fsck` have none.
 
+mod cached;
 mod compliance;
 mod cosignatures;
 mod entries;
 mod index;
 mod labels;
+mod lease;
 mod log;
 mod mirrors;
 mod roles;

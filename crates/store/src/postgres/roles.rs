@@ -19,6 +19,7 @@ pub const APPEND_ONLY: &[&str] = &[
     "checkpoints",
     "erased_payloads",
     "erasures",
+    "commits",
 ];
 
 /// Tables the vault may read, append to and delete from (an erasure).

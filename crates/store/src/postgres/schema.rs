@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "append_only",
         sql: include_str!("migrations/0005_append_only.sql"),
     },
+    Migration {
+        version: 6,
+        name: "lease",
+        sql: include_str!("migrations/0006_lease.sql"),
+    },
 ];
 
 /// The schema version this build writes.

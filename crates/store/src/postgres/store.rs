@@ -51,6 +51,8 @@ pub struct PgStore {
     pool: Pool,
     url: String,
     options: PgOptions,
+    /// The sequencing lease this store holds, if any (`lease.rs`).
+    pub(super) lease: std::sync::Mutex<Option<crate::Lease>>,
 }
 
 impl fmt::Debug for PgStore {
@@ -63,6 +65,11 @@ impl fmt::Debug for PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        // A lease given up now lets another node take over at once rather
+        // than after its ttl; briefly, for the database may be away.
+        if let Ok(fence) = self.fence() {
+            let _ = super::lease::release(self, &fence, Some(Duration::from_secs(1)));
+        }
         self.pool.close();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
@@ -121,6 +128,7 @@ impl PgStore {
             pool,
             url: redact(url),
             options,
+            lease: std::sync::Mutex::new(None),
         };
         // Fail now, not on the first call, if no connection can be made.
         store.run(|_| async { Ok(()) })?;
@@ -139,13 +147,22 @@ impl PgStore {
         F: FnOnce(Object) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        self.run_within(None, f)
+    }
+
+    /// [`PgStore::run`] to `deadline` if given (else the call deadline).
+    pub(super) fn run_within<T, F, Fut>(&self, deadline: Option<Duration>, f: F) -> Result<T>
+    where
+        F: FnOnce(Object) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let Some(rt) = &self.rt else {
             return Err(StoreError::Unavailable("the store is closed".into()));
         };
         // The pool's timers and new connections belong to the store's
         // runtime; the future itself is polled here.
         let _context = rt.enter();
-        let deadline = self.options.call_timeout;
+        let deadline = deadline.unwrap_or(self.options.call_timeout);
         let call = async {
             let client = self.pool.get().await.map_err(pool_error)?;
             f(client).await
@@ -173,6 +190,12 @@ fn pool_error(e: PoolError) -> StoreError {
 /// the server cannot be reached, is shutting down, cancelled the statement
 /// or asks for a retry; [`StoreError::Backend`] otherwise.
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    // evault_fence() and the fence triggers (migration 6).
+    if let Some(db) = e.as_db_error()
+        && db.code().code() == "EV002"
+    {
+        return StoreError::Fenced(db.message().to_string());
+    }
     let unavailable = match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
@@ -254,7 +277,8 @@ impl LogStore for PgStore {
                 .map(|a| log::inner_levels(a.tiles))
                 .unwrap_or_default(),
         ];
-        self.run(|mut c| async move { log::append(&mut c, batch, &inner).await })
+        let fence = self.fence()?;
+        self.run(|mut c| async move { log::append(&mut c, batch, &inner, &fence).await })
     }
 
     fn read_tiles(&self, log: LogId, tiles: &[TileId]) -> Result<Vec<Vec<u8>>> {
@@ -286,7 +310,8 @@ impl LogStore for PgStore {
     }
 
     fn put_checkpoint(&self, log: LogId, checkpoint: &StoredCheckpoint) -> Result<()> {
-        with!(self, |c| log::put_checkpoint(c, log, checkpoint))
+        let fence = self.fence()?;
+        self.run(|mut c| async move { log::put_checkpoint(&mut c, log, checkpoint, &fence).await })
     }
 
     fn latest_checkpoint(&self, log: LogId) -> Result<Option<StoredCheckpoint>> {
@@ -430,7 +455,10 @@ impl EvidenceIndex for PgStore {
     }
 
     fn index_evidence(&self, through: u64, max_rows: u64) -> Result<u64> {
-        self.run(|mut c| async move { index::index_evidence(&mut c, through, max_rows).await })
+        let fence = self.fence()?;
+        self.run(
+            |mut c| async move { index::index_evidence(&mut c, through, max_rows, &fence).await },
+        )
     }
 }
 
@@ -475,6 +503,10 @@ impl Store for PgStore {
     fn compliance(&self) -> Option<&dyn crate::ComplianceStore> {
         Some(self)
     }
+
+    fn coordination(&self) -> Option<&dyn crate::Coordination> {
+        Some(self)
+    }
 }
 
 impl crate::ComplianceStore for PgStore {
@@ -487,9 +519,10 @@ impl crate::ComplianceStore for PgStore {
                 .map(|a| log::inner_levels(a.tiles))
                 .unwrap_or_default(),
         ];
-        self.run(
-            |mut c| async move { super::compliance::erase(&mut c, batch, &inner, erasures).await },
-        )
+        let fence = self.fence()?;
+        self.run(|mut c| async move {
+            super::compliance::erase(&mut c, batch, &inner, erasures, &fence).await
+        })
     }
 
     fn erasure(&self, leaf_index: u64) -> Result<Option<crate::ErasureRow>> {

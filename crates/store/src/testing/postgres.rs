@@ -205,10 +205,24 @@ pub fn opener(test: &str) -> Option<impl Fn(&Path) -> Box<dyn Store> + use<>> {
                 .unwrap_or_else(|e| panic!("{test}: migrate {}: {e}", db.url()));
             db
         });
-        Box::new(
-            PgStore::open(db.url()).unwrap_or_else(|e| panic!("{test}: open {}: {e}", db.url())),
-        )
+        let store =
+            PgStore::open(db.url()).unwrap_or_else(|e| panic!("{test}: open {}: {e}", db.url()));
+        take_lease(db, &store);
+        Box::new(store)
     })
+}
+
+/// Makes `store` the writer of `db`: any lease held there is expired (a
+/// store a case opened earlier on the same database is fenced off from
+/// then on) and `store` takes a new one, long enough for any test.
+pub fn take_lease(db: &TestDb, store: &PgStore) {
+    use crate::Coordination as _;
+    db.execute("UPDATE lease SET expires_at = '-infinity'")
+        .unwrap_or_else(|e| panic!("expire the lease in {}: {e}", db.url()));
+    store
+        .acquire("test", "", std::time::Duration::from_secs(24 * 3600))
+        .unwrap_or_else(|e| panic!("acquire the lease in {}: {e}", db.url()))
+        .unwrap_or_else(|| panic!("the lease in {} was taken meanwhile", db.url()));
 }
 
 /// `server` (a URL) with its database name replaced by `name`.

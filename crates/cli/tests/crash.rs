@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::{Server, agent, get_json, get_text};
 use evault_merkle::verify_consistency;
 use evault_note::{Ed25519Verifier, Verifiers};
-use evault_verify::{ProofBundle, open_checkpoint};
+use evault_verify::open_checkpoint;
 
 const ROUNDS: usize = 4;
 const CLIENTS: usize = 8;
@@ -143,26 +143,7 @@ fn kill_rounds(dir: &std::path::Path, extra: &[&str]) {
             "tree lost records: {tree_size} < {}",
             ids.len()
         );
-        for id in &ids {
-            let (status, _) = get_json(&http, &format!("{}/api/v1/evidence/{id}", server.url));
-            assert_eq!(
-                status, 200,
-                "acknowledged record {id} is missing after a crash"
-            );
-            let mut bundle = None;
-            for _ in 0..100 {
-                let (s, v) = get_json(&http, &format!("{}/api/v1/evidence/{id}/proof", server.url));
-                if s == 200 {
-                    bundle = Some(serde_json::from_value::<ProofBundle>(v).unwrap());
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let bundle = bundle.unwrap_or_else(|| panic!("no proof for {id}"));
-            bundle
-                .verify(&verifiers, Some("test.example/crash"))
-                .unwrap();
-        }
+        common::assert_provable(&http, &server.url, &ids, &verifiers, "test.example/crash");
 
         // Every acknowledged put left its audit event: both were committed
         // in one transaction, so a kill can never keep one without the other.

@@ -186,3 +186,274 @@ fn fsck_refuses_an_unmigrated_database() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("evault migrate --store"), "{stderr}");
 }
+
+/// A PostgreSQL server of the test's own (`initdb` in a temporary
+/// directory, a free port on 127.0.0.1), which the test stops and starts:
+/// the machine's server is never restarted. Run as the `postgres` user
+/// when the test runs as root (the server refuses root).
+struct PrivateServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivateServer {
+    /// `None` (skipped, said on stderr) without the server's binaries,
+    /// unless EVAULT_REQUIRE_POSTGRES=1, where that fails the test.
+    fn start(test: &str) -> Option<PrivateServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+            .max_by_key(|b| {
+                let v = b
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .and_then(|n| n.to_str());
+                v.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+            });
+        let Some(bin) = bin else {
+            let why = "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin";
+            if std::env::var("EVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("{test}: EVAULT_REQUIRE_POSTGRES=1 but {why}");
+            }
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        };
+        let as_postgres = running_as_root();
+        let dir = tempfile::Builder::new()
+            .prefix("evault-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        if as_postgres {
+            let chown = Command::new("chown")
+                .args(["postgres:", dir.path().to_str().unwrap()])
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown postgres {}", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let server = PrivateServer {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = server.data();
+        server.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        server.start_again();
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_str().unwrap().to_string()
+    }
+
+    /// Runs the server binary `tool` with `args`, as `postgres` if need be.
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    fn start_again(&self) {
+        let (data, log) = (self.data(), self.dir.path().join("log"));
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash would (no checkpoint; the next
+    /// start replays the WAL).
+    fn stop_immediately(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}
+
+/// Whether this process runs as root (the `id -u` of it).
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// PostgreSQL stopped at once (as a crash) and started again while
+/// clients write through `evault serve`: while it is away every write is
+/// answered 503 with Retry-After (never another error, never a dropped
+/// connection), the clients retry, and the vault writes again once the
+/// database is back, without a restart of its own. Every acknowledged
+/// record is then present with a proof that verifies offline.
+#[test]
+fn a_postgres_restart_under_load_loses_no_acknowledged_record() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let Some(pg) =
+        PrivateServer::start("a_postgres_restart_under_load_loses_no_acknowledged_record")
+    else {
+        return;
+    };
+    let url = pg.url("evault");
+    evault_store::postgres::create_database_if_missing(&url).unwrap();
+    evault_store::postgres::migrate(&url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--store", &url]);
+
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|c| {
+            let (base, acked, unavailable, unexpected, stop) = (
+                server.url.clone(),
+                acked.clone(),
+                unavailable.clone(),
+                unexpected.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let http = common::agent();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let sent = http
+                        .post(format!("{base}/api/v1/evidence"))
+                        .header("Content-Type", "text/plain")
+                        .header("Authorization", common::bearer())
+                        .send(format!("client {c} record {i}").as_bytes());
+                    let mut resp = match sent {
+                        Ok(r) => r,
+                        Err(e) => {
+                            unexpected.lock().unwrap().push(format!("transport: {e}"));
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    };
+                    let status = resp.status().as_u16();
+                    let retry_after = resp.headers().contains_key("retry-after");
+                    let body = resp.body_mut().read_to_string().unwrap_or_default();
+                    match status {
+                        201 => {
+                            let v: Value = serde_json::from_str(&body).expect("201 body is JSON");
+                            let id = v["record"]["id"].as_str().expect("record id").to_string();
+                            acked.lock().unwrap().push(id);
+                        }
+                        503 if retry_after => {
+                            unavailable.fetch_add(1, Ordering::Relaxed);
+                            // The client backs off a little and retries.
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        _ => unexpected.lock().unwrap().push(format!("{status}: {body}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("200 acknowledgements", &|| {
+        acked.lock().unwrap().len() >= 200
+    });
+    pg.stop_immediately();
+    wait_for("a 503 while the database is away", &|| {
+        unavailable.load(Ordering::Relaxed) > 0
+    });
+    pg.start_again();
+    let before = acked.lock().unwrap().len();
+    wait_for("200 acknowledgements after the restart", &|| {
+        acked.lock().unwrap().len() >= before + 200
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let unexpected = unexpected.lock().unwrap().clone();
+    assert!(
+        unexpected.is_empty(),
+        "answers other than 201 and 503: {unexpected:?}"
+    );
+
+    let http = common::agent();
+    let (_, log) = common::get_json(&http, &format!("{}/api/v1/log", server.url));
+    let key =
+        evault_note::Ed25519Verifier::from_verifier_key(log["verifier_key"].as_str().unwrap())
+            .unwrap();
+    let verifiers = evault_note::Verifiers::new().with(key).unwrap();
+    let ids = acked.lock().unwrap().clone();
+    assert!(log["tree_size"].as_u64().unwrap() >= ids.len() as u64);
+    common::assert_provable(&http, &server.url, &ids, &verifiers, "test.example/crash");
+    eprintln!(
+        "restart test: {} acknowledged records, {} answers 503 while PostgreSQL was away",
+        ids.len(),
+        unavailable.load(Ordering::Relaxed)
+    );
+    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+}

@@ -372,3 +372,32 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Each of `ids` is served and has an inclusion proof (polled while its
+/// checkpoint is signed) that verifies offline against `verifiers` and
+/// `origin`.
+pub fn assert_provable(
+    http: &ureq::Agent,
+    url: &str,
+    ids: &[String],
+    verifiers: &evault_note::Verifiers,
+    origin: &str,
+) {
+    for id in ids {
+        let (status, _) = get_json(http, &format!("{url}/api/v1/evidence/{id}"));
+        assert_eq!(status, 200, "acknowledged record {id} is missing");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let bundle = loop {
+            let (s, v) = get_json(http, &format!("{url}/api/v1/evidence/{id}/proof"));
+            if s == 200 {
+                break serde_json::from_value::<evault_verify::ProofBundle>(v)
+                    .expect("a proof bundle");
+            }
+            assert!(Instant::now() < deadline, "no proof for {id}: {s} {v}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        bundle
+            .verify(verifiers, Some(origin))
+            .unwrap_or_else(|e| panic!("the proof of {id} does not verify: {e}"));
+    }
+}

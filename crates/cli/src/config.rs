@@ -23,6 +23,13 @@ pub struct FileConfig {
     pub node_id: Option<String>,
     /// How long the write lease lasts unrenewed (`--lease-ttl`, e.g. "3s").
     pub lease_ttl: Option<String>,
+    /// Connections to a PostgreSQL store, at most (`--store-pool-size`).
+    pub store_pool_size: Option<usize>,
+    /// Each PostgreSQL call's deadline (`--store-timeout`, e.g. "30s").
+    pub store_timeout: Option<String>,
+    /// How long connecting to PostgreSQL may take
+    /// (`--store-connect-timeout`, e.g. "5s").
+    pub store_connect_timeout: Option<String>,
     pub listen: Option<String>,
     /// gRPC address, or "off".
     pub grpc_listen: Option<String>,

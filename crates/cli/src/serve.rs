@@ -41,6 +41,17 @@ pub struct ServeArgs {
     /// node dies, another writes after at most this [default: 3s].
     #[arg(long, env = "EVAULT_LEASE_TTL")]
     lease_ttl: Option<String>,
+    /// Connections to a PostgreSQL store, at most (1 to 1024) [default: 8].
+    #[arg(long, env = "EVAULT_STORE_POOL_SIZE")]
+    store_pool_size: Option<usize>,
+    /// How long one PostgreSQL call may take, waiting for a connection
+    /// included; past it the call fails (HTTP 503) and the server cancels
+    /// the statement [default: 30s].
+    #[arg(long, env = "EVAULT_STORE_TIMEOUT")]
+    store_timeout: Option<String>,
+    /// How long connecting to PostgreSQL may take [default: 5s].
+    #[arg(long, env = "EVAULT_STORE_CONNECT_TIMEOUT")]
+    store_connect_timeout: Option<String>,
     /// Address of the REST API, ADDR:PORT [default: 127.0.0.1:8470].
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
@@ -389,6 +400,18 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     config.lease.node = o.node_id.or(file.node_id.clone());
     if let Some(t) = o.lease_ttl.or(file.lease_ttl.clone()) {
         config.lease.ttl = parse_duration("lease ttl", &t)?;
+    }
+    if let Some(n) = o.store_pool_size.or(file.store_pool_size) {
+        config.postgres.pool_size = n;
+    }
+    if let Some(t) = o.store_timeout.or(file.store_timeout.clone()) {
+        config.postgres.call_timeout = parse_duration("store timeout", &t)?;
+    }
+    if let Some(t) = o
+        .store_connect_timeout
+        .or(file.store_connect_timeout.clone())
+    {
+        config.postgres.connect_timeout = parse_duration("store connect timeout", &t)?;
     }
     config.origin = o.origin.or(file.origin.clone());
     config.public_url = o.public_url.or(file.public_url.clone());

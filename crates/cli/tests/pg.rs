@@ -58,6 +58,25 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
         "{stderr}"
     );
     assert!(!stderr.contains("pw-s3cret"), "{stderr}");
+    // Options it cannot run with, named before anything is connected.
+    let out = evault(
+        &data,
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--store",
+            &url,
+            "--store-pool-size",
+            "0",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("store pool size 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Not a store at all.
     let out = evault(
         &data,

@@ -167,6 +167,10 @@ pub struct VaultConfig {
     pub sigstore: crate::sigstore::SigstoreConfig,
     /// The write lease, on a store several nodes share (PostgreSQL).
     pub lease: crate::LeaseConfig,
+    /// How a PostgreSQL store is reached: the pool's size, each call's
+    /// deadline (also the statements' timeout), the connect timeout.
+    /// Default: 8 connections, 30 s, 5 s. `read_only` must stay false.
+    pub postgres: evault_store::postgres::PgOptions,
 }
 
 impl VaultConfig {
@@ -199,6 +203,7 @@ impl VaultConfig {
             retention_interval: Duration::from_secs(3600),
             sigstore: crate::sigstore::SigstoreConfig::default(),
             lease: crate::LeaseConfig::default(),
+            postgres: evault_store::postgres::PgOptions::default(),
         }
     }
 }
@@ -212,6 +217,33 @@ pub enum StoreLocation {
     /// A PostgreSQL database migrated by `evault migrate --store URL`
     /// (a libpq URL; its password is never logged).
     Postgres(String),
+}
+
+/// Refuses PostgreSQL options a vault cannot run with, naming the option.
+pub(crate) fn check_postgres_options(o: &evault_store::postgres::PgOptions) -> Result<(), String> {
+    if !(1..=1024).contains(&o.pool_size) {
+        return Err(format!(
+            "store pool size {}: use 1 to 1024 connections",
+            o.pool_size
+        ));
+    }
+    let least = Duration::from_millis(100);
+    if o.call_timeout < least {
+        return Err(format!(
+            "store timeout {:?} is below 100 ms",
+            o.call_timeout
+        ));
+    }
+    if o.connect_timeout < least {
+        return Err(format!(
+            "store connect timeout {:?} is below 100 ms",
+            o.connect_timeout
+        ));
+    }
+    if o.read_only {
+        return Err("a vault writes its store: read_only is for an offline fsck".into());
+    }
+    Ok(())
 }
 
 impl StoreLocation {

@@ -309,10 +309,11 @@ impl Vault {
                 Arc::new(tokio::task::spawn_blocking(move || migrate::open_store(&dir)).await??)
             }
             StoreLocation::Postgres(url) => {
-                let url = url.clone();
+                config::check_postgres_options(&config.postgres).map_err(VaultError::Invalid)?;
+                let (url, options) = (url.clone(), config.postgres.clone());
                 Arc::new(
                     tokio::task::spawn_blocking(move || {
-                        evault_store::postgres::PgStore::open(&url)
+                        evault_store::postgres::PgStore::open_with(&url, options)
                     })
                     .await??,
                 )

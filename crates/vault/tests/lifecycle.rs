@@ -426,9 +426,11 @@ async fn one_vault_writes_a_shared_store_at_a_time() {
     assert_eq!(put(&v1, b"second").await.unwrap().record.leaf_index, 1);
 
     v1.shutdown().await.unwrap();
-    let v2 = Vault::open(pg_config(d2.path(), db.url(), "node-2"))
-        .await
-        .unwrap();
+    // The smallest pool will do: the sequencer, the follower, the
+    // checkpointers and the lease's keeper take turns on one connection.
+    let mut c2 = pg_config(d2.path(), db.url(), "node-2");
+    c2.postgres.pool_size = 1;
+    let v2 = Vault::open(c2).await.unwrap();
     assert_eq!(put(&v2, b"third").await.unwrap().record.leaf_index, 2);
     v2.shutdown().await.unwrap();
     assert_eq!(
@@ -500,4 +502,35 @@ async fn a_vault_that_lost_its_lease_commits_nothing_until_it_holds_one_again() 
         .as_deref(),
         Some("1,3")
     );
+}
+
+/// PostgreSQL options a vault cannot run with are refused before anything
+/// is connected to, naming the option.
+#[tokio::test]
+async fn postgres_options_a_vault_cannot_run_with_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: the options are checked first.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    type Change = fn(&mut VaultConfig);
+    let changes: [(Change, &str); 4] = [
+        (|c| c.postgres.pool_size = 0, "store pool size 0"),
+        (
+            |c| c.postgres.call_timeout = Duration::from_millis(5),
+            "store timeout",
+        ),
+        (
+            |c| c.postgres.connect_timeout = Duration::ZERO,
+            "store connect timeout",
+        ),
+        (|c| c.postgres.read_only = true, "read_only"),
+    ];
+    for (change, named) in changes {
+        let mut c = pg_config(dir.path(), url, "node-1");
+        change(&mut c);
+        let err = Vault::open(c).await.err().expect("refused");
+        assert!(
+            matches!(&err, VaultError::Invalid(why) if why.contains(named)),
+            "{named}: {err}"
+        );
+    }
 }

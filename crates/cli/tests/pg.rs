@@ -36,9 +36,9 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
     let data = dir.path().join("data");
     common::write_keystore(&data);
     let url = db.url_as("postgres", "pw-s3cret");
-    let out = evault(
-        &data,
-        &[
+    // `evault serve` on `store` with `extra`, which must fail: its stderr.
+    let refused = |store: &str, extra: &[&str]| {
+        let mut args = vec![
             "serve",
             "--data-dir",
             data.to_str().unwrap(),
@@ -47,11 +47,15 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
             "--grpc-listen",
             "off",
             "--store",
-            &url,
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+            store,
+        ];
+        args.extend_from_slice(extra);
+        let out = evault(&data, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = refused(&url, &[]);
     assert!(
         stderr.contains("has no evault schema")
             && stderr.contains("evault migrate --store postgres://postgres:***@"),
@@ -59,40 +63,13 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
     );
     assert!(!stderr.contains("pw-s3cret"), "{stderr}");
     // Options it cannot run with, named before anything is connected.
-    let out = evault(
-        &data,
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--store",
-            &url,
-            "--store-pool-size",
-            "0",
-        ],
-    );
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("store pool size 0"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = refused(&url, &["--store-pool-size", "0"]);
+    assert!(stderr.contains("store pool size 0"), "{stderr}");
     // Not a store at all.
-    let out = evault(
-        &data,
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--store",
-            "mysql://x",
-        ],
-    );
-    assert!(!out.status.success());
+    let stderr = refused("mysql://x", &[]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("expected `sqlite` or a postgres://"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("expected `sqlite` or a postgres://"),
+        "{stderr}"
     );
 }
 

@@ -146,7 +146,8 @@ fn a_takeover_waits_for_the_commit_in_flight() {
     migrate(db.url()).unwrap();
     let (a, b) = (open(&db), open(&db));
     let epoch = a
-        .acquire("node-a", "", Duration::from_millis(1500))
+        // Long enough to open the transaction below on a loaded machine.
+        .acquire("node-a", "", Duration::from_secs(3))
         .unwrap()
         .unwrap()
         .epoch;

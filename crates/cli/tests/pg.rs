@@ -25,6 +25,27 @@ fn evault(data: &Path, args: &[&str]) -> Output {
         .expect("run evault")
 }
 
+/// Runs `evault serve` on `store` with `extra`, which must fail: its
+/// standard error.
+fn serve_refused(data: &Path, store: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--grpc-listen",
+        "off",
+        "--store",
+        store,
+    ];
+    args.extend_from_slice(extra);
+    let out = evault(data, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
+}
+
 /// `serve` refuses a database without the schema, naming the command that
 /// makes it, and never prints the URL's password.
 #[test]
@@ -36,25 +57,7 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
     let data = dir.path().join("data");
     common::write_keystore(&data);
     let url = db.url_as("postgres", "pw-s3cret");
-    // `evault serve` on `store` with `extra`, which must fail: its stderr.
-    let refused = |store: &str, extra: &[&str]| {
-        let mut args = vec![
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "off",
-            "--store",
-            store,
-        ];
-        args.extend_from_slice(extra);
-        let out = evault(&data, &args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "{stderr}");
-        stderr
-    };
+    let refused = |store: &str, extra: &[&str]| serve_refused(&data, store, extra);
     let stderr = refused(&url, &[]);
     assert!(
         stderr.contains("has no evault schema")
@@ -141,22 +144,7 @@ fn a_row_altered_by_a_superuser_is_found_at_its_index() {
     assert!(found, "{v:#}");
 
     // And the next start refuses to serve it.
-    let out = evault(
-        &data,
-        &[
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "off",
-            "--store",
-            db.url(),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = serve_refused(&data, db.url(), &[]);
     assert!(
         stderr.contains("start-up check of the evidence log") && stderr.contains("(leaf 17)"),
         "{stderr}"

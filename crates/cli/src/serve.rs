@@ -592,6 +592,9 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             crate::say!("evault: audit verifier key {}", a.verifier_key());
         }
         crate::say!("evault: dashboard {scheme}://{local}/ui/");
+        if let Some(why) = vault.role().refusal() {
+            crate::say!("evault: {why}");
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;

@@ -459,6 +459,16 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
                 ))
             } else if full {
                 Problem::storage_full().into_response()
+            } else if let Some(why) = st.vault.role().refusal() {
+                // A standby writes no audit event, so it takes no calls:
+                // say which node does.
+                if protocol == Protocol::Grpc {
+                    grpc_reply(&tonic::Status::unavailable(why))
+                } else {
+                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, why)
+                        .retry_after(1)
+                        .into_response()
+                }
             } else if protocol == Protocol::Grpc {
                 grpc_reply(&tonic::Status::unavailable(
                     "the audit trail cannot be written; the call was refused",

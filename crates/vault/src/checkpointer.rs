@@ -10,6 +10,7 @@ use evault_note::{Checkpoint, Signer, sign};
 use evault_store::{LogId, Store, StoredCheckpoint};
 use tokio::sync::watch;
 
+use crate::cluster::{FOLLOW_EVERY, Role};
 use crate::error::{Result, VaultError};
 use crate::head::{Alarm, HeadGuard, SignedHead};
 use crate::health::{Board, Component};
@@ -81,6 +82,9 @@ pub(crate) struct Checkpointer {
     pub alarm: Alarm,
     /// Where a failure to sign or store is reported until one succeeds.
     pub health: Arc<Board>,
+    /// Only a leader signs; a standby publishes the size of the latest
+    /// checkpoint the leader stored.
+    pub role: watch::Receiver<Role>,
 }
 
 impl Checkpointer {
@@ -113,14 +117,39 @@ impl Checkpointer {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Sleep until the tree grows past the last checkpoint (a failed
-            // attempt retries on the next tick) or the sequencer ends.
-            let mut closed = false;
-            while self.heads.borrow_and_update().size <= last {
-                if self.heads.changed().await.is_err() {
-                    closed = true;
-                    break;
+            if !self.role.borrow_and_update().is_leader() {
+                if self.heads.has_changed().is_err() {
+                    return;
                 }
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    _ = crate::cluster::changed(&mut self.role) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+                last = self.follow_leader(last).await;
+                continue;
+            }
+            // Sleep until the tree grows past the last checkpoint (a failed
+            // attempt retries on the next tick) or the sequencer ends; a
+            // lost lease wakes it too.
+            let mut closed = false;
+            let mut demoted = false;
+            while self.heads.borrow_and_update().size <= last {
+                tokio::select! {
+                    changed = self.heads.changed() => if changed.is_err() {
+                        closed = true;
+                        break;
+                    },
+                    _ = crate::cluster::changed(&mut self.role) => {
+                        demoted = !self.role.borrow().is_leader();
+                        if demoted {
+                            break;
+                        }
+                    }
+                }
+            }
+            if demoted {
+                continue;
             }
             if closed && self.heads.borrow().size <= last {
                 return;
@@ -133,7 +162,7 @@ impl Checkpointer {
                 }
             }
             let head = *self.heads.borrow_and_update();
-            if head.size <= last {
+            if head.size <= last || !self.role.borrow().is_leader() {
                 continue;
             }
             let store = self.store.clone();
@@ -213,6 +242,24 @@ impl Checkpointer {
                 // the next start signs it (`Vault::shutdown` says so).
                 return;
             }
+        }
+    }
+
+    /// A standby's round: the size of the latest checkpoint in the store,
+    /// published if it is past `last` (the leader signed it).
+    async fn follow_leader(&mut self, last: u64) -> u64 {
+        let (store, log) = (self.store.clone(), self.log);
+        let latest = tokio::task::spawn_blocking(move || store.latest_checkpoint(log)).await;
+        match latest {
+            Ok(Ok(Some(cp))) if cp.size > last => {
+                let _ = self.published.send(cp.size);
+                cp.size
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("a standby could not read the latest {log} checkpoint: {e}");
+                last
+            }
+            _ => last,
         }
     }
 }

@@ -120,12 +120,14 @@ pub(crate) fn start(store: &dyn Store) -> Result<u64> {
 
 /// Follows the evidence log's heads from `through` until the sequencer has
 /// ended and the index covers its final head; publishes each new cursor on
-/// `reach`.
+/// `reach`. Only a leader writes the index (`role`); a standby publishes
+/// the cursor the leader's follower stored, until it leads.
 pub(crate) async fn follow(
     store: Arc<dyn Store>,
     mut heads: watch::Receiver<TreeHead>,
     reach: watch::Sender<u64>,
     health: Arc<Board>,
+    mut role: watch::Receiver<crate::cluster::Role>,
 ) {
     let mut through = *reach.borrow();
     // Heads published before this start are stamped now: their records'
@@ -149,6 +151,23 @@ pub(crate) async fn follow(
         }
         // The sequencer has ended (shutdown): nothing more will commit.
         let closed = closed || heads.has_changed().is_err();
+        if !role.borrow_and_update().is_leader() {
+            if closed {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(crate::cluster::FOLLOW_EVERY) => {}
+                _ = crate::cluster::changed(&mut role) => {}
+            }
+            let st = store.clone();
+            if let Ok(Ok(stored)) = tokio::task::spawn_blocking(move || start(&*st)).await
+                && stored > through
+            {
+                through = stored;
+                reach.send_replace(through);
+            }
+            continue;
+        }
         let behind = heads.borrow().size - through;
         if !closed
             && behind < MAX_BATCH

@@ -4,19 +4,22 @@
 //! each one with the lease's epoch, on the database's clock), so two
 //! `evault serve` on one database never both sequence.
 //!
-//! A lease lost (the database away past the ttl, or this process stalled)
-//! is taken again once it is free: in between, commits fail with 503, and
-//! the sequencer reloads the trees from the store after a failed commit,
-//! so it continues from what is stored. The embedded store has no lease
-//! (one process owns the data directory).
+//! A node that finds the lease held starts as a standby (`cluster.rs`) and
+//! takes the lease as soon as it is free. A leader that loses its lease
+//! (the database away past the ttl, or this process stalled) becomes a
+//! standby too, or takes it again if it is still free: in between,
+//! commits fail with 503, and the sequencer reloads the trees from the
+//! store under each new epoch, so it continues from what is stored. The
+//! embedded store has no lease (one process owns the data directory).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use evault_store::{Lease, Store};
+use evault_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::Role;
 use crate::error::{Result, VaultError};
 use crate::health::{Board, Component};
 
@@ -62,11 +65,22 @@ impl LeaseConfig {
     }
 }
 
-/// Takes the lease of `store`, if it has one (`None` for SQLite). A lease
-/// held by another node is waited for until it could have expired (a
-/// holder that died leaves one behind); past that, another node is alive
-/// and writing, and opening fails naming it.
-pub(crate) async fn take(store: &Arc<dyn Store>, config: &LeaseConfig) -> Result<Option<Lease>> {
+/// Takes this node's role on `store`, if it has a lease (`None` for
+/// SQLite, whose one vault always leads): the leader's if the lease is
+/// free or expired, else a standby's, which writes nothing.
+///
+/// A lease held by another may be a dead holder's (this node's previous
+/// process, killed): it is watched until it either expires (this node
+/// takes it and leads, as a restart should) or is renewed (its holder is
+/// alive: this node stands by), which a live holder does every third of
+/// its ttl. A database whose logs the holder has not initialised yet (no
+/// origin, no first checkpoint) cannot be followed: past twice the ttl and
+/// a second, opening fails naming the holder.
+pub(crate) async fn take(
+    store: &Arc<dyn Store>,
+    config: &LeaseConfig,
+    audit: bool,
+) -> Result<Option<Role>> {
     if store.coordination().is_none() {
         return Ok(None);
     }
@@ -78,19 +92,50 @@ pub(crate) async fn take(store: &Arc<dyn Store>, config: &LeaseConfig) -> Result
     }
     let node = config.node();
     let deadline = tokio::time::Instant::now() + config.ttl * 2 + Duration::from_secs(1);
+    // The held lease as first seen: its epoch and when it would expire.
+    let mut seen: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let (st, n, ttl) = (store.clone(), node.clone(), config.ttl);
-        let taken = blocking(move || coordination(&*st)?.acquire(&n, "", ttl)).await?;
-        if let Some(lease) = taken {
-            tracing::info!(epoch = lease.epoch, node = %lease.node, "took the write lease");
-            return Ok(Some(lease));
+        let taken = blocking(move || {
+            let c = coordination(&*st)?;
+            Ok(match c.acquire(&n, "", ttl)? {
+                Some(lease) => Ok(lease),
+                None => Err((c.lease()?, crate::startup::initialized(&*st, audit)?)),
+            })
+        })
+        .await?;
+        let (held, initialized) = match taken {
+            Ok(lease) => {
+                tracing::info!(epoch = lease.epoch, node = %lease.node, "took the write lease: this node leads");
+                return Ok(Some(Role::Leader { epoch: lease.epoch }));
+            }
+            Err(other) => other,
+        };
+        let now = tokio::time::Instant::now();
+        let expires = now + held.remaining.unwrap_or_default();
+        // Renewed (its expiry moved on by more than a round trip's
+        // jitter) or taken again: a live holder.
+        let alive = seen.is_some_and(|(epoch, first)| {
+            held.epoch != epoch || expires > first + Duration::from_millis(100)
+        });
+        if seen.is_none() {
+            seen = Some((held.epoch, expires));
         }
-        if tokio::time::Instant::now() >= deadline {
-            let st = store.clone();
-            let held = blocking(move || coordination(&*st)?.lease()).await?;
+        if initialized && (alive || now >= deadline) {
+            tracing::info!(
+                holder = %held.holder,
+                epoch = held.epoch,
+                "another node holds the write lease: this node starts as a standby"
+            );
+            return Ok(Some(Role::Standby {
+                holder: held.holder,
+                epoch: held.epoch,
+            }));
+        }
+        if now >= deadline {
             return Err(VaultError::Unavailable(format!(
-                "another vault node holds the write lease of this store (node {:?}, epoch {}); \
-                 only one `evault serve` may run on a database for now",
+                "another vault node holds the write lease of this store (node {:?}, epoch {}) \
+                 and has not initialised its logs yet; start this node again once it has",
                 held.holder, held.epoch
             )));
         }
@@ -98,17 +143,21 @@ pub(crate) async fn take(store: &Arc<dyn Store>, config: &LeaseConfig) -> Result
     }
 }
 
-/// Renews the lease every third of its ttl until `stop` turns true, then
-/// gives it up. A lease lost is reported on the health board and taken
-/// again as soon as it is free.
+/// The elector: every third of the ttl the leader renews its lease and a
+/// standby tries to take it, until `stop` turns true; then a held lease is
+/// given up. Each change of role is published on `role` (the sequencer,
+/// checkpointers, index follower and timers act on it) and shown on the
+/// health board: a standby is not ready, naming the leader.
 pub(crate) fn keep(
     store: Arc<dyn Store>,
     config: LeaseConfig,
+    role: Arc<watch::Sender<Role>>,
     mut stop: watch::Receiver<bool>,
     health: Arc<Board>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let node = config.node();
+        show(&health, &role.borrow());
         let mut ticks = tokio::time::interval(config.renew_every());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -119,31 +168,47 @@ pub(crate) fn keep(
             if *stop.borrow() {
                 break;
             }
+            let leading = role.borrow().leading();
             let (st, n, ttl) = (store.clone(), node.clone(), config.ttl);
             let round = blocking(move || {
                 let c = coordination(&*st)?;
-                if c.renew()? {
-                    return Ok(Renewal::Kept);
+                if leading.is_some() && c.renew()? {
+                    return Ok(None);
                 }
-                Ok(match c.acquire(&n, "", ttl)? {
-                    Some(lease) => Renewal::Retaken(lease.epoch),
-                    None => Renewal::Lost(c.lease()?),
-                })
+                Ok(Some(match c.acquire(&n, "", ttl)? {
+                    Some(lease) => Role::Leader { epoch: lease.epoch },
+                    None => {
+                        let held = c.lease()?;
+                        Role::Standby {
+                            holder: held.holder,
+                            epoch: held.epoch,
+                        }
+                    }
+                }))
             })
             .await;
             match round {
-                Ok(Renewal::Kept) => health.clear(Component::Lease),
-                Ok(Renewal::Retaken(epoch)) => {
-                    tracing::warn!(epoch, "the write lease was lost; took it again");
-                    health.clear(Component::Lease);
-                }
-                Ok(Renewal::Lost(held)) => {
-                    let why = format!(
-                        "the write lease is held by node {:?} (epoch {}); this node cannot commit",
-                        held.holder, held.epoch
-                    );
-                    tracing::error!("{why}");
-                    health.set(Component::Lease, false, why);
+                Ok(None) => health.clear(Component::Lease),
+                Ok(Some(next)) => {
+                    match (&leading, &next) {
+                        (Some(old), Role::Leader { epoch }) => {
+                            tracing::warn!(old, epoch, "the write lease was lost; took it again")
+                        }
+                        (None, Role::Leader { epoch }) => {
+                            tracing::warn!(epoch, "took the write lease: this node leads now")
+                        }
+                        (Some(old), Role::Standby { holder, epoch }) => tracing::error!(
+                            old, %holder, epoch,
+                            "the write lease was lost to another node: this node is a standby now"
+                        ),
+                        (None, Role::Standby { .. }) => {}
+                    }
+                    show(&health, &next);
+                    role.send_if_modified(|r| {
+                        let changed = *r != next;
+                        *r = next;
+                        changed
+                    });
                 }
                 Err(e) => {
                     // The database decides: once the lease expires there,
@@ -152,16 +217,26 @@ pub(crate) fn keep(
                     health.set(
                         Component::Lease,
                         false,
-                        format!("cannot renew the write lease: {e}"),
+                        format!("cannot reach the write lease: {e}"),
                     );
                 }
             }
         }
-        let st = store.clone();
-        if let Err(e) = blocking(move || coordination(&*st)?.release()).await {
-            tracing::warn!("giving up the write lease failed (it expires by itself): {e}");
+        if role.borrow().is_leader() {
+            let st = store.clone();
+            if let Err(e) = blocking(move || coordination(&*st)?.release()).await {
+                tracing::warn!("giving up the write lease failed (it expires by itself): {e}");
+            }
         }
     })
+}
+
+/// A role on the health board: a standby is not ready (it takes no calls).
+fn show(health: &Board, role: &Role) {
+    match role.refusal() {
+        None => health.clear(Component::Lease),
+        Some(why) => health.set(Component::Lease, false, why),
+    }
 }
 
 /// The store's lease part (present: [`take`] and [`keep`] run only then).
@@ -169,12 +244,6 @@ fn coordination(store: &dyn Store) -> evault_store::Result<&dyn evault_store::Co
     store
         .coordination()
         .ok_or_else(|| evault_store::StoreError::Backend("this store has no write lease".into()))
-}
-
-enum Renewal {
-    Kept,
-    Retaken(u64),
-    Lost(evault_store::LeaseState),
 }
 
 async fn blocking<T: Send + 'static>(

@@ -18,6 +18,7 @@ mod blobs;
 mod bundles;
 pub mod calendar;
 mod checkpointer;
+mod cluster;
 mod config;
 mod datadir;
 pub mod erasure;
@@ -62,6 +63,7 @@ pub use analytics::{ANALYTICS_TYPE, Summary};
 pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
 pub use bundles::{BundleSelection, BundleSummary};
+pub use cluster::Role;
 pub use config::{LogSigner, StoreLocation, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;
@@ -142,6 +144,9 @@ struct Inner {
     in_flight: erasure::InFlight,
     /// The index follower's cursor (`indexer.rs`).
     index_reach: watch::Receiver<u64>,
+    /// Leader or standby (`cluster.rs`); kept here so that the role's
+    /// receivers never see it closed while the vault lives.
+    role: Arc<watch::Sender<Role>>,
 }
 
 impl Inner {
@@ -217,6 +222,7 @@ async fn witnessing_task(
     setup: &witnessing::WitnessSetup,
     evidence: &LogHandle,
     stopping: &watch::Receiver<bool>,
+    role: watch::Receiver<Role>,
 ) -> Result<(witnessing::Witnessing, watch::Receiver<WitnessStatus>)> {
     if store.cosignatures().is_none() {
         return Err(VaultError::Invalid(
@@ -239,6 +245,7 @@ async fn witnessing_task(
             checkpoints: evidence.checkpoints.clone(),
             status: tx,
             stopping: stopping.clone(),
+            role,
         },
         rx,
     ))
@@ -252,6 +259,7 @@ struct Running {
     checkpointer: checkpointer::Checkpointer,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn running(
     id: LogId,
     log: LogStart,
@@ -260,6 +268,7 @@ fn running(
     cache_tiles: usize,
     alarm: &head::Alarm,
     health: &Arc<Board>,
+    role: watch::Receiver<Role>,
 ) -> Result<Running> {
     let (head_tx, heads) = watch::channel(log.state.head());
     let (cp_tx, checkpoints) = watch::channel(log.published);
@@ -274,6 +283,7 @@ fn running(
         guard: log.guard,
         alarm: alarm.clone(),
         health: health.clone(),
+        role,
     };
     let handle = LogHandle {
         id,
@@ -340,17 +350,33 @@ impl Vault {
     ) -> Result<Vault> {
         let blobs = BlobDir::open(&config.data_dir)?;
         // Before anything is written: on a shared store only the lease
-        // holder's writes commit.
-        let held = lease::take(&store, &config.lease).await?;
+        // holder's writes commit, and a standby writes nothing.
+        let taken = lease::take(&store, &config.lease, config.audit.enabled).await?;
+        let first = taken.clone().unwrap_or(Role::Leader { epoch: 0 });
+        let role = Arc::new(watch::channel(first.clone()).0);
+        let health = Arc::new(Board::default());
+        // Kept from now on: a long start-up must not let the lease lapse.
+        let keeper = taken.map(|_| {
+            let (stop, stopped) = watch::channel(false);
+            let keeper = lease::keep(
+                store.clone(),
+                config.lease.clone(),
+                role.clone(),
+                stopped,
+                health.clone(),
+            );
+            (stop, keeper)
+        });
         let cfg = config.clone();
         let st = store.clone();
         let started = tokio::task::spawn_blocking(move || startup::startup(&cfg, &*st)).await??;
-        let (st, b) = (store.clone(), blobs.clone());
-        tokio::task::spawn_blocking(move || erasure::remove_orphan_blobs(&*st, &b)).await??;
+        if first.is_leader() {
+            let (st, b) = (store.clone(), blobs.clone());
+            tokio::task::spawn_blocking(move || erasure::remove_orphan_blobs(&*st, &b)).await??;
+        }
 
         let interval = config.checkpoint_interval;
         let alarm = head::Alarm::default();
-        let health = Arc::new(Board::default());
         let evidence = running(
             LogId::Evidence,
             started.evidence,
@@ -359,6 +385,7 @@ impl Vault {
             TILE_CACHE_TILES,
             &alarm,
             &health,
+            role.subscribe(),
         )?;
         let audit = match started.audit {
             Some(log) => Some(running(
@@ -369,6 +396,7 @@ impl Vault {
                 AUDIT_TILE_CACHE_TILES,
                 &alarm,
                 &health,
+                role.subscribe(),
             )?),
             None => None,
         };
@@ -414,7 +442,9 @@ impl Vault {
         let index_reach = reach_rx.clone();
         let indexer_heads = evidence.heads.clone();
         let witnessing = match &config.witnesses {
-            Some(setup) => Some(witnessing_task(&store, setup, &evidence, &stopping).await?),
+            Some(setup) => {
+                Some(witnessing_task(&store, setup, &evidence, &stopping, role.subscribe()).await?)
+            }
             None => None,
         };
         let witness_status = witnessing.as_ref().map(|(_, rx)| rx.clone());
@@ -428,12 +458,15 @@ impl Vault {
                 stopping.clone(),
                 health.clone(),
                 Some(reach_rx),
+                role.subscribe(),
+                first.leading(),
             )),
             indexer: tokio::spawn(indexer::follow(
                 store.clone(),
                 indexer_heads,
                 reach,
                 health.clone(),
+                role.subscribe(),
             )),
             checkpointers: checkpointers
                 .into_iter()
@@ -443,12 +476,8 @@ impl Vault {
             witnessing: witnessing.map(|(w, _)| tokio::spawn(w.run())),
             key_timer: None,
             retention_timer: None,
-            lease: held.map(|_| {
-                let (stop, stopped) = watch::channel(false);
-                let keeper =
-                    lease::keep(store.clone(), config.lease.clone(), stopped, health.clone());
-                (stop, keeper)
-            }),
+            promotions: None,
+            lease: keeper,
         };
 
         let stream_budget = stream::budget(&config);
@@ -472,6 +501,7 @@ impl Vault {
                 key_changes: Arc::new(tokio::sync::Notify::new()),
                 in_flight: erasure::InFlight::default(),
                 index_reach,
+                role,
             }),
         };
         let timer = tokio::spawn(rotation::retirement_timer(
@@ -485,13 +515,24 @@ impl Vault {
                 stopping.clone(),
             ))
         });
+        let promotions = tokio::spawn(cluster::on_promotion(
+            Arc::downgrade(&vault.inner),
+            vault.inner.role.subscribe(),
+            first.is_leader(),
+            stopping.clone(),
+        ));
         if let Ok(mut t) = vault.inner.tasks.lock()
             && let Some(t) = t.as_mut()
         {
             t.key_timer = Some(timer);
             t.retention_timer = retention;
+            t.promotions = Some(promotions);
         }
-        vault.recover_tasks().await?;
+        // A standby's tasks are the leader's: it resumes them when it
+        // takes over.
+        if first.is_leader() {
+            vault.recover_tasks().await?;
+        }
         Ok(vault)
     }
 
@@ -556,6 +597,10 @@ impl Vault {
         if audit::check_event(&event).is_err() {
             return false;
         }
+        if !self.inner.role.borrow().is_leader() {
+            metrics::counter!("evault_audit_events_dropped_total").increment(1);
+            return false;
+        }
         let (ack, _) = oneshot::channel();
         let ok = self
             .inner
@@ -566,6 +611,13 @@ impl Vault {
             metrics::counter!("evault_audit_events_dropped_total").increment(1);
         }
         ok
+    }
+
+    /// This node's role: the leader, which writes, or a standby, which
+    /// follows the leader through the shared store and takes over when its
+    /// lease lapses (`Role::Leader { epoch: 0 }` on the embedded store).
+    pub fn role(&self) -> Role {
+        self.inner.role.borrow().clone()
     }
 
     /// The vault's configuration.
@@ -737,6 +789,9 @@ impl Vault {
     async fn enqueue(&self, p: Pending) -> Result<()> {
         if *self.inner.stop.borrow() {
             return Err(VaultError::Unavailable("the vault is shutting down".into()));
+        }
+        if let Some(why) = self.inner.role.borrow().refusal() {
+            return Err(VaultError::Unavailable(why));
         }
         self.inner
             .tx

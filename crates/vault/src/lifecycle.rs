@@ -24,6 +24,8 @@ pub(crate) struct Tasks {
     pub key_timer: Option<JoinHandle<()>>,
     /// Starts retention sweeps on schedule.
     pub retention_timer: Option<JoinHandle<()>>,
+    /// Resumes the tasks a lost leader left when this node takes over.
+    pub promotions: Option<JoinHandle<()>>,
     /// Renews the write lease of a shared store; told to stop (and give
     /// the lease up) after the last write.
     pub lease: Option<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>,
@@ -78,6 +80,9 @@ impl Vault {
             if let Some(r) = &tasks.retention_timer {
                 r.abort();
             }
+            if let Some(p) = &tasks.promotions {
+                p.abort();
+            }
             // Order matters: the checkpointers sign the sequencer's last
             // head, and the mirror follows the audit log's.
             tasks.sequencer.await?;
@@ -112,7 +117,8 @@ impl Vault {
         .into_iter()
         .chain(stopped.audit.map(|a| (LogId::Audit, a)))
         {
-            if signed < size {
+            // A standby signs nothing: the leader signs what it committed.
+            if signed < size && self.inner.role.borrow().is_leader() {
                 return Err(VaultError::Unavailable(format!(
                     "the final {log} checkpoint was not signed: tree size {size}, last \
                      checkpoint {signed}; the next start signs it"

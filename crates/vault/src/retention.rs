@@ -89,6 +89,10 @@ pub(crate) async fn retention_timer(
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        // The leader's timer sweeps for the cluster.
+        if !inner.role.borrow().is_leader() {
+            continue;
+        }
         let vault = Vault { inner };
         if let Err(e) = start_sweep(&vault).await {
             tracing::warn!("starting the scheduled retention sweep: {e}");

@@ -239,6 +239,13 @@ pub(crate) async fn retirement_timer(inner: Weak<Inner>, mut stopping: watch::Re
         let Some(inner) = inner.upgrade() else {
             return;
         };
+        // Retired by the leader (a standby appends nothing); a standby
+        // checks again after the next wait.
+        if !inner.role.borrow().is_leader() {
+            drop(inner);
+            tokio::time::sleep(crate::cluster::FOLLOW_EVERY).await;
+            continue;
+        }
         let vault = Vault { inner };
         let ring = vault.inner.evidence.ring.clone();
         let done = {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::PutOutcome;
 use crate::audit::{AuditOnCommit, to_row};
+use crate::cluster::{FOLLOW_EVERY, Role};
 use crate::erasure::{EraseJob, Erased};
 use crate::error::{Result, VaultError};
 use crate::health::{Board, Component};
@@ -148,20 +149,24 @@ pub(crate) async fn supervise(
     mut stopping: watch::Receiver<bool>,
     health: Arc<Board>,
     mut index_reach: Option<watch::Receiver<u64>>,
+    mut role: watch::Receiver<Role>,
+    led: Option<u64>,
 ) {
     let audit = trees.audit.is_some();
     let mut trees = Some(trees);
+    let mut led = led;
     loop {
         let ran = AssertUnwindSafe(run(
             &mut rx,
             &store,
-            &mut trees,
+            (&mut trees, &mut led),
             audit,
             limits,
             &out,
             &mut stopping,
             &health,
             index_reach.as_mut(),
+            &mut role,
         ))
         .catch_unwind()
         .await;
@@ -199,19 +204,30 @@ pub(crate) fn reload(store: &dyn Store, audit: bool) -> Result<Trees> {
 /// `trees` is `None` when the in-memory state cannot be trusted (after a
 /// failed commit or a panic): it is reloaded from the store before the next
 /// batch, and while that fails every batch is refused with the reason.
+///
+/// Only a leader commits (`role`), with trees read under its own lease:
+/// `led` is the lease epoch `trees` were last reloaded for, and a new
+/// epoch reloads them first. A standby refuses every batch naming the
+/// leader, and follows the store instead: every [`FOLLOW_EVERY`] it
+/// reloads the trees if they grew there, and announces their heads.
 #[allow(clippy::too_many_arguments)]
 async fn run(
     rx: &mut mpsc::Receiver<Pending>,
     store: &Arc<dyn Store>,
-    trees: &mut Option<Trees>,
+    (trees, led): (&mut Option<Trees>, &mut Option<u64>),
     audit: bool,
     limits: BatchLimits,
     out: &Outputs,
     stopping: &mut watch::Receiver<bool>,
     health: &Board,
     mut index_reach: Option<&mut watch::Receiver<u64>>,
+    role: &mut watch::Receiver<Role>,
 ) {
+    let mut follow = tokio::time::interval(FOLLOW_EVERY);
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let standby = !role.borrow_and_update().is_leader();
+        let mut follow_due = false;
         let first = tokio::select! {
             // Queued work first: a stop never overtakes what was accepted.
             biased;
@@ -221,7 +237,16 @@ async fn run(
                 rx.close();
                 continue;
             }
+            _ = follow.tick(), if standby => {
+                follow_due = true;
+                None
+            }
+            _ = crate::cluster::changed(role) => continue,
         };
+        if follow_due {
+            follow_store(store, trees, audit, out).await;
+            continue;
+        }
         let Some(first) = first else { break };
         // Counted in records: a stream's unit weighs as many as it holds.
         let mut records = first.records();
@@ -245,6 +270,24 @@ async fn run(
             batch.push(next);
         }
         metrics::histogram!("evault_ingest_batch_records").record(records as f64);
+        let epoch = match role.borrow().clone() {
+            Role::Leader { epoch } => epoch,
+            standby @ Role::Standby { .. } => {
+                let refused = Failure {
+                    full: false,
+                    msg: standby.refusal().unwrap_or_default(),
+                };
+                for p in batch {
+                    p.refused(&refused).send();
+                }
+                continue;
+            }
+        };
+        if *led != Some(epoch) {
+            // Another node may have written since these trees were read.
+            *trees = None;
+            *led = Some(epoch);
+        }
         let current = match trees.take() {
             Some(t) => t,
             None => match reload_async(store, audit).await {
@@ -341,6 +384,53 @@ async fn reload_async(store: &Arc<dyn Store>, audit: bool) -> std::result::Resul
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => Err(Failure::of(&e)),
         Err(e) => Err(Failure::of(&VaultError::from(e))),
+    }
+}
+
+/// A standby's round: reloads the trees if the leader's commits grew
+/// either log in the store, and announces their heads (never a smaller
+/// one). A store that cannot be read is tried again next round.
+async fn follow_store(
+    store: &Arc<dyn Store>,
+    trees: &mut Option<Trees>,
+    audit: bool,
+    out: &Outputs,
+) {
+    let st = store.clone();
+    let sizes = tokio::task::spawn_blocking(move || -> Result<(u64, Option<u64>)> {
+        let audit = if audit {
+            Some(st.tree_size(LogId::Audit)?)
+        } else {
+            None
+        };
+        Ok((st.tree_size(LogId::Evidence)?, audit))
+    })
+    .await;
+    let (evidence, audit_size) = match sizes {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!("a standby could not read the log sizes: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let known = trees
+        .as_ref()
+        .map(|t| (t.evidence.size(), t.audit.as_ref().map(TreeState::size)));
+    if let Some((e, a)) = known
+        && e >= evidence
+        && a >= audit_size
+    {
+        return;
+    }
+    if let Ok(t) = reload_async(store, audit).await {
+        let grew = known.is_none_or(|(e, a)| {
+            t.evidence.size() >= e && t.audit.as_ref().map(TreeState::size) >= a
+        });
+        if grew {
+            announce_all(out, &t);
+            *trees = Some(t);
+        }
     }
 }
 

@@ -168,6 +168,16 @@ pub(crate) fn startup(config: &VaultConfig, store: &dyn Store) -> Result<Started
     Ok(Started { evidence, audit })
 }
 
+/// Whether a node that does not lead may follow `store`: its logs have
+/// their origins and first checkpoints (the leader's start-up writes them),
+/// so [`startup`] there only reads.
+pub(crate) fn initialized(store: &dyn Store, audit: bool) -> evault_store::Result<bool> {
+    let log = |meta: &str, log: LogId| -> evault_store::Result<bool> {
+        Ok(store.get_meta(meta)?.is_some() && store.latest_checkpoint(log)?.is_some())
+    };
+    Ok(log(META_ORIGIN, LogId::Evidence)? && (!audit || log(META_AUDIT_ORIGIN, LogId::Audit)?))
+}
+
 /// The path, under the server's public URL, of the evidence log's C2SP
 /// tlog-tiles resources (`<public URL>/tlog/checkpoint`, `…/tlog/tile/…`).
 pub const EVIDENCE_TILES_PREFIX: &str = "tlog";

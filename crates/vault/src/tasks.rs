@@ -1149,9 +1149,10 @@ impl Vault {
         }
     }
 
-    /// At start-up: every task a previous process left pending is queued
-    /// again (it never ran); one left running is resumed if its kind can
-    /// (from its last checkpoint), else failed with [`INTERRUPTED`].
+    /// At start-up, and when a standby takes over: every task a previous
+    /// process (or leader) left pending is queued again (it never ran); one
+    /// left running is resumed if its kind can (from its last checkpoint),
+    /// else failed with [`INTERRUPTED`].
     pub(crate) async fn recover_tasks(&self) -> Result<()> {
         if self.inner.store.tasks().is_none() {
             return Ok(());
@@ -1163,6 +1164,11 @@ impl Vault {
             })
             .await?;
         for row in rows {
+            // Already in hand here (a node that leads again after a lost
+            // lease): never run twice.
+            if lock(&self.runner().live).contains_key(&row.id) {
+                continue;
+            }
             let kind = self.runner().kinds.get(row.kind.as_str()).cloned();
             let state = row.state;
             let id = row.id.clone();

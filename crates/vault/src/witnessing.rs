@@ -126,6 +126,8 @@ pub(crate) struct Witnessing {
     pub status: watch::Sender<WitnessStatus>,
     /// Set when the vault stops: a round in flight sends no more requests.
     pub stopping: watch::Receiver<bool>,
+    /// Only the leader asks witnesses: one node's rounds, not one per node.
+    pub role: watch::Receiver<crate::cluster::Role>,
 }
 
 /// The transport, refusing new requests once the vault stops, so a round
@@ -184,6 +186,13 @@ impl Witnessing {
             if self.checkpoints.has_changed().is_err() {
                 // The checkpointer has ended: nothing new will come.
                 return;
+            }
+            if !self.role.borrow_and_update().is_leader() {
+                tokio::select! {
+                    _ = crate::cluster::changed(&mut self.role) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+                continue;
             }
             let size = *self.checkpoints.borrow_and_update();
             if size > 0 && self.status.borrow().witnessed_size < Some(size) {

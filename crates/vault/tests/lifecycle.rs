@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use evault_note::{Ed25519Signer, SignError, Signer, VerifierKeyText, Verifiers, verifier_for};
 use evault_store::{LogId, LogStore, SqliteStore};
 use evault_vault::{
-    Component, LogSigner, PutOutcome, PutRequest, Reader, Vault, VaultConfig, VaultError,
+    Component, LogSigner, PutOutcome, PutRequest, Reader, Role, Vault, VaultConfig, VaultError,
 };
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
 
@@ -397,9 +397,10 @@ async fn eventually<F: std::future::Future<Output = bool>>(
 }
 
 /// On a shared store one vault writes at a time: a second `Vault::open`
-/// on the same database waits out a lease that could be a dead holder's,
-/// then fails naming the holder; once the first shuts down (giving the
-/// lease up), the second opens at once and continues the same tree.
+/// on the same database starts at once as a standby, which names the
+/// leader (not ready; its calls are refused with `Unavailable`); once the
+/// first shuts down (giving the lease up), the second leads and continues
+/// the same tree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_vault_writes_a_shared_store_at_a_time() {
     let Some(db) = evault_store::testing::postgres::TestDb::create(
@@ -412,26 +413,44 @@ async fn one_vault_writes_a_shared_store_at_a_time() {
     let v1 = Vault::open(pg_config(d1.path(), db.url(), "node-1"))
         .await
         .unwrap();
+    assert_eq!(v1.role(), Role::Leader { epoch: 1 });
     assert_eq!(put(&v1, b"first").await.unwrap().record.leaf_index, 0);
     copy_keys(d1.path(), d2.path());
 
-    let err = Vault::open(pg_config(d2.path(), db.url(), "node-2"))
-        .await
-        .err()
-        .expect("the lease is held by node-1");
-    assert!(
-        matches!(&err, VaultError::Unavailable(why) if why.contains("\"node-1\"")),
-        "{err}"
-    );
-    assert_eq!(put(&v1, b"second").await.unwrap().record.leaf_index, 1);
-
-    v1.shutdown().await.unwrap();
     // The smallest pool will do: the sequencer, the follower, the
     // checkpointers and the lease's keeper take turns on one connection.
     let mut c2 = pg_config(d2.path(), db.url(), "node-2");
     c2.postgres.pool_size = 1;
     let v2 = Vault::open(c2).await.unwrap();
+    assert_eq!(
+        v2.role(),
+        Role::Standby {
+            holder: "node-1".into(),
+            epoch: 1
+        }
+    );
+    let err = put(&v2, b"refused")
+        .await
+        .expect_err("a standby writes nothing");
+    assert!(
+        matches!(&err, VaultError::Unavailable(why) if why.contains("\"node-1\"")),
+        "{err}"
+    );
+    eventually(
+        || async {
+            v2.health()
+                .iter()
+                .any(|h| h.component == Component::Lease && h.reason.contains("\"node-1\""))
+        },
+        "the standby's health board to name the leader",
+    )
+    .await;
+    assert_eq!(put(&v1, b"second").await.unwrap().record.leaf_index, 1);
+
+    v1.shutdown().await.unwrap();
+    eventually(|| async { v2.role().is_leader() }, "node-2 to lead").await;
     assert_eq!(put(&v2, b"third").await.unwrap().record.leaf_index, 2);
+    assert!(v2.health().is_empty(), "{:?}", v2.health());
     v2.shutdown().await.unwrap();
     assert_eq!(
         db.query_text("SELECT string_agg(DISTINCT node, ',' ORDER BY node) FROM commits")

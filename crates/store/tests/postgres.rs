@@ -168,10 +168,12 @@ fn an_unreachable_server_is_an_error_without_the_password() {
         "{err}"
     );
     assert!(!err.contains("s3cret-pw"), "{err}");
-    let err = migrate("postgres://h/db?sslmode=require")
+    // Asked for TLS, with a root certificate that is not there: refused
+    // before anything is sent, naming the file.
+    let err = migrate("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/root.pem")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("TLS"), "{err}");
+    assert!(err.contains("sslrootcert /nonexistent/root.pem"), "{err}");
 }
 
 /// `PgStore::open` checks the schema before anything else: an unmigrated

@@ -26,6 +26,7 @@ mod roles;
 mod schema;
 mod store;
 mod tasks;
+mod tls;
 
 pub use roles::{APPEND_ONLY, DELETABLE, grant_app_role};
 pub use schema::{
@@ -46,16 +47,29 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
-/// TLS is not built yet (step 5), so a URL that requires it is refused
-/// rather than sent in the clear.
-fn refuse_tls(config: &tokio_postgres::Config, url: &str) -> Result<()> {
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(backend(format!(
-            "{}: sslmode=require, but TLS to PostgreSQL is not supported by this build yet",
-            redact(url)
-        )));
+/// Connects as `target` asks (over TLS or not); the connection runs as a
+/// task on the current runtime, whose handle is returned with the client.
+pub(crate) async fn connect(
+    target: &tls::Target,
+) -> std::result::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>
+{
+    async fn run(
+        conn: impl std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>,
+    ) {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
     }
-    Ok(())
+    Ok(match &target.tls {
+        None => {
+            let (client, conn) = target.config.connect(tokio_postgres::NoTls).await?;
+            (client, tokio::spawn(run(conn)))
+        }
+        Some(tls) => {
+            let (client, conn) = target.config.connect(tls.clone()).await?;
+            (client, tokio::spawn(run(conn)))
+        }
+    })
 }
 
 /// One connection to a database on a runtime of its own (for migrations
@@ -77,16 +91,13 @@ impl Drop for Conn {
 impl Conn {
     /// Connects to `url` (a libpq URL or key=value string).
     pub(crate) fn open(url: &str) -> Result<Conn> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
-        refuse_tls(&config, url)?;
+        let target = tls::target(url)?;
         let rt = runtime()?;
         let connected = {
             let _context = rt.enter();
-            futures_executor::block_on(config.connect(tokio_postgres::NoTls))
+            futures_executor::block_on(connect(&target))
         };
-        let (client, connection) = connected.map_err(|e| {
+        let (client, _connection) = connected.map_err(|e| {
             if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
                 // Named, so `evault migrate` can tell it from the rest.
                 return StoreError::Backend(Box::new(NoDatabase(format!(
@@ -97,11 +108,6 @@ impl Conn {
             }
             backend(format!("cannot connect to {}: {}", redact(url), PgError(e)))
         })?;
-        rt.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "PostgreSQL connection ended");
-            }
-        });
         Ok(Conn {
             rt: Some(rt),
             client,
@@ -148,22 +154,17 @@ pub fn create_database_if_missing(url: &str) -> Result<bool> {
         Err(StoreError::Backend(e)) if e.downcast_ref::<NoDatabase>().is_some() => {}
         Err(e) => return Err(e),
     }
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
-    let Some(name) = config.get_dbname().map(str::to_owned) else {
+    let mut maintenance = tls::target(url)?;
+    let Some(name) = maintenance.config.get_dbname().map(str::to_owned) else {
         return Ok(false);
     };
-    let mut maintenance = config.clone();
-    maintenance.dbname("postgres");
+    maintenance.config.dbname("postgres");
     let rt = runtime()?;
     let _context = rt.enter();
     futures_executor::block_on(async {
-        let (client, connection) = maintenance
-            .connect(tokio_postgres::NoTls)
+        let (client, conn) = connect(&maintenance)
             .await
             .map_err(|e| backend(format!("cannot connect to {}: {}", redact(url), PgError(e))))?;
-        let conn = tokio::spawn(connection);
         // Two `migrate`s at once: the second waits, then finds it made
         // (concurrent CREATE DATABASEs fail on the catalog's unique index).
         client

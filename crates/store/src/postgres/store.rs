@@ -89,10 +89,7 @@ impl PgStore {
     /// [`PgStore::open`] with `options`.
     pub fn open_with(url: &str, options: PgOptions) -> Result<PgStore> {
         check_schema(url)?;
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| backend(format!("invalid PostgreSQL URL {}: {e}", redact(url))))?;
-        super::refuse_tls(&config, url)?;
+        let super::tls::Target { mut config, tls } = super::tls::target(url)?;
         config.connect_timeout(options.connect_timeout);
         config.application_name("evault");
         // Durable on COMMIT whatever the server's default; statements the
@@ -108,13 +105,13 @@ impl PgStore {
             }
         ));
         let rt = super::runtime()?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycle = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            None => Manager::from_config(config, tokio_postgres::NoTls, recycle()),
+            Some(tls) => Manager::from_config(config, tls, recycle()),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)

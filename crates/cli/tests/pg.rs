@@ -180,12 +180,24 @@ struct PrivateServer {
     bin: std::path::PathBuf,
     port: u16,
     as_postgres: bool,
+    /// More `postgres` options (TLS).
+    extra: String,
 }
 
 impl PrivateServer {
     /// `None` (skipped, said on stderr) without the server's binaries,
     /// unless EVAULT_REQUIRE_POSTGRES=1, where that fails the test.
     fn start(test: &str) -> Option<PrivateServer> {
+        Self::start_with(test, false)
+    }
+
+    /// [`PrivateServer::start`] with TLS on: a certificate for 127.0.0.1
+    /// signed by a test CA, whose certificate is `ca.pem` in [`Self::dir`].
+    fn start_tls(test: &str) -> Option<PrivateServer> {
+        Self::start_with(test, true)
+    }
+
+    fn start_with(test: &str, tls: bool) -> Option<PrivateServer> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
             .flatten()
@@ -223,19 +235,120 @@ impl PrivateServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let server = PrivateServer {
+        let mut server = PrivateServer {
             dir,
             bin,
             port,
             as_postgres,
+            extra: String::new(),
         };
         let data = server.data();
         server.run(
             "initdb",
             &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
+        if tls {
+            server.extra = server.certificates();
+        }
         server.start_again();
         Some(server)
+    }
+
+    /// Makes a test CA (`ca.pem`) and a server certificate for 127.0.0.1
+    /// it signed; the options that serve it.
+    fn certificates(&self) -> String {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=evault test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        // PostgreSQL serves a key only its owner can read.
+        for f in ["server.key", "server.crt"] {
+            let path = dir.join(f);
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if self.as_postgres {
+                let chown = Command::new("chown")
+                    .args(["postgres:", path.to_str().unwrap()])
+                    .status()
+                    .expect("chown");
+                assert!(chown.success());
+            }
+        }
+        format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display()
+        )
     }
 
     fn data(&self) -> String {
@@ -273,9 +386,10 @@ impl PrivateServer {
     fn start_again(&self) {
         let (data, log) = (self.data(), self.dir.path().join("log"));
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            "-p {} -c listen_addresses=127.0.0.1 -k {}{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         self.run(
             "pg_ctl",
@@ -443,4 +557,215 @@ fn a_postgres_restart_under_load_loses_no_acknowledged_record() {
         unavailable.load(Ordering::Relaxed)
     );
     assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+}
+
+/// Two `evault serve` on one database: the second starts as a standby
+/// (not ready, every call a 503 with Retry-After naming the leader); when
+/// the leader is killed (SIGKILL, its lease left behind), the standby
+/// takes over once that lease lapses and continues the same tree, and
+/// every record either node acknowledged has a proof that verifies.
+#[test]
+fn a_standby_takes_over_when_the_leader_is_killed() {
+    use std::time::Instant;
+
+    let Some(db) = TestDb::create("a_standby_takes_over_when_the_leader_is_killed") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = Server::start(&data_a, &["--store", db.url(), "--node-id", "node-a"]);
+    let http = common::agent();
+    let post = |url: &str, body: &str| {
+        let mut resp = http
+            .post(format!("{url}/api/v1/evidence"))
+            .header("Content-Type", "text/plain")
+            .header("Authorization", common::bearer())
+            .send(body.as_bytes())
+            .expect("an answer");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().contains_key("retry-after");
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, retry_after, body)
+    };
+    let record = |body: &str| -> (String, u64) {
+        let v: Value = serde_json::from_str(body).expect("JSON");
+        (
+            v["record"]["id"].as_str().expect("id").to_string(),
+            v["record"]["leaf_index"].as_u64().expect("leaf index"),
+        )
+    };
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let (status, _, body) = post(&a.url, &format!("record {i}"));
+        assert_eq!(status, 201, "{body}");
+        acked.push(record(&body).0);
+    }
+    std::fs::create_dir_all(&data_b).unwrap();
+    for key in ["log.key", "audit.key"] {
+        std::fs::copy(data_a.join(key), data_b.join(key)).unwrap();
+    }
+    let b = Server::start(&data_b, &["--store", db.url(), "--node-id", "node-b"]);
+    let (status, ready) = common::get_text(&http, &format!("{}/readyz", b.url));
+    assert_eq!(status, 503, "a standby is not ready: {ready}");
+    assert!(ready.contains("node-a"), "{ready}");
+    let (status, retry_after, body) = post(&b.url, "to the standby");
+    assert!(status == 503 && retry_after, "{status} {body}");
+    assert!(body.contains("node-a"), "{body}");
+
+    a.kill();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(60);
+    let first = loop {
+        let (status, retry_after, body) = post(&b.url, "after the kill");
+        match status {
+            201 => break record(&body),
+            503 if retry_after => {}
+            _ => panic!("{status}: {body}"),
+        }
+        assert!(Instant::now() < deadline, "node-b never took over");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "node-b took over {:?} after node-a was killed",
+        killed.elapsed()
+    );
+    assert_eq!(first.1, 10, "the same tree, continued");
+    acked.push(first.0);
+    let (status, ready) = common::get_text(&http, &format!("{}/readyz", b.url));
+    assert_eq!(status, 200, "the new leader is ready: {ready}");
+
+    let (_, log) = common::get_json(&http, &format!("{}/api/v1/log", b.url));
+    let key =
+        evault_note::Ed25519Verifier::from_verifier_key(log["verifier_key"].as_str().unwrap())
+            .unwrap();
+    let verifiers = evault_note::Verifiers::new().with(key).unwrap();
+    common::assert_provable(&http, &b.url, &acked, &verifiers, "test.example/crash");
+    assert!(b.terminate(Duration::from_secs(30)), "clean shutdown");
+    assert_eq!(
+        db.query_text("SELECT string_agg(DISTINCT node, ',' ORDER BY node) FROM commits")
+            .as_deref(),
+        Some("node-a,node-b")
+    );
+}
+
+/// TLS to PostgreSQL: with `sslmode=verify-full` and the server's CA as
+/// `sslrootcert`, `migrate` and `serve` work and every connection of the
+/// vault is encrypted (the server's own `pg_stat_ssl` says so); a root
+/// that did not sign the server's certificate, or the system's roots, are
+/// refused with the reason; no `sslmode` stays in the clear.
+#[test]
+fn tls_to_postgres_verifies_the_server_certificate() {
+    let Some(pg) = PrivateServer::start_tls("tls_to_postgres_verifies_the_server_certificate")
+    else {
+        return;
+    };
+    let ca = pg.dir.path().join("ca.pem");
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url("evault"),
+        ca.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = evault(&data, &["migrate", "--store", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = Server::start(&data, &["--store", &url]);
+    post_labelled(&server.url, b"over TLS", "via=tls");
+    wait_checkpoint(&server.url, 1);
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "evault",
+            ])
+            .args(["-Atc", sql])
+            .env("PGSSLMODE", "disable")
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let vault_sessions = "FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                          WHERE a.application_name = 'evault'";
+    let total: u32 = psql(&format!("SELECT count(*) {vault_sessions}"))
+        .parse()
+        .unwrap();
+    assert!(total > 0, "the vault holds connections");
+    assert_eq!(
+        psql(&format!("SELECT count(*) {vault_sessions} AND NOT s.ssl")),
+        "0",
+        "every connection of the vault is encrypted"
+    );
+    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+
+    // A root that did not sign the server's certificate.
+    let other = pg.dir.path().join("other.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            "/dev/null",
+            "-out",
+            other.to_str().unwrap(),
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=another CA"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    for bad in [
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg.url("evault"),
+            other.display()
+        ),
+        format!("{}?sslmode=require", pg.url("evault")),
+    ] {
+        let out = evault(&data, &["migrate", "--store", &bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {stderr}");
+        assert!(stderr.contains("certificate"), "{bad}: {stderr}");
+    }
+    // No sslmode: in the clear, as before.
+    let plain = pg.url("evault");
+    let out = evault(
+        &data,
+        &[
+            "fsck",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--store",
+            &plain,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

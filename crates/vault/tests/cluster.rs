@@ -4,16 +4,17 @@
 //! cut off. Each test creates and drops its own database; without a
 //! server they skip loudly (`EVAULT_REQUIRE_POSTGRES=1` makes them fail).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::testing::postgres::TestDb;
-use evault_vault::{
-    Component, LogProof, PutOutcome, PutRequest, Reader, Role, Vault, VaultConfig, VaultError,
-};
+use evault_vault::{Component, LogProof, PutOutcome, Reader, Role, Vault, VaultConfig, VaultError};
+
+mod nodes;
+
+use nodes::{copy_keys, eventually, put};
 
 const ORIGIN: &str = "test.example/cluster";
 
@@ -27,43 +28,6 @@ fn node_config(dir: &Path, url: &str, node: &str) -> VaultConfig {
     c.store = evault_vault::StoreLocation::Postgres(url.into());
     c.lease.node = Some(node.into());
     c
-}
-
-/// Every node signs with the first one's keys.
-fn copy_keys(from: &Path, to: &Path) {
-    for name in ["log.key", "audit.key"] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
-}
-
-async fn put(v: &Vault, body: &[u8]) -> Result<PutOutcome, VaultError> {
-    let mut up = v.upload();
-    up.write(body).await?;
-    let payload = up.finish().await?;
-    v.put(PutRequest {
-        content_type: "text/plain".into(),
-        labels: BTreeMap::new(),
-        payload,
-        principal: "sa:ci".into(),
-        idempotency_key: None,
-        audit: None,
-    })
-    .await
-}
-
-/// Polls `done` until it holds, for at most a minute.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    mut done: impl FnMut() -> F,
-    what: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn standby_of(holder: &str, role: &Role) -> bool {

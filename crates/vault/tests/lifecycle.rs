@@ -3,7 +3,6 @@
 //! signed checkpoint), and the audit mirror catching up after a crash with
 //! every committed event exactly once.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,10 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use evault_note::{Ed25519Signer, SignError, Signer, VerifierKeyText, Verifiers, verifier_for};
 use evault_store::{LogId, LogStore, SqliteStore};
-use evault_vault::{
-    Component, LogSigner, PutOutcome, PutRequest, Reader, Role, Vault, VaultConfig, VaultError,
-};
+use evault_vault::{Component, LogSigner, Reader, Role, Vault, VaultConfig, VaultError};
 use evault_verify::{AuditEvent, Outcome, open_checkpoint};
+
+mod nodes;
+
+use nodes::{copy_keys, eventually, put};
 
 const ORIGIN: &str = "test.example/lifecycle";
 
@@ -26,21 +27,6 @@ fn config(dir: &Path) -> VaultConfig {
     // Long: the final checkpoint on shutdown must not wait for it.
     c.checkpoint_interval = Duration::from_secs(3600);
     c
-}
-
-async fn put(v: &Vault, body: &[u8]) -> Result<PutOutcome, VaultError> {
-    let mut up = v.upload();
-    up.write(body).await?;
-    let payload = up.finish().await?;
-    v.put(PutRequest {
-        content_type: "text/plain".into(),
-        labels: BTreeMap::new(),
-        payload,
-        principal: "sa:ci".into(),
-        idempotency_key: None,
-        audit: None,
-    })
-    .await
 }
 
 fn event(n: u64) -> AuditEvent {
@@ -372,28 +358,6 @@ fn pg_config(dir: &Path, url: &str, node: &str) -> VaultConfig {
     c.store = evault_vault::StoreLocation::Postgres(url.into());
     c.lease.node = Some(node.into());
     c
-}
-
-/// The keys of the vault in `from` (a second node signs with the same).
-fn copy_keys(from: &Path, to: &Path) {
-    for name in ["log.key", "audit.key"] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
-}
-
-/// Polls `done` until it holds, for at most a minute.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    mut done: impl FnMut() -> F,
-    what: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// On a shared store one vault writes at a time: a second `Vault::open`

@@ -3,6 +3,8 @@
 //! not extend it, and start-up refuses a store that is behind it (a
 //! restored backup).
 
+mod nodes;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,8 +14,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_vault::{
-    FileHeadStore, HeadKey, HeadStore, LogId, PutOutcome, PutRequest, Result, SignedHead,
-    SignedHeadStore, Vault, VaultConfig, VaultError,
+    FileHeadStore, HeadKey, HeadStore, LogId, PutOutcome, Result, SignedHead, SignedHeadStore,
+    Vault, VaultConfig, VaultError,
 };
 
 const ORIGIN: &str = "test.example/fork";
@@ -42,19 +44,7 @@ fn config(d: &Dirs) -> VaultConfig {
 }
 
 async fn put(v: &Vault, body: &[u8]) -> PutOutcome {
-    let mut up = v.upload();
-    up.write(body).await.unwrap();
-    let payload = up.finish().await.unwrap();
-    v.put(PutRequest {
-        content_type: "text/plain".into(),
-        labels: BTreeMap::new(),
-        payload,
-        principal: "sa:ci".into(),
-        idempotency_key: None,
-        audit: None,
-    })
-    .await
-    .unwrap()
+    nodes::put(v, body).await.unwrap()
 }
 
 /// Opens the vault, appends `bodies`, stops it (final checkpoints signed)

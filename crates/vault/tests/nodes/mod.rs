@@ -1,6 +1,9 @@
 //! Helpers of the tests that run vault nodes side by side (`lifecycle.rs`,
-//! `cluster.rs`): a plain put, the keys a second node signs with, and a
+//! `cluster.rs`, `fork.rs`): a plain put, the keys a second node signs with, and a
 //! poll with a deadline.
+
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

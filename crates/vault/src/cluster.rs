@@ -36,13 +36,99 @@ pub enum Role {
         holder: String,
         /// The holder's epoch.
         epoch: u64,
+        /// Where the holder takes calls from other nodes (empty when it
+        /// advertised nothing: then this node refuses calls, naming it).
+        leader: Advertise,
     },
+}
+
+/// Where a node takes calls that other nodes forward to it while it leads:
+/// the base URLs of its REST and gRPC APIs as the other nodes reach them
+/// (plain HTTP on the cluster's network; e.g. `http://10.0.0.5:8470`).
+/// Written into the lease when the node takes it, so the standbys know
+/// where to forward.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Advertise {
+    /// The REST API's base URL.
+    pub rest: Option<String>,
+    /// The gRPC API's base URL.
+    pub grpc: Option<String>,
+}
+
+impl Advertise {
+    /// Checks the URLs: `http://HOST:PORT` with no path, query or user
+    /// (forwarding speaks plain HTTP/1.1 and HTTP/2 on the cluster's own
+    /// network; TLS between nodes is not built yet).
+    pub fn check(&self) -> Result<(), String> {
+        for (what, url) in [("REST", &self.rest), ("gRPC", &self.grpc)] {
+            let Some(url) = url else { continue };
+            let Some(rest) = url.strip_prefix("http://") else {
+                return Err(format!(
+                    "advertised {what} address {url:?}: expected http://HOST:PORT (forwarding \
+                     between nodes is plain HTTP on the cluster's network)"
+                ));
+            };
+            let host_port = rest.strip_suffix('/').unwrap_or(rest);
+            let ok = !host_port.is_empty()
+                && !host_port.contains(['/', '?', '#', '@', ' '])
+                && host_port
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(format!(
+                    "advertised {what} address {url:?}: expected http://HOST:PORT"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lease row's `advertise` text: `rest=URL grpc=URL`, each part
+    /// present when known (URLs hold no space).
+    pub(crate) fn to_column(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(u) = &self.rest {
+            parts.push(format!("rest={}", u.trim_end_matches('/')));
+        }
+        if let Some(u) = &self.grpc {
+            parts.push(format!("grpc={}", u.trim_end_matches('/')));
+        }
+        parts.join(" ")
+    }
+
+    /// Reads [`Advertise::to_column`]'s text; unknown or malformed parts
+    /// are ignored (a newer node may write more).
+    pub(crate) fn from_column(text: &str) -> Advertise {
+        let mut a = Advertise::default();
+        for part in text.split_whitespace() {
+            match part.split_once('=') {
+                Some(("rest", u)) => a.rest = Some(u.to_string()),
+                Some(("grpc", u)) => a.grpc = Some(u.to_string()),
+                _ => {}
+            }
+        }
+        if a.check().is_err() {
+            return Advertise::default();
+        }
+        a
+    }
 }
 
 impl Role {
     /// Whether this node may write.
     pub fn is_leader(&self) -> bool {
         matches!(self, Role::Leader { .. })
+    }
+
+    /// Where the leader takes forwarded calls, if this node is a standby
+    /// and the leader advertised an address.
+    pub fn forward_to(&self) -> Option<&Advertise> {
+        match self {
+            Role::Standby { leader, .. } if leader.rest.is_some() || leader.grpc.is_some() => {
+                Some(leader)
+            }
+            _ => None,
+        }
     }
 
     /// The leader's epoch, if this node leads.
@@ -58,7 +144,7 @@ impl Role {
     pub fn refusal(&self) -> Option<String> {
         match self {
             Role::Leader { .. } => None,
-            Role::Standby { holder, epoch } => Some(standby_reason(holder, *epoch)),
+            Role::Standby { holder, epoch, .. } => Some(standby_reason(holder, *epoch)),
         }
     }
 }
@@ -105,5 +191,77 @@ pub(crate) async fn on_promotion(
             },
             _ = stopping.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advertised_address_round_trips_through_the_lease_column() {
+        let a = Advertise {
+            rest: Some("http://10.0.0.5:8470/".into()),
+            grpc: Some("http://[::1]:9090".into()),
+        };
+        a.check().unwrap();
+        assert_eq!(
+            a.to_column(),
+            "rest=http://10.0.0.5:8470 grpc=http://[::1]:9090"
+        );
+        let back = Advertise::from_column(&a.to_column());
+        assert_eq!(back.rest.as_deref(), Some("http://10.0.0.5:8470"));
+        assert_eq!(back.grpc.as_deref(), Some("http://[::1]:9090"));
+        assert_eq!(Advertise::from_column(""), Advertise::default());
+        // A newer node's extra part is ignored.
+        assert_eq!(
+            Advertise::from_column("rest=http://a:1 raft=x")
+                .rest
+                .as_deref(),
+            Some("http://a:1")
+        );
+    }
+
+    #[test]
+    fn only_plain_http_host_and_port_is_advertised() {
+        for bad in [
+            "https://a:1",
+            "http://a",
+            "http://a:0",
+            "http://a:1/path",
+            "http://u@a:1",
+            "http://:1",
+            "a:1",
+        ] {
+            let a = Advertise {
+                rest: Some(bad.into()),
+                grpc: None,
+            };
+            assert!(a.check().is_err(), "{bad}");
+            assert_eq!(
+                Advertise::from_column(&format!("rest={bad}")),
+                Advertise::default()
+            );
+        }
+    }
+
+    #[test]
+    fn a_standby_forwards_only_where_the_leader_advertised() {
+        let quiet = Role::Standby {
+            holder: "a".into(),
+            epoch: 1,
+            leader: Advertise::default(),
+        };
+        assert!(quiet.forward_to().is_none());
+        let open = Role::Standby {
+            holder: "a".into(),
+            epoch: 1,
+            leader: Advertise {
+                rest: Some("http://a:1".into()),
+                grpc: None,
+            },
+        };
+        assert!(open.forward_to().is_some());
+        assert!(Role::Leader { epoch: 1 }.forward_to().is_none());
     }
 }

@@ -19,7 +19,7 @@ use evault_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cluster::Role;
+use crate::cluster::{Advertise, Role};
 use crate::error::{Result, VaultError};
 use crate::health::{Board, Component};
 
@@ -34,6 +34,10 @@ pub struct LeaseConfig {
     /// holder when it cannot take the lease). Default
     /// `<host name>-<process id>`.
     pub node: Option<String>,
+    /// Where this node takes forwarded calls while it leads; standbys
+    /// forward the calls they receive there. Default: nothing, and
+    /// standbys refuse calls naming the leader.
+    pub advertise: Advertise,
 }
 
 impl Default for LeaseConfig {
@@ -41,6 +45,7 @@ impl Default for LeaseConfig {
         LeaseConfig {
             ttl: Duration::from_secs(3),
             node: None,
+            advertise: Advertise::default(),
         }
     }
 }
@@ -90,15 +95,17 @@ pub(crate) async fn take(
             config.ttl
         )));
     }
+    config.advertise.check().map_err(VaultError::Invalid)?;
     let node = config.node();
+    let advertise = config.advertise.to_column();
     let deadline = tokio::time::Instant::now() + config.ttl * 2 + Duration::from_secs(1);
     // The held lease as first seen: its epoch and when it would expire.
     let mut seen: Option<(u64, tokio::time::Instant)> = None;
     loop {
-        let (st, n, ttl) = (store.clone(), node.clone(), config.ttl);
+        let (st, n, ad, ttl) = (store.clone(), node.clone(), advertise.clone(), config.ttl);
         let taken = blocking(move || {
             let c = coordination(&*st)?;
-            Ok(match c.acquire(&n, "", ttl)? {
+            Ok(match c.acquire(&n, &ad, ttl)? {
                 Some(lease) => Ok(lease),
                 None => Err((c.lease()?, crate::startup::initialized(&*st, audit)?)),
             })
@@ -128,6 +135,7 @@ pub(crate) async fn take(
                 "another node holds the write lease: this node starts as a standby"
             );
             return Ok(Some(Role::Standby {
+                leader: Advertise::from_column(&held.advertise),
                 holder: held.holder,
                 epoch: held.epoch,
             }));
@@ -157,6 +165,7 @@ pub(crate) fn keep(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let node = config.node();
+        let advertise = config.advertise.to_column();
         show(&health, &role.borrow());
         let mut ticks = tokio::time::interval(config.renew_every());
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,17 +178,18 @@ pub(crate) fn keep(
                 break;
             }
             let leading = role.borrow().leading();
-            let (st, n, ttl) = (store.clone(), node.clone(), config.ttl);
+            let (st, n, ad, ttl) = (store.clone(), node.clone(), advertise.clone(), config.ttl);
             let round = blocking(move || {
                 let c = coordination(&*st)?;
                 if leading.is_some() && c.renew()? {
                     return Ok(None);
                 }
-                Ok(Some(match c.acquire(&n, "", ttl)? {
+                Ok(Some(match c.acquire(&n, &ad, ttl)? {
                     Some(lease) => Role::Leader { epoch: lease.epoch },
                     None => {
                         let held = c.lease()?;
                         Role::Standby {
+                            leader: Advertise::from_column(&held.advertise),
                             holder: held.holder,
                             epoch: held.epoch,
                         }
@@ -197,7 +207,7 @@ pub(crate) fn keep(
                         (None, Role::Leader { epoch }) => {
                             tracing::warn!(epoch, "took the write lease: this node leads now")
                         }
-                        (Some(old), Role::Standby { holder, epoch }) => tracing::error!(
+                        (Some(old), Role::Standby { holder, epoch, .. }) => tracing::error!(
                             old, %holder, epoch,
                             "the write lease was lost to another node: this node is a standby now"
                         ),
@@ -231,11 +241,12 @@ pub(crate) fn keep(
     })
 }
 
-/// A role on the health board: a standby is not ready (it takes no calls).
+/// A role on the health board: a standby is ready when it can forward
+/// calls to the leader (which advertised where), not ready otherwise.
 fn show(health: &Board, role: &Role) {
     match role.refusal() {
-        None => health.clear(Component::Lease),
-        Some(why) => health.set(Component::Lease, false, why),
+        Some(why) if role.forward_to().is_none() => health.set(Component::Lease, false, why),
+        _ => health.clear(Component::Lease),
     }
 }
 

@@ -63,7 +63,7 @@ pub use analytics::{ANALYTICS_TYPE, Summary};
 pub use audit::{AuditConfig, AuditOnCommit};
 pub use blobs::{StagedPayload, Upload};
 pub use bundles::{BundleSelection, BundleSummary};
-pub use cluster::Role;
+pub use cluster::{Advertise, Role};
 pub use config::{LogSigner, StoreLocation, VaultConfig};
 pub use error::{ProofFailure, Result, VaultError};
 pub use evault_store::TaskState;

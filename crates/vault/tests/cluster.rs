@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evault_store::testing::postgres::TestDb;
-use evault_vault::{Component, LogProof, PutOutcome, Reader, Role, Vault, VaultConfig, VaultError};
+use evault_vault::{
+    Advertise, Component, LogProof, PutOutcome, Reader, Role, Vault, VaultConfig, VaultError,
+};
 
 mod nodes;
 
@@ -267,4 +269,46 @@ async fn a_vault_on_the_embedded_store_leads() {
     assert_eq!(v.role(), Role::Leader { epoch: 0 });
     assert_eq!(v.role().refusal(), None);
     v.shutdown().await.unwrap();
+}
+
+/// The leader's advertised address reaches the standbys through the lease:
+/// a standby that can forward calls to it is ready; a bad address is
+/// refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_learns_where_the_leader_takes_forwarded_calls() {
+    let Some(db) = TestDb::create("a_standby_learns_where_the_leader_takes_calls") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut c1 = node_config(d1.path(), db.url(), "node-1");
+    c1.lease.advertise = Advertise {
+        rest: Some("http://127.0.0.1:18470".into()),
+        grpc: Some("http://127.0.0.1:19090".into()),
+    };
+    let v1 = Vault::open(c1).await.unwrap();
+    assert!(v1.role().is_leader());
+    copy_keys(d1.path(), d2.path());
+
+    let mut bad = node_config(d2.path(), db.url(), "node-2");
+    bad.lease.advertise.rest = Some("https://node-2:8470".into());
+    let Err(err) = Vault::open(bad).await else {
+        panic!("an https address is refused")
+    };
+    assert!(err.to_string().contains("http://HOST:PORT"), "{err}");
+
+    let v2 = Vault::open(node_config(d2.path(), db.url(), "node-2"))
+        .await
+        .unwrap();
+    let role = v2.role();
+    let leader = role.forward_to().expect("the leader's address");
+    assert_eq!(leader.rest.as_deref(), Some("http://127.0.0.1:18470"));
+    assert_eq!(leader.grpc.as_deref(), Some("http://127.0.0.1:19090"));
+    assert!(
+        !v2.health().iter().any(|h| h.component == Component::Lease),
+        "a standby that forwards is ready: {:?}",
+        v2.health()
+    );
+    v2.shutdown().await.unwrap();
+    v1.shutdown().await.unwrap();
 }

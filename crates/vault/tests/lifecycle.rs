@@ -390,7 +390,8 @@ async fn one_vault_writes_a_shared_store_at_a_time() {
         v2.role(),
         Role::Standby {
             holder: "node-1".into(),
-            epoch: 1
+            epoch: 1,
+            leader: evault_vault::Advertise::default(),
         }
     );
     let err = put(&v2, b"refused")

@@ -10,10 +10,9 @@
 //! answered are queued for the next group commit without waiting for it.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -319,10 +318,7 @@ pub(crate) fn grpc_code(resp: &Response) -> (u16, Option<String>) {
 async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next) -> Response {
     let time_ms = now_ms();
     let request_id = uuid::Uuid::now_v7().to_string();
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    let client = crate::forward::client_address(&st, &req);
     let (op, is_read) = match protocol {
         Protocol::Http => (
             access::lookup(req.method(), req.uri().path()),
@@ -440,7 +436,14 @@ async fn guard_as(protocol: Protocol, st: AppState, mut req: Request, next: Next
         // disk, a stopped sequencer): that is what they report. Their event
         // is offered without waiting and dropped (counted) if it cannot be
         // queued.
-        let probe = op.is_some_and(|o| PROBES.contains(&o.name) || STATIC_ASSETS.contains(&o.name));
+        // A standby answers its own metrics scrape (each node's numbers are
+        // its own) but cannot write its event: offered like a probe's, and
+        // counted as dropped.
+        let standby_local =
+            |o: &Operation| o.name == "metrics.read" && !st.vault.role().is_leader();
+        let probe = op.is_some_and(|o| {
+            PROBES.contains(&o.name) || STATIC_ASSETS.contains(&o.name) || standby_local(o)
+        });
         let written = if probe {
             st.vault.offer_audit(event);
             Ok(())

@@ -16,6 +16,7 @@ mod conn;
 mod cors;
 mod docs;
 mod evidence;
+mod forward;
 mod grpc;
 mod guard;
 mod keys;
@@ -48,6 +49,7 @@ use utoipa_axum::routes;
 pub use audit::AuditPage;
 pub use conn::{Limits, default_max_connections};
 pub use evidence::{ENVELOPE_TYPE, EvidenceEnvelope, EvidencePage, PutResponse};
+pub use forward::ClusterSecret;
 pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
@@ -97,6 +99,10 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// OIDC issuers the dashboard (`/ui/`) offers to sign in with.
     pub dashboard_oidc: Vec<DashboardOidc>,
+    /// The secret the nodes of a cluster share: a standby sends it with the
+    /// calls it forwards, and the leader then records the caller's address
+    /// the standby saw (without it, the standby's own). `None`: no secret.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl ServerOptions {
@@ -110,6 +116,7 @@ impl ServerOptions {
             max_envelope: 16 * 1024 * 1024,
             limits: Limits::default(),
             dashboard_oidc: Vec::new(),
+            cluster_secret: None,
         }
     }
 }
@@ -122,6 +129,8 @@ pub(crate) struct AppState {
     metrics: Arc<metrics::Metrics>,
     limiter: Option<Arc<evault_auth::RateLimiter>>,
     openapi: Arc<str>,
+    /// A standby's clients to the leader.
+    forwarder: Arc<forward::Forwarder>,
 }
 
 impl AppState {
@@ -281,6 +290,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             limiter,
             openapi,
+            forwarder: Arc::new(forward::Forwarder::new()),
         }
     }
 }
@@ -318,6 +328,12 @@ fn rest_router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cors::headers,
+        ))
+        // Outside the guard and CORS: a standby passes the call to the
+        // leader, whose own layers answer it whole.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -62,6 +62,10 @@ pub(crate) fn router(state: AppState) -> Router {
             crate::guard::grpc_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::forward::forward_grpc,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state,
             crate::metrics::track_grpc,
         ))

@@ -139,6 +139,22 @@ impl TestServer {
             .enable_all()
             .build()
             .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let grpc_listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let grpc_addr = grpc_listener.local_addr().unwrap();
+        // A node of a cluster tells the others where it takes their calls.
+        let shared = matches!(config.store, evault_vault::StoreLocation::Postgres(_));
+        if shared && !tls && config.lease.advertise == evault_vault::Advertise::default() {
+            config.lease.advertise = evault_vault::Advertise {
+                rest: Some(format!("http://{addr}")),
+                grpc: Some(format!("http://{grpc_addr}")),
+            };
+        }
         let vault = match wrap {
             None => rt.block_on(Vault::open(config)).unwrap(),
             Some(wrap) => {
@@ -148,14 +164,6 @@ impl TestServer {
                 rt.block_on(Vault::with_store(config, wrap(store))).unwrap()
             }
         };
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let grpc_listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let grpc_addr = grpc_listener.local_addr().unwrap();
         let tls_config = tls.then(|| TlsConfig {
             cert: fixture("cert.pem"),
             key: fixture("key.pem"),

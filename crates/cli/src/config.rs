@@ -23,6 +23,13 @@ pub struct FileConfig {
     pub node_id: Option<String>,
     /// How long the write lease lasts unrenewed (`--lease-ttl`, e.g. "3s").
     pub lease_ttl: Option<String>,
+    /// Where other nodes reach this node's REST API (`--advertise`).
+    pub advertise: Option<String>,
+    /// Where other nodes reach this node's gRPC API (`--advertise-grpc`).
+    pub advertise_grpc: Option<String>,
+    /// The file holding the secret the cluster's nodes share
+    /// (`--cluster-secret-file`).
+    pub cluster_secret_file: Option<PathBuf>,
     /// Connections to a PostgreSQL store, at most (`--store-pool-size`).
     pub store_pool_size: Option<usize>,
     /// Each PostgreSQL call's deadline (`--store-timeout`, e.g. "30s").

@@ -26,6 +26,7 @@ mod monitor;
 mod output;
 mod proof;
 mod sa;
+mod secret_file;
 mod serve;
 mod signers;
 mod sigstore_config;

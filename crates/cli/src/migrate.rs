@@ -205,26 +205,14 @@ fn run_postgres(
 
 /// The first line of a password file that only its owner can read.
 fn read_password_file(path: &std::path::Path) -> CliResult<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::usage(format!("--app-password-file {}: {e}", path.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(CliError::usage(format!(
-            "--app-password-file {}: readable by group or others",
-            path.display()
-        ))
-        .hint("chmod 600 the file"));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("--app-password-file {}: {e}", path.display())))?;
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        return Err(CliError::usage(format!(
-            "--app-password-file {}: the first line is empty",
-            path.display()
-        )));
-    }
-    Ok(line.to_string())
+    crate::secret_file::first_line("--app-password-file", path).map_err(|e| {
+        let err = CliError::usage(e.to_string());
+        if e.exposed {
+            err.hint("chmod 600 the file")
+        } else {
+            err
+        }
+    })
 }
 
 /// Why the conversion could not run: a usage-class error (a local

@@ -41,6 +41,23 @@ pub struct ServeArgs {
     /// node dies, another writes after at most this [default: 3s].
     #[arg(long, env = "EVAULT_LEASE_TTL")]
     lease_ttl: Option<String>,
+    /// Where the other nodes of a PostgreSQL store reach this node's REST
+    /// API, http://HOST:PORT: while this node leads, standbys forward the
+    /// calls they receive there. `off`: none (standbys then refuse calls,
+    /// naming this node) [default: http://ADDR:PORT of --listen when that
+    /// is a specific address without TLS].
+    #[arg(long, env = "EVAULT_ADVERTISE", value_name = "URL|off")]
+    advertise: Option<String>,
+    /// The same for the gRPC API [default: http://ADDR:PORT of
+    /// --grpc-listen, under the same conditions].
+    #[arg(long, env = "EVAULT_ADVERTISE_GRPC", value_name = "URL|off")]
+    advertise_grpc: Option<String>,
+    /// A file (mode 0600) whose first line is a secret all nodes share (16+
+    /// printable ASCII characters): a standby sends it with the calls it
+    /// forwards, so that the leader records the caller's own address in
+    /// the audit trail rather than the standby's.
+    #[arg(long, env = "EVAULT_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Connections to a PostgreSQL store, at most (1 to 1024) [default: 8].
     #[arg(long, env = "EVAULT_STORE_POOL_SIZE")]
     store_pool_size: Option<usize>,
@@ -370,6 +387,26 @@ pub(crate) fn init_logging() {
         .init();
 }
 
+/// What this node advertises for one API: `off`, an explicit URL (checked
+/// by the vault), or by default `http://ADDR:PORT` of its bound listener
+/// when that is plain HTTP on a specific address (a wildcard address says
+/// nothing about where other nodes reach it).
+fn advertised(
+    flag: &str,
+    given: Option<String>,
+    listener: Option<&tokio::net::TcpListener>,
+    plain: bool,
+) -> Result<Option<String>, String> {
+    match given.as_deref() {
+        Some("off") => return Ok(None),
+        Some(url) => return Ok(Some(url.to_string())),
+        None => {}
+    }
+    let Some(l) = listener else { return Ok(None) };
+    let local = l.local_addr().map_err(|e| format!("--{flag}: {e}"))?;
+    Ok((plain && !local.ip().is_unspecified()).then(|| format!("http://{local}")))
+}
+
 pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     init_logging();
     let data_dir = crate::data_dir(o.data_dir.clone(), &file);
@@ -521,12 +558,46 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         opts.rate_limit = Some(RateLimit { per_second, burst });
     }
 
+    let advertise = o.advertise.or(file.advertise.clone());
+    let advertise_grpc = o.advertise_grpc.or(file.advertise_grpc.clone());
+    if let Some(f) = o.cluster_secret_file.or(file.cluster_secret_file.clone()) {
+        let line = crate::secret_file::first_line("--cluster-secret-file", &f).map_err(|e| {
+            if e.exposed {
+                format!("{e} (chmod 600 the file)")
+            } else {
+                e.to_string()
+            }
+        })?;
+        opts.cluster_secret = Some(
+            evault_server::ClusterSecret::new(&line)
+                .map_err(|e| format!("--cluster-secret-file {}: {e}", f.display()))?,
+        );
+    }
+
     let shutdown_timeout = parse_duration("shutdown_timeout", &o.shutdown_timeout)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
+        // Bound before the vault opens: the addresses it advertises to the
+        // other nodes of its cluster are the bound ones (a port 0 chosen).
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let grpc = match grpc_addr {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("cannot listen on {a} for gRPC: {e}"))?,
+            ),
+            None => None,
+        };
+        let plain = tls.is_none();
+        config.lease.advertise = evault_vault::Advertise {
+            rest: advertised("advertise", advertise, Some(&listener), plain)?,
+            grpc: advertised("advertise-grpc", advertise_grpc, grpc.as_ref(), plain)?,
+        };
         let vault = evault_vault::Vault::open(config).await.map_err(|e| {
             format!(
                 "opening the vault in {} (store {store_shown}): {e}",
@@ -562,22 +633,12 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         if vault.audit_log().is_none() {
             crate::say!("evault: WARNING: --insecure-no-audit: no audit trail is written");
         }
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         // Announced before the REST line, which tells scripts the vault is up.
-        let grpc = match grpc_addr {
-            Some(a) => {
-                let l = tokio::net::TcpListener::bind(a)
-                    .await
-                    .map_err(|e| format!("cannot listen on {a} for gRPC: {e}"))?;
-                let local = l.local_addr().map_err(|e| e.to_string())?;
-                let how = if tls.is_some() { "TLS" } else { "plaintext" };
-                crate::say!("evault: serving gRPC on {local} ({how}; health and reflection on)");
-                Some(l)
-            }
-            None => None,
-        };
+        if let Some(l) = &grpc {
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            let how = if tls.is_some() { "TLS" } else { "plaintext" };
+            crate::say!("evault: serving gRPC on {local} ({how}; health and reflection on)");
+        }
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         crate::say!(
@@ -592,8 +653,20 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             crate::say!("evault: audit verifier key {}", a.verifier_key());
         }
         crate::say!("evault: dashboard {scheme}://{local}/ui/");
-        if let Some(why) = vault.role().refusal() {
-            crate::say!("evault: {why}");
+        let role = vault.role();
+        match (&role, role.forward_to()) {
+            (evault_vault::Role::Standby { holder, .. }, Some(to)) => crate::say!(
+                "evault: this node is a standby: node {holder:?} holds the write lease; calls \
+                 are forwarded to it (REST {}, gRPC {}); this node takes over when that lease \
+                 lapses",
+                to.rest.as_deref().unwrap_or("not advertised"),
+                to.grpc.as_deref().unwrap_or("not advertised"),
+            ),
+            _ => {
+                if let Some(why) = role.refusal() {
+                    crate::say!("evault: {why}");
+                }
+            }
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

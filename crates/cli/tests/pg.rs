@@ -559,11 +559,13 @@ fn a_postgres_restart_under_load_loses_no_acknowledged_record() {
     assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
 }
 
-/// Two `evault serve` on one database: the second starts as a standby
-/// (not ready, every call a 503 with Retry-After naming the leader); when
-/// the leader is killed (SIGKILL, its lease left behind), the standby
-/// takes over once that lease lapses and continues the same tree, and
-/// every record either node acknowledged has a proof that verifies.
+/// Two `evault serve` on one database, sharing a cluster secret (refused
+/// from a file others may read): the second starts as a standby, ready,
+/// and passes calls to the leader, which answers them; when the leader is
+/// killed (SIGKILL, its lease left behind), the standby answers 503 with
+/// Retry-After until that lease lapses, then takes over and continues the
+/// same tree, and every record either node acknowledged has a proof that
+/// verifies.
 #[test]
 fn a_standby_takes_over_when_the_leader_is_killed() {
     use std::time::Instant;
@@ -574,7 +576,22 @@ fn a_standby_takes_over_when_the_leader_is_killed() {
     evault_store::postgres::migrate(db.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let a = Server::start(&data_a, &["--store", db.url(), "--node-id", "node-a"]);
+    // The secret the nodes share: a file only its owner reads.
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, "s3cret-of-the-cluster-under-test\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let secret_arg = secret.to_str().unwrap();
+    let stderr = serve_refused(&data_a, db.url(), &["--cluster-secret-file", secret_arg]);
+    assert!(
+        stderr.contains("readable by group or others") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let cluster = ["--cluster-secret-file", secret_arg];
+    let a = Server::start(
+        &data_a,
+        &[&["--store", db.url(), "--node-id", "node-a"][..], &cluster].concat(),
+    );
     let http = common::agent();
     let post = |url: &str, body: &str| {
         let mut resp = http
@@ -605,13 +622,19 @@ fn a_standby_takes_over_when_the_leader_is_killed() {
     for key in ["log.key", "audit.key"] {
         std::fs::copy(data_a.join(key), data_b.join(key)).unwrap();
     }
-    let b = Server::start(&data_b, &["--store", db.url(), "--node-id", "node-b"]);
+    let b = Server::start(
+        &data_b,
+        &[&["--store", db.url(), "--node-id", "node-b"][..], &cluster].concat(),
+    );
+    // The standby passes calls to the leader, which answers them: it is
+    // ready.
     let (status, ready) = common::get_text(&http, &format!("{}/readyz", b.url));
-    assert_eq!(status, 503, "a standby is not ready: {ready}");
-    assert!(ready.contains("node-a"), "{ready}");
-    let (status, retry_after, body) = post(&b.url, "to the standby");
-    assert!(status == 503 && retry_after, "{status} {body}");
-    assert!(body.contains("node-a"), "{body}");
+    assert_eq!(status, 200, "a standby that forwards is ready: {ready}");
+    let (status, _, body) = post(&b.url, "to the standby");
+    assert_eq!(status, 201, "{body}");
+    let forwarded = record(&body);
+    assert_eq!(forwarded.1, 10, "the leader's next leaf");
+    acked.push(forwarded.0);
 
     a.kill();
     let killed = Instant::now();
@@ -630,7 +653,7 @@ fn a_standby_takes_over_when_the_leader_is_killed() {
         "node-b took over {:?} after node-a was killed",
         killed.elapsed()
     );
-    assert_eq!(first.1, 10, "the same tree, continued");
+    assert_eq!(first.1, 11, "the same tree, continued");
     acked.push(first.0);
     let (status, ready) = common::get_text(&http, &format!("{}/readyz", b.url));
     assert_eq!(status, 200, "the new leader is ready: {ready}");
@@ -768,4 +791,316 @@ fn tls_to_postgres_verifies_the_server_certificate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 14's cluster test: three `evault serve` on one database, clients
+/// writing through all three (each record retried with its idempotency key
+/// on another node until acknowledged); the leader is killed with SIGKILL
+/// under that load, then the node that took over is stopped (SIGSTOP) past
+/// its lease, so the third takes over, and resumed. Every acknowledged
+/// record has a proof that verifies offline; every checkpoint is consistent
+/// with the next and with the last (so with every later one: a prefix of a
+/// prefix is a prefix); the resumed node commits nothing after the third
+/// node's first commit.
+#[test]
+fn three_nodes_lose_nothing_through_a_kill_and_a_cut() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let Some(db) = TestDb::create("three_nodes_lose_nothing_through_a_kill_and_a_cut") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, "s3cret-of-the-cluster-under-test\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let names = ["node-a", "node-b", "node-c"];
+    let data: Vec<_> = names.iter().map(|n| dir.path().join(n)).collect();
+    let start = |i: usize| {
+        Server::start(
+            &data[i],
+            &[
+                "--store",
+                db.url(),
+                "--node-id",
+                names[i],
+                "--cluster-secret-file",
+                secret.to_str().unwrap(),
+            ],
+        )
+    };
+    let mut nodes: Vec<Option<Server>> = vec![Some(start(0))];
+    for d in &data[1..] {
+        std::fs::create_dir_all(d).unwrap();
+        for key in ["log.key", "audit.key"] {
+            std::fs::copy(data[0].join(key), d.join(key)).unwrap();
+        }
+    }
+    nodes.push(Some(start(1)));
+    nodes.push(Some(start(2)));
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| n.as_ref().unwrap().url.clone())
+        .collect();
+    let holder = || {
+        db.query_text("SELECT holder FROM lease")
+            .unwrap_or_default()
+    };
+    let epoch = || -> u64 {
+        db.query_text("SELECT epoch FROM lease")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(holder(), "node-a");
+
+    // Clients: each record is retried, with its idempotency key, on the
+    // next node until one acknowledges it.
+    let acked: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (urls, acked, unexpected, stop) = (
+                urls.clone(),
+                acked.clone(),
+                unexpected.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let http = common::agent();
+                let mut at = w % urls.len();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let key = format!("client-{w}-record-{i}");
+                    loop {
+                        let sent = http
+                            .post(format!("{}/api/v1/evidence", urls[at]))
+                            .header("Content-Type", "text/plain")
+                            .header("Authorization", common::bearer())
+                            .header("Idempotency-Key", &key)
+                            .send(key.as_bytes());
+                        let (status, retry, body) = match sent {
+                            Ok(mut r) => (
+                                r.status().as_u16(),
+                                r.headers().contains_key("retry-after"),
+                                r.body_mut().read_to_string().unwrap_or_default(),
+                            ),
+                            Err(_) => (0, true, String::new()),
+                        };
+                        match status {
+                            201 | 200 => {
+                                let v: Value = serde_json::from_str(&body).expect("JSON");
+                                let id = v["record"]["id"].as_str().expect("id").to_string();
+                                acked.lock().unwrap().push((id, Instant::now()));
+                                break;
+                            }
+                            // A dead, stopped or standby-without-leader
+                            // node: try the next one.
+                            0 | 503 if retry => {
+                                at = (at + 1) % urls.len();
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            _ => {
+                                unexpected.lock().unwrap().push(format!("{status}: {body}"));
+                                break;
+                            }
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let acks = || acked.lock().unwrap().len();
+    wait_for("300 acknowledgements", &|| acks() >= 300);
+
+    // SIGKILL the leader under load.
+    nodes[0].take().unwrap().kill();
+    let killed = Instant::now();
+    let first_epoch = epoch();
+    wait_for("a new leader", &|| holder() != "node-a");
+    let before = acks();
+    wait_for("acknowledgements after the kill", &|| {
+        acks() >= before + 200
+    });
+    let takeover = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| *t > killed)
+        .map(|(_, t)| t.duration_since(killed));
+    eprintln!("after the SIGKILL the first acknowledgement came {takeover:?} later");
+
+    // Cut the new leader off (SIGSTOP) past its lease; the third node
+    // takes over; then resume it.
+    let cut_name = holder();
+    let cut = names.iter().position(|n| *n == cut_name).unwrap();
+    let cut_epoch = epoch();
+    assert!(cut_epoch > first_epoch);
+    let pid = nodes[cut].as_ref().unwrap().child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = Instant::now();
+    wait_for("the third node to lead", &|| {
+        let h = holder();
+        h != cut_name && h != "node-a"
+    });
+    let third_epoch = epoch();
+    let before = acks();
+    wait_for("acknowledgements while it is stopped", &|| {
+        acks() >= before + 200
+    });
+    eprintln!(
+        "the third node leads; {} acknowledgements within {:?} of the SIGSTOP",
+        acks() - before,
+        stopped.elapsed()
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = acks();
+    wait_for("acknowledgements after the resume", &|| {
+        acks() >= before + 200
+    });
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let unexpected = unexpected.lock().unwrap();
+    assert!(unexpected.is_empty(), "unexpected answers: {unexpected:?}");
+
+    // Every acknowledged record, proven through every live node.
+    let http = common::agent();
+    let leader_url = &urls[names.iter().position(|n| *n == holder()).unwrap()];
+    let (_, log) = common::get_json(&http, &format!("{leader_url}/api/v1/log"));
+    let key =
+        evault_note::Ed25519Verifier::from_verifier_key(log["verifier_key"].as_str().unwrap())
+            .unwrap();
+    let verifiers = evault_note::Verifiers::new().with(key).unwrap();
+    let mut ids: Vec<String> = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    for url in &urls[1..] {
+        common::assert_provable(&http, url, &ids, &verifiers, "test.example/crash");
+    }
+
+    // One linear history.
+    let mut notes = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (_, page) = common::get_json(
+            &http,
+            &format!("{leader_url}/api/v1/checkpoints?limit=1000{cursor}"),
+        );
+        for c in page["items"].as_array().unwrap() {
+            notes.push(c["note"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    let cps: Vec<_> = notes
+        .iter()
+        .map(|n| {
+            evault_verify::open_checkpoint(n, &verifiers, None)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let last = cps.last().unwrap().clone();
+    let consistent = |old: &evault_note::Checkpoint, new: &evault_note::Checkpoint| {
+        if old.size == 0 || old.size == new.size {
+            assert!(old.size != new.size || old.root_hash == new.root_hash);
+            return;
+        }
+        let (s, p) = common::get_json(
+            &http,
+            &format!(
+                "{leader_url}/api/v1/tree/consistency?from={}&to={}",
+                old.size, new.size
+            ),
+        );
+        assert_eq!(s, 200, "consistency {}..{}", old.size, new.size);
+        let proof: Vec<Vec<u8>> = p["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(h.as_str().unwrap())
+                    .unwrap()
+            })
+            .collect();
+        evault_merkle::verify_consistency(
+            old.size,
+            new.size,
+            &proof,
+            &old.root_hash,
+            &new.root_hash,
+        )
+        .unwrap_or_else(|e| panic!("fork between {} and {}: {e}", old.size, new.size));
+    };
+    for w in cps.windows(2) {
+        assert!(w[0].size < w[1].size, "checkpoints grow");
+        consistent(&w[0], &w[1]);
+    }
+    for cp in &cps {
+        consistent(cp, &last);
+    }
+
+    // The resumed node wrote nothing once the third node had committed.
+    assert_eq!(
+        db.query_text(&format!(
+            "SELECT count(*) FROM commits WHERE node = '{cut_name}' AND seq > \
+             (SELECT min(seq) FROM commits WHERE epoch = {third_epoch})"
+        ))
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        db.query_text(&format!(
+            "SELECT count(*) FROM commits WHERE epoch > {third_epoch}"
+        ))
+        .as_deref(),
+        Some("0"),
+        "the third node kept the lease"
+    );
+    eprintln!(
+        "cluster test: {} acknowledged records, {} checkpoints, epochs {first_epoch} → {cut_epoch} \
+         → {third_epoch}",
+        ids.len(),
+        cps.len()
+    );
+    for n in nodes.into_iter().flatten() {
+        assert!(n.terminate(Duration::from_secs(30)), "clean shutdown");
+    }
 }

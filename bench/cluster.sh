@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Several vault nodes on one PostgreSQL database (issue 14), each figure
+# beside a baseline measured in the same run (these machines are shared:
+# compare ratios).
+#
+#   1. HTTP single-record ingest through 3 nodes (one leads, two forward to
+#      it; wrk against each node at once)   vs one node on the same database
+#      kind, and one node on the embedded SQLite store, same wrk settings
+#   2. failover: a leader killed with SIGKILL, time until a standby
+#      acknowledges a write, over EVAULT_BENCH_KILLS rounds (p50, max)
+#      vs the lease ttl (the bound the design gives)
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), as on
+# these machines. Environment: EVAULT_BENCH_SECONDS (20), EVAULT_BENCH_KILLS
+# (10), EVAULT_BENCH_PG (postgres://postgres@127.0.0.1:5432).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs="${EVAULT_BENCH_SECONDS:-20}"
+kills="${EVAULT_BENCH_KILLS:-10}"
+pg="${EVAULT_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+db=evault_bench_cluster
+ports=(18481 18483 18485)
+work=$(mktemp -d)
+trap 'pkill -f "evault serve --data-dir $work" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk" >&2
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+fi
+cargo build --release -p evault >&2
+bin="${CARGO_TARGET_DIR:-target}/release"
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
+
+fresh_db() {
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  "$bin/evault" migrate --store "$pg/$db" >/dev/null 2>&1
+}
+serve() { # serve N STORE [FLAGS...]: node N (0-2) in $work/nN, waits until it answers
+  local n=$1 store=$2; shift 2
+  local dir="$work/n$n" port=${ports[$n]}
+  "$bin/evault" serve --data-dir "$dir" --state-dir "$dir.state" --store "$store" \
+    --listen "127.0.0.1:$port" --grpc-listen "127.0.0.1:$((port + 1))" --node-id "node-$n" \
+    --cluster-secret-file "$work/secret" "$@" >>"$work/n$n.log" 2>&1 &
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench: node $n did not start:" >&2; cat "$work/n$n.log" >&2; exit 1
+}
+stop_all() { pkill -f "evault serve --data-dir $work" || true; sleep 1; }
+share_keys() { # share_keys: node 0's log keys and service accounts to nodes 1 and 2
+  for n in 1 2; do
+    mkdir -p "$work/n$n"
+    cp "$work/n0/log.key" "$work/n0/audit.key" "$work/n0/service-accounts.json" "$work/n$n/"
+    chmod 600 "$work/n$n/"*
+  done
+}
+reset() { stop_all; rm -rf "$work"/n*; mkdir -p "$work/n0"; }
+token() { # token: a service account in node 0's directory and a 1-hour token
+  "$bin/evault" sa create --data-dir "$work/n0" --principal bench --roles ingester,auditor --key-id bench >/dev/null
+  "$bin/evault" token mint --data-dir "$work/n0" --key-id bench --ttl 1h
+}
+head -c 32 /dev/urandom | base64 | tr -d '/+=' >"$work/secret"
+chmod 600 "$work/secret"
+
+echo "== HTTP ingest: wrk -c64 in all, -d${secs}s, unique single-record POSTs" >&2
+reset
+tok=$(token)
+serve 0 sqlite
+sqlite=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[0]}" -- "sqlite$$" "$tok" | grep RESULT)
+reset
+tok=$(token)
+fresh_db
+serve 0 "$pg/$db"
+one=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[0]}" -- "one$$" "$tok" | grep RESULT)
+reset
+tok=$(token)
+fresh_db
+serve 0 "$pg/$db"
+share_keys
+serve 1 "$pg/$db"
+serve 2 "$pg/$db"
+for n in 0 1 2; do
+  wrk -t1 -c21 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[$n]}" -- "three$n$$" "$tok" | grep RESULT >"$work/wrk$n" &
+done
+wait
+three=0 three_bad=0
+for n in 0 1 2; do
+  three=$((three + $(field rps <"$work/wrk$n")))
+  three_bad=$((three_bad + $(field non201 <"$work/wrk$n")))
+done
+forwarded=$(curl -fs -H "Authorization: Bearer $tok" "http://127.0.0.1:${ports[1]}/metrics" | awk '/^evault_forwarded_calls_total/ { s += $2 } END { print s + 0 }')
+echo
+echo "| HTTP ingest (records/s, 201 only) | rps | p99 ms | non-201 |"
+echo "|---|---|---|---|"
+echo "| 3 nodes on PostgreSQL (wrk on each, 21+21+22 connections) | $three | $(field p99_ms <"$work/wrk0"), $(field p99_ms <"$work/wrk1"), $(field p99_ms <"$work/wrk2") | $three_bad |"
+echo "| baseline: 1 node on PostgreSQL | $(echo "$one" | field rps) | $(echo "$one" | field p99_ms) | $(echo "$one" | field non201) |"
+echo "| baseline: 1 node on SQLite | $(echo "$sqlite" | field rps) | $(echo "$sqlite" | field p99_ms) | $(echo "$sqlite" | field non201) |"
+echo "(node 1 forwarded $forwarded calls to the leader)"
+
+echo "== failover: $kills SIGKILLs of the leader, time until a standby acknowledges" >&2
+reset
+tok=$(token)
+fresh_db
+serve 0 "$pg/$db"
+share_keys
+serve 1 "$pg/$db"
+times=()
+leader=0
+for round in $(seq 1 "$kills"); do
+  standby=$((1 - leader))
+  url="http://127.0.0.1:${ports[$standby]}/api/v1/evidence"
+  # The standby forwards: a write through it is acknowledged by the leader.
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "before $round" "$url")
+  [ "$code" = 201 ] || { echo "bench: a write through the standby answered $code" >&2; exit 1; }
+  pid=$(pgrep -f "evault serve --data-dir $work/n$leader " | head -1)
+  t0=$(date +%s.%N)
+  kill -9 "$pid"
+  i=0
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "after $round $i" "$url")" = 201 ]; do
+    i=$((i + 1))
+    sleep 0.01
+  done
+  t1=$(date +%s.%N)
+  times+=("$(echo "$t1 - $t0" | bc)")
+  echo "round $round: node $standby acknowledged $(echo "$t1 - $t0" | bc) s after node $leader was killed" >&2
+  # The killed node comes back as a standby for the next round.
+  serve "$leader" "$pg/$db"
+  leader=$standby
+done
+# The baseline: a planned handover (SIGTERM: the leader gives its lease
+# up), the same measurement, 3 rounds.
+planned=()
+for round in 1 2 3; do
+  standby=$((1 - leader))
+  url="http://127.0.0.1:${ports[$standby]}/api/v1/evidence"
+  pid=$(pgrep -f "evault serve --data-dir $work/n$leader " | head -1)
+  t0=$(date +%s.%N)
+  kill -TERM "$pid"
+  i=0
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "planned $round $i" "$url")" = 201 ]; do
+    i=$((i + 1))
+    sleep 0.01
+  done
+  t1=$(date +%s.%N)
+  planned+=("$(echo "$t1 - $t0" | bc)")
+  while pgrep -f "evault serve --data-dir $work/n$leader " >/dev/null; do sleep 0.05; done
+  serve "$leader" "$pg/$db"
+  leader=$standby
+done
+stats() { # stats VALUES...: p50 and max
+  local sorted
+  sorted=$(printf '%s\n' "$@" | sort -n)
+  echo "$(echo "$sorted" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') $(echo "$sorted" | tail -1)"
+}
+read -r p50 max < <(stats "${times[@]}")
+read -r planned_p50 planned_max < <(stats "${planned[@]}")
+echo
+echo "| failover, time to the first 201 through the other node | p50 s | max s |"
+echo "|---|---|---|"
+printf '| SIGKILL of the leader (%d rounds; lease ttl 3 s) | %.2f | %.2f |\n' "$kills" "$p50" "$max"
+printf '| baseline: SIGTERM of the leader, a planned handover (3 rounds) | %.2f | %.2f |\n' "$planned_p50" "$planned_max"
+stop_all
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

@@ -278,3 +278,44 @@ fn poll(mut done: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A holder stuck inside a fenced transaction that no timeout ends (a
+/// backend waiting for COPY data acts on none: shown here by a fence with
+/// no timeouts) does not keep the lease: once it has expired, the next
+/// node's `acquire` ends that transaction, which commits nothing.
+#[test]
+fn a_holder_stuck_past_its_lease_is_ended_by_the_next() {
+    let Some(db) = TestDb::create("a_holder_stuck_past_its_lease_is_ended_by_the_next") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let (a, b) = (open(&db), open(&db));
+    let ttl = Duration::from_millis(300);
+    let epoch = a.acquire("node-a", "", ttl).unwrap().unwrap().epoch;
+    let mut stuck = db.session();
+    stuck
+        .execute(&format!("BEGIN; SELECT evault_fence({epoch}, 0)"))
+        .unwrap();
+    poll(
+        || b.lease().unwrap().remaining.is_none(),
+        "the lease to expire",
+    );
+    let mut taken = None;
+    poll(
+        || {
+            taken = b.acquire("node-b", "", ttl).unwrap();
+            taken.is_some()
+        },
+        "node-b to take the lease",
+    );
+    assert_eq!(taken.unwrap().epoch, epoch + 1);
+    let late = stuck.execute(
+        "INSERT INTO commits (epoch, node, evidence_old, evidence_new, audit_old, audit_new) \
+         VALUES (1, 'stuck', 0, 0, 0, 0); COMMIT",
+    );
+    assert!(late.is_err(), "the stuck transaction was ended");
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM commits").as_deref(),
+        Some("0")
+    );
+}

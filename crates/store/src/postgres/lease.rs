@@ -9,7 +9,8 @@
 //! takeover waits for the commit in flight. It also bounds the
 //! transaction's statements and idle time by the ttl, so a holder stopped
 //! mid-transaction (SIGSTOP, a cut network) releases the row to the next
-//! holder instead of keeping it locked.
+//! holder instead of keeping it locked; one stopped inside a COPY, which no
+//! timeout ends, is terminated by the next node's `acquire`.
 
 use std::time::Duration;
 
@@ -75,8 +76,18 @@ impl Coordination for PgStore {
     fn acquire(&self, node: &str, advertise: &str, ttl: Duration) -> Result<Option<Lease>> {
         let ms = ttl_ms(ttl)?;
         // Waits for the row's FOR SHARE locks: a commit of the old epoch in
-        // flight lands before the new epoch begins.
+        // flight lands before the new epoch begins. But a holder stopped
+        // in the middle of a COPY (SIGSTOP, a cut network) would hold them
+        // for ever: a backend waiting for COPY data acts on no statement
+        // or idle timeout, only on termination. So once the lease has
+        // expired, a transaction that holds a lock on `lease` and began
+        // more than a ttl ago (no fenced transaction may live that long)
+        // is terminated first: at worst a commit fails and its callers
+        // retry; nothing acknowledged is lost.
         let row = self.run(|c| async move {
+            if let Err(e) = cached::execute(&c, END_STUCK_HOLDERS, &[&ms]).await {
+                tracing::warn!("ending a stuck lease holder's transaction: {e}");
+            }
             cached::query_opt(
                 &c,
                 "UPDATE lease SET epoch = epoch + 1, holder = $1, advertise = $2, \
@@ -153,6 +164,17 @@ impl Coordination for PgStore {
         })
     }
 }
+
+/// Terminates the sessions whose transactions hold a lock on `lease`,
+/// began more than `$1` ms ago, while the lease is expired (the caller's
+/// own session aside). Same-role sessions may be terminated without
+/// superuser rights (PostgreSQL 14+); a refusal is only logged.
+const END_STUCK_HOLDERS: &str = "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l \
+     JOIN pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.locktype = 'relation' AND l.relation = 'lease'::regclass AND l.granted \
+     AND l.pid <> pg_backend_pid() AND a.datname = current_database() \
+     AND a.xact_start < clock_timestamp() - $1::bigint * interval '1 millisecond' \
+     AND EXISTS (SELECT 1 FROM lease WHERE id = 1 AND expires_at <= clock_timestamp())";
 
 /// Expires `fence`'s lease now if it is still current (within `deadline`
 /// if given: a store dropped while the database is away must not hang).

@@ -106,48 +106,39 @@ fresh_db
 serve 0 "$pg/$db"
 share_keys
 serve 1 "$pg/$db"
-times=()
 leader=0
-for round in $(seq 1 "$kills"); do
-  standby=$((1 - leader))
+handover() { # handover SIGNAL: signals the leader; sets $took, the seconds until the other node acknowledges a write
+  local standby=$((1 - leader)) url pid t0 t1 i=0
   url="http://127.0.0.1:${ports[$standby]}/api/v1/evidence"
+  post() { curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "$1" "$url"; }
   # The standby forwards: a write through it is acknowledged by the leader.
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "before $round" "$url")
-  [ "$code" = 201 ] || { echo "bench: a write through the standby answered $code" >&2; exit 1; }
+  [ "$(post "before $(date +%s%N)")" = 201 ] || { echo "bench: a write through the standby failed" >&2; exit 1; }
   pid=$(pgrep -f "evault serve --data-dir $work/n$leader " | head -1)
   t0=$(date +%s.%N)
-  kill -9 "$pid"
-  i=0
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "after $round $i" "$url")" = 201 ]; do
+  kill "-$1" "$pid"
+  until [ "$(post "after $(date +%s%N) $i")" = 201 ]; do
     i=$((i + 1))
     sleep 0.01
   done
   t1=$(date +%s.%N)
-  times+=("$(echo "$t1 - $t0" | bc)")
-  echo "round $round: node $standby acknowledged $(echo "$t1 - $t0" | bc) s after node $leader was killed" >&2
-  # The killed node comes back as a standby for the next round.
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  # The old leader comes back as a standby for the next round.
   serve "$leader" "$pg/$db"
   leader=$standby
+  took=$(echo "$t1 - $t0" | bc)
+}
+times=()
+for round in $(seq 1 "$kills"); do
+  handover KILL
+  times+=("$took")
+  echo "round $round: SIGKILL to the first 201 through the other node: $took s" >&2
 done
 # The baseline: a planned handover (SIGTERM: the leader gives its lease
 # up), the same measurement, 3 rounds.
 planned=()
 for round in 1 2 3; do
-  standby=$((1 - leader))
-  url="http://127.0.0.1:${ports[$standby]}/api/v1/evidence"
-  pid=$(pgrep -f "evault serve --data-dir $work/n$leader " | head -1)
-  t0=$(date +%s.%N)
-  kill -TERM "$pid"
-  i=0
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" -H 'Content-Type: text/plain' --data "planned $round $i" "$url")" = 201 ]; do
-    i=$((i + 1))
-    sleep 0.01
-  done
-  t1=$(date +%s.%N)
-  planned+=("$(echo "$t1 - $t0" | bc)")
-  while pgrep -f "evault serve --data-dir $work/n$leader " >/dev/null; do sleep 0.05; done
-  serve "$leader" "$pg/$db"
-  leader=$standby
+  handover TERM
+  planned+=("$took")
 done
 stats() { # stats VALUES...: p50 and max
   local sorted

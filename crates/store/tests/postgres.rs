@@ -355,3 +355,84 @@ fn a_missing_database_is_created_once() {
     assert_eq!(check_schema(&url).unwrap(), LATEST);
     db.drop_database(&name);
 }
+
+/// The keystore table: versions count up from 1, the latest is in force,
+/// writers never interleave (each edit sees the one before it), an edit
+/// that refuses writes nothing, and the vault's role may add versions but
+/// never change or delete one.
+#[test]
+fn the_keystore_keeps_versions_and_serialises_writers() {
+    use evault_store::postgres::{PgStore, grant_app_role};
+    let Some(db) = TestDb::create("the_keystore_keeps_versions_and_serialises_writers") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let role = db.role_name("app");
+    grant_app_role(db.url(), &role, Some("pw-of-the-app")).unwrap();
+    let app_url = db.url_as(&role, "pw-of-the-app");
+    let store = std::sync::Arc::new(PgStore::open(&app_url).unwrap());
+    assert_eq!(store.keystore_version().unwrap(), 0);
+    assert_eq!(store.keystore_latest().unwrap(), None);
+
+    // A refused edit writes nothing; one that changes nothing neither.
+    let refused = store
+        .keystore_write(|_| -> Result<(Option<String>, ()), String> { Err("no".into()) })
+        .unwrap();
+    assert_eq!(refused, Err("no".to_string()));
+    assert_eq!(
+        store.keystore_write(|_| Ok((None, ()))).unwrap(),
+        Ok((0, ()))
+    );
+    assert_eq!(store.keystore_version().unwrap(), 0);
+
+    // Two writers, each adding its items one edit at a time: every edit
+    // sees the one before, so no item is lost.
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let (version, ()) = store
+                        .keystore_write(|latest| {
+                            let mut doc = latest.map(|v| v.document.clone()).unwrap_or_default();
+                            doc.push_str(&format!("{name}{i},"));
+                            Ok((Some(doc), ()))
+                        })
+                        .unwrap()
+                        .unwrap();
+                    assert!(version >= 1);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let latest = store.keystore_latest().unwrap().expect("a version");
+    assert_eq!(latest.version, 30);
+    assert_eq!(store.keystore_version().unwrap(), 30);
+    for name in ["a", "b"] {
+        for i in 0..15 {
+            assert!(
+                latest.document.contains(&format!("{name}{i},")),
+                "{name}{i} lost"
+            );
+        }
+    }
+
+    // The vault's role adds versions only.
+    let mut app = db.session_at(&app_url);
+    for sql in [
+        "UPDATE keystore SET document = ''",
+        "DELETE FROM keystore",
+        "TRUNCATE keystore",
+    ] {
+        let err = app.execute(sql).expect_err(sql);
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+    }
+    // The owner may prune old versions (they hold revoked keys' secrets).
+    db.execute("DELETE FROM keystore WHERE version < 30")
+        .unwrap();
+    assert_eq!(store.keystore_latest().unwrap().unwrap(), latest);
+}

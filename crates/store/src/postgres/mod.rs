@@ -6,8 +6,10 @@
 //!   behind, newer than this build or whose applied migrations were
 //!   edited, naming the command that fixes it.
 //! - [`PgStore`]: the log, both logs' indexes and the index follower on
-//!   PostgreSQL (`log.rs`, `entries.rs`, `index.rs`). The optional parts
-//!   (tasks, mirrors, cosignatures, compliance) come next.
+//!   PostgreSQL (`log.rs`, `entries.rs`, `index.rs`), the optional parts
+//!   (tasks, mirrors, cosignatures, compliance), the sequencing lease
+//!   (`lease.rs`) and the service-account keystore every node reads
+//!   (`keystore.rs`).
 //!
 //! The traits block, so the driver owns a small tokio runtime for
 //! `tokio-postgres` rather than borrowing the caller's: the suite, `evault
@@ -18,6 +20,7 @@ mod compliance;
 mod cosignatures;
 mod entries;
 mod index;
+mod keystore;
 mod labels;
 mod lease;
 mod log;
@@ -28,7 +31,8 @@ mod store;
 mod tasks;
 mod tls;
 
-pub use roles::{APPEND_ONLY, DELETABLE, grant_app_role};
+pub use keystore::KeystoreVersion;
+pub use roles::{ADD_ONLY, APPEND_ONLY, DELETABLE, grant_app_role};
 pub use schema::{
     LATEST, MIGRATIONS, MigrateReport, Migration, SchemaError, check_schema, migrate,
 };

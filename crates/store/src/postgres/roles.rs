@@ -25,6 +25,10 @@ pub const APPEND_ONLY: &[&str] = &[
 /// Tables the vault may read, append to and delete from (an erasure).
 pub const DELETABLE: &[&str] = &["payloads", "analytics_events", "analytics_metrics"];
 
+/// Tables the vault may read and add rows to: the keystore's versions
+/// (an edit adds one; only the owner may delete old ones).
+pub const ADD_ONLY: &[&str] = &["keystore"];
+
 /// Read only: the record of applied migrations.
 const READ_ONLY: &[&str] = &["evault_schema"];
 
@@ -98,7 +102,7 @@ pub fn grant_app_role(url: &str, role: &str, password: Option<&str>) -> Result<(
              REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};\n"
         );
         for t in &tables {
-            let privileges = if APPEND_ONLY.contains(&t.as_str()) {
+            let privileges = if APPEND_ONLY.contains(&t.as_str()) || ADD_ONLY.contains(&t.as_str()) {
                 "SELECT, INSERT"
             } else if DELETABLE.contains(&t.as_str()) {
                 "SELECT, INSERT, DELETE"

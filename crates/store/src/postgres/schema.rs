@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lease",
         sql: include_str!("migrations/0006_lease.sql"),
     },
+    Migration {
+        version: 7,
+        name: "keystore",
+        sql: include_str!("migrations/0007_keystore.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -220,9 +220,9 @@ mod tests {
         assert!(verify_service_token(&ta, &ks.keys(), &policy, now).is_ok());
 
         // Revoke "a" by rewriting the file.
-        let mut file = KeystoreFile::load(ks.path()).unwrap();
+        let mut file = KeystoreFile::load(&dir.path().join("keys.json")).unwrap();
         file.keys.retain(|k| k.key_id != "a");
-        file.save(ks.path()).unwrap();
+        file.save(&dir.path().join("keys.json")).unwrap();
         let revoked = eventually(Duration::from_secs(1), || {
             verify_service_token(&ta, &ks.keys(), &policy, now)
                 == Err(AuthFailure::UnknownKey { kid: "a".into() })
@@ -232,7 +232,7 @@ mod tests {
         assert!(verify_service_token(&tb, &ks.keys(), &policy, now).is_ok());
 
         // A broken file keeps the keys in force.
-        std::fs::write(ks.path(), "{ not json").unwrap();
+        std::fs::write(dir.path().join("keys.json"), "{ not json").unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(verify_service_token(&tb, &ks.keys(), &policy, now).is_ok());
         watcher.abort();
@@ -249,7 +249,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Write the new file behind the watcher's back (the first poll tick
         // already ran) and signal.
-        KeystoreFile::default().save(ks.path()).unwrap();
+        KeystoreFile::default()
+            .save(&dir.path().join("keys.json"))
+            .unwrap();
         let status = std::process::Command::new("kill")
             .args(["-HUP", &std::process::id().to_string()])
             .status()

@@ -37,8 +37,8 @@ pub use claims::TokenPolicy;
 pub use failure::{AuthFailure, TokenPart};
 pub use jws::MAX_TOKEN_LEN;
 pub use keystore::{
-    Keys, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret, ServiceAccountKey, generate_key_id,
-    generate_secret,
+    KeySource, Keys, KeysVersion, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret,
+    ServiceAccountKey, generate_key_id, generate_secret,
 };
 pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};
 pub use ratelimit::{MAX_BUCKETS, RateLimiter, retry_after_secs};

@@ -98,8 +98,10 @@ impl KeystoreFile {
         Ok(())
     }
 
-    /// The file's JSON text (with secrets: for writing to disk only).
-    fn to_json(&self) -> Result<String, String> {
+    /// The file's JSON text, with secrets: for the keystore file or the
+    /// shared store's keystore table only. Validates first.
+    pub fn to_json_with_secrets(&self) -> Result<String, String> {
+        self.validate()?;
         let out = FileOut {
             keys: self
                 .keys
@@ -129,7 +131,7 @@ impl KeystoreFile {
     /// and the watcher never reads a partial file.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         self.validate()?;
-        let text = self.to_json()?;
+        let text = self.to_json_with_secrets()?;
         let dir = parent_dir(path);
         let name = path
             .file_name()

@@ -26,6 +26,7 @@ mod monitor;
 mod output;
 mod proof;
 mod sa;
+mod sa_db;
 mod secret_file;
 mod serve;
 mod signers;
@@ -83,18 +84,39 @@ struct KeystoreOpts {
     /// Data directory whose keystore to use.
     #[arg(long, env = "EVAULT_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The vault's store: with a PostgreSQL one (postgres://USER@HOST/DB)
+    /// the keys are in its database, which every node reads, not in a
+    /// file [default: sqlite].
+    #[arg(
+        long,
+        env = "EVAULT_STORE",
+        hide_env_values = true,
+        global = true,
+        value_name = "sqlite|URL"
+    )]
+    store: Option<String>,
 }
 
 impl KeystoreOpts {
-    fn location(self, file: &FileConfig) -> sa::KeystoreLocation {
+    fn location(self, file: &FileConfig) -> Result<sa::KeystoreLocation, CliError> {
         let explicit = self.service_accounts.is_some()
             || self.data_dir.is_some()
             || file.service_accounts.is_some()
             || file.data_dir.is_some();
-        sa::KeystoreLocation {
+        let store = match self.store.as_deref().or(file.store.as_deref()) {
+            None => None,
+            Some(s) => match evault_vault::StoreLocation::parse(s)
+                .map_err(|e| CliError::usage(format!("--{e}")))?
+            {
+                evault_vault::StoreLocation::Sqlite => None,
+                evault_vault::StoreLocation::Postgres(url) => Some(url),
+            },
+        };
+        Ok(sa::KeystoreLocation {
             path: keystore_path(self.service_accounts, self.data_dir.as_deref(), file),
             explicit,
-        }
+            store,
+        })
     }
 }
 
@@ -656,9 +678,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
             },
             json,
         ),
-        Command::Sa { command, keystore } => sa::run_sa(command, &keystore.location(&file), json),
+        Command::Sa { command, keystore } => sa::run_sa(command, &keystore.location(&file)?, json),
         Command::Token { command, keystore } => {
-            sa::run_token(command, &keystore.location(&file), json)
+            sa::run_token(command, &keystore.location(&file)?, json)
         }
         Command::Audit { command } => audit::run(command, |c| client_for(c, &file), json),
         Command::Task { command } => task::run(command, |c| client_for(c, &file), json),

@@ -20,9 +20,56 @@ use crate::error::{CliError, CliResult};
 
 /// Where the keystore is, and whether the user named it (a flag, an
 /// EVAULT_* variable or the config file) or it is the built-in default.
+/// With a PostgreSQL store the keys are in its database, not in the file.
 pub struct KeystoreLocation {
     pub path: std::path::PathBuf,
     pub explicit: bool,
+    /// The PostgreSQL store's URL (`--store`, `EVAULT_STORE`, `store =`).
+    pub store: Option<String>,
+}
+
+/// The keystore a command works on: the local file, or the database every
+/// node of a PostgreSQL store reads.
+enum Target<'a> {
+    File(&'a Path),
+    Db(crate::sa_db::DbKeystore),
+}
+
+impl<'a> Target<'a> {
+    fn of(at: &'a KeystoreLocation) -> Result<Target<'a>, CliError> {
+        Ok(match &at.store {
+            None => Target::File(at.path.as_path()),
+            Some(url) => Target::Db(crate::sa_db::DbKeystore::open(
+                url,
+                &evault_store::postgres::PgOptions::default(),
+            )?),
+        })
+    }
+
+    /// Where the keys are, for messages.
+    fn shown(&self) -> String {
+        match self {
+            Target::File(path) => path.display().to_string(),
+            Target::Db(db) => db.shown(),
+        }
+    }
+
+    fn load(&self) -> Result<KeystoreFile, String> {
+        match self {
+            Target::File(path) => KeystoreFile::load(path),
+            Target::Db(db) => db.load().map(|(_, file)| file),
+        }
+    }
+
+    fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut KeystoreFile) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self {
+            Target::File(path) => edit(path, change),
+            Target::Db(db) => db.edit(change).map(|(_, out)| out),
+        }
+    }
 }
 
 /// "No keystore here" with where that is and what to do.
@@ -110,10 +157,15 @@ pub enum TokenCommand {
 
 pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
     let now = SystemTime::now();
-    let keystore = at.path.as_path();
-    // Only `create` makes a keystore; the others need one to be there.
+    let target = Target::of(at)?;
+    let shown = target.shown();
+    // Only `create` makes a keystore file; the others need one to be
+    // there (a database always has one, perhaps empty).
     let creates = matches!(cmd, SaCommand::Create { .. });
-    if !creates && !keystore.exists() {
+    if let Target::File(keystore) = &target
+        && !creates
+        && !keystore.exists()
+    {
         return Err(no_keystore(at, false));
     }
     match cmd {
@@ -128,19 +180,18 @@ pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
             let expires_at = expires_in
                 .map(|d| after(now, "--expires-in", &d))
                 .transpose()?;
-            // A new keystore at the default path is usually the wrong
-            // directory, not the wish for a second keystore.
-            if !keystore.exists() && !at.explicit && !init {
-                return Err(no_keystore(at, true));
+            if let Target::File(keystore) = &target {
+                // A new keystore at the default path is usually the wrong
+                // directory, not the wish for a second keystore.
+                if !keystore.exists() && !at.explicit && !init {
+                    return Err(no_keystore(at, true));
+                }
+                KeystoreFile::create_if_missing(keystore)?;
             }
-            KeystoreFile::create_if_missing(keystore)?;
-            let key = edit(keystore, |file| {
-                create_key(file, &principal, roles, key_id, expires_at)
-            })?;
+            let key =
+                target.edit(|file| create_key(file, &principal, roles, key_id, expires_at))?;
             if json {
-                print_json(
-                    &json!({"keystore": keystore.display().to_string(), "created": key_json(&key, now)}),
-                );
+                print_json(&json!({"keystore": shown, "created": key_json(&key, now)}));
             } else {
                 crate::say!(
                     "evault: created key {} for {} ({}){} in {}",
@@ -148,7 +199,7 @@ pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
                     key.principal,
                     roles_text(&key.roles),
                     expiry_text(&key),
-                    keystore.display()
+                    shown
                 );
                 crate::say!(
                     "evault: mint a token with: evault token mint --key-id {}",
@@ -158,12 +209,12 @@ pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
             }
         }
         SaCommand::List => {
-            let file = KeystoreFile::load(keystore)?;
+            let file = target.load()?;
             if json {
                 let keys: Vec<Value> = file.keys.iter().map(|k| key_json(k, now)).collect();
-                print_json(&json!({"keystore": keystore.display().to_string(), "keys": keys}));
+                print_json(&json!({"keystore": shown, "keys": keys}));
             } else if file.keys.is_empty() {
-                crate::say!("evault: no service-account keys in {}", keystore.display());
+                crate::say!("evault: no service-account keys in {shown}");
             } else {
                 print_table(&file.keys, now);
             }
@@ -180,12 +231,11 @@ pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
             let expires_at = expires_in
                 .map(|d| after(now, "--expires-in", &d))
                 .transpose()?;
-            let (new, old) = edit(keystore, |file| {
-                rotate_key(file, &key_id, new_key_id, keep_until, expires_at)
-            })?;
+            let (new, old) = target
+                .edit(|file| rotate_key(file, &key_id, new_key_id, keep_until, expires_at))?;
             if json {
                 print_json(&json!({
-                    "keystore": keystore.display().to_string(),
+                    "keystore": shown,
                     "created": key_json(&new, now),
                     "old": match &old {
                         Some(k) => json!({"key_id": k.key_id, "removed": false, "expires_at": k.expires_at_rfc3339()}),
@@ -212,18 +262,20 @@ pub fn run_sa(cmd: SaCommand, at: &KeystoreLocation, json: bool) -> CliResult {
             }
         }
         SaCommand::Revoke { key_id } => {
-            let key = edit(keystore, |file| revoke_key(file, &key_id))?;
+            let key = target.edit(|file| revoke_key(file, &key_id))?;
             if json {
-                print_json(
-                    &json!({"keystore": keystore.display().to_string(), "revoked": key_json(&key, now)}),
-                );
+                print_json(&json!({"keystore": shown, "revoked": key_json(&key, now)}));
             } else {
-                println!(
-                    "revoked key {} of {}; a running server stops accepting it once it reloads {}",
-                    key.key_id,
-                    key.principal,
-                    keystore.display()
-                );
+                let when = match &target {
+                    Target::File(_) => {
+                        format!("a running server stops accepting it once it reloads {shown}")
+                    }
+                    Target::Db(_) => format!(
+                        "every node stops accepting it within a second (each polls {shown} every {} ms)",
+                        crate::serve::KEYSTORE_POLL.as_millis()
+                    ),
+                };
+                println!("revoked key {} of {}; {when}", key.key_id, key.principal);
             }
         }
     }
@@ -234,17 +286,16 @@ pub fn run_token(cmd: TokenCommand, at: &KeystoreLocation, json: bool) -> CliRes
     let TokenCommand::Mint { key_id, ttl, roles } = cmd;
     let now = SystemTime::now();
     let ttl = parse_ttl(&ttl)?;
-    let keystore = at.path.as_path();
-    if !keystore.exists() {
+    let target = Target::of(at)?;
+    if let Target::File(keystore) = &target
+        && !keystore.exists()
+    {
         return Err(no_keystore(at, false));
     }
-    let file = KeystoreFile::load(keystore)?;
+    let file = target.load()?;
     let key = file.find(&key_id).ok_or_else(|| {
-        CliError::usage(format!(
-            "unknown key id {key_id:?} in {}",
-            keystore.display()
-        ))
-        .hint("`evault sa list` shows the keys")
+        CliError::usage(format!("unknown key id {key_id:?} in {}", target.shown()))
+            .hint("`evault sa list` shows the keys")
     })?;
     let roles = if roles.is_empty() {
         key.roles.clone()
@@ -574,6 +625,7 @@ mod tests {
         let default = KeystoreLocation {
             path: path.clone(),
             explicit: false,
+            store: None,
         };
         let create = || SaCommand::Create {
             init: false,
@@ -590,6 +642,7 @@ mod tests {
         let at = KeystoreLocation {
             path: path.clone(),
             explicit: true,
+            store: None,
         };
         let path = &at;
         run_sa(

@@ -13,7 +13,7 @@ use evault_server::{Authentication, Limits, RateLimit, ServerOptions};
 use crate::config::{DEFAULT_GRPC_LISTEN, DEFAULT_LISTEN, FileConfig, OidcConfig, parse_duration};
 
 /// How often the keystore file is checked for changes.
-const KEYSTORE_POLL: Duration = Duration::from_millis(200);
+pub const KEYSTORE_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -139,7 +139,9 @@ pub struct ServeArgs {
     #[arg(long, env = "EVAULT_STARTUP_SAMPLE")]
     startup_sample: Option<u64>,
     /// Service-account keystore, created empty if missing [default: <data
-    /// dir>/service-accounts.json].
+    /// dir>/service-accounts.json]. On PostgreSQL the keys are in the
+    /// database instead (`evault sa --store URL`); the first node copies
+    /// this file's keys there.
     #[arg(long, env = "EVAULT_SERVICE_ACCOUNTS")]
     pub service_accounts: Option<PathBuf>,
     /// Directory of the audit trail's JSON-lines mirror [default: <data
@@ -407,6 +409,53 @@ fn advertised(
     Ok((plain && !local.ip().is_unspecified()).then(|| format!("http://{local}")))
 }
 
+/// The service-account keystore the server verifies tokens against: the
+/// data directory's file, or on PostgreSQL the database's, which every
+/// node reads (a key revoked there is refused by all within a poll). The
+/// first node on a database with no keystore yet copies its file's keys
+/// in; after that a node's file is not read, and one whose keys differ
+/// is named.
+fn open_keystore(
+    store: &evault_vault::StoreLocation,
+    options: &evault_store::postgres::PgOptions,
+    file: &std::path::Path,
+) -> Result<Arc<Keystore>, String> {
+    let url = match store {
+        evault_vault::StoreLocation::Sqlite => {
+            return Keystore::open(file)
+                .map_err(|e| format!("service accounts {}: {e}", file.display()));
+        }
+        evault_vault::StoreLocation::Postgres(url) => url,
+    };
+    let db = crate::sa_db::DbKeystore::open(url, options)
+        .map_err(|e| format!("service accounts in the database: {e}"))?;
+    let copied = db.import_if_empty(file).map_err(|e| {
+        format!(
+            "service accounts: copying {} into the database: {e}",
+            file.display()
+        )
+    })?;
+    if copied > 0 {
+        crate::say!(
+            "evault: copied the {copied} keys of {} into the database's keystore, which every \
+             node reads from now on",
+            file.display()
+        );
+    } else if file.exists()
+        && let Ok(local) = evault_auth::KeystoreFile::load(file)
+        && !local.keys.is_empty()
+        && db.load().is_ok_and(|(_, shared)| shared != local)
+    {
+        crate::say!(
+            "evault: note: {} is not read on PostgreSQL and differs from the database's \
+             keystore; edit that with `evault sa --store URL ...`",
+            file.display()
+        );
+    }
+    Keystore::from_source(Box::new(db))
+        .map_err(|e| format!("service accounts in the database: {e}"))
+}
+
 pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
     init_logging();
     let data_dir = crate::data_dir(o.data_dir.clone(), &file);
@@ -598,6 +647,7 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             rest: advertised("advertise", advertise, Some(&listener), plain)?,
             grpc: advertised("advertise-grpc", advertise_grpc, grpc.as_ref(), plain)?,
         };
+        let (store_location, pg_options) = (config.store.clone(), config.postgres.clone());
         let vault = evault_vault::Vault::open(config).await.map_err(|e| {
             format!(
                 "opening the vault in {} (store {store_shown}): {e}",
@@ -612,18 +662,21 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
                  with every role. Never expose this server."
             );
         } else {
-            let keystore = Keystore::open(&keystore_path)
-                .map_err(|e| format!("service accounts {}: {e}", keystore_path.display()))?;
+            let keystore = open_keystore(&store_location, &pg_options, &keystore_path)?;
             watcher = Some(keystore.spawn_watcher(KEYSTORE_POLL));
             let n = keystore.keys().len();
             crate::say!(
                 "evault: service accounts {} ({n} keys; reloaded on change and SIGHUP)",
-                keystore_path.display()
+                keystore.describe()
             );
             if n == 0 && issuers.is_empty() {
+                let store = match &store_location {
+                    evault_vault::StoreLocation::Postgres(_) => " --store URL",
+                    evault_vault::StoreLocation::Sqlite => "",
+                };
                 crate::say!(
-                    "evault: no service account yet: `evault sa create --principal ci \
-                     --roles ingester`, then `evault token mint --key-id <id>`"
+                    "evault: no service account yet: `evault sa create{store} --principal ci \
+                     --roles ingester`, then `evault token mint{store} --key-id <id>`"
                 );
             }
             let oidc = OidcVerifier::new(issuers);

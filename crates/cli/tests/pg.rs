@@ -1104,3 +1104,152 @@ fn three_nodes_lose_nothing_through_a_kill_and_a_cut() {
         assert!(n.terminate(Duration::from_secs(30)), "clean shutdown");
     }
 }
+
+/// On PostgreSQL the service-account keys are the database's, which every
+/// node reads: the first node copies its file's keys in; a key made with
+/// `evault sa create --store` works through all three nodes, and once
+/// `evault sa revoke --store` removes it, all three refuse it (the time
+/// each took is printed); after the leader is killed, the node that takes
+/// over knows a key made after the revocation and still refuses the
+/// revoked one.
+#[test]
+fn a_key_revoked_on_the_database_is_refused_by_every_node() {
+    use std::time::Instant;
+
+    let Some(db) = TestDb::create("a_key_revoked_on_the_database_is_refused_by_every_node") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["node-a", "node-b", "node-c"];
+    let data: Vec<_> = names.iter().map(|n| dir.path().join(n)).collect();
+    let start = |i: usize| Server::start(&data[i], &["--store", db.url(), "--node-id", names[i]]);
+    let mut nodes = vec![Some(start(0))];
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM keystore").as_deref(),
+        Some("1"),
+        "the first node copied its keys in"
+    );
+    for d in &data[1..] {
+        std::fs::create_dir_all(d).unwrap();
+        for key in ["log.key", "audit.key"] {
+            std::fs::copy(data[0].join(key), d.join(key)).unwrap();
+        }
+    }
+    nodes.push(Some(start(1)));
+    nodes.push(Some(start(2)));
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| n.as_ref().unwrap().url.clone())
+        .collect();
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM keystore").as_deref(),
+        Some("1"),
+        "the others found the keys there"
+    );
+
+    let sa = |args: &[&str]| -> String {
+        let out = evault(
+            &dir.path().join("cli"),
+            &[args, &["--store", db.url()][..]].concat(),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "evault {args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mint = |key: &str| sa(&["token", "mint", "--key-id", key]);
+    let http = common::agent();
+    // Each put new evidence (the same bytes again would be a duplicate, 200).
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let put = |url: &str, token: &str| -> u16 {
+        let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match http
+            .post(format!("{url}/api/v1/evidence"))
+            .header("Content-Type", "text/plain")
+            .header("Authorization", format!("Bearer {token}"))
+            .send(format!("evidence {n}").as_bytes())
+        {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    };
+    // Polls (no fixed sleep) until `url` answers `want`; how long it took.
+    let until = |url: &str, token: &str, want: u16| -> Duration {
+        let t = Instant::now();
+        let deadline = t + Duration::from_secs(60);
+        loop {
+            let got = put(url, token);
+            if got == want {
+                return t.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} never answered {want} (last {got})"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    sa(&[
+        "sa",
+        "create",
+        "--principal",
+        "pipeline",
+        "--roles",
+        "ingester",
+        "--key-id",
+        "pipe-1",
+    ]);
+    let token = mint("pipe-1");
+    for url in &urls {
+        until(url, &token, 201);
+    }
+    let revoked = Instant::now();
+    let said = sa(&["sa", "revoke", "pipe-1"]);
+    assert!(said.contains("every node stops accepting it"), "{said}");
+    let mut took = Vec::new();
+    for url in &urls {
+        until(url, &token, 401);
+        took.push(revoked.elapsed());
+    }
+    eprintln!("the revoked key was refused by the three nodes {took:?} after `evault sa revoke`");
+
+    // A key made now; then the leader dies and another node takes over.
+    sa(&[
+        "sa",
+        "create",
+        "--principal",
+        "pipeline",
+        "--roles",
+        "ingester",
+        "--key-id",
+        "pipe-2",
+    ]);
+    let fresh = mint("pipe-2");
+    nodes[0].take().unwrap().kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let next = loop {
+        let holder = db
+            .query_text("SELECT holder FROM lease")
+            .unwrap_or_default();
+        if let Some(i) = names
+            .iter()
+            .position(|n| *n == holder && holder != "node-a")
+        {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no node took over");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    until(&urls[next], &fresh, 201);
+    // The other survivor may answer 503 until it learns the new leader.
+    for url in &urls[1..] {
+        until(url, &fresh, 201);
+        assert_eq!(put(url, &token), 401, "{url} refuses the revoked key");
+    }
+    assert_eq!(
+        db.query_text("SELECT count(*) FROM keystore").as_deref(),
+        Some("4"),
+        "one version per edit: copy, create, revoke, create"
+    );
+}

@@ -41,7 +41,8 @@ pub struct ServiceAccountInfo {
 /// The keys in force.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceAccounts {
-    /// The keystore file they were loaded from.
+    /// Where they were loaded from: the keystore file, or on PostgreSQL
+    /// the database's `keystore` table (every node reads the same).
     pub path: String,
     pub keys: Vec<ServiceAccountInfo>,
 }
@@ -99,15 +100,15 @@ fn service_accounts(a: &evault_auth::Authenticator) -> ServiceAccounts {
         })
         .collect();
     ServiceAccounts {
-        path: store.path().display().to_string(),
+        path: store.describe(),
         keys,
     }
 }
 
 /// The service-account keys in force (never their secrets).
 ///
-/// Key id, principal, roles and expiry of every key the keystore file
-/// holds now (role admin). Secrets never leave the file.
+/// Key id, principal, roles and expiry of every key the keystore holds
+/// now (role admin). Secrets never leave the keystore.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/service-accounts",
@@ -123,9 +124,9 @@ pub async fn list_service_accounts(
     Ok(Json(service_accounts(authenticator(&st)?)))
 }
 
-/// Reload the keystore file now.
+/// Reload the keystore now.
 ///
-/// The file is also reloaded when it changes and on SIGHUP. An invalid file
+/// It is also reloaded when it changes and on SIGHUP. An invalid keystore
 /// is reported (422) and the keys in force stay.
 #[utoipa::path(
     post,

@@ -37,7 +37,7 @@ pub use claims::TokenPolicy;
 pub use failure::{AuthFailure, TokenPart};
 pub use jws::MAX_TOKEN_LEN;
 pub use keystore::{
-    KeySource, Keys, KeysVersion, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret,
+    KeySource, KeySourceError, Keys, KeysVersion, Keystore, KeystoreFile, MIN_SECRET_LEN, Secret,
     ServiceAccountKey, generate_key_id, generate_secret,
 };
 pub use oidc::{Alg, JwksSource, OidcIssuer, OidcVerifier};

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use evault_auth::{KeySource, KeysVersion, KeystoreFile};
+use evault_auth::{KeySource, KeySourceError, KeysVersion, KeystoreFile};
 use evault_store::postgres::{KeystoreVersion, PgOptions, PgStore};
 
 /// The keystore table of one database.
@@ -48,11 +48,18 @@ impl DbKeystore {
 
     /// The keys in force and their version (0: none written yet).
     pub fn load(&self) -> Result<(u64, KeystoreFile), String> {
-        let latest = self.store.keystore_latest().map_err(|e| e.to_string())?;
-        Ok((
-            latest.as_ref().map_or(0, |v| v.version),
-            parse(latest.as_ref())?,
-        ))
+        self.read().map_err(|e| e.to_string())
+    }
+
+    /// [`DbKeystore::load`], telling a database that cannot be reached
+    /// (the next poll retries) from a document that does not parse.
+    fn read(&self) -> Result<(u64, KeystoreFile), KeySourceError> {
+        let latest = self
+            .store
+            .keystore_latest()
+            .map_err(|e| KeySourceError::Unavailable(e.to_string()))?;
+        let file = parse(latest.as_ref()).map_err(KeySourceError::Invalid)?;
+        Ok((latest.as_ref().map_or(0, |v| v.version), file))
     }
 
     /// Applies `change` to the keys in force and writes the result as the
@@ -76,7 +83,9 @@ impl DbKeystore {
     /// first node of a cluster brings the keys it had. Returns how many
     /// keys were copied (0: nothing to do).
     pub fn import_if_empty(&self, path: &Path) -> Result<usize, String> {
-        if !path.exists() {
+        // Every node runs this at start: once the database has keys, the
+        // file is not even read (a stale or broken copy must not matter).
+        if !path.exists() || self.store.keystore_version().map_err(|e| e.to_string())? > 0 {
             return Ok(0);
         }
         let file = KeystoreFile::load(path)?;
@@ -103,15 +112,15 @@ impl KeySource for DbKeystore {
         self.shown()
     }
 
-    fn version(&self) -> Result<KeysVersion, String> {
+    fn version(&self) -> Result<KeysVersion, KeySourceError> {
         self.store
             .keystore_version()
             .map(KeysVersion::counter)
-            .map_err(|e| e.to_string())
+            .map_err(|e| KeySourceError::Unavailable(e.to_string()))
     }
 
-    fn load(&self) -> Result<(KeysVersion, KeystoreFile), String> {
-        let (version, file) = DbKeystore::load(self)?;
+    fn load(&self) -> Result<(KeysVersion, KeystoreFile), KeySourceError> {
+        let (version, file) = self.read()?;
         Ok((KeysVersion::counter(version), file))
     }
 }

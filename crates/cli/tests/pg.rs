@@ -1111,7 +1111,8 @@ fn three_nodes_lose_nothing_through_a_kill_and_a_cut() {
 /// `evault sa revoke --store` removes it, all three refuse it (the time
 /// each took is printed); after the leader is killed, the node that takes
 /// over knows a key made after the revocation and still refuses the
-/// revoked one.
+/// revoked one, and a key revoked then is refused by both survivors.
+/// Nodes and the CLI run as the vault's least-privilege role.
 #[test]
 fn a_key_revoked_on_the_database_is_refused_by_every_node() {
     use std::time::Instant;
@@ -1120,10 +1121,15 @@ fn a_key_revoked_on_the_database_is_refused_by_every_node() {
         return;
     };
     evault_store::postgres::migrate(db.url()).unwrap();
+    // Nodes and `evault sa` run as the vault's least-privilege role, as
+    // OPERATIONS.md tells: it may read the keystore and add versions.
+    let role = db.role_name("app");
+    evault_store::postgres::grant_app_role(db.url(), &role, Some("app-pw")).unwrap();
+    let app_url = db.url_as(&role, "app-pw");
     let dir = tempfile::tempdir().unwrap();
     let names = ["node-a", "node-b", "node-c"];
     let data: Vec<_> = names.iter().map(|n| dir.path().join(n)).collect();
-    let start = |i: usize| Server::start(&data[i], &["--store", db.url(), "--node-id", names[i]]);
+    let start = |i: usize| Server::start(&data[i], &["--store", &app_url, "--node-id", names[i]]);
     let mut nodes = vec![Some(start(0))];
     assert_eq!(
         db.query_text("SELECT count(*) FROM keystore").as_deref(),
@@ -1151,7 +1157,7 @@ fn a_key_revoked_on_the_database_is_refused_by_every_node() {
     let sa = |args: &[&str]| -> String {
         let out = evault(
             &dir.path().join("cli"),
-            &[args, &["--store", db.url()][..]].concat(),
+            &[args, &["--store", app_url.as_str()][..]].concat(),
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "evault {args:?}: {stderr}");
@@ -1247,9 +1253,45 @@ fn a_key_revoked_on_the_database_is_refused_by_every_node() {
         until(url, &fresh, 201);
         assert_eq!(put(url, &token), 401, "{url} refuses the revoked key");
     }
+    // A revocation written while the new leader leads reaches every node.
+    sa(&["sa", "revoke", "pipe-2"]);
+    for url in &urls[1..] {
+        until(url, &fresh, 401);
+    }
     assert_eq!(
         db.query_text("SELECT count(*) FROM keystore").as_deref(),
-        Some("4"),
-        "one version per edit: copy, create, revoke, create"
+        Some("5"),
+        "one version per edit: copy, create, revoke, create, revoke"
     );
+    assert_eq!(
+        db.query_text(&format!(
+            "SELECT count(*) FROM keystore WHERE written_by = '{role}'"
+        ))
+        .as_deref(),
+        Some("5"),
+        "every version was written by the vault's role"
+    );
+
+    // While the keystore cannot be read, an explicit reload answers 503
+    // with Retry-After and the keys in force stay; once it can, 200.
+    let reload = |url: &str| {
+        http.post(format!("{url}/api/v1/admin/service-accounts/reload"))
+            .header("Authorization", common::bearer())
+            .send_empty()
+            .map(|r| {
+                (
+                    r.status().as_u16(),
+                    r.headers().get("retry-after").is_some(),
+                )
+            })
+            .unwrap_or((0, false))
+    };
+    let survivor = &urls[next];
+    db.execute(&format!("REVOKE SELECT ON keystore FROM {role}"))
+        .unwrap();
+    assert_eq!(reload(survivor), (503, true));
+    until(survivor, &token, 401);
+    db.execute(&format!("GRANT SELECT ON keystore TO {role}"))
+        .unwrap();
+    assert_eq!(reload(survivor).0, 200);
 }

@@ -1,10 +1,12 @@
 //! Who am I, and service-account administration (role admin). The keystore
-//! file itself is edited with `evault sa …` on the server's machine; these
-//! routes show what is in force and reload it.
+//! itself (a file on the server's machine, or the database's `keystore`
+//! table on PostgreSQL) is edited with `evault sa …`; these routes show
+//! what is in force and reload it.
 
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
+use evault_auth::KeySourceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -127,25 +129,37 @@ pub async fn list_service_accounts(
 /// Reload the keystore now.
 ///
 /// It is also reloaded when it changes and on SIGHUP. An invalid keystore
-/// is reported (422) and the keys in force stay.
+/// is reported (422) and the keys in force stay; so they do when it cannot
+/// be read (503: the database is away).
 #[utoipa::path(
     post,
     path = "/api/v1/admin/service-accounts/reload",
     tag = "identity",
     responses(
         (status = 200, description = "Reloaded; the keys now in force", body = ServiceAccounts),
-        (status = 422, description = "The file is invalid; the previous keys stay in force", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The keystore is invalid; the previous keys stay in force", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The keystore cannot be read now (its database is away), or the vault is unavailable; the previous keys stay in force; retry after `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn reload_service_accounts(
     State(st): State<AppState>,
 ) -> Result<Json<ServiceAccounts>, Problem> {
     let a = authenticator(&st)?;
-    a.keystore().reload().map_err(|e| {
-        Problem::new(
+    // A database keystore blocks on its query: off the async workers.
+    let keystore = std::sync::Arc::clone(a.keystore());
+    let reloaded = tokio::task::spawn_blocking(move || keystore.reload())
+        .await
+        .map_err(|e| Problem::internal("keystore_reload", &e))?;
+    reloaded.map_err(|e| match e {
+        KeySourceError::Invalid(e) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("keystore not reloaded, the previous keys stay in force: {e}"),
+        ),
+        KeySourceError::Unavailable(e) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("keystore cannot be read now, the previous keys stay in force: {e}"),
         )
+        .retry_after(1),
     })?;
     Ok(Json(service_accounts(a)))
 }

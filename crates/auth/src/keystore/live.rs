@@ -65,6 +65,30 @@ impl KeysVersion {
     }
 }
 
+/// Why a [`KeySource`] could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySourceError {
+    /// The source was read but its keys are not valid (a typo in the
+    /// file, a document that does not parse). That version is not read
+    /// again until it changes.
+    Invalid(String),
+    /// The source could not be reached (a database away, a read that
+    /// timed out). The next poll tries again, even if the version it then
+    /// reads is one already seen.
+    Unavailable(String),
+}
+
+impl fmt::Display for KeySourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySourceError::Invalid(e) => write!(f, "invalid keystore: {e}"),
+            KeySourceError::Unavailable(e) => write!(f, "keystore unavailable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeySourceError {}
+
 /// Where a [`Keystore`]'s keys come from: the keystore file of one node
 /// ([`Keystore::open`]), or a store every node of a cluster shares (the
 /// server implements it over its database; this crate stays free of one).
@@ -73,10 +97,10 @@ pub trait KeySource: Send + Sync + 'static {
     /// password).
     fn describe(&self) -> String;
     /// The current version, cheaply: polled often.
-    fn version(&self) -> Result<KeysVersion, String>;
+    fn version(&self) -> Result<KeysVersion, KeySourceError>;
     /// The keys and the version they are. The version is read first, so
     /// a change racing the read is seen again at the next poll.
-    fn load(&self) -> Result<(KeysVersion, KeystoreFile), String>;
+    fn load(&self) -> Result<(KeysVersion, KeystoreFile), KeySourceError>;
 }
 
 /// A keystore file's metadata: a rename over the file changes the inode,
@@ -107,13 +131,17 @@ impl KeySource for FileSource {
         self.path.display().to_string()
     }
 
-    fn version(&self) -> Result<KeysVersion, String> {
+    fn version(&self) -> Result<KeysVersion, KeySourceError> {
         Ok(fingerprint(&self.path))
     }
 
-    fn load(&self) -> Result<(KeysVersion, KeystoreFile), String> {
+    fn load(&self) -> Result<(KeysVersion, KeystoreFile), KeySourceError> {
         let version = fingerprint(&self.path);
-        Ok((version, KeystoreFile::load(&self.path)?))
+        // A file that is there but cannot be read or parsed is the
+        // operator's to fix: retrying it every poll would only repeat the
+        // error.
+        let file = KeystoreFile::load(&self.path).map_err(KeySourceError::Invalid)?;
+        Ok((version, file))
     }
 }
 
@@ -152,7 +180,7 @@ impl Keystore {
 
     /// Opens the keystore `source` holds; fails if it cannot be read now.
     pub fn from_source(source: Box<dyn KeySource>) -> Result<Arc<Keystore>, String> {
-        let (version, file) = source.load()?;
+        let (version, file) = source.load().map_err(|e| e.to_string())?;
         tracing::info!(source = %source.describe(), keys = file.keys.len(), "service-account keystore loaded");
         Ok(Arc::new(Keystore {
             source,
@@ -176,12 +204,12 @@ impl Keystore {
     /// Reads the keys again. On error the previous keys stay in force (a
     /// typo while editing must not lock every pipeline out), the error is
     /// logged and returned.
-    pub fn reload(&self) -> Result<usize, String> {
+    pub fn reload(&self) -> Result<usize, KeySourceError> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         self.reload_locked(&mut seen)
     }
 
-    fn reload_locked(&self, seen: &mut Option<KeysVersion>) -> Result<usize, String> {
+    fn reload_locked(&self, seen: &mut Option<KeysVersion>) -> Result<usize, KeySourceError> {
         // Read before loading: a change racing a failed load is seen again.
         let before = self.source.version().ok();
         match self.source.load() {
@@ -194,8 +222,14 @@ impl Keystore {
                 Ok(n)
             }
             Err(e) => {
-                // A broken version is not read again until it changes.
-                *seen = before;
+                match &e {
+                    // A broken version is not read again until it changes.
+                    KeySourceError::Invalid(_) => *seen = before,
+                    // An outage proves nothing about the version: keep the
+                    // last one read, so the next poll loads what it finds
+                    // (a revocation written meanwhile must not be skipped).
+                    KeySourceError::Unavailable(_) => {}
+                }
                 tracing::error!(
                     error = %e,
                     keys = self.keys().len(),
@@ -207,7 +241,7 @@ impl Keystore {
     }
 
     /// Reloads if the version changed since the last read.
-    fn reload_if_changed(&self) -> Option<Result<usize, String>> {
+    fn reload_if_changed(&self) -> Option<Result<usize, KeySourceError>> {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let version = match self.source.version() {
             Ok(v) => {
@@ -305,7 +339,7 @@ mod tests {
         assert_eq!(ks.keys().len(), 1);
         let before = ks.keys();
         fs::write(&path, "{\"keys\": [{\"key_id\": \"a\"}]}").unwrap();
-        assert!(ks.reload().is_err());
+        assert!(matches!(ks.reload(), Err(KeySourceError::Invalid(_))));
         assert!(ks.keys().get("a").is_some());
         KeystoreFile::default().save(&path).unwrap();
         assert_eq!(ks.reload().unwrap(), 0);
@@ -329,6 +363,9 @@ mod tests {
     struct Shared {
         state: Mutex<(u64, KeystoreFile)>,
         down: std::sync::atomic::AtomicBool,
+        /// Only loading fails: the version was read, then the
+        /// connection dropped.
+        load_fails: std::sync::atomic::AtomicBool,
     }
 
     struct SharedSource(Arc<Shared>);
@@ -337,15 +374,15 @@ mod tests {
         fn describe(&self) -> String {
             "shared".into()
         }
-        fn version(&self) -> Result<KeysVersion, String> {
+        fn version(&self) -> Result<KeysVersion, KeySourceError> {
             if self.0.down.load(Ordering::SeqCst) {
-                return Err("unreachable".into());
+                return Err(KeySourceError::Unavailable("unreachable".into()));
             }
             Ok(KeysVersion::counter(self.0.state.lock().unwrap().0))
         }
-        fn load(&self) -> Result<(KeysVersion, KeystoreFile), String> {
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err("unreachable".into());
+        fn load(&self) -> Result<(KeysVersion, KeystoreFile), KeySourceError> {
+            if self.0.down.load(Ordering::SeqCst) || self.0.load_fails.load(Ordering::SeqCst) {
+                return Err(KeySourceError::Unavailable("unreachable".into()));
             }
             let state = self.0.state.lock().unwrap();
             Ok((KeysVersion::counter(state.0), state.1.clone()))
@@ -404,6 +441,23 @@ mod tests {
         // Reachable again: version 3 (no keys) is in force.
         shared.down.store(false, Ordering::SeqCst);
         until("version 3 read", || ks.keys().is_empty()).await;
+
+        // The version is read, then loading it fails (the connection
+        // dropped in between): that version is loaded at a later poll,
+        // not taken as seen and skipped.
+        shared.load_fails.store(true, Ordering::SeqCst);
+        {
+            let mut state = shared.state.lock().unwrap();
+            state.0 = 4;
+            state.1.keys = vec![test_key("c", "r", &[Role::Auditor])];
+        }
+        assert!(matches!(
+            ks.reload_if_changed(),
+            Some(Err(KeySourceError::Unavailable(_)))
+        ));
+        assert!(ks.keys().is_empty());
+        shared.load_fails.store(false, Ordering::SeqCst);
+        until("version 4 read", || ks.keys().get("c").is_some()).await;
         watcher.abort();
     }
 }

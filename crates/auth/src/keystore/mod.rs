@@ -10,7 +10,7 @@ mod secret;
 
 pub use file::KeystoreFile;
 pub use key::ServiceAccountKey;
-pub use live::{KeySource, Keys, KeysVersion, Keystore};
+pub use live::{KeySource, KeySourceError, Keys, KeysVersion, Keystore};
 pub use secret::{MIN_SECRET_LEN, Secret, generate_key_id, generate_secret};
 
 #[cfg(test)]

@@ -16,13 +16,34 @@ use crate::Result;
 /// migration that made the table) and 1.
 const WRITE_LOCK: i64 = 0x6576_6175_6c74_0701;
 
+/// The latest version and its document.
+const LATEST: &str = "SELECT version, document FROM keystore ORDER BY version DESC LIMIT 1";
+
 /// A version of the keystore document.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeystoreVersion {
     /// Counts up from 1; 0 is never stored (no version yet).
     pub version: u64,
-    /// The document, as written.
+    /// The document, as written. It holds the keys' secrets.
     pub document: String,
+}
+
+/// Never prints the document: it holds the service accounts' secrets.
+impl std::fmt::Debug for KeystoreVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoreVersion")
+            .field("version", &self.version)
+            .field("document", &format_args!("<{} bytes>", self.document.len()))
+            .finish()
+    }
+}
+
+/// A row of [`LATEST`].
+fn decode(row: &tokio_postgres::Row) -> Result<KeystoreVersion> {
+    Ok(KeystoreVersion {
+        version: u64_of(row.try_get(0).map_err(pg)?, "keystore version")?,
+        document: row.try_get(1).map_err(pg)?,
+    })
 }
 
 impl PgStore {
@@ -41,20 +62,8 @@ impl PgStore {
     /// ever written.
     pub fn keystore_latest(&self) -> Result<Option<KeystoreVersion>> {
         self.run(|client| async move {
-            let row = client
-                .query_opt(
-                    "SELECT version, document FROM keystore ORDER BY version DESC LIMIT 1",
-                    &[],
-                )
-                .await
-                .map_err(pg)?;
-            row.map(|r| {
-                Ok(KeystoreVersion {
-                    version: u64_of(r.try_get(0).map_err(pg)?, "keystore version")?,
-                    document: r.try_get(1).map_err(pg)?,
-                })
-            })
-            .transpose()
+            let row = client.query_opt(LATEST, &[]).await.map_err(pg)?;
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -73,18 +82,11 @@ impl PgStore {
                 .await
                 .map_err(pg)?;
             let latest = tx
-                .query_opt(
-                    "SELECT version, document FROM keystore ORDER BY version DESC LIMIT 1",
-                    &[],
-                )
+                .query_opt(LATEST, &[])
                 .await
                 .map_err(pg)?
-                .map(|r| -> Result<KeystoreVersion> {
-                    Ok(KeystoreVersion {
-                        version: u64_of(r.try_get(0).map_err(pg)?, "keystore version")?,
-                        document: r.try_get(1).map_err(pg)?,
-                    })
-                })
+                .as_ref()
+                .map(decode)
                 .transpose()?;
             let current = latest.as_ref().map_or(0, |v| v.version);
             let (document, out) = match edit(latest.as_ref()) {

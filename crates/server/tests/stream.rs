@@ -846,6 +846,10 @@ impl LogStore for SlowStore {
         self.inner.get_meta(key)
     }
 
+    fn meta_entries(&self) -> StoreResult<Vec<(String, String)>> {
+        self.inner.meta_entries()
+    }
+
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
         self.inner.set_meta(key, value)
     }

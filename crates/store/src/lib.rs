@@ -663,6 +663,9 @@ pub trait LogStore: Send + Sync {
     fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets setting `key` to `value`, replacing any earlier value.
     fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Every setting, ordered by key (for `evault store copy`, which
+    /// moves them all without knowing each).
+    fn meta_entries(&self) -> Result<Vec<(String, String)>>;
 
     // Whole-log reads for `fsck`; each is one short read.
 

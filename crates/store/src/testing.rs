@@ -1135,7 +1135,8 @@ pub fn checkpoints_keep_the_first_per_size(open: Open<'_>) {
     }
 }
 
-/// A meta value reads back, and a second set replaces it.
+/// A meta value reads back, a second set replaces it, and the listing
+/// holds each key once.
 pub fn meta_values_are_replaced(open: Open<'_>) {
     let (_dir, store) = fresh(open);
     assert_eq!(store.get_meta("origin").unwrap(), None);
@@ -1152,6 +1153,14 @@ pub fn meta_values_are_replaced(open: Open<'_>) {
     );
     assert_eq!(store.get_meta("key id").unwrap().as_deref(), Some(""));
     assert_eq!(store.get_meta("Origin").unwrap(), None, "keys are exact");
+    // All of them, ordered bytewise by key.
+    assert_eq!(
+        store.meta_entries().unwrap(),
+        vec![
+            ("key id".to_string(), String::new()),
+            ("origin".to_string(), "example.com/b ✓".to_string()),
+        ]
+    );
 }
 
 /// Pages through `list` with `limit`, checking each page's shape.

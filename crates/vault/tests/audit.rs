@@ -848,6 +848,10 @@ impl LogStore for Flaky {
         self.inner.get_meta(k)
     }
 
+    fn meta_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.meta_entries()
+    }
+
     fn set_meta(&self, k: &str, v: &str) -> Result<(), StoreError> {
         self.inner.set_meta(k, v)
     }

@@ -725,6 +725,19 @@ pub(super) async fn get_meta(c: &impl GenericClient, key: &str) -> Result<Option
     row.map(|r| r.try_get(0).map_err(pg)).transpose()
 }
 
+pub(super) async fn meta_entries(c: &impl GenericClient) -> Result<Vec<(String, String)>> {
+    let rows = c
+        .query(
+            "SELECT key, value FROM meta ORDER BY key COLLATE \"C\"",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0).map_err(pg)?, r.try_get(1).map_err(pg)?)))
+        .collect()
+}
+
 pub(super) async fn set_meta(c: &impl GenericClient, key: &str, value: &str) -> Result<()> {
     c.execute(
         "INSERT INTO meta (key, value) VALUES ($1, $2) \

@@ -361,6 +361,10 @@ impl LogStore for PgStore {
         with!(self, |c| log::set_meta(c, key, value))
     }
 
+    fn meta_entries(&self) -> Result<Vec<(String, String)>> {
+        with!(self, |c| log::meta_entries(c))
+    }
+
     fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>> {
         let sql = entries::scan_records_sql();
         with!(self, |c| entries::scan(

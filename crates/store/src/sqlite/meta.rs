@@ -16,6 +16,22 @@ pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
     )
 }
 
+pub(super) fn all(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key, value FROM meta ORDER BY key")
+        .db()?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.db()?);
+    }
+    Ok(out)
+}
+
 pub(super) fn set(conn: &Connection, key: &str, value: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) \

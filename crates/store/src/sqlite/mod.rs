@@ -537,6 +537,10 @@ impl LogStore for SqliteStore {
         meta::set(&self.writer(), key, value)
     }
 
+    fn meta_entries(&self) -> Result<Vec<(String, String)>> {
+        meta::all(&self.readers.get())
+    }
+
     fn scan_records(&self, start: u64, end: u64) -> Result<Vec<Scanned<EvidenceRow>>> {
         scan::records(&self.readers.get(), start, end)
     }

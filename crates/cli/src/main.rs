@@ -31,6 +31,7 @@ mod secret_file;
 mod serve;
 mod signers;
 mod sigstore_config;
+mod store_copy;
 mod task;
 mod witness;
 mod witnessing;
@@ -379,6 +380,11 @@ enum Command {
     /// converted and clean, 1 if a log changed or fsck found anything, 2 if
     /// it cannot run or the check could not.
     Migrate(Box<migrate::MigrateArgs>),
+    /// Move a stopped vault between stores (SQLite and PostgreSQL).
+    Store {
+        #[command(subcommand)]
+        command: store_copy::StoreCommand,
+    },
     /// Run a C2SP tlog-witness: cosign the checkpoints of the logs that
     /// --config FILE (the witness's own TOML, not the vault's) names, each
     /// only if it extends the one cosigned before.
@@ -715,6 +721,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         // Exit 1 on findings, with the report printed.
         Command::Fsck(args) => return fsck::run(*args, &file, json),
         Command::Migrate(args) => return migrate::run(*args, &file, json),
+        Command::Store { command } => return store_copy::run(command, &file, json),
     };
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -1295,3 +1295,167 @@ fn a_key_revoked_on_the_database_is_refused_by_every_node() {
         .unwrap();
     assert_eq!(reload(survivor).0, 200);
 }
+
+/// `evault store copy`: a vault with inline and blob payloads, an
+/// analytics event, an erased record, a released hold and a retention
+/// policy moves from SQLite to PostgreSQL and back unchanged (the SQLite
+/// store's fingerprint, over every leaf with its columns, every tile and
+/// checkpoint, is the same after the round trip), with its
+/// service-account keys; the vault then serves from PostgreSQL and goes on
+/// with the same tree. A destination that is not empty, and a source whose
+/// checkpoint a superuser altered, are refused, and the refused copy
+/// leaves no store behind.
+#[test]
+fn store_copy_moves_a_vault_to_postgres_and_back() {
+    let Some(db) = TestDb::create("store_copy_moves_a_vault_to_postgres_and_back") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 30 records, the last one a blob file.
+    let data = common::seed_stopped(dir.path(), 30, 10);
+    let server = Server::start(&data, &[]);
+    let url = server.url.clone();
+    let put = |content_type: &str, body: &[u8]| -> String {
+        let mut resp = common::agent()
+            .post(format!("{url}/api/v1/evidence"))
+            .header("Content-Type", content_type)
+            .header("Authorization", common::bearer())
+            .send(body)
+            .expect("POST evidence");
+        assert_eq!(resp.status().as_u16(), 201);
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        v["record"]["id"].as_str().unwrap().to_string()
+    };
+    put(
+        "application/vnd.evault.analytics+json",
+        br#"{"source":"ci","kind":"build","value":12.5,"unit":"s","metrics":{"tests":40},"timestamp":"2026-11-23T11:30:00Z"}"#,
+    );
+    let erased = put("text/plain", b"to be erased");
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &url, "--token", common::token(), "--json"]);
+        let out = evault(&data, &all);
+        assert!(
+            out.status.success(),
+            "evault {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    remote(&["erase", &erased, "--reason", "copy test"]);
+    let hold = remote(&["hold", "create", "--label", "k=v", "--reason", "audit"]);
+    remote(&["hold", "release", hold["id"].as_str().unwrap()]);
+    remote(&[
+        "retention",
+        "set",
+        "--name",
+        "logs",
+        "--keep-for",
+        "90d",
+        "--label",
+        "k=v",
+    ]);
+    // A task, with its result: tasks move too.
+    let task = remote(&["task", "start", "fsck"]);
+    let task_id = task["id"].as_str().unwrap().to_string();
+    // `task watch` exits 0 once it succeeded.
+    remote(&["task", "watch", &task_id]);
+    // 30 + the event + the erased record + its tombstone.
+    wait_checkpoint(&url, 33);
+    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+
+    let db_file = data.join("evault.db");
+    let before = evault_store::SqliteStore::fingerprint(&db_file).unwrap();
+    let sqlite = format!("sqlite:{}", data.display());
+    let copy = |from: &str, to: &str| {
+        evault(
+            &data,
+            &["store", "copy", "--from", from, "--to", to, "--json"],
+        )
+    };
+    let out = copy(&sqlite, db.url());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["evidence"], 33, "{v:#}");
+    assert_eq!(v["erasures"], 1, "{v:#}");
+    assert_eq!(v["analytics"], 1, "{v:#}");
+    assert_eq!(v["policies"], 2, "{v:#}");
+    assert_eq!(v["tasks"], 1, "{v:#}");
+    assert_eq!(v["verified"], true, "{v:#}");
+    assert!(v["audit"].as_u64().unwrap() > 0, "{v:#}");
+    assert!(v["checkpoints"].as_u64().unwrap() >= 2, "{v:#}");
+    assert!(v["service_account_keys"].as_u64().unwrap() >= 1, "{v:#}");
+    assert!(stderr.contains("checking the source"), "{stderr}");
+
+    // Not into a store that holds a vault already.
+    let out = copy(&sqlite, db.url());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not empty"), "{stderr}");
+
+    // And back, into a new SQLite store: the same, to the last column.
+    let aside = dir.path().join("aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    let move_store_aside = |to: &Path| {
+        for name in ["evault.db", "evault-index.db"]
+            .iter()
+            .flat_map(|n| ["", "-wal", "-shm"].map(|s| format!("{n}{s}")))
+        {
+            if data.join(&name).exists() {
+                std::fs::rename(data.join(&name), to.join(&name)).unwrap();
+            }
+        }
+    };
+    move_store_aside(&aside);
+    let out = copy(db.url(), &sqlite);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        evault_store::SqliteStore::fingerprint(&db_file).unwrap(),
+        before,
+        "the round trip changed the store"
+    );
+    let back = dir.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    move_store_aside(&back);
+
+    // The vault serves from PostgreSQL and goes on with the same tree.
+    let server = Server::start(&data, &["--store", db.url()]);
+    let (status, log) = common::get_json(&common::agent(), &format!("{}/api/v1/log", server.url));
+    assert_eq!(status, 200);
+    assert_eq!(log["tree_size"], 33, "{log:#}");
+    assert_eq!(post_labelled(&server.url, b"after the move", "n=1"), 33);
+    let (status, _) = common::get_json(
+        &common::agent(),
+        &format!("{}/api/v1/evidence/{erased}/payload", server.url),
+    );
+    assert_eq!(status, 410, "the erased payload stays erased");
+    wait_checkpoint(&server.url, 34);
+    assert!(server.terminate(Duration::from_secs(30)), "clean shutdown");
+
+    // A checkpoint altered by a superuser: the copy is refused before it
+    // writes, and leaves no SQLite store behind.
+    db.execute(
+        "ALTER TABLE checkpoints DISABLE TRIGGER USER; \
+         UPDATE checkpoints SET note = (SELECT note FROM checkpoints \
+           WHERE log = 'evidence' ORDER BY size LIMIT 1) \
+         WHERE log = 'evidence' AND size = (SELECT max(size) FROM checkpoints \
+           WHERE log = 'evidence'); \
+         ALTER TABLE checkpoints ENABLE TRIGGER USER",
+    )
+    .unwrap();
+    let out = copy(db.url(), &sqlite);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("NOT VERIFIED") && stderr.contains("does not pass fsck"),
+        "{stderr}"
+    );
+    assert!(!db_file.exists(), "a refused copy leaves no store");
+    assert!(!data.join("evault-index.db").exists(), "nor its index");
+}

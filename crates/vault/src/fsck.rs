@@ -448,7 +448,7 @@ pub(crate) fn fsck_stopped(
 
 /// The check of `store`, with keys (unless given) and blobs from
 /// `data_dir`.
-fn fsck_store(
+pub(crate) fn fsck_store(
     data_dir: &Path,
     store: &dyn Store,
     options: &FsckOptions,

@@ -20,6 +20,7 @@ pub mod calendar;
 mod checkpointer;
 mod cluster;
 mod config;
+pub mod copy;
 mod datadir;
 pub mod erasure;
 mod error;

@@ -37,6 +37,12 @@ pub struct FileConfig {
     /// How long connecting to PostgreSQL may take
     /// (`--store-connect-timeout`, e.g. "5s").
     pub store_connect_timeout: Option<String>,
+    /// The first wait before reconnecting to PostgreSQL
+    /// (`--store-reconnect-backoff`, e.g. "100ms").
+    pub store_reconnect_backoff: Option<String>,
+    /// The longest wait between attempts to reconnect
+    /// (`--store-reconnect-backoff-max`, e.g. "1s").
+    pub store_reconnect_backoff_max: Option<String>,
     pub listen: Option<String>,
     /// gRPC address, or "off".
     pub grpc_listen: Option<String>,

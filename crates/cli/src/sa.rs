@@ -32,17 +32,17 @@ pub struct KeystoreLocation {
 /// node of a PostgreSQL store reads.
 enum Target<'a> {
     File(&'a Path),
-    Db(crate::sa_db::DbKeystore),
+    Db(Box<crate::sa_db::DbKeystore>),
 }
 
 impl<'a> Target<'a> {
     fn of(at: &'a KeystoreLocation) -> Result<Target<'a>, CliError> {
         Ok(match &at.store {
             None => Target::File(at.path.as_path()),
-            Some(url) => Target::Db(crate::sa_db::DbKeystore::open(
+            Some(url) => Target::Db(Box::new(crate::sa_db::DbKeystore::open(
                 url,
                 &evault_store::postgres::PgOptions::default(),
-            )?),
+            )?)),
         })
     }
 

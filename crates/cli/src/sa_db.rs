@@ -34,8 +34,7 @@ impl DbKeystore {
             // A poll that hangs only delays the next one; a CLI edit
             // should not wait half a minute.
             call_timeout: options.call_timeout.min(Duration::from_secs(10)),
-            connect_timeout: options.connect_timeout,
-            read_only: false,
+            ..options.clone()
         };
         let store = PgStore::open_with(url, options).map_err(|e| e.to_string())?;
         Ok(DbKeystore { store })

@@ -69,6 +69,16 @@ pub struct ServeArgs {
     /// How long connecting to PostgreSQL may take [default: 5s].
     #[arg(long, env = "EVAULT_STORE_CONNECT_TIMEOUT")]
     store_connect_timeout: Option<String>,
+    /// After PostgreSQL could not be reached, how long until the next
+    /// attempt to connect; it doubles with each failure in a row, up to
+    /// --store-reconnect-backoff-max. Meanwhile calls fail at once with
+    /// 503 [default: 100ms].
+    #[arg(long, env = "EVAULT_STORE_RECONNECT_BACKOFF")]
+    store_reconnect_backoff: Option<String>,
+    /// The longest wait between attempts to reconnect to PostgreSQL
+    /// [default: 1s].
+    #[arg(long, env = "EVAULT_STORE_RECONNECT_BACKOFF_MAX")]
+    store_reconnect_backoff_max: Option<String>,
     /// Address of the REST API, ADDR:PORT [default: 127.0.0.1:8470].
     #[arg(long, env = "EVAULT_LISTEN")]
     listen: Option<String>,
@@ -498,6 +508,24 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
         .or(file.store_connect_timeout.clone())
     {
         config.postgres.connect_timeout = parse_duration("store connect timeout", &t)?;
+    }
+    if let Some(t) = o
+        .store_reconnect_backoff
+        .or(file.store_reconnect_backoff.clone())
+    {
+        config.postgres.reconnect_backoff = parse_duration("store reconnect backoff", &t)?;
+    }
+    if let Some(t) = o
+        .store_reconnect_backoff_max
+        .or(file.store_reconnect_backoff_max.clone())
+    {
+        config.postgres.reconnect_backoff_max = parse_duration("store reconnect backoff max", &t)?;
+    }
+    if config.postgres.reconnect_backoff > config.postgres.reconnect_backoff_max {
+        return Err(format!(
+            "--store-reconnect-backoff ({:?}) is longer than --store-reconnect-backoff-max ({:?})",
+            config.postgres.reconnect_backoff, config.postgres.reconnect_backoff_max
+        ));
     }
     config.origin = o.origin.or(file.origin.clone());
     config.public_url = o.public_url.or(file.public_url.clone());

@@ -68,6 +68,19 @@ fn serve_refuses_an_unmigrated_database_naming_the_command() {
     // Options it cannot run with, named before anything is connected.
     let stderr = refused(&url, &["--store-pool-size", "0"]);
     assert!(stderr.contains("store pool size 0"), "{stderr}");
+    let stderr = refused(
+        &url,
+        &[
+            "--store-reconnect-backoff",
+            "2s",
+            "--store-reconnect-backoff-max",
+            "1s",
+        ],
+    );
+    assert!(
+        stderr.contains("--store-reconnect-backoff (2s) is longer than"),
+        "{stderr}"
+    );
     // Not a store at all.
     let stderr = refused("mysql://x", &[]);
     assert!(

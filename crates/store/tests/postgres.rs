@@ -439,3 +439,149 @@ fn the_keystore_keeps_versions_and_serialises_writers() {
         .unwrap();
     assert_eq!(store.keystore_latest().unwrap().unwrap(), latest);
 }
+
+/// A TCP relay to the test server that can be cut: the connections it
+/// carries are shut, and new ones are accepted and closed at once (as a
+/// restarting database does), each counted.
+struct Relay {
+    url: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    carried: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    /// A relay to the server of `url`; its own URL names the relay.
+    fn to(url: &str) -> Relay {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        // postgres://user@host:port/db: the part between '@' and '/'.
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let at = rest.find('@').map_or(0, |i| i + 1);
+        let end = rest[at..].find('/').map_or(rest.len(), |i| at + i);
+        let upstream = rest[at..end].to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = Relay {
+            url: url.replacen(&upstream, &listener.local_addr().unwrap().to_string(), 1),
+            cut: Default::default(),
+            refused: Default::default(),
+            carried: Default::default(),
+        };
+        let (cut, refused, carried) = (
+            relay.cut.clone(),
+            relay.refused.clone(),
+            relay.carried.clone(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let mut held = carried.lock().unwrap();
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                held.push(client);
+                held.push(server);
+            }
+        });
+        relay
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.carried.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Connections accepted and closed while cut.
+    fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// With the database gone, a store does not open a connection for every
+/// call: after a failed attempt, calls are refused at once (Unavailable,
+/// saying when the next attempt is) until the backoff has passed; once
+/// the database is back, the store works again by itself.
+#[test]
+fn a_lost_database_is_reconnected_with_backoff() {
+    use evault_store::postgres::{PgOptions, PgStore};
+    use evault_store::{LogId, LogStore};
+    use std::time::{Duration, Instant};
+    let Some(db) = TestDb::create("a_lost_database_is_reconnected_with_backoff") else {
+        return;
+    };
+    migrate(db.url()).unwrap();
+    let relay = Relay::to(db.url());
+    let backoff = Duration::from_millis(400);
+    let store = PgStore::open_with(
+        &relay.url,
+        PgOptions {
+            pool_size: 2,
+            call_timeout: Duration::from_secs(10),
+            reconnect_backoff: backoff,
+            reconnect_backoff_max: backoff,
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.tree_size(LogId::Evidence).unwrap(), 0);
+
+    relay.cut();
+    let calls = 50;
+    let started = Instant::now();
+    let mut waiting = 0;
+    for _ in 0..calls {
+        match store.tree_size(LogId::Evidence) {
+            Err(StoreError::Unavailable(why)) => {
+                if why.contains("reconnect backoff") {
+                    assert!(why.contains("next attempt to connect is in"), "{why}");
+                    waiting += 1;
+                }
+            }
+            other => panic!("expected Unavailable with the database cut off, got {other:?}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    // One attempt, then none until at least half the backoff has passed
+    // (the jitter); one more for a call already connecting at the cut.
+    let bound = 2 + (elapsed.as_millis() / (backoff.as_millis() / 2)) as usize;
+    let attempts = relay.refused();
+    assert!(
+        (1..=bound).contains(&attempts),
+        "{attempts} attempts to connect in {elapsed:?} for {calls} calls (at most {bound})"
+    );
+    assert!(
+        waiting >= calls - bound - 1,
+        "only {waiting} of {calls} calls were refused by the backoff"
+    );
+
+    relay.restore();
+    let mut tries = 0;
+    let size = loop {
+        match store.tree_size(LogId::Evidence) {
+            Ok(size) => break size,
+            Err(StoreError::Unavailable(_)) if tries < 400 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(e) => panic!("the store did not come back after {tries} tries: {e}"),
+        }
+    };
+    assert_eq!(size, 0);
+}

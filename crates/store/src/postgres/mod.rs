@@ -15,6 +15,7 @@
 //! `tokio-postgres` rather than borrowing the caller's: the suite, `evault
 //! migrate` and offline `fsck` have none.
 
+mod backoff;
 mod cached;
 mod compliance;
 mod cosignatures;

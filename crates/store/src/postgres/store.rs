@@ -24,6 +24,16 @@ pub struct PgOptions {
     /// Every transaction read-only (`default_transaction_read_only`): for
     /// an offline `evault fsck`, which must write nothing.
     pub read_only: bool,
+    /// After a connection could not be made, no new one is tried for
+    /// this long; each further failure in a row doubles the wait, up to
+    /// [`PgOptions::reconnect_backoff_max`] (each wait is jittered down to
+    /// half, so that nodes do not reconnect in step). Meanwhile a call
+    /// that needs a new connection fails at once with
+    /// [`StoreError::Unavailable`] rather than queueing another attempt
+    /// on a database that is restarting.
+    pub reconnect_backoff: Duration,
+    /// The longest wait between attempts to connect.
+    pub reconnect_backoff_max: Duration,
 }
 
 impl Default for PgOptions {
@@ -33,6 +43,10 @@ impl Default for PgOptions {
             call_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             read_only: false,
+            // Short enough that a node renews its write lease (ttl 3 s by
+            // default) soon after the database is back.
+            reconnect_backoff: Duration::from_millis(100),
+            reconnect_backoff_max: Duration::from_secs(1),
         }
     }
 }
@@ -51,6 +65,7 @@ pub struct PgStore {
     pool: Pool,
     url: String,
     options: PgOptions,
+    backoff: super::backoff::Backoff,
     /// The sequencing lease this store holds, if any (`lease.rs`).
     pub(super) lease: std::sync::Mutex<Option<crate::Lease>>,
 }
@@ -124,6 +139,10 @@ impl PgStore {
             rt: Some(rt),
             pool,
             url: redact(url),
+            backoff: super::backoff::Backoff::new(
+                options.reconnect_backoff,
+                options.reconnect_backoff_max,
+            ),
             options,
             lease: std::sync::Mutex::new(None),
         };
@@ -161,8 +180,34 @@ impl PgStore {
         let _context = rt.enter();
         let deadline = deadline.unwrap_or(self.options.call_timeout);
         let call = async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            f(client).await
+            // Every idle connection may be broken (the database restarted),
+            // so only a pool with none idle is a new connection for sure.
+            if self.pool.status().available == 0
+                && let Some(why) = self.backoff.refusal(std::time::Instant::now())
+            {
+                return Err(StoreError::Unavailable(why));
+            }
+            let client = match self.pool.get().await {
+                Ok(client) => client,
+                Err(e) => {
+                    let connecting = matches!(
+                        e,
+                        PoolError::Backend(_)
+                            | PoolError::Timeout(deadpool_postgres::TimeoutType::Create)
+                    );
+                    let e = pool_error(e);
+                    if connecting {
+                        self.backoff
+                            .failed(std::time::Instant::now(), &e.to_string());
+                    }
+                    return Err(e);
+                }
+            };
+            let result = f(client).await;
+            if !matches!(result, Err(StoreError::Unavailable(_))) {
+                self.backoff.connected();
+            }
+            result
         };
         match futures_executor::block_on(tokio::time::timeout(deadline, call)) {
             Ok(result) => result,

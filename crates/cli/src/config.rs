@@ -30,6 +30,9 @@ pub struct FileConfig {
     /// The file holding the secret the cluster's nodes share
     /// (`--cluster-secret-file`).
     pub cluster_secret_file: Option<PathBuf>,
+    /// The PEM certificates a standby trusts when forwarding to an
+    /// https:// leader (`--cluster-ca-file`).
+    pub cluster_ca_file: Option<PathBuf>,
     /// Connections to a PostgreSQL store, at most (`--store-pool-size`).
     pub store_pool_size: Option<usize>,
     /// Each PostgreSQL call's deadline (`--store-timeout`, e.g. "30s").

@@ -42,14 +42,15 @@ pub struct ServeArgs {
     #[arg(long, env = "EVAULT_LEASE_TTL")]
     lease_ttl: Option<String>,
     /// Where the other nodes of a PostgreSQL store reach this node's REST
-    /// API, http://HOST:PORT: while this node leads, standbys forward the
-    /// calls they receive there. `off`: none (standbys then refuse calls,
-    /// naming this node) [default: http://ADDR:PORT of --listen when that
-    /// is a specific address without TLS].
+    /// API, https://HOST:PORT (with --tls-cert; HOST as the certificate
+    /// names it) or http://HOST:PORT: while this node leads, standbys
+    /// forward the calls they receive there. `off`: none (standbys then
+    /// refuse calls, naming this node) [default: ADDR:PORT of --listen
+    /// when that is a specific address, https:// with TLS].
     #[arg(long, env = "EVAULT_ADVERTISE", value_name = "URL|off")]
     advertise: Option<String>,
-    /// The same for the gRPC API [default: http://ADDR:PORT of
-    /// --grpc-listen, under the same conditions].
+    /// The same for the gRPC API [default: ADDR:PORT of --grpc-listen,
+    /// under the same conditions].
     #[arg(long, env = "EVAULT_ADVERTISE_GRPC", value_name = "URL|off")]
     advertise_grpc: Option<String>,
     /// A file (mode 0600) whose first line is a secret all nodes share (16+
@@ -58,6 +59,12 @@ pub struct ServeArgs {
     /// the audit trail rather than the standby's.
     #[arg(long, env = "EVAULT_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// PEM certificates a standby trusts when the leader advertises an
+    /// https:// address (e.g. the CA that signs the nodes' --tls-cert);
+    /// the certificate must name the advertised host [default: the
+    /// system's trusted roots].
+    #[arg(long, env = "EVAULT_CLUSTER_CA_FILE")]
+    cluster_ca_file: Option<PathBuf>,
     /// Connections to a PostgreSQL store, at most (1 to 1024) [default: 8].
     #[arg(long, env = "EVAULT_STORE_POOL_SIZE")]
     store_pool_size: Option<usize>,
@@ -400,9 +407,9 @@ pub(crate) fn init_logging() {
 }
 
 /// What this node advertises for one API: `off`, an explicit URL (checked
-/// by the vault), or by default `http://ADDR:PORT` of its bound listener
-/// when that is plain HTTP on a specific address (a wildcard address says
-/// nothing about where other nodes reach it).
+/// by the vault), or by default `http://ADDR:PORT` (`https://` with TLS)
+/// of its bound listener when that is a specific address (a wildcard
+/// address says nothing about where other nodes reach it).
 fn advertised(
     flag: &str,
     given: Option<String>,
@@ -416,7 +423,8 @@ fn advertised(
     }
     let Some(l) = listener else { return Ok(None) };
     let local = l.local_addr().map_err(|e| format!("--{flag}: {e}"))?;
-    Ok((plain && !local.ip().is_unspecified()).then(|| format!("http://{local}")))
+    let scheme = if plain { "http" } else { "https" };
+    Ok((!local.ip().is_unspecified()).then(|| format!("{scheme}://{local}")))
 }
 
 /// The service-account keystore the server verifies tokens against: the
@@ -649,6 +657,10 @@ pub fn serve(o: ServeArgs, file: FileConfig) -> Result<(), String> {
             evault_server::ClusterSecret::new(&line)
                 .map_err(|e| format!("--cluster-secret-file {}: {e}", f.display()))?,
         );
+    }
+    if let Some(f) = o.cluster_ca_file.or(file.cluster_ca_file.clone()) {
+        opts.cluster_roots = evault_server::ClusterRoots::from_pem_file(&f)
+            .map_err(|e| format!("--cluster-ca-file: {e}"))?;
     }
 
     let shutdown_timeout = parse_duration("shutdown_timeout", &o.shutdown_timeout)?;

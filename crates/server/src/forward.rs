@@ -28,9 +28,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, h
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
 
 use crate::AppState;
@@ -101,26 +103,131 @@ impl std::fmt::Debug for ClusterSecret {
     }
 }
 
-/// The clients a standby forwards with: HTTP/1.1 for REST, HTTP/2 (without
-/// TLS) for gRPC. Connections to the leader are pooled.
+/// Whose certificates a standby trusts when the leader advertises an
+/// `https://` address: the system's roots, or the cluster's own CA
+/// (`--cluster-ca-file`). Either way the certificate must name the host of
+/// the advertised address.
+#[derive(Clone, Debug, Default)]
+pub enum ClusterRoots {
+    /// The operating system's trusted roots.
+    #[default]
+    System,
+    /// These certificates only (e.g. the CA that signs the nodes').
+    Only(Arc<rustls::RootCertStore>),
+}
+
+impl ClusterRoots {
+    /// The certificates of the PEM file at `path`: one at least, each one
+    /// rustls can use as a trust anchor.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<ClusterRoots, String> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("reading certificates from {}: {e}", path.display()))?
+        {
+            let cert =
+                cert.map_err(|e| format!("parsing certificates in {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("a certificate in {}: {e}", path.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("no certificate in {}", path.display()));
+        }
+        Ok(ClusterRoots::Only(Arc::new(roots)))
+    }
+
+    /// The roots as rustls takes them. The system's certificates that
+    /// cannot be read or used are skipped with a warning, as
+    /// rustls-native-certs advises.
+    fn store(&self) -> rustls::RootCertStore {
+        match self {
+            ClusterRoots::Only(roots) => (**roots).clone(),
+            ClusterRoots::System => {
+                let mut roots = rustls::RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                for e in &found.errors {
+                    tracing::warn!("the system's trusted certificates: {e}");
+                }
+                let (_, skipped) = roots.add_parsable_certificates(found.certs);
+                if skipped > 0 {
+                    tracing::warn!("{skipped} of the system's trusted certificates were skipped");
+                }
+                roots
+            }
+        }
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// The clients a standby forwards with: HTTP/1.1 for REST, HTTP/2 for
+/// gRPC, each over TLS to an `https://` address (verified against the
+/// [`ClusterRoots`]) or in the clear to an `http://` one. Connections to
+/// the leader are pooled.
 pub(crate) struct Forwarder {
-    rest: Client<HttpConnector, Body>,
-    grpc: Client<HttpConnector, Body>,
+    roots: ClusterRoots,
+    /// The REST and gRPC clients, or why there are none (said in every
+    /// refusal to forward); made at the first forwarded call, so that a
+    /// node that never forwards never reads the system's roots.
+    clients: std::sync::OnceLock<Result<(HttpsClient, HttpsClient), String>>,
 }
 
 impl Forwarder {
-    pub(crate) fn new() -> Forwarder {
+    pub(crate) fn new(roots: ClusterRoots) -> Forwarder {
+        Forwarder {
+            roots,
+            clients: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn clients(&self) -> Result<&(HttpsClient, HttpsClient), String> {
+        self.clients
+            .get_or_init(|| Forwarder::make(&self.roots))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn make(roots: &ClusterRoots) -> Result<(HttpsClient, HttpsClient), String> {
         let mut c = HttpConnector::new();
         c.set_connect_timeout(Some(CONNECT_TIMEOUT));
         c.set_nodelay(true);
-        Forwarder {
-            rest: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(c.clone()),
-            grpc: Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build(c),
-        }
+        // The TLS layer above takes the https:// addresses.
+        c.enforce_http(false);
+        let roots = roots.store();
+        let tls = || {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.with_root_certificates(roots.clone())
+                    .with_no_client_auth()
+            })
+            .map_err(|e| format!("TLS to the leader cannot be set up: {e}"))
+        };
+        tls()
+            .and_then(|rest| Ok((rest, tls()?)))
+            .map(|(rest, grpc)| {
+                let rest = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(rest)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(c.clone());
+                let grpc = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(grpc)
+                    .https_or_http()
+                    .enable_http2()
+                    .wrap_connector(c);
+                (
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(30))
+                        .build(rest),
+                    Client::builder(TokioExecutor::new())
+                        .http2_only(true)
+                        .build(grpc),
+                )
+            })
     }
 }
 
@@ -241,11 +348,11 @@ async fn send(st: &AppState, grpc: bool, base: &str, req: Request) -> Result<Res
     let sent = Arc::new(Notify::new());
     let body = Body::new(Watched::new(body, sent.clone()));
     let out = Request::from_parts(parts, body);
-    let clients = &st.forwarder;
+    let (rest, grpc_client) = st.forwarder.clients()?;
     let answer = if grpc {
-        clients.grpc.request(out)
+        grpc_client.request(out)
     } else {
-        clients.rest.request(out)
+        rest.request(out)
     };
     let resp = tokio::select! {
         r = answer => r.map_err(|e| {

@@ -49,7 +49,7 @@ use utoipa_axum::routes;
 pub use audit::AuditPage;
 pub use conn::{Limits, default_max_connections};
 pub use evidence::{ENVELOPE_TYPE, EvidenceEnvelope, EvidencePage, PutResponse};
-pub use forward::ClusterSecret;
+pub use forward::{ClusterRoots, ClusterSecret};
 pub use guard::{ANONYMOUS, REQUEST_ID_HEADER};
 pub use log::{CheckpointInfo, CheckpointPage, ConsistencyProof, LogInfo};
 pub use params::{MAX_LIMIT, parse_rfc3339_ms};
@@ -103,6 +103,9 @@ pub struct ServerOptions {
     /// calls it forwards, and the leader then records the caller's address
     /// the standby saw (without it, the standby's own). `None`: no secret.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Whose certificates a standby trusts when it forwards to a leader
+    /// that advertised an `https://` address.
+    pub cluster_roots: ClusterRoots,
 }
 
 impl ServerOptions {
@@ -117,6 +120,7 @@ impl ServerOptions {
             limits: Limits::default(),
             dashboard_oidc: Vec::new(),
             cluster_secret: None,
+            cluster_roots: ClusterRoots::default(),
         }
     }
 }
@@ -284,13 +288,14 @@ impl AppState {
             .rate_limit
             .filter(|r| r.per_second > 0.0)
             .map(|r| Arc::new(evault_auth::RateLimiter::new(r.per_second, r.burst)));
+        let forwarder = Arc::new(forward::Forwarder::new(opts.cluster_roots.clone()));
         AppState {
             vault,
             opts: Arc::new(opts),
             metrics: metrics::Metrics::new(),
             limiter,
             openapi,
-            forwarder: Arc::new(forward::Forwarder::new()),
+            forwarder,
         }
     }
 }

@@ -25,6 +25,24 @@ const SECRET: &str = "a-cluster-secret-of-the-test";
 /// Node `name` on the database at `url`; a standby takes the leader's log
 /// keys from `keys` (every node signs with the same keys).
 fn node(url: &str, name: &str, keys: Option<&Path>, secret: Option<&str>) -> TestServer {
+    node_with(
+        url,
+        name,
+        keys,
+        |o| o.cluster_secret = secret.map(|s| ClusterSecret::new(s).unwrap()),
+        false,
+    )
+}
+
+/// [`node`] serving TLS (the fixture certificate, for `localhost`) or
+/// not, with its server options set by `server`.
+fn node_with(
+    url: &str,
+    name: &str,
+    keys: Option<&Path>,
+    server: impl FnOnce(&mut evault_server::ServerOptions),
+    tls: bool,
+) -> TestServer {
     TestServer::start_full(
         |c| {
             c.store = StoreLocation::Postgres(url.into());
@@ -36,8 +54,8 @@ fn node(url: &str, name: &str, keys: Option<&Path>, secret: Option<&str>) -> Tes
                 }
             }
         },
-        |o| o.cluster_secret = secret.map(|s| ClusterSecret::new(s).unwrap()),
-        false,
+        server,
+        tls,
     )
 }
 
@@ -91,13 +109,20 @@ fn evidence_client(
 ) -> EvidenceServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>,
 > {
-    let channel =
-        s.rt.block_on(
-            tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc_addr))
-                .unwrap()
-                .connect(),
-        )
-        .expect("connect");
+    let endpoint = if s.tls {
+        let ca = std::fs::read(common::fixture("ca.pem")).unwrap();
+        tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", s.grpc_addr.port()))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+    } else {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc_addr)).unwrap()
+    };
+    let channel = s.rt.block_on(endpoint.connect()).expect("connect");
     let bearer: MetadataValue<_> = format!("Bearer {}", token_for("ingester")).parse().unwrap();
     let auth: Auth = Box::new(move |mut req: tonic::Request<()>| {
         req.metadata_mut().insert("authorization", bearer.clone());
@@ -312,4 +337,78 @@ fn a_standby_answers_itself_once_it_leads() {
     assert_eq!(two.json()["record"]["leaf_index"], 1);
     let event = wait_for_audit_event(&standby, &two.header("x-request-id").unwrap());
     assert_eq!(event.status, 201);
+}
+
+/// TLS between nodes: a leader serving TLS advertises `https://`, and a
+/// standby that trusts the cluster's CA forwards REST and gRPC calls to it
+/// over TLS (HTTP/2 by ALPN for gRPC). A standby that trusts only the
+/// system's roots does not send the call unverified: it answers 503 with
+/// Retry-After, naming the certificate error, and nothing is written.
+#[test]
+fn a_standby_forwards_over_tls_only_to_a_verified_leader() {
+    let Some(db) = TestDb::create("a_standby_forwards_over_tls_only_to_a_verified_leader") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let ca = evault_server::ClusterRoots::from_pem_file(&common::fixture("ca.pem")).unwrap();
+    let leader = node_with(db.url(), "node-1", None, |_| {}, true);
+    assert!(leader.vault.role().is_leader());
+    let keys = data_dir(&leader);
+    let standby = node_with(
+        db.url(),
+        "node-2",
+        Some(&keys),
+        |o| o.cluster_roots = ca,
+        true,
+    );
+    assert_eq!(
+        standby.vault.role().forward_to().unwrap().rest,
+        Some(format!("https://localhost:{}", leader.addr.port()))
+    );
+    let put = standby.post(
+        "/api/v1/evidence",
+        &[("content-type", b"text/plain")],
+        b"over TLS, through the standby",
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    assert_eq!(put.json()["record"]["leaf_index"], 0);
+    let event = wait_for_audit_event(&leader, &put.header("x-request-id").unwrap());
+    assert_eq!((event.status, event.outcome), (201, Outcome::Success));
+    let mut ev = evidence_client(&standby);
+    let grpc_put = standby
+        .rt
+        .block_on(ev.put(pb::PutRequest {
+            record: Some(record(b"gRPC over TLS, through the standby")),
+        }))
+        .expect("a gRPC put through the standby")
+        .into_inner();
+    assert_eq!(grpc_put.record.unwrap().leaf_index, 1);
+    assert_eq!(leader.vault.evidence_log().head().size, 2);
+
+    // The fixture's CA is no system root: this standby cannot verify the
+    // leader, so it forwards nothing.
+    let doubter = node_with(db.url(), "node-3", Some(&keys), |_| {}, true);
+    let refused = doubter.post(
+        "/api/v1/evidence",
+        &[("content-type", b"text/plain")],
+        b"never sent",
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.text().contains("could not reach the leader")
+            && refused.text().contains("certificate"),
+        "{}",
+        refused.text()
+    );
+    let mut ev = evidence_client(&doubter);
+    let status = doubter
+        .rt
+        .block_on(ev.put(pb::PutRequest {
+            record: Some(record(b"never sent either")),
+        }))
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("certificate"), "{status:?}");
+    assert_eq!(leader.vault.evidence_log().head().size, 2);
 }

@@ -44,7 +44,8 @@ pub enum Role {
 
 /// Where a node takes calls that other nodes forward to it while it leads:
 /// the base URLs of its REST and gRPC APIs as the other nodes reach them
-/// (plain HTTP on the cluster's network; e.g. `http://10.0.0.5:8470`).
+/// (e.g. `https://vault-1.internal:8470`, or `http://10.0.0.5:8470` on a
+/// private network).
 /// Written into the lease when the node takes it, so the standbys know
 /// where to forward.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,16 +57,19 @@ pub struct Advertise {
 }
 
 impl Advertise {
-    /// Checks the URLs: `http://HOST:PORT` with no path, query or user
-    /// (forwarding speaks plain HTTP/1.1 and HTTP/2 on the cluster's own
-    /// network; TLS between nodes is not built yet).
+    /// Checks the URLs: `https://HOST:PORT` (the node serves TLS; the
+    /// others verify its certificate for HOST) or `http://HOST:PORT`, with
+    /// no path, query or user.
     pub fn check(&self) -> Result<(), String> {
         for (what, url) in [("REST", &self.rest), ("gRPC", &self.grpc)] {
             let Some(url) = url else { continue };
-            let Some(rest) = url.strip_prefix("http://") else {
+            let Some(rest) = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+            else {
                 return Err(format!(
-                    "advertised {what} address {url:?}: expected http://HOST:PORT (forwarding \
-                     between nodes is plain HTTP on the cluster's network)"
+                    "advertised {what} address {url:?}: expected https://HOST:PORT, or \
+                     http://HOST:PORT if the node serves no TLS"
                 ));
             };
             let host_port = rest.strip_suffix('/').unwrap_or(rest);
@@ -76,7 +80,8 @@ impl Advertise {
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
             if !ok {
                 return Err(format!(
-                    "advertised {what} address {url:?}: expected http://HOST:PORT"
+                    "advertised {what} address {url:?}: expected https://HOST:PORT or \
+                     http://HOST:PORT"
                 ));
             }
         }
@@ -223,9 +228,20 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_host_and_port_is_advertised() {
+    fn only_a_scheme_host_and_port_is_advertised() {
+        let tls = Advertise {
+            rest: Some("https://vault-1.internal:8470".into()),
+            grpc: Some("https://[::1]:9090/".into()),
+        };
+        tls.check().unwrap();
+        assert_eq!(
+            Advertise::from_column(&tls.to_column()).grpc.as_deref(),
+            Some("https://[::1]:9090")
+        );
         for bad in [
-            "https://a:1",
+            "ftp://a:1",
+            "https://a",
+            "https://a:1/path",
             "http://a",
             "http://a:0",
             "http://a:1/path",

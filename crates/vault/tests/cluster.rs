@@ -291,11 +291,11 @@ async fn a_standby_learns_where_the_leader_takes_forwarded_calls() {
     copy_keys(d1.path(), d2.path());
 
     let mut bad = node_config(d2.path(), db.url(), "node-2");
-    bad.lease.advertise.rest = Some("https://node-2:8470".into());
+    bad.lease.advertise.rest = Some("https://node-2:8470/path".into());
     let Err(err) = Vault::open(bad).await else {
-        panic!("an https address is refused")
+        panic!("an address with a path is refused")
     };
-    assert!(err.to_string().contains("http://HOST:PORT"), "{err}");
+    assert!(err.to_string().contains("https://HOST:PORT"), "{err}");
 
     let v2 = Vault::open(node_config(d2.path(), db.url(), "node-2"))
         .await

@@ -149,10 +149,18 @@ impl TestServer {
         let grpc_addr = grpc_listener.local_addr().unwrap();
         // A node of a cluster tells the others where it takes their calls.
         let shared = matches!(config.store, evault_vault::StoreLocation::Postgres(_));
-        if shared && !tls && config.lease.advertise == evault_vault::Advertise::default() {
-            config.lease.advertise = evault_vault::Advertise {
-                rest: Some(format!("http://{addr}")),
-                grpc: Some(format!("http://{grpc_addr}")),
+        // With TLS, by the name the test certificate holds.
+        if shared && config.lease.advertise == evault_vault::Advertise::default() {
+            config.lease.advertise = if tls {
+                evault_vault::Advertise {
+                    rest: Some(format!("https://localhost:{}", addr.port())),
+                    grpc: Some(format!("https://localhost:{}", grpc_addr.port())),
+                }
+            } else {
+                evault_vault::Advertise {
+                    rest: Some(format!("http://{addr}")),
+                    grpc: Some(format!("http://{grpc_addr}")),
+                }
             };
         }
         let vault = match wrap {

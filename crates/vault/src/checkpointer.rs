@@ -85,6 +85,10 @@ pub(crate) struct Checkpointer {
     /// Only a leader signs; a standby publishes the size of the latest
     /// checkpoint the leader stored.
     pub role: watch::Receiver<Role>,
+    /// The lease epoch the key set was last read from the store for.
+    pub keys_read_for: Option<u64>,
+    /// Whether the last read of the key set failed (reported on `health`).
+    pub keys_failed: bool,
 }
 
 impl Checkpointer {
@@ -164,6 +168,18 @@ impl Checkpointer {
             let head = *self.heads.borrow_and_update();
             if head.size <= last || !self.role.borrow().is_leader() {
                 continue;
+            }
+            // The first signature of each lead: another node may have
+            // rotated or retired keys since this node last looked.
+            let epoch = self.role.borrow().leading();
+            if self.keys_read_for != epoch {
+                if !self.refresh_keys().await {
+                    if closed || *stopping.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+                self.keys_read_for = epoch;
             }
             let store = self.store.clone();
             let signers = self.ring.signing_set();
@@ -245,9 +261,53 @@ impl Checkpointer {
         }
     }
 
+    /// Takes up the key set the store holds ([`KeyRing::refresh`]); on
+    /// failure reports the signer not ready, naming the key this node
+    /// lacks, and returns false: it must not sign with keys the log has
+    /// moved on from.
+    ///
+    /// [`KeyRing::refresh`]: crate::keyring::KeyRing::refresh
+    async fn refresh_keys(&mut self) -> bool {
+        let (store, ring) = (self.store.clone(), self.ring.clone());
+        let refreshed = tokio::task::spawn_blocking(move || ring.refresh(&*store)).await;
+        match refreshed {
+            Ok(Ok(changed)) => {
+                if changed {
+                    tracing::info!(
+                        "the {} log's keys changed on another node; taken up",
+                        self.log
+                    );
+                }
+                if self.keys_failed {
+                    self.keys_failed = false;
+                    self.health.clear(Component::Signer(self.log));
+                }
+                true
+            }
+            Ok(Err(e)) => {
+                if !self.keys_failed {
+                    tracing::error!("{e}");
+                }
+                self.keys_failed = true;
+                self.health.set(
+                    Component::Signer(self.log),
+                    false,
+                    format!("cannot sign with the log's keys: {e}"),
+                );
+                false
+            }
+            Err(e) => {
+                tracing::error!("reading the {} log's keys: {e}", self.log);
+                false
+            }
+        }
+    }
+
     /// A standby's round: the size of the latest checkpoint in the store,
-    /// published if it is past `last` (the leader signed it).
+    /// published if it is past `last` (the leader signed it); and the
+    /// key set, which the leader may have changed.
     async fn follow_leader(&mut self, last: u64) -> u64 {
+        self.refresh_keys().await;
         let (store, log) = (self.store.clone(), self.log);
         let latest = tokio::task::spawn_blocking(move || store.latest_checkpoint(log)).await;
         match latest {

@@ -292,6 +292,76 @@ impl KeyRing {
             .min()
     }
 
+    /// Takes up the key set stored by another node (on a shared store, the
+    /// leader rotates and retires keys; every other node must sign with
+    /// the same keys once it leads, and serve the same verifiers before).
+    /// Returns whether the ring changed. Each key that signs needs a signer
+    /// on this node: one the ring holds, the configured next signer, or
+    /// the key file a rotation made, found under the same name in this
+    /// node's data directory. If one has none, the ring stays as it was
+    /// and the error names the key.
+    pub fn refresh(&self, store: &dyn LogStore) -> Result<bool> {
+        let Some(entries) = load_entries(store, self.log)? else {
+            return Ok(false);
+        };
+        let r = self.read();
+        if entries == r.entries {
+            return Ok(false);
+        }
+        let mut ed25519 = Vec::new();
+        for e in entries.iter().filter(|e| e.signs()) {
+            let held = r
+                .ed25519
+                .iter()
+                .chain(self.next.iter())
+                .find(|s| s.verifier_key().as_str() == e.verifier_key)
+                .cloned();
+            let signer = match (held, &e.file) {
+                (Some(s), _) => s,
+                (None, Some(file)) => {
+                    let path = self.data_dir.join(file);
+                    let s =
+                        crate::keys::load_or_create(&path, &self.origin, false).map_err(|err| {
+                            VaultError::Inconsistent(format!(
+                                "the {} log's key {} signs now, and this node cannot load its \
+                                 key file {} ({err}): copy that file from the node that \
+                                 rotated, or configure the same --next-signer on every node \
+                                 before rotating",
+                                self.log,
+                                e.verifier_key,
+                                path.display()
+                            ))
+                        })?;
+                    if s.verifier_key().as_str() != e.verifier_key {
+                        return Err(VaultError::Inconsistent(format!(
+                            "the {} key file {} holds {}, not the log's key {}",
+                            self.log,
+                            path.display(),
+                            s.verifier_key(),
+                            e.verifier_key
+                        )));
+                    }
+                    s
+                }
+                (None, None) => {
+                    return Err(VaultError::Inconsistent(format!(
+                        "the {} log's key {} signs now, but this node has no signer for it: \
+                         configure it as this node's --next-signer (every node needs the key \
+                         a rotation moves to)",
+                        self.log, e.verifier_key
+                    )));
+                }
+            };
+            ed25519.push(signer);
+        }
+        let ring = Ring::new(self.log, entries, ed25519, r.pq.clone())?;
+        match self.state.write() {
+            Ok(mut w) => *w = ring,
+            Err(p) => *p.into_inner() = ring,
+        }
+        Ok(true)
+    }
+
     /// Stores `entries` and makes them the ring's, with `signers` for the
     /// keys that sign (in entry order).
     fn replace(

@@ -285,6 +285,8 @@ fn running(
         alarm: alarm.clone(),
         health: health.clone(),
         role,
+        keys_read_for: None,
+        keys_failed: false,
     };
     let handle = LogHandle {
         id,

@@ -58,6 +58,17 @@ impl Vault {
             )));
         }
         let ring = self.inner.log(log)?.ring.clone();
+        // On a shared store the node that takes over next signs with the
+        // new key too: a key file made here would be on this node alone.
+        if self.inner.store.coordination().is_some() && ring.next_signer().is_none() {
+            return Err(VaultError::Conflict(
+                "on a shared store (PostgreSQL) every node must hold the key a rotation moves \
+                 to, or the node that takes over could not sign with it: configure the same \
+                 --next-signer (a pkcs11: key, or a file: key copied to each node) on every node, \
+                 restart them, then rotate"
+                    .into(),
+            ));
+        }
         let _one = ring.changing.lock().await;
         if let Some(e) = ring
             .entries()

@@ -312,3 +312,111 @@ async fn a_standby_learns_where_the_leader_takes_forwarded_calls() {
     v2.shutdown().await.unwrap();
     v1.shutdown().await.unwrap();
 }
+
+/// Key rotation on a shared store. Without a next signer it is refused:
+/// the key file it would make would be on the leader alone. With the same
+/// next signer on the nodes, a standby takes up the new key set from the
+/// store (the new key listed as active) and, once it leads, signs with
+/// both keys of the overlap. A standby that lacks the new key says so on
+/// its health board instead of ever signing with the old keys alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_on_the_leader_is_taken_up_by_the_standbys() {
+    use std::sync::Arc;
+
+    use evault_note::{Ed25519Signer, Signer};
+    use evault_vault::{KeyState, LogId, LogSigner};
+    let Some(db) = TestDb::create("a_rotation_on_the_leader_is_taken_up_by_the_standbys") else {
+        return;
+    };
+    evault_store::postgres::migrate(db.url()).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let v1 = Vault::open(node_config(dirs[0].path(), db.url(), "node-1"))
+        .await
+        .unwrap();
+    put(&v1, b"one").await.unwrap();
+    let err = v1
+        .rotate_key(LogId::Evidence, Duration::from_secs(3600))
+        .await
+        .expect_err("refused without a next signer");
+    assert!(
+        matches!(&err, VaultError::Conflict(why) if why.contains("--next-signer")),
+        "{err}"
+    );
+    let old = v1.evidence_log().verifier_key();
+    v1.shutdown().await.unwrap();
+    drop(v1);
+
+    let (skey, vkey) = evault_note::generate_ed25519(ORIGIN).unwrap();
+    let next: Arc<dyn Signer> =
+        Arc::new(Ed25519Signer::from_signer_key(skey.expose_secret()).unwrap());
+    let with_next = |dir: &Path, node: &str| {
+        let mut c = node_config(dir, db.url(), node);
+        c.next_signer = Some(LogSigner::new(next.clone()));
+        c
+    };
+    let v1 = Vault::open(with_next(dirs[0].path(), "node-1"))
+        .await
+        .unwrap();
+    assert!(v1.role().is_leader());
+    copy_keys(dirs[0].path(), dirs[1].path());
+    copy_keys(dirs[0].path(), dirs[2].path());
+    let v2 = Vault::open(with_next(dirs[1].path(), "node-2"))
+        .await
+        .unwrap();
+    let v3 = Vault::open(node_config(dirs[2].path(), db.url(), "node-3"))
+        .await
+        .unwrap();
+    assert!(standby_of("node-1", &v2.role()) && standby_of("node-1", &v3.role()));
+
+    let keys = v1
+        .rotate_key(LogId::Evidence, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(keys[1].verifier_key, vkey.as_str());
+    assert_eq!(keys[1].file, None, "the next signer's key: no key file");
+    put(&v1, b"two").await.unwrap();
+    eventually(
+        || async {
+            v2.keys(LogId::Evidence)
+                .unwrap()
+                .iter()
+                .any(|e| e.verifier_key == vkey.as_str() && e.state == KeyState::Active)
+        },
+        "the standby to take up the rotation",
+    )
+    .await;
+    eventually(
+        || async {
+            v3.health().iter().any(|h| {
+                h.component == Component::Signer(LogId::Evidence)
+                    && h.reason.contains(vkey.as_str())
+            })
+        },
+        "the standby without the new key to say it cannot sign",
+    )
+    .await;
+    assert!(
+        v3.keys(LogId::Evidence).unwrap().len() == 1,
+        "its key set stays as it was"
+    );
+    v3.shutdown().await.unwrap();
+    v1.shutdown().await.unwrap();
+    eventually(|| async { v2.role().is_leader() }, "node-2 to take over").await;
+    let three = put(&v2, b"three").await.unwrap();
+    let log = v2.evidence_log();
+    log.wait_for_checkpoint(three.record.leaf_index + 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let note = log.checkpoint_at(log.checkpoint_size()).await.unwrap().note;
+    for key in [&old, vkey.as_str()] {
+        let mut trusted = evault_note::Verifiers::new();
+        trusted
+            .insert_boxed(evault_note::verifier_for(key).unwrap())
+            .unwrap();
+        assert!(
+            evault_note::open(note.as_bytes(), &trusted).is_ok(),
+            "the new leader's checkpoint is signed by {key}: {note}"
+        );
+    }
+    v2.shutdown().await.unwrap();
+}

@@ -199,9 +199,14 @@ pub(super) async fn by_dedup_keys(
         return Ok(Vec::new());
     }
     let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    // One index probe (entries_dedup) per key, whatever the planner
+    // knows of the table: with `dedup_key = ANY($1) … GROUP BY` a table
+    // not analysed yet (a new vault under load) was scanned whole for
+    // every batch.
     let sql = format!(
         "SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} WHERE e.leaf_index IN \
-         (SELECT min(leaf_index) FROM entries WHERE dedup_key = ANY($1) GROUP BY dedup_key)"
+         (SELECT m.leaf_index FROM unnest($1::bytea[]) AS k(key) CROSS JOIN LATERAL \
+          (SELECT leaf_index FROM entries WHERE dedup_key = k.key ORDER BY leaf_index LIMIT 1) m)"
     );
     let rows = cached::query(c, &sql, &[&keys]).await?;
     rows.iter().map(decode).collect()

@@ -5,7 +5,10 @@
 #
 #   1. HTTP single-record ingest through 3 nodes (one leads, two forward to
 #      it; wrk against each node at once)   vs one node on the same database
-#      kind, and one node on the embedded SQLite store, same wrk settings
+#      kind, and one node on the embedded SQLite store, same wrk settings;
+#      each with the CPU time per acknowledged record, of the whole machine
+#      (wrk and PostgreSQL included) and of the vault nodes, and the rate
+#      that CPU time allows on this machine's cores
 #   2. failover: a leader killed with SIGKILL, time until a standby
 #      acknowledges a write, over EVAULT_BENCH_KILLS rounds (p50, max)
 #      vs the lease ttl (the bound the design gives)
@@ -64,16 +67,64 @@ token() { # token: a service account in node 0's directory and a 1-hour token
 head -c 32 /dev/urandom | base64 | tr -d '/+=' >"$work/secret"
 chmod 600 "$work/secret"
 
-echo "== HTTP ingest: wrk -c64 in all, -d${secs}s, unique single-record POSTs" >&2
+# CPU accounting, to say what bounds the rate on this machine: the whole
+# machine's busy time (/proc/stat) and the vault nodes' own (utime + stime
+# of each evault process), over the load alone.
+hz=$(getconf CLK_TCK)
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+nodes_cpu() { # ticks used so far by the running vault nodes
+  local t=0 pid
+  for pid in $(pgrep -f "evault serve --data-dir $work"); do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+acked() { # acked RESULT-LINE...: 201 answers in all
+  local n=0 line
+  for line in "$@"; do
+    n=$((n + $(echo "$line" | field requests) - $(echo "$line" | field non201)))
+  done
+  echo "$n"
+}
+# row LABEL SECONDS BUSY NODES RESULT-LINE...: one table row
+row() {
+  local label=$1 seconds=$2 b=$3 v=$4; shift 4
+  local ok; ok=$(acked "$@")
+  awk -v l="$label" -v ok="$ok" -v s="$seconds" -v b="$b" -v v="$v" -v hz="$hz" -v cores="$(nproc)" \
+    'BEGIN { us = ok ? b / hz * 1e6 / ok : 0; printf "| %s | %.0f | %.0f | %.0f | %.0f |\n", l, ok / s, us, ok ? v / hz * 1e6 / ok : 0, us ? cores * 1e6 / us : 0 }'
+}
+# load PORTS...: wrk on each port at once, 64 connections in all; sets
+# $results (the RESULT lines), $busy_ticks and $node_ticks
+load() {
+  local n=$# i=0 port b0 v0 pids=()
+  local per=$((64 / n))
+  b0=$(busy); v0=$(nodes_cpu)
+  for port in "$@"; do
+    wrk -t1 -c"$per" -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:$port" -- "r$i$$" "$tok" | grep RESULT >"$work/wrk$i" &
+    pids+=($!)
+    i=$((i + 1))
+  done
+  # Only the loads: the vault nodes are children of this shell too.
+  wait "${pids[@]}"
+  busy_ticks=$(($(busy) - b0)); node_ticks=$(($(nodes_cpu) - v0))
+  results=()
+  for i in $(seq 0 $((n - 1))); do results+=("$(cat "$work/wrk$i")"); done
+}
+
+echo "== HTTP ingest: wrk, 64 connections in all, -d${secs}s, unique single-record POSTs" >&2
 reset
 tok=$(token)
 serve 0 sqlite
-sqlite=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[0]}" -- "sqlite$$" "$tok" | grep RESULT)
+load "${ports[0]}"
+sqlite_row=$(row "baseline: 1 node on SQLite" "$secs" "$busy_ticks" "$node_ticks" "${results[@]}")
+sqlite_p99=$(echo "${results[0]}" | field p99_ms)
 reset
 tok=$(token)
 fresh_db
 serve 0 "$pg/$db"
-one=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[0]}" -- "one$$" "$tok" | grep RESULT)
+load "${ports[0]}"
+one_row=$(row "baseline: 1 node on PostgreSQL" "$secs" "$busy_ticks" "$node_ticks" "${results[@]}")
+one_p99=$(echo "${results[0]}" | field p99_ms)
 reset
 tok=$(token)
 fresh_db
@@ -81,23 +132,19 @@ serve 0 "$pg/$db"
 share_keys
 serve 1 "$pg/$db"
 serve 2 "$pg/$db"
-for n in 0 1 2; do
-  wrk -t1 -c21 -d"${secs}s" --latency -s bench/ingest.lua "http://127.0.0.1:${ports[$n]}" -- "three$n$$" "$tok" | grep RESULT >"$work/wrk$n" &
-done
-wait
-three=0 three_bad=0
-for n in 0 1 2; do
-  three=$((three + $(field rps <"$work/wrk$n")))
-  three_bad=$((three_bad + $(field non201 <"$work/wrk$n")))
-done
+load "${ports[@]}"
+three_row=$(row "3 nodes on PostgreSQL (wrk on each)" "$secs" "$busy_ticks" "$node_ticks" "${results[@]}")
+three_p99="$(echo "${results[0]}" | field p99_ms), $(echo "${results[1]}" | field p99_ms), $(echo "${results[2]}" | field p99_ms)"
+three_bad=0
+for r in "${results[@]}"; do three_bad=$((three_bad + $(echo "$r" | field non201))); done
 forwarded=$(curl -fs -H "Authorization: Bearer $tok" "http://127.0.0.1:${ports[1]}/metrics" | awk '/^evault_forwarded_calls_total/ { s += $2 } END { print s + 0 }')
 echo
-echo "| HTTP ingest (records/s, 201 only) | rps | p99 ms | non-201 |"
-echo "|---|---|---|---|"
-echo "| 3 nodes on PostgreSQL (wrk on each, 21+21+22 connections) | $three | $(field p99_ms <"$work/wrk0"), $(field p99_ms <"$work/wrk1"), $(field p99_ms <"$work/wrk2") | $three_bad |"
-echo "| baseline: 1 node on PostgreSQL | $(echo "$one" | field rps) | $(echo "$one" | field p99_ms) | $(echo "$one" | field non201) |"
-echo "| baseline: 1 node on SQLite | $(echo "$sqlite" | field rps) | $(echo "$sqlite" | field p99_ms) | $(echo "$sqlite" | field non201) |"
-echo "(node 1 forwarded $forwarded calls to the leader)"
+echo "| HTTP ingest, $secs s | records/s (201) | machine CPU µs per record | vault nodes' CPU µs per record | bound on $(nproc) cores, records/s |"
+echo "|---|---|---|---|---|"
+echo "$three_row"
+echo "$one_row"
+echo "$sqlite_row"
+echo "(p99 ms: 3 nodes $three_p99; 1 node on PostgreSQL $one_p99; SQLite $sqlite_p99. Non-201 answers through 3 nodes: $three_bad. Node 1 forwarded $forwarded calls to the leader. The bound is the cores divided by the machine's CPU time per record: wrk, PostgreSQL and the nodes together.)"
 
 echo "== failover: $kills SIGKILLs of the leader, time until a standby acknowledges" >&2
 reset
